@@ -1,0 +1,547 @@
+//! The configuration file (TOML) and where it is found.
+//!
+//! Invariants:
+//! - Lookup order: an explicit path (`--config` or STATUSRELAY_CONFIG) that must exist, then
+//!   `/etc/statusrelay/config.toml` if it exists, then built-in defaults (the static HTML page,
+//!   one component per Monit service). An explicit path that is missing is an error, never a
+//!   silent fall-back to defaults.
+//! - Unknown keys are errors (`deny_unknown_fields`), and every error names the file, the line
+//!   where toml can tell it, and the key.
+//! - Secrets are never stored here: the token is read from `token_file` or `token_env` when a
+//!   backend is built, so the config can be shown and logged freely.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::CoreError;
+use crate::duration::serde_human;
+use crate::glob::Glob;
+use crate::mapping::{Mapped, TESTS, test_spec};
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/statusrelay/config.toml";
+pub const DEFAULT_SPOOL: &str = "/var/lib/statusrelay/spool.db";
+pub const DEFAULT_HTML_DIR: &str = "/var/lib/statusrelay/www";
+
+/// Where the config came from, for `check` and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    File(PathBuf),
+    Defaults,
+}
+
+impl std::fmt::Display for ConfigSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigSource::File(p) => write!(f, "{}", p.display()),
+            ConfigSource::Defaults => f.write_str("built-in defaults (no config file)"),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Path of the SQLite spool.
+    #[serde(default = "default_spool")]
+    pub spool: PathBuf,
+    /// This node's name, used as the host when MONIT_HOST is absent. Defaults to the hostname.
+    #[serde(default)]
+    pub node: Option<String>,
+    #[serde(default)]
+    pub backend: BackendConfig,
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+    #[serde(default)]
+    pub retention: RetentionConfig,
+    /// Global overrides of the default test -> state table.
+    #[serde(default)]
+    pub mapping: MappingTable,
+    #[serde(default, rename = "component")]
+    pub components: Vec<ComponentConfig>,
+    #[serde(skip)]
+    pub source: Option<ConfigSource>,
+}
+
+fn default_spool() -> PathBuf {
+    PathBuf::from(DEFAULT_SPOOL)
+}
+
+/// Which status page to deliver to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum BackendConfig {
+    /// Cachet 2.x (`/api/v1`).
+    Cachet {
+        /// Base URL of the Cachet installation, e.g. https://status.example.com
+        url: String,
+        /// File holding the API token (first line).
+        #[serde(default)]
+        token_file: Option<PathBuf>,
+        /// Environment variable holding the API token.
+        #[serde(default)]
+        token_env: Option<String>,
+        /// Timeout of each request.
+        #[serde(default = "default_timeout", with = "serde_human")]
+        timeout: Duration,
+    },
+    /// The built-in static page: index.html and status.json written into `dir`.
+    Html {
+        #[serde(default = "default_html_dir")]
+        dir: PathBuf,
+        #[serde(default = "default_title")]
+        title: String,
+    },
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_html_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_HTML_DIR)
+}
+fn default_title() -> String {
+    "Service status".to_string()
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig::Html {
+            dir: default_html_dir(),
+            title: default_title(),
+        }
+    }
+}
+
+impl BackendConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BackendConfig::Cachet { .. } => "cachet",
+            BackendConfig::Html { .. } => "html",
+        }
+    }
+}
+
+/// Retry and give-up policy of the flusher.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// First retry delay (before jitter).
+    #[serde(default = "d_base", with = "serde_human")]
+    pub backoff_base: Duration,
+    /// Longest retry delay.
+    #[serde(default = "d_cap", with = "serde_human")]
+    pub backoff_cap: Duration,
+    /// Dead-letter after this many failed attempts (0: no limit).
+    #[serde(default)]
+    pub max_attempts: u32,
+    /// Dead-letter an item still undelivered this long after it was queued.
+    #[serde(default = "d_age", with = "serde_human")]
+    pub max_age: Duration,
+}
+
+fn d_base() -> Duration {
+    Duration::from_secs(1)
+}
+fn d_cap() -> Duration {
+    Duration::from_secs(300)
+}
+fn d_age() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            backoff_base: d_base(),
+            backoff_cap: d_cap(),
+            max_attempts: 0,
+            max_age: d_age(),
+        }
+    }
+}
+
+/// How long the event history is kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Events older than this are pruned (unless a queued or dead item still refers to them).
+    #[serde(default = "r_age", with = "serde_human")]
+    pub events: Duration,
+    /// At most this many events are kept.
+    #[serde(default = "r_max")]
+    pub max_events: u64,
+}
+
+fn r_age() -> Duration {
+    Duration::from_secs(30 * 86_400)
+}
+fn r_max() -> u64 {
+    1_000_000
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            events: r_age(),
+            max_events: r_max(),
+        }
+    }
+}
+
+/// A `[mapping]` table: test family -> state or "ignore". Keys are checked against the known
+/// test families so a typo is an error, not a silently unused override.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MappingTable(pub BTreeMap<String, Mapped>);
+
+impl<'de> Deserialize<'de> for MappingTable {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let m = BTreeMap::<String, Mapped>::deserialize(d)?;
+        for k in m.keys() {
+            if test_spec(k).is_none() || k.contains(':') {
+                let known: Vec<&str> = TESTS.iter().map(|t| t.key).collect();
+                return Err(serde::de::Error::custom(format!(
+                    "unknown test {k:?} in mapping: expected one of {}",
+                    known.join(", ")
+                )));
+            }
+        }
+        Ok(MappingTable(m))
+    }
+}
+
+/// One component on the status page and the Monit services that feed it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentConfig {
+    /// Name on the status page (resolved to its id unless `id` is given).
+    pub name: String,
+    /// The component's id on the status page, to skip name resolution.
+    #[serde(default)]
+    pub id: Option<u64>,
+    /// Monit service names (globs) that feed this component. Default: the component's name.
+    #[serde(default)]
+    pub services: Vec<Glob>,
+    /// Per-component overrides of the test -> state table.
+    #[serde(default)]
+    pub mapping: MappingTable,
+}
+
+impl ComponentConfig {
+    /// A component synthesised for a service when the config lists none (built-in defaults).
+    pub fn auto(service: &str) -> ComponentConfig {
+        ComponentConfig {
+            name: service.to_string(),
+            id: None,
+            services: Vec::new(),
+            mapping: MappingTable::default(),
+        }
+    }
+
+    pub fn feeds_from(&self, service: &str) -> bool {
+        if self.services.is_empty() {
+            return self.name == service;
+        }
+        self.services.iter().any(|g| g.matches(service))
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            spool: default_spool(),
+            node: None,
+            backend: BackendConfig::default(),
+            delivery: DeliveryConfig::default(),
+            retention: RetentionConfig::default(),
+            mapping: MappingTable::default(),
+            components: Vec::new(),
+            source: Some(ConfigSource::Defaults),
+        }
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+impl Config {
+    /// Find and load the config: explicit path, then /etc/statusrelay/config.toml, then defaults.
+    pub fn load(explicit: Option<&Path>) -> Result<Config, CoreError> {
+        match explicit {
+            Some(p) => Config::from_file(p),
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
+                Config::from_file(Path::new(DEFAULT_CONFIG_PATH))
+            }
+            None => Ok(Config::default()),
+        }
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config, CoreError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CoreError::ConfigRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut cfg = Config::parse(&text, path)?;
+        // Relative paths in a config file are relative to the file, as an operator reading it expects.
+        if let Some(dir) = path.parent() {
+            cfg.spool = dir.join(&cfg.spool);
+            match &mut cfg.backend {
+                BackendConfig::Html { dir: d, .. } => *d = dir.join(&*d),
+                BackendConfig::Cachet {
+                    token_file: Some(t),
+                    ..
+                } => *t = dir.join(&*t),
+                BackendConfig::Cachet { .. } => {}
+            }
+        }
+        cfg.source = Some(ConfigSource::File(path.to_path_buf()));
+        Ok(cfg)
+    }
+
+    /// Parse and validate config text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, CoreError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| format!("line {}: ", line_of(text, s.start)))
+                .unwrap_or_default();
+            CoreError::ConfigParse {
+                path: path.to_path_buf(),
+                message: format!("{at}{}", e.message()),
+            }
+        })?;
+        cfg.validate(text, path)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, text: &str, path: &Path) -> Result<(), CoreError> {
+        let invalid = |key: String, message: String| CoreError::ConfigInvalid {
+            path: path.to_path_buf(),
+            key,
+            message,
+        };
+        match &self.backend {
+            BackendConfig::Cachet {
+                url,
+                token_file,
+                token_env,
+                timeout,
+            } => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+                    return Err(invalid(
+                        "backend.url".into(),
+                        format!("{url:?} is not an http(s) URL, e.g. https://status.example.com"),
+                    ));
+                }
+                match (token_file, token_env) {
+                    (None, None) => return Err(invalid("backend".into(), "Cachet needs a token: set token_file = \"/etc/statusrelay/token\" or token_env = \"STATUSRELAY_TOKEN\"".into())),
+                    (Some(_), Some(_)) => return Err(invalid("backend".into(), "set only one of token_file and token_env".into())),
+                    _ => {}
+                }
+                if timeout.is_zero() {
+                    return Err(invalid(
+                        "backend.timeout".into(),
+                        "must be more than 0s".into(),
+                    ));
+                }
+            }
+            BackendConfig::Html { dir, .. } => {
+                if dir.as_os_str().is_empty() {
+                    return Err(invalid(
+                        "backend.dir".into(),
+                        "must name a directory".into(),
+                    ));
+                }
+            }
+        }
+        let d = &self.delivery;
+        if d.backoff_base.is_zero() || d.backoff_cap < d.backoff_base {
+            return Err(invalid(
+                "delivery".into(),
+                "need 0 < backoff_base <= backoff_cap".into(),
+            ));
+        }
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, c) in self.components.iter().enumerate() {
+            let key = format!("component[{}] (line {})", i + 1, component_line(text, i));
+            if c.name.trim().is_empty() || c.name.len() > 190 {
+                return Err(invalid(
+                    format!("{key}.name"),
+                    "must be 1 to 190 characters".into(),
+                ));
+            }
+            if let Some(prev) = seen.insert(c.name.as_str(), i) {
+                return Err(invalid(
+                    format!("{key}.name"),
+                    format!("{:?} is already component[{}]", c.name, prev + 1),
+                ));
+            }
+            if c.id == Some(0) {
+                return Err(invalid(format!("{key}.id"), "ids start at 1".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The spool path from a config that may not parse, so a handler facing a broken config can
+    /// still record the raw event. Falls back to the default spool.
+    pub fn spool_hint(path: Option<&Path>) -> PathBuf {
+        let path = path
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+        let spool = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.parse::<toml::Table>().ok())
+            .and_then(|t| t.get("spool").and_then(|v| v.as_str()).map(PathBuf::from));
+        match spool {
+            Some(s) => path.parent().map(|d| d.join(&s)).unwrap_or(s),
+            None => PathBuf::from(DEFAULT_SPOOL),
+        }
+    }
+
+    /// Components fed by this Monit service. With no `[[component]]` configured, each service is
+    /// its own component (the zero-config default).
+    pub fn route(&self, service: &str) -> Vec<ComponentConfig> {
+        if self.components.is_empty() {
+            return vec![ComponentConfig::auto(service)];
+        }
+        self.components
+            .iter()
+            .filter(|c| c.feeds_from(service))
+            .cloned()
+            .collect()
+    }
+
+    /// A configured component by name (or, with no components configured, a synthesised one).
+    pub fn component(&self, name: &str) -> Result<ComponentConfig, CoreError> {
+        if self.components.is_empty() {
+            return Ok(ComponentConfig::auto(name));
+        }
+        self.components
+            .iter()
+            .find(|c| c.name == name)
+            .cloned()
+            .ok_or_else(|| CoreError::UnknownComponent(name.to_string()))
+    }
+
+    /// This node's name: `node` from the config, else the kernel's hostname.
+    pub fn node_name(&self) -> String {
+        if let Some(n) = &self.node {
+            return n.clone();
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "localhost".to_string())
+    }
+}
+
+/// Line of the i-th `[[component]]` header, for messages about semantic errors.
+fn component_line(text: &str, i: usize) -> usize {
+    text.match_indices("[[component]]")
+        .nth(i)
+        .map(|(off, _)| line_of(text, off))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::State;
+
+    fn parse(t: &str) -> Result<Config, CoreError> {
+        Config::parse(t, Path::new("test.toml"))
+    }
+
+    const GOOD: &str = r#"
+spool = "/var/lib/statusrelay/spool.db"
+[backend]
+kind = "cachet"
+url = "https://status.example.com"
+token_file = "/etc/statusrelay/token"
+[mapping]
+resource = "partial_outage"
+[[component]]
+name = "db cluster"
+services = ["mysql", "mysql-*"]
+[component.mapping]
+connection = "ignore"
+"#;
+
+    #[test]
+    fn issue_example_parses() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.backend.kind(), "cachet");
+        assert_eq!(c.components[0].name, "db cluster");
+        assert_eq!(c.mapping.0["resource"], Mapped::State(State::PartialOutage));
+        assert_eq!(c.components[0].mapping.0["connection"], Mapped::Ignore);
+        assert_eq!(c.route("mysql-replica").len(), 1);
+        assert!(c.route("nginx").is_empty());
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let e = parse("spool = \"x\"\n[backend]\nkind = \"html\"\ndri = \"/tmp\"\n")
+            .unwrap_err()
+            .to_string();
+        // toml reports an internally tagged table at its header line.
+        assert!(
+            e.contains("line 2") && e.contains("unknown field `dri`") && e.contains("`dir`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_state_and_bad_test_are_named() {
+        let e = parse("[mapping]\nconnection = \"down\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("\"down\""), "{e}");
+        let e = parse("[mapping]\nconection = \"major_outage\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("conection") && e.contains("existence"), "{e}");
+    }
+
+    #[test]
+    fn cachet_needs_exactly_one_token_source() {
+        let e = parse("[backend]\nkind = \"cachet\"\nurl = \"https://s.example.com\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("token_file"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_component_names_point_at_the_second() {
+        let t = "[[component]]\nname = \"a\"\n[[component]]\nname = \"a\"\n";
+        let e = parse(t).unwrap_err().to_string();
+        assert!(
+            e.contains("component[2] (line 3).name") && e.contains("already component[1]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn defaults_route_each_service_to_its_own_component() {
+        let c = parse("").unwrap();
+        assert_eq!(c.backend.kind(), "html");
+        assert_eq!(c.route("nginx")[0].name, "nginx");
+    }
+
+    #[test]
+    fn spool_hint_survives_a_broken_config() {
+        let dir = std::env::temp_dir().join(format!("sr-hint-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("c.toml");
+        std::fs::write(&p, "spool = \"s.db\"\n[backend]\nkind = 7\n").unwrap();
+        assert_eq!(Config::spool_hint(Some(&p)), dir.join("s.db"));
+        std::fs::write(&p, "spool = [[[").unwrap();
+        assert_eq!(Config::spool_hint(Some(&p)), PathBuf::from(DEFAULT_SPOOL));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,23 @@
+//! statusrelay's model: what a component state is, how a Monit event maps onto one, and the
+//! configuration that routes services to components.
+//!
+//! Invariants:
+//! - Nothing here touches the network, the spool or the clock; every function is pure or reads
+//!   only the file it is handed, so the handler's hot path stays cheap and fully testable.
+//! - Every Monit event string is either in the documented table ([`mapping::EVENT_TABLE`]),
+//!   matched by the documented pairing rule, or reported as unmapped: never guessed silently.
+
+pub mod config;
+pub mod duration;
+pub mod error;
+pub mod glob;
+pub mod mapping;
+pub mod monit;
+pub mod state;
+pub mod time;
+
+pub use config::{BackendConfig, ComponentConfig, Config, DeliveryConfig};
+pub use error::CoreError;
+pub use mapping::{Classified, Effect};
+pub use monit::{MonitEvent, RawEvent};
+pub use state::State;

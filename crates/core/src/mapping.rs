@@ -1,0 +1,575 @@
+//! From a Monit event string to (test, effect), and from a test to a component state.
+//!
+//! Invariants:
+//! - Monit keeps state per *test*, so an event is classified to a test key, and a recovery only
+//!   ever clears failures of its own test (or, for tests Monit never recovers, see
+//!   [`TestSpec::one_shot`], any recovery of the same service).
+//! - Where the event stem is shared by several tests of one service (resource limits: cpu, memory,
+//!   load; connection: several ports), the description's leading words or its `[host]:port` pick
+//!   the sub-test, because Monit formats them identically for failure and recovery. When the
+//!   description gives nothing usable, the stem alone is the key and a recovery clears every
+//!   sub-test of that stem: erring towards a stale failure would pin an outage forever.
+//! - Every string in [`EVENT_TABLE`] is documented in README.md (a test holds the two together).
+
+use std::collections::BTreeMap;
+
+use crate::State;
+
+/// What an event does to its test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// The test failed: the component takes the mapped state while it stays failed.
+    Fail,
+    /// The test recovered: its failure is cleared.
+    Recover,
+    /// Informational (a change notice, a start/stop program run): recorded, no state change.
+    Info,
+}
+
+impl Effect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Fail => "fail",
+            Effect::Recover => "recover",
+            Effect::Info => "info",
+        }
+    }
+}
+
+/// What the mapping configuration says a failed test means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mapped {
+    /// The component shows this state while the test is failed.
+    State(State),
+    /// Failures of this test do not change the component (recorded only).
+    Ignore,
+}
+
+impl<'de> serde::Deserialize<'de> for Mapped {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Mapped, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.eq_ignore_ascii_case("ignore") {
+            return Ok(Mapped::Ignore);
+        }
+        s.parse::<State>().map(Mapped::State).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "unknown mapping {s:?}: expected a state (operational, performance_issues, partial_outage, major_outage, under_maintenance, unknown) or \"ignore\""
+            ))
+        })
+    }
+}
+
+/// A Monit test family and its default meaning.
+#[derive(Debug, Clone, Copy)]
+pub struct TestSpec {
+    /// Key used in the spool and in `[mapping]` config tables.
+    pub key: &'static str,
+    /// Default state while failed, or Ignore.
+    pub default: Mapped,
+    /// Monit sends no recovery for this test (restart-limit `Timeout`, `Content match`), so any
+    /// recovery of the same service clears it as well.
+    pub one_shot: bool,
+    /// Why this default, for the docs.
+    pub why: &'static str,
+}
+
+const fn t(key: &'static str, default: Mapped, one_shot: bool, why: &'static str) -> TestSpec {
+    TestSpec {
+        key,
+        default,
+        one_shot,
+        why,
+    }
+}
+
+use Mapped::{Ignore, State as S};
+use State::{MajorOutage, PartialOutage, PerformanceIssues};
+
+/// Every test family statusrelay knows, with its default. `other` covers event strings matched
+/// only by the pairing rule.
+pub const TESTS: &[TestSpec] = &[
+    t(
+        "existence",
+        S(MajorOutage),
+        false,
+        "the process, file or filesystem is gone",
+    ),
+    t(
+        "connection",
+        S(MajorOutage),
+        false,
+        "the service does not answer on its port or protocol",
+    ),
+    t(
+        "status",
+        S(MajorOutage),
+        false,
+        "the health-check program says the service is failing",
+    ),
+    t(
+        "timeout",
+        S(MajorOutage),
+        true,
+        "restart limit hit: Monit cannot keep the service running",
+    ),
+    t(
+        "link",
+        S(MajorOutage),
+        false,
+        "the network interface is down",
+    ),
+    t(
+        "icmp",
+        S(MajorOutage),
+        false,
+        "the host does not answer ping",
+    ),
+    t(
+        "execution",
+        S(MajorOutage),
+        false,
+        "Monit could not run the check or action",
+    ),
+    t(
+        "data",
+        S(MajorOutage),
+        false,
+        "Monit could not read the service's data",
+    ),
+    t(
+        "heartbeat",
+        S(MajorOutage),
+        false,
+        "the service stopped sending heartbeats",
+    ),
+    t(
+        "resource",
+        S(PerformanceIssues),
+        false,
+        "cpu, memory, load, disk space or inodes over the limit: up but strained",
+    ),
+    t(
+        "upload_bytes",
+        S(PerformanceIssues),
+        false,
+        "bandwidth limit exceeded: up but strained",
+    ),
+    t(
+        "upload_packets",
+        S(PerformanceIssues),
+        false,
+        "bandwidth limit exceeded: up but strained",
+    ),
+    t(
+        "download_bytes",
+        S(PerformanceIssues),
+        false,
+        "bandwidth limit exceeded: up but strained",
+    ),
+    t(
+        "download_packets",
+        S(PerformanceIssues),
+        false,
+        "bandwidth limit exceeded: up but strained",
+    ),
+    t(
+        "saturation",
+        S(PerformanceIssues),
+        false,
+        "link saturated: up but strained",
+    ),
+    t(
+        "speed",
+        S(PerformanceIssues),
+        false,
+        "link speed below the limit: up but strained",
+    ),
+    t(
+        "uptime",
+        S(PerformanceIssues),
+        false,
+        "recently restarted: possibly degraded while warming up",
+    ),
+    t(
+        "checksum",
+        S(PartialOutage),
+        false,
+        "a file the service depends on has the wrong content",
+    ),
+    t(
+        "size",
+        S(PartialOutage),
+        false,
+        "a file the service depends on has the wrong size",
+    ),
+    t(
+        "permission",
+        S(PartialOutage),
+        false,
+        "a file the service depends on has the wrong mode",
+    ),
+    t(
+        "uid",
+        S(PartialOutage),
+        false,
+        "a file or process has the wrong owner",
+    ),
+    t(
+        "gid",
+        S(PartialOutage),
+        false,
+        "a file or process has the wrong group",
+    ),
+    t(
+        "timestamp",
+        S(PartialOutage),
+        false,
+        "a file is stale (not updated in time) or too new",
+    ),
+    t(
+        "pid",
+        S(PartialOutage),
+        false,
+        "the process PID test failed",
+    ),
+    t(
+        "ppid",
+        S(PartialOutage),
+        false,
+        "the process parent PID test failed",
+    ),
+    t(
+        "fsflags",
+        S(PartialOutage),
+        false,
+        "filesystem flags test failed",
+    ),
+    t(
+        "content",
+        S(PartialOutage),
+        false,
+        "the content test failed",
+    ),
+    t(
+        "content_match",
+        Ignore,
+        true,
+        "a log line matched: a notice, not a service state (Monit sends no recovery)",
+    ),
+    t(
+        "type",
+        S(PartialOutage),
+        false,
+        "the path is of the wrong type",
+    ),
+    t(
+        "instance",
+        Ignore,
+        false,
+        "Monit itself started, stopped or reloaded",
+    ),
+    t("action", Ignore, false, "an action Monit ran"),
+    t(
+        "other",
+        S(PartialOutage),
+        false,
+        "an unlisted test failed (matched by the pairing rule)",
+    ),
+];
+
+/// Look up a test family by key.
+pub fn test_spec(key: &str) -> Option<&'static TestSpec> {
+    let base = key.split(':').next().unwrap_or(key);
+    TESTS.iter().find(|t| t.key == base)
+}
+
+/// The documented table: every event string Monit 5.33 sends, with its test and effect.
+pub const EVENT_TABLE: &[(&str, &str, Effect)] = &[
+    ("Does not exist", "existence", Effect::Fail),
+    ("Exists", "existence", Effect::Recover),
+    ("Existence changed", "existence", Effect::Info),
+    ("Connection failed", "connection", Effect::Fail),
+    ("Connection succeeded", "connection", Effect::Recover),
+    ("Connection changed", "connection", Effect::Info),
+    ("Status failed", "status", Effect::Fail),
+    ("Status succeeded", "status", Effect::Recover),
+    ("Status changed", "status", Effect::Info),
+    ("Timeout", "timeout", Effect::Fail),
+    ("Timeout recovery", "timeout", Effect::Recover),
+    ("Link down", "link", Effect::Fail),
+    ("Link up", "link", Effect::Recover),
+    ("Link changed", "link", Effect::Info),
+    ("ICMP failed", "icmp", Effect::Fail),
+    ("ICMP succeeded", "icmp", Effect::Recover),
+    ("Execution failed", "execution", Effect::Fail),
+    ("Execution succeeded", "execution", Effect::Recover),
+    ("Data access error", "data", Effect::Fail),
+    ("Data access succeeded", "data", Effect::Recover),
+    ("Heartbeat failed", "heartbeat", Effect::Fail),
+    ("Heartbeat succeeded", "heartbeat", Effect::Recover),
+    ("Resource limit matched", "resource", Effect::Fail),
+    ("Resource limit succeeded", "resource", Effect::Recover),
+    ("Upload bytes exceeded", "upload_bytes", Effect::Fail),
+    ("Upload bytes ok", "upload_bytes", Effect::Recover),
+    ("Upload packets exceeded", "upload_packets", Effect::Fail),
+    ("Upload packets ok", "upload_packets", Effect::Recover),
+    ("Download bytes exceeded", "download_bytes", Effect::Fail),
+    ("Download bytes ok", "download_bytes", Effect::Recover),
+    (
+        "Download packets exceeded",
+        "download_packets",
+        Effect::Fail,
+    ),
+    ("Download packets ok", "download_packets", Effect::Recover),
+    ("Saturation exceeded", "saturation", Effect::Fail),
+    ("Saturation ok", "saturation", Effect::Recover),
+    ("Speed failed", "speed", Effect::Fail),
+    ("Speed ok", "speed", Effect::Recover),
+    ("Uptime failed", "uptime", Effect::Fail),
+    ("Uptime succeeded", "uptime", Effect::Recover),
+    ("Checksum failed", "checksum", Effect::Fail),
+    ("Checksum succeeded", "checksum", Effect::Recover),
+    ("Checksum changed", "checksum", Effect::Info),
+    ("Size failed", "size", Effect::Fail),
+    ("Size succeeded", "size", Effect::Recover),
+    ("Size changed", "size", Effect::Info),
+    ("Permission failed", "permission", Effect::Fail),
+    ("Permission succeeded", "permission", Effect::Recover),
+    ("Permission changed", "permission", Effect::Info),
+    ("UID failed", "uid", Effect::Fail),
+    ("UID succeeded", "uid", Effect::Recover),
+    ("GID failed", "gid", Effect::Fail),
+    ("GID succeeded", "gid", Effect::Recover),
+    ("Timestamp failed", "timestamp", Effect::Fail),
+    ("Timestamp succeeded", "timestamp", Effect::Recover),
+    ("Timestamp changed", "timestamp", Effect::Info),
+    ("PID failed", "pid", Effect::Fail),
+    ("PID succeeded", "pid", Effect::Recover),
+    ("PID changed", "pid", Effect::Info),
+    ("PPID failed", "ppid", Effect::Fail),
+    ("PPID succeeded", "ppid", Effect::Recover),
+    ("PPID changed", "ppid", Effect::Info),
+    ("Filesystem flags failed", "fsflags", Effect::Fail),
+    ("Filesystem flags succeeded", "fsflags", Effect::Recover),
+    ("Filesystem flags changed", "fsflags", Effect::Info),
+    ("Content failed", "content", Effect::Fail),
+    ("Content succeeded", "content", Effect::Recover),
+    ("Content match", "content_match", Effect::Fail),
+    ("Content doesn't match", "content_match", Effect::Info),
+    ("Invalid type", "type", Effect::Fail),
+    ("Type succeeded", "type", Effect::Recover),
+    ("Monit instance changed", "instance", Effect::Info),
+    ("Monit instance failed", "instance", Effect::Fail),
+    ("Monit instance succeeded", "instance", Effect::Recover),
+    ("Action done", "action", Effect::Info),
+    ("Started", "action", Effect::Info),
+    ("Stopped", "action", Effect::Info),
+];
+
+/// An event classified to a test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classified {
+    /// `family` or `family:sub-test`.
+    pub test: String,
+    pub effect: Effect,
+    /// `table` or `pairing rule`: how the event was recognised, for the audit trail.
+    pub rule: &'static str,
+}
+
+impl Classified {
+    /// The test family (the part before `:`).
+    pub fn family(&self) -> &str {
+        self.test.split(':').next().unwrap_or(&self.test)
+    }
+}
+
+const FAIL_SUFFIXES: &[&str] = &[" failed", " error", " exceeded", " matched", " down"];
+const RECOVER_SUFFIXES: &[&str] = &[" succeeded", " ok", " up", " recovery"];
+const INFO_SUFFIXES: &[&str] = &[" not changed", " changed"];
+
+/// Classify a MONIT_EVENT. Returns None for strings neither in the table nor matched by the
+/// pairing rule (the stem stays, the suffix flips).
+pub fn classify(event: &str, description: &str) -> Option<Classified> {
+    let ev = event.trim();
+    let (family, effect, rule) = if let Some((_, fam, eff)) = EVENT_TABLE
+        .iter()
+        .find(|(e, _, _)| e.eq_ignore_ascii_case(ev))
+    {
+        (*fam, *eff, "table")
+    } else {
+        let lower = ev.to_ascii_lowercase();
+        let pick = |suffixes: &[&str]| {
+            suffixes
+                .iter()
+                .any(|s| lower.ends_with(s) && lower.len() > s.len())
+        };
+        let effect = if pick(INFO_SUFFIXES) {
+            Effect::Info
+        } else if pick(FAIL_SUFFIXES) {
+            Effect::Fail
+        } else if pick(RECOVER_SUFFIXES) {
+            Effect::Recover
+        } else {
+            return None;
+        };
+        ("other", effect, "pairing rule")
+    };
+    let test = match sub_test(family, description) {
+        Some(sub) => format!("{family}:{sub}"),
+        None if family == "other" => format!("other:{}", stem(ev)),
+        None => family.to_string(),
+    };
+    Some(Classified { test, effect, rule })
+}
+
+/// The event string less its failure/recovery suffix, lowercased: `Foo bar failed` -> `foo bar`.
+fn stem(event: &str) -> String {
+    let lower = event.trim().to_ascii_lowercase();
+    for s in INFO_SUFFIXES
+        .iter()
+        .chain(FAIL_SUFFIXES)
+        .chain(RECOVER_SUFFIXES)
+    {
+        if let Some(st) = lower.strip_suffix(s) {
+            return st.trim().to_string();
+        }
+    }
+    lower
+}
+
+/// The sub-test a description names, for families that share one event string across tests.
+fn sub_test(family: &str, description: &str) -> Option<String> {
+    match family {
+        // "cpu usage of 56.6% matches resource limit [...]" / "cpu usage check succeeded [...]"
+        // "space usage 70.0% matches ..." / "space usage test succeeded [...]"
+        "resource" => {
+            let words: Vec<&str> = description
+                .split_whitespace()
+                .take_while(|w| {
+                    !matches!(*w, "of" | "check" | "test" | "matches")
+                        && !w.starts_with(|c: char| c.is_ascii_digit() || c == '[')
+                })
+                .collect();
+            (!words.is_empty() && words.len() <= 4).then(|| words.join(" ").to_ascii_lowercase())
+        }
+        // "failed protocol test [HTTP] at [127.0.0.1]:8081/index.html [TCP/IP] -- ..."
+        // "connection succeeded to [127.0.0.1]:8081/index.html [TCP/IP]"
+        "connection" => description
+            .split_whitespace()
+            .find(|w| w.starts_with('[') && w.contains("]:"))
+            .map(str::to_string),
+        _ => None,
+    }
+}
+
+/// Resolve the state for a failed test: component override, then global override, then default.
+pub fn state_for(
+    test_family: &str,
+    component: &BTreeMap<String, Mapped>,
+    global: &BTreeMap<String, Mapped>,
+) -> Mapped {
+    component
+        .get(test_family)
+        .or_else(|| global.get(test_family))
+        .copied()
+        .unwrap_or_else(|| {
+            test_spec(test_family)
+                .map(|t| t.default)
+                .unwrap_or(S(PartialOutage))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_entries_name_known_tests() {
+        for (ev, fam, _) in EVENT_TABLE {
+            assert!(test_spec(fam).is_some(), "{ev} names unknown test {fam}");
+        }
+    }
+
+    #[test]
+    fn resource_sub_tests_pair_failure_with_recovery() {
+        let pairs = [
+            (
+                "cpu usage of 56.6% matches resource limit [cpu usage > 40.0%]",
+                "cpu usage check succeeded [current cpu usage = 1.5%]",
+            ),
+            (
+                "mem usage of 12.6% matches resource limit [mem usage > 12.0%]",
+                "mem usage check succeeded [current mem usage = 7.7%]",
+            ),
+            (
+                "space usage 70.0% matches resource limit [space usage > 50.0%]",
+                "space usage test succeeded [current space usage = 0.0%]",
+            ),
+            (
+                "loadavg (1min) of 2.2 matches resource limit [loadavg (1min) > 2.2]",
+                "loadavg (1min) check succeeded [current loadavg (1min) = 2.2]",
+            ),
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for (fail, ok) in pairs {
+            let f = classify("Resource limit matched", fail).unwrap();
+            let r = classify("Resource limit succeeded", ok).unwrap();
+            assert_eq!(f.effect, Effect::Fail);
+            assert_eq!(r.effect, Effect::Recover);
+            assert_eq!(f.test, r.test, "{fail} vs {ok}");
+            assert!(
+                seen.insert(f.test.clone()),
+                "sub-tests must differ: {}",
+                f.test
+            );
+        }
+    }
+
+    #[test]
+    fn connection_sub_tests_are_per_address() {
+        let a = classify(
+            "Connection failed",
+            "failed protocol test [HTTP] at [127.0.0.1]:8081 [TCP/IP] -- Connection refused",
+        )
+        .unwrap();
+        let b = classify("Connection failed", "failed protocol test [HTTP] at [127.0.0.1]:8081/index.html [TCP/IP] -- Connection refused").unwrap();
+        let a_ok = classify(
+            "Connection succeeded",
+            "connection succeeded to [127.0.0.1]:8081 [TCP/IP]",
+        )
+        .unwrap();
+        assert_ne!(a.test, b.test);
+        assert_eq!(a.test, a_ok.test);
+        let bare = classify("Connection failed", "(null)").unwrap();
+        assert_eq!(bare.test, "connection");
+    }
+
+    #[test]
+    fn pairing_rule_covers_unlisted_strings_and_rejects_noise() {
+        let c = classify("Frobnication failed", "").unwrap();
+        assert_eq!(
+            (c.test.as_str(), c.effect, c.rule),
+            ("other:frobnication", Effect::Fail, "pairing rule")
+        );
+        let r = classify("Frobnication succeeded", "").unwrap();
+        assert_eq!(r.test, c.test);
+        assert_eq!(
+            classify("Frobnication not changed", "").unwrap().effect,
+            Effect::Info
+        );
+        assert!(classify("hello world", "").is_none());
+        assert!(classify("", "").is_none());
+        assert!(classify(" failed", "").is_none());
+    }
+
+    #[test]
+    fn overrides_take_precedence() {
+        let mut comp = BTreeMap::new();
+        let mut global = BTreeMap::new();
+        assert_eq!(state_for("connection", &comp, &global), S(MajorOutage));
+        global.insert("connection".to_string(), S(PartialOutage));
+        assert_eq!(state_for("connection", &comp, &global), S(PartialOutage));
+        comp.insert("connection".to_string(), Ignore);
+        assert_eq!(state_for("connection", &comp, &global), Ignore);
+    }
+}

@@ -1,0 +1,439 @@
+//! Spool unit tests on real SQLite files in a temp dir, with a clock the test moves.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use super::*;
+
+struct TestClock(AtomicI64);
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+struct Fixture {
+    dir: PathBuf,
+    clock: Arc<TestClock>,
+}
+
+impl Fixture {
+    fn new(name: &str) -> Fixture {
+        let dir = std::env::temp_dir().join(format!("sr-spool-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Fixture {
+            dir,
+            clock: Arc::new(TestClock(AtomicI64::new(1_000_000))),
+        }
+    }
+    fn open(&self) -> Spool {
+        Spool::open(&self.dir.join("spool.db"), self.clock.clone()).unwrap()
+    }
+    fn advance(&self, ms: i64) {
+        self.clock.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn ev(service: &str) -> NewEvent {
+    NewEvent {
+        origin: "monit".into(),
+        service: Some(service.into()),
+        raw: "{}".into(),
+        ..Default::default()
+    }
+}
+
+fn fail(comp: &str, host: &str, test: &str, st: State) -> Apply {
+    Apply {
+        component: comp.into(),
+        host: host.into(),
+        service: "svc".into(),
+        test: test.into(),
+        change: TestChange::Fail(st),
+    }
+}
+
+fn recover(comp: &str, host: &str, test: &str) -> Apply {
+    Apply {
+        component: comp.into(),
+        host: host.into(),
+        service: "svc".into(),
+        test: test.into(),
+        change: TestChange::Recover {
+            one_shot_families: vec!["timeout".into()],
+        },
+    }
+}
+
+fn desired_of(s: &Spool, comp: &str) -> Option<State> {
+    s.desired()
+        .unwrap()
+        .into_iter()
+        .find(|(c, _, _)| c == comp)
+        .map(|(_, st, _)| st)
+}
+
+#[test]
+fn pragmas_are_durable_and_schema_is_current() {
+    let f = Fixture::new("pragmas");
+    let s = f.open();
+    assert_eq!(s.pragma("journal_mode").unwrap(), "wal");
+    assert_eq!(s.pragma("synchronous").unwrap(), "2", "FULL");
+    assert_eq!(
+        s.pragma("busy_timeout").unwrap(),
+        BUSY_TIMEOUT.as_millis().to_string()
+    );
+    assert_eq!(
+        s.pragma("user_version").unwrap(),
+        MIGRATIONS.last().unwrap().0.to_string()
+    );
+    drop(s);
+    // Re-opening runs no migration twice.
+    let s = f.open();
+    assert_eq!(s.pragma("user_version").unwrap(), "1");
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let f = Fixture::new("toonew");
+    let s = f.open();
+    s.conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(s);
+    let err = Spool::open(&f.dir.join("spool.db"), f.clock.clone())
+        .err()
+        .unwrap();
+    assert!(matches!(err, SpoolError::TooNew { found: 99, .. }), "{err}");
+}
+
+#[test]
+fn recovery_clears_only_its_own_test() {
+    let f = Fixture::new("pertest");
+    let mut s = f.open();
+    s.record(
+        &ev("svc"),
+        &[fail("db", "h1", "existence", State::MajorOutage)],
+        None,
+    )
+    .unwrap();
+    s.record(
+        &ev("svc"),
+        &[fail(
+            "db",
+            "h1",
+            "resource:cpu usage",
+            State::PerformanceIssues,
+        )],
+        None,
+    )
+    .unwrap();
+    assert_eq!(desired_of(&s, "db"), Some(State::MajorOutage));
+    s.record(&ev("svc"), &[recover("db", "h1", "existence")], None)
+        .unwrap();
+    assert_eq!(
+        desired_of(&s, "db"),
+        Some(State::PerformanceIssues),
+        "cpu is still failing"
+    );
+    s.record(
+        &ev("svc"),
+        &[recover("db", "h1", "resource:mem usage")],
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        desired_of(&s, "db"),
+        Some(State::PerformanceIssues),
+        "mem recovering must not clear cpu"
+    );
+    s.record(
+        &ev("svc"),
+        &[recover("db", "h1", "resource:cpu usage")],
+        None,
+    )
+    .unwrap();
+    assert_eq!(desired_of(&s, "db"), Some(State::Operational));
+}
+
+#[test]
+fn bare_family_recovery_clears_sub_tests_and_one_shots() {
+    let f = Fixture::new("family");
+    let mut s = f.open();
+    s.record(
+        &ev("svc"),
+        &[fail("db", "h1", "connection:[a]:1", State::MajorOutage)],
+        None,
+    )
+    .unwrap();
+    s.record(&ev("svc"), &[recover("db", "h1", "connection")], None)
+        .unwrap();
+    assert_eq!(desired_of(&s, "db"), Some(State::Operational));
+    s.record(
+        &ev("svc"),
+        &[fail("db", "h1", "timeout", State::MajorOutage)],
+        None,
+    )
+    .unwrap();
+    s.record(&ev("svc"), &[recover("db", "h1", "existence")], None)
+        .unwrap();
+    assert_eq!(
+        desired_of(&s, "db"),
+        Some(State::Operational),
+        "Timeout has no recovery of its own"
+    );
+}
+
+#[test]
+fn one_hosts_recovery_never_hides_anothers_outage() {
+    let f = Fixture::new("hosts");
+    let mut s = f.open();
+    s.record(
+        &ev("svc"),
+        &[fail("db", "h1", "existence", State::MajorOutage)],
+        None,
+    )
+    .unwrap();
+    s.record(
+        &ev("svc"),
+        &[fail("db", "h2", "existence", State::MajorOutage)],
+        None,
+    )
+    .unwrap();
+    let r = s
+        .record(&ev("svc"), &[recover("db", "h1", "existence")], None)
+        .unwrap();
+    assert!(r.changes.is_empty(), "no delivery: still down on h2");
+    assert_eq!(desired_of(&s, "db"), Some(State::MajorOutage));
+    s.record(&ev("svc"), &[recover("db", "h2", "existence")], None)
+        .unwrap();
+    assert_eq!(desired_of(&s, "db"), Some(State::Operational));
+}
+
+#[test]
+fn refired_failure_queues_nothing_new() {
+    let f = Fixture::new("refire");
+    let mut s = f.open();
+    let a = s
+        .record(
+            &ev("svc"),
+            &[fail("db", "h1", "existence", State::MajorOutage)],
+            None,
+        )
+        .unwrap();
+    assert_eq!(a.changes.len(), 1);
+    let b = s
+        .record(
+            &ev("svc"),
+            &[fail("db", "h1", "existence", State::MajorOutage)],
+            None,
+        )
+        .unwrap();
+    assert!(b.changes.is_empty());
+    assert_eq!(s.open_items().unwrap().len(), 1);
+}
+
+#[test]
+fn an_older_event_replayed_late_does_not_override_a_newer_one() {
+    let f = Fixture::new("seq");
+    let mut s = f.open();
+    let old = s.record_rejected(&ev("svc"), "config was broken").unwrap();
+    s.record(&ev("svc"), &[recover("db", "h1", "existence")], None)
+        .unwrap();
+    // The rejected failure (older sequence) is replayed after the recovery arrived.
+    s.record(
+        &ev("svc"),
+        &[fail("db", "h1", "existence", State::MajorOutage)],
+        Some(old),
+    )
+    .unwrap();
+    assert_eq!(desired_of(&s, "db"), Some(State::Operational));
+    assert!(s.rejected_events().unwrap().is_empty());
+}
+
+#[test]
+fn claim_coalesces_to_the_newest_and_inherits_backoff() {
+    let f = Fixture::new("coalesce");
+    let mut s = f.open();
+    s.record(
+        &ev("svc"),
+        &[fail("db", "h1", "existence", State::MajorOutage)],
+        None,
+    )
+    .unwrap();
+    let (c, sup) = s.claim_next("w1").unwrap();
+    let c = c.unwrap();
+    s.finish(
+        &c,
+        &Outcome::Retry {
+            at: f.clock.now_ms() + 60_000,
+            error: "HTTP 503".into(),
+        },
+    )
+    .unwrap();
+    s.record(&ev("svc"), &[recover("db", "h1", "existence")], None)
+        .unwrap();
+    s.record(
+        &ev("svc"),
+        &[fail("db", "h1", "existence", State::PartialOutage)],
+        None,
+    )
+    .unwrap();
+    assert!(sup.is_empty());
+    let (c, sup) = s.claim_next("w1").unwrap();
+    assert!(c.is_none(), "backoff of the superseded row holds");
+    assert_eq!(sup.len(), 2);
+    f.advance(60_000);
+    let (c, _) = s.claim_next("w1").unwrap();
+    let c = c.unwrap();
+    assert_eq!(c.item.state, State::PartialOutage);
+    assert_eq!(c.item.attempts, 1);
+    s.finish(
+        &c,
+        &Outcome::Delivered {
+            backend: "b".into(),
+            state: State::PartialOutage,
+        },
+    )
+    .unwrap();
+    assert_eq!(s.page_state("b", "db").unwrap(), Some(State::PartialOutage));
+    assert!(s.open_items().unwrap().is_empty());
+}
+
+#[test]
+fn a_stale_claim_fails_loudly() {
+    let f = Fixture::new("stale");
+    let mut s = f.open();
+    s.record(
+        &ev("svc"),
+        &[fail("db", "h1", "existence", State::MajorOutage)],
+        None,
+    )
+    .unwrap();
+    let c = s.claim_next("w1").unwrap().0.unwrap();
+    // A restarted flusher takes the row back.
+    s.recover_claims().unwrap();
+    let c2 = s.claim_next("w2").unwrap().0.unwrap();
+    let err = s
+        .finish(
+            &c,
+            &Outcome::Delivered {
+                backend: "b".into(),
+                state: State::MajorOutage,
+            },
+        )
+        .unwrap_err();
+    assert!(err.is_stale_claim(), "{err}");
+    assert_eq!(
+        s.page_state("b", "db").unwrap(),
+        None,
+        "nothing recorded for the stale worker"
+    );
+    s.finish(
+        &c2,
+        &Outcome::Delivered {
+            backend: "b".into(),
+            state: State::MajorOutage,
+        },
+    )
+    .unwrap();
+}
+
+#[test]
+fn replay_revives_dead_items_with_a_fresh_budget() {
+    let f = Fixture::new("replay");
+    let mut s = f.open();
+    s.record(
+        &ev("svc"),
+        &[fail("db", "h1", "existence", State::MajorOutage)],
+        None,
+    )
+    .unwrap();
+    let c = s.claim_next("w").unwrap().0.unwrap();
+    s.finish(
+        &c,
+        &Outcome::Dead {
+            error: "HTTP 401: bad token".into(),
+        },
+    )
+    .unwrap();
+    let items = s.open_items().unwrap();
+    assert_eq!(
+        (items[0].status.as_str(), items[0].last_error.as_deref()),
+        ("dead", Some("HTTP 401: bad token"))
+    );
+    assert!(
+        s.replay_items(&[], false, None, false).unwrap().is_empty(),
+        "pending only without --dead"
+    );
+    let dry = s.replay_items(&[], true, None, true).unwrap();
+    assert_eq!(dry.len(), 1);
+    assert_eq!(
+        s.open_items().unwrap()[0].status,
+        "dead",
+        "dry run changes nothing"
+    );
+    f.advance(5000);
+    s.replay_items(&[c.item.id], false, None, false).unwrap();
+    let it = s.item(c.item.id).unwrap().unwrap();
+    assert_eq!(
+        (it.status.as_str(), it.attempts, it.queued_at),
+        ("pending", 0, f.clock.now_ms())
+    );
+}
+
+#[test]
+fn replay_since_forces_the_latest_state_of_recent_components() {
+    let f = Fixture::new("since");
+    let mut s = f.open();
+    s.record(
+        &ev("svc"),
+        &[fail("old", "h1", "existence", State::MajorOutage)],
+        None,
+    )
+    .unwrap();
+    f.advance(3_600_000);
+    s.record(
+        &ev("svc"),
+        &[fail("new", "h1", "existence", State::PartialOutage)],
+        None,
+    )
+    .unwrap();
+    let got = s
+        .replay_since(f.clock.now_ms() - 60_000, None, false)
+        .unwrap();
+    assert_eq!(got, vec![("new".to_string(), State::PartialOutage)]);
+    assert!(
+        s.open_items()
+            .unwrap()
+            .iter()
+            .any(|i| i.component == "new" && i.force)
+    );
+}
+
+#[test]
+fn prune_keeps_what_is_still_referenced() {
+    let f = Fixture::new("prune");
+    let mut s = f.open();
+    s.record(
+        &ev("svc"),
+        &[fail("db", "h1", "existence", State::MajorOutage)],
+        None,
+    )
+    .unwrap();
+    for _ in 0..5 {
+        s.record(&ev("svc"), &[], None).unwrap();
+    }
+    s.record_rejected(&ev("svc"), "unknown").unwrap();
+    f.advance(10_000);
+    let (_, removed) = s.prune(Duration::from_secs(1), 1_000_000).unwrap();
+    assert_eq!(
+        removed, 5,
+        "info events go; the applied one (referenced) and the rejected one stay"
+    );
+    assert_eq!(s.stats().unwrap().events, 2);
+}
