@@ -1,1 +1,230 @@
+//! Status page backends behind one trait.
+//!
+//! Invariants:
+//! - A backend only talks to its page; it never touches the spool. The flusher owns retries,
+//!   coalescing and bookkeeping, so a new backend is one file implementing [`Backend`].
+//! - Every failure is a [`BackendError`] that answers `is_retryable()` with a reason; "when to
+//!   retry" is not a backend's business (see `statusrelay_spool::retry`).
+//! - The token is held only inside the client and never appears in errors or `Debug` output.
 
+pub mod cachet;
+pub mod html;
+
+use std::time::Duration;
+
+use statusrelay_core::State;
+
+/// A component as the config names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentRef {
+    pub name: String,
+    /// The id on the page when the config gives one (no lookup needed).
+    pub id: Option<u64>,
+}
+
+/// One line of `check --online`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckLine {
+    pub ok: bool,
+    pub what: String,
+}
+
+/// A status page.
+pub trait Backend {
+    /// Stable identity ("cachet https://status.example.com"): cached ids and confirmed states
+    /// are keyed by it, so pointing the config at another page starts from a clean slate.
+    fn identity(&self) -> String;
+
+    /// The page's id for a component (looked up by name unless the config gives it).
+    fn resolve(&mut self, component: &ComponentRef) -> Result<String, BackendError>;
+
+    /// Show `state` on the component; returns the state the page confirms it now shows.
+    fn set_state(
+        &mut self,
+        remote_id: &str,
+        component: &ComponentRef,
+        state: State,
+        message: Option<&str>,
+    ) -> Result<State, BackendError>;
+
+    /// Check reachability, write access and that every component exists.
+    fn check(&mut self, components: &[ComponentRef]) -> Vec<CheckLine>;
+}
+
+/// The one error type of the backend crate.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// No answer: connection refused, DNS, timeout, connection dropped.
+    #[error("{0}")]
+    Transport(String),
+    /// TLS handshake or certificate verification failed.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The API answered with an error status; `message` is the server's own text.
+    #[error("HTTP {status}: {message}")]
+    Http {
+        status: u16,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// The component does not exist on the page.
+    #[error(
+        "component {0:?} not found on the status page: create it there, or set its `id` in the config"
+    )]
+    NotFound(String),
+    /// More than one component on the page has this name.
+    #[error(
+        "{count} components on the status page are named {name:?} (ids {ids}): set `id` in the config"
+    )]
+    Ambiguous {
+        name: String,
+        count: usize,
+        ids: String,
+    },
+    /// The server answered, but not as the API contract says.
+    #[error("unexpected answer from the status page: {0}")]
+    Protocol(String),
+    /// The API token could not be read.
+    #[error("API token: {0}")]
+    Token(String),
+    /// Writing the static page failed.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl BackendError {
+    /// Should the same request be tried again later? With the reason, for the decision log.
+    pub fn retry_decision(&self) -> (bool, String) {
+        match self {
+            BackendError::Transport(_) => (true, "network error".into()),
+            BackendError::Tls(_) => (
+                true,
+                "TLS failure (retrying in case the certificate is being renewed)".into(),
+            ),
+            BackendError::Http { status: 429, .. } => (true, "rate limited (HTTP 429)".into()),
+            BackendError::Http { status: 408, .. } => (true, "request timeout (HTTP 408)".into()),
+            BackendError::Http { status, .. } if *status >= 500 => {
+                (true, format!("server error (HTTP {status})"))
+            }
+            BackendError::Http { status, .. } => {
+                (false, format!("rejected by the API (HTTP {status})"))
+            }
+            BackendError::NotFound(_) => (false, "component does not exist on the page".into()),
+            BackendError::Ambiguous { .. } => {
+                (false, "component name is ambiguous on the page".into())
+            }
+            BackendError::Protocol(_) => {
+                (false, "the server does not follow the API contract".into())
+            }
+            BackendError::Token(_) => (false, "no usable API token".into()),
+            BackendError::Io { .. } => (true, "local write failed".into()),
+        }
+    }
+
+    /// Should the same request be tried again later?
+    pub fn is_retryable(&self) -> bool {
+        self.retry_decision().0
+    }
+
+    /// The server's Retry-After, if it sent one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            BackendError::Http { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Was the component's id unknown to the page (so a cached id may be stale)?
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            BackendError::NotFound(_) | BackendError::Http { status: 404, .. }
+        )
+    }
+}
+
+/// Read a token from a file (first line) or an environment variable; never from argv.
+pub fn read_token(
+    file: Option<&std::path::Path>,
+    env: Option<&str>,
+) -> Result<String, BackendError> {
+    let token = match (file, env) {
+        (Some(p), _) => std::fs::read_to_string(p)
+            .map_err(|e| {
+                BackendError::Token(format!("cannot read token_file {}: {e}", p.display()))
+            })?
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string(),
+        (None, Some(var)) => std::env::var(var)
+            .map_err(|_| {
+                BackendError::Token(format!("environment variable {var} (token_env) is not set"))
+            })?
+            .trim()
+            .to_string(),
+        (None, None) => {
+            return Err(BackendError::Token(
+                "set token_file or token_env in [backend]".into(),
+            ));
+        }
+    };
+    if token.is_empty() {
+        return Err(BackendError::Token("the token is empty".into()));
+    }
+    if token.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(BackendError::Token(
+            "the token contains spaces or control characters".into(),
+        ));
+    }
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retryable_split_follows_the_contract() {
+        let http = |status| BackendError::Http {
+            status,
+            message: String::new(),
+            retry_after: None,
+        };
+        for s in [429, 500, 502, 503, 504, 408] {
+            assert!(http(s).is_retryable(), "{s}");
+        }
+        for s in [400, 401, 403, 404, 406, 422] {
+            assert!(!http(s).is_retryable(), "{s}");
+        }
+        assert!(BackendError::Transport("refused".into()).is_retryable());
+        assert!(!BackendError::NotFound("x".into()).is_retryable());
+        assert!(!BackendError::Protocol("x".into()).is_retryable());
+    }
+
+    #[test]
+    fn token_comes_from_file_first_line_or_env() {
+        let p = std::env::temp_dir().join(format!("sr-token-{}", std::process::id()));
+        std::fs::write(&p, "s3cret\nignored\n").unwrap();
+        assert_eq!(read_token(Some(&p), None).unwrap(), "s3cret");
+        std::fs::write(&p, "\n").unwrap();
+        assert!(
+            read_token(Some(&p), None)
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
+        );
+        std::fs::remove_file(&p).unwrap();
+        let e = read_token(Some(&p), None).unwrap_err().to_string();
+        assert!(e.contains("token_file"), "{e}");
+        let e = read_token(None, Some("STATUSRELAY_SURELY_UNSET_VAR"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("STATUSRELAY_SURELY_UNSET_VAR"), "{e}");
+    }
+}

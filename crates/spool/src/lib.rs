@@ -184,6 +184,16 @@ pub enum Outcome {
     Dead { error: String },
 }
 
+/// A test that is failing, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FailingTest {
+    pub host: String,
+    pub service: String,
+    pub test: String,
+    pub state: State,
+    pub since: i64,
+}
+
 /// A rejected event awaiting replay.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RejectedEvent {
@@ -232,8 +242,11 @@ const ITEM_COLS: &str = "id, component, state, status, attempts, created_at, que
 impl Spool {
     /// Open (creating if needed) the spool at `path`, apply pending migrations.
     pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Spool> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !dir.exists() {
+        if let Some(dir) = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+        {
+            {
                 std::fs::create_dir_all(dir).map_err(|source| SpoolError::CreateDir {
                     path: dir.to_path_buf(),
                     source,
@@ -415,14 +428,14 @@ impl Spool {
         Ok(Recorded { event_id, changes })
     }
 
-    /// Per-test rows of a component: (host, service, test, failing state).
-    pub fn tests_of(
-        &self,
-        component: &str,
-    ) -> Result<Vec<(String, String, String, Option<State>)>> {
+    /// The failing tests of a component, to say why it shows what it shows.
+    pub fn failing_tests(&self, component: &str) -> Result<Vec<FailingTest>> {
         let mut st = self
             .conn
-            .prepare("SELECT host, service, test, state FROM tests WHERE component = ?1 ORDER BY host, service, test")
+            .prepare(
+                "SELECT host, service, test, state, since FROM tests
+                 WHERE component = ?1 AND state IS NOT NULL ORDER BY host, service, test",
+            )
             .map_err(self.err())?;
         let rows = st
             .query_map([component], |r| {
@@ -430,20 +443,22 @@ impl Spool {
                     r.get(0)?,
                     r.get(1)?,
                     r.get(2)?,
-                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, String>(3)?,
+                    r.get(4)?,
                 ))
             })
             .map_err(self.err())?
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(self.err())?;
         rows.into_iter()
-            .map(|(h, s, t, st)| {
-                Ok((
-                    h,
-                    s,
-                    t,
-                    st.map(|x| parse_state(&self.path, &x)).transpose()?,
-                ))
+            .map(|(host, service, test, state, since)| {
+                Ok(FailingTest {
+                    host,
+                    service,
+                    test,
+                    state: parse_state(&self.path, &state)?,
+                    since,
+                })
             })
             .collect()
     }
@@ -694,6 +709,14 @@ impl Spool {
                  ON CONFLICT (id) DO UPDATE SET pid = excluded.pid, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at",
                 params![pid, started_at, now],
             )
+            .map(|_| ())
+            .map_err(self.err())
+    }
+
+    /// Mark the flusher stopped (a clean exit), so `status` does not report it alive.
+    pub fn flusher_stopped(&mut self) -> Result<()> {
+        self.conn
+            .execute("UPDATE flusher SET pid = NULL WHERE id = 1", [])
             .map(|_| ())
             .map_err(self.err())
     }

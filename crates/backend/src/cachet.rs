@@ -1,0 +1,391 @@
+//! Cachet 2.x (`/api/v1`), per the contract in shared/specs/status-page-apis.md §1.
+//!
+//! Invariants:
+//! - Writes carry `X-Cachet-Token`; every request sends `Accept: application/json` (else 406).
+//! - Names are resolved with `GET /components?name=` and *no* `page` parameter (combining a
+//!   filter with `page` makes the server fail).
+//! - A PUT is a partial update: only `status` is sent, never `enabled` (cachet #3288).
+//! - Redirects are not followed: a PUT that turns into a GET elsewhere would report success
+//!   for nothing. A 3xx is reported with its Location so the operator can fix `url`.
+//! - The status the server echoes back is what counts as confirmed; a mismatch is an error.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use statusrelay_core::State;
+use ureq::Agent;
+
+use crate::{Backend, BackendError, CheckLine, ComponentRef};
+
+/// Cachet 2.x status codes (0 Unknown, 1 Operational, 2 Performance Issues, 3 Partial Outage,
+/// 4 Major Outage). Cachet 2.x has no maintenance status: `under_maintenance` is shown as
+/// Performance Issues, the mildest non-operational code (a maintenance is planned, not broken).
+pub fn status_code(state: State) -> u8 {
+    match state {
+        State::Unknown => 0,
+        State::Operational => 1,
+        State::PerformanceIssues | State::UnderMaintenance => 2,
+        State::PartialOutage => 3,
+        State::MajorOutage => 4,
+    }
+}
+
+/// The state a Cachet 2.x status code shows.
+pub fn state_of(code: i64) -> Option<State> {
+    Some(match code {
+        0 => State::Unknown,
+        1 => State::Operational,
+        2 => State::PerformanceIssues,
+        3 => State::PartialOutage,
+        4 => State::MajorOutage,
+        _ => return None,
+    })
+}
+
+/// A Cachet 2.x API client.
+pub struct Cachet {
+    base: String,
+    token: String,
+    agent: Agent,
+}
+
+impl std::fmt::Debug for Cachet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cachet")
+            .field("base", &self.base)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+fn first_str(v: &Value, ptrs: &[&str]) -> Option<String> {
+    ptrs.iter()
+        .find_map(|p| v.pointer(p).and_then(Value::as_str).map(str::to_string))
+}
+
+/// The server's own words from an error body, shortened for logs and dead letters.
+fn error_text(body: &str) -> String {
+    let text = match serde_json::from_str::<Value>(body) {
+        Ok(v) => {
+            let mut parts = Vec::new();
+            if let Some(t) = first_str(
+                &v,
+                &["/errors/0/detail", "/errors/0/title", "/message", "/error"],
+            ) {
+                parts.push(t);
+            }
+            if let Some(details) = v
+                .pointer("/errors/0/meta/details")
+                .or_else(|| v.pointer("/meta/details"))
+                .and_then(Value::as_array)
+            {
+                parts.extend(details.iter().filter_map(Value::as_str).map(str::to_string));
+            }
+            if parts.is_empty() {
+                body.trim().to_string()
+            } else {
+                parts.join(" ")
+            }
+        }
+        Err(_) => body.trim().to_string(),
+    };
+    let mut t: String = text.chars().filter(|c| !c.is_control()).take(300).collect();
+    if t.is_empty() {
+        t = "(empty body)".into();
+    }
+    t
+}
+
+fn parse_retry_after(v: Option<&str>) -> Option<Duration> {
+    v.and_then(|s| s.trim().parse::<u64>().ok())
+        .map(|s| Duration::from_secs(s.min(3600)))
+}
+
+fn transport(e: ureq::Error) -> BackendError {
+    match e {
+        ureq::Error::Tls(m) => BackendError::Tls(m.to_string()),
+        ureq::Error::Rustls(r) => BackendError::Tls(r.to_string()),
+        ureq::Error::Timeout(t) => BackendError::Transport(format!("timed out ({t})")),
+        ureq::Error::Io(io) => BackendError::Transport(io.to_string()),
+        ureq::Error::HostNotFound => BackendError::Transport("host not found".into()),
+        ureq::Error::ConnectionFailed => BackendError::Transport("connection failed".into()),
+        other => BackendError::Transport(other.to_string()),
+    }
+}
+
+impl Cachet {
+    /// `url` is the installation's base URL (without `/api/v1`).
+    pub fn new(url: &str, token: String, timeout: Duration) -> Cachet {
+        let agent: Agent = Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .user_agent(concat!("statusrelay/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Cachet {
+            base: url.trim_end_matches('/').to_string(),
+            token,
+            agent,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+
+    /// One request; returns the parsed JSON body of a 2xx answer.
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Result<Value, BackendError> {
+        let url = self.url(path);
+        let resp = match (method, body) {
+            ("GET", _) => {
+                let mut rb = self
+                    .agent
+                    .get(&url)
+                    .header("Accept", "application/json")
+                    .header("X-Cachet-Token", &self.token);
+                for (k, v) in query {
+                    rb = rb.query(*k, *v);
+                }
+                rb.call()
+            }
+            (m, body) => {
+                let rb = match m {
+                    "PUT" => self.agent.put(&url),
+                    "POST" => self.agent.post(&url),
+                    other => {
+                        return Err(BackendError::Protocol(format!(
+                            "unsupported method {other}"
+                        )));
+                    }
+                };
+                rb.header("Accept", "application/json")
+                    .header("X-Cachet-Token", &self.token)
+                    .send_json(body.unwrap_or(Value::Null))
+            }
+        }
+        .map_err(transport)?;
+        let status = resp.status().as_u16();
+        let retry_after = parse_retry_after(
+            resp.headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+        );
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut body = resp.into_body();
+        let text = body
+            .with_config()
+            .limit(4 * 1024 * 1024)
+            .lossy_utf8(true)
+            .read_to_string()
+            .map_err(transport)?;
+        if (300..400).contains(&status) {
+            return Err(BackendError::Http {
+                status,
+                message: format!(
+                    "redirected to {} : set backend.url to the final address",
+                    location.unwrap_or_default()
+                ),
+                retry_after: None,
+            });
+        }
+        if !(200..300).contains(&status) {
+            return Err(BackendError::Http {
+                status,
+                message: error_text(&text),
+                retry_after,
+            });
+        }
+        serde_json::from_str(&text)
+            .map_err(|e| BackendError::Protocol(format!("{method} {path}: body is not JSON ({e})")))
+    }
+
+    fn current_status(&self, id: &str) -> Result<i64, BackendError> {
+        let v = self.call("GET", &format!("/components/{id}"), &[], None)?;
+        v.pointer("/data/status")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| BackendError::Protocol(format!("GET /components/{id}: no data.status")))
+    }
+}
+
+impl Backend for Cachet {
+    fn identity(&self) -> String {
+        format!("cachet {}", self.base)
+    }
+
+    fn resolve(&mut self, component: &ComponentRef) -> Result<String, BackendError> {
+        if let Some(id) = component.id {
+            return Ok(id.to_string());
+        }
+        let v = self.call(
+            "GET",
+            "/components",
+            &[("name", component.name.as_str())],
+            None,
+        )?;
+        let list = v
+            .get("data")
+            .and_then(Value::as_array)
+            .ok_or_else(|| BackendError::Protocol("GET /components: no data array".into()))?;
+        let ids: Vec<i64> = list
+            .iter()
+            .filter(|c| c.get("name").and_then(Value::as_str) == Some(component.name.as_str()))
+            .filter_map(|c| c.get("id").and_then(Value::as_i64))
+            .collect();
+        match ids.as_slice() {
+            [] => Err(BackendError::NotFound(component.name.clone())),
+            [id] => Ok(id.to_string()),
+            many => Err(BackendError::Ambiguous {
+                name: component.name.clone(),
+                count: many.len(),
+                ids: many
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    fn set_state(
+        &mut self,
+        remote_id: &str,
+        component: &ComponentRef,
+        state: State,
+        _message: Option<&str>,
+    ) -> Result<State, BackendError> {
+        let code = status_code(state);
+        let v = self.call(
+            "PUT",
+            &format!("/components/{remote_id}"),
+            &[],
+            Some(json!({ "status": code })),
+        )?;
+        let echoed = v
+            .pointer("/data/status")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| {
+                BackendError::Protocol(format!(
+                    "PUT /components/{remote_id}: no data.status in the answer"
+                ))
+            })?;
+        if echoed != i64::from(code) {
+            return Err(BackendError::Protocol(format!(
+                "PUT status {code} for {:?} but the page answered status {echoed}",
+                component.name
+            )));
+        }
+        state_of(echoed)
+            .ok_or_else(|| BackendError::Protocol(format!("unknown Cachet status {echoed}")))
+    }
+
+    fn check(&mut self, components: &[ComponentRef]) -> Vec<CheckLine> {
+        let mut out = Vec::new();
+        let mut line = |ok: bool, what: String| out.push(CheckLine { ok, what });
+        match self.call("GET", "/ping", &[], None) {
+            Ok(v) if v.get("data").and_then(Value::as_str) == Some("Pong!") => {
+                line(true, format!("{} answers /api/v1/ping", self.base))
+            }
+            Ok(v) => line(
+                false,
+                format!(
+                    "{} /api/v1/ping answered {v}, not Pong!: is this Cachet 2.x?",
+                    self.base
+                ),
+            ),
+            Err(e) => {
+                line(false, format!("{} is not reachable: {e}", self.base));
+                return out;
+            }
+        }
+        let mut first_id = None;
+        for c in components {
+            match self.resolve(c) {
+                Ok(id) => match self.current_status(&id) {
+                    Ok(code) => {
+                        line(
+                            true,
+                            format!("component {:?} is id {id} (status {code})", c.name),
+                        );
+                        first_id.get_or_insert((id, code, c.name.clone()));
+                    }
+                    Err(e) => line(false, format!("component {:?} (id {id}): {e}", c.name)),
+                },
+                Err(e) => line(false, format!("component {:?}: {e}", c.name)),
+            }
+        }
+        // A GET cannot validate a token (Cachet treats a bad token as a guest), so write the
+        // status the component already has: a no-op that needs a valid token.
+        match first_id {
+            Some((id, code, name)) => match self.call(
+                "PUT",
+                &format!("/components/{id}"),
+                &[],
+                Some(json!({ "status": code })),
+            ) {
+                Ok(_) => line(
+                    true,
+                    format!("the token can write (re-sent {name:?}'s current status)"),
+                ),
+                Err(e) => line(false, format!("the token cannot write: {e}")),
+            },
+            None => line(false, "token unverified: no component to write to".into()),
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_codes_follow_the_contract() {
+        assert_eq!(status_code(State::Operational), 1);
+        assert_eq!(status_code(State::PerformanceIssues), 2);
+        assert_eq!(status_code(State::PartialOutage), 3);
+        assert_eq!(status_code(State::MajorOutage), 4);
+        assert_eq!(status_code(State::Unknown), 0);
+        // Pinned assumption: 2.x has no maintenance status.
+        assert_eq!(status_code(State::UnderMaintenance), 2);
+        for s in State::ALL
+            .into_iter()
+            .filter(|s| *s != State::UnderMaintenance)
+        {
+            assert_eq!(state_of(status_code(s).into()), Some(s));
+        }
+        assert_eq!(state_of(5), None);
+    }
+
+    #[test]
+    fn error_text_prefers_the_servers_words() {
+        let body = r#"{"errors":[{"id":"x","status":400,"title":"Bad Request","detail":"The request cannot be fulfilled due to bad syntax.","meta":{"details":["The status format is invalid."]}}]}"#;
+        assert_eq!(
+            error_text(body),
+            "The request cannot be fulfilled due to bad syntax. The status format is invalid."
+        );
+        assert_eq!(error_text("<html>oops</html>"), "<html>oops</html>");
+        assert_eq!(error_text(""), "(empty body)");
+        assert!(error_text(&"x".repeat(10_000)).len() <= 300);
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let c = Cachet::new(
+            "http://127.0.0.1:9",
+            "s3cret-token".into(),
+            Duration::from_secs(1),
+        );
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+}
