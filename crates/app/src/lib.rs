@@ -1,1 +1,116 @@
+//! statusrelay's commands as library code; the binary only parses arguments and maps the
+//! result to an exit code.
+//!
+//! Invariant: every command returns `Result<String, AppError>`, where the string is what goes
+//! to stdout and [`AppError::exit_code`] is the one place exit codes are decided.
 
+pub mod cli;
+pub mod error;
+pub mod flusher;
+pub mod handler;
+pub mod log;
+pub mod ops;
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+pub use cli::{Cli, Command};
+pub use error::AppError;
+use statusrelay_core::Config;
+use statusrelay_core::time::{Clock, SystemClock};
+
+/// Run a parsed command line; returns the exit code for a success.
+pub fn run(cli: Cli) -> Result<i32, AppError> {
+    log::init(&cli.log_level).map_err(AppError::Usage)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let path = cli.config.as_deref();
+    let out = match &cli.command {
+        Command::Monit { component } => {
+            let out = handler::monit(path, std::env::vars_os(), component.as_deref(), clock)?;
+            // Monit discards stdout; a person trying it by hand wants to see what happened.
+            if std::io::stdout().is_terminal() {
+                out + "\n"
+            } else {
+                String::new()
+            }
+        }
+        Command::Event {
+            component,
+            status,
+            message,
+            source,
+        } => {
+            let config = Config::load(path)?;
+            handler::event(
+                &config,
+                component,
+                *status,
+                message.as_deref(),
+                source,
+                clock,
+            )? + "\n"
+        }
+        Command::Flush { once } => {
+            let config = Config::load(path)?;
+            let shutdown = Arc::new(AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                signal_hook::flag::register(sig, shutdown.clone()).map_err(|source| {
+                    AppError::Io {
+                        path: "signal handler".into(),
+                        source,
+                    }
+                })?;
+            }
+            let backend = flusher::build_backend(&config, clock.clone())?;
+            let opts = flusher::FlushOptions {
+                once: *once,
+                poll: Duration::from_millis(200),
+                shutdown,
+                clock,
+            };
+            let r = flusher::flush(&config, backend, opts)?;
+            if *once {
+                format!(
+                    "{} sent, {} already shown, {} coalesced, {} to retry, {} dead-lettered\n",
+                    r.sent, r.skipped, r.superseded, r.retried, r.dead
+                )
+            } else {
+                String::new()
+            }
+        }
+        Command::Queue { json } => ops::queue(&Config::load(path)?, *json, clock)?,
+        Command::Status { json } => ops::status(&Config::load(path)?, *json, clock)?,
+        Command::Replay {
+            ids,
+            dead,
+            rejected,
+            component,
+            since,
+            dry_run,
+        } => {
+            let args = ops::ReplayArgs {
+                ids,
+                dead: *dead,
+                rejected: *rejected,
+                component: component.as_deref(),
+                since: since.as_deref(),
+                dry_run: *dry_run,
+            };
+            ops::replay(&Config::load(path)?, &args, clock)?
+        }
+        Command::Check { online } => ops::check(&Config::load(path)?, *online, clock)?,
+    };
+    print!("{out}");
+    Ok(error::EX_OK)
+}
+
+/// Print an error the way every command does.
+pub fn report(err: &AppError) {
+    if err.is_pending_only() {
+        warn!("{err}");
+    } else {
+        error!("{err}");
+    }
+}

@@ -1,0 +1,100 @@
+//! The app's one error type and the single mapping from errors to exit codes (sysexits).
+
+use std::path::PathBuf;
+
+use statusrelay_backend::BackendError;
+use statusrelay_core::CoreError;
+use statusrelay_spool::SpoolError;
+
+pub const EX_OK: i32 = 0;
+pub const EX_USAGE: i32 = 64;
+pub const EX_DATAERR: i32 = 65;
+pub const EX_UNAVAILABLE: i32 = 69;
+pub const EX_IOERR: i32 = 74;
+pub const EX_TEMPFAIL: i32 = 75;
+pub const EX_CONFIG: i32 = 78;
+
+/// Everything a command can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Bad config, bad arguments or an event that cannot be mapped.
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    /// The spool could not be opened or written.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    /// The status page could not be set up or reached.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// An event was recorded but could not be applied; it waits for `replay --rejected`.
+    #[error("event e{event_id} recorded but not applied: {reason}")]
+    Rejected { event_id: i64, reason: CoreError },
+    /// The config is broken and the raw event went to the spool named by the fallback lookup.
+    #[error(
+        "{reason}\n(the raw event was kept as e{event_id} in {spool}; fix the config, then `statusrelay replay --rejected`)"
+    )]
+    RejectedByConfig {
+        event_id: i64,
+        spool: PathBuf,
+        reason: CoreError,
+    },
+    /// Another flusher holds the lock on this spool.
+    #[error(
+        "another `statusrelay flush` is running on {spool} (lock {lock} is held); stop it first"
+    )]
+    FlusherRunning { spool: PathBuf, lock: PathBuf },
+    /// `flush --once` finished with deliveries still waiting for a retry.
+    #[error("{count} deliveries still pending (next attempt {next}); see `statusrelay queue`")]
+    StillPending { count: usize, next: String },
+    /// `check --online` found problems.
+    #[error("{0} online check(s) failed")]
+    CheckFailed(usize),
+    /// A replay id does not name a pending or dead delivery or a rejected event.
+    #[error("{0}: no such pending or dead delivery or rejected event (see `statusrelay queue`)")]
+    NoSuchItem(String),
+    /// A command-line value is malformed.
+    #[error("{0}")]
+    Usage(String),
+    /// Local I/O outside the spool (lock file).
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl AppError {
+    /// The documented exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            AppError::Core(e) | AppError::Rejected { reason: e, .. } => core_code(e),
+            AppError::RejectedByConfig { .. } => EX_CONFIG,
+            AppError::Spool(e) if e.is_temporary() => EX_TEMPFAIL,
+            AppError::Spool(SpoolError::TooNew { .. }) => EX_CONFIG,
+            AppError::Spool(_) => EX_IOERR,
+            AppError::Backend(BackendError::Token(_)) => EX_CONFIG,
+            AppError::Backend(e) if e.is_retryable() => EX_TEMPFAIL,
+            AppError::Backend(_) => EX_UNAVAILABLE,
+            AppError::FlusherRunning { .. } | AppError::StillPending { .. } => EX_TEMPFAIL,
+            AppError::CheckFailed(_) => EX_UNAVAILABLE,
+            AppError::NoSuchItem(_) | AppError::Usage(_) => EX_USAGE,
+            AppError::Io { .. } => EX_IOERR,
+        }
+    }
+
+    /// Should this be printed as a quiet note rather than an error (work still pending)?
+    pub fn is_pending_only(&self) -> bool {
+        matches!(self, AppError::StillPending { .. })
+    }
+}
+
+fn core_code(e: &CoreError) -> i32 {
+    if e.is_config() {
+        EX_CONFIG
+    } else if e.is_usage() {
+        EX_USAGE
+    } else {
+        EX_DATAERR
+    }
+}

@@ -1,0 +1,370 @@
+//! The flusher: delivers the spool to the status page.
+//!
+//! Invariants:
+//! - One flusher per spool, enforced by an exclusive lock on `<spool>.flush.lock`; deliveries a
+//!   killed flusher left in flight are sent again at start (at-least-once; a PUT of a state is
+//!   idempotent).
+//! - Per component only the newest desired state is sent (the spool coalesces on claim), and a
+//!   state the page already shows (as last confirmed by its API) is not sent again unless forced.
+//! - Whether to retry is the error's decision (with a reason); when, the pure retry policy's.
+//!   Every give-up is logged with its reason and stored on the dead letter.
+//! - Clock, shutdown flag and poll interval are injected; the loop sleeps in short steps so a
+//!   new event or SIGTERM is noticed within a poll interval.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use statusrelay_backend::{
+    Backend, BackendError, ComponentRef, cachet::Cachet, html::Html, read_token,
+};
+use statusrelay_core::Config;
+use statusrelay_core::config::BackendConfig;
+use statusrelay_core::duration;
+use statusrelay_core::time::{Clock, rfc3339};
+use statusrelay_spool::retry::{RetryPolicy, Verdict, next_attempt};
+use statusrelay_spool::{Claimed, Outcome, Spool};
+
+use crate::{AppError, debug, error, info, warn};
+
+/// How the flusher runs; tests inject all of it.
+pub struct FlushOptions {
+    /// Drain what is due, then return.
+    pub once: bool,
+    /// How often to look for new events while idle.
+    pub poll: Duration,
+    pub shutdown: Arc<AtomicBool>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// What a flush run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FlushReport {
+    pub sent: usize,
+    pub skipped: usize,
+    pub superseded: usize,
+    pub retried: usize,
+    pub dead: usize,
+}
+
+/// Build the configured backend (reads the token; never logs it).
+pub fn build_backend(config: &Config, clock: Arc<dyn Clock>) -> Result<Box<dyn Backend>, AppError> {
+    Ok(match &config.backend {
+        BackendConfig::Cachet {
+            url,
+            token_file,
+            token_env,
+            timeout,
+        } => {
+            let token = read_token(token_file.as_deref(), token_env.as_deref())?;
+            Box::new(Cachet::new(url, token, *timeout))
+        }
+        BackendConfig::Html { dir, title } => {
+            let names = config.components.iter().map(|c| c.name.clone()).collect();
+            Box::new(Html::new(dir, title, names, clock))
+        }
+    })
+}
+
+fn lock_path(config: &Config) -> PathBuf {
+    let mut p = config.spool.clone().into_os_string();
+    p.push(".flush.lock");
+    PathBuf::from(p)
+}
+
+/// Take the one-flusher-per-spool lock; held until the returned file is dropped.
+fn take_lock(config: &Config) -> Result<File, AppError> {
+    let lock = lock_path(config);
+    if let Some(dir) = lock.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| AppError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(|source| AppError::Io {
+            path: lock.clone(),
+            source,
+        })?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(TryLockError::WouldBlock) => Err(AppError::FlusherRunning {
+            spool: config.spool.clone(),
+            lock,
+        }),
+        Err(TryLockError::Error(source)) => Err(AppError::Io { path: lock, source }),
+    }
+}
+
+/// A small PRNG for retry jitter (splitmix64); quality needs are modest.
+struct Jitter(u64);
+impl Jitter {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+struct Flusher<'a> {
+    config: &'a Config,
+    spool: Spool,
+    backend: Box<dyn Backend>,
+    identity: String,
+    policy: RetryPolicy,
+    jitter: Jitter,
+    claim: String,
+    report: FlushReport,
+}
+
+/// Run the flusher until shutdown (or, with `once`, until nothing is due).
+pub fn flush(
+    config: &Config,
+    backend: Box<dyn Backend>,
+    opts: FlushOptions,
+) -> Result<FlushReport, AppError> {
+    let _lock = take_lock(config)?;
+    let mut spool = Spool::open(&config.spool, opts.clock.clone())?;
+    let recovered = spool.recover_claims()?;
+    if recovered > 0 {
+        warn!(
+            "{recovered} deliveries were in flight when the last flusher stopped; sending them again"
+        );
+    }
+    let started = opts.clock.now_ms();
+    let pid = std::process::id();
+    let d = &config.delivery;
+    let identity = backend.identity();
+    info!("flushing {} to {identity}", config.spool.display());
+    let mut f = Flusher {
+        config,
+        spool,
+        backend,
+        identity,
+        policy: RetryPolicy {
+            base: d.backoff_base,
+            cap: d.backoff_cap,
+            max_attempts: d.max_attempts,
+            max_age: d.max_age,
+        },
+        jitter: Jitter(started as u64 ^ ((pid as u64) << 32)),
+        claim: format!("{pid}-{started}"),
+        report: FlushReport::default(),
+    };
+    f.spool.heartbeat(pid, started)?;
+    f.prune();
+    let heartbeat_every = 5_000;
+    let prune_every = 3_600_000;
+    let (mut last_beat, mut last_prune) = (started, started);
+    loop {
+        if opts.shutdown.load(Ordering::SeqCst) {
+            break;
+        }
+        f.drain(&opts.shutdown)?;
+        if opts.once {
+            break;
+        }
+        let now = opts.clock.now_ms();
+        if now - last_beat >= heartbeat_every {
+            f.spool.heartbeat(pid, started)?;
+            last_beat = now;
+        }
+        if now - last_prune >= prune_every {
+            f.prune();
+            last_prune = now;
+        }
+        // Sleep until the next retry is due, a heartbeat is owed, or another process commits.
+        let due = f.spool.next_due_at()?.unwrap_or(i64::MAX);
+        let until = due.min(last_beat + heartbeat_every);
+        let version = f.spool.data_version()?;
+        while opts.clock.now_ms() < until && !opts.shutdown.load(Ordering::SeqCst) {
+            std::thread::sleep(opts.poll);
+            if f.spool.data_version()? != version {
+                break;
+            }
+        }
+    }
+    if opts.shutdown.load(Ordering::SeqCst) {
+        info!(
+            "shutting down: {} sent, {} retried, {} dead-lettered this run",
+            f.report.sent, f.report.retried, f.report.dead
+        );
+    }
+    f.spool.flusher_stopped()?;
+    let stats = f.spool.stats()?;
+    if opts.once && (stats.pending + stats.sending) > 0 {
+        let next = f
+            .spool
+            .next_due_at()?
+            .map(rfc3339)
+            .unwrap_or_else(|| "unknown".into());
+        return Err(AppError::StillPending {
+            count: (stats.pending + stats.sending) as usize,
+            next,
+        });
+    }
+    Ok(f.report)
+}
+
+impl Flusher<'_> {
+    fn prune(&mut self) {
+        let r = &self.config.retention;
+        match self.spool.prune(r.events, r.max_events) {
+            Ok((0, 0)) => {}
+            Ok((d, e)) => info!("pruned {d} finished deliveries and {e} events past retention"),
+            Err(e) => warn!("pruning the spool failed (will try again later): {e}"),
+        }
+    }
+
+    /// Deliver everything due now, one component at a time.
+    fn drain(&mut self, shutdown: &AtomicBool) -> Result<(), AppError> {
+        while !shutdown.load(Ordering::SeqCst) {
+            let (claimed, superseded) = self.spool.claim_next(&self.claim)?;
+            for s in &superseded {
+                self.report.superseded += 1;
+                info!(
+                    "coalesced delivery {} ({}: {}): superseded by a newer state",
+                    s.id, s.component, s.state
+                );
+            }
+            let Some(c) = claimed else { return Ok(()) };
+            self.deliver(&c)?;
+        }
+        Ok(())
+    }
+
+    fn component_ref(&self, name: &str) -> ComponentRef {
+        let id = self
+            .config
+            .components
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.id);
+        ComponentRef {
+            name: name.to_string(),
+            id,
+        }
+    }
+
+    fn resolve(&mut self, comp: &ComponentRef, fresh: bool) -> Result<String, BackendError> {
+        if let (false, Ok(Some(id))) = (fresh, self.spool.remote_id(&self.identity, &comp.name)) {
+            return Ok(id);
+        }
+        let id = self.backend.resolve(comp)?;
+        if let Err(e) = self
+            .spool
+            .set_remote_id(&self.identity, &comp.name, Some(&id))
+        {
+            warn!("could not cache the id of {:?}: {e}", comp.name);
+        }
+        Ok(id)
+    }
+
+    fn send(&mut self, c: &Claimed) -> Result<statusrelay_core::State, BackendError> {
+        let comp = self.component_ref(&c.item.component);
+        let id = self.resolve(&comp, false)?;
+        let msg = c.item.message.as_deref();
+        match self.backend.set_state(&id, &comp, c.item.state, msg) {
+            // A cached id may point at a component deleted and re-created on the page.
+            Err(e) if e.is_not_found() && comp.id.is_none() => {
+                warn!(
+                    "{:?}: id {id} is gone from the page; looking the name up again",
+                    comp.name
+                );
+                let _ = self.spool.set_remote_id(&self.identity, &comp.name, None);
+                let id = self.resolve(&comp, true)?;
+                self.backend.set_state(&id, &comp, c.item.state, msg)
+            }
+            other => other,
+        }
+    }
+
+    fn deliver(&mut self, c: &Claimed) -> Result<(), AppError> {
+        let item = &c.item;
+        if !item.force
+            && self.spool.page_state(&self.identity, &item.component)? == Some(item.state)
+        {
+            self.report.skipped += 1;
+            debug!(
+                "skipped delivery {} ({}: {}): the page already shows it",
+                item.id, item.component, item.state
+            );
+            self.spool.finish(
+                c,
+                &Outcome::Skipped {
+                    reason: format!("the page already shows {}", item.state),
+                },
+            )?;
+            return Ok(());
+        }
+        let attempt = item.attempts + 1;
+        let outcome = match self.send(c) {
+            Ok(state) => {
+                self.report.sent += 1;
+                info!(
+                    "sent {}: {} (delivery {}, attempt {attempt})",
+                    item.component, state, item.id
+                );
+                Outcome::Delivered {
+                    backend: self.identity.clone(),
+                    state,
+                }
+            }
+            Err(e) => {
+                let (retry, reason) = e.retry_decision();
+                let verdict = if retry {
+                    next_attempt(
+                        &self.policy,
+                        attempt,
+                        item.queued_at,
+                        self.spool.now(),
+                        e.retry_after(),
+                        self.jitter.next(),
+                    )
+                } else {
+                    Verdict::GiveUp(reason.clone())
+                };
+                match verdict {
+                    Verdict::RetryAt(at) => {
+                        self.report.retried += 1;
+                        let wait = Duration::from_millis((at - self.spool.now()).max(0) as u64);
+                        warn!(
+                            "retry delivery {} ({}: {}) in {}: {reason}: {e}",
+                            item.id,
+                            item.component,
+                            item.state,
+                            duration::format(wait)
+                        );
+                        Outcome::Retry {
+                            at,
+                            error: e.to_string(),
+                        }
+                    }
+                    Verdict::GiveUp(why) => {
+                        self.report.dead += 1;
+                        let error = if retry {
+                            format!("{why}; last error: {e}")
+                        } else {
+                            e.to_string()
+                        };
+                        error!(
+                            "dead-lettered delivery {} ({}: {}): {why}: {e}. Fix the cause, then `statusrelay replay --dead`",
+                            item.id, item.component, item.state
+                        );
+                        Outcome::Dead { error }
+                    }
+                }
+            }
+        };
+        self.spool.finish(c, &outcome)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,338 @@
+//! The handler: `statusrelay monit` and `statusrelay event`.
+//!
+//! Invariants:
+//! - Never touches the network and never reads stdin; one spool transaction, then exit.
+//! - The raw event is recorded whatever happens after it was read: an event that cannot be
+//!   mapped or routed (or arrives while the config is broken) is kept as 'rejected' and can be
+//!   re-applied with `replay --rejected` once the cause is fixed.
+//! - [`plan`] is pure (config + raw event in, spool writes out), shared with replay.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::json;
+use statusrelay_core::mapping::{self, Mapped, TESTS};
+use statusrelay_core::time::Clock;
+use statusrelay_core::{Config, CoreError, Effect, RawEvent, State};
+use statusrelay_spool::{Apply, NewEvent, Spool, TestChange};
+
+use crate::{AppError, debug};
+
+/// What the spool should record for an event.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub event: NewEvent,
+    pub applies: Vec<Apply>,
+}
+
+/// An event that cannot be applied, and the event as it is to be recorded (rejected).
+#[derive(Debug)]
+pub struct Rejection {
+    pub event: NewEvent,
+    pub reason: CoreError,
+}
+
+/// What planning an event gives: spool writes, or the rejection to record.
+pub type Planned = Result<Plan, Box<Rejection>>;
+
+fn reject(event: NewEvent, reason: CoreError) -> Planned {
+    Err(Box::new(Rejection { event, reason }))
+}
+
+fn one_shot_families() -> Vec<String> {
+    TESTS
+        .iter()
+        .filter(|t| t.one_shot)
+        .map(|t| t.key.to_string())
+        .collect()
+}
+
+/// Turn a raw Monit event into spool writes. On error, the returned [`NewEvent`] is what to
+/// record as rejected.
+pub fn plan(config: &Config, raw: &RawEvent, component: Option<&str>) -> Planned {
+    let mut event = NewEvent {
+        origin: "monit".into(),
+        host: raw.get("MONIT_HOST").map(str::to_string),
+        service: raw.get("MONIT_SERVICE").map(str::to_string),
+        event: raw.get("MONIT_EVENT").map(str::to_string),
+        description: raw.env.get("MONIT_DESCRIPTION").cloned(),
+        monit_date: raw.get("MONIT_DATE").map(str::to_string),
+        raw: serde_json::to_string(&json!({ "monit": raw, "component": component }))
+            .unwrap_or_default(),
+        test: None,
+        effect: None,
+    };
+    let ev = match raw.validate() {
+        Ok(ev) => ev,
+        Err(e) => return reject(event, e),
+    };
+    let Some(class) = mapping::classify(&ev.event, &ev.description) else {
+        return reject(event, CoreError::UnknownEvent(ev.event));
+    };
+    event.test = Some(class.test.clone());
+    event.effect = Some(class.effect.as_str().to_string());
+    let targets = match component {
+        Some(name) => match config.component(name) {
+            Ok(c) => vec![c],
+            Err(e) => return reject(event, e),
+        },
+        None => config.route(&ev.service),
+    };
+    if targets.is_empty() {
+        return reject(
+            event,
+            CoreError::Unrouted {
+                service: ev.service,
+            },
+        );
+    }
+    let host = ev.host.clone().unwrap_or_else(|| config.node_name());
+    let mut applies = Vec::new();
+    for c in &targets {
+        let change = match class.effect {
+            Effect::Info => continue,
+            Effect::Recover => TestChange::Recover {
+                one_shot_families: one_shot_families(),
+            },
+            Effect::Fail => {
+                match mapping::state_for(class.family(), &c.mapping.0, &config.mapping.0) {
+                    Mapped::Ignore => continue,
+                    Mapped::State(s) => TestChange::Fail(s),
+                }
+            }
+        };
+        applies.push(Apply {
+            component: c.name.clone(),
+            host: host.clone(),
+            service: ev.service.clone(),
+            test: class.test.clone(),
+            change,
+        });
+    }
+    Ok(Plan { event, applies })
+}
+
+/// Plan for `statusrelay event`: the source is the "host", the test is "manual".
+pub fn plan_manual(
+    config: &Config,
+    component: &str,
+    state: State,
+    message: Option<&str>,
+    source: &str,
+) -> Planned {
+    let event = NewEvent {
+        origin: "event".into(),
+        host: Some(source.to_string()),
+        service: None,
+        event: Some(format!("set {state}")),
+        description: message.map(str::to_string),
+        monit_date: None,
+        raw: json!({ "event": { "component": component, "status": state.as_str(), "message": message, "source": source } }).to_string(),
+        test: Some("manual".into()),
+        effect: Some(if state == State::Operational { "recover" } else { "fail" }.into()),
+    };
+    let c = match config.component(component) {
+        Ok(c) => c,
+        Err(e) => return reject(event, e),
+    };
+    let change = if state == State::Operational {
+        TestChange::Recover {
+            one_shot_families: vec![],
+        }
+    } else {
+        TestChange::Fail(state)
+    };
+    let applies = vec![Apply {
+        component: c.name,
+        host: source.to_string(),
+        service: "-".into(),
+        test: "manual".into(),
+        change,
+    }];
+    Ok(Plan { event, applies })
+}
+
+/// Record a plan (or its rejection) and report the outcome.
+fn record(spool: &mut Spool, planned: Planned) -> Result<String, AppError> {
+    match planned {
+        Ok(p) => {
+            let r = spool.record(&p.event, &p.applies, None)?;
+            let mut out = format!("recorded event e{}", r.event_id);
+            for c in &r.changes {
+                out.push_str(&format!(
+                    "; {}: {} -> {} (delivery {})",
+                    c.component,
+                    c.from.map(|s| s.as_str()).unwrap_or("none"),
+                    c.to,
+                    c.outbox_id
+                ));
+            }
+            if r.changes.is_empty() {
+                out.push_str("; no state change");
+            }
+            debug!("{out}");
+            Ok(out)
+        }
+        Err(r) => {
+            let event_id = spool.record_rejected(&r.event, &r.reason.to_string())?;
+            Err(AppError::Rejected {
+                event_id,
+                reason: r.reason,
+            })
+        }
+    }
+}
+
+/// `statusrelay monit`: read MONIT_* from `env`, record, exit.
+pub fn monit<I>(
+    config_path: Option<&Path>,
+    env: I,
+    component: Option<&str>,
+    clock: Arc<dyn Clock>,
+) -> Result<String, AppError>
+where
+    I: IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+{
+    let raw = RawEvent::from_env(env);
+    if raw.env.is_empty() {
+        return Err(CoreError::NotFromMonit.into());
+    }
+    let config = match Config::load(config_path) {
+        Ok(c) => c,
+        Err(reason) => {
+            // Keep the event even though the config is broken: it is the one thing Monit will not resend.
+            let spool_path = Config::spool_hint(config_path);
+            let mut spool = Spool::open(&spool_path, clock)?;
+            let ev = match plan(&Config::default(), &raw, component) {
+                Ok(p) => p.event,
+                Err(r) => r.event,
+            };
+            let event_id = spool.record_rejected(&ev, &format!("config error: {reason}"))?;
+            return Err(AppError::RejectedByConfig {
+                event_id,
+                spool: spool_path,
+                reason,
+            });
+        }
+    };
+    let mut spool = Spool::open(&config.spool, clock)?;
+    let planned = plan(&config, &raw, component);
+    record(&mut spool, planned)
+}
+
+/// `statusrelay event`.
+pub fn event(
+    config: &Config,
+    component: &str,
+    state: State,
+    message: Option<&str>,
+    source: &str,
+    clock: Arc<dyn Clock>,
+) -> Result<String, AppError> {
+    let mut spool = Spool::open(&config.spool, clock)?;
+    record(
+        &mut spool,
+        plan_manual(config, component, state, message, source),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsString;
+
+    fn raw(pairs: &[(&str, &str)]) -> RawEvent {
+        RawEvent::from_env(
+            pairs
+                .iter()
+                .map(|(k, v)| (OsString::from(k), OsString::from(v))),
+        )
+    }
+
+    fn cfg(text: &str) -> Config {
+        Config::parse(text, Path::new("t.toml")).unwrap()
+    }
+
+    #[test]
+    fn a_component_override_changes_the_state() {
+        let c = cfg(
+            "[[component]]\nname = \"db\"\nservices = [\"mysql*\"]\n[component.mapping]\nconnection = \"partial_outage\"\n",
+        );
+        let p = plan(
+            &c,
+            &raw(&[
+                ("MONIT_SERVICE", "mysql"),
+                ("MONIT_EVENT", "Connection failed"),
+                ("MONIT_HOST", "n1"),
+            ]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(p.applies.len(), 1);
+        assert_eq!(p.applies[0].change, TestChange::Fail(State::PartialOutage));
+        assert_eq!(p.applies[0].host, "n1");
+    }
+
+    #[test]
+    fn ignored_and_informational_events_apply_nothing() {
+        let c = cfg("[mapping]\nresource = \"ignore\"\n");
+        let p = plan(
+            &c,
+            &raw(&[
+                ("MONIT_SERVICE", "web"),
+                ("MONIT_EVENT", "Resource limit matched"),
+            ]),
+            None,
+        )
+        .unwrap();
+        assert!(p.applies.is_empty());
+        let p = plan(
+            &c,
+            &raw(&[("MONIT_SERVICE", "web"), ("MONIT_EVENT", "PID changed")]),
+            None,
+        )
+        .unwrap();
+        assert!(p.applies.is_empty());
+        assert_eq!(p.event.effect.as_deref(), Some("info"));
+    }
+
+    #[test]
+    fn unroutable_and_unknown_events_are_rejected_with_the_raw_event() {
+        let c = cfg("[[component]]\nname = \"db\"\n");
+        let r = plan(
+            &c,
+            &raw(&[("MONIT_SERVICE", "nginx"), ("MONIT_EVENT", "Exists")]),
+            None,
+        )
+        .unwrap_err();
+        assert!(matches!(r.reason, CoreError::Unrouted { .. }));
+        assert!(r.event.raw.contains("nginx"));
+        let r2 = plan(
+            &c,
+            &raw(&[("MONIT_SERVICE", "db"), ("MONIT_EVENT", "Gremlins")]),
+            None,
+        )
+        .unwrap_err();
+        assert!(matches!(r2.reason, CoreError::UnknownEvent(_)));
+    }
+
+    #[test]
+    fn a_service_feeding_two_components_updates_both() {
+        let c = cfg(
+            "[[component]]\nname = \"a\"\nservices = [\"x*\"]\n[[component]]\nname = \"b\"\nservices = [\"*y\"]\n",
+        );
+        let p = plan(
+            &c,
+            &raw(&[("MONIT_SERVICE", "xy"), ("MONIT_EVENT", "Does not exist")]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            p.applies
+                .iter()
+                .map(|a| a.component.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+    }
+}

@@ -1,0 +1,484 @@
+//! Operator commands: `queue`, `status`, `replay`, `check`. Like postqueue/postsuper, they
+//! show and move what is in flight; none of them sends anything to the status page except
+//! `check --online`.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use statusrelay_backend::{ComponentRef, read_token};
+use statusrelay_core::config::BackendConfig;
+use statusrelay_core::time::{Clock, rfc3339};
+use statusrelay_core::{Config, RawEvent, State, duration};
+use statusrelay_spool::{Item, Spool};
+
+use crate::flusher::build_backend;
+use crate::handler::{plan, plan_manual};
+use crate::{AppError, warn};
+
+/// Flusher heartbeats are written every 5 s; three missed beats means it is not running.
+const LIVE_WITHIN_MS: i64 = 15_000;
+
+fn rel(now: i64, t: i64) -> String {
+    let d = Duration::from_millis((t - now).unsigned_abs());
+    if (t - now).abs() < 1000 {
+        "now".into()
+    } else if t > now {
+        format!("in {}", duration::format(d))
+    } else {
+        format!("{} ago", duration::format(d))
+    }
+}
+
+fn open_existing(config: &Config, clock: Arc<dyn Clock>) -> Result<Option<Spool>, AppError> {
+    if !config.spool.exists() {
+        return Ok(None);
+    }
+    Ok(Some(Spool::open(&config.spool, clock)?))
+}
+
+fn item_json(i: &Item) -> Value {
+    json!({
+        "id": i.id, "component": i.component, "state": i.state, "status": i.status,
+        "attempts": i.attempts, "created_at": rfc3339(i.created_at), "queued_at": rfc3339(i.queued_at),
+        "next_attempt_at": (i.status == "pending").then(|| rfc3339(i.next_attempt_at)),
+        "last_error": i.last_error, "forced": i.force,
+    })
+}
+
+/// `statusrelay queue`.
+pub fn queue(config: &Config, json_out: bool, clock: Arc<dyn Clock>) -> Result<String, AppError> {
+    let now = clock.now_ms();
+    let Some(spool) = open_existing(config, clock)? else {
+        return Ok(if json_out {
+            json!({"deliveries": [], "rejected_events": []}).to_string()
+        } else {
+            format!(
+                "no spool at {} yet: nothing recorded\n",
+                config.spool.display()
+            )
+        });
+    };
+    let items = spool.open_items()?;
+    let rejected = spool.rejected_events()?;
+    if json_out {
+        let rj: Vec<Value> = rejected
+            .iter()
+            .map(|r| json!({"id": format!("e{}", r.id), "received_at": rfc3339(r.received_at), "origin": r.origin, "service": r.service, "event": r.event, "error": r.error}))
+            .collect();
+        return Ok(json!({"deliveries": items.iter().map(item_json).collect::<Vec<_>>(), "rejected_events": rj}).to_string() + "\n");
+    }
+    let mut out = String::new();
+    if items.is_empty() && rejected.is_empty() {
+        return Ok("nothing queued: every recorded state has been delivered\n".into());
+    }
+    if !items.is_empty() {
+        let w = items
+            .iter()
+            .map(|i| i.component.chars().count())
+            .max()
+            .unwrap_or(9)
+            .max(9);
+        let _ = writeln!(
+            out,
+            "{:<6} {:<w$} {:<18} {:<8} {:>8}  {:<12} LAST ERROR",
+            "ID", "COMPONENT", "STATE", "STATUS", "ATTEMPTS", "NEXT TRY"
+        );
+        for i in &items {
+            let next = match i.status.as_str() {
+                "pending" => rel(now, i.next_attempt_at),
+                "sending" => "in flight".into(),
+                _ => "-".into(),
+            };
+            let err: String = i
+                .last_error
+                .as_deref()
+                .unwrap_or("")
+                .chars()
+                .take(100)
+                .collect();
+            let _ = writeln!(
+                out,
+                "{:<6} {:<w$} {:<18} {:<8} {:>8}  {:<12} {}",
+                i.id,
+                i.component,
+                i.state.as_str(),
+                i.status,
+                i.attempts,
+                next,
+                err
+            );
+        }
+        if items.iter().any(|i| i.status == "dead") {
+            let _ = writeln!(
+                out,
+                "dead letters are kept until replayed: fix the cause, then `statusrelay replay --dead`"
+            );
+        }
+    }
+    if !rejected.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nrejected events (fix the cause, then `statusrelay replay --rejected`):"
+        );
+        for r in &rejected {
+            let _ = writeln!(
+                out,
+                "e{:<5} {} service={:?} event={:?}: {}",
+                r.id,
+                rel(now, r.received_at),
+                r.service.as_deref().unwrap_or("?"),
+                r.event.as_deref().unwrap_or("?"),
+                r.error.as_deref().unwrap_or("")
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// `statusrelay status`.
+pub fn status(config: &Config, json_out: bool, clock: Arc<dyn Clock>) -> Result<String, AppError> {
+    let now = clock.now_ms();
+    let Some(spool) = open_existing(config, clock)? else {
+        return Ok(if json_out {
+            json!({"spool": config.spool, "exists": false}).to_string() + "\n"
+        } else {
+            format!(
+                "no spool at {} yet: nothing recorded\n",
+                config.spool.display()
+            )
+        });
+    };
+    let s = spool.stats()?;
+    let alive = s.flusher_pid.is_some()
+        && s.flusher_heartbeat_at
+            .is_some_and(|t| now - t < LIVE_WITHIN_MS);
+    let backend = build_backend(config, Arc::new(statusrelay_core::time::SystemClock))
+        .map(|b| b.identity())
+        .ok();
+    let comps: Vec<(String, State, Option<State>, i64)> = spool
+        .desired()?
+        .into_iter()
+        .map(|(c, st, t)| {
+            let page = backend
+                .as_deref()
+                .and_then(|b| spool.page_state(b, &c).ok().flatten());
+            (c, st, page, t)
+        })
+        .collect();
+    if json_out {
+        return Ok(json!({
+            "spool": config.spool, "events": s.events, "rejected_events": s.rejected_events,
+            "pending": s.pending, "in_flight": s.sending, "dead": s.dead,
+            "oldest_pending_age_seconds": s.oldest_pending_at.map(|t| (now - t) / 1000),
+            "flusher": {"alive": alive, "pid": s.flusher_pid, "heartbeat_at": s.flusher_heartbeat_at.map(rfc3339)},
+            "last_success_at": s.last_success_at.map(rfc3339),
+            "last_error": s.last_error, "last_error_at": s.last_error_at.map(rfc3339),
+            "components": comps.iter().map(|(c, st, page, t)| json!({"name": c, "desired": st, "page": page, "changed_at": rfc3339(*t)})).collect::<Vec<_>>(),
+        })
+        .to_string()
+            + "\n");
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "spool:     {} ({} events, {} rejected)",
+        config.spool.display(),
+        s.events,
+        s.rejected_events
+    );
+    let _ = writeln!(
+        out,
+        "flusher:   {}",
+        match (alive, s.flusher_heartbeat_at) {
+            (true, _) => format!(
+                "running (pid {}, heartbeat {})",
+                s.flusher_pid.unwrap_or(0),
+                rel(now, s.flusher_heartbeat_at.unwrap_or(now))
+            ),
+            (false, Some(t)) => format!("NOT RUNNING (last seen {})", rel(now, t)),
+            (false, None) => "never ran on this spool".into(),
+        }
+    );
+    let oldest = s
+        .oldest_pending_at
+        .map(|t| format!(", oldest queued {}", rel(now, t)))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "queue:     {} pending, {} in flight, {} dead{oldest}",
+        s.pending, s.sending, s.dead
+    );
+    let _ = writeln!(
+        out,
+        "delivered: {}",
+        s.last_success_at
+            .map(|t| format!("last {}", rel(now, t)))
+            .unwrap_or_else(|| "never".into())
+    );
+    if let (Some(e), Some(t)) = (&s.last_error, s.last_error_at) {
+        let _ = writeln!(out, "error:     {} ({})", e, rel(now, t));
+    }
+    if !comps.is_empty() {
+        let _ = writeln!(out, "components:");
+        for (c, st, page, t) in &comps {
+            let page = match page {
+                Some(p) if p == st => "shown on the page".to_string(),
+                Some(p) => format!("page shows {p}"),
+                None => "not confirmed on the page yet".to_string(),
+            };
+            let _ = writeln!(out, "  {c}: {st} since {} ({page})", rel(now, *t));
+            for f in spool.failing_tests(c)? {
+                let _ = writeln!(
+                    out,
+                    "    {} on {}: {} failing since {} -> {}",
+                    f.service,
+                    f.host,
+                    f.test,
+                    rel(now, f.since),
+                    f.state
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// An id on the replay command line.
+enum ReplayId {
+    Delivery(i64),
+    Event(i64),
+}
+
+fn parse_id(s: &str) -> Result<ReplayId, AppError> {
+    let bad = || {
+        AppError::Usage(format!(
+            "{s:?} is not a delivery id (12) or rejected event id (e7)"
+        ))
+    };
+    match s.strip_prefix('e') {
+        Some(n) => n.parse().map(ReplayId::Event).map_err(|_| bad()),
+        None => s.parse().map(ReplayId::Delivery).map_err(|_| bad()),
+    }
+}
+
+/// Options of `statusrelay replay`.
+pub struct ReplayArgs<'a> {
+    pub ids: &'a [String],
+    pub dead: bool,
+    pub rejected: bool,
+    pub component: Option<&'a str>,
+    pub since: Option<&'a str>,
+    pub dry_run: bool,
+}
+
+/// `statusrelay replay`.
+pub fn replay(
+    config: &Config,
+    a: &ReplayArgs<'_>,
+    clock: Arc<dyn Clock>,
+) -> Result<String, AppError> {
+    let mut deliveries = Vec::new();
+    let mut events = Vec::new();
+    for s in a.ids {
+        match parse_id(s)? {
+            ReplayId::Delivery(n) => deliveries.push(n),
+            ReplayId::Event(n) => events.push(n),
+        }
+    }
+    let since = a.since.map(duration::parse).transpose()?;
+    let now = clock.now_ms();
+    let mut spool = Spool::open(&config.spool, clock)?;
+    let verb = if a.dry_run { "would" } else { "will" };
+    let mut out = String::new();
+
+    if a.rejected || !events.is_empty() {
+        let all = spool.rejected_events()?;
+        for id in &events {
+            if !all.iter().any(|r| r.id == *id) {
+                return Err(AppError::NoSuchItem(format!("e{id}")));
+            }
+        }
+        for r in all
+            .iter()
+            .filter(|r| events.is_empty() || events.contains(&r.id))
+        {
+            let raw: Value = serde_json::from_str(&r.raw).unwrap_or(Value::Null);
+            let planned = if let Some(m) = raw.get("monit") {
+                let rawev: RawEvent = serde_json::from_value(m.clone()).unwrap_or_default();
+                let comp = raw.get("component").and_then(Value::as_str);
+                plan(config, &rawev, comp)
+            } else if let Some(e) = raw.get("event") {
+                let comp = e.get("component").and_then(Value::as_str).unwrap_or("");
+                let st = e
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(State::Unknown);
+                plan_manual(
+                    config,
+                    comp,
+                    st,
+                    e.get("message").and_then(Value::as_str),
+                    e.get("source").and_then(Value::as_str).unwrap_or("manual"),
+                )
+            } else {
+                let _ = writeln!(out, "e{}: raw event is unreadable; left as rejected", r.id);
+                continue;
+            };
+            match planned {
+                Ok(p)
+                    if a.component
+                        .is_some_and(|c| !p.applies.iter().any(|x| x.component == c)) => {}
+                Ok(p) => {
+                    if a.dry_run {
+                        let _ = writeln!(
+                            out,
+                            "e{}: would apply ({} test change(s))",
+                            r.id,
+                            p.applies.len()
+                        );
+                    } else {
+                        let rec = spool.record(&p.event, &p.applies, Some(r.id))?;
+                        let changes: Vec<String> = rec
+                            .changes
+                            .iter()
+                            .map(|c| {
+                                format!("{} -> {} (delivery {})", c.component, c.to, c.outbox_id)
+                            })
+                            .collect();
+                        let _ = writeln!(
+                            out,
+                            "e{}: applied{}",
+                            r.id,
+                            if changes.is_empty() {
+                                "; no state change".into()
+                            } else {
+                                format!("; {}", changes.join(", "))
+                            }
+                        );
+                    }
+                }
+                Err(rej) => {
+                    if !a.dry_run {
+                        spool.set_rejected_error(r.id, &rej.reason.to_string())?;
+                    }
+                    let _ = writeln!(out, "e{}: still rejected: {}", r.id, rej.reason);
+                }
+            }
+        }
+    }
+    if let Some(since) = since {
+        let from = now - since.as_millis() as i64;
+        for (c, st) in spool.replay_since(from, a.component, a.dry_run)? {
+            let _ = writeln!(
+                out,
+                "{c}: {verb} re-send {st} (changed within {})",
+                duration::format(since)
+            );
+        }
+    }
+    if !a.rejected && since.is_none() && (events.is_empty() || !deliveries.is_empty()) {
+        let items = spool.replay_items(&deliveries, a.dead, a.component, a.dry_run)?;
+        for id in &deliveries {
+            if !items.iter().any(|i| i.id == *id) {
+                return Err(AppError::NoSuchItem(id.to_string()));
+            }
+        }
+        for i in &items {
+            let _ = writeln!(
+                out,
+                "delivery {}: {verb} be sent now ({}: {}, was {})",
+                i.id, i.component, i.state, i.status
+            );
+        }
+    }
+    if out.is_empty() {
+        out = "nothing to replay\n".into();
+    } else if a.dry_run {
+        out.push_str("dry run: nothing changed\n");
+    }
+    Ok(out)
+}
+
+/// `statusrelay check`.
+pub fn check(config: &Config, online: bool, clock: Arc<dyn Clock>) -> Result<String, AppError> {
+    let mut out = String::new();
+    let src = config
+        .source
+        .as_ref()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    let _ = writeln!(out, "config OK: {src}");
+    let _ = writeln!(out, "  spool:   {}", config.spool.display());
+    match &config.backend {
+        BackendConfig::Cachet {
+            url,
+            token_file,
+            token_env,
+            timeout,
+        } => {
+            read_token(token_file.as_deref(), token_env.as_deref())?;
+            let from = token_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .or(token_env.as_ref().map(|v| format!("${v}")))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  backend: Cachet 2.x at {url} (token from {from}, timeout {})",
+                duration::format(*timeout)
+            );
+            if let Some(p) = token_file {
+                use std::os::unix::fs::PermissionsExt;
+                if std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o004 != 0) {
+                    warn!(
+                        "token_file {} is readable by everyone: chmod 0600 (or 0640 root:statusrelay)",
+                        p.display()
+                    );
+                }
+            }
+        }
+        BackendConfig::Html { dir, .. } => {
+            let _ = writeln!(out, "  backend: static page in {}", dir.display());
+        }
+    }
+    if config.components.is_empty() {
+        let _ = writeln!(
+            out,
+            "  components: none configured; each Monit service becomes its own component"
+        );
+    }
+    for c in &config.components {
+        let svc: Vec<&str> = c.services.iter().map(|g| g.as_str()).collect();
+        let feeds = if svc.is_empty() {
+            c.name.clone()
+        } else {
+            svc.join(", ")
+        };
+        let id = c.id.map(|i| format!(" (id {i})")).unwrap_or_default();
+        let _ = writeln!(out, "  component {:?}{id} <- {feeds}", c.name);
+    }
+    if online {
+        let mut backend = build_backend(config, clock)?;
+        let comps: Vec<ComponentRef> = config
+            .components
+            .iter()
+            .map(|c| ComponentRef {
+                name: c.name.clone(),
+                id: c.id,
+            })
+            .collect();
+        let lines = backend.check(&comps);
+        let failed = lines.iter().filter(|l| !l.ok).count();
+        for l in &lines {
+            let _ = writeln!(out, "  [{}] {}", if l.ok { "ok" } else { "FAIL" }, l.what);
+        }
+        if failed > 0 {
+            print!("{out}");
+            return Err(AppError::CheckFailed(failed));
+        }
+    }
+    Ok(out)
+}
