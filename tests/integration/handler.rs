@@ -1,0 +1,393 @@
+//! The handler (`statusrelay monit`, `statusrelay event`) through the real binary.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::process::Stdio;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+#[test]
+fn every_event_in_the_real_corpus_maps_to_a_documented_outcome() {
+    let sb = html_sandbox("corpus", "");
+    let corpus = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/specs/monit-exec-events.jsonl"
+    ))
+    .expect("shared/specs/monit-exec-events.jsonl beside the repository");
+    let mut n = 0;
+    for line in corpus.lines() {
+        let rec: Value = serde_json::from_str(line).unwrap();
+        // One record is the recorder's own end-of-run marker, not an exec call.
+        let Some(env) = rec.get("monit_env").and_then(Value::as_object) else {
+            continue;
+        };
+        let vars: Vec<(&str, String)> = env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str().unwrap().to_string()))
+            .collect();
+        let r = monit(&sb, &vars);
+        assert_code(&r, 0);
+        n += 1;
+    }
+    assert_eq!(n, 112);
+    assert_eq!(count(&sb, "SELECT count(*) FROM events"), 112);
+    assert_eq!(
+        count(&sb, "SELECT count(*) FROM events WHERE status = 'rejected'"),
+        0
+    );
+    // Spot-check the documented table against what was recorded.
+    let conn = db(&sb);
+    let mut st = conn
+        .prepare("SELECT DISTINCT event, effect, status FROM events ORDER BY event")
+        .unwrap();
+    let rows: BTreeMap<String, (String, String)> = st
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                (r.get::<_, String>(1)?, r.get::<_, String>(2)?),
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (event, effect) in [
+        ("Does not exist", "fail"),
+        ("Exists", "recover"),
+        ("Connection failed", "fail"),
+        ("Resource limit succeeded", "recover"),
+        ("Timeout", "fail"),
+        ("Content match", "fail"),
+        ("Upload bytes ok", "recover"),
+        ("Link down", "fail"),
+        ("PID changed", "info"),
+        ("Started", "info"),
+        ("Filesystem flags changed", "info"),
+    ] {
+        assert_eq!(rows[event].0, effect, "{event}");
+    }
+    // Content match is ignored by default: recorded, no state change.
+    assert_eq!(rows["Content match"].1, "info");
+    assert_eq!(rows["Started"].1, "info");
+}
+
+#[test]
+fn the_corpus_ends_in_the_states_monit_left_behind() {
+    let sb = html_sandbox("corpus-states", "");
+    let corpus = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/specs/monit-exec-events.jsonl"
+    ))
+    .unwrap();
+    for line in corpus.lines() {
+        let rec: Value = serde_json::from_str(line).unwrap();
+        let Some(env) = rec.get("monit_env").and_then(Value::as_object) else {
+            continue;
+        };
+        let vars: Vec<(&str, String)> = env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str().unwrap().to_string()))
+            .collect();
+        assert_code(&monit(&sb, &vars), 0);
+    }
+    let state = |c: &str| -> String {
+        db(&sb)
+            .query_row("SELECT state FROM desired WHERE component = ?1", [c], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    };
+    // webport's port check failed and never recovered in the lab run.
+    assert_eq!(state("webport"), "major_outage");
+    // flappy hit its restart limit (Timeout, no recovery event).
+    assert_eq!(state("flappy"), "major_outage");
+    // watched: the last events were recoveries of each failed test.
+    let open: i64 = count(
+        &sb,
+        "SELECT count(*) FROM tests WHERE component = 'lo' AND state IS NOT NULL",
+    );
+    assert_eq!(open, 0, "lo's bandwidth tests all recovered");
+}
+
+#[test]
+fn missing_service_is_exit_65_and_the_raw_event_is_kept() {
+    let sb = html_sandbox("missing", DB);
+    let r = sb.monit(
+        &[
+            ("MONIT_EVENT", "Does not exist"),
+            ("MONIT_DESCRIPTION", "gone"),
+        ],
+        &[],
+    );
+    assert_code(&r, 65);
+    assert!(
+        r.stderr.contains("MONIT_SERVICE is not set"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        count(
+            &sb,
+            "SELECT count(*) FROM events WHERE status = 'rejected' AND raw LIKE '%gone%'"
+        ),
+        1
+    );
+    let q = sb.run(&["queue"]);
+    assert!(
+        q.stdout.contains("rejected events") && q.stdout.contains("MONIT_SERVICE"),
+        "{}",
+        q.stdout
+    );
+}
+
+#[test]
+fn no_monit_variables_is_a_usage_error_that_records_nothing() {
+    let sb = html_sandbox("nomonit", DB);
+    let r = sb.monit(&[], &[]);
+    assert_code(&r, 64);
+    assert!(r.stderr.contains("no MONIT_* variables"), "{}", r.stderr);
+    assert!(!sb.spool_path().exists());
+}
+
+#[test]
+fn invalid_utf8_in_the_service_is_rejected_but_kept() {
+    let sb = html_sandbox("utf8", DB);
+    let mut vars = BTreeMap::new();
+    vars.insert("MONIT_SERVICE", OsString::from_vec(b"my\xffsql".to_vec()));
+    vars.insert("MONIT_EVENT", OsString::from("Does not exist"));
+    let r = sb.monit_os(&vars);
+    assert_code(&r, 65);
+    assert!(
+        r.stderr.contains("MONIT_SERVICE is not valid UTF-8"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        count(&sb, "SELECT count(*) FROM events WHERE status = 'rejected'"),
+        1
+    );
+    // Invalid UTF-8 in the free-text description is accepted (replaced), the event applies.
+    let mut vars = BTreeMap::new();
+    vars.insert("MONIT_SERVICE", OsString::from("mysql"));
+    vars.insert("MONIT_EVENT", OsString::from("Does not exist"));
+    vars.insert(
+        "MONIT_DESCRIPTION",
+        OsString::from_vec(b"bad \xff bytes".to_vec()),
+    );
+    assert_code(&sb.monit_os(&vars), 0);
+    assert_eq!(
+        count(
+            &sb,
+            "SELECT count(*) FROM desired WHERE state = 'major_outage'"
+        ),
+        1
+    );
+}
+
+#[test]
+fn a_huge_description_is_cut_and_still_applied() {
+    let sb = html_sandbox("bigdesc", DB);
+    // Linux refuses any single environment string over MAX_ARG_STRLEN (128 KiB) at exec, so
+    // Monit cannot hand a 1 MB description to any program: pin that, then send the largest
+    // description that can arrive.
+    let mb = "x".repeat(1024 * 1024);
+    let err = sb
+        .cmd(&["monit"])
+        .env("MONIT_SERVICE", "mysql")
+        .env("MONIT_DESCRIPTION", &mb)
+        .output()
+        .unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(7), "E2BIG");
+    let big = "x".repeat(127 * 1024);
+    let r = sb.monit(
+        &[
+            ("MONIT_SERVICE", "mysql"),
+            ("MONIT_EVENT", "Does not exist"),
+            ("MONIT_DESCRIPTION", &big),
+        ],
+        &[],
+    );
+    assert_code(&r, 0);
+    let len: i64 = count(&sb, "SELECT length(description) FROM events");
+    assert!(len < 20 * 1024, "stored {len} bytes");
+    assert_eq!(
+        count(
+            &sb,
+            "SELECT count(*) FROM events WHERE description LIKE '%cut from 130048 bytes%'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &sb,
+            "SELECT count(*) FROM desired WHERE state = 'major_outage'"
+        ),
+        1
+    );
+}
+
+#[test]
+fn an_unknown_service_is_exit_65_and_replayable_after_the_config_is_fixed() {
+    let sb = html_sandbox("unknown", DB);
+    let r = monit(&sb, &fail("nginx"));
+    assert_code(&r, 65);
+    assert!(
+        r.stderr.contains("\"nginx\" matches no [[component]]"),
+        "{}",
+        r.stderr
+    );
+    // The operator adds nginx to a component and replays.
+    sb.write("config.toml", &format!("spool = \"spool.db\"\n[backend]\nkind = \"html\"\ndir = \"www\"\n{DB}[[component]]\nname = \"web\"\nservices = [\"nginx\"]\n"));
+    let r = sb.run(&["replay", "--rejected"]);
+    assert_code(&r, 0);
+    assert!(
+        r.stdout.contains("applied; web -> major_outage"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        count(&sb, "SELECT count(*) FROM events WHERE status = 'rejected'"),
+        0
+    );
+}
+
+#[test]
+fn a_broken_config_is_exit_78_and_the_event_lands_in_the_named_spool() {
+    let sb = html_sandbox("broken", DB);
+    sb.write(
+        "config.toml",
+        "spool = \"spool.db\"\n[backend]\nkind = \"html\"\ndri = \"www\"\n",
+    );
+    let r = monit(&sb, &fail("mysql"));
+    assert_code(&r, 78);
+    assert!(
+        r.stderr.contains("unknown field `dri`") && r.stderr.contains("line 2"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("replay --rejected"), "{}", r.stderr);
+    assert_eq!(
+        count(
+            &sb,
+            "SELECT count(*) FROM events WHERE status = 'rejected' AND error LIKE 'config error:%'"
+        ),
+        1
+    );
+    // Once fixed, the event is applied with its original sequence number.
+    sb.write(
+        "config.toml",
+        &format!("spool = \"spool.db\"\n[backend]\nkind = \"html\"\ndir = \"www\"\n{DB}"),
+    );
+    assert_code(&sb.run(&["replay", "--rejected"]), 0);
+    assert_eq!(
+        count(
+            &sb,
+            "SELECT count(*) FROM desired WHERE component = 'db cluster' AND state = 'major_outage'"
+        ),
+        1
+    );
+}
+
+#[test]
+fn a_missing_explicit_config_is_exit_78_naming_the_file() {
+    let sb = html_sandbox("noconfig", DB);
+    std::fs::remove_file(sb.path("config.toml")).unwrap();
+    let r = sb.run(&["check"]);
+    assert_code(&r, 78);
+    assert!(
+        r.stderr.contains("config.toml") && r.stderr.contains("No such file"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn fifty_concurrent_handlers_lose_no_event() {
+    let sb = html_sandbox("concurrent", DB);
+    // Create the spool first so the race is on writes, as on a live node.
+    assert_code(&monit(&sb, &ok("mysql")), 0);
+    let children: Vec<_> = (0..50)
+        .map(|i| {
+            let mut c = sb.cmd(&["monit"]);
+            let svc = format!("mysql-{i}");
+            let ev = if i % 2 == 0 {
+                "Does not exist"
+            } else {
+                "Connection failed"
+            };
+            c.env("MONIT_SERVICE", &svc)
+                .env("MONIT_EVENT", ev)
+                .env("MONIT_HOST", format!("node{}", i % 5));
+            c.stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for ch in children {
+        let out = ch.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(count(&sb, "SELECT count(*) FROM events"), 51);
+    assert_eq!(
+        count(&sb, "SELECT count(*) FROM tests WHERE state IS NOT NULL"),
+        50
+    );
+    assert_eq!(
+        count(
+            &sb,
+            "SELECT count(*) FROM desired WHERE state = 'major_outage'"
+        ),
+        1
+    );
+}
+
+#[test]
+fn event_command_sets_a_state_per_source_and_validates_input() {
+    let sb = html_sandbox("eventcmd", DB);
+    let r = sb.run(&[
+        "event",
+        "--component",
+        "db cluster",
+        "--status",
+        "partial_outage",
+        "--message",
+        "failover drill",
+        "--source",
+        "cron",
+    ]);
+    assert_code(&r, 0);
+    assert!(
+        r.stdout.contains("db cluster: none -> partial_outage"),
+        "{}",
+        r.stdout
+    );
+    // Monit reports a worse failure; the cron source's recovery must not hide it.
+    assert_code(&monit(&sb, &fail("mysql")), 0);
+    let r = sb.run(&[
+        "event",
+        "--component",
+        "db cluster",
+        "--status",
+        "operational",
+        "--source",
+        "cron",
+    ]);
+    assert!(r.stdout.contains("no state change"), "{}", r.stdout);
+    let r = sb.run(&["event", "--component", "db cluster", "--status", "down"]);
+    assert_code(&r, 64);
+    assert!(r.stderr.contains("unknown state \"down\""), "{}", r.stderr);
+    let r = sb.run(&["event", "--component", "nope", "--status", "operational"]);
+    assert_code(&r, 64);
+    assert!(
+        r.stderr.contains("no component named \"nope\""),
+        "{}",
+        r.stderr
+    );
+}

@@ -1,0 +1,104 @@
+//! The embedded default (static page) end to end, and operator views.
+
+use std::time::Duration;
+
+use crate::support::*;
+
+#[test]
+fn the_static_page_follows_monit_end_to_end() {
+    let sb = html_sandbox("html", DB);
+    assert_code(&monit(&sb, &fail("mysql")), 0);
+    assert_code(&sb.run(&["flush", "--once"]), 0);
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.path("www/status.json")).unwrap())
+            .unwrap();
+    assert_eq!(doc["components"][0]["name"], "db cluster");
+    assert_eq!(doc["components"][0]["state"], "major_outage");
+    assert_eq!(doc["overall"], "major_outage");
+    let html = std::fs::read_to_string(sb.path("www/index.html")).unwrap();
+    assert!(html.contains("data-state=\"major_outage\"") && html.contains("Major outage"));
+    assert_code(&monit(&sb, &ok("mysql")), 0);
+    assert_code(&sb.run(&["flush", "--once"]), 0);
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.path("www/status.json")).unwrap())
+            .unwrap();
+    assert_eq!(doc["components"][0]["state"], "operational");
+}
+
+#[test]
+fn two_hosts_feeding_one_component_the_page_stays_down_until_both_recover() {
+    let sb = html_sandbox("twohosts", DB);
+    let on = |mut v: Vec<(&'static str, String)>, host: &str| {
+        v[3].1 = host.to_string();
+        v
+    };
+    assert_code(&monit(&sb, &on(fail("mysql"), "node1")), 0);
+    assert_code(&monit(&sb, &on(fail("mysql-replica"), "node2")), 0);
+    assert_code(&monit(&sb, &on(ok("mysql"), "node1")), 0);
+    assert_code(&sb.run(&["flush", "--once"]), 0);
+    let state = || -> String {
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(sb.path("www/status.json")).unwrap())
+                .unwrap();
+        doc["components"][0]["state"].as_str().unwrap().to_string()
+    };
+    assert_eq!(state(), "major_outage");
+    assert_code(&monit(&sb, &on(ok("mysql-replica"), "node2")), 0);
+    assert_code(&sb.run(&["flush", "--once"]), 0);
+    assert_eq!(state(), "operational");
+}
+
+#[test]
+fn status_and_queue_describe_an_empty_and_a_busy_spool() {
+    let sb = html_sandbox("views", DB);
+    let r = sb.run(&["queue"]);
+    assert!(r.stdout.contains("no spool at"), "{}", r.stdout);
+    assert_code(&monit(&sb, &fail("mysql")), 0);
+    let r = sb.run(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["pending"], 1);
+    assert_eq!(v["flusher"]["alive"], false);
+    assert_eq!(v["components"][0]["desired"], "major_outage");
+    assert_code(&sb.run(&["flush", "--once"]), 0);
+    let r = sb.run(&["status"]);
+    assert!(
+        r.stdout.contains("db cluster: major_outage") && r.stdout.contains("shown on the page"),
+        "{}",
+        r.stdout
+    );
+    assert!(sb.run(&["queue"]).stdout.contains("nothing queued"));
+}
+
+#[test]
+fn replay_of_unknown_ids_is_a_usage_error() {
+    let sb = html_sandbox("badids", DB);
+    assert_code(&monit(&sb, &fail("mysql")), 0);
+    let r = sb.run(&["replay", "99"]);
+    assert_code(&r, 64);
+    assert!(
+        r.stderr.contains("99: no such pending or dead delivery"),
+        "{}",
+        r.stderr
+    );
+    let r = sb.run(&["replay", "x1"]);
+    assert_code(&r, 64);
+    let r = sb.run(&["replay", "1"]);
+    assert_code(&r, 0);
+    assert!(
+        r.stdout.contains("delivery 1: will be sent now"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn usage_errors_exit_64() {
+    let sb = html_sandbox("usage", DB);
+    let r = sb.run(&["frobnicate"]);
+    assert_code(&r, 64);
+    let r = sb.run(&["--log-level", "loud", "queue"]);
+    assert_code(&r, 64);
+    let r = sb.run(&["--version"]);
+    assert_code(&r, 0);
+    let _ = Duration::ZERO;
+}

@@ -1,0 +1,78 @@
+//! Helpers shared by the integration tests.
+
+use std::time::Duration;
+
+pub use statusrelay_testkit::sandbox::{Run, Sandbox, signal, wait_until};
+pub use statusrelay_testkit::{FakeCachet, Fault};
+
+pub const TOKEN: &str = "t0ken-for-tests-only";
+pub const BIN: &str = env!("CARGO_BIN_EXE_statusrelay");
+
+/// A sandbox whose config points at the static page backend.
+pub fn html_sandbox(name: &str, components: &str) -> Sandbox {
+    let sb = Sandbox::new(BIN, name);
+    sb.write(
+        "config.toml",
+        &format!("spool = \"spool.db\"\n[backend]\nkind = \"html\"\ndir = \"www\"\n{components}"),
+    );
+    sb
+}
+
+/// A sandbox whose config points at `fake`, with fast retries so tests stay short.
+pub fn cachet_sandbox(name: &str, fake: &FakeCachet, components: &str) -> Sandbox {
+    let sb = Sandbox::new(BIN, name);
+    sb.write("token", &format!("{TOKEN}\n"));
+    sb.write(
+        "config.toml",
+        &format!(
+            "spool = \"spool.db\"\n[backend]\nkind = \"cachet\"\nurl = \"{}\"\ntoken_file = \"token\"\ntimeout = \"2s\"\n[delivery]\nbackoff_base = \"200ms\"\nbackoff_cap = \"1s\"\n{components}",
+            fake.url()
+        ),
+    );
+    sb
+}
+
+pub const DB: &str = "[[component]]\nname = \"db cluster\"\nservices = [\"mysql\", \"mysql-*\"]\n";
+
+pub fn fail(service: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("MONIT_SERVICE", service.to_string()),
+        ("MONIT_EVENT", "Does not exist".into()),
+        ("MONIT_DESCRIPTION", "process is not running".into()),
+        ("MONIT_HOST", "node1".into()),
+    ]
+}
+
+pub fn ok(service: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("MONIT_SERVICE", service.to_string()),
+        ("MONIT_EVENT", "Exists".into()),
+        ("MONIT_DESCRIPTION", "process is running with pid 42".into()),
+        ("MONIT_HOST", "node1".into()),
+    ]
+}
+
+/// Run `monit` with owned vars.
+pub fn monit(sb: &Sandbox, vars: &[(&str, String)]) -> Run {
+    let v: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    sb.monit(&v, &[])
+}
+
+/// Open the spool for assertions (a second connection, as an operator's sqlite3 would).
+pub fn db(sb: &Sandbox) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(sb.spool_path()).unwrap();
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    c
+}
+
+pub fn count(sb: &Sandbox, sql: &str) -> i64 {
+    db(sb).query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+pub fn assert_code(r: &Run, code: i32) {
+    assert_eq!(
+        r.code, code,
+        "exit code; stdout:\n{}\nstderr:\n{}",
+        r.stdout, r.stderr
+    );
+}
