@@ -33,7 +33,7 @@ fn two_hosts_feeding_one_component_the_page_stays_down_until_both_recover() {
         v
     };
     assert_code(&monit(&sb, &on(fail("mysql"), "node1")), 0);
-    assert_code(&monit(&sb, &on(fail("mysql-replica"), "node2")), 0);
+    assert_code(&monit(&sb, &on(fail("mysql"), "node2")), 0);
     assert_code(&monit(&sb, &on(ok("mysql"), "node1")), 0);
     assert_code(&sb.run(&["flush", "--once"]), 0);
     let state = || -> String {
@@ -43,7 +43,7 @@ fn two_hosts_feeding_one_component_the_page_stays_down_until_both_recover() {
         doc["components"][0]["state"].as_str().unwrap().to_string()
     };
     assert_eq!(state(), "major_outage");
-    assert_code(&monit(&sb, &on(ok("mysql-replica"), "node2")), 0);
+    assert_code(&monit(&sb, &on(ok("mysql"), "node2")), 0);
     assert_code(&sb.run(&["flush", "--once"]), 0);
     assert_eq!(state(), "operational");
 }
