@@ -109,10 +109,8 @@ fn the_token_never_reaches_logs_or_queue_output() {
 }
 
 #[test]
-fn a_400_for_an_invalid_status_is_dead_lettered_with_the_servers_details() {
-    // The fake rejects status codes outside 0-4, as Cachet 2.4 does; statusrelay never sends
-    // one, so this pins the error path: make the page reject a valid-looking request by
-    // pointing the component id at a name the page knows but with a dropped component.
+fn an_unknown_component_id_is_dead_lettered_with_the_404() {
+    // The config names id 9; the page has only id 2: the page's 404 is final, not retried.
     let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
     let sb = cachet_sandbox(
         "notfound",
@@ -126,6 +124,7 @@ fn a_400_for_an_invalid_status_is_dead_lettered_with_the_servers_details() {
         "{}",
         r.stderr
     );
+    assert!(!r.stderr.contains("retry delivery"), "{}", r.stderr);
 }
 
 #[test]
@@ -414,4 +413,52 @@ fn check_online_verifies_api_token_and_components() {
         Some(1),
         "the write check changed nothing"
     );
+}
+
+#[test]
+fn an_item_is_dead_lettered_after_max_attempts_with_the_reason() {
+    let mut fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
+    let sb = cachet_sandbox(
+        "maxattempts",
+        &fake,
+        "[[component]]\nname = \"db cluster\"\nid = 2\nservices = [\"mysql\"]\n",
+    );
+    let cfg = std::fs::read_to_string(sb.path("config.toml")).unwrap();
+    sb.write(
+        "config.toml",
+        &cfg.replace(
+            "backoff_cap = \"1s\"",
+            "backoff_cap = \"1s\"\nmax_attempts = 3",
+        ),
+    );
+    fake.stop();
+    assert_code(&monit(&sb, &fail("mysql")), 0);
+    let flusher = sb.spawn_flush();
+    assert!(wait_until(Duration::from_secs(15), || count(
+        &sb,
+        "SELECT count(*) FROM outbox WHERE status = 'dead'"
+    ) == 1));
+    signal(&flusher, "TERM");
+    let out = flusher.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("retry delivery 1").count(), 2, "{stderr}");
+    assert!(
+        stderr.contains("dead-lettered delivery 1")
+            && stderr.contains("gave up after 3 attempts (delivery.max_attempts)"),
+        "{stderr}"
+    );
+    let err: String = db(&sb)
+        .query_row("SELECT last_error FROM outbox WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(
+        err.contains("max_attempts") && err.contains("last error:"),
+        "{err}"
+    );
+    // Back up, replayed: delivered.
+    fake.resume();
+    assert_code(&sb.run(&["replay", "--dead"]), 0);
+    assert_code(&sb.run(&["flush", "--once"]), 0);
+    assert_eq!(fake.status_of(2), Some(4));
 }

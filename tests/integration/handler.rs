@@ -291,6 +291,26 @@ fn a_broken_config_is_exit_78_and_the_event_lands_in_the_named_spool() {
 }
 
 #[test]
+fn the_config_can_come_from_statusrelay_config() {
+    let sb = html_sandbox("envconfig", DB);
+    let r: Run = std::process::Command::new(BIN)
+        .env_clear()
+        .env("STATUSRELAY_CONFIG", sb.path("config.toml"))
+        .current_dir(&sb.dir)
+        .arg("check")
+        .output()
+        .unwrap()
+        .into();
+    assert_code(&r, 0);
+    assert!(
+        r.stdout
+            .contains("component \"db cluster\" <- mysql, mysql-*"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
 fn a_missing_explicit_config_is_exit_78_naming_the_file() {
     let sb = html_sandbox("noconfig", DB);
     std::fs::remove_file(sb.path("config.toml")).unwrap();
@@ -304,10 +324,11 @@ fn a_missing_explicit_config_is_exit_78_naming_the_file() {
 }
 
 #[test]
-fn fifty_concurrent_handlers_lose_no_event() {
+fn fifty_concurrent_handlers_lose_no_event_while_the_flusher_runs() {
     let sb = html_sandbox("concurrent", DB);
     // Create the spool first so the race is on writes, as on a live node.
     assert_code(&monit(&sb, &ok("mysql")), 0);
+    let mut flusher = sb.spawn_flush();
     let children: Vec<_> = (0..50)
         .map(|i| {
             let mut c = sb.cmd(&["monit"]);
@@ -346,6 +367,17 @@ fn fifty_concurrent_handlers_lose_no_event() {
         ),
         1
     );
+    // The flusher settles on the final state.
+    assert!(wait_until(std::time::Duration::from_secs(10), || {
+        std::fs::read_to_string(sb.path("www/status.json"))
+            .is_ok_and(|t| t.contains("\"major_outage\""))
+            && count(
+                &sb,
+                "SELECT count(*) FROM outbox WHERE status IN ('pending', 'sending')",
+            ) == 0
+    }));
+    signal(&flusher, "TERM");
+    assert!(flusher.wait().unwrap().success());
 }
 
 #[test]
