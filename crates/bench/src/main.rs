@@ -1,0 +1,162 @@
+//! `statusrelay-bench`: handler latency, spawn to exit, against a baseline measured in the same
+//! run: a minimal program (this binary, mode `baseline-commit`) that opens an SQLite file with the
+//! same durability (WAL, synchronous=FULL) and commits one row, which is the physical limit of
+//! "record durably and exit". `/bin/true` shows the cost of spawning a process at all.
+//!
+//! Usage: statusrelay-bench [--runs N] [--sizes 0,100000] [--bin target/release/statusrelay]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn baseline_commit(db: &Path) {
+    let c = rusqlite::Connection::open(db).expect("open");
+    c.busy_timeout(Duration::from_secs(10)).unwrap();
+    let _: String = c
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .unwrap();
+    c.pragma_update(None, "synchronous", "FULL").unwrap();
+    c.execute_batch("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT); BEGIN IMMEDIATE; INSERT INTO t (v) VALUES ('x'); COMMIT;").unwrap();
+}
+
+fn time_runs(runs: usize, mut make: impl FnMut(usize) -> Command) -> Vec<Duration> {
+    let mut out = Vec::with_capacity(runs);
+    for i in 0..runs {
+        let mut c = make(i);
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let t = Instant::now();
+        let o = c.output().expect("spawn");
+        out.push(t.elapsed());
+        assert!(
+            o.status.success(),
+            "run {i} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    out.sort();
+    out
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+/// Grow the spool to `n` events in one transaction (the schema comes from a first handler run).
+fn prefill(db: &Path, n: usize) {
+    let mut c = rusqlite::Connection::open(db).unwrap();
+    let have: i64 = c
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    let tx = c.transaction().unwrap();
+    {
+        let mut st = tx
+            .prepare("INSERT INTO events (received_at, origin, host, service, event, description, raw, test, effect, status) VALUES (?1, 'monit', 'node1', ?2, 'Resource limit matched', 'cpu usage of 56.6% matches resource limit [cpu usage > 40.0%]', '{}', 'resource:cpu usage', 'fail', 'applied')")
+            .unwrap();
+        for i in have as usize..n {
+            st.execute(rusqlite::params![i as i64, format!("svc-{}", i % 500)])
+                .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("baseline-commit") {
+        baseline_commit(Path::new(&args[2]));
+        return;
+    }
+    let get = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let runs: usize = get("--runs")
+        .map(|s| s.parse().expect("--runs N"))
+        .unwrap_or(1000);
+    let sizes: Vec<usize> = get("--sizes")
+        .unwrap_or_else(|| "0,100000".into())
+        .split(',')
+        .map(|s| s.parse().expect("--sizes"))
+        .collect();
+    let bin = PathBuf::from(get("--bin").unwrap_or_else(|| "target/release/statusrelay".into()));
+    assert!(
+        bin.exists(),
+        "{} missing: cargo build --release first",
+        bin.display()
+    );
+    let me = std::env::current_exe().unwrap();
+    let dir = std::env::temp_dir().join(format!("statusrelay-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        "spool = \"spool.db\"\n[backend]\nkind = \"html\"\ndir = \"www\"\n",
+    )
+    .unwrap();
+    let spool = dir.join("spool.db");
+
+    println!("runs per row: {runs}; binary: {}", bin.display());
+    println!(
+        "{:<44} {:>10} {:>10} {:>14}",
+        "what", "median ms", "p99 ms", "median ratio"
+    );
+    let floor = time_runs(runs, |_| Command::new("/bin/true"));
+    let base_db = dir.join("baseline.db");
+    let base = time_runs(runs, |_| {
+        let mut c = Command::new(&me);
+        c.arg("baseline-commit").arg(&base_db);
+        c
+    });
+    let row = |name: &str, v: &[Duration]| {
+        let ratio = pct(v, 0.5).as_secs_f64() / pct(&base, 0.5).as_secs_f64();
+        println!(
+            "{:<44} {:>10} {:>10} {:>13.2}x",
+            name,
+            ms(pct(v, 0.5)),
+            ms(pct(v, 0.99)),
+            ratio
+        );
+    };
+    row("/bin/true (spawn floor)", &floor);
+    row("baseline: open SQLite, commit 1 row, exit", &base);
+    for &size in &sizes {
+        // First run creates the schema; then grow the history to `size` events.
+        let first = Command::new(&bin)
+            .env_clear()
+            .arg("--config")
+            .arg(&config)
+            .arg("monit")
+            .env("MONIT_SERVICE", "warm")
+            .env("MONIT_EVENT", "Exists")
+            .output()
+            .unwrap();
+        assert!(first.status.success());
+        prefill(&spool, size);
+        let v = time_runs(runs, |i| {
+            let mut c = Command::new(&bin);
+            c.env_clear().arg("--config").arg(&config).arg("monit");
+            // Each service alternates failure and recovery (i / 50 flips per round), so every run
+            // changes a state and queues a delivery: the handler's most expensive path.
+            let ev = if (i / 50) % 2 == 0 {
+                "Does not exist"
+            } else {
+                "Exists"
+            };
+            c.env("MONIT_SERVICE", format!("svc-{}", i % 50))
+                .env("MONIT_EVENT", ev)
+                .env("MONIT_HOST", "node1")
+                .env("MONIT_DESCRIPTION", "process is not running");
+            c
+        });
+        row(&format!("statusrelay monit, spool of {size} events"), &v);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
