@@ -5,33 +5,12 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::process::Stdio;
 
-use serde_json::Value;
-
 use crate::support::*;
 
 #[test]
 fn every_event_in_the_real_corpus_maps_to_a_documented_outcome() {
     let sb = html_sandbox("corpus", "");
-    let corpus = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/specs/monit-exec-events.jsonl"
-    ))
-    .expect("shared/specs/monit-exec-events.jsonl beside the repository");
-    let mut n = 0;
-    for line in corpus.lines() {
-        let rec: Value = serde_json::from_str(line).unwrap();
-        // One record is the recorder's own end-of-run marker, not an exec call.
-        let Some(env) = rec.get("monit_env").and_then(Value::as_object) else {
-            continue;
-        };
-        let vars: Vec<(&str, String)> = env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str().unwrap().to_string()))
-            .collect();
-        let r = monit(&sb, &vars);
-        assert_code(&r, 0);
-        n += 1;
-    }
+    let n = replay_corpus(&sb);
     assert_eq!(n, 112);
     assert_eq!(count(&sb, "SELECT count(*) FROM events"), 112);
     assert_eq!(
@@ -76,22 +55,7 @@ fn every_event_in_the_real_corpus_maps_to_a_documented_outcome() {
 #[test]
 fn the_corpus_ends_in_the_states_monit_left_behind() {
     let sb = html_sandbox("corpus-states", "");
-    let corpus = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/specs/monit-exec-events.jsonl"
-    ))
-    .unwrap();
-    for line in corpus.lines() {
-        let rec: Value = serde_json::from_str(line).unwrap();
-        let Some(env) = rec.get("monit_env").and_then(Value::as_object) else {
-            continue;
-        };
-        let vars: Vec<(&str, String)> = env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str().unwrap().to_string()))
-            .collect();
-        assert_code(&monit(&sb, &vars), 0);
-    }
+    replay_corpus(&sb);
     let state = |c: &str| -> String {
         db(&sb)
             .query_row("SELECT state FROM desired WHERE component = ?1", [c], |r| {

@@ -76,3 +76,28 @@ pub fn assert_code(r: &Run, code: i32) {
         r.stdout, r.stderr
     );
 }
+
+/// Run every exec call of the real Monit corpus (shared/specs) through `statusrelay monit`,
+/// asserting each exits 0. Returns how many were run.
+pub fn replay_corpus(sb: &Sandbox) -> usize {
+    let corpus = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/specs/monit-exec-events.jsonl"
+    ))
+    .expect("shared/specs/monit-exec-events.jsonl beside the repository");
+    let mut n = 0;
+    for line in corpus.lines() {
+        let rec: serde_json::Value = serde_json::from_str(line).unwrap();
+        // One record is the recorder's own end-of-run marker, not an exec call.
+        let Some(env) = rec.get("monit_env").and_then(serde_json::Value::as_object) else {
+            continue;
+        };
+        let vars: Vec<(&str, String)> = env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str().unwrap().to_string()))
+            .collect();
+        assert_code(&monit(sb, &vars), 0);
+        n += 1;
+    }
+    n
+}

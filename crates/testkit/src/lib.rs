@@ -212,8 +212,8 @@ fn route(
             ),
         );
     }
-    let Some(rest) = path.strip_prefix("/api/v1") else {
-        return (
+    let not_found = || {
+        (
             404,
             error_body(
                 404,
@@ -221,7 +221,10 @@ fn route(
                 "The requested resource could not be found but may be available again in the future.",
                 &[],
             ),
-        );
+        )
+    };
+    let Some(rest) = path.strip_prefix("/api/v1") else {
+        return not_found();
     };
     let unauthorized = || {
         (
@@ -230,17 +233,6 @@ fn route(
                 401,
                 "Unauthorized",
                 "You are not authorized to view this content.",
-                &[],
-            ),
-        )
-    };
-    let not_found = || {
-        (
-            404,
-            error_body(
-                404,
-                "Not Found",
-                "The requested resource could not be found but may be available again in the future.",
                 &[],
             ),
         )
