@@ -75,6 +75,19 @@ fn error_body(status: u16, title: &str, detail: &str, details: &[&str]) -> Strin
     json!({ "errors": [e] }).to_string()
 }
 
+/// Cachet's validation failure: 400 with the reasons in meta.details.
+fn bad_request(detail: &str) -> (u16, String) {
+    (
+        400,
+        error_body(
+            400,
+            "Bad Request",
+            "The request cannot be fulfilled due to bad syntax.",
+            &[detail],
+        ),
+    )
+}
+
 fn component_json(c: &FakeComponent) -> Value {
     let names = [
         "Unknown",
@@ -299,30 +312,14 @@ fn route(
                 return not_found();
             };
             let Some(fields) = parse_body(body, content_type) else {
-                return (
-                    400,
-                    error_body(
-                        400,
-                        "Bad Request",
-                        "The request cannot be fulfilled due to bad syntax.",
-                        &["The body is not valid JSON."],
-                    ),
-                );
+                return bad_request("The body is not valid JSON.");
             };
             let mut new = s.components[idx].clone();
             if let Some(st) = fields.get("status") {
                 match as_int(st) {
                     Some(v) if (0..=4).contains(&v) => new.status = v,
                     _ => {
-                        return (
-                            400,
-                            error_body(
-                                400,
-                                "Bad Request",
-                                "The request cannot be fulfilled due to bad syntax.",
-                                &["The status format is invalid."],
-                            ),
-                        );
+                        return bad_request("The status format is invalid.");
                     }
                 }
             }
@@ -528,6 +525,57 @@ impl Drop for FakeCachet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One raw HTTP/1.1 exchange with the fake, so its strictness is tested without statusrelay.
+    fn raw(f: &FakeCachet, req: &str) -> String {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", f.port)).unwrap();
+        c.write_all(req.as_bytes()).unwrap();
+        let mut out = String::new();
+        let _ = c.read_to_string(&mut out);
+        out
+    }
+
+    fn put(f: &FakeCachet, token: &str, accept: &str, body: &str) -> String {
+        raw(
+            f,
+            &format!(
+                "PUT /api/v1/components/2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Cachet-Token: {token}\r\nAccept: {accept}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    }
+
+    #[test]
+    fn the_fake_rejects_what_cachet_rejects() {
+        let f = FakeCachet::start("tok", &[(2, "db")]);
+        assert!(put(&f, "bad", "application/json", r#"{"status":4}"#).starts_with("HTTP/1.1 401"));
+        assert!(put(&f, "tok", "text/html", r#"{"status":4}"#).starts_with("HTTP/1.1 406"));
+        let r = put(&f, "tok", "application/json", r#"{"status":7}"#);
+        assert!(
+            r.starts_with("HTTP/1.1 400") && r.contains("The status format is invalid."),
+            "{r}"
+        );
+        assert!(put(&f, "tok", "application/json", "{nope").starts_with("HTTP/1.1 400"));
+        assert_eq!(f.status_of(2), Some(1));
+        assert!(
+            put(&f, "tok", "application/json", r#"{"status":"4"}"#).starts_with("HTTP/1.1 200")
+        );
+        assert_eq!(f.puts(), vec![(2, 4)]);
+        // A filter combined with page fails, as the spec expects of the real server.
+        let r = raw(
+            &f,
+            "GET /api/v1/components?name=db&page=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAccept: application/json\r\n\r\n",
+        );
+        assert!(r.starts_with("HTTP/1.1 500"), "{r}");
+        // A guest (bad token) does not see disabled components.
+        f.set_enabled(2, false);
+        let r = raw(
+            &f,
+            "GET /api/v1/components/2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAccept: application/json\r\n\r\n",
+        );
+        assert!(r.starts_with("HTTP/1.1 404"), "{r}");
+    }
 
     #[test]
     fn percent_decoding() {
