@@ -4,4 +4,5 @@
 mod delivery;
 mod handler;
 mod operator;
+mod real_monit;
 mod support;

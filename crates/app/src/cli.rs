@@ -87,6 +87,12 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Read Monit's own status (its HTTP interface) and record every real difference
+    Resync {
+        /// Show the differences; change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Validate the config; with --online also the API, the token and every component
     Check {
         #[arg(long)]

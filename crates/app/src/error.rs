@@ -46,6 +46,9 @@ pub enum AppError {
     /// `flush --once` finished with deliveries still waiting for a retry.
     #[error("{count} deliveries still pending (next attempt {next}); see `statusrelay queue`")]
     StillPending { count: usize, next: String },
+    /// Monit's HTTP interface could not be read.
+    #[error("Monit: {0}")]
+    Monit(String),
     /// `check --online` found problems.
     #[error("{0} online check(s) failed")]
     CheckFailed(usize),
@@ -77,7 +80,7 @@ impl AppError {
             AppError::Backend(e) if e.is_retryable() => EX_TEMPFAIL,
             AppError::Backend(_) => EX_UNAVAILABLE,
             AppError::FlusherRunning { .. } | AppError::StillPending { .. } => EX_TEMPFAIL,
-            AppError::CheckFailed(_) => EX_UNAVAILABLE,
+            AppError::CheckFailed(_) | AppError::Monit(_) => EX_UNAVAILABLE,
             AppError::NoSuchItem(_) | AppError::Usage(_) => EX_USAGE,
             AppError::Io { .. } => EX_IOERR,
         }

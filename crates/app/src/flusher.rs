@@ -161,6 +161,15 @@ pub fn flush(
     };
     f.spool.heartbeat(pid, started)?;
     f.prune();
+    let resync_every = config
+        .monit
+        .as_ref()
+        .and_then(|m| m.resync_interval)
+        .map(|d| d.as_millis() as i64);
+    if resync_every.is_some() {
+        f.resync();
+    }
+    let mut last_resync = started;
     let heartbeat_every = 5_000;
     let prune_every = 3_600_000;
     let (mut last_beat, mut last_prune) = (started, started);
@@ -181,9 +190,16 @@ pub fn flush(
             f.prune();
             last_prune = now;
         }
+        if resync_every.is_some_and(|every| now - last_resync >= every) {
+            f.resync();
+            last_resync = now;
+        }
         // Sleep until the next retry is due, a heartbeat is owed, or another process commits.
         let due = f.spool.next_due_at()?.unwrap_or(i64::MAX);
-        let until = due.min(last_beat + heartbeat_every);
+        let mut until = due.min(last_beat + heartbeat_every);
+        if let Some(every) = resync_every {
+            until = until.min(last_resync + every);
+        }
         let version = f.spool.data_version()?;
         while opts.clock.now_ms() < until && !opts.shutdown.load(Ordering::SeqCst) {
             std::thread::sleep(opts.poll);
@@ -215,6 +231,26 @@ pub fn flush(
 }
 
 impl Flusher<'_> {
+    /// Repair from Monit's own view; a failure is logged, never fatal (Monit may be restarting).
+    fn resync(&mut self) {
+        match crate::resync::run(self.config, &mut self.spool, false) {
+            Ok(d) if d.is_empty() => debug!("resync: in step with Monit"),
+            Ok(d) => {
+                for x in &d {
+                    let now = x
+                        .now
+                        .map(|s| format!("failing ({s})"))
+                        .unwrap_or_else(|| "passing".into());
+                    info!(
+                        "resync: {}: {} {} is {now} per Monit; recorded",
+                        x.component, x.service, x.test
+                    );
+                }
+            }
+            Err(e) => warn!("resync failed (will try again at the next interval): {e}"),
+        }
+    }
+
     fn prune(&mut self) {
         let r = &self.config.retention;
         match self.spool.prune(r.events, r.max_events) {

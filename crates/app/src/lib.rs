@@ -9,7 +9,9 @@ pub mod error;
 pub mod flusher;
 pub mod handler;
 pub mod log;
+pub mod monit_http;
 pub mod ops;
+pub mod resync;
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -101,6 +103,7 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
             ops::replay(&Config::load(path)?, &args, clock)?
         }
         Command::Check { online } => ops::check(&Config::load(path)?, *online, clock)?,
+        Command::Resync { dry_run } => resync::command(&Config::load(path)?, *dry_run, clock)?,
     };
     print!("{out}");
     Ok(error::EX_OK)

@@ -62,6 +62,9 @@ pub struct Config {
     pub mapping: MappingTable,
     #[serde(default, rename = "component")]
     pub components: Vec<ComponentConfig>,
+    /// How to read Monit's own status (for `resync`).
+    #[serde(default)]
+    pub monit: Option<MonitConfig>,
     #[serde(skip)]
     pub source: Option<ConfigSource>,
 }
@@ -192,6 +195,36 @@ impl Default for RetentionConfig {
     }
 }
 
+/// Monit's HTTP interface, as the monitrc's `set httpd` configures it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitConfig {
+    /// `http://127.0.0.1:2812` (plain http: Monit's interface is local).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Path of Monit's unix socket (`set httpd unixsocket ...`), instead of `url`.
+    #[serde(default)]
+    pub socket: Option<PathBuf>,
+    /// Basic-auth user from the monitrc's `allow user:password`.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// File holding the password (first line).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Run `resync` from the flusher this often (and at its start). Off when absent.
+    #[serde(default, with = "serde_human::option")]
+    pub resync_interval: Option<Duration>,
+    #[serde(default = "monit_timeout", with = "serde_human")]
+    pub timeout: Duration,
+}
+
+fn monit_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
 /// A `[mapping]` table: test family -> state or "ignore". Keys are checked against the known
 /// test families so a typo is an error, not a silently unused override.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -259,6 +292,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             mapping: MappingTable::default(),
             components: Vec::new(),
+            monit: None,
             source: Some(ConfigSource::Defaults),
         }
     }
@@ -296,6 +330,11 @@ impl Config {
                     ..
                 } => *t = dir.join(&*t),
                 BackendConfig::Cachet { .. } => {}
+            }
+            if let Some(m) = &mut cfg.monit {
+                for p in [&mut m.socket, &mut m.password_file].into_iter().flatten() {
+                    *p = dir.join(&*p);
+                }
             }
         }
         cfg.source = Some(ConfigSource::File(path.to_path_buf()));
@@ -356,6 +395,46 @@ impl Config {
                         "must name a directory".into(),
                     ));
                 }
+            }
+        }
+        if let Some(m) = &self.monit {
+            match (&m.url, &m.socket) {
+                (None, None) => {
+                    return Err(invalid(
+                        "monit".into(),
+                        "set url = \"http://127.0.0.1:2812\" or socket = \"/run/monit.sock\""
+                            .into(),
+                    ));
+                }
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        "monit".into(),
+                        "set only one of url and socket".into(),
+                    ));
+                }
+                (Some(u), None) if !u.starts_with("http://") => {
+                    return Err(invalid(
+                        "monit.url".into(),
+                        format!(
+                            "{u:?}: Monit's interface is read over plain http://, e.g. http://127.0.0.1:2812"
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+            if m.user.is_some() && m.password_file.is_none() && m.password_env.is_none() {
+                return Err(invalid(
+                    "monit".into(),
+                    "user is set: also set password_file or password_env".into(),
+                ));
+            }
+            if m.resync_interval
+                .is_some_and(|d| d < Duration::from_secs(1))
+            {
+                return Err(invalid(
+                    "monit.resync_interval".into(),
+                    "must be at least 1s".into(),
+                ));
             }
         }
         let d = &self.delivery;
@@ -531,6 +610,27 @@ connection = "ignore"
         let c = parse("").unwrap();
         assert_eq!(c.backend.kind(), "html");
         assert_eq!(c.route("nginx")[0].name, "nginx");
+    }
+
+    #[test]
+    fn monit_section_is_validated() {
+        let ok = parse("[monit]\nurl = \"http://127.0.0.1:2812\"\nuser = \"admin\"\npassword_env = \"MONIT_PW\"\nresync_interval = \"5m\"\n").unwrap();
+        assert_eq!(
+            ok.monit.unwrap().resync_interval,
+            Some(Duration::from_secs(300))
+        );
+        let e = parse("[monit]\nuser = \"admin\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("set url"), "{e}");
+        let e = parse("[monit]\nurl = \"https://x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("plain http"), "{e}");
+        let e = parse("[monit]\nurl = \"http://127.0.0.1:2812\"\nuser = \"admin\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("password_file"), "{e}");
     }
 
     #[test]

@@ -50,6 +50,19 @@ pub mod serde_human {
         let s = <String as serde::Deserialize>::deserialize(d)?;
         super::parse(&s).map_err(serde::de::Error::custom)
     }
+
+    /// For `Option<Duration>` fields.
+    pub mod option {
+        use std::time::Duration;
+
+        pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Duration>, D::Error> {
+            let s = <Option<String> as serde::Deserialize>::deserialize(d)?;
+            s.map(|s| crate::duration::parse(&s).map_err(serde::de::Error::custom))
+                .transpose()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -55,6 +55,9 @@ pub enum CoreError {
         "unknown state {0:?}: expected one of operational, performance_issues, partial_outage, major_outage, under_maintenance, unknown"
     )]
     BadState(String),
+    /// Monit's status document could not be understood.
+    #[error("Monit status XML: {0}")]
+    MonitXml(String),
     /// A duration is not of the form 30s, 5m, 2h, 7d.
     #[error("invalid duration {0:?}: use a number with a unit, e.g. 90s, 5m, 2h, 7d")]
     BadDuration(String),

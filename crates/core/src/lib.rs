@@ -13,6 +13,7 @@ pub mod error;
 pub mod glob;
 pub mod mapping;
 pub mod monit;
+pub mod monit_status;
 pub mod state;
 pub mod time;
 

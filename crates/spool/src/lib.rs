@@ -384,6 +384,35 @@ impl Spool {
         applies: &[Apply],
         replay_of: Option<i64>,
     ) -> Result<Recorded> {
+        self.record_inner(ev, applies, replay_of, None)
+    }
+
+    /// Record what `resync` learnt from Monit at sequence `snapshot` (the newest event id when
+    /// Monit was asked). Tests changed by a newer event since then are left alone: an exec
+    /// event that arrived while Monit was being read is fresher than the snapshot.
+    pub fn record_resync(
+        &mut self,
+        ev: &NewEvent,
+        applies: &[Apply],
+        snapshot: i64,
+    ) -> Result<Recorded> {
+        self.record_inner(ev, applies, None, Some(snapshot))
+    }
+
+    /// The newest event sequence number (0 for an empty spool).
+    pub fn max_event_id(&self) -> Result<i64> {
+        self.conn
+            .query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))
+            .map_err(self.err())
+    }
+
+    fn record_inner(
+        &mut self,
+        ev: &NewEvent,
+        applies: &[Apply],
+        replay_of: Option<i64>,
+        snapshot: Option<i64>,
+    ) -> Result<Recorded> {
         let now = self.now();
         let path = self.path.clone();
         let e = move |source| SpoolError::Sqlite {
@@ -412,7 +441,7 @@ impl Spool {
         };
         let mut touched: Vec<&str> = Vec::new();
         for a in applies {
-            apply_test(&tx, a, event_id, now).map_err(&e)?;
+            apply_test(&tx, a, event_id, now, snapshot).map_err(&e)?;
             if !touched.contains(&a.component.as_str()) {
                 touched.push(&a.component);
             }
@@ -1065,12 +1094,13 @@ fn apply_test(
     a: &Apply,
     event_id: i64,
     now: i64,
+    snapshot: Option<i64>,
 ) -> rusqlite::Result<()> {
     let upsert = "INSERT INTO tests (component, host, service, test, state, event_id, since) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                   ON CONFLICT (component, host, service, test) DO UPDATE SET
                     state = excluded.state, event_id = excluded.event_id,
                     since = CASE WHEN tests.state IS excluded.state THEN tests.since ELSE excluded.since END
-                  WHERE excluded.event_id > tests.event_id";
+                  WHERE excluded.event_id > tests.event_id AND (?8 IS NULL OR tests.event_id <= ?8)";
     match &a.change {
         TestChange::Fail(state) => {
             tx.execute(
@@ -1082,7 +1112,8 @@ fn apply_test(
                     a.test,
                     state.as_str(),
                     event_id,
-                    now
+                    now,
+                    snapshot
                 ],
             )?;
         }
@@ -1096,7 +1127,8 @@ fn apply_test(
                     a.test,
                     None::<String>,
                     event_id,
-                    now
+                    now,
+                    snapshot
                 ],
             )?;
             let family = a.test.split(':').next().unwrap_or(&a.test).to_string();
@@ -1116,15 +1148,15 @@ fn apply_test(
             for t in clear {
                 tx.execute(
                     "UPDATE tests SET state = NULL, event_id = ?5, since = ?6
-                     WHERE component = ?1 AND host = ?2 AND service = ?3 AND test = ?4 AND state IS NOT NULL AND event_id < ?5",
-                    params![a.component, a.host, a.service, t, event_id, now],
+                     WHERE component = ?1 AND host = ?2 AND service = ?3 AND test = ?4 AND state IS NOT NULL AND event_id < ?5 AND (?7 IS NULL OR event_id <= ?7)",
+                    params![a.component, a.host, a.service, t, event_id, now, snapshot],
                 )?;
             }
             for l in like {
                 tx.execute(
                     "UPDATE tests SET state = NULL, event_id = ?5, since = ?6
-                     WHERE component = ?1 AND host = ?2 AND service = ?3 AND test LIKE ?4 AND state IS NOT NULL AND event_id < ?5",
-                    params![a.component, a.host, a.service, l, event_id, now],
+                     WHERE component = ?1 AND host = ?2 AND service = ?3 AND test LIKE ?4 AND state IS NOT NULL AND event_id < ?5 AND (?7 IS NULL OR event_id <= ?7)",
+                    params![a.component, a.host, a.service, l, event_id, now, snapshot],
                 )?;
             }
         }

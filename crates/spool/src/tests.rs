@@ -437,3 +437,38 @@ fn prune_keeps_what_is_still_referenced() {
     );
     assert_eq!(s.stats().unwrap().events, 2);
 }
+
+#[test]
+fn resync_leaves_tests_changed_after_its_snapshot_alone() {
+    let f = Fixture::new("resyncguard");
+    let mut s = f.open();
+    s.record(
+        &ev("svc"),
+        &[fail("db", "h1", "existence", State::MajorOutage)],
+        None,
+    )
+    .unwrap();
+    let snapshot = s.max_event_id().unwrap();
+    // An exec recovery lands while Monit's XML (taken at `snapshot`, still failing) is in flight.
+    s.record(&ev("svc"), &[recover("db", "h1", "existence")], None)
+        .unwrap();
+    s.record_resync(
+        &ev("svc"),
+        &[fail("db", "h1", "existence", State::MajorOutage)],
+        snapshot,
+    )
+    .unwrap();
+    assert_eq!(
+        desired_of(&s, "db"),
+        Some(State::Operational),
+        "the fresher exec event wins"
+    );
+    // With a current snapshot, resync does repair.
+    s.record_resync(
+        &ev("svc"),
+        &[fail("db", "h1", "existence", State::MajorOutage)],
+        s.max_event_id().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(desired_of(&s, "db"), Some(State::MajorOutage));
+}

@@ -5,6 +5,7 @@
 //! rejects. Where the spec marks a behaviour uncertain (?), the fake implements the assumption
 //! statusrelay makes, and says so in a comment, so a test pins it.
 
+pub mod monit;
 pub mod sandbox;
 
 use std::collections::VecDeque;

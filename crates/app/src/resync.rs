@@ -1,0 +1,161 @@
+//! `statusrelay resync`: record Monit's current view of every mapped service as if Monit had just
+//! reported it, so a lost exec event (full disk, crashed handler, a reboot mid-event) cannot
+//! leave the page wrong forever.
+//!
+//! Invariants:
+//! - Only real differences are written: a test Monit reports failing that the spool has as
+//!   passing (or missing), or one the spool has failing that Monit reports passing. No
+//!   difference, no event, no delivery.
+//! - Writes are guarded by the snapshot sequence taken before Monit was asked, so an exec event
+//!   that lands meanwhile is never overridden by the older snapshot.
+//! - Unmonitored services and services routed to no component are skipped, not errors.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde_json::json;
+use statusrelay_core::mapping::{self, Mapped};
+use statusrelay_core::monit_status::{self, MonitStatus};
+use statusrelay_core::time::Clock;
+use statusrelay_core::{Config, CoreError};
+use statusrelay_spool::{Apply, NewEvent, Spool, TestChange};
+
+use crate::{AppError, monit_http};
+
+/// One difference resync found (and, unless a dry run, recorded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    pub component: String,
+    pub service: String,
+    pub test: String,
+    /// Some(state): now failing; None: now passing.
+    pub now: Option<statusrelay_core::State>,
+}
+
+/// Work out the differences between Monit's status and the spool, and record them.
+pub fn apply(
+    config: &Config,
+    spool: &mut Spool,
+    status: &MonitStatus,
+    snapshot: i64,
+    dry_run: bool,
+) -> Result<Vec<Difference>, AppError> {
+    let host = status.system.clone().unwrap_or_else(|| config.node_name());
+    let mut out = Vec::new();
+    for svc in status.services.iter().filter(|s| s.monitored) {
+        let failing: BTreeSet<&str> = svc.failing().into_iter().collect();
+        let mut applies = Vec::new();
+        for comp in config.route(&svc.name) {
+            let rows: Vec<_> = spool
+                .failing_tests(&comp.name)?
+                .into_iter()
+                .filter(|t| t.host == host && t.service == svc.name)
+                .collect();
+            let family_of = |test: &str| test.split(':').next().unwrap_or(test).to_string();
+            for fam in &failing {
+                let Mapped::State(state) =
+                    mapping::state_for(fam, &comp.mapping.0, &config.mapping.0)
+                else {
+                    continue;
+                };
+                if rows.iter().any(|r| family_of(&r.test) == *fam) {
+                    continue;
+                }
+                applies.push(Apply {
+                    component: comp.name.clone(),
+                    host: host.clone(),
+                    service: svc.name.clone(),
+                    test: fam.to_string(),
+                    change: TestChange::Fail(state),
+                });
+                out.push(Difference {
+                    component: comp.name.clone(),
+                    service: svc.name.clone(),
+                    test: fam.to_string(),
+                    now: Some(state),
+                });
+            }
+            let mut cleared = BTreeSet::new();
+            for r in &rows {
+                let fam = family_of(&r.test);
+                if !failing.contains(fam.as_str()) && cleared.insert(fam.clone()) {
+                    applies.push(Apply {
+                        component: comp.name.clone(),
+                        host: host.clone(),
+                        service: svc.name.clone(),
+                        test: fam.clone(),
+                        change: TestChange::Recover {
+                            one_shot_families: vec![],
+                        },
+                    });
+                    out.push(Difference {
+                        component: comp.name.clone(),
+                        service: svc.name.clone(),
+                        test: fam,
+                        now: None,
+                    });
+                }
+            }
+        }
+        if applies.is_empty() || dry_run {
+            continue;
+        }
+        let ev = NewEvent {
+            origin: "resync".into(),
+            host: Some(host.clone()),
+            service: Some(svc.name.clone()),
+            event: Some("resync".into()),
+            description: Some(format!(
+                "Monit reports {} {:?} {}",
+                monit_status::type_name(svc.kind),
+                svc.name,
+                if failing.is_empty() { "passing".to_string() } else { format!("failing: {}", failing.iter().copied().collect::<Vec<_>>().join(", ")) }
+            )),
+            monit_date: None,
+            raw: json!({ "resync": { "service": svc.name, "type": svc.kind, "status": svc.status, "host": host } }).to_string(),
+            test: None,
+            effect: None,
+        };
+        spool.record_resync(&ev, &applies, snapshot)?;
+    }
+    Ok(out)
+}
+
+/// Fetch Monit's status and apply it. Used by `statusrelay resync` and the flusher.
+pub fn run(config: &Config, spool: &mut Spool, dry_run: bool) -> Result<Vec<Difference>, AppError> {
+    let m = config.monit.as_ref().ok_or_else(|| {
+        AppError::Core(CoreError::ConfigInvalid {
+            path: config.source.as_ref().map(|s| s.to_string()).unwrap_or_default().into(),
+            key: "monit".into(),
+            message: "resync needs a [monit] section: url (or socket), user and password_file as in the monitrc's `set httpd`".into(),
+        })
+    })?;
+    let snapshot = spool.max_event_id()?;
+    let body = monit_http::fetch_status(m)?;
+    let status = monit_status::parse(&body)?;
+    apply(config, spool, &status, snapshot, dry_run)
+}
+
+/// `statusrelay resync [--dry-run]`.
+pub fn command(config: &Config, dry_run: bool, clock: Arc<dyn Clock>) -> Result<String, AppError> {
+    let mut spool = Spool::open(&config.spool, clock)?;
+    let diffs = run(config, &mut spool, dry_run)?;
+    if diffs.is_empty() {
+        return Ok("in step with Monit: nothing to change\n".into());
+    }
+    let mut out = String::new();
+    for d in &diffs {
+        let what = match d.now {
+            Some(s) => format!("failing ({s})"),
+            None => "passing".into(),
+        };
+        out.push_str(&format!(
+            "{}: {} {} is {what}{}\n",
+            d.component,
+            d.service,
+            d.test,
+            if dry_run { " (dry run)" } else { "" }
+        ));
+    }
+    Ok(out)
+}

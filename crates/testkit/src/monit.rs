@@ -1,0 +1,168 @@
+//! A real Monit daemon per test: its own monitrc, id, state and pid files in the test's dir,
+//! `set daemon 1`, httpd on a free 127.0.0.1 port with a password, run in the foreground (`-I`)
+//! so the test owns the process and reaps it.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const MONIT_USER: &str = "admin";
+pub const MONIT_PASSWORD: &str = "lab-pw-1";
+
+/// Is a monit binary installed? (`.ci/run` installs the Debian package.)
+pub fn available() -> bool {
+    Command::new("monit")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A free TCP port on loopback (bound, then released for the daemon or the test to take).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running Monit daemon.
+pub struct MonitLab {
+    pub dir: PathBuf,
+    pub rc: PathBuf,
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl MonitLab {
+    /// Write `<dir>/<name>.monitrc` with `checks` (and `system`, the `check system` name) and
+    /// start Monit on it; returns once its HTTP interface answers.
+    pub fn start(dir: &Path, name: &str, port: u16, system: &str, checks: &str) -> MonitLab {
+        let rc = dir.join(format!("{name}.monitrc"));
+        let p = |f: &str| dir.join(format!("{name}.{f}")).display().to_string();
+        let text = format!(
+            "set daemon 1 with start delay 0\nset logfile {}\nset pidfile {}\nset idfile {}\nset statefile {}\n\
+             set httpd port {port} use address 127.0.0.1\n    allow {MONIT_USER}:{MONIT_PASSWORD}\n\
+             check system {system}\n{checks}\n",
+            p("log"),
+            p("pid"),
+            p("id"),
+            p("state")
+        );
+        std::fs::write(&rc, text).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&rc, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let check = Command::new("monit")
+            .arg("-c")
+            .arg(&rc)
+            .arg("-t")
+            .output()
+            .unwrap();
+        assert!(
+            available(),
+            "monit is not installed: apt-get install -y monit (.ci/run does)"
+        );
+        assert!(
+            check.status.success(),
+            "monit -t rejected the lab monitrc: {}",
+            String::from_utf8_lossy(&check.stdout)
+        );
+        let child = Command::new("monit")
+            .arg("-c")
+            .arg(&rc)
+            .arg("-I")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start monit");
+        let lab = MonitLab {
+            dir: dir.to_path_buf(),
+            rc,
+            port,
+            child: Some(child),
+        };
+        let end = Instant::now() + Duration::from_secs(15);
+        while lab.status_xml().is_none() {
+            assert!(
+                Instant::now() < end,
+                "monit did not answer on port {port}; log:\n{}",
+                lab.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        lab
+    }
+
+    /// Monit's status document, or None when it does not answer (yet).
+    pub fn status_xml(&self) -> Option<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        // admin:lab-pw-1
+        s.write_all(b"GET /_status?format=xml HTTP/1.0\r\nAuthorization: Basic YWRtaW46bGFiLXB3LTE=\r\n\r\n").ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        out.starts_with("HTTP/1.0 200").then_some(out)
+    }
+
+    /// `monit reload`: Monit forgets its state and re-fires failures that still hold.
+    pub fn reload(&self) {
+        let out = Command::new("monit")
+            .arg("-c")
+            .arg(&self.rc)
+            .arg("reload")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "monit reload: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.rc.with_extension("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for MonitLab {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A process the test starts and kills, with a pidfile Monit watches.
+pub struct Sleeper {
+    pub pidfile: PathBuf,
+    child: Option<Child>,
+}
+
+impl Sleeper {
+    pub fn start(pidfile: &Path) -> Sleeper {
+        let child = Command::new("sleep").arg("3600").spawn().unwrap();
+        std::fs::write(pidfile, format!("{}\n", child.id())).unwrap();
+        Sleeper {
+            pidfile: pidfile.to_path_buf(),
+            child: Some(child),
+        }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,333 @@
+//! Against real Monit daemons (Debian package `monit`) on loopback: Monit runs the built
+//! `statusrelay monit` on its own schedule, a flusher delivers to the strict fake Cachet, and
+//! each test asserts the exact sequence of statuses the page received. Waits are on
+//! conditions with deadlines, never on fixed sleeps alone.
+
+use std::time::Duration;
+
+use statusrelay_testkit::monit::{MONIT_PASSWORD, MONIT_USER, MonitLab, Sleeper, free_port};
+
+use crate::support::*;
+
+/// Monit on a 1 s cycle needs a few cycles per transition; CI machines are slow.
+const STEP: Duration = Duration::from_secs(30);
+
+struct Lab {
+    fake: FakeCachet,
+    sb: Sandbox,
+    port: u16,
+}
+
+impl Lab {
+    /// A sandbox whose config reads Monit at `port` and delivers to a fresh fake Cachet.
+    fn new(name: &str, components: &str, extra: &str) -> Lab {
+        let fake = FakeCachet::start(TOKEN, &[(2, "db cluster"), (3, "web")]);
+        let sb = cachet_sandbox(name, &fake, components);
+        let port = free_port();
+        sb.write("monit-password", &format!("{MONIT_PASSWORD}\n"));
+        let cfg = std::fs::read_to_string(sb.path("config.toml")).unwrap();
+        sb.write(
+            "config.toml",
+            &format!("{cfg}[monit]\nurl = \"http://127.0.0.1:{port}\"\nuser = \"{MONIT_USER}\"\npassword_file = \"monit-password\"\n{extra}"),
+        );
+        Lab { fake, sb, port }
+    }
+
+    /// The exec action Monit runs: plain tokens only.
+    fn exec(&self) -> String {
+        format!(
+            "{} --config {} monit",
+            BIN,
+            self.sb.path("config.toml").display()
+        )
+    }
+
+    fn both(&self) -> String {
+        let x = self.exec();
+        format!("then exec \"{x}\" else if succeeded then exec \"{x}\"")
+    }
+
+    fn monit(&self, checks: &str) -> MonitLab {
+        MonitLab::start(&self.sb.dir, "monit", self.port, "node1", checks)
+    }
+
+    fn wait_puts(&self, want: &[i64], monit: &MonitLab) {
+        let ok = wait_until(STEP, || {
+            self.fake.puts().iter().map(|p| p.1).collect::<Vec<_>>() == want
+        });
+        assert!(
+            ok,
+            "page saw {:?}, want {want:?}\nmonit log:\n{}",
+            self.fake.puts(),
+            monit.log()
+        );
+    }
+
+    fn program(&self, name: &str, code: i32) -> std::path::PathBuf {
+        let status = self.sb.path(&format!("{name}.status"));
+        std::fs::write(&status, code.to_string()).unwrap();
+        let script = self.sb.write(
+            &format!("{name}.sh"),
+            &format!("#!/bin/sh\nexit $(cat {})\n", status.display()),
+        );
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        script
+    }
+
+    fn set_program(&self, name: &str, code: i32) {
+        std::fs::write(self.sb.path(&format!("{name}.status")), code.to_string()).unwrap();
+    }
+}
+
+const DB2: &str = "[[component]]\nname = \"db cluster\"\nid = 2\nservices = [\"db*\"]\n";
+
+#[test]
+fn process_death_and_restart() {
+    let lab = Lab::new("rm-process", DB2, "");
+    let pid = lab.sb.path("db.pid");
+    let mut proc1 = Sleeper::start(&pid);
+    let monit = lab.monit(&format!(
+        "check process db with pidfile {}\n  if does not exist {}\n",
+        pid.display(),
+        lab.both()
+    ));
+    let flusher = lab.sb.spawn_flush();
+    proc1.kill();
+    lab.wait_puts(&[4], &monit);
+    let _proc2 = Sleeper::start(&pid);
+    lab.wait_puts(&[4, 1], &monit);
+    signal(&flusher, "TERM");
+    assert!(flusher.wait_with_output().unwrap().status.success());
+}
+
+#[test]
+fn program_status_codes_follow_the_component_mapping() {
+    let lab = Lab::new(
+        "rm-program",
+        &format!("{DB2}[component.mapping]\nstatus = \"partial_outage\"\n"),
+        "",
+    );
+    let script = lab.program("db", 0);
+    let monit = lab.monit(&format!(
+        "check program db with path {}\n  if status != 0 {}\n",
+        script.display(),
+        lab.both()
+    ));
+    let flusher = lab.sb.spawn_flush();
+    lab.set_program("db", 2);
+    lab.wait_puts(&[3], &monit);
+    lab.set_program("db", 0);
+    lab.wait_puts(&[3, 1], &monit);
+    signal(&flusher, "TERM");
+    assert!(flusher.wait_with_output().unwrap().status.success());
+}
+
+#[test]
+fn two_tests_on_one_service_fail_and_recover_in_different_orders() {
+    let lab = Lab::new(
+        "rm-twotests",
+        &format!("{DB2}[component.mapping]\nconnection = \"partial_outage\"\n"),
+        "",
+    );
+    let pid = lab.sb.path("db.pid");
+    let port = free_port();
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let mut proc1 = Sleeper::start(&pid);
+    let monit = lab.monit(&format!(
+        "check process db with pidfile {}\n  if does not exist {}\n  if failed host 127.0.0.1 port {port} {}\n",
+        pid.display(),
+        lab.both(),
+        lab.both()
+    ));
+    let flusher = lab.sb.spawn_flush();
+    // The port fails first (partial), then the process dies (major).
+    drop(listener);
+    lab.wait_puts(&[3], &monit);
+    proc1.kill();
+    lab.wait_puts(&[3, 4], &monit);
+    // The process comes back while the port is still closed: the page must not go operational.
+    let _proc2 = Sleeper::start(&pid);
+    lab.wait_puts(&[3, 4, 3], &monit);
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    lab.wait_puts(&[3, 4, 3, 1], &monit);
+    drop(listener);
+    signal(&flusher, "TERM");
+    assert!(flusher.wait_with_output().unwrap().status.success());
+}
+
+#[test]
+fn reload_and_repeat_refire_failures_without_duplicate_work() {
+    let lab = Lab::new("rm-refire", DB2, "");
+    let script = lab.program("db", 0);
+    let x = lab.exec();
+    let monit = lab.monit(&format!(
+        "check program db with path {}\n  if status != 0 then exec \"{x}\" repeat every 2 cycles else if succeeded then exec \"{x}\"\n",
+        script.display()
+    ));
+    let flusher = lab.sb.spawn_flush();
+    lab.set_program("db", 1);
+    lab.wait_puts(&[4], &monit);
+    let events = || {
+        count(
+            &lab.sb,
+            "SELECT count(*) FROM events WHERE event = 'Status failed'",
+        )
+    };
+    // `repeat every 2 cycles` re-fires while the failure holds.
+    assert!(
+        wait_until(STEP, || events() >= 3),
+        "repeat did not re-fire: {}",
+        monit.log()
+    );
+    // `monit reload` forgets state and fires again.
+    let before = events();
+    monit.reload();
+    assert!(
+        wait_until(STEP, || events() > before),
+        "reload did not re-fire"
+    );
+    assert_eq!(
+        count(&lab.sb, "SELECT count(*) FROM outbox"),
+        1,
+        "one delivery for one outage"
+    );
+    assert_eq!(lab.fake.puts(), vec![(2, 4)]);
+    signal(&flusher, "TERM");
+    assert!(flusher.wait_with_output().unwrap().status.success());
+}
+
+#[test]
+fn two_hosts_feeding_one_component_one_recovers_the_page_stays_down() {
+    let lab = Lab::new("rm-twohosts", DB2, "");
+    let a = lab.program("a", 0);
+    let b = lab.program("b", 0);
+    let both = lab.both();
+    let m1 = MonitLab::start(
+        &lab.sb.dir,
+        "node1",
+        lab.port,
+        "node1",
+        &format!(
+            "check program db with path {}\n  if status != 0 {both}\n",
+            a.display()
+        ),
+    );
+    let m2 = MonitLab::start(
+        &lab.sb.dir,
+        "node2",
+        free_port(),
+        "node2",
+        &format!(
+            "check program db with path {}\n  if status != 0 {both}\n",
+            b.display()
+        ),
+    );
+    let flusher = lab.sb.spawn_flush();
+    lab.set_program("a", 1);
+    lab.set_program("b", 1);
+    lab.wait_puts(&[4], &m1);
+    let both_failing = || {
+        count(
+            &lab.sb,
+            "SELECT count(*) FROM tests WHERE state IS NOT NULL AND host IN ('node1', 'node2')",
+        ) == 2
+    };
+    assert!(
+        wait_until(STEP, both_failing),
+        "node2 never reported: {}",
+        m2.log()
+    );
+    lab.set_program("a", 0);
+    assert!(wait_until(STEP, || count(
+        &lab.sb,
+        "SELECT count(*) FROM events WHERE event = 'Status succeeded' AND host = 'node1'"
+    ) == 1));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        lab.fake.puts(),
+        vec![(2, 4)],
+        "node1's recovery must not hide node2's outage"
+    );
+    lab.set_program("b", 0);
+    lab.wait_puts(&[4, 1], &m1);
+    signal(&flusher, "TERM");
+    assert!(flusher.wait_with_output().unwrap().status.success());
+}
+
+#[test]
+fn resync_repairs_events_the_handler_never_recorded() {
+    // resync_interval lets the flusher repair on its own, after the explicit command.
+    let lab = Lab::new("rm-resync", DB2, "resync_interval = \"1s\"\n");
+    let pid = lab.sb.path("db.pid");
+    let mut proc1 = Sleeper::start(&pid);
+    // The exec action fails: the event is lost, as with a full disk or a crashed handler.
+    let monit = lab.monit(&format!("check process db with pidfile {}\n  if does not exist then exec \"/bin/false\" else if succeeded then exec \"/bin/false\"\n", pid.display()));
+    proc1.kill();
+    let xml_says_gone = || {
+        monit.status_xml().is_some_and(|x| {
+            x.contains("<name>db</name><collected_sec>") && x.contains("<status>512</status>")
+        })
+    };
+    assert!(
+        wait_until(STEP, xml_says_gone),
+        "Monit never saw the process die"
+    );
+    assert!(
+        !lab.sb.spool_path().exists(),
+        "nothing was recorded by the handler"
+    );
+    let r = lab.sb.run(&["resync", "--dry-run"]);
+    assert_code(&r, 0);
+    assert!(
+        r.stdout
+            .contains("db cluster: db existence is failing (major_outage) (dry run)"),
+        "{}",
+        r.stdout
+    );
+    let r = lab.sb.run(&["resync"]);
+    assert!(
+        r.stdout
+            .contains("db cluster: db existence is failing (major_outage)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        lab.sb
+            .run(&["resync"])
+            .stdout
+            .contains("in step with Monit"),
+        "a second resync finds nothing"
+    );
+    let flusher = lab.sb.spawn_flush();
+    lab.wait_puts(&[4], &monit);
+    // The recovery is lost too; the flusher's periodic resync repairs it.
+    let _proc2 = Sleeper::start(&pid);
+    lab.wait_puts(&[4, 1], &monit);
+    signal(&flusher, "TERM");
+    let out = flusher.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("resync: db cluster: db existence is passing per Monit")
+    );
+}
+
+#[test]
+fn resync_with_wrong_credentials_is_a_clear_error() {
+    let lab = Lab::new("rm-resync-auth", DB2, "");
+    let monit = lab.monit("");
+    lab.sb.write("monit-password", "wrong\n");
+    let r = lab.sb.run(&["resync"]);
+    assert_code(&r, 69);
+    assert!(
+        r.stderr
+            .contains("Monit refused the credentials (HTTP 401)"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("wrong"), "the password is never printed");
+    drop(monit);
+    let r = lab.sb.run(&["resync"]);
+    assert_code(&r, 69);
+    assert!(r.stderr.contains("cannot connect to Monit"), "{}", r.stderr);
+}
