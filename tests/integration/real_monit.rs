@@ -331,3 +331,91 @@ fn resync_with_wrong_credentials_is_a_clear_error() {
     assert_code(&r, 69);
     assert!(r.stderr.contains("cannot connect to Monit"), "{}", r.stderr);
 }
+
+#[test]
+fn monit_config_output_is_accepted_by_monit_and_drives_the_page() {
+    let lab = Lab::new(
+        "rm-genconfig",
+        &format!("{DB2}[[component]]\nname = \"web\"\nid = 3\nservices = [\"nginx\", \"site\"]\n"),
+        "",
+    );
+    let script = lab.program("db", 0);
+    let pid = lab.sb.path("nginx.pid");
+    let checks = format!(
+        "[[check]]\nservice = \"db\"\ntype = \"program\"\ntarget = \"with path {}\"\ntests = [\"status != 0\"]\n\
+         [[check]]\nservice = \"nginx\"\ntype = \"process\"\ntarget = \"with pidfile {}\"\ntests = [\"does not exist\", \"changed pid\", \"3 restarts within 5 cycles\"]\nstart = \"/bin/true\"\n\
+         [[check]]\nservice = \"site\"\ntype = \"host\"\ntarget = \"with address 127.0.0.1\"\ntests = [\"failed port {} protocol http for 2 cycles\"]\n",
+        script.display(),
+        pid.display(),
+        free_port()
+    );
+    let cfg = std::fs::read_to_string(lab.sb.path("config.toml")).unwrap();
+    sb_write_config(&lab.sb, &format!("{cfg}{checks}"));
+    let conf_d = lab.sb.path("conf.d");
+    let generate = |expect: &str| {
+        let r = lab.sb.run(&[
+            "monit-config",
+            "--dir",
+            conf_d.to_str().unwrap(),
+            "--bin",
+            BIN,
+        ]);
+        assert_code(&r, 0);
+        assert!(r.stdout.contains(expect), "{}", r.stdout);
+        r
+    };
+    generate("wrote");
+    generate("unchanged");
+    let stdout = lab.sb.run(&["monit-config", "--bin", BIN]).stdout;
+    assert!(stdout.contains("check program db with path"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "exec \"{BIN} --config {} monit\"",
+            lab.sb.path("config.toml").display()
+        )),
+        "{stdout}"
+    );
+    // monit -t accepts every generated file, the flusher watchdog included.
+    let rc = lab.sb.write(
+        "test.monitrc",
+        &format!("set daemon 30\ninclude {}/*\n", conf_d.display()),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&rc, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let t = std::process::Command::new("monit")
+        .arg("-c")
+        .arg(&rc)
+        .arg("-t")
+        .output()
+        .unwrap();
+    assert!(
+        t.status.success(),
+        "monit -t: {}{}",
+        String::from_utf8_lossy(&t.stdout),
+        String::from_utf8_lossy(&t.stderr)
+    );
+    // Dropping a service from the config removes its check.
+    sb_write_config(
+        &lab.sb,
+        &format!(
+            "{cfg}{}",
+            checks
+                .split("[[check]]\nservice = \"site\"")
+                .next()
+                .unwrap()
+        ),
+    );
+    generate("removed");
+    assert!(!conf_d.join("statusrelay-site").exists() && conf_d.join("statusrelay-db").exists());
+    // A real Monit running the generated check drives the page.
+    let monit = lab.monit(&format!("include {}/statusrelay-db\n", conf_d.display()));
+    let flusher = lab.sb.spawn_flush();
+    lab.set_program("db", 1);
+    lab.wait_puts(&[4], &monit);
+    signal(&flusher, "TERM");
+    assert!(flusher.wait_with_output().unwrap().status.success());
+}
+
+fn sb_write_config(sb: &Sandbox, text: &str) {
+    sb.write("config.toml", text);
+}

@@ -87,6 +87,18 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Print the Monit checks for every [[check]] in the config (or write them to --dir)
+    MonitConfig {
+        /// Write one file per check here (e.g. /etc/monit/conf.d), removing checks dropped from the config
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The statusrelay binary Monit runs
+        #[arg(long, value_name = "PATH", default_value = "/usr/bin/statusrelay")]
+        bin: String,
+        /// systemd unit of the flusher, for the check that watches it
+        #[arg(long, value_name = "UNIT", default_value = "statusrelay")]
+        flusher_unit: String,
+    },
     /// Read Monit's own status (its HTTP interface) and record every real difference
     Resync {
         /// Show the differences; change nothing

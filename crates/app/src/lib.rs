@@ -9,6 +9,7 @@ pub mod error;
 pub mod flusher;
 pub mod handler;
 pub mod log;
+pub mod monit_config;
 pub mod monit_http;
 pub mod ops;
 pub mod resync;
@@ -103,6 +104,14 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
             ops::replay(&Config::load(path)?, &args, clock)?
         }
         Command::Check { online } => ops::check(&Config::load(path)?, *online, clock)?,
+        Command::MonitConfig {
+            dir,
+            bin,
+            flusher_unit,
+        } => {
+            let opts = monit_config::Options { bin, flusher_unit };
+            monit_config::command(&Config::load(path)?, dir.as_deref(), &opts)?
+        }
         Command::Resync { dry_run } => resync::command(&Config::load(path)?, *dry_run, clock)?,
     };
     print!("{out}");

@@ -62,6 +62,9 @@ pub struct Config {
     pub mapping: MappingTable,
     #[serde(default, rename = "component")]
     pub components: Vec<ComponentConfig>,
+    /// Monit checks that `statusrelay monit-config` generates.
+    #[serde(default, rename = "check")]
+    pub checks: Vec<CheckConfig>,
     /// How to read Monit's own status (for `resync`).
     #[serde(default)]
     pub monit: Option<MonitConfig>,
@@ -195,6 +198,43 @@ impl Default for RetentionConfig {
     }
 }
 
+/// A Monit check whose exec clauses statusrelay generates (`statusrelay monit-config`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckConfig {
+    /// Monit service name (letters, digits, `_`, `-`, `.`).
+    pub service: String,
+    /// Monit check type: process, program, host, file, filesystem, directory, fifo, network, system.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// What follows the name in Monit's syntax, e.g. `matching "mysqld"`, `with path /usr/lib/x.sh`.
+    #[serde(default)]
+    pub target: String,
+    /// Monit test conditions, e.g. `does not exist`, `failed port 3306 protocol mysql`.
+    pub tests: Vec<String>,
+    /// Monit `start program`, optional.
+    #[serde(default)]
+    pub start: Option<String>,
+    /// Monit `stop program`, optional.
+    #[serde(default)]
+    pub stop: Option<String>,
+    /// Route to this component instead of by service name.
+    #[serde(default)]
+    pub component: Option<String>,
+}
+
+pub const CHECK_TYPES: &[&str] = &[
+    "process",
+    "program",
+    "host",
+    "file",
+    "filesystem",
+    "directory",
+    "fifo",
+    "network",
+    "system",
+];
+
 /// Monit's HTTP interface, as the monitrc's `set httpd` configures it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -292,6 +332,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             mapping: MappingTable::default(),
             components: Vec::new(),
+            checks: Vec::new(),
             monit: None,
             source: Some(ConfigSource::Defaults),
         }
@@ -435,6 +476,71 @@ impl Config {
                     "monit.resync_interval".into(),
                     "must be at least 1s".into(),
                 ));
+            }
+        }
+        for (i, c) in self.checks.iter().enumerate() {
+            let key = format!("check[{}] ({:?})", i + 1, c.service);
+            if c.service.is_empty()
+                || !c
+                    .service
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "_-.".contains(ch))
+            {
+                return Err(invalid(
+                    format!("{key}.service"),
+                    "use letters, digits, _, - and . only (a Monit service name)".into(),
+                ));
+            }
+            if !CHECK_TYPES.contains(&c.kind.as_str()) {
+                return Err(invalid(
+                    format!("{key}.type"),
+                    format!("{:?} is not one of {}", c.kind, CHECK_TYPES.join(", ")),
+                ));
+            }
+            if c.tests.is_empty()
+                || c.tests
+                    .iter()
+                    .any(|t| t.trim().is_empty() || t.contains('\n'))
+            {
+                return Err(invalid(
+                    format!("{key}.tests"),
+                    "list one or more single-line Monit conditions".into(),
+                ));
+            }
+            for (k, v) in [
+                ("start", &c.start),
+                ("stop", &c.stop),
+                ("target", &Some(c.target.clone())),
+            ] {
+                if v.as_deref()
+                    .is_some_and(|v| v.contains('\n') || (k != "target" && v.contains('"')))
+                {
+                    return Err(invalid(
+                        format!("{key}.{k}"),
+                        "must be one line without double quotes".into(),
+                    ));
+                }
+            }
+            match &c.component {
+                Some(name)
+                    if !self.components.is_empty()
+                        && !self.components.iter().any(|x| &x.name == name) =>
+                {
+                    return Err(invalid(
+                        format!("{key}.component"),
+                        format!("no [[component]] named {name:?}"),
+                    ));
+                }
+                None if !self.components.is_empty() && self.route(&c.service).is_empty() => {
+                    return Err(invalid(
+                        format!("{key}.service"),
+                        format!(
+                            "{:?} feeds no [[component]]: add it to a component's services or set component",
+                            c.service
+                        ),
+                    ));
+                }
+                _ => {}
             }
         }
         let d = &self.delivery;
