@@ -31,10 +31,10 @@ fn has_recovery(test: &str) -> bool {
 
 fn exec_line(config: &Config, c: &CheckConfig, o: &Options<'_>) -> String {
     let mut cmd = o.bin.to_string();
-    if let Some(ConfigSource::File(p)) = &config.source {
-        if p != Path::new(DEFAULT_CONFIG_PATH) {
-            cmd.push_str(&format!(" --config {}", p.display()));
-        }
+    if let Some(ConfigSource::File(p)) = &config.source
+        && p != Path::new(DEFAULT_CONFIG_PATH)
+    {
+        cmd.push_str(&format!(" --config {}", p.display()));
     }
     cmd.push_str(" monit");
     if let Some(comp) = &c.component {
