@@ -419,3 +419,175 @@ fn monit_config_output_is_accepted_by_monit_and_drives_the_page() {
 fn sb_write_config(sb: &Sandbox, text: &str) {
     sb.write("config.toml", text);
 }
+
+#[test]
+fn a_host_port_and_a_file_the_test_controls() {
+    let lab = Lab::new(
+        "rm-hostfile",
+        &format!(
+            "{DB2}[[component]]\nname = \"web\"\nid = 3\nservices = [\"site\", \"content\"]\n"
+        ),
+        "",
+    );
+    let port = free_port();
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let file = lab.sb.write("index.html", "hello\n");
+    let both = lab.both();
+    let monit = lab.monit(&format!(
+        "check host site with address 127.0.0.1\n  if failed port {port} {both}\n\
+         check file content with path {}\n  if does not exist {both}\n",
+        file.display()
+    ));
+    let flusher = lab.sb.spawn_flush();
+    drop(listener);
+    let web = |want: &[i64]| {
+        let ok = wait_until(STEP, || {
+            lab.fake
+                .puts()
+                .iter()
+                .filter(|p| p.0 == 3)
+                .map(|p| p.1)
+                .collect::<Vec<_>>()
+                == want
+        });
+        assert!(
+            ok,
+            "web saw {:?}, want {want:?}\n{}",
+            lab.fake.puts(),
+            monit.log()
+        );
+    };
+    web(&[4]);
+    std::fs::remove_file(&file).unwrap();
+    assert!(wait_until(STEP, || count(
+        &lab.sb,
+        "SELECT count(*) FROM tests WHERE service = 'content' AND state IS NOT NULL"
+    ) == 1));
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    // The port is back, the file is still missing: still down.
+    assert!(wait_until(STEP, || count(
+        &lab.sb,
+        "SELECT count(*) FROM events WHERE event = 'Connection succeeded'"
+    ) == 1));
+    std::thread::sleep(Duration::from_secs(2));
+    web(&[4]);
+    std::fs::write(&file, "hello\n").unwrap();
+    web(&[4, 1]);
+    drop(listener);
+    signal(&flusher, "TERM");
+    assert!(flusher.wait_with_output().unwrap().status.success());
+}
+
+#[test]
+fn resource_limits_recover_per_resource() {
+    let lab = Lab::new("rm-resource", DB2, "");
+    let pid = lab.sb.path("db.pid");
+    // A busy loop: cpu over the limit until the test stops it; its memory is always over 100 KB.
+    let mut busy = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("while :; do :; done")
+        .spawn()
+        .unwrap();
+    std::fs::write(&pid, busy.id().to_string()).unwrap();
+    let both = lab.both();
+    let monit = lab.monit(&format!(
+        "check process db with pidfile {}\n  if cpu > 20% {both}\n  if totalmem > 100 KB {both}\n",
+        pid.display()
+    ));
+    let flusher = lab.sb.spawn_flush();
+    lab.wait_puts(&[2], &monit);
+    let failing = |t: &str| {
+        count(
+            &lab.sb,
+            &format!("SELECT count(*) FROM tests WHERE test = '{t}' AND state IS NOT NULL"),
+        )
+    };
+    assert!(
+        wait_until(STEP, || failing("resource:cpu usage") == 1
+            && failing("resource:total mem amount") == 1),
+        "{}",
+        monit.log()
+    );
+    // Stop the loop: cpu recovers, memory does not. The page stays degraded.
+    let _ = std::process::Command::new("kill")
+        .arg("-STOP")
+        .arg(busy.id().to_string())
+        .status();
+    assert!(
+        wait_until(STEP, || failing("resource:cpu usage") == 0),
+        "cpu never recovered: {}",
+        monit.log()
+    );
+    assert_eq!(
+        failing("resource:total mem amount"),
+        1,
+        "a cpu recovery must not clear the memory failure"
+    );
+    assert_eq!(lab.fake.puts(), vec![(2, 2)]);
+    let _ = busy.kill();
+    let _ = busy.wait();
+    signal(&flusher, "TERM");
+    assert!(flusher.wait_with_output().unwrap().status.success());
+}
+
+#[test]
+fn a_restart_limit_timeout_holds_until_resync_sees_it_gone() {
+    let lab = Lab::new("rm-timeout", DB2, "");
+    let pid = lab.sb.path("db.pid");
+    let mode = lab.sb.write("db.mode", "crash\n");
+    // A start program whose process lives a second and dies while db.mode says "crash" (the
+    // lab's `flappy`), and stays up otherwise.
+    let start = lab.sb.write(
+        "start.sh",
+        &format!("#!/bin/sh\nif [ \"$(cat {m})\" = crash ]; then sleep 1 & echo $! > {p}; else sleep 3600 & echo $! > {p}; fi\n", m = mode.display(), p = pid.display()),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&start, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let x = lab.exec();
+    let monit = lab.monit(&format!(
+        "check process db with pidfile {}\n  start program = \"{}\" with timeout 5 seconds\n  if 2 restarts within 3 cycles then exec \"{x}\"\n",
+        pid.display(),
+        start.display()
+    ));
+    let flusher = lab.sb.spawn_flush();
+    lab.wait_puts(&[4], &monit);
+    assert!(
+        count(
+            &lab.sb,
+            "SELECT count(*) FROM events WHERE event = 'Timeout'"
+        ) >= 1,
+        "the outage came from Monit's Timeout"
+    );
+    // The service is fixed. Monit sends no recovery for a restart limit: the page stays down...
+    std::fs::write(&mode, "stay\n").unwrap();
+    let running = || {
+        monit.status_xml().is_some_and(|x| {
+            x.contains("<name>db</name>")
+                && x.split("<name>db</name>")
+                    .nth(1)
+                    .is_some_and(|r| r.contains("<status>0</status>"))
+        })
+    };
+    assert!(
+        wait_until(STEP, running),
+        "Monit never saw db healthy: {}",
+        monit.log()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(lab.fake.puts(), vec![(2, 4)]);
+    // ...until resync reads Monit's view.
+    let r = lab.sb.run(&["resync"]);
+    assert!(
+        r.stdout.contains("db cluster: db timeout is passing"),
+        "{}",
+        r.stdout
+    );
+    lab.wait_puts(&[4, 1], &monit);
+    signal(&flusher, "TERM");
+    assert!(flusher.wait_with_output().unwrap().status.success());
+    drop(monit);
+    // Only this test's own process: other tests run sleepers of their own in parallel.
+    if let Ok(p) = std::fs::read_to_string(&pid) {
+        let _ = std::process::Command::new("kill").arg(p.trim()).status();
+    }
+}
