@@ -535,11 +535,11 @@ fn a_restart_limit_timeout_holds_until_resync_sees_it_gone() {
     let lab = Lab::new("rm-timeout", DB2, "");
     let pid = lab.sb.path("db.pid");
     let mode = lab.sb.write("db.mode", "crash\n");
-    // A start program whose process lives a second and dies while db.mode says "crash" (the
+    // A start program whose process lives 0.4 s (less than a cycle) while db.mode says "crash" (the
     // lab's `flappy`), and stays up otherwise.
     let start = lab.sb.write(
         "start.sh",
-        &format!("#!/bin/sh\nif [ \"$(cat {m})\" = crash ]; then sleep 1 & echo $! > {p}; else sleep 3600 & echo $! > {p}; fi\n", m = mode.display(), p = pid.display()),
+        &format!("#!/bin/sh\nif [ \"$(cat {m})\" = crash ]; then sleep 0.4 & echo $! > {p}; else sleep 3600 & echo $! > {p}; fi\n", m = mode.display(), p = pid.display()),
     );
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&start, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -590,4 +590,95 @@ fn a_restart_limit_timeout_holds_until_resync_sees_it_gone() {
     if let Ok(p) = std::fs::read_to_string(&pid) {
         let _ = std::process::Command::new("kill").arg(p.trim()).status();
     }
+}
+
+#[test]
+fn resync_reads_monit_over_its_unix_socket() {
+    let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
+    let sb = cachet_sandbox("rm-socket", &fake, DB2);
+    sb.write("monit-password", &format!("{MONIT_PASSWORD}\n"));
+    let socket = sb.path("monit.sock");
+    let cfg = std::fs::read_to_string(sb.path("config.toml")).unwrap();
+    sb.write("config.toml", &format!("{cfg}[monit]\nsocket = \"monit.sock\"\nuser = \"{MONIT_USER}\"\npassword_file = \"monit-password\"\n"));
+    let pid = sb.path("db.pid");
+    let mut proc1 = Sleeper::start(&pid);
+    let monit = MonitLab::start_unix(
+        &sb.dir,
+        "monit",
+        &socket,
+        "node1",
+        &format!(
+            "check process db with pidfile {}\n  if does not exist then exec \"/bin/false\"\n",
+            pid.display()
+        ),
+    );
+    proc1.kill();
+    let ok = wait_until(STEP, || {
+        sb.run(&["resync"])
+            .stdout
+            .contains("db cluster: db existence is failing (major_outage)")
+    });
+    assert!(
+        ok,
+        "resync over the socket never saw the failure: {}",
+        monit.log()
+    );
+    assert_code(&sb.run(&["flush", "--once"]), 0);
+    assert_eq!(fake.puts(), vec![(2, 4)]);
+}
+
+#[test]
+fn the_static_page_follows_a_real_monit() {
+    let sb = html_sandbox(
+        "rm-html",
+        "[[component]]\nname = \"db cluster\"\nservices = [\"db\"]\n",
+    );
+    let pid = sb.path("db.pid");
+    let mut proc1 = Sleeper::start(&pid);
+    let x = format!(
+        "{} --config {} monit",
+        BIN,
+        sb.path("config.toml").display()
+    );
+    let monit = MonitLab::start(
+        &sb.dir,
+        "monit",
+        free_port(),
+        "node1",
+        &format!(
+            "check process db with pidfile {}\n  if does not exist then exec \"{x}\" else if succeeded then exec \"{x}\"\n",
+            pid.display()
+        ),
+    );
+    let flusher = sb.spawn_flush();
+    let page = || -> Option<String> {
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(sb.path("www/status.json")).ok()?)
+                .ok()?;
+        doc["components"][0]["state"].as_str().map(str::to_string)
+    };
+    proc1.kill();
+    assert!(
+        wait_until(STEP, || page().as_deref() == Some("major_outage")),
+        "{}",
+        monit.log()
+    );
+    let _proc2 = Sleeper::start(&pid);
+    assert!(
+        wait_until(STEP, || page().as_deref() == Some("operational")),
+        "{}",
+        monit.log()
+    );
+    signal(&flusher, "TERM");
+    let out = flusher.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    let sent: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("sent db cluster:"))
+        .collect();
+    assert_eq!(sent.len(), 2, "{log}");
+    assert!(
+        sent[0].contains("major_outage") && sent[1].contains("operational"),
+        "{log}"
+    );
 }

@@ -42,12 +42,60 @@ impl MonitLab {
     /// Write `<dir>/<name>.monitrc` with `checks` (and `system`, the `check system` name) and
     /// start Monit on it; returns once its HTTP interface answers.
     pub fn start(dir: &Path, name: &str, port: u16, system: &str, checks: &str) -> MonitLab {
+        let httpd = format!(
+            "set httpd port {port} use address 127.0.0.1\n    allow {MONIT_USER}:{MONIT_PASSWORD}\n"
+        );
+        let lab = MonitLab::launch(dir, name, port, &httpd, system, checks);
+        lab.wait_ready(|| lab.status_xml().is_some());
+        lab
+    }
+
+    /// The same, with Monit's HTTP interface on a unix socket only (`set httpd unixsocket`).
+    pub fn start_unix(
+        dir: &Path,
+        name: &str,
+        socket: &Path,
+        system: &str,
+        checks: &str,
+    ) -> MonitLab {
+        let httpd = format!(
+            "set httpd unixsocket {}\n    allow {MONIT_USER}:{MONIT_PASSWORD}\n",
+            socket.display()
+        );
+        let lab = MonitLab::launch(dir, name, 0, &httpd, system, checks);
+        lab.wait_ready(|| std::os::unix::net::UnixStream::connect(socket).is_ok());
+        lab
+    }
+
+    fn wait_ready(&self, ready: impl Fn() -> bool) {
+        let end = Instant::now() + Duration::from_secs(15);
+        while !ready() {
+            assert!(
+                Instant::now() < end,
+                "monit did not answer; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn launch(
+        dir: &Path,
+        name: &str,
+        port: u16,
+        httpd: &str,
+        system: &str,
+        checks: &str,
+    ) -> MonitLab {
+        assert!(
+            available(),
+            "monit is not installed: apt-get install -y monit (.ci/run does)"
+        );
         let rc = dir.join(format!("{name}.monitrc"));
         let p = |f: &str| dir.join(format!("{name}.{f}")).display().to_string();
         let text = format!(
             "set daemon 1 with start delay 0\nset logfile {}\nset pidfile {}\nset idfile {}\nset statefile {}\n\
-             set httpd port {port} use address 127.0.0.1\n    allow {MONIT_USER}:{MONIT_PASSWORD}\n\
-             check system {system}\n{checks}\n",
+             {httpd}check system {system}\n{checks}\n",
             p("log"),
             p("pid"),
             p("id"),
@@ -63,10 +111,6 @@ impl MonitLab {
             .output()
             .unwrap();
         assert!(
-            available(),
-            "monit is not installed: apt-get install -y monit (.ci/run does)"
-        );
-        assert!(
             check.status.success(),
             "monit -t rejected the lab monitrc: {}",
             String::from_utf8_lossy(&check.stdout)
@@ -79,22 +123,12 @@ impl MonitLab {
             .stderr(Stdio::null())
             .spawn()
             .expect("start monit");
-        let lab = MonitLab {
+        MonitLab {
             dir: dir.to_path_buf(),
             rc,
             port,
             child: Some(child),
-        };
-        let end = Instant::now() + Duration::from_secs(15);
-        while lab.status_xml().is_none() {
-            assert!(
-                Instant::now() < end,
-                "monit did not answer on port {port}; log:\n{}",
-                lab.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
         }
-        lab
     }
 
     /// Monit's status document, or None when it does not answer (yet).
