@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use statusrelay_testkit::monit::{MONIT_PASSWORD, MONIT_USER, MonitLab, Sleeper, free_port};
+use statusrelay_testkit::monit::{
+    MONIT_PASSWORD, MONIT_USER, MonitLab, Sleeper, free_port, write_rc_and_check,
+};
 
 use crate::support::*;
 
@@ -376,24 +378,12 @@ fn monit_config_output_is_accepted_by_monit_and_drives_the_page() {
         "{stdout}"
     );
     // monit -t accepts every generated file, the flusher watchdog included.
-    let rc = lab.sb.write(
-        "test.monitrc",
+    let rc = lab.sb.path("test.monitrc");
+    let t = write_rc_and_check(
+        &rc,
         &format!("set daemon 30\ninclude {}/*\n", conf_d.display()),
     );
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&rc, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let t = std::process::Command::new("monit")
-        .arg("-c")
-        .arg(&rc)
-        .arg("-t")
-        .output()
-        .unwrap();
-    assert!(
-        t.status.success(),
-        "monit -t: {}{}",
-        String::from_utf8_lossy(&t.stdout),
-        String::from_utf8_lossy(&t.stderr)
-    );
+    assert!(t.is_ok(), "monit -t: {t:?}");
     // Dropping a service from the config removes its check.
     sb_write_config(
         &lab.sb,

@@ -21,6 +21,29 @@ pub fn available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Write a monitrc (mode 0600, as Monit demands) and run `monit -t` on it.
+pub fn write_rc_and_check(rc: &Path, text: &str) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(rc, text).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(rc, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| e.to_string())?;
+    let out = Command::new("monit")
+        .arg("-c")
+        .arg(rc)
+        .arg("-t")
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
 /// A free TCP port on loopback (bound, then released for the daemon or the test to take).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -101,20 +124,9 @@ impl MonitLab {
             p("id"),
             p("state")
         );
-        std::fs::write(&rc, text).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&rc, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let check = Command::new("monit")
-            .arg("-c")
-            .arg(&rc)
-            .arg("-t")
-            .output()
-            .unwrap();
-        assert!(
-            check.status.success(),
-            "monit -t rejected the lab monitrc: {}",
-            String::from_utf8_lossy(&check.stdout)
-        );
+        if let Err(e) = write_rc_and_check(&rc, &text) {
+            panic!("monit -t rejected the lab monitrc: {e}");
+        }
         let child = Command::new("monit")
             .arg("-c")
             .arg(&rc)
