@@ -3,6 +3,7 @@
 
 mod delivery;
 mod handler;
+mod incidents;
 mod operator;
 mod real_monit;
 mod support;

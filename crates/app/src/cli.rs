@@ -99,6 +99,11 @@ pub enum Command {
         #[arg(long, value_name = "UNIT", default_value = "statusrelay")]
         flusher_unit: String,
     },
+    /// Local maintenance windows: hold a component's updates (and incidents) during a deploy
+    Maintenance {
+        #[command(subcommand)]
+        action: MaintenanceAction,
+    },
     /// Read Monit's own status (its HTTP interface) and record every real difference
     Resync {
         /// Show the differences; change nothing
@@ -109,5 +114,34 @@ pub enum Command {
     Check {
         #[arg(long)]
         online: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MaintenanceAction {
+    /// Start a window: updates of the component are held until it ends
+    Start {
+        #[arg(long, value_name = "NAME")]
+        component: String,
+        /// How long, e.g. 30m (it ends by itself)
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// Show the component as under_maintenance on the page while it lasts
+        #[arg(long)]
+        show: bool,
+    },
+    /// End the active windows of a component (or all), delivering what was held
+    Stop {
+        #[arg(long, value_name = "NAME")]
+        component: Option<String>,
+    },
+    /// Active windows (with --all, ended ones too)
+    List {
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
     },
 }

@@ -57,9 +57,11 @@ pub fn build_backend(config: &Config, clock: Arc<dyn Clock>) -> Result<Box<dyn B
             token_file,
             token_env,
             timeout,
+            version,
+            ..
         } => {
             let token = read_token(token_file.as_deref(), token_env.as_deref())?;
-            Box::new(Cachet::new(url, token, *timeout))
+            Box::new(Cachet::new(url, token, *timeout).with_version(version))
         }
         BackendConfig::Html { dir, title } => {
             let names = config.components.iter().map(|c| c.name.clone()).collect();
@@ -114,15 +116,17 @@ impl Jitter {
     }
 }
 
-struct Flusher<'a> {
-    config: &'a Config,
-    spool: Spool,
-    backend: Box<dyn Backend>,
-    identity: String,
+pub(crate) struct Flusher<'a> {
+    pub(crate) config: &'a Config,
+    pub(crate) spool: Spool,
+    pub(crate) backend: Box<dyn Backend>,
+    pub(crate) identity: String,
     policy: RetryPolicy,
     jitter: Jitter,
     claim: String,
     report: FlushReport,
+    /// Page maintenance in progress, and when it was asked (unix ms).
+    pub(crate) page_maintenance: Option<(i64, Vec<statusrelay_backend::PageMaintenance>)>,
 }
 
 /// Run the flusher until shutdown (or, with `once`, until nothing is due).
@@ -158,6 +162,7 @@ pub fn flush(
         jitter: Jitter(started as u64 ^ ((pid as u64) << 32)),
         claim: format!("{pid}-{started}"),
         report: FlushReport::default(),
+        page_maintenance: None,
     };
     f.spool.heartbeat(pid, started)?;
     f.prune();
@@ -177,6 +182,7 @@ pub fn flush(
         if opts.shutdown.load(Ordering::SeqCst) {
             break;
         }
+        f.expire_maintenance()?;
         f.drain(&opts.shutdown)?;
         if opts.once {
             break;
@@ -277,7 +283,7 @@ impl Flusher<'_> {
         Ok(())
     }
 
-    fn component_ref(&self, name: &str) -> ComponentRef {
+    pub(crate) fn component_ref(&self, name: &str) -> ComponentRef {
         let id = self
             .config
             .components
@@ -290,7 +296,11 @@ impl Flusher<'_> {
         }
     }
 
-    fn resolve(&mut self, comp: &ComponentRef, fresh: bool) -> Result<String, BackendError> {
+    pub(crate) fn resolve(
+        &mut self,
+        comp: &ComponentRef,
+        fresh: bool,
+    ) -> Result<String, BackendError> {
         if let (false, Ok(Some(id))) = (fresh, self.spool.remote_id(&self.identity, &comp.name)) {
             return Ok(id);
         }
@@ -304,11 +314,21 @@ impl Flusher<'_> {
         Ok(id)
     }
 
-    fn send(&mut self, c: &Claimed) -> Result<statusrelay_core::State, BackendError> {
+    pub(crate) fn send(&mut self, c: &Claimed) -> Result<statusrelay_core::State, BackendError> {
         let comp = self.component_ref(&c.item.component);
+        self.send_state(&comp, c.item.state, c.item.message.as_deref())
+    }
+
+    /// Set a component's state; a cached id the page no longer knows is looked up again once.
+    pub(crate) fn send_state(
+        &mut self,
+        comp: &ComponentRef,
+        state: statusrelay_core::State,
+        msg: Option<&str>,
+    ) -> Result<statusrelay_core::State, BackendError> {
+        let comp = comp.clone();
         let id = self.resolve(&comp, false)?;
-        let msg = c.item.message.as_deref();
-        match self.backend.set_state(&id, &comp, c.item.state, msg) {
+        match self.backend.set_state(&id, &comp, state, msg) {
             // A cached id may point at a component deleted and re-created on the page.
             Err(e) if e.is_not_found() && comp.id.is_none() => {
                 warn!(
@@ -317,7 +337,7 @@ impl Flusher<'_> {
                 );
                 let _ = self.spool.set_remote_id(&self.identity, &comp.name, None);
                 let id = self.resolve(&comp, true)?;
-                self.backend.set_state(&id, &comp, c.item.state, msg)
+                self.backend.set_state(&id, &comp, state, msg)
             }
             other => other,
         }
@@ -325,8 +345,21 @@ impl Flusher<'_> {
 
     fn deliver(&mut self, c: &Claimed) -> Result<(), AppError> {
         let item = &c.item;
+        if let Some((until, reason)) = self.hold_for(item)? {
+            // Log a hold once, not at every recheck.
+            if item.held.as_deref() != Some(reason.as_str()) {
+                info!(
+                    "held delivery {} ({}: {}): {reason}",
+                    item.id, item.component, item.state
+                );
+            }
+            self.spool.finish(c, &Outcome::Held { until, reason })?;
+            return Ok(());
+        }
+        let incidents = self.incidents_for(&item.component);
         if !item.force
             && self.spool.page_state(&self.identity, &item.component)? == Some(item.state)
+            && !(incidents && self.incident_work_pending(item)?)
         {
             self.report.skipped += 1;
             debug!(
@@ -342,7 +375,12 @@ impl Flusher<'_> {
             return Ok(());
         }
         let attempt = item.attempts + 1;
-        let outcome = match self.send(c) {
+        let result = if incidents {
+            self.send_with_incident(c)?
+        } else {
+            self.send(c)
+        };
+        let outcome = match result {
             Ok(state) => {
                 self.report.sent += 1;
                 info!(

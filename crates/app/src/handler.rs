@@ -152,6 +152,50 @@ pub fn plan_manual(
     Ok(Plan { event, applies })
 }
 
+/// Show (`on`) or clear a maintenance window's `under_maintenance` state for a component: a
+/// source of its own ("maintenance"), so it never clears Monit's failures and vice versa.
+pub fn maintenance_apply(
+    spool: &mut Spool,
+    component: &str,
+    on: bool,
+    why: &str,
+) -> Result<(), AppError> {
+    let change = if on {
+        TestChange::Fail(State::UnderMaintenance)
+    } else {
+        TestChange::Recover {
+            one_shot_families: vec![],
+        }
+    };
+    let ev = NewEvent {
+        origin: "maintenance".into(),
+        host: Some("maintenance".into()),
+        service: None,
+        event: Some(
+            if on {
+                "maintenance start"
+            } else {
+                "maintenance end"
+            }
+            .into(),
+        ),
+        description: Some(why.to_string()),
+        monit_date: None,
+        raw: json!({ "maintenance": { "component": component, "on": on, "why": why } }).to_string(),
+        test: Some("maintenance".into()),
+        effect: Some(if on { "fail" } else { "recover" }.into()),
+    };
+    let apply = Apply {
+        component: component.to_string(),
+        host: "maintenance".into(),
+        service: "-".into(),
+        test: "maintenance".into(),
+        change,
+    };
+    spool.record(&ev, &[apply], None)?;
+    Ok(())
+}
+
 /// Record a plan (or its rejection) and report the outcome.
 fn record(spool: &mut Spool, planned: Planned) -> Result<String, AppError> {
     match planned {

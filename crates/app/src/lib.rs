@@ -8,7 +8,9 @@ pub mod cli;
 pub mod error;
 pub mod flusher;
 pub mod handler;
+mod incident;
 pub mod log;
+pub mod maintenance;
 pub mod monit_config;
 pub mod monit_http;
 pub mod ops;
@@ -111,6 +113,9 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
         } => {
             let opts = monit_config::Options { bin, flusher_unit };
             monit_config::command(&Config::load(path)?, dir.as_deref(), &opts)?
+        }
+        Command::Maintenance { action } => {
+            maintenance::command(&Config::load(path)?, action, clock)?
         }
         Command::Resync { dry_run } => resync::command(&Config::load(path)?, *dry_run, clock)?,
     };

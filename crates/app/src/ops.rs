@@ -43,7 +43,7 @@ fn item_json(i: &Item) -> Value {
         "id": i.id, "component": i.component, "state": i.state, "status": i.status,
         "attempts": i.attempts, "created_at": rfc3339(i.created_at), "queued_at": rfc3339(i.queued_at),
         "next_attempt_at": (i.status == "pending").then(|| rfc3339(i.next_attempt_at)),
-        "last_error": i.last_error, "forced": i.force,
+        "last_error": i.last_error, "forced": i.force, "held": i.held,
     })
 }
 
@@ -87,24 +87,26 @@ pub fn queue(config: &Config, json_out: bool, clock: Arc<dyn Clock>) -> Result<S
         );
         for i in &items {
             let next = match i.status.as_str() {
+                _ if i.held.is_some() => format!("recheck {}", rel(now, i.next_attempt_at)),
                 "pending" => rel(now, i.next_attempt_at),
                 "sending" => "in flight".into(),
                 _ => "-".into(),
             };
-            let err: String = i
-                .last_error
-                .as_deref()
-                .unwrap_or("")
-                .chars()
-                .take(100)
-                .collect();
+            let status = if i.held.is_some() {
+                "held"
+            } else {
+                i.status.as_str()
+            };
+            // A hold says why better than the last error does.
+            let why = i.held.as_deref().or(i.last_error.as_deref()).unwrap_or("");
+            let err: String = why.chars().take(100).collect();
             let _ = writeln!(
                 out,
                 "{:<6} {:<w$} {:<18} {:<8} {:>8}  {:<12} {}",
                 i.id,
                 i.component,
                 i.state.as_str(),
-                i.status,
+                status,
                 i.attempts,
                 next,
                 err
@@ -418,6 +420,7 @@ pub fn check(config: &Config, online: bool, clock: Arc<dyn Clock>) -> Result<Str
             token_file,
             token_env,
             timeout,
+            ..
         } => {
             read_token(token_file.as_deref(), token_env.as_deref())?;
             let from = token_file

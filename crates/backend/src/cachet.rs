@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use statusrelay_core::State;
 use ureq::Agent;
 
-use crate::{Backend, BackendError, CheckLine, ComponentRef};
+use crate::{Backend, BackendError, CheckLine, ComponentRef, PageIncident, PageMaintenance};
 
 /// Cachet 2.x status codes (0 Unknown, 1 Operational, 2 Performance Issues, 3 Partial Outage,
 /// 4 Major Outage). Cachet 2.x has no maintenance status: `under_maintenance` is shown as
@@ -47,7 +47,13 @@ pub struct Cachet {
     base: String,
     token: String,
     agent: Agent,
+    /// Some(true) for 2.3 (no incident updates, no schedules), Some(false) for 2.4; None: ask.
+    is_23: Option<bool>,
 }
+
+/// Cachet incident statuses.
+const INVESTIGATING: u8 = 1;
+const FIXED: u8 = 4;
 
 impl std::fmt::Debug for Cachet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -127,6 +133,7 @@ impl Cachet {
             base: url.trim_end_matches('/').to_string(),
             token,
             agent,
+            is_23: None,
         }
     }
 
@@ -210,6 +217,73 @@ impl Cachet {
             .map_err(|e| BackendError::Protocol(format!("{method} {path}: body is not JSON ({e})")))
     }
 
+    /// Pin the API version ("2.3" or "2.4"); "auto" asks `/api/v1/version` on first need.
+    pub fn with_version(mut self, version: &str) -> Cachet {
+        self.is_23 = match version {
+            "2.3" => Some(true),
+            "2.4" => Some(false),
+            _ => None,
+        };
+        self
+    }
+
+    /// Is this Cachet 2.3 (incidents are PUT, no updates, no schedules)?
+    pub fn is_23(&mut self) -> Result<bool, BackendError> {
+        if let Some(v) = self.is_23 {
+            return Ok(v);
+        }
+        let v = self.call("GET", "/version", &[], None)?;
+        let version = v
+            .get("data")
+            .and_then(Value::as_str)
+            .ok_or_else(|| BackendError::Protocol("GET /version: no data string".into()))?;
+        let is_23 = version.trim_start_matches('v').starts_with("2.3");
+        self.is_23 = Some(is_23);
+        Ok(is_23)
+    }
+
+    /// 2.3 has no incident updates: the incident itself is PUT, always with visible, stickied
+    /// and notify (an omitted one would be reset).
+    fn put_incident(
+        &self,
+        incident: &str,
+        remote_id: &str,
+        status: u8,
+        state: State,
+        message: &str,
+        notify: bool,
+    ) -> Result<(), BackendError> {
+        let body = json!({
+            "status": status, "message": message, "visible": 1, "stickied": 0, "notify": notify,
+            "component_id": remote_id, "component_status": status_code(state),
+        });
+        self.call("PUT", &format!("/incidents/{incident}"), &[], Some(body))
+            .map(|_| ())
+    }
+
+    /// POST an incident update (2.4). A 404 means the incident is gone, unless the incident is
+    /// still there: then this server has no updates endpoint (a 2.3 pinned as 2.4), which must
+    /// fail loudly rather than pass for a deleted incident.
+    fn post_update(&self, incident: &str, status: u8, message: &str) -> Result<(), BackendError> {
+        let body = json!({ "status": status, "message": message });
+        match self.call(
+            "POST",
+            &format!("/incidents/{incident}/updates"),
+            &[],
+            Some(body),
+        ) {
+            Err(e) if e.is_not_found() => {
+                match self.call("GET", &format!("/incidents/{incident}"), &[], None) {
+                    Ok(_) => Err(BackendError::Protocol(format!(
+                        "incident #{incident} exists but POST /incidents/{incident}/updates is 404: is this Cachet 2.3? set [backend] version = \"2.3\""
+                    ))),
+                    Err(_) => Err(e),
+                }
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
     fn current_status(&self, id: &str) -> Result<i64, BackendError> {
         let v = self.call("GET", &format!("/components/{id}"), &[], None)?;
         v.pointer("/data/status")
@@ -289,6 +363,160 @@ impl Backend for Cachet {
             .ok_or_else(|| BackendError::Protocol(format!("unknown Cachet status {echoed}")))
     }
 
+    fn supports_incidents(&self) -> bool {
+        true
+    }
+
+    fn open_incident(
+        &mut self,
+        remote_id: &str,
+        state: State,
+        name: &str,
+        message: &str,
+        notify: bool,
+    ) -> Result<String, BackendError> {
+        let body = json!({
+            "name": name, "message": message, "status": INVESTIGATING, "visible": 1, "stickied": 0,
+            "notify": notify, "component_id": remote_id, "component_status": status_code(state),
+        });
+        let v = self.call("POST", "/incidents", &[], Some(body))?;
+        v.pointer("/data/id")
+            .and_then(Value::as_i64)
+            .map(|id| id.to_string())
+            .ok_or_else(|| {
+                BackendError::Protocol("POST /incidents: no data.id in the answer".into())
+            })
+    }
+
+    fn open_incidents(&mut self, remote_id: &str) -> Result<Vec<PageIncident>, BackendError> {
+        // A filter without `page`, as for components; newest first.
+        let v = self.call(
+            "GET",
+            "/incidents",
+            &[
+                ("component_id", remote_id),
+                ("sort", "id"),
+                ("order", "desc"),
+            ],
+            None,
+        )?;
+        let list = v
+            .get("data")
+            .and_then(Value::as_array)
+            .ok_or_else(|| BackendError::Protocol("GET /incidents: no data array".into()))?;
+        Ok(list
+            .iter()
+            .filter(|i| {
+                i.get("component_id")
+                    .and_then(Value::as_i64)
+                    .map(|c| c.to_string())
+                    .as_deref()
+                    == Some(remote_id)
+            })
+            // 4 is Fixed; 2.3's 0 is a scheduled maintenance, not an incident.
+            .filter(|i| !matches!(i.get("status").and_then(Value::as_i64), Some(0) | Some(4)))
+            .filter_map(|i| {
+                Some(PageIncident {
+                    id: i.get("id")?.as_i64()?.to_string(),
+                    name: i.get("name")?.as_str()?.to_string(),
+                })
+            })
+            .collect())
+    }
+
+    fn update_incident(
+        &mut self,
+        incident: &str,
+        remote_id: &str,
+        state: State,
+        message: &str,
+    ) -> Result<(), BackendError> {
+        if self.is_23()? {
+            return self.put_incident(incident, remote_id, INVESTIGATING, state, message, false);
+        }
+        self.post_update(incident, INVESTIGATING, message)
+    }
+
+    fn resolve_incident(
+        &mut self,
+        incident: &str,
+        remote_id: &str,
+        message: &str,
+        notify: bool,
+    ) -> Result<(), BackendError> {
+        if self.is_23()? {
+            return self.put_incident(
+                incident,
+                remote_id,
+                FIXED,
+                State::Operational,
+                message,
+                notify,
+            );
+        }
+        self.post_update(incident, FIXED, message)
+    }
+
+    fn active_maintenance(&mut self) -> Result<Vec<PageMaintenance>, BackendError> {
+        if self.is_23()? {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for page in 1..=10 {
+            let p = page.to_string();
+            let v = self.call(
+                "GET",
+                "/schedules",
+                &[("per_page", "100"), ("page", &p)],
+                None,
+            )?;
+            let list = v
+                .get("data")
+                .and_then(Value::as_array)
+                .ok_or_else(|| BackendError::Protocol("GET /schedules: no data array".into()))?;
+            out.extend(list.iter().filter(|s| schedule_in_progress(s)).map(|s| {
+                PageMaintenance {
+                    name: s
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    message: s
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    components: s
+                        .get("components")
+                        .and_then(Value::as_array)
+                        .map(|cs| {
+                            cs.iter()
+                                .flat_map(|c| match c {
+                                    Value::Object(_) => [
+                                        c.get("id").map(|i| i.to_string()),
+                                        c.get("name").and_then(Value::as_str).map(str::to_string),
+                                    ]
+                                    .into_iter()
+                                    .flatten()
+                                    .collect::<Vec<_>>(),
+                                    other => vec![other.to_string().trim_matches('"').to_string()],
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                }
+            }));
+            let total = v
+                .pointer("/meta/pagination/total_pages")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            if page >= total {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     fn check(&mut self, components: &[ComponentRef]) -> Vec<CheckLine> {
         let mut out = Vec::new();
         let mut line = |ok: bool, what: String| out.push(CheckLine { ok, what });
@@ -345,9 +573,74 @@ impl Backend for Cachet {
     }
 }
 
+/// A schedule is in progress when its status is 1, or when it has started, is not complete and
+/// not marked complete (status 2). Timestamps are the server's "Y-m-d H:i" local time; they are
+/// read as UTC (pinned in a test), so a server in another zone should rely on status 1.
+pub fn schedule_in_progress(s: &Value) -> bool {
+    match s.get("status").and_then(Value::as_i64) {
+        Some(1) => return true,
+        Some(2) => return false,
+        _ => {}
+    }
+    if !s.get("completed_at").is_none_or(Value::is_null) {
+        return false;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    s.get("scheduled_at")
+        .and_then(Value::as_str)
+        .and_then(parse_cachet_time)
+        .is_some_and(|t| t <= now)
+}
+
+/// "2026-11-22 10:30" or "2026-11-22 10:30:00", read as UTC, to unix seconds.
+pub fn parse_cachet_time(s: &str) -> Option<i64> {
+    let (date, time) = s.trim().split_once(' ')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.split(':').map(|x| x.parse::<i64>().ok());
+    let (h, mi) = (t.next()??, t.next()??);
+    let sec = t.next().flatten().unwrap_or(0);
+    // Reuse MONIT_DATE's calendar arithmetic through its text form.
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let text = format!(
+        "Mon, {day:02} {} {y} {h:02}:{mi:02}:{sec:02}",
+        MONTHS.get((m - 1) as usize)?
+    );
+    statusrelay_core::time::parse_monit_date(&text).map(|ms| ms / 1000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedules_in_progress_by_status_or_by_time() {
+        assert!(schedule_in_progress(&json!({"status": 1})));
+        assert!(!schedule_in_progress(
+            &json!({"status": 2, "scheduled_at": "2000-01-01 00:00"})
+        ));
+        assert!(schedule_in_progress(
+            &json!({"status": 0, "scheduled_at": "2000-01-01 00:00", "completed_at": null})
+        ));
+        assert!(!schedule_in_progress(
+            &json!({"status": 0, "scheduled_at": "2999-01-01 00:00", "completed_at": null})
+        ));
+        assert!(!schedule_in_progress(
+            &json!({"status": 0, "scheduled_at": "2000-01-01 00:00", "completed_at": "2000-01-01 01:00"})
+        ));
+        // Pinned: server times are read as UTC.
+        assert_eq!(parse_cachet_time("1970-01-02 00:00"), Some(86_400));
+        assert_eq!(
+            parse_cachet_time("2026-11-22 00:43:17"),
+            Some(1_795_308_197)
+        );
+        assert_eq!(parse_cachet_time("yesterday"), None);
+    }
 
     #[test]
     fn status_codes_follow_the_contract() {

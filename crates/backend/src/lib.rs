@@ -29,6 +29,22 @@ pub struct CheckLine {
     pub what: String,
 }
 
+/// An unresolved incident as the page reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageIncident {
+    pub id: String,
+    pub name: String,
+}
+
+/// A maintenance in progress on the page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageMaintenance {
+    pub name: String,
+    pub message: String,
+    /// Components the page says it covers (ids or names), when it says.
+    pub components: Vec<String>,
+}
+
 /// A status page.
 pub trait Backend {
     /// Stable identity ("cachet https://status.example.com"): cached ids and confirmed states
@@ -49,6 +65,61 @@ pub trait Backend {
 
     /// Check reachability, write access and that every component exists.
     fn check(&mut self, components: &[ComponentRef]) -> Vec<CheckLine>;
+
+    /// Does this page have incidents? The methods below are only called when it does.
+    fn supports_incidents(&self) -> bool {
+        false
+    }
+
+    /// Open an incident for the component (also setting its state, where the API does both).
+    fn open_incident(
+        &mut self,
+        _remote_id: &str,
+        _state: State,
+        _name: &str,
+        _message: &str,
+        _notify: bool,
+    ) -> Result<String, BackendError> {
+        Err(BackendError::Protocol(
+            "this status page has no incidents".into(),
+        ))
+    }
+
+    /// Unresolved incidents of the component, newest first.
+    fn open_incidents(&mut self, _remote_id: &str) -> Result<Vec<PageIncident>, BackendError> {
+        Ok(Vec::new())
+    }
+
+    /// Say on the incident that the component's state changed.
+    fn update_incident(
+        &mut self,
+        _incident: &str,
+        _remote_id: &str,
+        _state: State,
+        _message: &str,
+    ) -> Result<(), BackendError> {
+        Err(BackendError::Protocol(
+            "this status page has no incidents".into(),
+        ))
+    }
+
+    /// Resolve the incident.
+    fn resolve_incident(
+        &mut self,
+        _incident: &str,
+        _remote_id: &str,
+        _message: &str,
+        _notify: bool,
+    ) -> Result<(), BackendError> {
+        Err(BackendError::Protocol(
+            "this status page has no incidents".into(),
+        ))
+    }
+
+    /// Maintenance in progress on the page now.
+    fn active_maintenance(&mut self) -> Result<Vec<PageMaintenance>, BackendError> {
+        Ok(Vec::new())
+    }
 }
 
 /// The one error type of the backend crate.

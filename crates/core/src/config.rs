@@ -65,6 +65,8 @@ pub struct Config {
     /// Monit checks that `statusrelay monit-config` generates.
     #[serde(default, rename = "check")]
     pub checks: Vec<CheckConfig>,
+    #[serde(default)]
+    pub incidents: IncidentsConfig,
     /// How to read Monit's own status (for `resync`).
     #[serde(default)]
     pub monit: Option<MonitConfig>,
@@ -93,6 +95,14 @@ pub enum BackendConfig {
         /// Timeout of each request.
         #[serde(default = "default_timeout", with = "serde_human")]
         timeout: Duration,
+        /// "auto" (ask /api/v1/version), "2.3" or "2.4": 2.4 posts incident updates, 2.3 PUTs the incident.
+        #[serde(default = "default_version")]
+        version: String,
+        /// Which components an in-progress Cachet schedule covers: "all", "by_name" (the
+        /// schedule's name or message mentions the component, or its components list has it),
+        /// or "off".
+        #[serde(default = "default_schedules")]
+        schedules: String,
     },
     /// The built-in static page: index.html and status.json written into `dir`.
     Html {
@@ -101,6 +111,13 @@ pub enum BackendConfig {
         #[serde(default = "default_title")]
         title: String,
     },
+}
+
+fn default_version() -> String {
+    "auto".into()
+}
+fn default_schedules() -> String {
+    "by_name".into()
 }
 
 fn default_timeout() -> Duration {
@@ -301,6 +318,45 @@ pub struct ComponentConfig {
     /// Per-component overrides of the test -> state table.
     #[serde(default)]
     pub mapping: MappingTable,
+    /// Open an incident when the component leaves operational; resolve it on recovery.
+    #[serde(default)]
+    pub incidents: bool,
+    /// Incident name template (default: "{component}: {state_label}").
+    #[serde(default)]
+    pub incident_name: Option<String>,
+    /// Incident message template.
+    #[serde(default)]
+    pub incident_message: Option<String>,
+}
+
+pub const DEFAULT_INCIDENT_NAME: &str = "{component}: {state_label}";
+pub const DEFAULT_INCIDENT_MESSAGE: &str =
+    "{state_label} since {time}: {description} ({service} on {host})";
+
+/// How incidents are handled for components with `incidents = true`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentsConfig {
+    /// Ask the page to notify subscribers when an incident opens or resolves.
+    #[serde(default = "yes")]
+    pub notify: bool,
+    /// An open incident statusrelay did not create pins the component: automation does not
+    /// flip it to operational nor close that incident.
+    #[serde(default = "yes")]
+    pub respect_manual: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for IncidentsConfig {
+    fn default() -> Self {
+        IncidentsConfig {
+            notify: true,
+            respect_manual: true,
+        }
+    }
 }
 
 impl ComponentConfig {
@@ -311,6 +367,9 @@ impl ComponentConfig {
             id: None,
             services: Vec::new(),
             mapping: MappingTable::default(),
+            incidents: false,
+            incident_name: None,
+            incident_message: None,
         }
     }
 
@@ -333,6 +392,7 @@ impl Default for Config {
             mapping: MappingTable::default(),
             components: Vec::new(),
             checks: Vec::new(),
+            incidents: IncidentsConfig::default(),
             monit: None,
             source: Some(ConfigSource::Defaults),
         }
@@ -410,7 +470,21 @@ impl Config {
                 token_file,
                 token_env,
                 timeout,
+                version,
+                schedules,
             } => {
+                if !["auto", "2.3", "2.4"].contains(&version.as_str()) {
+                    return Err(invalid(
+                        "backend.version".into(),
+                        format!("{version:?}: use \"auto\", \"2.3\" or \"2.4\""),
+                    ));
+                }
+                if !["all", "by_name", "off"].contains(&schedules.as_str()) {
+                    return Err(invalid(
+                        "backend.schedules".into(),
+                        format!("{schedules:?}: use \"all\", \"by_name\" or \"off\""),
+                    ));
+                }
                 if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
                     return Err(invalid(
                         "backend.url".into(),
@@ -568,6 +642,14 @@ impl Config {
             if c.id == Some(0) {
                 return Err(invalid(format!("{key}.id"), "ids start at 1".into()));
             }
+            for (k, t) in [
+                ("incident_name", &c.incident_name),
+                ("incident_message", &c.incident_message),
+            ] {
+                if let Some(t) = t {
+                    crate::template::validate(t).map_err(|m| invalid(format!("{key}.{k}"), m))?;
+                }
+            }
         }
         Ok(())
     }
@@ -716,6 +798,24 @@ connection = "ignore"
         let c = parse("").unwrap();
         assert_eq!(c.backend.kind(), "html");
         assert_eq!(c.route("nginx")[0].name, "nginx");
+    }
+
+    #[test]
+    fn incident_templates_are_checked_at_load() {
+        let e = parse(
+            "[[component]]\nname = \"db\"\nincidents = true\nincident_name = \"{compnent} down\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("incident_name") && e.contains("unknown variable {compnent}"),
+            "{e}"
+        );
+        let c = parse(
+            "[incidents]\nrespect_manual = false\n[[component]]\nname = \"db\"\nincidents = true\n",
+        )
+        .unwrap();
+        assert!(c.components[0].incidents && !c.incidents.respect_manual && c.incidents.notify);
     }
 
     #[test]

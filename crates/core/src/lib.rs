@@ -15,6 +15,7 @@ pub mod mapping;
 pub mod monit;
 pub mod monit_status;
 pub mod state;
+pub mod template;
 pub mod time;
 
 pub use config::{BackendConfig, ComponentConfig, Config, DeliveryConfig};

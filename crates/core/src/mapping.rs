@@ -443,6 +443,14 @@ fn sub_test(family: &str, description: &str) -> Option<String> {
         // "cpu usage of 56.6% matches resource limit [...]" / "cpu usage check succeeded [...]"
         // "space usage 70.0% matches ..." / "space usage test succeeded [...]"
         "resource" => {
+            // Only Monit's own phrasing is trusted: a sub-test read from free text that is not
+            // Monit's would give a failure and its recovery different keys, pinning the outage.
+            let monit_shaped = description.contains(" matches resource limit")
+                || description.contains(" check succeeded")
+                || description.contains(" test succeeded");
+            if !monit_shaped {
+                return None;
+            }
             let words: Vec<&str> = description
                 .split_whitespace()
                 .take_while(|w| {
@@ -619,6 +627,22 @@ mod tests {
                 f.test
             );
         }
+    }
+
+    #[test]
+    fn descriptions_not_in_monits_shape_fall_back_to_the_family() {
+        // Otherwise "x matched" and "x succeeded" would become two different sub-tests.
+        let f = classify("Resource limit matched", "Resource limit matched (test)").unwrap();
+        let r = classify(
+            "Resource limit succeeded",
+            "Resource limit succeeded (test)",
+        )
+        .unwrap();
+        assert_eq!((f.test.as_str(), r.test.as_str()), ("resource", "resource"));
+        assert_eq!(
+            classify("Resource limit matched", "").unwrap().test,
+            "resource"
+        );
     }
 
     #[test]

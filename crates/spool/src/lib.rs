@@ -13,7 +13,10 @@
 //! - Nothing is deleted before it is finished: pruning only touches finished deliveries and
 //!   events no open delivery refers to.
 
+pub mod incidents;
 pub mod retry;
+
+pub use incidents::{EventContext, Incident, Window};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,7 +27,13 @@ use statusrelay_core::State;
 use statusrelay_core::time::Clock;
 
 /// The numbered schema migrations, applied in order; `PRAGMA user_version` records the last.
-const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("../migrations/0001_initial.sql")),
+    (
+        2,
+        include_str!("../migrations/0002_incidents_maintenance.sql"),
+    ),
+];
 
 /// How long a writer waits for the lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -162,6 +171,8 @@ pub struct Item {
     pub message: Option<String>,
     pub force: bool,
     pub event_id: Option<i64>,
+    /// Why it is held back, while it is.
+    pub held: Option<String>,
 }
 
 /// A claimed delivery; only its claim token can finish it.
@@ -182,6 +193,8 @@ pub enum Outcome {
     Retry { at: i64, error: String },
     /// Failed for good.
     Dead { error: String },
+    /// Not sent now on purpose (maintenance, a human's incident): look again at `until`.
+    Held { until: i64, reason: String },
 }
 
 /// A test that is failing, as `status` shows it.
@@ -237,7 +250,7 @@ fn parse_state(path: &Path, s: &str) -> Result<State> {
     })
 }
 
-const ITEM_COLS: &str = "id, component, state, status, attempts, created_at, queued_at, next_attempt_at, last_error, message, force, event_id";
+const ITEM_COLS: &str = "id, component, state, status, attempts, created_at, queued_at, next_attempt_at, last_error, message, force, event_id, held";
 
 impl Spool {
     /// Open (creating if needed) the spool at `path`, apply pending migrations.
@@ -668,7 +681,17 @@ impl Spool {
                 note_error(&tx, error, now).map_err(&e)?;
                 n
             }
+            Outcome::Held { until, reason } => tx
+                .execute(
+                    &format!("UPDATE outbox SET status = 'pending', next_attempt_at = ?3, held = ?4, claim = NULL, claimed_at = NULL {guard}"),
+                    params![id, claimed.claim, until, reason],
+                )
+                .map_err(&e)?,
         };
+        if n == 1 && !matches!(outcome, Outcome::Held { .. }) {
+            tx.execute("UPDATE outbox SET held = NULL WHERE id = ?1", [id])
+                .map_err(&e)?;
+        }
         if n != 1 {
             // Dropping the transaction rolls back the page/flusher notes too.
             return Err(SpoolError::StaleClaim {
@@ -1061,6 +1084,7 @@ fn row_item(r: &rusqlite::Row<'_>) -> rusqlite::Result<Item> {
         message: r.get(9)?,
         force: r.get::<_, i64>(10)? != 0,
         event_id: r.get(11)?,
+        held: r.get(12)?,
     })
 }
 

@@ -96,7 +96,7 @@ fn pragmas_are_durable_and_schema_is_current() {
     drop(s);
     // Re-opening runs no migration twice.
     let s = f.open();
-    assert_eq!(s.pragma("user_version").unwrap(), "1");
+    assert_eq!(s.pragma("user_version").unwrap(), "2");
 }
 
 #[test]
@@ -471,4 +471,99 @@ fn resync_leaves_tests_changed_after_its_snapshot_alone() {
     )
     .unwrap();
     assert_eq!(desired_of(&s, "db"), Some(State::MajorOutage));
+}
+
+#[test]
+fn one_unresolved_incident_per_component_is_enforced_by_the_schema() {
+    let f = Fixture::new("incidents");
+    let mut s = f.open();
+    let i = s
+        .incident_intent("b", "db", "db: Major outage", State::MajorOutage)
+        .unwrap();
+    assert_eq!(i.status, "opening");
+    assert!(
+        s.incident_intent("b", "db", "again", State::MajorOutage)
+            .is_err(),
+        "a second unresolved incident is refused"
+    );
+    assert!(
+        s.incident_intent("other page", "db", "x", State::MajorOutage)
+            .is_ok()
+    );
+    s.incident_opened(i.id, "17", State::MajorOutage).unwrap();
+    assert_eq!(
+        s.open_incident("b", "db")
+            .unwrap()
+            .unwrap()
+            .remote_id
+            .as_deref(),
+        Some("17")
+    );
+    s.incident_status(i.id, "resolved", None).unwrap();
+    assert!(s.open_incident("b", "db").unwrap().is_none());
+    assert!(
+        s.incident_intent("b", "db", "next outage", State::PartialOutage)
+            .is_ok()
+    );
+}
+
+#[test]
+fn held_deliveries_stay_pending_with_their_reason() {
+    let f = Fixture::new("held");
+    let mut s = f.open();
+    s.record(
+        &ev("svc"),
+        &[fail("db", "h1", "existence", State::MajorOutage)],
+        None,
+    )
+    .unwrap();
+    let c = s.claim_next("w").unwrap().0.unwrap();
+    s.finish(
+        &c,
+        &Outcome::Held {
+            until: f.clock.now_ms() + 30_000,
+            reason: "held: maintenance".into(),
+        },
+    )
+    .unwrap();
+    let it = s.item(c.item.id).unwrap().unwrap();
+    assert_eq!(
+        (it.status.as_str(), it.held.as_deref(), it.attempts),
+        ("pending", Some("held: maintenance"), 0)
+    );
+    assert!(s.claim_next("w").unwrap().0.is_none(), "not due while held");
+    f.advance(30_000);
+    let c = s.claim_next("w").unwrap().0.unwrap();
+    s.finish(
+        &c,
+        &Outcome::Delivered {
+            backend: "b".into(),
+            state: State::MajorOutage,
+        },
+    )
+    .unwrap();
+    assert_eq!(s.item(c.item.id).unwrap().unwrap().held, None);
+}
+
+#[test]
+fn maintenance_windows_start_stop_and_expire() {
+    let f = Fixture::new("maint");
+    let mut s = f.open();
+    let w = s
+        .maintenance_start("db", f.clock.now_ms() + 60_000, Some("deploy"), true)
+        .unwrap();
+    assert_eq!(s.maintenance_active("db").unwrap().unwrap().id, w.id);
+    assert!(s.maintenance_active("web").unwrap().is_none());
+    assert!(s.expire_maintenance().unwrap().is_empty());
+    f.advance(60_000);
+    assert!(
+        s.maintenance_active("db").unwrap().is_none(),
+        "over when its time is up"
+    );
+    assert_eq!(s.expire_maintenance().unwrap().len(), 1);
+    s.maintenance_start("web", f.clock.now_ms() + 60_000, None, false)
+        .unwrap();
+    assert_eq!(s.maintenance_stop(Some("web")).unwrap().len(), 1);
+    assert!(s.maintenance_list(false).unwrap().is_empty());
+    assert_eq!(s.maintenance_list(true).unwrap().len(), 2);
 }

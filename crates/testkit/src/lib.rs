@@ -28,6 +28,8 @@ pub struct FakeComponent {
 /// One injected fault, consumed by one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
+    /// No fault for this request (to aim a later fault at the n-th request).
+    Pass,
     /// Answer with this status and a Cachet error body.
     Status(u16),
     /// 429 with `Retry-After: secs`.
@@ -47,9 +49,35 @@ pub struct Seen {
     pub answered: u16,
 }
 
+/// An incident on the fake page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeIncident {
+    pub id: u64,
+    pub name: String,
+    pub message: String,
+    pub status: i64,
+    pub component_id: Option<u64>,
+    pub visible: bool,
+    pub stickied: bool,
+}
+
 #[derive(Default)]
 struct Shared {
     token: String,
+    /// "2.4.1" or "2.3.18": 2.3 has no incident updates and no schedules.
+    version: String,
+    incidents: Vec<FakeIncident>,
+    /// (incident id, status, message) of each incident update, in order.
+    updates: Vec<(u64, i64, String)>,
+    schedules: Vec<Value>,
+    /// Incident PUTs that omitted visible, stickied or notify (Cachet resets omitted ones).
+    lax_incident_puts: usize,
+    /// Requests that arrived, counted before any injected delay.
+    arrivals: usize,
+    /// (method, path) of every request, in order of arrival.
+    arrived: Vec<(String, String)>,
+    /// Faults aimed at one route: (method, path without query, fault), used once each.
+    route_faults: Vec<(String, String, Fault)>,
     components: Vec<FakeComponent>,
     faults: VecDeque<Fault>,
     seen: Vec<Seen>,
@@ -87,6 +115,29 @@ fn bad_request(detail: &str) -> (u16, String) {
             &[detail],
         ),
     )
+}
+
+fn incident_json(i: &FakeIncident) -> Value {
+    json!({
+        "id": i.id, "name": i.name, "message": i.message, "status": i.status, "component_id": i.component_id.unwrap_or(0),
+        "visible": i.visible as i64, "stickied": i.stickied, "created_at": "2026-11-22 00:00:00",
+        "updated_at": "2026-11-22 00:00:00", "deleted_at": null, "human_status": ""
+    })
+}
+
+fn as_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => n.as_i64().filter(|i| *i == 0 || *i == 1).map(|i| i == 1),
+        Value::String(s) if s == "1" || s == "true" => Some(true),
+        Value::String(s) if s == "0" || s == "false" => Some(false),
+        _ => None,
+    }
+}
+
+fn list_json(items: Vec<Value>) -> String {
+    let n = items.len();
+    json!({"meta": {"pagination": {"total": n, "count": n, "per_page": 20, "current_page": 1, "total_pages": 1, "links": {"next_page": null, "previous_page": null}}}, "data": items}).to_string()
 }
 
 fn component_json(c: &FakeComponent) -> Value {
@@ -145,7 +196,21 @@ fn handle(shared: &(Mutex<Shared>, Condvar), mut req: Request) {
     let accept = get_header("Accept").unwrap_or_default();
     let content_type = get_header("Content-Type").unwrap_or_default();
 
-    let fault = shared.0.lock().unwrap().faults.pop_front();
+    let fault = {
+        let mut s = shared.0.lock().unwrap();
+        s.arrivals += 1;
+        let path = url.split('?').next().unwrap_or("").to_string();
+        s.arrived.push((method.clone(), path.clone()));
+        shared.1.notify_all();
+        match s
+            .route_faults
+            .iter()
+            .position(|(m, p, _)| *m == method && *p == path)
+        {
+            Some(i) => Some(s.route_faults.remove(i).2),
+            None => s.faults.pop_front(),
+        }
+    };
     let (status, text, extra): (u16, String, Option<Header>) = match fault {
         Some(Fault::Status(s)) => (
             s,
@@ -255,7 +320,7 @@ fn route(
         ("GET", "/ping") => (200, json!({"data": "Pong!"}).to_string()),
         ("GET", "/version") => (
             200,
-            json!({"meta": {"on_latest": true, "latest": {"tag_name": "v2.4.1"}}, "data": "2.4.1"})
+            json!({"meta": {"on_latest": true, "latest": {"tag_name": "v2.4.1"}}, "data": s.version})
                 .to_string(),
         ),
         ("GET", "/components") => {
@@ -336,6 +401,154 @@ fn route(
             }
             (200, json!({"data": component_json(&new)}).to_string())
         }
+        ("GET", "/incidents") => {
+            let has_filter = params.iter().any(|(k, _)| matches!(k.as_str(), "component_id" | "name" | "status" | "id"));
+            // Pinned assumption, as for components: a filter combined with `page` fails.
+            if has_filter && params.iter().any(|(k, _)| k == "page") {
+                return (500, error_body(500, "Internal Server Error", "filter with page", &[]));
+            }
+            let get = |k: &str| params.iter().find(|(pk, _)| pk == k).map(|(_, v)| v.clone());
+            let mut list: Vec<&FakeIncident> = s
+                .incidents
+                .iter()
+                .filter(|i| token_ok || i.visible)
+                .filter(|i| get("component_id").is_none_or(|v| i.component_id.map(|c| c.to_string()) == Some(v)))
+                .filter(|i| get("name").is_none_or(|v| i.name == v))
+                .filter(|i| get("status").is_none_or(|v| i.status.to_string() == v))
+                .collect();
+            if get("sort").as_deref() == Some("id") && get("order").as_deref() == Some("desc") {
+                list.reverse();
+            }
+            (200, list_json(list.into_iter().map(incident_json).collect()))
+        }
+        ("GET", p) if p.starts_with("/incidents/") && !p.contains("/updates") => {
+            let id = p.trim_start_matches("/incidents/").parse::<u64>().ok();
+            match s.incidents.iter().find(|i| Some(i.id) == id) {
+                Some(i) => (200, json!({"data": incident_json(i)}).to_string()),
+                None => not_found(),
+            }
+        }
+        ("POST", "/incidents") => {
+            if !token_ok {
+                return unauthorized();
+            }
+            let Some(f) = parse_body(body, content_type) else {
+                return bad_request("The body is not valid JSON.");
+            };
+            let is_23 = s.version.starts_with("2.3");
+            let name = f.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+            if name.is_empty() {
+                return bad_request("The name field is required.");
+            }
+            let status = match f.get("status").and_then(as_int) {
+                Some(v) if (if is_23 { 0..=4 } else { 1..=4 }).contains(&v) => v,
+                Some(_) => return bad_request("The status format is invalid."),
+                None => return bad_request("The status field is required."),
+            };
+            let comp = f.get("component_id").and_then(as_int).filter(|c| *c != 0);
+            let comp_status = f.get("component_status").and_then(as_int);
+            match (comp, comp_status) {
+                (Some(_), None) => return bad_request("The component status field is required when component id is present."),
+                (None, Some(_)) => return bad_request("The component id field is required when component status is present."),
+                (_, Some(cs)) if !(0..=4).contains(&cs) => return bad_request("The component status format is invalid."),
+                _ => {}
+            }
+            for k in ["visible", "stickied", "notify"] {
+                if f.get(k).is_some_and(|v| as_bool(v).is_none()) {
+                    return bad_request(&format!("The {k} field must be true or false."));
+                }
+            }
+            if let (Some(c), Some(cs)) = (comp, comp_status) {
+                match s.components.iter_mut().find(|x| x.id as i64 == c) {
+                    Some(x) => x.status = cs,
+                    None => return bad_request("The selected component id is invalid."),
+                }
+                s.puts.push((c as u64, cs));
+            }
+            let id = s.incidents.iter().map(|i| i.id).max().unwrap_or(0) + 1;
+            let inc = FakeIncident {
+                id,
+                name,
+                message: f.get("message").and_then(Value::as_str).unwrap_or("").to_string(),
+                status,
+                component_id: comp.map(|c| c as u64),
+                visible: f.get("visible").and_then(as_bool).unwrap_or(true),
+                stickied: f.get("stickied").and_then(as_bool).unwrap_or(false),
+            };
+            s.incidents.push(inc.clone());
+            (200, json!({"data": incident_json(&inc)}).to_string())
+        }
+        ("POST", p) if p.starts_with("/incidents/") && p.ends_with("/updates") => {
+            if s.version.starts_with("2.3") {
+                return not_found();
+            }
+            if !token_ok {
+                return unauthorized();
+            }
+            let id = p.trim_start_matches("/incidents/").trim_end_matches("/updates").parse::<u64>().ok();
+            let Some(idx) = s.incidents.iter().position(|i| Some(i.id) == id) else {
+                return not_found();
+            };
+            let Some(f) = parse_body(body, content_type) else {
+                return bad_request("The body is not valid JSON.");
+            };
+            let status = match f.get("status").and_then(as_int) {
+                Some(v) if (1..=4).contains(&v) => v,
+                _ => return bad_request("The status format is invalid."),
+            };
+            let message = f.get("message").and_then(Value::as_str).unwrap_or("").to_string();
+            if message.is_empty() {
+                return bad_request("The message field is required.");
+            }
+            // Sets the parent incident's status; component fields are NOT applied (spec §1).
+            s.incidents[idx].status = status;
+            let iid = s.incidents[idx].id;
+            s.updates.push((iid, status, message.clone()));
+            (200, json!({"data": {"id": s.updates.len(), "incident_id": iid, "status": status, "message": message}}).to_string())
+        }
+        ("PUT", p) if p.starts_with("/incidents/") => {
+            if !token_ok {
+                return unauthorized();
+            }
+            let id = p.trim_start_matches("/incidents/").parse::<u64>().ok();
+            let Some(idx) = s.incidents.iter().position(|i| Some(i.id) == id) else {
+                return not_found();
+            };
+            let Some(f) = parse_body(body, content_type) else {
+                return bad_request("The body is not valid JSON.");
+            };
+            if ["visible", "stickied", "notify"].iter().any(|k| f.get(*k).is_none()) {
+                s.lax_incident_puts += 1;
+            }
+            let is_23 = s.version.starts_with("2.3");
+            let mut inc = s.incidents[idx].clone();
+            if let Some(st) = f.get("status") {
+                match as_int(st) {
+                    Some(v) if (if is_23 { 0..=4 } else { 1..=4 }).contains(&v) => inc.status = v,
+                    _ => return bad_request("The status format is invalid."),
+                }
+            }
+            if let Some(m) = f.get("message").and_then(Value::as_str) {
+                inc.message = m.to_string();
+            }
+            // Omitted flags are reset, as Cachet does.
+            inc.visible = f.get("visible").and_then(as_bool).unwrap_or(true);
+            inc.stickied = f.get("stickied").and_then(as_bool).unwrap_or(false);
+            if let (Some(c), Some(cs)) = (f.get("component_id").and_then(as_int), f.get("component_status").and_then(as_int))
+                && let Some(x) = s.components.iter_mut().find(|x| x.id as i64 == c)
+            {
+                x.status = cs;
+                s.puts.push((c as u64, cs));
+            }
+            s.incidents[idx] = inc.clone();
+            (200, json!({"data": incident_json(&inc)}).to_string())
+        }
+        ("GET", "/schedules") => {
+            if s.version.starts_with("2.3") {
+                return not_found();
+            }
+            (200, list_json(s.schedules.clone()))
+        }
         (_, p) if p.starts_with("/components") || p == "/ping" => (
             405,
             error_body(
@@ -377,6 +590,7 @@ impl FakeCachet {
     pub fn start(token: &str, components: &[(u64, &str)]) -> FakeCachet {
         let shared = Shared {
             token: token.to_string(),
+            version: "2.4.1".into(),
             components: components
                 .iter()
                 .map(|(id, name)| FakeComponent {
@@ -471,6 +685,66 @@ impl FakeCachet {
             });
     }
 
+    /// Serve as Cachet 2.3 ("2.3.18") or 2.4 ("2.4.1").
+    pub fn set_version(&self, v: &str) {
+        self.shared.0.lock().unwrap().version = v.to_string();
+    }
+
+    pub fn incidents(&self) -> Vec<FakeIncident> {
+        self.shared.0.lock().unwrap().incidents.clone()
+    }
+
+    /// (incident id, status, message) of each incident update posted.
+    pub fn updates(&self) -> Vec<(u64, i64, String)> {
+        self.shared.0.lock().unwrap().updates.clone()
+    }
+
+    /// Incident PUTs that omitted visible, stickied or notify.
+    pub fn lax_incident_puts(&self) -> usize {
+        self.shared.0.lock().unwrap().lax_incident_puts
+    }
+
+    /// An incident a human opened for a component.
+    pub fn add_incident(&self, component_id: u64, name: &str) -> u64 {
+        let mut s = self.shared.0.lock().unwrap();
+        let id = s.incidents.iter().map(|i| i.id).max().unwrap_or(0) + 1;
+        s.incidents.push(FakeIncident {
+            id,
+            name: name.into(),
+            message: "a human wrote this".into(),
+            status: 2,
+            component_id: Some(component_id),
+            visible: true,
+            stickied: false,
+        });
+        id
+    }
+
+    pub fn set_incident_status(&self, id: u64, status: i64) {
+        let mut s = self.shared.0.lock().unwrap();
+        if let Some(i) = s.incidents.iter_mut().find(|i| i.id == id) {
+            i.status = status;
+        }
+    }
+
+    pub fn delete_incident(&self, id: u64) {
+        self.shared
+            .0
+            .lock()
+            .unwrap()
+            .incidents
+            .retain(|i| i.id != id);
+    }
+
+    /// Put a schedule (JSON as Cachet serves it) on the page.
+    pub fn add_schedule(&self, schedule: Value) {
+        self.shared.0.lock().unwrap().schedules.push(schedule);
+    }
+
+    pub fn clear_schedules(&self) {
+        self.shared.0.lock().unwrap().schedules.clear();
+    }
+
     pub fn remove_component(&self, id: u64) {
         self.shared
             .0
@@ -498,6 +772,33 @@ impl FakeCachet {
 
     pub fn seen(&self) -> Vec<Seen> {
         self.shared.0.lock().unwrap().seen.clone()
+    }
+
+    /// Aim one fault at the next request to `method path` (path without the query string).
+    pub fn push_fault_on(&self, method: &str, path: &str, fault: Fault) {
+        self.shared
+            .0
+            .lock()
+            .unwrap()
+            .route_faults
+            .push((method.into(), path.into(), fault));
+    }
+
+    /// How many requests to `method path` have arrived (counted before any injected delay).
+    pub fn arrived(&self, method: &str, path: &str) -> usize {
+        self.shared
+            .0
+            .lock()
+            .unwrap()
+            .arrived
+            .iter()
+            .filter(|(m, p)| m == method && p == path)
+            .count()
+    }
+
+    /// Requests that arrived so far (counted before any injected delay).
+    pub fn arrivals(&self) -> usize {
+        self.shared.0.lock().unwrap().arrivals
     }
 
     /// Wait until `pred` holds over the requests seen, or the deadline passes.

@@ -1,0 +1,373 @@
+//! Incidents and holds in the flusher.
+//!
+//! Invariants:
+//! - Exactly one incident per outage. The intent is committed before the request that opens it;
+//!   an attempt that ended ambiguously (timeout, lost response, a killed flusher) is followed by a
+//!   lookup on the page before anything is created again.
+//! - After every incident step the component's state is set explicitly: Cachet leaves a component
+//!   at its outage status when an incident is fixed (cachet #2423), and 2.4's incident updates do
+//!   not touch the component.
+//! - An incident deleted on the page (404) is recorded as lost and never blocks delivery.
+//! - Nothing is sent for a held component: a maintenance window (local or on the page) holds
+//!   every state but `under_maintenance` itself; an unresolved incident someone else opened holds
+//!   the flip back to operational. Coalescing makes the release deliver only the newest state.
+
+use std::collections::BTreeMap;
+
+use statusrelay_backend::BackendError;
+use statusrelay_core::config::{DEFAULT_INCIDENT_MESSAGE, DEFAULT_INCIDENT_NAME};
+use statusrelay_core::time::rfc3339;
+use statusrelay_core::{State, duration, template};
+use statusrelay_spool::{Claimed, Incident, Item};
+
+use crate::flusher::Flusher;
+use crate::handler::maintenance_apply;
+use crate::{AppError, info, warn};
+
+/// How long a hold lasts before it is looked at again (page maintenance, manual incidents).
+const RECHECK_MS: i64 = 30_000;
+/// How long the page's maintenance list is trusted.
+const MAINTENANCE_CACHE_MS: i64 = 60_000;
+
+impl Flusher<'_> {
+    /// Is `incidents = true` for this component, on a page that has incidents?
+    pub(crate) fn incidents_for(&self, component: &str) -> bool {
+        self.backend.supports_incidents()
+            && self
+                .config
+                .components
+                .iter()
+                .any(|c| c.name == component && c.incidents)
+    }
+
+    /// Does the incident bookkeeping still have work although the page shows the state?
+    pub(crate) fn incident_work_pending(&self, item: &Item) -> Result<bool, AppError> {
+        let open = self.spool.open_incident(&self.identity, &item.component)?;
+        Ok(match (item.state, open) {
+            (State::UnderMaintenance, _) => false,
+            (State::Operational, open) => open.is_some(),
+            (state, Some(i)) => i.status != "open" || i.state != state,
+            (_, None) => true,
+        })
+    }
+
+    /// Should this delivery wait? Returns until when, and why.
+    pub(crate) fn hold_for(&mut self, item: &Item) -> Result<Option<(i64, String)>, AppError> {
+        if item.state == State::UnderMaintenance {
+            return Ok(None);
+        }
+        let now = self.spool.now();
+        if let Some(w) = self.spool.maintenance_active(&item.component)? {
+            let why = w
+                .reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            return Ok(Some((
+                w.ends_at.min(now + RECHECK_MS),
+                format!("held: maintenance until {}{why}", rfc3339(w.ends_at)),
+            )));
+        }
+        if let Some(name) = self.page_maintenance_covering(&item.component) {
+            return Ok(Some((
+                now + RECHECK_MS,
+                format!("held: maintenance on the page ({name:?})"),
+            )));
+        }
+        if item.state == State::Operational
+            && self.config.incidents.respect_manual
+            && self.backend.supports_incidents()
+        {
+            let comp = self.component_ref(&item.component);
+            let ours = self
+                .spool
+                .open_incident(&self.identity, &item.component)?
+                .and_then(|i| i.remote_id);
+            // If the page cannot be asked now, deliver: the delivery's own retry handles the outage.
+            let theirs = self
+                .resolve(&comp, false)
+                .and_then(|id| self.backend.open_incidents(&id));
+            if let Ok(list) = theirs
+                && let Some(i) = list.into_iter().find(|i| Some(&i.id) != ours.as_ref())
+            {
+                return Ok(Some((
+                    now + RECHECK_MS,
+                    format!("held: manual incident #{} {:?}", i.id, i.name),
+                )));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The name of an in-progress page maintenance that covers the component, if any.
+    fn page_maintenance_covering(&mut self, component: &str) -> Option<String> {
+        let mode = match &self.config.backend {
+            statusrelay_core::config::BackendConfig::Cachet { schedules, .. } => schedules.clone(),
+            _ => return None,
+        };
+        if mode == "off" {
+            return None;
+        }
+        let now = self.spool.now();
+        if self
+            .page_maintenance
+            .as_ref()
+            .is_none_or(|(at, _)| now - at >= MAINTENANCE_CACHE_MS)
+        {
+            match self.backend.active_maintenance() {
+                Ok(list) => self.page_maintenance = Some((now, list)),
+                Err(e) => {
+                    warn!("cannot read the page's maintenance schedule (assuming none): {e}");
+                    self.page_maintenance = Some((now, Vec::new()));
+                }
+            }
+        }
+        let remote = self
+            .spool
+            .remote_id(&self.identity, component)
+            .ok()
+            .flatten();
+        let lc = component.to_lowercase();
+        self.page_maintenance.as_ref()?.1.iter().find_map(|m| {
+            let covers = mode == "all"
+                || m.name.to_lowercase().contains(&lc)
+                || m.message.to_lowercase().contains(&lc)
+                || m.components
+                    .iter()
+                    .any(|c| c == component || Some(c) == remote.as_ref());
+            covers.then(|| m.name.clone())
+        })
+    }
+
+    /// End expired local maintenance windows: a shown window's state is cleared, held
+    /// deliveries of the component become due.
+    pub(crate) fn expire_maintenance(&mut self) -> Result<(), AppError> {
+        for w in self.spool.expire_maintenance()? {
+            info!(
+                "maintenance of {} ended (it was due to end at {})",
+                w.component,
+                rfc3339(w.ends_at)
+            );
+            if w.show {
+                maintenance_apply(
+                    &mut self.spool,
+                    &w.component,
+                    false,
+                    "maintenance window ended",
+                )?;
+            }
+            self.spool.release_held(Some(&w.component))?;
+        }
+        Ok(())
+    }
+
+    fn template_vars(
+        &self,
+        item: &Item,
+        incident: Option<&Incident>,
+    ) -> BTreeMap<&'static str, String> {
+        let ctx = item
+            .event_id
+            .and_then(|id| self.spool.event_context(id).ok())
+            .unwrap_or_default();
+        let now = self.spool.now();
+        let since = incident
+            .map(|i| i.opened_at.unwrap_or(i.intent_at))
+            .unwrap_or(now);
+        let description = ctx
+            .description
+            .as_deref()
+            .or(item.message.as_deref())
+            .unwrap_or("")
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(500)
+            .collect();
+        BTreeMap::from([
+            ("component", item.component.clone()),
+            ("state", item.state.as_str().to_string()),
+            ("state_label", item.state.label().to_string()),
+            ("service", ctx.service.unwrap_or_else(|| "-".into())),
+            ("host", ctx.host.unwrap_or_else(|| "-".into())),
+            ("description", description),
+            (
+                "time",
+                rfc3339(if ctx.received_at > 0 {
+                    ctx.received_at
+                } else {
+                    now
+                }),
+            ),
+            (
+                "duration",
+                duration::format(std::time::Duration::from_millis(
+                    (now - since).max(0) as u64 / 1000 * 1000,
+                )),
+            ),
+        ])
+    }
+
+    /// Deliver a state with its incident: open, update or resolve, then set the component.
+    /// The outer error is the spool's (fatal); the inner one the page's (retried or dead-lettered).
+    pub(crate) fn send_with_incident(
+        &mut self,
+        c: &Claimed,
+    ) -> Result<Result<State, BackendError>, AppError> {
+        let item = &c.item;
+        let comp = self.component_ref(&item.component);
+        if item.state == State::UnderMaintenance {
+            return Ok(self.send(c));
+        }
+        let id = match self.resolve(&comp, false) {
+            Ok(id) => id,
+            Err(e) => return Ok(Err(e)),
+        };
+        let cfg = self
+            .config
+            .components
+            .iter()
+            .find(|x| x.name == item.component)
+            .cloned();
+        let name_t = cfg
+            .as_ref()
+            .and_then(|c| c.incident_name.clone())
+            .unwrap_or_else(|| DEFAULT_INCIDENT_NAME.into());
+        let msg_t = cfg
+            .as_ref()
+            .and_then(|c| c.incident_message.clone())
+            .unwrap_or_else(|| DEFAULT_INCIDENT_MESSAGE.into());
+        let notify = self.config.incidents.notify;
+        let mut open = self.spool.open_incident(&self.identity, &item.component)?;
+
+        // An earlier attempt may have opened the incident without learning its id.
+        if let Some(i) = open.as_ref().filter(|i| i.status == "opening") {
+            match self.backend.open_incidents(&id) {
+                Err(e) => return Ok(Err(e)),
+                Ok(list) => match list.into_iter().find(|p| p.name == i.name) {
+                    Some(found) => {
+                        info!(
+                            "incident #{} for {} was opened by an earlier attempt whose answer was lost: using it, not opening another",
+                            found.id, item.component
+                        );
+                        self.spool.incident_opened(i.id, &found.id, i.state)?;
+                    }
+                    None if item.state == State::Operational => {
+                        self.spool.incident_status(
+                            i.id,
+                            "lost",
+                            Some("never confirmed by the page; nothing to resolve"),
+                        )?;
+                    }
+                    None => {} // Not on the page: open it below, under the same intent.
+                },
+            }
+            open = self.spool.open_incident(&self.identity, &item.component)?;
+        }
+
+        if item.state == State::Operational {
+            if let Some(i) = open.filter(|i| i.status != "opening") {
+                let vars = self.template_vars(item, Some(&i));
+                let msg = template::render(
+                    "Resolved: {component} is operational again after {duration}.",
+                    &vars,
+                );
+                self.spool.incident_status(i.id, "resolving", None)?;
+                let rid = i.remote_id.clone().unwrap_or_default();
+                match self.backend.resolve_incident(&rid, &id, &msg, notify) {
+                    Ok(()) => {
+                        self.spool.incident_status(i.id, "resolved", None)?;
+                        info!(
+                            "resolved incident #{rid} for {} after {}",
+                            item.component, vars["duration"]
+                        );
+                    }
+                    Err(e) if e.is_not_found() => {
+                        warn!(
+                            "incident #{rid} for {} was deleted on the page; recorded as lost",
+                            item.component
+                        );
+                        self.spool
+                            .incident_status(i.id, "lost", Some("deleted on the page"))?;
+                    }
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+            return Ok(self.send_state(&comp, State::Operational, None));
+        }
+
+        let vars = self.template_vars(item, open.as_ref());
+        let msg = template::render(&msg_t, &vars);
+        match open {
+            Some(i) if i.status == "open" || i.status == "resolving" => {
+                if i.state != item.state {
+                    let rid = i.remote_id.clone().unwrap_or_default();
+                    match self.backend.update_incident(&rid, &id, item.state, &msg) {
+                        Ok(()) => {
+                            self.spool.incident_state(i.id, item.state)?;
+                            info!(
+                                "updated incident #{rid} for {}: now {}",
+                                item.component, item.state
+                            );
+                        }
+                        Err(e) if e.is_not_found() => {
+                            warn!(
+                                "incident #{rid} for {} was deleted on the page; recorded as lost, not reopened for this outage",
+                                item.component
+                            );
+                            self.spool.incident_status(
+                                i.id,
+                                "lost",
+                                Some("deleted on the page"),
+                            )?;
+                        }
+                        Err(e) => return Ok(Err(e)),
+                    }
+                }
+                Ok(self.send_state(&comp, item.state, Some(&msg)))
+            }
+            existing => {
+                // A human's incident already speaks for this outage: do not open a second one.
+                if existing.is_none() && self.config.incidents.respect_manual {
+                    match self.backend.open_incidents(&id) {
+                        Err(e) => return Ok(Err(e)),
+                        Ok(list) if !list.is_empty() => {
+                            info!(
+                                "not opening an incident for {}: #{} {:?} is already open on the page",
+                                item.component, list[0].id, list[0].name
+                            );
+                            return Ok(self.send_state(&comp, item.state, Some(&msg)));
+                        }
+                        Ok(_) => {}
+                    }
+                }
+                let name = template::render(&name_t, &vars);
+                let intent = match existing {
+                    Some(i) => i,
+                    None => self.spool.incident_intent(
+                        &self.identity,
+                        &item.component,
+                        &name,
+                        item.state,
+                    )?,
+                };
+                match self
+                    .backend
+                    .open_incident(&id, item.state, &intent.name, &msg, notify)
+                {
+                    Ok(rid) => {
+                        self.spool.incident_opened(intent.id, &rid, item.state)?;
+                        info!(
+                            "opened incident #{rid} {:?} for {}",
+                            intent.name, item.component
+                        );
+                    }
+                    Err(e) => return Ok(Err(e)),
+                }
+                // Cachet sets the component with the incident; set it explicitly all the same.
+                Ok(self.send_state(&comp, item.state, Some(&msg)))
+            }
+        }
+    }
+}

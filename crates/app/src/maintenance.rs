@@ -1,0 +1,122 @@
+//! `statusrelay maintenance start|stop|list`: local maintenance windows, so a deploy tool can wrap
+//! a restart and Monit's restart events page nobody.
+//!
+//! Invariant: a window only holds deliveries; events are still recorded, so when it ends the page
+//! gets the newest real state (coalescing drops what the window superseded).
+
+use std::sync::Arc;
+
+use serde_json::json;
+use statusrelay_core::time::{Clock, rfc3339};
+use statusrelay_core::{Config, duration};
+use statusrelay_spool::Spool;
+
+use crate::AppError;
+use crate::cli::MaintenanceAction;
+use crate::handler::maintenance_apply;
+
+pub fn command(
+    config: &Config,
+    action: &MaintenanceAction,
+    clock: Arc<dyn Clock>,
+) -> Result<String, AppError> {
+    let now = clock.now_ms();
+    let mut spool = Spool::open(&config.spool, clock)?;
+    match action {
+        MaintenanceAction::Start {
+            component,
+            duration: d,
+            reason,
+            show,
+        } => {
+            let comp = config.component(component)?;
+            let d = duration::parse(d)?;
+            if d.is_zero() {
+                return Err(AppError::Usage("--for must be longer than 0s".into()));
+            }
+            let w = spool.maintenance_start(
+                &comp.name,
+                now + d.as_millis() as i64,
+                reason.as_deref(),
+                *show,
+            )?;
+            if *show {
+                maintenance_apply(
+                    &mut spool,
+                    &comp.name,
+                    true,
+                    reason.as_deref().unwrap_or("maintenance"),
+                )?;
+            }
+            Ok(format!(
+                "maintenance {} of {} until {}{}: updates are held{}\n",
+                w.id,
+                comp.name,
+                rfc3339(w.ends_at),
+                reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default(),
+                if *show {
+                    "; the page shows under_maintenance"
+                } else {
+                    ""
+                }
+            ))
+        }
+        MaintenanceAction::Stop { component } => {
+            if let Some(c) = component {
+                config.component(c)?;
+            }
+            let ended = spool.maintenance_stop(component.as_deref())?;
+            if ended.is_empty() {
+                return Ok("no active maintenance window\n".into());
+            }
+            let mut out = String::new();
+            for w in &ended {
+                if w.show {
+                    maintenance_apply(&mut spool, &w.component, false, "maintenance stopped")?;
+                }
+                let n = spool.release_held(Some(&w.component))?;
+                out.push_str(&format!(
+                    "ended maintenance {} of {}; {n} held deliveries released\n",
+                    w.id, w.component
+                ));
+            }
+            Ok(out)
+        }
+        MaintenanceAction::List { all, json: as_json } => {
+            let list = spool.maintenance_list(*all)?;
+            if *as_json {
+                let v: Vec<_> = list
+                    .iter()
+                    .map(|w| json!({"id": w.id, "component": w.component, "starts_at": rfc3339(w.starts_at), "ends_at": rfc3339(w.ends_at), "reason": w.reason, "show": w.show, "ended_at": w.ended_at.map(rfc3339), "active": w.ended_at.is_none() && w.ends_at > now}))
+                    .collect();
+                return Ok(serde_json::to_string(&v).unwrap_or_default() + "\n");
+            }
+            if list.is_empty() {
+                return Ok("no maintenance windows\n".into());
+            }
+            Ok(list
+                .iter()
+                .map(|w| {
+                    let state = match w.ended_at {
+                        Some(t) => format!("ended {}", rfc3339(t)),
+                        None if w.ends_at <= now => "over (the flusher will close it)".into(),
+                        None => format!("active until {}", rfc3339(w.ends_at)),
+                    };
+                    format!(
+                        "{:<4} {:<20} {state}{}{}\n",
+                        w.id,
+                        w.component,
+                        w.reason
+                            .as_deref()
+                            .map(|r| format!(" - {r}"))
+                            .unwrap_or_default(),
+                        if w.show { " [shown]" } else { "" }
+                    )
+                })
+                .collect())
+        }
+    }
+}
