@@ -148,7 +148,7 @@ fn superseded_states_are_coalesced_and_a_state_already_shown_is_not_resent() {
     let lookups: Vec<String> = fake
         .seen()
         .into_iter()
-        .filter(|s| s.method == "GET")
+        .filter(|s| s.method == "GET" && s.url.starts_with("/api/v1/components"))
         .map(|s| s.url)
         .collect();
     assert_eq!(
@@ -182,12 +182,12 @@ fn server_errors_are_retried_with_backoff_until_delivered() {
     let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
     let sb = cachet_sandbox("retry", &fake, DB);
     // The lookup succeeds, then the PUT meets two 500s and a 503.
+    // The component PUT meets two 500s and a 503 (whatever else the flusher asks first).
+    for f in [Fault::Status(500), Fault::Status(500), Fault::Status(503)] {
+        fake.push_fault_on("PUT", "/api/v1/components/2", f);
+    }
     assert_code(&monit(&sb, &fail("mysql")), 0);
     let mut flusher = sb.spawn_flush();
-    assert!(fake.wait_for(Duration::from_secs(10), |s| {
-        s.iter().any(|r| r.method == "GET")
-    }));
-    fake.push_faults([Fault::Status(500), Fault::Status(500), Fault::Status(503)]);
     assert!(
         fake.wait_for(Duration::from_secs(20), |s| s
             .iter()
@@ -199,7 +199,7 @@ fn server_errors_are_retried_with_backoff_until_delivered() {
         .into_iter()
         .filter(|s| s.method == "PUT")
         .collect();
-    assert!(puts.len() >= 2, "{puts:?}");
+    assert_eq!(puts.len(), 4, "three failures, then success: {puts:?}");
     // Backoff was respected: no retry storm.
     for w in puts.windows(2) {
         assert!(
@@ -223,13 +223,18 @@ fn a_429_retry_after_is_honoured() {
         &fake,
         "[[component]]\nname = \"db cluster\"\nid = 2\nservices = [\"mysql\"]\n",
     );
-    fake.push_faults([Fault::RateLimit(2)]);
+    fake.push_fault_on("PUT", "/api/v1/components/2", Fault::RateLimit(2));
     assert_code(&monit(&sb, &fail("mysql")), 0);
     let mut flusher = sb.spawn_flush();
     assert!(fake.wait_for(Duration::from_secs(15), |s| {
-        s.iter().any(|r| r.answered == 200)
+        s.iter().any(|r| r.method == "PUT" && r.answered == 200)
     }));
-    let seen = fake.seen();
+    let seen: Vec<_> = fake
+        .seen()
+        .into_iter()
+        .filter(|r| r.method == "PUT")
+        .collect();
+    assert_eq!(seen[0].answered, 429);
     let gap = seen[1].at - seen[0].at;
     assert!(
         gap >= Duration::from_secs(2),
