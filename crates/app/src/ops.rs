@@ -242,6 +242,34 @@ pub fn status(config: &Config, json_out: bool, clock: Arc<dyn Clock>) -> Result<
                     f.state
                 );
             }
+            if let Some(b) = backend.as_deref()
+                && let Some(i) = spool.open_incident(b, c)?
+            {
+                let id = i
+                    .remote_id
+                    .as_deref()
+                    .map(|r| format!("#{r}"))
+                    .unwrap_or_else(|| "(being opened)".into());
+                let _ = writeln!(
+                    out,
+                    "    incident {id} {:?} {} since {}",
+                    i.name,
+                    i.status,
+                    rel(now, i.opened_at.unwrap_or(i.intent_at))
+                );
+            }
+            if let Some(w) = spool.maintenance_active(c)? {
+                let why = w
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "    maintenance until {}{why}: updates are held",
+                    rfc3339(w.ends_at)
+                );
+            }
         }
     }
     Ok(out)
