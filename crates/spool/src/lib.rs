@@ -259,17 +259,19 @@ impl Spool {
             .parent()
             .filter(|d| !d.as_os_str().is_empty() && !d.exists())
         {
-            {
-                std::fs::create_dir_all(dir).map_err(|source| SpoolError::CreateDir {
-                    path: dir.to_path_buf(),
-                    source,
-                })?;
-            }
+            std::fs::create_dir_all(dir).map_err(|source| SpoolError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
         }
+        let created = !path.exists();
         let conn = Connection::open(path).map_err(|source| SpoolError::Sqlite {
             path: path.to_path_buf(),
             source,
         })?;
+        if created {
+            share_with_directory(path);
+        }
         let mut spool = Spool {
             conn,
             path: path.to_path_buf(),
@@ -1060,6 +1062,25 @@ impl Spool {
             ) = (pid, hb, ok, err, err_at);
         }
         Ok(s)
+    }
+}
+
+/// Give a new spool file its directory's owner and group, mode 0660: Monit runs the handler as
+/// root and the flusher runs as `statusrelay`, and both must write it. SQLite gives the -wal and
+/// -shm files the database file's mode (and, as root, its owner). Best effort: a spool in a
+/// directory of one's own needs none of it.
+fn share_with_directory(path: &Path) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660));
+    if let Some(dir) = path.parent().and_then(|d| {
+        std::fs::metadata(if d.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            d
+        })
+        .ok()
+    }) {
+        let _ = std::os::unix::fs::chown(path, Some(dir.uid()), Some(dir.gid()));
     }
 }
 

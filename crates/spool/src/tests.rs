@@ -567,3 +567,17 @@ fn maintenance_windows_start_stop_and_expire() {
     assert!(s.maintenance_list(false).unwrap().is_empty());
     assert_eq!(s.maintenance_list(true).unwrap().len(), 2);
 }
+
+#[test]
+fn a_new_spool_is_group_writable_for_the_flusher() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new("mode");
+    let s = f.open();
+    s.conn.execute_batch("BEGIN IMMEDIATE; COMMIT;").unwrap();
+    let mode = std::fs::metadata(f.dir.join("spool.db"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o660);
+}
