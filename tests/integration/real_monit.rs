@@ -368,6 +368,12 @@ fn monit_config_output_is_accepted_by_monit_and_drives_the_page() {
     };
     generate("wrote");
     generate("unchanged");
+    let dir_arg = conf_d.to_str().unwrap();
+    let r = lab
+        .sb
+        .run(&["monit-config", "--dir", dir_arg, "--bin", BIN, "--check"]);
+    assert_code(&r, 0);
+    assert!(r.stdout.contains("in sync"), "{}", r.stdout);
     let stdout = lab.sb.run(&["monit-config", "--bin", BIN]).stdout;
     assert!(stdout.contains("check program db with path"), "{stdout}");
     assert!(
@@ -394,6 +400,15 @@ fn monit_config_output_is_accepted_by_monit_and_drives_the_page() {
                 .next()
                 .unwrap()
         ),
+    );
+    let r = lab
+        .sb
+        .run(&["monit-config", "--dir", dir_arg, "--bin", BIN, "--check"]);
+    assert_code(&r, 1);
+    assert!(
+        r.stdout.contains("would remove") && r.stdout.contains("statusrelay-site"),
+        "{}",
+        r.stdout
     );
     generate("removed");
     assert!(!conf_d.join("statusrelay-site").exists() && conf_d.join("statusrelay-db").exists());

@@ -98,6 +98,9 @@ pub enum Command {
         /// systemd unit of the flusher, for the check that watches it
         #[arg(long, value_name = "UNIT", default_value = "statusrelay")]
         flusher_unit: String,
+        /// With --dir: change nothing; exit 0 if the directory matches the config, 1 if not
+        #[arg(long, requires = "dir")]
+        check: bool,
     },
     /// Local maintenance windows: hold a component's updates (and incidents) during a deploy
     Maintenance {

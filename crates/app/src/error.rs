@@ -7,6 +7,8 @@ use statusrelay_core::CoreError;
 use statusrelay_spool::SpoolError;
 
 pub const EX_OK: i32 = 0;
+/// `monit-config --check`: the directory does not match the config (as diff(1) exits 1).
+pub const EX_DIFFERS: i32 = 1;
 pub const EX_USAGE: i32 = 64;
 pub const EX_DATAERR: i32 = 65;
 pub const EX_UNAVAILABLE: i32 = 69;

@@ -110,9 +110,21 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
             dir,
             bin,
             flusher_unit,
+            check,
         } => {
             let opts = monit_config::Options { bin, flusher_unit };
-            monit_config::command(&Config::load(path)?, dir.as_deref(), &opts)?
+            let config = Config::load(path)?;
+            if *check {
+                let dir = dir.as_deref().expect("clap requires --dir with --check");
+                let stale = monit_config::differences(&config, dir, &opts)?;
+                if !stale.is_empty() {
+                    print!("{}", stale.join("\n") + "\n");
+                    return Ok(error::EX_DIFFERS);
+                }
+                "in sync\n".to_string()
+            } else {
+                monit_config::command(&config, dir.as_deref(), &opts)?
+            }
         }
         Command::Maintenance { action } => {
             maintenance::command(&Config::load(path)?, action, clock)?

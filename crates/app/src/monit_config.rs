@@ -105,6 +105,27 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> AppError + '_ {
     }
 }
 
+/// What `command` would change in `dir`: files to write and files to remove.
+pub fn differences(config: &Config, dir: &Path, o: &Options<'_>) -> Result<Vec<String>, AppError> {
+    let files = render_all(config, o);
+    let mut out: Vec<String> = files
+        .iter()
+        .filter(|(name, text)| std::fs::read_to_string(dir.join(name)).ok().as_ref() != Some(text))
+        .map(|(name, _)| format!("would write {}", dir.join(name).display()))
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let mut stale: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("statusrelay-") && !files.iter().any(|(f, _)| f == n))
+            .map(|n| format!("would remove {}", dir.join(n).display()))
+            .collect();
+        stale.sort();
+        out.extend(stale);
+    }
+    Ok(out)
+}
+
 /// `statusrelay monit-config [--dir DIR]`.
 pub fn command(config: &Config, dir: Option<&Path>, o: &Options<'_>) -> Result<String, AppError> {
     let files = render_all(config, o);

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Apply salt/statusrelay with `salt-call --local` (Salt from PyPI in a virtualenv) against the
+# pillar in tests/salt/pillar: twice (the second run must change nothing), check the machine,
+# drop a service from pillar (its Monit check must go), then purge the package.
+#   tests/salt/test-formula.sh target/debian/statusrelay_*.deb
+set -uo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+deb="${1:?usage: test-formula.sh PACKAGE.deb}"
+venv="${SALT_VENV:-$repo/target/salt-venv}"
+pass=0; fail=0
+ok()  { pass=$((pass + 1)); echo "ok: $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+[ "$(id -u)" = 0 ] || { echo "FAIL: the Salt test needs root (it installs the package)"; exit 1; }
+if [ ! -x "$venv/bin/salt-call" ]; then
+    python3 -m venv "$venv" && "$venv/bin/pip" install -q "salt==3008.3" || { echo "FAIL: cannot install Salt from PyPI"; exit 1; }
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/conf" "$work/files/statusrelay/files" "$work/monit.d"
+cp "$deb" "$work/files/statusrelay/files/statusrelay.deb"
+cat > "$work/conf/minion" <<CONF
+file_client: local
+root_dir: $work/root
+file_roots:
+  base: [$repo/salt, $work/files]
+pillar_roots:
+  base: [$repo/tests/salt/pillar]
+log_level_logfile: info
+CONF
+export STATUSRELAY_MONIT_DIR="$work/monit.d"
+dpkg -P statusrelay >/dev/null 2>&1 || true
+
+# Apply and summarise: "<failed states> <states with changes>".
+apply() {
+    "$venv/bin/salt-call" --local --config-dir "$work/conf" --out json state.apply statusrelay > "$work/out.json" 2> "$work/err.log"
+    python3 - "$work/out.json" <<'PY'
+import json, sys
+ret = json.load(open(sys.argv[1]))["local"]
+if not isinstance(ret, dict):
+    print("render-error", 0); print(ret, file=sys.stderr); sys.exit()
+failed = [k for k, v in ret.items() if not v["result"]]
+changed = [v["__id__"] for v in ret.values() if v.get("changes")]
+for k in failed:
+    print(ret[k]["comment"], file=sys.stderr)
+print(len(failed), len(changed), ",".join(sorted(changed)))
+PY
+}
+
+read -r failed changed names < <(apply 2>"$work/why")
+[ "$failed" = 0 ] && ok "first apply succeeds ($changed states changed: $names)" || bad "first apply: $failed states failed: $(cat "$work/why" "$work/err.log" | tail -5)"
+read -r failed changed names < <(apply 2>"$work/why")
+[ "$failed" = 0 ] && [ "$changed" = 0 ] && ok "second apply changes nothing" || bad "second apply: $failed failed, $changed changed ($names)"
+
+dpkg-query -W -f='${Status}' statusrelay 2>/dev/null | grep -q "install ok installed" && ok "package installed" || bad "package not installed"
+grep -q 'name = "website"' /etc/statusrelay/config.toml && grep -q 'max_age = "12h"' /etc/statusrelay/config.toml && ok "config rendered from pillar" || bad "config: $(cat /etc/statusrelay/config.toml)"
+[ "$(stat -c '%U:%G %a' /etc/statusrelay/config.toml)" = "root:statusrelay 640" ] && ok "config is 0640 root:statusrelay" || bad "config owner/mode $(stat -c '%U:%G %a' /etc/statusrelay/config.toml)"
+[ "$(stat -c '%U:%G %a' /etc/statusrelay/token)" = "statusrelay:statusrelay 600" ] && ok "token is 0600, readable by the flusher only" || bad "token owner/mode $(stat -c '%U:%G %a' /etc/statusrelay/token)"
+/usr/bin/statusrelay check >/dev/null && ok "statusrelay check passes on the rendered config" || bad "statusrelay check fails"
+for f in statusrelay-mysql statusrelay-nginx statusrelay-flush; do
+    [ -f "$work/monit.d/$f" ] && ok "Monit check $f written" || bad "Monit check $f missing"
+done
+grep -q 'exec "/usr/bin/statusrelay monit"' "$work/monit.d/statusrelay-mysql" && ok "the check execs the handler" || bad "no exec clause in the mysql check"
+printf 'set daemon 30\ninclude %s/*\n' "$work/monit.d" > "$work/monitrc" && chmod 600 "$work/monitrc"
+monit -c "$work/monitrc" -t >/dev/null 2>&1 && ok "monit -t accepts the generated checks" || bad "monit -t rejects the generated checks"
+grep -q "service management skipped" "$work/out.json" && ok "service management skipped and said so" || bad "no notice that the service was skipped"
+
+# Production changes: nginx is dropped from pillar, so its check must go.
+export STATUSRELAY_DROP_NGINX=1
+read -r failed changed names < <(apply 2>"$work/why")
+[ "$failed" = 0 ] && [ ! -e "$work/monit.d/statusrelay-nginx" ] && [ -f "$work/monit.d/statusrelay-mysql" ] \
+    && ok "a service dropped from pillar loses its Monit check ($names)" || bad "dropped service: $failed failed; $(ls "$work/monit.d")"
+read -r failed changed names < <(apply 2>"$work/why")
+[ "$failed" = 0 ] && [ "$changed" = 0 ] && ok "and the next apply changes nothing" || bad "after the drop: $changed changed ($names)"
+
+dpkg -P statusrelay >/dev/null 2>&1 && ok "package purged" || bad "purge failed"
+echo "salt: $pass passed, $fail failed"
+[ "$fail" = 0 ]
