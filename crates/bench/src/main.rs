@@ -1,7 +1,7 @@
 //! `statusrelay-bench`: handler latency, spawn to exit, against a baseline measured in the same
 //! run: a minimal program (this binary, mode `baseline-commit`) that opens an SQLite file with the
-//! same durability (WAL, synchronous=FULL) and commits one row, which is the physical limit of
-//! "record durably and exit". `/bin/true` shows the cost of spawning a process at all.
+//! same durability and WAL handling as the spool (WAL, synchronous=FULL, checkpoint on close)
+//! and commits one row, which is the physical limit of "record durably and exit". `/bin/true` shows the cost of spawning a process at all.
 //!
 //! Usage: statusrelay-bench [--runs N] [--sizes 0,100000] [--bin target/release/statusrelay]
 
@@ -16,6 +16,7 @@ fn baseline_commit(db: &Path) {
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .unwrap();
     c.pragma_update(None, "synchronous", "FULL").unwrap();
+
     c.execute_batch("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT); BEGIN IMMEDIATE; INSERT INTO t (v) VALUES ('x'); COMMIT;").unwrap();
 }
 
@@ -103,7 +104,12 @@ fn main() {
     .unwrap();
     let spool = dir.join("spool.db");
 
-    println!("runs per row: {runs}; binary: {}", bin.display());
+    let size = std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "runs per row: {runs}; binary: {} ({:.2} MB)",
+        bin.display(),
+        size as f64 / 1_000_000.0
+    );
     println!(
         "{:<44} {:>10} {:>10} {:>14}",
         "what", "median ms", "p99 ms", "median ratio"
@@ -127,6 +133,12 @@ fn main() {
     };
     row("/bin/true (spawn floor)", &floor);
     row("baseline: open SQLite, commit 1 row, exit", &base);
+    let version = time_runs(runs, |_| {
+        let mut c = Command::new(&bin);
+        c.arg("--version");
+        c
+    });
+    row("statusrelay --version (start-up)", &version);
     for &size in &sizes {
         // First run creates the schema; then grow the history to `size` events.
         let first = Command::new(&bin)
