@@ -2,6 +2,7 @@
 //! on 127.0.0.1, each test in its own temp dir with the host's environment cleared.
 
 mod delivery;
+mod faults;
 mod handler;
 mod incidents;
 mod operator;

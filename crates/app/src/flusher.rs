@@ -136,7 +136,7 @@ pub fn flush(
     opts: FlushOptions,
 ) -> Result<FlushReport, AppError> {
     let _lock = take_lock(config)?;
-    let mut spool = Spool::open(&config.spool, opts.clock.clone())?;
+    let mut spool = crate::open_spool(&config.spool, opts.clock.clone())?;
     let recovered = spool.recover_claims()?;
     if recovered > 0 {
         warn!(

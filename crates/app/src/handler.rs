@@ -246,7 +246,7 @@ where
         Err(reason) => {
             // Keep the event even though the config is broken: it is the one thing Monit will not resend.
             let spool_path = Config::spool_hint(config_path);
-            let mut spool = Spool::open(&spool_path, clock)?;
+            let mut spool = crate::open_spool(&spool_path, clock)?;
             let ev = match plan(&Config::default(), &raw, component) {
                 Ok(p) => p.event,
                 Err(r) => r.event,
@@ -259,7 +259,7 @@ where
             });
         }
     };
-    let mut spool = Spool::open(&config.spool, clock)?;
+    let mut spool = crate::open_spool(&config.spool, clock)?;
     let planned = plan(&config, &raw, component);
     record(&mut spool, planned)
 }
@@ -273,7 +273,7 @@ pub fn event(
     source: &str,
     clock: Arc<dyn Clock>,
 ) -> Result<String, AppError> {
-    let mut spool = Spool::open(&config.spool, clock)?;
+    let mut spool = crate::open_spool(&config.spool, clock)?;
     record(
         &mut spool,
         plan_manual(config, component, state, message, source),

@@ -135,11 +135,32 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
     Ok(error::EX_OK)
 }
 
+/// Open the spool; a corrupt spool file moved aside is said loudly, whatever the command.
+pub fn open_spool(
+    path: &std::path::Path,
+    clock: Arc<dyn Clock>,
+) -> Result<statusrelay_spool::Spool, AppError> {
+    let spool = statusrelay_spool::Spool::open(path, clock)?;
+    if let Some(aside) = spool.moved_aside() {
+        error!(
+            "the spool {} was corrupt: it was moved to {} (kept for inspection, never deleted) and a fresh spool started",
+            path.display(),
+            aside.display()
+        );
+    }
+    Ok(spool)
+}
+
 /// Print an error the way every command does.
 pub fn report(err: &AppError) {
     if err.is_pending_only() {
         warn!("{err}");
     } else {
         error!("{err}");
+    }
+    if let AppError::Spool(e) = err
+        && let Some(hint) = e.hint()
+    {
+        error!("hint: {hint}");
     }
 }

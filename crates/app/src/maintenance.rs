@@ -9,7 +9,6 @@ use std::sync::Arc;
 use serde_json::json;
 use statusrelay_core::time::{Clock, rfc3339};
 use statusrelay_core::{Config, duration};
-use statusrelay_spool::Spool;
 
 use crate::AppError;
 use crate::cli::MaintenanceAction;
@@ -21,7 +20,7 @@ pub fn command(
     clock: Arc<dyn Clock>,
 ) -> Result<String, AppError> {
     let now = clock.now_ms();
-    let mut spool = Spool::open(&config.spool, clock)?;
+    let mut spool = crate::open_spool(&config.spool, clock)?;
     match action {
         MaintenanceAction::Start {
             component,

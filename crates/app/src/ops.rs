@@ -35,7 +35,7 @@ fn open_existing(config: &Config, clock: Arc<dyn Clock>) -> Result<Option<Spool>
     if !config.spool.exists() {
         return Ok(None);
     }
-    Ok(Some(Spool::open(&config.spool, clock)?))
+    Ok(Some(crate::open_spool(&config.spool, clock)?))
 }
 
 fn item_json(i: &Item) -> Value {
@@ -319,7 +319,7 @@ pub fn replay(
     }
     let since = a.since.map(duration::parse).transpose()?;
     let now = clock.now_ms();
-    let mut spool = Spool::open(&config.spool, clock)?;
+    let mut spool = crate::open_spool(&config.spool, clock)?;
     let verb = if a.dry_run { "would" } else { "will" };
     let mut out = String::new();
 

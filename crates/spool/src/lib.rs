@@ -55,6 +55,13 @@ pub enum SpoolError {
         #[source]
         source: std::io::Error,
     },
+    /// A corrupt spool file could not be moved aside.
+    #[error("spool {path} is corrupt and could not be moved aside: {source}")]
+    MoveAside {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// The spool was written by a newer statusrelay.
     #[error(
         "spool {path} has schema {found}, newer than this statusrelay understands ({known}): upgrade statusrelay"
@@ -94,6 +101,27 @@ impl SpoolError {
             SpoolError::CreateDir { .. } => true,
             _ => false,
         }
+    }
+
+    /// What the operator should do about it, where that is clear.
+    pub fn hint(&self) -> Option<&'static str> {
+        let SpoolError::Sqlite { source, .. } = self else {
+            return None;
+        };
+        Some(match source.sqlite_error_code()? {
+            rusqlite::ErrorCode::CannotOpen
+            | rusqlite::ErrorCode::ReadOnly
+            | rusqlite::ErrorCode::PermissionDenied => {
+                "the spool's directory must exist and be writable by this user (Monit runs the handler as root, the flusher runs as statusrelay)"
+            }
+            rusqlite::ErrorCode::DiskFull => {
+                "free space on the spool's filesystem; events Monit sent meanwhile are not resent, so run `statusrelay resync` once it has room"
+            }
+            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => {
+                "another process holds the spool locked (an sqlite3 shell left open? a stuck process?); the handler gave up after the busy timeout"
+            }
+            _ => return None,
+        })
     }
 
     /// Is this a lost claim (a stale worker)?
@@ -240,6 +268,8 @@ pub struct Spool {
     conn: Connection,
     path: PathBuf,
     clock: Arc<dyn Clock>,
+    /// Where a corrupt spool file was moved when this one was opened, if it was.
+    moved_aside: Option<PathBuf>,
 }
 
 fn parse_state(path: &Path, s: &str) -> Result<State> {
@@ -255,6 +285,34 @@ const ITEM_COLS: &str = "id, component, state, status, attempts, created_at, que
 impl Spool {
     /// Open (creating if needed) the spool at `path`, apply pending migrations.
     pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Spool> {
+        match Spool::open_once(path, clock.clone()) {
+            Err(SpoolError::Sqlite { source, .. }) if is_corruption(&source) => {
+                // A corrupt file is evidence: keep it, start a fresh spool beside it, say so.
+                let aside = PathBuf::from(format!("{}.corrupt-{}", path.display(), clock.now_ms()));
+                std::fs::rename(path, &aside).map_err(|source| SpoolError::MoveAside {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                for ext in ["-wal", "-shm"] {
+                    let side = PathBuf::from(format!("{}{ext}", path.display()));
+                    if side.exists() {
+                        let _ = std::fs::rename(&side, format!("{}{ext}", aside.display()));
+                    }
+                }
+                let mut spool = Spool::open_once(path, clock)?;
+                spool.moved_aside = Some(aside);
+                Ok(spool)
+            }
+            other => other,
+        }
+    }
+
+    /// Where a corrupt spool file was moved when this spool was opened (log it loudly).
+    pub fn moved_aside(&self) -> Option<&Path> {
+        self.moved_aside.as_deref()
+    }
+
+    fn open_once(path: &Path, clock: Arc<dyn Clock>) -> Result<Spool> {
         if let Some(dir) = path
             .parent()
             .filter(|d| !d.as_os_str().is_empty() && !d.exists())
@@ -276,6 +334,7 @@ impl Spool {
             conn,
             path: path.to_path_buf(),
             clock,
+            moved_aside: None,
         };
         spool.configure()?;
         spool.migrate()?;
@@ -1063,6 +1122,14 @@ impl Spool {
         }
         Ok(s)
     }
+}
+
+/// Is this SQLite error the file's fault (not a lock, not the disk)?
+fn is_corruption(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::NotADatabase) | Some(rusqlite::ErrorCode::DatabaseCorrupt)
+    )
 }
 
 /// Give a new spool file its directory's owner and group, mode 0660: Monit runs the handler as

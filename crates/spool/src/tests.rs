@@ -581,3 +581,33 @@ fn a_new_spool_is_group_writable_for_the_flusher() {
         & 0o777;
     assert_eq!(mode, 0o660);
 }
+
+#[test]
+fn a_corrupt_spool_is_moved_aside_never_deleted() {
+    let f = Fixture::new("corrupt");
+    let garbage = b"this is not a database, it is a file someone broke".repeat(200);
+    std::fs::write(f.dir.join("spool.db"), &garbage).unwrap();
+    let mut s = f.open();
+    let aside = s.moved_aside().expect("moved aside").to_path_buf();
+    assert_eq!(
+        std::fs::read(&aside).unwrap(),
+        garbage,
+        "the corrupt file is kept, byte for byte"
+    );
+    s.record(
+        &ev("svc"),
+        &[fail("db", "h1", "existence", State::MajorOutage)],
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        desired_of(&s, "db"),
+        Some(State::MajorOutage),
+        "a fresh spool works"
+    );
+    drop(s);
+    assert!(
+        f.open().moved_aside().is_none(),
+        "a healthy spool is left alone"
+    );
+}
