@@ -193,3 +193,226 @@ fn ordering_uses_the_spools_sequence_not_monit_date() {
         "MONIT_DATE is kept for audit"
     );
 }
+
+/// Drop consecutive repeats: at-least-once delivery may re-send a state after a kill.
+fn squeeze(v: impl IntoIterator<Item = i64>) -> Vec<i64> {
+    let mut out: Vec<i64> = Vec::new();
+    for x in v {
+        if out.last() != Some(&x) {
+            out.push(x);
+        }
+    }
+    out
+}
+
+fn is_subsequence(needle: &[i64], hay: &[i64]) -> bool {
+    let mut it = hay.iter();
+    needle.iter().all(|n| it.any(|h| h == n))
+}
+
+fn cachet_code(state: &str) -> i64 {
+    match state {
+        "operational" => 1,
+        "performance_issues" => 2,
+        "partial_outage" => 3,
+        "major_outage" => 4,
+        other => panic!("unexpected state {other}"),
+    }
+}
+
+#[test]
+fn kill_9_at_random_points_200_times_loses_nothing_and_keeps_order() {
+    let fake = FakeCachet::start(TOKEN, &[(2, "db cluster"), (3, "web")]);
+    let comps = "[[component]]\nname = \"db cluster\"\nid = 2\nservices = [\"mysql\"]\nincidents = true\n\
+                 [[component]]\nname = \"web\"\nid = 3\nservices = [\"nginx\"]\n";
+    let sb = cachet_sandbox("kill200", &fake, comps);
+    // Events keep arriving from Monit while the flusher is killed again and again.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let producer = {
+        let (bin, cfg, stop) = (BIN.to_string(), sb.path("config.toml"), stop.clone());
+        std::thread::spawn(move || {
+            let events = [
+                ("mysql", "Does not exist"),
+                ("nginx", "Connection failed"),
+                ("mysql", "Exists"),
+                ("nginx", "Connection succeeded"),
+            ];
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let (svc, ev) = events[n % events.len()];
+                let st = std::process::Command::new(&bin)
+                    .env_clear()
+                    .env("MONIT_SERVICE", svc)
+                    .env("MONIT_EVENT", ev)
+                    .env("MONIT_HOST", "node1")
+                    .arg("--config")
+                    .arg(&cfg)
+                    .arg("monit")
+                    .status()
+                    .unwrap();
+                assert!(st.success());
+                n += 1;
+                std::thread::sleep(Duration::from_millis(37));
+            }
+            n
+        })
+    };
+    let mut seed: u64 = 0x5eed_1234;
+    for _ in 0..200 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let flusher = sb.spawn_flush();
+        std::thread::sleep(Duration::from_millis(5 + (seed >> 33) % 120));
+        signal(&flusher, "KILL");
+        let _ = flusher.wait_with_output();
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let produced = producer.join().unwrap();
+    assert!(produced >= 100, "only {produced} events arrived");
+    let r = sb.run(&["flush", "--once"]);
+    assert_code(&r, 0);
+
+    assert_eq!(
+        count(
+            &sb,
+            "SELECT count(*) FROM outbox WHERE status IN ('pending', 'sending', 'dead')"
+        ),
+        0,
+        "everything delivered"
+    );
+    assert_eq!(
+        count(&sb, "SELECT count(*) FROM events"),
+        produced as i64,
+        "every event recorded"
+    );
+    let conn = db(&sb);
+    for (id, comp) in [(2u64, "db cluster"), (3, "web")] {
+        let desired: String = conn
+            .query_row(
+                "SELECT state FROM desired WHERE component = ?1",
+                [comp],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            fake.status_of(id),
+            Some(cachet_code(&desired)),
+            "{comp}: the page ends on the last state"
+        );
+        let history: Vec<i64> = {
+            let mut st = conn
+                .prepare("SELECT state FROM outbox WHERE component = ?1 ORDER BY id")
+                .unwrap();
+            st.query_map([comp], |r| r.get::<_, String>(0))
+                .unwrap()
+                .map(|s| cachet_code(&s.unwrap()))
+                .collect()
+        };
+        let seen = squeeze(fake.puts().into_iter().filter(|p| p.0 == id).map(|p| p.1));
+        assert!(
+            is_subsequence(&seen, &squeeze(history.clone())),
+            "{comp}: page saw {seen:?}, out of order against {history:?}"
+        );
+    }
+    // No incident the spool does not know of, and never two unresolved at once.
+    let known: Vec<String> = {
+        let mut st = conn
+            .prepare("SELECT remote_id FROM incidents WHERE remote_id IS NOT NULL")
+            .unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    for i in fake.incidents() {
+        assert!(
+            known.contains(&i.id.to_string()),
+            "incident #{} on the page is unknown to the spool: a duplicate",
+            i.id
+        );
+    }
+    assert!(fake.incidents().iter().filter(|i| i.status != 4).count() <= 1);
+}
+
+#[test]
+fn a_flapping_api_loses_nothing_and_sees_no_retry_storm() {
+    let mut fake = FakeCachet::start(TOKEN, &[(2, "db cluster"), (3, "web")]);
+    let comps = "[[component]]\nname = \"db cluster\"\nid = 2\nservices = [\"mysql\"]\n[[component]]\nname = \"web\"\nid = 3\nservices = [\"nginx\"]\n";
+    let sb = cachet_sandbox("flapping", &fake, comps);
+    let flusher = sb.spawn_flush();
+    let start = fake.arrivals();
+    let phases: [(&str, u64); 4] = [("down", 2), ("500", 2), ("slow", 3), ("429", 2)];
+    let mut n = 0;
+    for (phase, secs) in phases {
+        match phase {
+            "down" => fake.stop(),
+            "500" => {
+                fake.resume();
+                fake.push_faults(std::iter::repeat_n(Fault::Status(500), 1000));
+            }
+            "slow" => {
+                fake.push_faults(std::iter::repeat_n(
+                    Fault::Slow(Duration::from_millis(2500)),
+                    1000,
+                ));
+            }
+            _ => fake.push_faults(std::iter::repeat_n(Fault::RateLimit(1), 1000)),
+        }
+        let end = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < end {
+            let (svc, ev) = [
+                ("mysql", "Does not exist"),
+                ("nginx", "Connection failed"),
+                ("mysql", "Exists"),
+                ("nginx", "Connection succeeded"),
+            ][n % 4];
+            assert_code(
+                &sb.monit(&[("MONIT_SERVICE", svc), ("MONIT_EVENT", ev)], &[]),
+                0,
+            );
+            n += 1;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Clear what is left of this phase's faults before the next one.
+        fake.clear_faults();
+    }
+    let during = fake.arrivals() - start;
+    fake.clear_faults();
+    // Healthy again: it catches up by itself (backoff is capped at 1 s here).
+    let desired = |comp: &str| -> String {
+        db(&sb)
+            .query_row(
+                "SELECT state FROM desired WHERE component = ?1",
+                [comp],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let caught_up = wait_until(Duration::from_secs(20), || {
+        fake.status_of(2) == Some(cachet_code(&desired("db cluster")))
+            && fake.status_of(3) == Some(cachet_code(&desired("web")))
+            && count(
+                &sb,
+                "SELECT count(*) FROM outbox WHERE status IN ('pending', 'sending')",
+            ) == 0
+    });
+    signal(&flusher, "TERM");
+    let out = flusher.wait_with_output().unwrap();
+    assert!(
+        caught_up,
+        "did not catch up: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        count(&sb, "SELECT count(*) FROM outbox WHERE status = 'dead'"),
+        0,
+        "nothing dead-lettered"
+    );
+    // Two components over 9 s of faults: a few dozen requests, not a storm.
+    assert!(
+        during < 120,
+        "{during} requests during 9 s of faults: retry storm"
+    );
+    assert!(n >= 60, "only {n} events during the faults");
+}

@@ -652,6 +652,13 @@ impl FakeCachet {
         self.shared.0.lock().unwrap().token = token.to_string();
     }
 
+    /// Drop every queued fault.
+    pub fn clear_faults(&self) {
+        let mut s = self.shared.0.lock().unwrap();
+        s.faults.clear();
+        s.route_faults.clear();
+    }
+
     pub fn push_faults(&self, faults: impl IntoIterator<Item = Fault>) {
         self.shared.0.lock().unwrap().faults.extend(faults);
     }
