@@ -593,14 +593,32 @@ impl Spool {
     /// At flusher start: deliveries left 'sending' by a crashed flusher go back to pending.
     /// Delivery is idempotent (a PUT of a state), so sending again is safe.
     pub fn recover_claims(&mut self) -> Result<usize> {
-        self.conn
+        let path = self.path.clone();
+        let e = move |source| SpoolError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&e)?;
+        // The request in flight may have reached the page: what the page shows is unknown.
+        tx.execute(
+            "UPDATE page SET state = NULL, confirmed_at = NULL
+             WHERE component IN (SELECT component FROM outbox WHERE status = 'sending')",
+            [],
+        )
+        .map_err(&e)?;
+        let n = tx
             .execute(
                 "UPDATE outbox SET status = 'pending', claim = NULL, claimed_at = NULL,
                  last_error = coalesce(last_error, 'flusher stopped mid-delivery; sending again')
                  WHERE status = 'sending'",
                 [],
             )
-            .map_err(self.err())
+            .map_err(&e)?;
+        tx.commit().map_err(&e)?;
+        Ok(n)
     }
 
     /// Coalesce, then claim the next due delivery (oldest due first), if any.
@@ -729,6 +747,13 @@ impl Spool {
                         params![id, claimed.claim, at, error],
                     )
                     .map_err(&e)?;
+                // A timeout or lost answer may hide a request the page applied: stop trusting
+                // the last confirmation, so a later state is never skipped as "already shown".
+                tx.execute(
+                    "UPDATE page SET state = NULL, confirmed_at = NULL WHERE component = ?1",
+                    [&claimed.item.component],
+                )
+                .map_err(&e)?;
                 note_error(&tx, error, now).map_err(&e)?;
                 n
             }

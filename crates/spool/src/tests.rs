@@ -611,3 +611,62 @@ fn a_corrupt_spool_is_moved_aside_never_deleted() {
         "a healthy spool is left alone"
     );
 }
+
+#[test]
+fn an_unconfirmed_request_clears_the_pages_confirmed_state() {
+    let f = Fixture::new("unconfirmed");
+    let mut s = f.open();
+    s.record(&ev("svc"), &[recover("db", "h1", "existence")], None)
+        .unwrap();
+    let c = s.claim_next("w").unwrap().0.unwrap();
+    s.finish(
+        &c,
+        &Outcome::Delivered {
+            backend: "b".into(),
+            state: State::Operational,
+        },
+    )
+    .unwrap();
+    assert_eq!(s.page_state("b", "db").unwrap(), Some(State::Operational));
+    // A PUT of major_outage times out: the page may show it now.
+    s.record(
+        &ev("svc"),
+        &[fail("db", "h1", "existence", State::MajorOutage)],
+        None,
+    )
+    .unwrap();
+    let c = s.claim_next("w").unwrap().0.unwrap();
+    s.finish(
+        &c,
+        &Outcome::Retry {
+            at: f.clock.now_ms() + 1000,
+            error: "timed out".into(),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        s.page_state("b", "db").unwrap(),
+        None,
+        "unknown after an unconfirmed request"
+    );
+    // A flusher killed mid-request: the same.
+    s.finish(
+        &c,
+        &Outcome::Delivered {
+            backend: "b".into(),
+            state: State::MajorOutage,
+        },
+    )
+    .unwrap_err();
+    f.advance(1000);
+    let _c = s.claim_next("w").unwrap().0.unwrap();
+    s.conn
+        .execute("UPDATE page SET state = 'major_outage'", [])
+        .unwrap();
+    s.recover_claims().unwrap();
+    assert_eq!(
+        s.page_state("b", "db").unwrap(),
+        None,
+        "unknown after a crash mid-request"
+    );
+}
