@@ -3,7 +3,12 @@
 //! same durability and WAL handling as the spool (WAL, synchronous=FULL, checkpoint on close)
 //! and commits one row, which is the physical limit of "record durably and exit". `/bin/true` shows the cost of spawning a process at all.
 //!
+//! Also, with `--storm N`, N events from 64 concurrent handler processes (lost events, failed
+//! exits, events/s), and with `--flusher N`, N pending events across 1,000 components drained
+//! by `flush --once` against a loopback fake Cachet (API calls, drain time, requests/s, peak RSS).
+//!
 //! Usage: statusrelay-bench [--runs N] [--sizes 0,100000] [--bin target/release/statusrelay]
+//!        [--storm 20000] [--flusher 10000]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -67,11 +72,16 @@ fn prefill(db: &Path, n: usize) {
     tx.commit().unwrap();
 }
 
+mod load;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("baseline-commit") {
         baseline_commit(Path::new(&args[2]));
         return;
+    }
+    if args.get(1).map(String::as_str) == Some("peak-rss") {
+        load::peak_rss_of(&args[2..]);
     }
     let get = |flag: &str| {
         args.iter()
@@ -169,6 +179,12 @@ fn main() {
             c
         });
         row(&format!("statusrelay monit, spool of {size} events"), &v);
+    }
+    if let Some(n) = get("--storm") {
+        load::storm(&bin, &dir, 64, n.parse().expect("--storm N"));
+    }
+    if let Some(n) = get("--flusher") {
+        load::flusher(&bin, &me, &dir, 1000, n.parse().expect("--flusher N"));
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
