@@ -467,3 +467,46 @@ fn an_item_is_dead_lettered_after_max_attempts_with_the_reason() {
     assert_code(&sb.run(&["flush", "--once"]), 0);
     assert_eq!(fake.status_of(2), Some(4));
 }
+
+#[test]
+fn check_warns_about_plain_http_and_an_open_token_file_and_reads_the_ca_file() {
+    let sb = Sandbox::new(BIN, "tlswarn");
+    sb.write("token", "t0ken\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(sb.path("token"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let cfg = |extra: &str| {
+        format!(
+            "[backend]\nkind = \"cachet\"\nurl = \"http://status.example.com\"\ntoken_file = \"token\"\n{extra}"
+        )
+    };
+    sb.write("config.toml", &cfg(""));
+    // `check` without --online sends nothing anywhere.
+    let r = sb.run(&["check"]);
+    assert_code(&r, 0);
+    assert!(
+        r.stderr.contains("plain http to another host") && r.stderr.contains("use https"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("token_file") && r.stderr.contains("readable by everyone"),
+        "{}",
+        r.stderr
+    );
+    sb.write("ca.pem", "not a certificate");
+    sb.write("config.toml", &cfg("ca_file = \"ca.pem\"\n"));
+    let r = sb.run(&["check"]);
+    assert_code(&r, 78);
+    assert!(
+        r.stderr.contains("ca_file holds no certificate"),
+        "{}",
+        r.stderr
+    );
+    sb.write(
+        "ca.pem",
+        include_str!("../../crates/backend/testdata/test-ca.pem"),
+    );
+    let r = sb.run(&["check"]);
+    assert_code(&r, 0);
+    assert!(r.stdout.contains("trusted CA:"), "{}", r.stdout);
+}

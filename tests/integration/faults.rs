@@ -342,7 +342,13 @@ fn a_flapping_api_loses_nothing_and_sees_no_retry_storm() {
     let sb = cachet_sandbox("flapping", &fake, comps);
     let flusher = sb.spawn_flush();
     let start = fake.arrivals();
-    let phases: [(&str, u64); 4] = [("down", 2), ("500", 2), ("slow", 3), ("429", 2)];
+    let phases: [(&str, u64); 5] = [
+        ("down", 2),
+        ("500", 2),
+        ("drop", 2),
+        ("slow", 3),
+        ("429", 2),
+    ];
     let mut n = 0;
     for (phase, secs) in phases {
         match phase {
@@ -351,6 +357,7 @@ fn a_flapping_api_loses_nothing_and_sees_no_retry_storm() {
                 fake.resume();
                 fake.push_faults(std::iter::repeat_n(Fault::Status(500), 1000));
             }
+            "drop" => fake.push_faults(std::iter::repeat_n(Fault::Drop, 1000)),
             "slow" => {
                 fake.push_faults(std::iter::repeat_n(
                     Fault::Slow(Duration::from_millis(2500)),
@@ -367,9 +374,14 @@ fn a_flapping_api_loses_nothing_and_sees_no_retry_storm() {
                 ("mysql", "Exists"),
                 ("nginx", "Connection succeeded"),
             ][n % 4];
-            assert_code(
-                &sb.monit(&[("MONIT_SERVICE", svc), ("MONIT_EVENT", ev)], &[]),
+            let t0 = Instant::now();
+            let r = sb.monit(&[("MONIT_SERVICE", svc), ("MONIT_EVENT", ev)], &[]);
+            assert_eq!(
+                r.code,
                 0,
+                "handler failed after {:?} in phase {phase}: {}",
+                t0.elapsed(),
+                r.stderr
             );
             n += 1;
             std::thread::sleep(Duration::from_millis(100));

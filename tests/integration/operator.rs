@@ -102,3 +102,34 @@ fn usage_errors_exit_64() {
     assert_code(&r, 0);
     let _ = Duration::ZERO;
 }
+
+#[test]
+fn the_flusher_writes_prometheus_metrics_atomically() {
+    let sb = html_sandbox("metrics", DB);
+    assert_code(&monit(&sb, &fail("mysql")), 0);
+    assert_code(&monit(&sb, &ok("mysql")), 0);
+    assert_code(&monit(&sb, &fail("mysql")), 0);
+    let r = sb.run(&["flush", "--once", "--metrics-file", "metrics.prom"]);
+    assert_code(&r, 0);
+    let text = std::fs::read_to_string(sb.path("metrics.prom")).unwrap();
+    for want in [
+        "statusrelay_flusher_up 0",
+        "statusrelay_queue_pending 0",
+        "statusrelay_queue_dead 0",
+        "statusrelay_deliveries_total{outcome=\"sent\"} 1",
+        "statusrelay_deliveries_total{outcome=\"coalesced\"} 2",
+        "statusrelay_delivery_duration_seconds_count 1",
+        "# TYPE statusrelay_deliveries_total counter",
+    ] {
+        assert!(text.contains(want), "{want:?} missing from:\n{text}");
+    }
+    // Every sample line is `name{labels} value` with a number, as the text format wants.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (name, value) = line.rsplit_once(' ').unwrap();
+        assert!(name.starts_with("statusrelay_"), "{line}");
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+    }
+    assert!(!sb.path("metrics.prom.tmp").exists(), "written by rename");
+    let v: serde_json::Value = serde_json::from_str(&sb.run(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(v["held"], 0);
+}

@@ -56,6 +56,9 @@ pub enum Command {
         /// Deliver what is due, then exit: 0 if nothing is pending, 75 if something still is
         #[arg(long)]
         once: bool,
+        /// Write Prometheus metrics to this file (node_exporter textfile collector), atomically
+        #[arg(long, value_name = "PATH")]
+        metrics_file: Option<PathBuf>,
     },
     /// List pending, in-flight and dead-lettered deliveries and rejected events
     Queue {

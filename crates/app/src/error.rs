@@ -78,7 +78,8 @@ impl AppError {
             AppError::Spool(e) if e.is_temporary() => EX_TEMPFAIL,
             AppError::Spool(SpoolError::TooNew { .. }) => EX_CONFIG,
             AppError::Spool(_) => EX_IOERR,
-            AppError::Backend(BackendError::Token(_)) => EX_CONFIG,
+            AppError::Backend(BackendError::Token(_))
+            | AppError::Backend(BackendError::Config(_)) => EX_CONFIG,
             AppError::Backend(e) if e.is_retryable() => EX_TEMPFAIL,
             AppError::Backend(_) => EX_UNAVAILABLE,
             AppError::FlusherRunning { .. } | AppError::StillPending { .. } => EX_TEMPFAIL,

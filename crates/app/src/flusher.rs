@@ -37,6 +37,8 @@ pub struct FlushOptions {
     pub poll: Duration,
     pub shutdown: Arc<AtomicBool>,
     pub clock: Arc<dyn Clock>,
+    /// Write Prometheus text-format metrics here (for node_exporter's textfile collector).
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// What a flush run did.
@@ -47,6 +49,8 @@ pub struct FlushReport {
     pub superseded: usize,
     pub retried: usize,
     pub dead: usize,
+    /// Time spent on deliveries that reached the page, for the latency metric.
+    pub sent_micros: u128,
 }
 
 /// Build the configured backend (reads the token; never logs it).
@@ -58,10 +62,21 @@ pub fn build_backend(config: &Config, clock: Arc<dyn Clock>) -> Result<Box<dyn B
             token_env,
             timeout,
             version,
+            ca_file,
             ..
         } => {
             let token = read_token(token_file.as_deref(), token_env.as_deref())?;
-            Box::new(Cachet::new(url, token, *timeout).with_version(version))
+            for w in statusrelay_backend::cachet::transport_warnings(url, token_file.as_deref()) {
+                warn!("{w}");
+            }
+            let mut client = Cachet::new(url, token, *timeout).with_version(version);
+            if let Some(ca) = ca_file {
+                let pem = std::fs::read(ca).map_err(|e| {
+                    BackendError::Config(format!("cannot read ca_file {}: {e}", ca.display()))
+                })?;
+                client = client.with_ca_pem(&pem, *timeout)?;
+            }
+            Box::new(client)
         }
         BackendConfig::Html { dir, title } => {
             let names = config.components.iter().map(|c| c.name.clone()).collect();
@@ -184,6 +199,7 @@ pub fn flush(
         }
         f.expire_maintenance()?;
         f.drain(&opts.shutdown)?;
+        f.write_metrics(opts.metrics_file.as_deref(), true);
         if opts.once {
             break;
         }
@@ -221,6 +237,7 @@ pub fn flush(
         );
     }
     f.spool.flusher_stopped()?;
+    f.write_metrics(opts.metrics_file.as_deref(), false);
     let stats = f.spool.stats()?;
     if opts.once && (stats.pending + stats.sending) > 0 {
         let next = f
@@ -237,6 +254,22 @@ pub fn flush(
 }
 
 impl Flusher<'_> {
+    /// Write the metrics file atomically; a failure is a warning, never a reason to stop.
+    fn write_metrics(&self, path: Option<&std::path::Path>, up: bool) {
+        let Some(path) = path else { return };
+        let text = match self.spool.stats() {
+            Ok(s) => crate::metrics::render(&s, &self.report, up, self.spool.now()),
+            Err(e) => {
+                warn!("metrics not written: {e}");
+                return;
+            }
+        };
+        let tmp = path.with_extension("prom.tmp");
+        if let Err(e) = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path)) {
+            warn!("cannot write metrics to {}: {e}", path.display());
+        }
+    }
+
     /// Repair from Monit's own view; a failure is logged, never fatal (Monit may be restarting).
     fn resync(&mut self) {
         match crate::resync::run(self.config, &mut self.spool, false) {
@@ -375,6 +408,7 @@ impl Flusher<'_> {
             return Ok(());
         }
         let attempt = item.attempts + 1;
+        let started = std::time::Instant::now();
         let result = if incidents {
             self.send_with_incident(c)?
         } else {
@@ -383,6 +417,7 @@ impl Flusher<'_> {
         let outcome = match result {
             Ok(state) => {
                 self.report.sent += 1;
+                self.report.sent_micros += started.elapsed().as_micros();
                 info!(
                     "sent {}: {} (delivery {}, attempt {attempt})",
                     item.component, state, item.id

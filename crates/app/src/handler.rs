@@ -259,9 +259,27 @@ where
             });
         }
     };
-    let mut spool = crate::open_spool(&config.spool, clock)?;
-    let planned = plan(&config, &raw, component);
-    record(&mut spool, planned)
+    // Planning is pure and cheap: each attempt plans again.
+    with_busy_retry(|| {
+        let mut spool = crate::open_spool(&config.spool, clock.clone())?;
+        record(&mut spool, plan(&config, &raw, component))
+    })
+}
+
+/// Run a spool write again while it fails for lock contention, up to the busy timeout in all.
+/// SQLite's busy handler covers most waits, but some BUSY answers (a WAL-index rebuild, a
+/// checkpoint resetting the WAL) skip it; Monit sends an event once, so the handler waits them out.
+fn with_busy_retry<T>(mut op: impl FnMut() -> Result<T, AppError>) -> Result<T, AppError> {
+    let deadline = std::time::Instant::now() + statusrelay_spool::BUSY_TIMEOUT;
+    loop {
+        match op() {
+            Err(AppError::Spool(e)) if e.is_busy() && std::time::Instant::now() < deadline => {
+                debug!("spool busy ({e}); trying again");
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// `statusrelay event`.
@@ -273,11 +291,13 @@ pub fn event(
     source: &str,
     clock: Arc<dyn Clock>,
 ) -> Result<String, AppError> {
-    let mut spool = crate::open_spool(&config.spool, clock)?;
-    record(
-        &mut spool,
-        plan_manual(config, component, state, message, source),
-    )
+    with_busy_retry(|| {
+        let mut spool = crate::open_spool(&config.spool, clock.clone())?;
+        record(
+            &mut spool,
+            plan_manual(config, component, state, message, source),
+        )
+    })
 }
 
 #[cfg(test)]

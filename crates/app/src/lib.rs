@@ -11,6 +11,7 @@ pub mod handler;
 mod incident;
 pub mod log;
 pub mod maintenance;
+pub mod metrics;
 pub mod monit_config;
 pub mod monit_http;
 pub mod ops;
@@ -57,7 +58,7 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
                 clock,
             )? + "\n"
         }
-        Command::Flush { once } => {
+        Command::Flush { once, metrics_file } => {
             let config = Config::load(path)?;
             let shutdown = Arc::new(AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -70,6 +71,7 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
             }
             let backend = flusher::build_backend(&config, clock.clone())?;
             let opts = flusher::FlushOptions {
+                metrics_file: metrics_file.clone(),
                 once: *once,
                 poll: Duration::from_millis(200),
                 shutdown,

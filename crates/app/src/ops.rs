@@ -172,7 +172,7 @@ pub fn status(config: &Config, json_out: bool, clock: Arc<dyn Clock>) -> Result<
     if json_out {
         return Ok(json!({
             "spool": config.spool, "events": s.events, "rejected_events": s.rejected_events,
-            "pending": s.pending, "in_flight": s.sending, "dead": s.dead,
+            "pending": s.pending, "held": s.held, "in_flight": s.sending, "dead": s.dead,
             "oldest_pending_age_seconds": s.oldest_pending_at.map(|t| (now - t) / 1000),
             "flusher": {"alive": alive, "pid": s.flusher_pid, "heartbeat_at": s.flusher_heartbeat_at.map(rfc3339)},
             "last_success_at": s.last_success_at.map(rfc3339),
@@ -448,6 +448,7 @@ pub fn check(config: &Config, online: bool, clock: Arc<dyn Clock>) -> Result<Str
             token_file,
             token_env,
             timeout,
+            ca_file,
             ..
         } => {
             read_token(token_file.as_deref(), token_env.as_deref())?;
@@ -461,14 +462,19 @@ pub fn check(config: &Config, online: bool, clock: Arc<dyn Clock>) -> Result<Str
                 "  backend: Cachet 2.x at {url} (token from {from}, timeout {})",
                 duration::format(*timeout)
             );
-            if let Some(p) = token_file {
-                use std::os::unix::fs::PermissionsExt;
-                if std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o004 != 0) {
-                    warn!(
-                        "token_file {} is readable by everyone: chmod 0600 (or 0640 root:statusrelay)",
-                        p.display()
-                    );
-                }
+            for w in statusrelay_backend::cachet::transport_warnings(url, token_file.as_deref()) {
+                warn!("{w}");
+            }
+            if let Some(ca) = ca_file {
+                let pem = std::fs::read(ca).map_err(|e| {
+                    AppError::Backend(statusrelay_backend::BackendError::Config(format!(
+                        "cannot read ca_file {}: {e}",
+                        ca.display()
+                    )))
+                })?;
+                statusrelay_backend::cachet::Cachet::new(url, String::new(), *timeout)
+                    .with_ca_pem(&pem, *timeout)?;
+                let _ = writeln!(out, "  trusted CA: {}", ca.display());
             }
         }
         BackendConfig::Html { dir, .. } => {

@@ -122,13 +122,7 @@ fn transport(e: ureq::Error) -> BackendError {
 impl Cachet {
     /// `url` is the installation's base URL (without `/api/v1`).
     pub fn new(url: &str, token: String, timeout: Duration) -> Cachet {
-        let agent: Agent = Agent::config_builder()
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .user_agent(concat!("statusrelay/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+        let agent = build_agent(timeout, None);
         Cachet {
             base: url.trim_end_matches('/').to_string(),
             token,
@@ -215,6 +209,26 @@ impl Cachet {
         }
         serde_json::from_str(&text)
             .map_err(|e| BackendError::Protocol(format!("{method} {path}: body is not JSON ({e})")))
+    }
+
+    /// Trust only the CA(s) in this PEM for the page's certificate (a private CA). Verification
+    /// stays on; there is deliberately no way to turn it off.
+    pub fn with_ca_pem(mut self, pem: &[u8], timeout: Duration) -> Result<Cachet, BackendError> {
+        let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| BackendError::Config(format!("ca_file is not valid PEM: {e}")))?;
+        if certs.is_empty() {
+            return Err(BackendError::Config(
+                "ca_file holds no certificate (expected -----BEGIN CERTIFICATE-----)".into(),
+            ));
+        }
+        self.agent = build_agent(timeout, Some(certs));
+        Ok(self)
     }
 
     /// Pin the API version ("2.3" or "2.4"); "auto" asks `/api/v1/version` on first need.
@@ -573,6 +587,40 @@ impl Backend for Cachet {
     }
 }
 
+fn build_agent(timeout: Duration, roots: Option<Vec<ureq::tls::Certificate<'static>>>) -> Agent {
+    let mut b = Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .user_agent(concat!("statusrelay/", env!("CARGO_PKG_VERSION")));
+    if let Some(certs) = roots {
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
+            .build();
+        b = b.tls_config(tls);
+    }
+    b.build().into()
+}
+
+/// Warnings about how a Cachet URL and token are set up; empty when all is well.
+pub fn transport_warnings(url: &str, token_file: Option<&std::path::Path>) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(rest) = url.strip_prefix("http://") {
+        let host = rest.split(['/', ':']).next().unwrap_or("");
+        let loopback = host == "localhost" || host.starts_with("127.") || host == "[::1]";
+        if !loopback {
+            out.push(format!("backend.url {url} is plain http to another host: the token crosses the network in clear; use https"));
+        }
+    }
+    if let Some(p) = token_file {
+        use std::os::unix::fs::PermissionsExt;
+        if std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o004 != 0) {
+            out.push(format!("token_file {} is readable by everyone: chmod 0600 (owner statusrelay) or 0640 root:statusrelay", p.display()));
+        }
+    }
+    out
+}
+
 /// A schedule is in progress when its status is 1, or when it has started, is not complete and
 /// not marked complete (status 2). Timestamps are the server's "Y-m-d H:i" local time; they are
 /// read as UTC (pinned in a test), so a server in another zone should rely on status 1.
@@ -670,6 +718,32 @@ mod tests {
         assert_eq!(error_text("<html>oops</html>"), "<html>oops</html>");
         assert_eq!(error_text(""), "(empty body)");
         assert!(error_text(&"x".repeat(10_000)).len() <= 300);
+    }
+
+    #[test]
+    fn a_private_ca_is_accepted_and_garbage_is_a_clear_error() {
+        let pem = include_bytes!("../testdata/test-ca.pem");
+        let c = Cachet::new("https://127.0.0.1:9", "t".into(), Duration::from_secs(1));
+        assert!(c.with_ca_pem(pem, Duration::from_secs(1)).is_ok());
+        let c = Cachet::new("https://127.0.0.1:9", "t".into(), Duration::from_secs(1));
+        let e = c
+            .with_ca_pem(b"not a pem", Duration::from_secs(1))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("holds no certificate"), "{e}");
+    }
+
+    #[test]
+    fn plain_http_to_another_host_is_warned_about() {
+        assert!(transport_warnings("http://127.0.0.1:8080", None).is_empty());
+        assert!(transport_warnings("http://localhost", None).is_empty());
+        assert!(transport_warnings("https://status.example.com", None).is_empty());
+        let w = transport_warnings("http://status.example.com", None);
+        assert!(
+            w[0].contains("plain http") && w[0].contains("use https"),
+            "{w:?}"
+        );
     }
 
     #[test]

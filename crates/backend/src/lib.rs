@@ -158,6 +158,9 @@ pub enum BackendError {
     /// The API token could not be read.
     #[error("API token: {0}")]
     Token(String),
+    /// A local setting of the backend is unusable (a CA file that holds no certificate...).
+    #[error("{0}")]
+    Config(String),
     /// Writing the static page failed.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -192,6 +195,7 @@ impl BackendError {
                 (false, "the server does not follow the API contract".into())
             }
             BackendError::Token(_) => (false, "no usable API token".into()),
+            BackendError::Config(_) => (false, "the backend's local settings are unusable".into()),
             BackendError::Io { .. } => (true, "local write failed".into()),
         }
     }

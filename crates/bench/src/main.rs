@@ -149,6 +149,35 @@ fn main() {
         c
     });
     row("statusrelay --version (start-up)", &version);
+    // What people use today: curl PUTting the state straight to the page (here a loopback fake).
+    if Command::new("curl")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        let fake = statusrelay_testkit::FakeCachet::start("bench-token", &[(1, "db")]);
+        let url = format!("{}/api/v1/components/1", fake.url());
+        let curl = time_runs(runs, |i| {
+            let mut c = Command::new("curl");
+            c.args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-X",
+                "PUT",
+                "-H",
+                "X-Cachet-Token: bench-token",
+                "-H",
+                "Accept: application/json",
+                "-d",
+            ])
+            .arg(format!("status={}", if i % 2 == 0 { 4 } else { 1 }))
+            .arg(&url);
+            c
+        });
+        row("curl -XPUT to a loopback status page", &curl);
+    }
     for &size in &sizes {
         // First run creates the schema; then grow the history to `size` events.
         let first = Command::new(&bin)

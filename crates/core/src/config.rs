@@ -95,6 +95,10 @@ pub enum BackendConfig {
         /// Timeout of each request.
         #[serde(default = "default_timeout", with = "serde_human")]
         timeout: Duration,
+        /// PEM file of the CA(s) that sign the page's certificate (a private CA). Verification stays
+        /// on: these become the only trusted roots for this page.
+        #[serde(default)]
+        ca_file: Option<PathBuf>,
         /// "auto" (ask /api/v1/version), "2.3" or "2.4": 2.4 posts incident updates, 2.3 PUTs the incident.
         #[serde(default = "default_version")]
         version: String,
@@ -427,10 +431,14 @@ impl Config {
             match &mut cfg.backend {
                 BackendConfig::Html { dir: d, .. } => *d = dir.join(&*d),
                 BackendConfig::Cachet {
-                    token_file: Some(t),
+                    token_file,
+                    ca_file,
                     ..
-                } => *t = dir.join(&*t),
-                BackendConfig::Cachet { .. } => {}
+                } => {
+                    for p in [token_file, ca_file].into_iter().flatten() {
+                        *p = dir.join(&*p);
+                    }
+                }
             }
             if let Some(m) = &mut cfg.monit {
                 for p in [&mut m.socket, &mut m.password_file].into_iter().flatten() {
@@ -472,6 +480,7 @@ impl Config {
                 timeout,
                 version,
                 schedules,
+                ..
             } => {
                 if !["auto", "2.3", "2.4"].contains(&version.as_str()) {
                     return Err(invalid(

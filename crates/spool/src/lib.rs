@@ -86,6 +86,14 @@ pub enum SpoolError {
 }
 
 impl SpoolError {
+    /// Is it lock contention (another writer, a checkpoint, a WAL-index rebuild)?
+    pub fn is_busy(&self) -> bool {
+        matches!(self, SpoolError::Sqlite { source, .. } if matches!(
+            source.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked)
+        ))
+    }
+
     /// Is the failure likely to pass by itself (lock contention, a full disk being cleaned)?
     pub fn is_temporary(&self) -> bool {
         match self {
@@ -251,6 +259,8 @@ pub struct RejectedEvent {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {
     pub pending: i64,
+    /// Of the pending, those held back on purpose (maintenance, a human's incident).
+    pub held: i64,
     pub sending: i64,
     pub dead: i64,
     pub rejected_events: i64,
@@ -1107,6 +1117,14 @@ impl Spool {
                 _ => s.dead = n,
             }
         }
+        s.held = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM outbox WHERE status = 'pending' AND held IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(self.err())?;
         s.oldest_pending_at = self
             .conn
             .query_row(

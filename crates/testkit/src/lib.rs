@@ -36,6 +36,8 @@ pub enum Fault {
     RateLimit(u64),
     /// Hold the request this long, then answer normally.
     Slow(Duration),
+    /// Close the connection without any answer.
+    Drop,
 }
 
 /// A request as the fake saw it (the token is recorded only as present / valid).
@@ -211,6 +213,10 @@ fn handle(shared: &(Mutex<Shared>, Condvar), mut req: Request) {
             None => s.faults.pop_front(),
         }
     };
+    if fault == Some(Fault::Drop) {
+        drop(req.into_writer());
+        return;
+    }
     let (status, text, extra): (u16, String, Option<Header>) = match fault {
         Some(Fault::Status(s)) => (
             s,
