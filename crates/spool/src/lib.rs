@@ -386,10 +386,7 @@ impl Spool {
 
     fn migrate(&mut self) -> Result<()> {
         let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
-        let current: u32 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(self.err())?;
+        let current: u32 = self.scalar("PRAGMA user_version")?;
         if current == known {
             return Ok(());
         }
@@ -485,9 +482,7 @@ impl Spool {
 
     /// The newest event sequence number (0 for an empty spool).
     pub fn max_event_id(&self) -> Result<i64> {
-        self.conn
-            .query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))
-            .map_err(self.err())
+        self.scalar("SELECT coalesce(max(id), 0) FROM events")
     }
 
     fn record_inner(
@@ -871,20 +866,12 @@ impl Spool {
 
     /// When the next pending delivery is due (None: nothing pending).
     pub fn next_due_at(&self) -> Result<Option<i64>> {
-        self.conn
-            .query_row(
-                "SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending'",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(self.err())
+        self.scalar("SELECT min(next_attempt_at) FROM outbox WHERE status = 'pending'")
     }
 
     /// Changes whenever another connection commits: the flusher's cheap "anything new?" probe.
     pub fn data_version(&self) -> Result<i64> {
-        self.conn
-            .query_row("PRAGMA data_version", [], |r| r.get(0))
-            .map_err(self.err())
+        self.scalar("PRAGMA data_version")
     }
 
     /// Prune finished deliveries and old events beyond the retention limits. Returns (deliveries, events) removed.
@@ -1102,6 +1089,13 @@ impl Spool {
         Ok(out)
     }
 
+    /// One value from a query that takes no parameters.
+    fn scalar<T: rusqlite::types::FromSql>(&self, sql: &str) -> Result<T> {
+        self.conn
+            .query_row(sql, [], |r| r.get(0))
+            .map_err(self.err())
+    }
+
     /// Counts and times for `status`.
     pub fn stats(&self) -> Result<Stats> {
         let mut s = Stats::default();
@@ -1118,33 +1112,11 @@ impl Spool {
             }
         }
         s.held = self
-            .conn
-            .query_row(
-                "SELECT count(*) FROM outbox WHERE status = 'pending' AND held IS NOT NULL",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(self.err())?;
+            .scalar("SELECT count(*) FROM outbox WHERE status = 'pending' AND held IS NOT NULL")?;
         s.oldest_pending_at = self
-            .conn
-            .query_row(
-                "SELECT min(queued_at) FROM outbox WHERE status IN ('pending', 'sending')",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(self.err())?;
-        s.rejected_events = self
-            .conn
-            .query_row(
-                "SELECT count(*) FROM events WHERE status = 'rejected'",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(self.err())?;
-        s.events = self
-            .conn
-            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
-            .map_err(self.err())?;
+            .scalar("SELECT min(queued_at) FROM outbox WHERE status IN ('pending', 'sending')")?;
+        s.rejected_events = self.scalar("SELECT count(*) FROM events WHERE status = 'rejected'")?;
+        s.events = self.scalar("SELECT count(*) FROM events")?;
         let f = self
             .conn
             .query_row(
