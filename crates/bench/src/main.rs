@@ -45,6 +45,26 @@ fn time_runs(runs: usize, mut make: impl FnMut(usize) -> Command) -> Vec<Duratio
     out
 }
 
+/// Time two commands alternately (a, b, a, b...), so drift on a shared machine hits both alike.
+fn time_pairs(
+    runs: usize,
+    mut a: impl FnMut(usize) -> Command,
+    mut b: impl FnMut(usize) -> Command,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let (mut va, mut vb) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
+    for i in 0..runs {
+        va.extend(time_runs_from(1, |_| a(i)));
+        vb.extend(time_runs_from(1, |_| b(i)));
+    }
+    va.sort();
+    vb.sort();
+    (va, vb)
+}
+
+fn time_runs_from(runs: usize, make: impl FnMut(usize) -> Command) -> Vec<Duration> {
+    time_runs(runs, make)
+}
+
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -191,23 +211,44 @@ fn main() {
             .unwrap();
         assert!(first.status.success());
         prefill(&spool, size);
-        let v = time_runs(runs, |i| {
-            let mut c = Command::new(&bin);
-            c.env_clear().arg("--config").arg(&config).arg("monit");
-            // Each service alternates failure and recovery (i / 50 flips per round), so every run
-            // changes a state and queues a delivery: the handler's most expensive path.
-            let ev = if (i / 50) % 2 == 0 {
-                "Does not exist"
-            } else {
-                "Exists"
-            };
-            c.env("MONIT_SERVICE", format!("svc-{}", i % 50))
-                .env("MONIT_EVENT", ev)
-                .env("MONIT_HOST", "node1")
-                .env("MONIT_DESCRIPTION", "process is not running");
-            c
-        });
-        row(&format!("statusrelay monit, spool of {size} events"), &v);
+        let (paired_base, v) = time_pairs(
+            runs,
+            |_| {
+                let mut c = Command::new(&me);
+                c.arg("baseline-commit").arg(&base_db);
+                c
+            },
+            |i| {
+                let mut c = Command::new(&bin);
+                c.env_clear().arg("--config").arg(&config).arg("monit");
+                // Each service alternates failure and recovery (i / 50 flips per round), so every run
+                // changes a state and queues a delivery: the handler's most expensive path.
+                let ev = if (i / 50) % 2 == 0 {
+                    "Does not exist"
+                } else {
+                    "Exists"
+                };
+                c.env("MONIT_SERVICE", format!("svc-{}", i % 50))
+                    .env("MONIT_EVENT", ev)
+                    .env("MONIT_HOST", "node1")
+                    .env("MONIT_DESCRIPTION", "process is not running");
+                c
+            },
+        );
+        let ratio = pct(&v, 0.5).as_secs_f64() / pct(&paired_base, 0.5).as_secs_f64();
+        println!(
+            "{:<44} {:>10} {:>10} {:>13.2}x",
+            format!("statusrelay monit, spool of {size} events"),
+            ms(pct(&v, 0.5)),
+            ms(pct(&v, 0.99)),
+            ratio
+        );
+        println!(
+            "{:<44} {:>10} {:>10}   (interleaved with the row above; ratio is against this)",
+            "  baseline, same moments",
+            ms(pct(&paired_base, 0.5)),
+            ms(pct(&paired_base, 0.99))
+        );
     }
     if let Some(n) = get("--storm") {
         load::storm(&bin, &dir, 64, n.parse().expect("--storm N"));
