@@ -1,7 +1,5 @@
 //! The embedded default (static page) end to end, and operator views.
 
-use std::time::Duration;
-
 use crate::support::*;
 
 #[test]
@@ -100,7 +98,6 @@ fn usage_errors_exit_64() {
     assert_code(&r, 64);
     let r = sb.run(&["--version"]);
     assert_code(&r, 0);
-    let _ = Duration::ZERO;
 }
 
 #[test]

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use statusrelay_core::State;
 use statusrelay_core::time::SystemClock;
@@ -185,5 +185,4 @@ pub fn flusher(bin: &Path, me: &Path, dir: &Path, components: usize, events: usi
         "  peak RSS {:.1} MB (target 16 MB)",
         rss_kib as f64 / 1024.0
     );
-    let _ = Duration::ZERO;
 }

@@ -53,16 +53,12 @@ fn time_pairs(
 ) -> (Vec<Duration>, Vec<Duration>) {
     let (mut va, mut vb) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
     for i in 0..runs {
-        va.extend(time_runs_from(1, |_| a(i)));
-        vb.extend(time_runs_from(1, |_| b(i)));
+        va.extend(time_runs(1, |_| a(i)));
+        vb.extend(time_runs(1, |_| b(i)));
     }
     va.sort();
     vb.sort();
     (va, vb)
-}
-
-fn time_runs_from(runs: usize, make: impl FnMut(usize) -> Command) -> Vec<Duration> {
-    time_runs(runs, make)
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -134,9 +134,4 @@ pub fn signal(child: &Child, sig: &str) {
         .arg(format!("-{sig}"))
         .arg(child.id().to_string())
         .status();
-}
-
-/// True if a path exists.
-pub fn exists(p: &Path) -> bool {
-    p.exists()
 }
