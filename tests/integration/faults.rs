@@ -414,7 +414,15 @@ fn a_flapping_api_loses_nothing_and_sees_no_retry_storm() {
     let out = flusher.wait_with_output().unwrap();
     assert!(
         caught_up,
-        "did not catch up: {}",
+        "did not catch up: page db={:?} web={:?}, desired db={} web={}, open rows {}\n{}",
+        fake.status_of(2),
+        fake.status_of(3),
+        desired("db cluster"),
+        desired("web"),
+        count(
+            &sb,
+            "SELECT count(*) FROM outbox WHERE status IN ('pending', 'sending')"
+        ),
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(

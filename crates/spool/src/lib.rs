@@ -351,19 +351,18 @@ impl Spool {
         Ok(spool)
     }
 
-    fn err(&self) -> impl Fn(rusqlite::Error) -> SpoolError + '_ {
+    /// The error mapper for this spool's SQLite calls. It owns a copy of the path, so it can be
+    /// used while a transaction holds the connection.
+    fn err(&self) -> impl Fn(rusqlite::Error) -> SpoolError + use<> {
+        let path = self.path.clone();
         move |source| SpoolError::Sqlite {
-            path: self.path.clone(),
+            path: path.clone(),
             source,
         }
     }
 
     fn configure(&mut self) -> Result<()> {
-        let path = self.path.clone();
-        let e = move |source| SpoolError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let e = self.err();
         self.conn.busy_timeout(BUSY_TIMEOUT).map_err(&e)?;
         // journal_mode is persistent in the file; asking again on an existing WAL file is a read.
         let mode: String = self
@@ -397,11 +396,7 @@ impl Spool {
                 known,
             });
         }
-        let path = self.path.clone();
-        let e = move |source| SpoolError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let e = self.err();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -443,11 +438,7 @@ impl Spool {
     /// Record an event that could not be mapped or routed; it waits for `replay --rejected`.
     pub fn record_rejected(&mut self, ev: &NewEvent, error: &str) -> Result<i64> {
         let now = self.now();
-        let path = self.path.clone();
-        let e = move |source| SpoolError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let e = self.err();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -493,11 +484,7 @@ impl Spool {
         snapshot: Option<i64>,
     ) -> Result<Recorded> {
         let now = self.now();
-        let path = self.path.clone();
-        let e = move |source| SpoolError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let e = self.err();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -598,11 +585,7 @@ impl Spool {
     /// At flusher start: deliveries left 'sending' by a crashed flusher go back to pending.
     /// Delivery is idempotent (a PUT of a state), so sending again is safe.
     pub fn recover_claims(&mut self) -> Result<usize> {
-        let path = self.path.clone();
-        let e = move |source| SpoolError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let e = self.err();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -630,11 +613,7 @@ impl Spool {
     /// Returns the claimed item and the ids superseded on the way (for the decision log).
     pub fn claim_next(&mut self, claim: &str) -> Result<(Option<Claimed>, Vec<Item>)> {
         let now = self.now();
-        let path = self.path.clone();
-        let e = move |source| SpoolError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let e = self.err();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -705,11 +684,7 @@ impl Spool {
     pub fn finish(&mut self, claimed: &Claimed, outcome: &Outcome) -> Result<()> {
         let now = self.now();
         let id = claimed.item.id;
-        let path = self.path.clone();
-        let e = move |source| SpoolError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let e = self.err();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -877,11 +852,7 @@ impl Spool {
     /// Prune finished deliveries and old events beyond the retention limits. Returns (deliveries, events) removed.
     pub fn prune(&mut self, max_age: Duration, max_events: u64) -> Result<(usize, usize)> {
         let cutoff = self.now() - max_age.as_millis() as i64;
-        let path = self.path.clone();
-        let e = move |source| SpoolError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let e = self.err();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -989,11 +960,7 @@ impl Spool {
         dry_run: bool,
     ) -> Result<Vec<Item>> {
         let now = self.now();
-        let path = self.path.clone();
-        let e = move |source| SpoolError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let e = self.err();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -1045,11 +1012,7 @@ impl Spool {
         dry_run: bool,
     ) -> Result<Vec<(String, State)>> {
         let now = self.now();
-        let path = self.path.clone();
-        let e = move |source| SpoolError::Sqlite {
-            path: path.clone(),
-            source,
-        };
+        let e = self.err();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
