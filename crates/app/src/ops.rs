@@ -7,15 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use statusrelay_backend::{ComponentRef, read_token};
+use statusrelay_backend::ComponentRef;
 use statusrelay_core::config::BackendConfig;
 use statusrelay_core::time::{Clock, rfc3339};
 use statusrelay_core::{Config, RawEvent, State, duration};
 use statusrelay_spool::{Item, Spool};
 
+use crate::AppError;
 use crate::flusher::build_backend;
 use crate::handler::{plan, plan_manual};
-use crate::{AppError, warn};
 
 /// Flusher heartbeats are written every 5 s; three missed beats means it is not running.
 const LIVE_WITHIN_MS: i64 = 15_000;
@@ -440,6 +440,9 @@ pub fn check(config: &Config, online: bool, clock: Arc<dyn Clock>) -> Result<Str
         .as_ref()
         .map(|s| s.to_string())
         .unwrap_or_default();
+    // Building the backend reads the token and the CA file and warns about weak transport,
+    // exactly as the flusher will; nothing goes on the network here.
+    let mut backend = build_backend(config, clock)?;
     let _ = writeln!(out, "config OK: {src}");
     let _ = writeln!(out, "  spool:   {}", config.spool.display());
     match &config.backend {
@@ -451,7 +454,6 @@ pub fn check(config: &Config, online: bool, clock: Arc<dyn Clock>) -> Result<Str
             ca_file,
             ..
         } => {
-            read_token(token_file.as_deref(), token_env.as_deref())?;
             let from = token_file
                 .as_ref()
                 .map(|p| p.display().to_string())
@@ -462,18 +464,7 @@ pub fn check(config: &Config, online: bool, clock: Arc<dyn Clock>) -> Result<Str
                 "  backend: Cachet 2.x at {url} (token from {from}, timeout {})",
                 duration::format(*timeout)
             );
-            for w in statusrelay_backend::cachet::transport_warnings(url, token_file.as_deref()) {
-                warn!("{w}");
-            }
             if let Some(ca) = ca_file {
-                let pem = std::fs::read(ca).map_err(|e| {
-                    AppError::Backend(statusrelay_backend::BackendError::Config(format!(
-                        "cannot read ca_file {}: {e}",
-                        ca.display()
-                    )))
-                })?;
-                statusrelay_backend::cachet::Cachet::new(url, String::new(), *timeout)
-                    .with_ca_pem(&pem, *timeout)?;
                 let _ = writeln!(out, "  trusted CA: {}", ca.display());
             }
         }
@@ -498,7 +489,6 @@ pub fn check(config: &Config, online: bool, clock: Arc<dyn Clock>) -> Result<Str
         let _ = writeln!(out, "  component {:?}{id} <- {feeds}", c.name);
     }
     if online {
-        let mut backend = build_backend(config, clock)?;
         let comps: Vec<ComponentRef> = config
             .components
             .iter()
