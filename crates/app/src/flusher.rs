@@ -18,7 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use statusrelay_backend::{
-    Backend, BackendError, ComponentRef, cachet::Cachet, html::Html, read_token,
+    Backend, BackendError, ComponentRef, cachet::Cachet, cachet3::Cachet3, html::Html,
+    http::transport_warnings, read_token, statusio::Statusio, statuspage::Statuspage,
 };
 use statusrelay_core::Config;
 use statusrelay_core::config::BackendConfig;
@@ -55,34 +56,63 @@ pub struct FlushReport {
 
 /// Build the configured backend (reads the token; never logs it).
 pub fn build_backend(config: &Config, clock: Arc<dyn Clock>) -> Result<Box<dyn Backend>, AppError> {
+    let kind = config.backend.kind();
+    let Some(r) = config.backend.remote() else {
+        let BackendConfig::Html { dir, title, .. } = &config.backend else {
+            unreachable!("every kind but html has API settings")
+        };
+        let names = config.components.iter().map(|c| c.name.clone()).collect();
+        return Ok(Box::new(Html::new(dir, title, names, clock)));
+    };
+    let url = r.url_for(kind);
+    let token = read_token(r.token_file.as_deref(), r.token_env.as_deref())?;
+    for w in transport_warnings(&url, r.token_file.as_deref()) {
+        warn!("{w}");
+    }
+    let pem = r
+        .ca_file
+        .as_ref()
+        .map(|ca| {
+            std::fs::read(ca).map_err(|e| {
+                BackendError::Config(format!("cannot read ca_file {}: {e}", ca.display()))
+            })
+        })
+        .transpose()?;
+    let pem = pem.as_deref();
+    let pace = r.min_interval_for(kind);
+    let page = r.page_id.as_deref().unwrap_or_default();
     Ok(match &config.backend {
-        BackendConfig::Cachet {
-            url,
-            token_file,
-            token_env,
-            timeout,
-            version,
-            ca_file,
-            ..
-        } => {
-            let token = read_token(token_file.as_deref(), token_env.as_deref())?;
-            for w in statusrelay_backend::cachet::transport_warnings(url, token_file.as_deref()) {
-                warn!("{w}");
-            }
-            let mut client = Cachet::new(url, token, *timeout).with_version(version);
-            if let Some(ca) = ca_file {
-                let pem = std::fs::read(ca).map_err(|e| {
-                    BackendError::Config(format!("cannot read ca_file {}: {e}", ca.display()))
-                })?;
-                client = client.with_ca_pem(&pem, *timeout)?;
-            }
-            Box::new(client)
+        BackendConfig::Cachet(_) => {
+            let c = Cachet::new(&url, token, r.timeout).with_version(r.version());
+            Box::new(with_ca(c, pem, Cachet::with_ca_pem)?)
         }
-        BackendConfig::Html { dir, title } => {
-            let names = config.components.iter().map(|c| c.name.clone()).collect();
-            Box::new(Html::new(dir, title, names, clock))
+        BackendConfig::Cachet3(_) => {
+            let c = Cachet3::new(&url, &r.api_prefix(), token, r.timeout).paced(pace);
+            Box::new(with_ca(c, pem, Cachet3::with_ca_pem)?)
         }
+        BackendConfig::Statuspage(_) => {
+            let c = Statuspage::new(&url, page, token, r.timeout).paced(pace);
+            Box::new(with_ca(c, pem, Statuspage::with_ca_pem)?)
+        }
+        BackendConfig::Statusio(_) => {
+            let api_id = r.api_id.as_deref().unwrap_or_default();
+            let c = Statusio::new(&url, page, api_id, token, r.timeout).paced(pace);
+            Box::new(with_ca(c, pem, Statusio::with_ca_pem)?)
+        }
+        BackendConfig::Html { .. } => unreachable!("handled above"),
     })
+}
+
+/// Narrow a client's trusted roots to the configured CA, when there is one.
+fn with_ca<B>(
+    client: B,
+    pem: Option<&[u8]>,
+    narrow: fn(B, &[u8]) -> Result<B, BackendError>,
+) -> Result<B, BackendError> {
+    match pem {
+        Some(p) => narrow(client, p),
+        None => Ok(client),
+    }
 }
 
 fn lock_path(config: &Config) -> PathBuf {
@@ -317,15 +347,11 @@ impl Flusher<'_> {
     }
 
     pub(crate) fn component_ref(&self, name: &str) -> ComponentRef {
-        let id = self
-            .config
-            .components
-            .iter()
-            .find(|c| c.name == name)
-            .and_then(|c| c.id);
+        let c = self.config.components.iter().find(|c| c.name == name);
         ComponentRef {
             name: name.to_string(),
-            id,
+            id: c.and_then(|c| c.id.clone()),
+            container: c.and_then(|c| c.container.clone()),
         }
     }
 

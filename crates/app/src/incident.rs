@@ -101,10 +101,7 @@ impl Flusher<'_> {
 
     /// The name of an in-progress page maintenance that covers the component, if any.
     fn page_maintenance_covering(&mut self, component: &str) -> Option<String> {
-        let mode = match &self.config.backend {
-            statusrelay_core::config::BackendConfig::Cachet { schedules, .. } => schedules.clone(),
-            _ => return None,
-        };
+        let mode = self.config.backend.remote()?.schedules.clone();
         if mode == "off" {
             return None;
         }

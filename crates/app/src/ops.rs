@@ -445,32 +445,46 @@ pub fn check(config: &Config, online: bool, clock: Arc<dyn Clock>) -> Result<Str
     let mut backend = build_backend(config, clock)?;
     let _ = writeln!(out, "config OK: {src}");
     let _ = writeln!(out, "  spool:   {}", config.spool.display());
-    match &config.backend {
-        BackendConfig::Cachet {
-            url,
-            token_file,
-            token_env,
-            timeout,
-            ca_file,
-            ..
-        } => {
-            let from = token_file
+    let kind = config.backend.kind();
+    match (&config.backend, config.backend.remote()) {
+        (_, Some(r)) => {
+            let from = r
+                .token_file
                 .as_ref()
                 .map(|p| p.display().to_string())
-                .or(token_env.as_ref().map(|v| format!("${v}")))
+                .or(r.token_env.as_ref().map(|v| format!("${v}")))
                 .unwrap_or_default();
+            let what = match kind {
+                "cachet" => "Cachet 2.x",
+                "cachet3" => "Cachet 3.x",
+                "statuspage" => "Atlassian Statuspage",
+                _ => "status.io",
+            };
+            let page = r
+                .page_id
+                .as_ref()
+                .map(|p| format!(", page {p}"))
+                .unwrap_or_default();
+            let pace = r.min_interval_for(kind);
+            let pace = if pace.is_zero() {
+                String::new()
+            } else {
+                format!(", one request per {}", duration::format(pace))
+            };
             let _ = writeln!(
                 out,
-                "  backend: Cachet 2.x at {url} (token from {from}, timeout {})",
-                duration::format(*timeout)
+                "  backend: {what} at {}{page} (token from {from}, timeout {}{pace})",
+                r.url_for(kind),
+                duration::format(r.timeout),
             );
-            if let Some(ca) = ca_file {
+            if let Some(ca) = &r.ca_file {
                 let _ = writeln!(out, "  trusted CA: {}", ca.display());
             }
         }
-        BackendConfig::Html { dir, .. } => {
+        (BackendConfig::Html { dir, .. }, None) => {
             let _ = writeln!(out, "  backend: static page in {}", dir.display());
         }
+        _ => {}
     }
     if config.components.is_empty() {
         let _ = writeln!(
@@ -485,7 +499,10 @@ pub fn check(config: &Config, online: bool, clock: Arc<dyn Clock>) -> Result<Str
         } else {
             svc.join(", ")
         };
-        let id = c.id.map(|i| format!(" (id {i})")).unwrap_or_default();
+        let id =
+            c.id.as_ref()
+                .map(|i| format!(" (id {i})"))
+                .unwrap_or_default();
         let _ = writeln!(out, "  component {:?}{id} <- {feeds}", c.name);
     }
     if online {
@@ -494,7 +511,8 @@ pub fn check(config: &Config, online: bool, clock: Arc<dyn Clock>) -> Result<Str
             .iter()
             .map(|c| ComponentRef {
                 name: c.name.clone(),
-                id: c.id,
+                id: c.id.clone(),
+                container: c.container.clone(),
             })
             .collect();
         let lines = backend.check(&comps);

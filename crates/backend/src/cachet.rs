@@ -13,9 +13,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use statusrelay_core::State;
-use ureq::Agent;
 
-use crate::{Backend, BackendError, CheckLine, ComponentRef, PageIncident, PageMaintenance};
+use crate::http::Api;
+use crate::{
+    Backend, BackendError, CheckLine, ComponentRef, PageIncident, PageMaintenance, component_keys,
+    text, unique_id,
+};
 
 /// Cachet 2.x status codes (0 Unknown, 1 Operational, 2 Performance Issues, 3 Partial Outage,
 /// 4 Major Outage). Cachet 2.x has no maintenance status: `under_maintenance` is shown as
@@ -45,8 +48,7 @@ pub fn state_of(code: i64) -> Option<State> {
 /// A Cachet 2.x API client.
 pub struct Cachet {
     base: String,
-    token: String,
-    agent: Agent,
+    api: Api,
     /// Some(true) for 2.3 (no incident updates, no schedules), Some(false) for 2.4; None: ask.
     is_23: Option<bool>,
 }
@@ -57,85 +59,31 @@ const FIXED: u8 = 4;
 
 impl std::fmt::Debug for Cachet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cachet")
-            .field("base", &self.base)
-            .field("token", &"<redacted>")
-            .finish()
-    }
-}
-
-fn first_str(v: &Value, ptrs: &[&str]) -> Option<String> {
-    ptrs.iter()
-        .find_map(|p| v.pointer(p).and_then(Value::as_str).map(str::to_string))
-}
-
-/// The server's own words from an error body, shortened for logs and dead letters.
-fn error_text(body: &str) -> String {
-    let text = match serde_json::from_str::<Value>(body) {
-        Ok(v) => {
-            let mut parts = Vec::new();
-            if let Some(t) = first_str(
-                &v,
-                &["/errors/0/detail", "/errors/0/title", "/message", "/error"],
-            ) {
-                parts.push(t);
-            }
-            if let Some(details) = v
-                .pointer("/errors/0/meta/details")
-                .or_else(|| v.pointer("/meta/details"))
-                .and_then(Value::as_array)
-            {
-                parts.extend(details.iter().filter_map(Value::as_str).map(str::to_string));
-            }
-            if parts.is_empty() {
-                body.trim().to_string()
-            } else {
-                parts.join(" ")
-            }
-        }
-        Err(_) => body.trim().to_string(),
-    };
-    let mut t: String = text.chars().filter(|c| !c.is_control()).take(300).collect();
-    if t.is_empty() {
-        t = "(empty body)".into();
-    }
-    t
-}
-
-fn parse_retry_after(v: Option<&str>) -> Option<Duration> {
-    v.and_then(|s| s.trim().parse::<u64>().ok())
-        .map(|s| Duration::from_secs(s.min(3600)))
-}
-
-fn transport(e: ureq::Error) -> BackendError {
-    match e {
-        ureq::Error::Tls(m) => BackendError::Tls(m.to_string()),
-        ureq::Error::Rustls(r) => BackendError::Tls(r.to_string()),
-        ureq::Error::Timeout(t) => BackendError::Transport(format!("timed out ({t})")),
-        ureq::Error::Io(io) => BackendError::Transport(io.to_string()),
-        ureq::Error::HostNotFound => BackendError::Transport("host not found".into()),
-        ureq::Error::ConnectionFailed => BackendError::Transport("connection failed".into()),
-        other => BackendError::Transport(other.to_string()),
+        f.debug_struct("Cachet").field("api", &self.api).finish()
     }
 }
 
 impl Cachet {
     /// `url` is the installation's base URL (without `/api/v1`).
     pub fn new(url: &str, token: String, timeout: Duration) -> Cachet {
-        let agent = build_agent(timeout, None);
+        let base = url.trim_end_matches('/').to_string();
         Cachet {
-            base: url.trim_end_matches('/').to_string(),
-            token,
-            agent,
+            api: Api::new(
+                &format!("{base}/api/v1"),
+                vec![("X-Cachet-Token", token)],
+                timeout,
+            ),
+            base,
             is_23: None,
         }
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}/api/v1{path}", self.base)
+    /// Trust only the CA(s) in this PEM for the page's certificate (a private CA).
+    pub fn with_ca_pem(mut self, pem: &[u8]) -> Result<Cachet, BackendError> {
+        self.api = self.api.with_ca_pem(pem)?;
+        Ok(self)
     }
 
-    /// One request; returns the parsed JSON body of a 2xx answer.
     fn call(
         &self,
         method: &str,
@@ -143,92 +91,7 @@ impl Cachet {
         query: &[(&str, &str)],
         body: Option<Value>,
     ) -> Result<Value, BackendError> {
-        let url = self.url(path);
-        let resp = match (method, body) {
-            ("GET", _) => {
-                let mut rb = self
-                    .agent
-                    .get(&url)
-                    .header("Accept", "application/json")
-                    .header("X-Cachet-Token", &self.token);
-                for (k, v) in query {
-                    rb = rb.query(*k, *v);
-                }
-                rb.call()
-            }
-            (m, body) => {
-                let rb = match m {
-                    "PUT" => self.agent.put(&url),
-                    "POST" => self.agent.post(&url),
-                    other => {
-                        return Err(BackendError::Protocol(format!(
-                            "unsupported method {other}"
-                        )));
-                    }
-                };
-                rb.header("Accept", "application/json")
-                    .header("X-Cachet-Token", &self.token)
-                    .send_json(body.unwrap_or(Value::Null))
-            }
-        }
-        .map_err(transport)?;
-        let status = resp.status().as_u16();
-        let retry_after = parse_retry_after(
-            resp.headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok()),
-        );
-        let location = resp
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let mut body = resp.into_body();
-        let text = body
-            .with_config()
-            .limit(4 * 1024 * 1024)
-            .lossy_utf8(true)
-            .read_to_string()
-            .map_err(transport)?;
-        if (300..400).contains(&status) {
-            return Err(BackendError::Http {
-                status,
-                message: format!(
-                    "redirected to {} : set backend.url to the final address",
-                    location.unwrap_or_default()
-                ),
-                retry_after: None,
-            });
-        }
-        if !(200..300).contains(&status) {
-            return Err(BackendError::Http {
-                status,
-                message: error_text(&text),
-                retry_after,
-            });
-        }
-        serde_json::from_str(&text)
-            .map_err(|e| BackendError::Protocol(format!("{method} {path}: body is not JSON ({e})")))
-    }
-
-    /// Trust only the CA(s) in this PEM for the page's certificate (a private CA). Verification
-    /// stays on; there is deliberately no way to turn it off.
-    pub fn with_ca_pem(mut self, pem: &[u8], timeout: Duration) -> Result<Cachet, BackendError> {
-        let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(pem)
-            .filter_map(|item| match item {
-                Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
-                Ok(_) => None,
-                Err(e) => Some(Err(e)),
-            })
-            .collect::<Result<_, _>>()
-            .map_err(|e| BackendError::Config(format!("ca_file is not valid PEM: {e}")))?;
-        if certs.is_empty() {
-            return Err(BackendError::Config(
-                "ca_file holds no certificate (expected -----BEGIN CERTIFICATE-----)".into(),
-            ));
-        }
-        self.agent = build_agent(timeout, Some(certs));
-        Ok(self)
+        self.api.call(method, path, query, body)
     }
 
     /// Pin the API version ("2.3" or "2.4"); "auto" asks `/api/v1/version` on first need.
@@ -312,8 +175,8 @@ impl Backend for Cachet {
     }
 
     fn resolve(&mut self, component: &ComponentRef) -> Result<String, BackendError> {
-        if let Some(id) = component.id {
-            return Ok(id.to_string());
+        if let Some(id) = &component.id {
+            return Ok(id.clone());
         }
         let v = self.call(
             "GET",
@@ -325,24 +188,13 @@ impl Backend for Cachet {
             .get("data")
             .and_then(Value::as_array)
             .ok_or_else(|| BackendError::Protocol("GET /components: no data array".into()))?;
-        let ids: Vec<i64> = list
+        let ids = list
             .iter()
             .filter(|c| c.get("name").and_then(Value::as_str) == Some(component.name.as_str()))
             .filter_map(|c| c.get("id").and_then(Value::as_i64))
+            .map(|id| id.to_string())
             .collect();
-        match ids.as_slice() {
-            [] => Err(BackendError::NotFound(component.name.clone())),
-            [id] => Ok(id.to_string()),
-            many => Err(BackendError::Ambiguous {
-                name: component.name.clone(),
-                count: many.len(),
-                ids: many
-                    .iter()
-                    .map(i64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            }),
-        }
+        unique_id(&component.name, ids)
     }
 
     fn set_state(
@@ -488,38 +340,15 @@ impl Backend for Cachet {
                 .get("data")
                 .and_then(Value::as_array)
                 .ok_or_else(|| BackendError::Protocol("GET /schedules: no data array".into()))?;
-            out.extend(list.iter().filter(|s| schedule_in_progress(s)).map(|s| {
-                PageMaintenance {
-                    name: s
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
-                    message: s
-                        .get("message")
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_string(),
-                    components: s
-                        .get("components")
-                        .and_then(Value::as_array)
-                        .map(|cs| {
-                            cs.iter()
-                                .flat_map(|c| match c {
-                                    Value::Object(_) => [
-                                        c.get("id").map(|i| i.to_string()),
-                                        c.get("name").and_then(Value::as_str).map(str::to_string),
-                                    ]
-                                    .into_iter()
-                                    .flatten()
-                                    .collect::<Vec<_>>(),
-                                    other => vec![other.to_string().trim_matches('"').to_string()],
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                }
-            }));
+            out.extend(
+                list.iter()
+                    .filter(|s| schedule_in_progress(s))
+                    .map(|s| PageMaintenance {
+                        name: text(s, "name"),
+                        message: text(s, "message"),
+                        components: component_keys(s.get("components")),
+                    }),
+            );
             let total = v
                 .pointer("/meta/pagination/total_pages")
                 .and_then(Value::as_i64)
@@ -585,40 +414,6 @@ impl Backend for Cachet {
         }
         out
     }
-}
-
-fn build_agent(timeout: Duration, roots: Option<Vec<ureq::tls::Certificate<'static>>>) -> Agent {
-    let mut b = Agent::config_builder()
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .user_agent(concat!("statusrelay/", env!("CARGO_PKG_VERSION")));
-    if let Some(certs) = roots {
-        let tls = ureq::tls::TlsConfig::builder()
-            .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
-            .build();
-        b = b.tls_config(tls);
-    }
-    b.build().into()
-}
-
-/// Warnings about how a Cachet URL and token are set up; empty when all is well.
-pub fn transport_warnings(url: &str, token_file: Option<&std::path::Path>) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(rest) = url.strip_prefix("http://") {
-        let host = rest.split(['/', ':']).next().unwrap_or("");
-        let loopback = host == "localhost" || host.starts_with("127.") || host == "[::1]";
-        if !loopback {
-            out.push(format!("backend.url {url} is plain http to another host: the token crosses the network in clear; use https"));
-        }
-    }
-    if let Some(p) = token_file {
-        use std::os::unix::fs::PermissionsExt;
-        if std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o004 != 0) {
-            out.push(format!("token_file {} is readable by everyone: chmod 0600 (owner statusrelay) or 0640 root:statusrelay", p.display()));
-        }
-    }
-    out
 }
 
 /// A schedule is in progress when its status is 1, or when it has started, is not complete and
@@ -706,44 +501,6 @@ mod tests {
             assert_eq!(state_of(status_code(s).into()), Some(s));
         }
         assert_eq!(state_of(5), None);
-    }
-
-    #[test]
-    fn error_text_prefers_the_servers_words() {
-        let body = r#"{"errors":[{"id":"x","status":400,"title":"Bad Request","detail":"The request cannot be fulfilled due to bad syntax.","meta":{"details":["The status format is invalid."]}}]}"#;
-        assert_eq!(
-            error_text(body),
-            "The request cannot be fulfilled due to bad syntax. The status format is invalid."
-        );
-        assert_eq!(error_text("<html>oops</html>"), "<html>oops</html>");
-        assert_eq!(error_text(""), "(empty body)");
-        assert!(error_text(&"x".repeat(10_000)).len() <= 300);
-    }
-
-    #[test]
-    fn a_private_ca_is_accepted_and_garbage_is_a_clear_error() {
-        let pem = include_bytes!("../testdata/test-ca.pem");
-        let c = Cachet::new("https://127.0.0.1:9", "t".into(), Duration::from_secs(1));
-        assert!(c.with_ca_pem(pem, Duration::from_secs(1)).is_ok());
-        let c = Cachet::new("https://127.0.0.1:9", "t".into(), Duration::from_secs(1));
-        let e = c
-            .with_ca_pem(b"not a pem", Duration::from_secs(1))
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(e.contains("holds no certificate"), "{e}");
-    }
-
-    #[test]
-    fn plain_http_to_another_host_is_warned_about() {
-        assert!(transport_warnings("http://127.0.0.1:8080", None).is_empty());
-        assert!(transport_warnings("http://localhost", None).is_empty());
-        assert!(transport_warnings("https://status.example.com", None).is_empty());
-        let w = transport_warnings("http://status.example.com", None);
-        assert!(
-            w[0].contains("plain http") && w[0].contains("use https"),
-            "{w:?}"
-        );
     }
 
     #[test]

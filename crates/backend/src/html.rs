@@ -292,6 +292,7 @@ mod tests {
         let c = ComponentRef {
             name: "db".into(),
             id: None,
+            container: None,
         };
         let got = h
             .set_state(

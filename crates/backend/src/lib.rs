@@ -8,7 +8,11 @@
 //! - The token is held only inside the client and never appears in errors or `Debug` output.
 
 pub mod cachet;
+pub mod cachet3;
 pub mod html;
+pub mod http;
+pub mod statusio;
+pub mod statuspage;
 
 use std::time::Duration;
 
@@ -19,7 +23,9 @@ use statusrelay_core::State;
 pub struct ComponentRef {
     pub name: String,
     /// The id on the page when the config gives one (no lookup needed).
-    pub id: Option<u64>,
+    pub id: Option<String>,
+    /// status.io: the container (id or name) the component is shown in.
+    pub container: Option<String>,
 }
 
 /// One line of `check --online`.
@@ -220,6 +226,49 @@ impl BackendError {
             BackendError::NotFound(_) | BackendError::Http { status: 404, .. }
         )
     }
+}
+
+/// The one id among the page's components named `name`: none is `NotFound`, several are
+/// `Ambiguous` (the operator must set `id`).
+pub(crate) fn unique_id(name: &str, ids: Vec<String>) -> Result<String, BackendError> {
+    match ids.len() {
+        0 => Err(BackendError::NotFound(name.to_string())),
+        1 => Ok(ids.into_iter().next().unwrap_or_default()),
+        n => Err(BackendError::Ambiguous {
+            name: name.to_string(),
+            count: n,
+            ids: ids.join(", "),
+        }),
+    }
+}
+
+/// The ids and names of a JSON list of components (objects with `id`/`name`, or bare ids), as
+/// maintenance windows list what they cover.
+pub(crate) fn component_keys(list: Option<&serde_json::Value>) -> Vec<String> {
+    use serde_json::Value;
+    list.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|c| match c {
+            Value::Object(_) => [
+                c.get("id")
+                    .map(|i| i.to_string().trim_matches('"').to_string()),
+                c.get("name").and_then(Value::as_str).map(str::to_string),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>(),
+            other => vec![other.to_string().trim_matches('"').to_string()],
+        })
+        .collect()
+}
+
+/// A JSON string field, or "" when absent.
+pub(crate) fn text(v: &serde_json::Value, key: &str) -> String {
+    v.get(key)
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("")
+        .to_string()
 }
 
 /// Read a token from a file (first line) or an environment variable; never from argv.

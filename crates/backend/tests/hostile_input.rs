@@ -45,6 +45,7 @@ fn injection_strings_stay_data_on_the_static_page() {
     let c = ComponentRef {
         name: evil_name.into(),
         id: None,
+        container: None,
     };
     for msg in [
         "<script>alert(document.cookie)</script>",

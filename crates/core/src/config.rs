@@ -83,42 +83,118 @@ fn default_spool() -> PathBuf {
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum BackendConfig {
     /// Cachet 2.x (`/api/v1`).
-    Cachet {
-        /// Base URL of the Cachet installation, e.g. https://status.example.com
-        url: String,
-        /// File holding the API token (first line).
-        #[serde(default)]
-        token_file: Option<PathBuf>,
-        /// Environment variable holding the API token.
-        #[serde(default)]
-        token_env: Option<String>,
-        /// Timeout of each request.
-        #[serde(default = "default_timeout", with = "serde_human")]
-        timeout: Duration,
-        /// PEM file of the CA(s) that sign the page's certificate (a private CA). Verification stays
-        /// on: these become the only trusted roots for this page.
-        #[serde(default)]
-        ca_file: Option<PathBuf>,
-        /// "auto" (ask /api/v1/version), "2.3" or "2.4": 2.4 posts incident updates, 2.3 PUTs the incident.
-        #[serde(default = "default_version")]
-        version: String,
-        /// Which components an in-progress Cachet schedule covers: "all", "by_name" (the
-        /// schedule's name or message mentions the component, or its components list has it),
-        /// or "off".
-        #[serde(default = "default_schedules")]
-        schedules: String,
-    },
-    /// The built-in static page: index.html and status.json written into `dir`.
+    Cachet(Remote),
+    /// Cachet 3.x (cachethq/core, JSON:API under a configurable prefix).
+    Cachet3(Remote),
+    /// Atlassian Statuspage (api.statuspage.io/v1).
+    Statuspage(Remote),
+    /// status.io (api.status.io/v2).
+    Statusio(Remote),
+    /// The built-in static page: index.html, status.json and feed.atom written into `dir`.
     Html {
         #[serde(default = "default_html_dir")]
         dir: PathBuf,
         #[serde(default = "default_title")]
         title: String,
+        /// Components grouped on the page: group name -> component names, in order.
+        #[serde(default)]
+        groups: Vec<HtmlGroup>,
+        /// How many days of history the page shows (uptime and past incidents).
+        #[serde(default = "default_history_days")]
+        history_days: u32,
     },
 }
 
-fn default_version() -> String {
-    "auto".into()
+/// A group of components on the built-in page.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HtmlGroup {
+    pub name: String,
+    pub components: Vec<String>,
+}
+
+/// Settings of a status page reached over its HTTP API. One struct serves every API kind so
+/// the shared settings are parsed and validated once; a key that does not apply to the
+/// configured kind is an error naming the kinds it is for.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Remote {
+    /// Base URL: the installation for Cachet; defaults to the public API for Statuspage and
+    /// status.io.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// File holding the API token / key (first line).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Environment variable holding the API token / key.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Timeout of each request.
+    #[serde(default = "default_timeout", with = "serde_human")]
+    pub timeout: Duration,
+    /// PEM file of the CA(s) that sign the page's certificate (a private CA). Verification stays
+    /// on: these become the only trusted roots for this page.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Which components an in-progress maintenance on the page covers: "all", "by_name" (its
+    /// name or message mentions the component, or its component list has it), or "off".
+    #[serde(default = "default_schedules")]
+    pub schedules: String,
+    /// Least time between two requests (pacing under the API's rate limit). Default per kind:
+    /// Statuspage and status.io 1s, Cachet 3.x 200ms, Cachet 2.x none.
+    #[serde(default, with = "serde_human::option")]
+    pub min_interval: Option<Duration>,
+    /// Cachet 2.x: "auto" (ask /api/v1/version), "2.3" or "2.4".
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Cachet 3.x: the API's path under `url` (default "/status/api").
+    #[serde(default)]
+    pub api_prefix: Option<String>,
+    /// Statuspage: the page id; status.io: the status page id.
+    #[serde(default)]
+    pub page_id: Option<String>,
+    /// status.io: the API id sent as x-api-id (the key itself comes from token_file/token_env).
+    #[serde(default)]
+    pub api_id: Option<String>,
+}
+
+pub const STATUSPAGE_URL: &str = "https://api.statuspage.io/v1";
+pub const STATUSIO_URL: &str = "https://api.status.io/v2";
+
+impl Remote {
+    /// The base URL, with the public default of the kinds that have one.
+    pub fn url_for(&self, kind: &str) -> String {
+        match (&self.url, kind) {
+            (Some(u), _) => u.clone(),
+            (None, "statuspage") => STATUSPAGE_URL.into(),
+            (None, "statusio") => STATUSIO_URL.into(),
+            (None, _) => String::new(),
+        }
+    }
+
+    /// Pacing between requests, per kind unless configured.
+    pub fn min_interval_for(&self, kind: &str) -> Duration {
+        self.min_interval.unwrap_or(match kind {
+            "statuspage" | "statusio" => Duration::from_secs(1),
+            "cachet3" => Duration::from_millis(200),
+            _ => Duration::ZERO,
+        })
+    }
+
+    /// Cachet 2.x API version pin.
+    pub fn version(&self) -> &str {
+        self.version.as_deref().unwrap_or("auto")
+    }
+
+    /// Cachet 3.x API prefix, always starting with one slash and without a trailing one.
+    pub fn api_prefix(&self) -> String {
+        let p = self.api_prefix.as_deref().unwrap_or("/status/api");
+        format!("/{}", p.trim_matches('/'))
+    }
+}
+
+fn default_history_days() -> u32 {
+    90
 }
 fn default_schedules() -> String {
     "by_name".into()
@@ -139,6 +215,8 @@ impl Default for BackendConfig {
         BackendConfig::Html {
             dir: default_html_dir(),
             title: default_title(),
+            groups: Vec::new(),
+            history_days: default_history_days(),
         }
     }
 }
@@ -146,8 +224,32 @@ impl Default for BackendConfig {
 impl BackendConfig {
     pub fn kind(&self) -> &'static str {
         match self {
-            BackendConfig::Cachet { .. } => "cachet",
+            BackendConfig::Cachet(_) => "cachet",
+            BackendConfig::Cachet3(_) => "cachet3",
+            BackendConfig::Statuspage(_) => "statuspage",
+            BackendConfig::Statusio(_) => "statusio",
             BackendConfig::Html { .. } => "html",
+        }
+    }
+
+    /// The API settings, for every kind but the built-in page.
+    pub fn remote(&self) -> Option<&Remote> {
+        match self {
+            BackendConfig::Cachet(r)
+            | BackendConfig::Cachet3(r)
+            | BackendConfig::Statuspage(r)
+            | BackendConfig::Statusio(r) => Some(r),
+            BackendConfig::Html { .. } => None,
+        }
+    }
+
+    fn remote_mut(&mut self) -> Option<&mut Remote> {
+        match self {
+            BackendConfig::Cachet(r)
+            | BackendConfig::Cachet3(r)
+            | BackendConfig::Statuspage(r)
+            | BackendConfig::Statusio(r) => Some(r),
+            BackendConfig::Html { .. } => None,
         }
     }
 }
@@ -313,9 +415,14 @@ impl<'de> Deserialize<'de> for MappingTable {
 pub struct ComponentConfig {
     /// Name on the status page (resolved to its id unless `id` is given).
     pub name: String,
-    /// The component's id on the status page, to skip name resolution.
+    /// The component's id on the status page, to skip name resolution (a number for Cachet,
+    /// a string for Statuspage and status.io).
+    #[serde(default, deserialize_with = "id_text")]
+    pub id: Option<String>,
+    /// status.io: the container (id or name) the component is shown in; needed when the
+    /// component is in more than one.
     #[serde(default)]
-    pub id: Option<u64>,
+    pub container: Option<String>,
     /// Monit service names (globs) that feed this component. Default: the component's name.
     #[serde(default)]
     pub services: Vec<Glob>,
@@ -331,6 +438,22 @@ pub struct ComponentConfig {
     /// Incident message template.
     #[serde(default)]
     pub incident_message: Option<String>,
+}
+
+/// An id written as a number (`id = 7`) or a string (`id = "ftgks51sfs2d"`).
+fn id_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Num(u64),
+        Text(String),
+    }
+    Ok(match Option::<Id>::deserialize(d)? {
+        Some(Id::Num(n)) => Some(n.to_string()),
+        Some(Id::Text(t)) if !t.trim().is_empty() => Some(t),
+        Some(Id::Text(_)) => return Err(serde::de::Error::custom("id is empty")),
+        None => None,
+    })
 }
 
 pub const DEFAULT_INCIDENT_NAME: &str = "{component}: {state_label}";
@@ -369,6 +492,7 @@ impl ComponentConfig {
         ComponentConfig {
             name: service.to_string(),
             id: None,
+            container: None,
             services: Vec::new(),
             mapping: MappingTable::default(),
             incidents: false,
@@ -383,6 +507,111 @@ impl ComponentConfig {
         }
         self.services.iter().any(|g| g.matches(service))
     }
+}
+
+/// Validate the API settings of `kind`; the error is (key, message).
+fn validate_remote(r: &Remote, kind: &str) -> Result<(), (String, String)> {
+    let only = |set: bool, key: &str, kinds: &str| {
+        if set {
+            Err((
+                format!("backend.{key}"),
+                format!("applies only to kind = {kinds}, not {kind:?}: remove it"),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    only(
+        r.version.is_some() && kind != "cachet",
+        "version",
+        "\"cachet\"",
+    )?;
+    only(
+        r.api_prefix.is_some() && kind != "cachet3",
+        "api_prefix",
+        "\"cachet3\"",
+    )?;
+    only(
+        r.page_id.is_some() && !["statuspage", "statusio"].contains(&kind),
+        "page_id",
+        "\"statuspage\" or \"statusio\"",
+    )?;
+    only(
+        r.api_id.is_some() && kind != "statusio",
+        "api_id",
+        "\"statusio\"",
+    )?;
+    if !["auto", "2.3", "2.4"].contains(&r.version()) {
+        return Err((
+            "backend.version".into(),
+            format!("{:?}: use \"auto\", \"2.3\" or \"2.4\"", r.version()),
+        ));
+    }
+    if !["all", "by_name", "off"].contains(&r.schedules.as_str()) {
+        return Err((
+            "backend.schedules".into(),
+            format!("{:?}: use \"all\", \"by_name\" or \"off\"", r.schedules),
+        ));
+    }
+    let url = r.url_for(kind);
+    if url.is_empty() {
+        return Err((
+            "backend.url".into(),
+            "is required: the page's base URL, e.g. url = \"https://status.example.com\"".into(),
+        ));
+    }
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+        return Err((
+            "backend.url".into(),
+            format!("{url:?} is not an http(s) URL, e.g. https://status.example.com"),
+        ));
+    }
+    let need = |v: &Option<String>, key: &str, example: &str| match v.as_deref() {
+        Some(s)
+            if !s.trim().is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+        {
+            Ok(())
+        }
+        Some(s) => Err((
+            format!("backend.{key}"),
+            format!("{s:?} is not an id (letters, digits, - and _ only)"),
+        )),
+        None => Err((
+            "backend".into(),
+            format!("kind = {kind:?} needs {key} = {example:?}"),
+        )),
+    };
+    match kind {
+        "statuspage" => need(&r.page_id, "page_id", "kctbh9vrtdwd")?,
+        "statusio" => {
+            need(&r.page_id, "page_id", "568d8a3e3cada8c2490000dd")?;
+            need(&r.api_id, "api_id", "6d3f4c6e-....")?;
+        }
+        _ => {}
+    }
+    match (&r.token_file, &r.token_env) {
+        (None, None) => {
+            return Err((
+                "backend".into(),
+                format!(
+                    "kind = {kind:?} needs a token: set token_file = \"/etc/statusrelay/token\" or token_env = \"STATUSRELAY_TOKEN\""
+                ),
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return Err((
+                "backend".into(),
+                "set only one of token_file and token_env".into(),
+            ));
+        }
+        _ => {}
+    }
+    if r.timeout.is_zero() {
+        return Err(("backend.timeout".into(), "must be more than 0s".into()));
+    }
+    Ok(())
 }
 
 impl Default for Config {
@@ -428,16 +657,12 @@ impl Config {
         // Relative paths in a config file are relative to the file, as an operator reading it expects.
         if let Some(dir) = path.parent() {
             cfg.spool = dir.join(&cfg.spool);
-            match &mut cfg.backend {
-                BackendConfig::Html { dir: d, .. } => *d = dir.join(&*d),
-                BackendConfig::Cachet {
-                    token_file,
-                    ca_file,
-                    ..
-                } => {
-                    for p in [token_file, ca_file].into_iter().flatten() {
-                        *p = dir.join(&*p);
-                    }
+            if let BackendConfig::Html { dir: d, .. } = &mut cfg.backend {
+                *d = dir.join(&*d);
+            }
+            if let Some(r) = cfg.backend.remote_mut() {
+                for p in [&mut r.token_file, &mut r.ca_file].into_iter().flatten() {
+                    *p = dir.join(&*p);
                 }
             }
             if let Some(m) = &mut cfg.monit {
@@ -472,53 +697,24 @@ impl Config {
             key,
             message,
         };
-        match &self.backend {
-            BackendConfig::Cachet {
-                url,
-                token_file,
-                token_env,
-                timeout,
-                version,
-                schedules,
-                ..
-            } => {
-                if !["auto", "2.3", "2.4"].contains(&version.as_str()) {
-                    return Err(invalid(
-                        "backend.version".into(),
-                        format!("{version:?}: use \"auto\", \"2.3\" or \"2.4\""),
-                    ));
-                }
-                if !["all", "by_name", "off"].contains(&schedules.as_str()) {
-                    return Err(invalid(
-                        "backend.schedules".into(),
-                        format!("{schedules:?}: use \"all\", \"by_name\" or \"off\""),
-                    ));
-                }
-                if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
-                    return Err(invalid(
-                        "backend.url".into(),
-                        format!("{url:?} is not an http(s) URL, e.g. https://status.example.com"),
-                    ));
-                }
-                match (token_file, token_env) {
-                    (None, None) => return Err(invalid("backend".into(), "Cachet needs a token: set token_file = \"/etc/statusrelay/token\" or token_env = \"STATUSRELAY_TOKEN\"".into())),
-                    (Some(_), Some(_)) => return Err(invalid("backend".into(), "set only one of token_file and token_env".into())),
-                    _ => {}
-                }
-                if timeout.is_zero() {
-                    return Err(invalid(
-                        "backend.timeout".into(),
-                        "must be more than 0s".into(),
-                    ));
-                }
-            }
-            BackendConfig::Html { dir, .. } => {
-                if dir.as_os_str().is_empty() {
-                    return Err(invalid(
-                        "backend.dir".into(),
-                        "must name a directory".into(),
-                    ));
-                }
+        if let Some(r) = self.backend.remote() {
+            validate_remote(r, self.backend.kind()).map_err(|(k, m)| invalid(k, m))?;
+        }
+        if let BackendConfig::Html { dir, .. } = &self.backend
+            && dir.as_os_str().is_empty()
+        {
+            return Err(invalid(
+                "backend.dir".into(),
+                "must name a directory".into(),
+            ));
+        }
+        let kind = self.backend.kind();
+        for c in &self.components {
+            if c.container.is_some() && kind != "statusio" {
+                return Err(invalid(
+                    format!("component {:?}: container", c.name),
+                    "only status.io components have a container: remove it".into(),
+                ));
             }
         }
         if let Some(m) = &self.monit {
@@ -648,8 +844,14 @@ impl Config {
                     format!("{:?} is already component[{}]", c.name, prev + 1),
                 ));
             }
-            if c.id == Some(0) {
-                return Err(invalid(format!("{key}.id"), "ids start at 1".into()));
+            if let Some(id) = &c.id
+                && self.backend.kind().starts_with("cachet")
+                && !id.parse::<u64>().is_ok_and(|n| n > 0)
+            {
+                return Err(invalid(
+                    format!("{key}.id"),
+                    format!("{id:?}: Cachet ids are numbers starting at 1"),
+                ));
             }
             for (k, t) in [
                 ("incident_name", &c.incident_name),

@@ -5,16 +5,16 @@
 //! rejects. Where the spec marks a behaviour uncertain (?), the fake implements the assumption
 //! statusrelay makes, and says so in a comment, so a test pins it.
 
+pub mod cachet3;
+pub mod http;
 pub mod monit;
 pub mod sandbox;
-
-use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+pub mod statusio;
+pub mod statuspage;
 
 use serde_json::{Value, json};
-use tiny_http::{Header, Request, Response, Server};
+
+pub use http::{FakeServer, Fault, Reply, Req, Seen};
 
 /// A component on the fake page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,32 +23,6 @@ pub struct FakeComponent {
     pub name: String,
     pub status: i64,
     pub enabled: bool,
-}
-
-/// One injected fault, consumed by one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fault {
-    /// No fault for this request (to aim a later fault at the n-th request).
-    Pass,
-    /// Answer with this status and a Cachet error body.
-    Status(u16),
-    /// 429 with `Retry-After: secs`.
-    RateLimit(u64),
-    /// Hold the request this long, then answer normally.
-    Slow(Duration),
-    /// Close the connection without any answer.
-    Drop,
-}
-
-/// A request as the fake saw it (the token is recorded only as present / valid).
-#[derive(Debug, Clone)]
-pub struct Seen {
-    pub method: String,
-    pub url: String,
-    pub token_ok: bool,
-    pub body: String,
-    pub at: Instant,
-    pub answered: u16,
 }
 
 /// An incident on the fake page.
@@ -64,7 +38,7 @@ pub struct FakeIncident {
 }
 
 #[derive(Default)]
-struct Shared {
+pub struct CachetApi {
     token: String,
     /// "2.4.1" or "2.3.18": 2.3 has no incident updates and no schedules.
     version: String,
@@ -74,28 +48,27 @@ struct Shared {
     schedules: Vec<Value>,
     /// Incident PUTs that omitted visible, stickied or notify (Cachet resets omitted ones).
     lax_incident_puts: usize,
-    /// Requests that arrived, counted before any injected delay.
-    arrivals: usize,
-    /// (method, path) of every request, in order of arrival.
-    arrived: Vec<(String, String)>,
-    /// Faults aimed at one route: (method, path without query, fault), used once each.
-    route_faults: Vec<(String, String, Fault)>,
     components: Vec<FakeComponent>,
-    faults: VecDeque<Fault>,
-    seen: Vec<Seen>,
     /// Successful component PUTs: (id, status), in order.
     puts: Vec<(u64, i64)>,
 }
 
 /// The fake Cachet 2.x server.
 pub struct FakeCachet {
-    port: u16,
-    shared: Arc<(Mutex<Shared>, Condvar)>,
-    running: Option<(Arc<Server>, JoinHandle<()>)>,
+    server: FakeServer<CachetApi>,
 }
 
-fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("valid header")
+impl std::ops::Deref for FakeCachet {
+    type Target = FakeServer<CachetApi>;
+    fn deref(&self) -> &FakeServer<CachetApi> {
+        &self.server
+    }
+}
+
+impl std::ops::DerefMut for FakeCachet {
+    fn deref_mut(&mut self) -> &mut FakeServer<CachetApi> {
+        &mut self.server
+    }
 }
 
 fn error_body(status: u16, title: &str, detail: &str, details: &[&str]) -> String {
@@ -183,93 +156,41 @@ fn as_int(v: &Value) -> Option<i64> {
     }
 }
 
-fn handle(shared: &(Mutex<Shared>, Condvar), mut req: Request) {
-    let mut body = String::new();
-    let _ = req.as_reader().read_to_string(&mut body);
-    let method = req.method().as_str().to_string();
-    let url = req.url().to_string();
-    let get_header = |name: &'static str| {
-        req.headers()
-            .iter()
-            .find(|h| h.field.equiv(name))
-            .map(|h| h.value.as_str().to_string())
-    };
-    let token = get_header("X-Cachet-Token");
-    let accept = get_header("Accept").unwrap_or_default();
-    let content_type = get_header("Content-Type").unwrap_or_default();
-
-    let fault = {
-        let mut s = shared.0.lock().unwrap();
-        s.arrivals += 1;
-        let path = url.split('?').next().unwrap_or("").to_string();
-        s.arrived.push((method.clone(), path.clone()));
-        shared.1.notify_all();
-        match s
-            .route_faults
-            .iter()
-            .position(|(m, p, _)| *m == method && *p == path)
-        {
-            Some(i) => Some(s.route_faults.remove(i).2),
-            None => s.faults.pop_front(),
-        }
-    };
-    if fault == Some(Fault::Drop) {
-        drop(req.into_writer());
-        return;
-    }
-    let (status, text, extra): (u16, String, Option<Header>) = match fault {
-        Some(Fault::Status(s)) => (
-            s,
-            error_body(s, "Internal Server Error", "injected fault", &[]),
-            None,
-        ),
-        Some(Fault::RateLimit(secs)) => (
-            429,
-            error_body(429, "Too Many Requests", "injected rate limit", &[]),
-            Some(header("Retry-After", &secs.to_string())),
-        ),
-        other => {
-            if let Some(Fault::Slow(d)) = other {
-                std::thread::sleep(d);
-            }
-            let mut s = shared.0.lock().unwrap();
-            let token_ok = token.as_deref() == Some(s.token.as_str());
-            let (st, t) = route(
-                &mut s,
-                &method,
-                &url,
-                token_ok,
-                &accept,
-                &body,
-                &content_type,
-            );
-            (st, t, None)
-        }
-    };
-    {
-        let mut s = shared.0.lock().unwrap();
-        let token_ok = token.as_deref() == Some(s.token.as_str());
-        s.seen.push(Seen {
-            method,
-            url,
+impl http::Api for CachetApi {
+    fn route(&mut self, req: &Req) -> Reply {
+        let token_ok = self.token_ok(req);
+        let (status, body) = route(
+            self,
+            &req.method,
+            &req.url,
             token_ok,
+            req.header("Accept").unwrap_or_default(),
+            &req.body,
+            req.header("Content-Type").unwrap_or_default(),
+        );
+        Reply {
+            status,
             body,
-            at: Instant::now(),
-            answered: status,
-        });
-        shared.1.notify_all();
+            headers: Vec::new(),
+        }
     }
-    let mut resp = Response::from_string(text)
-        .with_status_code(status)
-        .with_header(header("Content-Type", "application/json"));
-    if let Some(h) = extra {
-        resp = resp.with_header(h);
+
+    fn fault_body(&self, status: u16, text: &str) -> Value {
+        let title = if status == 429 {
+            "Too Many Requests"
+        } else {
+            "Internal Server Error"
+        };
+        serde_json::from_str(&error_body(status, title, text, &[])).unwrap_or_default()
     }
-    let _ = req.respond(resp);
+
+    fn token_ok(&self, req: &Req) -> bool {
+        req.header("X-Cachet-Token") == Some(self.token.as_str())
+    }
 }
 
 fn route(
-    s: &mut Shared,
+    s: &mut CachetApi,
     method: &str,
     url: &str,
     token_ok: bool,
@@ -568,33 +489,12 @@ fn route(
     }
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |j: usize| {
-            b.get(j..j + 2)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        };
-        match (b[i], hex(i + 1)) {
-            (b'+', _) => out.push(b' '),
-            (b'%', Some(v)) => {
-                out.push(v);
-                i += 2;
-            }
-            (c, _) => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+use http::percent_decode;
 
 impl FakeCachet {
     /// Start on a free loopback port with this token and these components.
     pub fn start(token: &str, components: &[(u64, &str)]) -> FakeCachet {
-        let shared = Shared {
+        let api = CachetApi {
             token: token.to_string(),
             version: "2.4.1".into(),
             components: components
@@ -608,69 +508,17 @@ impl FakeCachet {
                 .collect(),
             ..Default::default()
         };
-        let mut f = FakeCachet {
-            port: 0,
-            shared: Arc::new((Mutex::new(shared), Condvar::new())),
-            running: None,
-        };
-        f.listen();
-        f
-    }
-
-    fn listen(&mut self) {
-        let server =
-            Arc::new(Server::http(("127.0.0.1", self.port)).expect("bind fake Cachet on loopback"));
-        self.port = server.server_addr().to_ip().expect("ip listener").port();
-        let (srv, shared) = (server.clone(), self.shared.clone());
-        let thread = std::thread::spawn(move || {
-            // One thread per request, as a real server is concurrent: a hung request must not
-            // block the next client.
-            for req in srv.incoming_requests() {
-                let shared = shared.clone();
-                std::thread::spawn(move || handle(&shared, req));
-            }
-        });
-        self.running = Some((server, thread));
-    }
-
-    /// The base URL to put in the config.
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Take the server down: the port refuses connections until [`FakeCachet::resume`].
-    pub fn stop(&mut self) {
-        if let Some((server, thread)) = self.running.take() {
-            server.unblock();
-            drop(server);
-            let _ = thread.join();
-        }
-    }
-
-    /// Bring the server back on the same port.
-    pub fn resume(&mut self) {
-        if self.running.is_none() {
-            self.listen();
+        FakeCachet {
+            server: FakeServer::start(api),
         }
     }
 
     pub fn set_token(&self, token: &str) {
-        self.shared.0.lock().unwrap().token = token.to_string();
-    }
-
-    /// Drop every queued fault.
-    pub fn clear_faults(&self) {
-        let mut s = self.shared.0.lock().unwrap();
-        s.faults.clear();
-        s.route_faults.clear();
-    }
-
-    pub fn push_faults(&self, faults: impl IntoIterator<Item = Fault>) {
-        self.shared.0.lock().unwrap().faults.extend(faults);
+        self.api().token = token.to_string();
     }
 
     pub fn set_enabled(&self, id: u64, enabled: bool) {
-        let mut s = self.shared.0.lock().unwrap();
+        let mut s = self.api();
         if let Some(c) = s.components.iter_mut().find(|c| c.id == id) {
             c.enabled = enabled;
         }
@@ -678,48 +526,43 @@ impl FakeCachet {
 
     /// Set a component's status directly, as a restore from backup or a human would.
     pub fn set_status(&self, id: u64, status: i64) {
-        let mut s = self.shared.0.lock().unwrap();
+        let mut s = self.api();
         if let Some(c) = s.components.iter_mut().find(|c| c.id == id) {
             c.status = status;
         }
     }
 
     pub fn add_component(&self, id: u64, name: &str) {
-        self.shared
-            .0
-            .lock()
-            .unwrap()
-            .components
-            .push(FakeComponent {
-                id,
-                name: name.into(),
-                status: 1,
-                enabled: true,
-            });
+        self.api().components.push(FakeComponent {
+            id,
+            name: name.into(),
+            status: 1,
+            enabled: true,
+        });
     }
 
     /// Serve as Cachet 2.3 ("2.3.18") or 2.4 ("2.4.1").
     pub fn set_version(&self, v: &str) {
-        self.shared.0.lock().unwrap().version = v.to_string();
+        self.api().version = v.to_string();
     }
 
     pub fn incidents(&self) -> Vec<FakeIncident> {
-        self.shared.0.lock().unwrap().incidents.clone()
+        self.api().incidents.clone()
     }
 
     /// (incident id, status, message) of each incident update posted.
     pub fn updates(&self) -> Vec<(u64, i64, String)> {
-        self.shared.0.lock().unwrap().updates.clone()
+        self.api().updates.clone()
     }
 
     /// Incident PUTs that omitted visible, stickied or notify.
     pub fn lax_incident_puts(&self) -> usize {
-        self.shared.0.lock().unwrap().lax_incident_puts
+        self.api().lax_incident_puts
     }
 
     /// An incident a human opened for a component.
     pub fn add_incident(&self, component_id: u64, name: &str) -> u64 {
-        let mut s = self.shared.0.lock().unwrap();
+        let mut s = self.api();
         let id = s.incidents.iter().map(|i| i.id).max().unwrap_or(0) + 1;
         s.incidents.push(FakeIncident {
             id,
@@ -734,44 +577,31 @@ impl FakeCachet {
     }
 
     pub fn set_incident_status(&self, id: u64, status: i64) {
-        let mut s = self.shared.0.lock().unwrap();
+        let mut s = self.api();
         if let Some(i) = s.incidents.iter_mut().find(|i| i.id == id) {
             i.status = status;
         }
     }
 
     pub fn delete_incident(&self, id: u64) {
-        self.shared
-            .0
-            .lock()
-            .unwrap()
-            .incidents
-            .retain(|i| i.id != id);
+        self.api().incidents.retain(|i| i.id != id);
     }
 
     /// Put a schedule (JSON as Cachet serves it) on the page.
     pub fn add_schedule(&self, schedule: Value) {
-        self.shared.0.lock().unwrap().schedules.push(schedule);
+        self.api().schedules.push(schedule);
     }
 
     pub fn clear_schedules(&self) {
-        self.shared.0.lock().unwrap().schedules.clear();
+        self.api().schedules.clear();
     }
 
     pub fn remove_component(&self, id: u64) {
-        self.shared
-            .0
-            .lock()
-            .unwrap()
-            .components
-            .retain(|c| c.id != id);
+        self.api().components.retain(|c| c.id != id);
     }
 
     pub fn status_of(&self, id: u64) -> Option<i64> {
-        self.shared
-            .0
-            .lock()
-            .unwrap()
+        self.api()
             .components
             .iter()
             .find(|c| c.id == id)
@@ -780,60 +610,7 @@ impl FakeCachet {
 
     /// Successful status PUTs so far: (id, status), in order.
     pub fn puts(&self) -> Vec<(u64, i64)> {
-        self.shared.0.lock().unwrap().puts.clone()
-    }
-
-    pub fn seen(&self) -> Vec<Seen> {
-        self.shared.0.lock().unwrap().seen.clone()
-    }
-
-    /// Aim one fault at the next request to `method path` (path without the query string).
-    pub fn push_fault_on(&self, method: &str, path: &str, fault: Fault) {
-        self.shared
-            .0
-            .lock()
-            .unwrap()
-            .route_faults
-            .push((method.into(), path.into(), fault));
-    }
-
-    /// How many requests to `method path` have arrived (counted before any injected delay).
-    pub fn arrived(&self, method: &str, path: &str) -> usize {
-        self.shared
-            .0
-            .lock()
-            .unwrap()
-            .arrived
-            .iter()
-            .filter(|(m, p)| m == method && p == path)
-            .count()
-    }
-
-    /// Requests that arrived so far (counted before any injected delay).
-    pub fn arrivals(&self) -> usize {
-        self.shared.0.lock().unwrap().arrivals
-    }
-
-    /// Wait until `pred` holds over the requests seen, or the deadline passes.
-    pub fn wait_for(&self, deadline: Duration, pred: impl Fn(&[Seen]) -> bool) -> bool {
-        let end = Instant::now() + deadline;
-        let mut s = self.shared.0.lock().unwrap();
-        loop {
-            if pred(&s.seen) {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= end {
-                return false;
-            }
-            s = self.shared.1.wait_timeout(s, end - now).unwrap().0;
-        }
-    }
-}
-
-impl Drop for FakeCachet {
-    fn drop(&mut self) {
-        self.stop();
+        self.api().puts.clone()
     }
 }
 
@@ -844,7 +621,7 @@ mod tests {
     /// One raw HTTP/1.1 exchange with the fake, so its strictness is tested without statusrelay.
     fn raw(f: &FakeCachet, req: &str) -> String {
         use std::io::{Read, Write};
-        let mut c = std::net::TcpStream::connect(("127.0.0.1", f.port)).unwrap();
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", f.port())).unwrap();
         c.write_all(req.as_bytes()).unwrap();
         let mut out = String::new();
         let _ = c.read_to_string(&mut out);
@@ -890,13 +667,5 @@ mod tests {
             "GET /api/v1/components/2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAccept: application/json\r\n\r\n",
         );
         assert!(r.starts_with("HTTP/1.1 404"), "{r}");
-    }
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("db%20cluster"), "db cluster");
-        assert_eq!(percent_decode("a+b"), "a b");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz"), "%zz");
     }
 }

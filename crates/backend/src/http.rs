@@ -1,0 +1,389 @@
+//! The HTTP client every API backend shares.
+//!
+//! Invariants:
+//! - Redirects are never followed: a write that turns into a GET elsewhere would report success
+//!   for nothing. A 3xx is an error naming its Location so the operator can fix `url`.
+//! - TLS is always verified; `with_ca_pem` narrows the trusted roots to a private CA, and there
+//!   is deliberately no way to turn verification off.
+//! - Auth headers are secrets: they are sent, never shown (`Debug` redacts them) and never put
+//!   into an error.
+//! - Requests are paced: two requests are at least `min_interval` apart, so a page with a
+//!   published rate limit never sees a burst (Statuspage answers 429 above about 1 req/s).
+//! - Non-2xx answers carry the server's own words ([`error_text`]) and its Retry-After.
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use ureq::Agent;
+
+use crate::BackendError;
+
+/// A paced JSON client for one API base URL.
+pub struct Api {
+    base: String,
+    agent: Agent,
+    timeout: Duration,
+    /// Header name and value; the values are secrets.
+    auth: Vec<(&'static str, String)>,
+    min_interval: Duration,
+    last: Cell<Option<Instant>>,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api")
+            .field("base", &self.base)
+            .field(
+                "auth",
+                &self
+                    .auth
+                    .iter()
+                    .map(|(k, _)| (k, "<redacted>"))
+                    .collect::<Vec<_>>(),
+            )
+            .field("min_interval", &self.min_interval)
+            .finish()
+    }
+}
+
+impl Api {
+    /// `base` is the API root every path is appended to (e.g. `https://s.example.com/api/v1`).
+    pub fn new(base: &str, auth: Vec<(&'static str, String)>, timeout: Duration) -> Api {
+        Api {
+            base: base.trim_end_matches('/').to_string(),
+            agent: build_agent(timeout, None),
+            timeout,
+            auth,
+            min_interval: Duration::ZERO,
+            last: Cell::new(None),
+        }
+    }
+
+    /// Keep at least `d` between two requests.
+    pub fn paced(mut self, d: Duration) -> Api {
+        self.min_interval = d;
+        self
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Trust only the CA(s) in this PEM for the page's certificate (a private CA).
+    pub fn with_ca_pem(mut self, pem: &[u8]) -> Result<Api, BackendError> {
+        let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| BackendError::Config(format!("ca_file is not valid PEM: {e}")))?;
+        if certs.is_empty() {
+            return Err(BackendError::Config(
+                "ca_file holds no certificate (expected -----BEGIN CERTIFICATE-----)".into(),
+            ));
+        }
+        self.agent = build_agent(self.timeout, Some(certs));
+        Ok(self)
+    }
+
+    /// One request; returns the parsed JSON body of a 2xx answer (`Null` when it is empty).
+    /// The pacing interval runs from the end of the previous exchange, so the server sees
+    /// arrivals at least `min_interval` apart whatever the network's latency did.
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Result<Value, BackendError> {
+        if let Some(since) = self.last.get().map(|l| l.elapsed())
+            && since < self.min_interval
+        {
+            std::thread::sleep(self.min_interval - since);
+        }
+        let answer = self.exchange(method, path, query, body);
+        self.last.set(Some(Instant::now()));
+        answer
+    }
+
+    fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Result<Value, BackendError> {
+        let url = format!("{}{path}", self.base);
+        let resp = match method {
+            "GET" | "DELETE" => {
+                let mut rb = if method == "GET" {
+                    self.agent.get(&url)
+                } else {
+                    self.agent.delete(&url)
+                }
+                .header("Accept", "application/json");
+                for (k, v) in &self.auth {
+                    rb = rb.header(*k, v);
+                }
+                for (k, v) in query {
+                    rb = rb.query(*k, *v);
+                }
+                rb.call()
+            }
+            "PUT" | "POST" | "PATCH" => {
+                let mut rb = match method {
+                    "PUT" => self.agent.put(&url),
+                    "POST" => self.agent.post(&url),
+                    _ => self.agent.patch(&url),
+                }
+                .header("Accept", "application/json");
+                for (k, v) in &self.auth {
+                    rb = rb.header(*k, v);
+                }
+                for (k, v) in query {
+                    rb = rb.query(*k, *v);
+                }
+                rb.send_json(body.unwrap_or(Value::Null))
+            }
+            other => {
+                return Err(BackendError::Protocol(format!(
+                    "unsupported method {other}"
+                )));
+            }
+        }
+        .map_err(transport)?;
+        let status = resp.status().as_u16();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let retry_after = parse_retry_after(header("retry-after").as_deref());
+        let location = header("location");
+        let text = resp
+            .into_body()
+            .with_config()
+            .limit(4 * 1024 * 1024)
+            .lossy_utf8(true)
+            .read_to_string()
+            .map_err(transport)?;
+        if (300..400).contains(&status) {
+            return Err(BackendError::Http {
+                status,
+                message: format!(
+                    "redirected to {} : set backend.url to the final address",
+                    location.unwrap_or_default()
+                ),
+                retry_after: None,
+            });
+        }
+        if !(200..300).contains(&status) {
+            return Err(BackendError::Http {
+                status,
+                message: error_text(&text),
+                retry_after,
+            });
+        }
+        if text.trim().is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&text)
+            .map_err(|e| BackendError::Protocol(format!("{method} {path}: body is not JSON ({e})")))
+    }
+}
+
+fn first_str(v: &Value, ptrs: &[&str]) -> Option<String> {
+    ptrs.iter()
+        .find_map(|p| v.pointer(p).and_then(Value::as_str).map(str::to_string))
+}
+
+/// The server's own words from an error body, shortened for logs and dead letters. Knows the
+/// shapes of every supported API: Cachet 2 (`errors[0].detail` + `meta.details`), Cachet 3 /
+/// Laravel (`message` + `errors.{field}[]`), Statuspage (`message` or `error`), status.io
+/// (`status.message`).
+pub fn error_text(body: &str) -> String {
+    let text = match serde_json::from_str::<Value>(body) {
+        Ok(v) => {
+            let mut parts = Vec::new();
+            if let Some(t) = first_str(
+                &v,
+                &[
+                    "/errors/0/detail",
+                    "/errors/0/title",
+                    "/message",
+                    "/error",
+                    "/status/message",
+                ],
+            ) {
+                parts.push(t);
+            }
+            if let Some(details) = v
+                .pointer("/errors/0/meta/details")
+                .or_else(|| v.pointer("/meta/details"))
+                .and_then(Value::as_array)
+            {
+                parts.extend(details.iter().filter_map(Value::as_str).map(str::to_string));
+            }
+            if let Some(fields) = v.get("errors").and_then(Value::as_object) {
+                for (field, msgs) in fields {
+                    for m in msgs
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(Value::as_str)
+                    {
+                        parts.push(format!("{field}: {m}"));
+                    }
+                }
+            }
+            if parts.is_empty() {
+                body.trim().to_string()
+            } else {
+                parts.join(" ")
+            }
+        }
+        Err(_) => body.trim().to_string(),
+    };
+    let mut t: String = text.chars().filter(|c| !c.is_control()).take(300).collect();
+    if t.is_empty() {
+        t = "(empty body)".into();
+    }
+    t
+}
+
+fn parse_retry_after(v: Option<&str>) -> Option<Duration> {
+    v.and_then(|s| s.trim().parse::<u64>().ok())
+        .map(|s| Duration::from_secs(s.min(3600)))
+}
+
+fn transport(e: ureq::Error) -> BackendError {
+    match e {
+        ureq::Error::Tls(m) => BackendError::Tls(m.to_string()),
+        ureq::Error::Rustls(r) => BackendError::Tls(r.to_string()),
+        ureq::Error::Timeout(t) => BackendError::Transport(format!("timed out ({t})")),
+        ureq::Error::Io(io) => BackendError::Transport(io.to_string()),
+        ureq::Error::HostNotFound => BackendError::Transport("host not found".into()),
+        ureq::Error::ConnectionFailed => BackendError::Transport("connection failed".into()),
+        other => BackendError::Transport(other.to_string()),
+    }
+}
+
+fn build_agent(timeout: Duration, roots: Option<Vec<ureq::tls::Certificate<'static>>>) -> Agent {
+    let mut b = Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        // Statuspage and status.io take a body on PATCH/POST only; ureq would refuse a body
+        // on DELETE anyway, and GETs carry none.
+        .user_agent(concat!("statusrelay/", env!("CARGO_PKG_VERSION")));
+    if let Some(certs) = roots {
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
+            .build();
+        b = b.tls_config(tls);
+    }
+    b.build().into()
+}
+
+/// Warnings about how an API URL and token are set up; empty when all is well.
+pub fn transport_warnings(url: &str, token_file: Option<&std::path::Path>) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(rest) = url.strip_prefix("http://") {
+        let host = rest.split(['/', ':']).next().unwrap_or("");
+        let loopback = host == "localhost" || host.starts_with("127.") || host == "[::1]";
+        if !loopback {
+            out.push(format!("backend.url {url} is plain http to another host: the token crosses the network in clear; use https"));
+        }
+    }
+    if let Some(p) = token_file {
+        use std::os::unix::fs::PermissionsExt;
+        if std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o004 != 0) {
+            out.push(format!("token_file {} is readable by everyone: chmod 0600 (owner statusrelay) or 0640 root:statusrelay", p.display()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_text_prefers_the_servers_words() {
+        let body = r#"{"errors":[{"id":"x","status":400,"title":"Bad Request","detail":"The request cannot be fulfilled due to bad syntax.","meta":{"details":["The status format is invalid."]}}]}"#;
+        assert_eq!(
+            error_text(body),
+            "The request cannot be fulfilled due to bad syntax. The status format is invalid."
+        );
+        // Cachet 3 / Laravel validation.
+        assert_eq!(
+            error_text(
+                r#"{"message":"The status field is invalid.","errors":{"status":["The selected status is invalid."]}}"#
+            ),
+            "The status field is invalid. status: The selected status is invalid."
+        );
+        // Statuspage uses either key.
+        assert_eq!(error_text(r#"{"error":"Unauthorized"}"#), "Unauthorized");
+        assert_eq!(error_text(r#"{"message":"Not found"}"#), "Not found");
+        // status.io's envelope.
+        assert_eq!(
+            error_text(r#"{"status":{"error":"yes","message":"Invalid API key"}}"#),
+            "Invalid API key"
+        );
+        assert_eq!(error_text("<html>oops</html>"), "<html>oops</html>");
+        assert_eq!(error_text(""), "(empty body)");
+        assert!(error_text(&"x".repeat(10_000)).len() <= 300);
+    }
+
+    #[test]
+    fn a_private_ca_is_accepted_and_garbage_is_a_clear_error() {
+        let pem = include_bytes!("../testdata/test-ca.pem");
+        let api = || Api::new("https://127.0.0.1:9", vec![], Duration::from_secs(1));
+        assert!(api().with_ca_pem(pem).is_ok());
+        let e = api().with_ca_pem(b"not a pem").err().unwrap().to_string();
+        assert!(e.contains("holds no certificate"), "{e}");
+    }
+
+    #[test]
+    fn plain_http_to_another_host_is_warned_about() {
+        assert!(transport_warnings("http://127.0.0.1:8080", None).is_empty());
+        assert!(transport_warnings("http://localhost", None).is_empty());
+        assert!(transport_warnings("https://status.example.com", None).is_empty());
+        let w = transport_warnings("http://status.example.com", None);
+        assert!(
+            w[0].contains("plain http") && w[0].contains("use https"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_the_secrets() {
+        let api = Api::new(
+            "http://127.0.0.1:9",
+            vec![("X-Cachet-Token", "s3cret-token".into())],
+            Duration::from_secs(1),
+        );
+        let d = format!("{api:?}");
+        assert!(!d.contains("s3cret") && d.contains("X-Cachet-Token"), "{d}");
+    }
+
+    #[test]
+    fn pacing_spaces_requests() {
+        // Nothing listens on port 9 of loopback: each call fails fast, after pacing.
+        let api = Api::new("http://127.0.0.1:9", vec![], Duration::from_secs(1))
+            .paced(Duration::from_millis(150));
+        let t = Instant::now();
+        for _ in 0..3 {
+            let _ = api.call("GET", "/x", &[], None);
+        }
+        assert!(
+            t.elapsed() >= Duration::from_millis(300),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+}
