@@ -10,15 +10,6 @@ use crate::support::*;
 const DBI: &str =
     "[[component]]\nname = \"db cluster\"\nid = 2\nservices = [\"mysql\"]\nincidents = true\n";
 
-fn event(service: &str, ev: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("MONIT_SERVICE", service.into()),
-        ("MONIT_EVENT", ev.into()),
-        ("MONIT_DESCRIPTION", format!("{ev} (test)")),
-        ("MONIT_HOST", "node1".into()),
-    ]
-}
-
 fn say(sb: &Sandbox, ev: &str) {
     assert_code(&monit(sb, &event("mysql", ev)), 0);
 }

@@ -1,6 +1,7 @@
 //! Integration tests: the real `statusrelay` binary, real SQLite files, a strict fake Cachet
 //! on 127.0.0.1, each test in its own temp dir with the host's environment cleared.
 
+mod backends;
 mod delivery;
 mod faults;
 mod handler;

@@ -52,6 +52,16 @@ pub fn ok(service: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// One Monit event of `service` on node1, described by the event name.
+pub fn event(service: &str, ev: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("MONIT_SERVICE", service.into()),
+        ("MONIT_EVENT", ev.into()),
+        ("MONIT_DESCRIPTION", format!("{ev} (test)")),
+        ("MONIT_HOST", "node1".into()),
+    ]
+}
+
 /// Run `monit` with owned vars.
 pub fn monit(sb: &Sandbox, vars: &[(&str, String)]) -> Run {
     let v: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -18,8 +18,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use statusrelay_backend::{
-    Backend, BackendError, ComponentRef, cachet::Cachet, cachet3::Cachet3, html::Html,
-    http::transport_warnings, read_token, statusio::Statusio, statuspage::Statuspage,
+    Backend, BackendError, ComponentRef,
+    cachet::Cachet,
+    cachet3::Cachet3,
+    html::{Html, PageGroup},
+    http::{OverHttp, transport_warnings},
+    read_token,
+    statusio::Statusio,
+    statuspage::Statuspage,
 };
 use statusrelay_core::Config;
 use statusrelay_core::config::BackendConfig;
@@ -58,11 +64,26 @@ pub struct FlushReport {
 pub fn build_backend(config: &Config, clock: Arc<dyn Clock>) -> Result<Box<dyn Backend>, AppError> {
     let kind = config.backend.kind();
     let Some(r) = config.backend.remote() else {
-        let BackendConfig::Html { dir, title, .. } = &config.backend else {
+        let BackendConfig::Html {
+            dir,
+            title,
+            groups,
+            history_days,
+        } = &config.backend
+        else {
             unreachable!("every kind but html has API settings")
         };
         let names = config.components.iter().map(|c| c.name.clone()).collect();
-        return Ok(Box::new(Html::new(dir, title, names, clock)));
+        let groups = groups
+            .iter()
+            .map(|g| PageGroup {
+                name: g.name.clone(),
+                components: g.components.clone(),
+            })
+            .collect();
+        return Ok(Box::new(
+            Html::new(dir, title, names, clock).with_layout(groups, *history_days),
+        ));
     };
     let url = r.url_for(kind);
     let token = read_token(r.token_file.as_deref(), r.token_env.as_deref())?;
@@ -84,34 +105,31 @@ pub fn build_backend(config: &Config, clock: Arc<dyn Clock>) -> Result<Box<dyn B
     Ok(match &config.backend {
         BackendConfig::Cachet(_) => {
             let c = Cachet::new(&url, token, r.timeout).with_version(r.version());
-            Box::new(with_ca(c, pem, Cachet::with_ca_pem)?)
+            Box::new(client(c, pace, pem)?)
         }
         BackendConfig::Cachet3(_) => {
-            let c = Cachet3::new(&url, &r.api_prefix(), token, r.timeout).paced(pace);
-            Box::new(with_ca(c, pem, Cachet3::with_ca_pem)?)
+            let c = Cachet3::new(&url, &r.api_prefix(), token, r.timeout);
+            Box::new(client(c, pace, pem)?)
         }
         BackendConfig::Statuspage(_) => {
-            let c = Statuspage::new(&url, page, token, r.timeout).paced(pace);
-            Box::new(with_ca(c, pem, Statuspage::with_ca_pem)?)
+            let c = Statuspage::new(&url, page, token, r.timeout);
+            Box::new(client(c, pace, pem)?)
         }
         BackendConfig::Statusio(_) => {
             let api_id = r.api_id.as_deref().unwrap_or_default();
-            let c = Statusio::new(&url, page, api_id, token, r.timeout).paced(pace);
-            Box::new(with_ca(c, pem, Statusio::with_ca_pem)?)
+            let c = Statusio::new(&url, page, api_id, token, r.timeout);
+            Box::new(client(c, pace, pem)?)
         }
         BackendConfig::Html { .. } => unreachable!("handled above"),
     })
 }
 
-/// Narrow a client's trusted roots to the configured CA, when there is one.
-fn with_ca<B>(
-    client: B,
-    pem: Option<&[u8]>,
-    narrow: fn(B, &[u8]) -> Result<B, BackendError>,
-) -> Result<B, BackendError> {
+/// Pace a client and narrow its trusted roots to the configured CA, when there is one.
+fn client<B: OverHttp>(c: B, pace: Duration, pem: Option<&[u8]>) -> Result<B, BackendError> {
+    let c = c.paced(pace);
     match pem {
-        Some(p) => narrow(client, p),
-        None => Ok(client),
+        Some(p) => c.with_ca_pem(p),
+        None => Ok(c),
     }
 }
 

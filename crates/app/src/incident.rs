@@ -119,11 +119,9 @@ impl Flusher<'_> {
                 }
             }
         }
-        let remote = self
-            .spool
-            .remote_id(&self.identity, component)
-            .ok()
-            .flatten();
+        // Pages often list a maintenance's components by id only: resolve (and cache) ours.
+        let comp = self.component_ref(component);
+        let remote = self.resolve(&comp, false).ok();
         let lc = component.to_lowercase();
         self.page_maintenance.as_ref()?.1.iter().find_map(|m| {
             let covers = mode == "all"

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use statusrelay_core::State;
 
-use crate::http::Api;
+use crate::http::{Api, OverHttp};
 use crate::{
     Backend, BackendError, CheckLine, ComponentRef, PageIncident, PageMaintenance, component_keys,
     text, unique_id,
@@ -76,12 +76,6 @@ impl Cachet {
             base,
             is_23: None,
         }
-    }
-
-    /// Trust only the CA(s) in this PEM for the page's certificate (a private CA).
-    pub fn with_ca_pem(mut self, pem: &[u8]) -> Result<Cachet, BackendError> {
-        self.api = self.api.with_ca_pem(pem)?;
-        Ok(self)
     }
 
     fn call(
@@ -166,6 +160,12 @@ impl Cachet {
         v.pointer("/data/status")
             .and_then(Value::as_i64)
             .ok_or_else(|| BackendError::Protocol(format!("GET /components/{id}: no data.status")))
+    }
+}
+
+impl OverHttp for Cachet {
+    fn api_mut(&mut self) -> &mut Api {
+        &mut self.api
     }
 }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use statusrelay_core::State;
 
-use crate::http::Api;
+use crate::http::{Api, OverHttp};
 use crate::{
     Backend, BackendError, CheckLine, ComponentRef, PageIncident, PageMaintenance, text, unique_id,
 };
@@ -95,16 +95,6 @@ impl Cachet3 {
         }
     }
 
-    pub fn paced(mut self, d: Duration) -> Cachet3 {
-        self.api = self.api.paced(d);
-        self
-    }
-
-    pub fn with_ca_pem(mut self, pem: &[u8]) -> Result<Cachet3, BackendError> {
-        self.api = self.api.with_ca_pem(pem)?;
-        Ok(self)
-    }
-
     /// Every item of a listing, following simple pagination.
     fn list_all(&self, path: &str, query: &[(&str, &str)]) -> Result<Vec<Value>, BackendError> {
         let mut out = Vec::new();
@@ -145,6 +135,12 @@ impl Cachet3 {
         enum_value(v.pointer("/data/attributes/status")).ok_or_else(|| {
             BackendError::Protocol(format!("GET /components/{id}: no data.attributes.status"))
         })
+    }
+}
+
+impl OverHttp for Cachet3 {
+    fn api_mut(&mut self) -> &mut Api {
+        &mut self.api
     }
 }
 

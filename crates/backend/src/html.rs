@@ -20,27 +20,114 @@ use statusrelay_core::time::{Clock, rfc3339};
 use crate::{Backend, BackendError, CheckLine, ComponentRef};
 
 /// Version of the `status.json` schema (documented in the README).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+
+const DAY_MS: i64 = 86_400_000;
 
 /// `status.json`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PageDoc {
     pub schema: u32,
     pub title: String,
     /// Worst state of all components.
     pub overall: State,
     pub updated_at: String,
+    /// The window the history, uptime and past incidents cover.
+    #[serde(default)]
+    pub history_days: u32,
+    /// Groups as configured, in order; components in none are listed after them.
+    #[serde(default)]
+    pub groups: Vec<PageGroup>,
     pub components: Vec<PageComponent>,
+    /// Outages: open ones and those resolved within the window, oldest first.
+    #[serde(default)]
+    pub incidents: Vec<Outage>,
+}
+
+/// A group of components.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PageGroup {
+    pub name: String,
+    pub components: Vec<String>,
 }
 
 /// One component in `status.json`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PageComponent {
     pub name: String,
     pub state: State,
     pub label: String,
     pub updated_at: Option<String>,
     pub message: Option<String>,
+    /// Percent of the known time in the window not spent in a partial or major outage
+    /// (maintenance counts as up; time before the first state is not counted). None: no data.
+    #[serde(default)]
+    pub uptime: Option<f64>,
+    /// State changes in the window, plus the last one before it, oldest first.
+    #[serde(default)]
+    pub history: Vec<Change>,
+}
+
+/// A state change of a component.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Change {
+    pub at_ms: i64,
+    pub state: State,
+}
+
+/// An outage: a component left operational (for anything but maintenance) until it came back.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Outage {
+    pub id: u64,
+    pub component: String,
+    /// The worst state during the outage.
+    pub state: State,
+    pub started_at_ms: i64,
+    pub resolved_at_ms: Option<i64>,
+    pub updates: Vec<OutageUpdate>,
+}
+
+/// One step of an outage.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OutageUpdate {
+    pub at_ms: i64,
+    pub state: State,
+    pub message: Option<String>,
+}
+
+fn is_outage(s: State) -> bool {
+    matches!(
+        s,
+        State::PerformanceIssues | State::PartialOutage | State::MajorOutage
+    )
+}
+
+/// Uptime percent of `history` over `[from, to)`; None when nothing is known in it.
+pub fn uptime(history: &[Change], from: i64, to: i64) -> Option<f64> {
+    let (mut known, mut down) = (0i64, 0i64);
+    for (i, c) in history.iter().enumerate() {
+        let start = c.at_ms.max(from);
+        let end = history.get(i + 1).map_or(to, |n| n.at_ms).min(to);
+        if end <= start || c.state == State::Unknown {
+            continue;
+        }
+        known += end - start;
+        if matches!(c.state, State::PartialOutage | State::MajorOutage) {
+            down += end - start;
+        }
+    }
+    (known > 0).then(|| 100.0 * (known - down) as f64 / known as f64)
+}
+
+/// The worst state shown during `[from, to)`, if any is known.
+pub fn worst_in(history: &[Change], from: i64, to: i64) -> Option<State> {
+    history
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| c.at_ms < to && history.get(i + 1).is_none_or(|n| n.at_ms > from))
+        .map(|(_, c)| c.state)
+        .filter(|s| *s != State::Unknown)
+        .reduce(State::worst)
 }
 
 /// The static page writer.
@@ -49,6 +136,8 @@ pub struct Html {
     title: String,
     /// Configured components, shown even before their first event.
     configured: Vec<String>,
+    groups: Vec<PageGroup>,
+    history_days: u32,
     clock: Arc<dyn Clock>,
 }
 
@@ -58,8 +147,17 @@ impl Html {
             dir: dir.to_path_buf(),
             title: title.to_string(),
             configured,
+            groups: Vec::new(),
+            history_days: 90,
             clock,
         }
+    }
+
+    /// Group components on the page, and keep `days` of history.
+    pub fn with_layout(mut self, groups: Vec<PageGroup>, days: u32) -> Html {
+        self.groups = groups;
+        self.history_days = days.max(1);
+        self
     }
 
     fn io(&self, path: &Path) -> impl Fn(std::io::Error) -> BackendError + '_ {
@@ -78,7 +176,10 @@ impl Html {
             title: self.title.clone(),
             overall: State::Unknown,
             updated_at: String::new(),
+            history_days: self.history_days,
+            groups: Vec::new(),
             components: vec![],
+            incidents: vec![],
         };
         match fs::read_to_string(&path) {
             Ok(text) => match serde_json::from_str::<PageDoc>(&text) {
@@ -119,9 +220,23 @@ impl Html {
                     label: State::Unknown.label().into(),
                     updated_at: None,
                     message: None,
+                    uptime: None,
+                    history: Vec::new(),
                 });
             }
         }
+        let now = self.clock.now_ms();
+        let from = now - i64::from(self.history_days) * DAY_MS;
+        for c in &mut doc.components {
+            // Keep the last change before the window: it says what was shown at its start.
+            let keep_from = c.history.iter().rposition(|h| h.at_ms <= from).unwrap_or(0);
+            c.history.drain(..keep_from);
+            c.uptime = uptime(&c.history, from, now);
+        }
+        doc.incidents
+            .retain(|o| o.resolved_at_ms.is_none_or(|t| t >= from));
+        doc.groups = self.groups.clone();
+        doc.history_days = self.history_days;
         // Configured order first, then the rest by name: a stable page.
         let pos = |n: &str| {
             self.configured
@@ -137,77 +252,56 @@ impl Html {
             .fold(State::Operational, |w, c| w.worst(c.state));
         doc.title = self.title.clone();
         doc.schema = SCHEMA_VERSION;
-        doc.updated_at = rfc3339(self.clock.now_ms());
+        doc.updated_at = rfc3339(now);
         let json =
             serde_json::to_vec_pretty(&doc).map_err(|e| BackendError::Protocol(e.to_string()))?;
         self.write_atomic("status.json", &json)?;
-        self.write_atomic("index.html", render(&doc).as_bytes())
+        self.write_atomic("feed.atom", crate::html_render::atom(&doc, now).as_bytes())?;
+        self.write_atomic("index.html", crate::html_render::page(&doc, now).as_bytes())
     }
 }
 
-/// Escape text for HTML element content and attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+pub use crate::html_render::escape;
+
+/// Open, extend or resolve the component's outage for a new state.
+fn record_outage(
+    outages: &mut Vec<Outage>,
+    component: &str,
+    state: State,
+    message: Option<String>,
+    now: i64,
+    changed: bool,
+) {
+    let open = outages
+        .iter_mut()
+        .find(|o| o.component == component && o.resolved_at_ms.is_none());
+    let update = OutageUpdate {
+        at_ms: now,
+        state,
+        message,
+    };
+    match open {
+        Some(o) if state == State::Operational => {
+            o.resolved_at_ms = Some(now);
+            o.updates.push(update);
         }
+        Some(o) if is_outage(state) && changed => {
+            o.state = o.state.worst(state);
+            o.updates.push(update);
+        }
+        None if is_outage(state) => {
+            let id = outages.iter().map(|o| o.id).max().unwrap_or(0) + 1;
+            outages.push(Outage {
+                id,
+                component: component.to_string(),
+                state,
+                started_at_ms: now,
+                resolved_at_ms: None,
+                updates: vec![update],
+            });
+        }
+        _ => {}
     }
-    out
-}
-
-fn render(doc: &PageDoc) -> String {
-    let mut rows = String::new();
-    for c in &doc.components {
-        rows.push_str(&format!(
-            "<li class=\"component\" data-state=\"{st}\"><span class=\"name\">{name}</span> <span class=\"state {st}\">{label}</span>{msg}{when}</li>\n",
-            st = c.state.as_str(),
-            name = escape(&c.name),
-            label = escape(c.state.label()),
-            msg = c.message.as_deref().filter(|m| !m.is_empty() && c.state != State::Operational)
-                .map(|m| format!("<p class=\"message\">{}</p>", escape(m.lines().next().unwrap_or("")))).unwrap_or_default(),
-            when = c.updated_at.as_deref().map(|t| format!(" <time datetime=\"{t}\">{t}</time>", t = escape(t))).unwrap_or_default(),
-        ));
-    }
-    format!(
-        r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>
-:root {{ color-scheme: light dark; font-family: system-ui, sans-serif; }}
-body {{ max-width: 48rem; margin: 2rem auto; padding: 0 1rem; }}
-ul {{ list-style: none; padding: 0; }}
-li.component {{ display: flex; flex-wrap: wrap; gap: .5rem; justify-content: space-between; padding: .75rem 0; border-bottom: 1px solid #8884; }}
-.message {{ flex-basis: 100%; margin: 0; font-size: .9rem; opacity: .8; }}
-.state {{ font-weight: 600; }}
-.operational {{ color: #1a7f37; }} .performance_issues {{ color: #9a6700; }}
-.partial_outage {{ color: #bc4c00; }} .major_outage {{ color: #cf222e; }}
-.under_maintenance {{ color: #0969da; }} .unknown {{ color: #6e7781; }}
-time {{ flex-basis: 100%; font-size: .8rem; opacity: .7; }}
-</style>
-</head>
-<body>
-<h1>{title}</h1>
-<p class="overall" data-state="{ost}">Overall: <strong class="state {ost}">{olabel}</strong></p>
-<ul>
-{rows}</ul>
-<p><small>Last updated <time datetime="{upd}">{upd}</time>. Machine-readable: <a href="status.json">status.json</a>.</small></p>
-</body>
-</html>
-"#,
-        title = escape(&doc.title),
-        ost = doc.overall.as_str(),
-        olabel = escape(doc.overall.label()),
-        upd = escape(&doc.updated_at),
-    )
 }
 
 impl Backend for Html {
@@ -227,18 +321,33 @@ impl Backend for Html {
         message: Option<&str>,
     ) -> Result<State, BackendError> {
         let mut doc = self.load()?;
-        let now = rfc3339(self.clock.now_ms());
-        let entry = PageComponent {
-            name: remote_id.to_string(),
-            state,
-            label: state.label().to_string(),
-            updated_at: Some(now),
-            message: message.map(str::to_string),
+        let now = self.clock.now_ms();
+        let message = message.map(str::to_string);
+        let pos = match doc.components.iter().position(|c| c.name == remote_id) {
+            Some(p) => p,
+            None => {
+                doc.components.push(PageComponent {
+                    name: remote_id.to_string(),
+                    state,
+                    label: String::new(),
+                    updated_at: None,
+                    message: None,
+                    uptime: None,
+                    history: Vec::new(),
+                });
+                doc.components.len() - 1
+            }
         };
-        match doc.components.iter_mut().find(|c| c.name == remote_id) {
-            Some(c) => *c = entry,
-            None => doc.components.push(entry),
+        let c = &mut doc.components[pos];
+        let changed = c.history.last().is_none_or(|h| h.state != state);
+        if changed {
+            c.history.push(Change { at_ms: now, state });
         }
+        c.state = state;
+        c.label = state.label().to_string();
+        c.updated_at = Some(rfc3339(now));
+        c.message = message.clone();
+        record_outage(&mut doc.incidents, remote_id, state, message, now, changed);
         self.save(doc)?;
         // Read back: the file is the page's confirmation.
         let confirmed = self

@@ -9,6 +9,8 @@
 //!   into an error.
 //! - Requests are paced: two requests are at least `min_interval` apart, so a page with a
 //!   published rate limit never sees a burst (Statuspage answers 429 above about 1 req/s).
+//!   The first request of a client waits one interval too, since the previous process talking
+//!   to the same page may have just made one.
 //! - Non-2xx answers carry the server's own words ([`error_text`]) and its Retry-After.
 
 use std::cell::Cell;
@@ -18,6 +20,24 @@ use serde_json::Value;
 use ureq::Agent;
 
 use crate::BackendError;
+
+/// A backend that reaches its page through an [`Api`]: pacing and trusted roots are set the
+/// same way for all of them.
+pub trait OverHttp: Sized {
+    fn api_mut(&mut self) -> &mut Api;
+
+    /// Keep at least `d` between two requests.
+    fn paced(mut self, d: Duration) -> Self {
+        self.api_mut().min_interval = d;
+        self
+    }
+
+    /// Trust only the CA(s) in this PEM for the page's certificate (a private CA).
+    fn with_ca_pem(mut self, pem: &[u8]) -> Result<Self, BackendError> {
+        self.api_mut().trust_ca_pem(pem)?;
+        Ok(self)
+    }
+}
 
 /// A paced JSON client for one API base URL.
 pub struct Api {
@@ -56,7 +76,9 @@ impl Api {
             timeout,
             auth,
             min_interval: Duration::ZERO,
-            last: Cell::new(None),
+            // As if a request had just ended: another process (an earlier `flush --once`, a
+            // `check --online`) may have made one a moment ago, so the first one waits too.
+            last: Cell::new(Some(Instant::now())),
         }
     }
 
@@ -71,7 +93,7 @@ impl Api {
     }
 
     /// Trust only the CA(s) in this PEM for the page's certificate (a private CA).
-    pub fn with_ca_pem(mut self, pem: &[u8]) -> Result<Api, BackendError> {
+    pub fn trust_ca_pem(&mut self, pem: &[u8]) -> Result<(), BackendError> {
         let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(pem)
             .filter_map(|item| match item {
                 Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
@@ -86,7 +108,7 @@ impl Api {
             ));
         }
         self.agent = build_agent(self.timeout, Some(certs));
-        Ok(self)
+        Ok(())
     }
 
     /// One request; returns the parsed JSON body of a 2xx answer (`Null` when it is empty).
@@ -342,9 +364,9 @@ mod tests {
     #[test]
     fn a_private_ca_is_accepted_and_garbage_is_a_clear_error() {
         let pem = include_bytes!("../testdata/test-ca.pem");
-        let api = || Api::new("https://127.0.0.1:9", vec![], Duration::from_secs(1));
-        assert!(api().with_ca_pem(pem).is_ok());
-        let e = api().with_ca_pem(b"not a pem").err().unwrap().to_string();
+        let mut api = Api::new("https://127.0.0.1:9", vec![], Duration::from_secs(1));
+        assert!(api.trust_ca_pem(pem).is_ok());
+        let e = api.trust_ca_pem(b"not a pem").err().unwrap().to_string();
         assert!(e.contains("holds no certificate"), "{e}");
     }
 

@@ -10,6 +10,7 @@
 pub mod cachet;
 pub mod cachet3;
 pub mod html;
+mod html_render;
 pub mod http;
 pub mod statusio;
 pub mod statuspage;
@@ -240,6 +241,27 @@ pub(crate) fn unique_id(name: &str, ids: Vec<String>) -> Result<String, BackendE
             ids: ids.join(", "),
         }),
     }
+}
+
+/// One `check` line per component: the id it resolves to (`suffix` says what kind), or why not.
+pub(crate) fn resolve_lines(
+    backend: &mut dyn Backend,
+    components: &[ComponentRef],
+    suffix: &str,
+) -> Vec<CheckLine> {
+    components
+        .iter()
+        .map(|c| match backend.resolve(c) {
+            Ok(id) => CheckLine {
+                ok: true,
+                what: format!("component {:?} is id {id}{suffix}", c.name),
+            },
+            Err(e) => CheckLine {
+                ok: false,
+                what: format!("component {:?}: {e}", c.name),
+            },
+        })
+        .collect()
 }
 
 /// The ids and names of a JSON list of components (objects with `id`/`name`, or bare ids), as

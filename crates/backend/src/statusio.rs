@@ -15,9 +15,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use statusrelay_core::State;
 
-use crate::http::Api;
+use crate::http::{Api, OverHttp};
 use crate::{
-    Backend, BackendError, CheckLine, ComponentRef, PageIncident, PageMaintenance, text, unique_id,
+    Backend, BackendError, CheckLine, ComponentRef, PageIncident, PageMaintenance, resolve_lines,
+    text, unique_id,
 };
 
 /// status.io component status codes.
@@ -92,16 +93,6 @@ impl Statusio {
         }
     }
 
-    pub fn paced(mut self, d: Duration) -> Statusio {
-        self.api = self.api.paced(d);
-        self
-    }
-
-    pub fn with_ca_pem(mut self, pem: &[u8]) -> Result<Statusio, BackendError> {
-        self.api = self.api.with_ca_pem(pem)?;
-        Ok(self)
-    }
-
     /// One call whose envelope must say `error: "no"`; returns `result`.
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, BackendError> {
         let v = self.api.call(method, path, &[], body)?;
@@ -156,6 +147,12 @@ impl Statusio {
             body["incident_id"] = json!(i);
         }
         body
+    }
+}
+
+impl OverHttp for Statusio {
+    fn api_mut(&mut self) -> &mut Api {
+        &mut self.api
     }
 }
 
@@ -359,18 +356,7 @@ impl Backend for Statusio {
                 return out;
             }
         }
-        for c in components {
-            out.push(match self.resolve(c) {
-                Ok(id) => CheckLine {
-                    ok: true,
-                    what: format!("component {:?} is {id} (component-container)", c.name),
-                },
-                Err(e) => CheckLine {
-                    ok: false,
-                    what: format!("component {:?}: {e}", c.name),
-                },
-            });
-        }
+        out.extend(resolve_lines(self, components, " (component-container)"));
         out
     }
 }

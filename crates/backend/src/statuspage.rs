@@ -15,10 +15,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use statusrelay_core::State;
 
-use crate::http::Api;
+use crate::http::{Api, OverHttp};
 use crate::{
     Backend, BackendError, CheckLine, ComponentRef, PageIncident, PageMaintenance, component_keys,
-    text, unique_id,
+    resolve_lines, text, unique_id,
 };
 
 /// Components per page of the listing (the API's maximum).
@@ -55,16 +55,6 @@ impl Statuspage {
             )
             .paced(Duration::from_secs(1)),
         }
-    }
-
-    pub fn paced(mut self, d: Duration) -> Statuspage {
-        self.api = self.api.paced(d);
-        self
-    }
-
-    pub fn with_ca_pem(mut self, pem: &[u8]) -> Result<Statuspage, BackendError> {
-        self.api = self.api.with_ca_pem(pem)?;
-        Ok(self)
     }
 
     /// Every item of a paginated listing.
@@ -117,6 +107,12 @@ impl Statuspage {
         self.api
             .call("PATCH", &format!("/incidents/{incident}"), &[], Some(body))
             .map(|_| ())
+    }
+}
+
+impl OverHttp for Statuspage {
+    fn api_mut(&mut self) -> &mut Api {
+        &mut self.api
     }
 }
 
@@ -278,18 +274,7 @@ impl Backend for Statuspage {
                 return out;
             }
         }
-        for c in components {
-            out.push(match self.resolve(c) {
-                Ok(id) => CheckLine {
-                    ok: true,
-                    what: format!("component {:?} is id {id}", c.name),
-                },
-                Err(e) => CheckLine {
-                    ok: false,
-                    what: format!("component {:?}: {e}", c.name),
-                },
-            });
-        }
+        out.extend(resolve_lines(self, components, ""));
         out
     }
 }

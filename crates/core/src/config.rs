@@ -700,13 +700,43 @@ impl Config {
         if let Some(r) = self.backend.remote() {
             validate_remote(r, self.backend.kind()).map_err(|(k, m)| invalid(k, m))?;
         }
-        if let BackendConfig::Html { dir, .. } = &self.backend
-            && dir.as_os_str().is_empty()
+        if let BackendConfig::Html {
+            dir,
+            groups,
+            history_days,
+            ..
+        } = &self.backend
         {
-            return Err(invalid(
-                "backend.dir".into(),
-                "must name a directory".into(),
-            ));
+            if dir.as_os_str().is_empty() {
+                return Err(invalid(
+                    "backend.dir".into(),
+                    "must name a directory".into(),
+                ));
+            }
+            if !(1..=366).contains(history_days) {
+                return Err(invalid(
+                    "backend.history_days".into(),
+                    format!("{history_days}: use 1 to 366"),
+                ));
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for g in groups {
+                for n in &g.components {
+                    if !seen.insert(n.as_str()) {
+                        return Err(invalid(
+                            format!("backend.groups {:?}", g.name),
+                            format!("component {n:?} is already in a group: list it once"),
+                        ));
+                    }
+                    if !self.components.is_empty() && !self.components.iter().any(|c| &c.name == n)
+                    {
+                        return Err(invalid(
+                            format!("backend.groups {:?}", g.name),
+                            format!("{n:?} is not a configured [[component]] name"),
+                        ));
+                    }
+                }
+            }
         }
         let kind = self.backend.kind();
         for c in &self.components {
