@@ -44,13 +44,23 @@ pub fn write_rc_and_check(rc: &Path, text: &str) -> Result<(), String> {
     }
 }
 
-/// A free TCP port on loopback (bound, then released for the daemon or the test to take).
+/// A free TCP port on loopback for a daemon or a test to bind later.
+///
+/// Ports come from 20000-31999, below Linux's ephemeral range (32768+): the fakes and every
+/// client socket get ephemeral ports, so one of them can no longer take a port between this
+/// check and Monit's bind (seen once as "Cannot bind: Address already in use"). A counter keeps
+/// the tests of one process apart; the pid spreads concurrent test processes.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let offset = (std::process::id() % 1000) as u16 * 12;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = 20_000 + (offset.wrapping_add(n)) % 12_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A running Monit daemon.
