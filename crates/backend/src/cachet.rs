@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use statusrelay_core::State;
 
-use crate::http::{Api, OverHttp};
+use crate::http::{Api, OverHttp, write_proof};
 use crate::{
     Backend, BackendError, CheckLine, ComponentRef, PageIncident, PageMaintenance, component_keys,
     text, unique_id,
@@ -397,21 +397,7 @@ impl Backend for Cachet {
         }
         // A GET cannot validate a token (Cachet treats a bad token as a guest), so write the
         // status the component already has: a no-op that needs a valid token.
-        match first_id {
-            Some((id, code, name)) => match self.call(
-                "PUT",
-                &format!("/components/{id}"),
-                &[],
-                Some(json!({ "status": code })),
-            ) {
-                Ok(_) => line(
-                    true,
-                    format!("the token can write (re-sent {name:?}'s current status)"),
-                ),
-                Err(e) => line(false, format!("the token cannot write: {e}")),
-            },
-            None => line(false, "token unverified: no component to write to".into()),
-        }
+        out.push(write_proof(&self.api, "PUT", first_id));
         out
     }
 }

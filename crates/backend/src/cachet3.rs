@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use statusrelay_core::State;
 
-use crate::http::{Api, OverHttp};
+use crate::http::{Api, OverHttp, write_proof};
 use crate::{
     Backend, BackendError, CheckLine, ComponentRef, PageIncident, PageMaintenance, text, unique_id,
 };
@@ -318,21 +318,7 @@ impl Backend for Cachet3 {
             }
         }
         // Reads may be public; only a write proves the token has components.manage.
-        match first {
-            Some((id, code, name)) => match self.api.call(
-                "PATCH",
-                &format!("/components/{id}"),
-                &[],
-                Some(json!({ "status": code })),
-            ) {
-                Ok(_) => line(
-                    true,
-                    format!("the token can write (re-sent {name:?}'s current status)"),
-                ),
-                Err(e) => line(false, format!("the token cannot write: {e}")),
-            },
-            None => line(false, "token unverified: no component to write to".into()),
-        }
+        out.push(write_proof(&self.api, "PATCH", first));
         out
     }
 }

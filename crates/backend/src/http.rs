@@ -218,6 +218,31 @@ impl Api {
     }
 }
 
+/// `check --online`'s proof that the token can write: send a component's current status back
+/// (`first` is its id, status code and name), a no-op only a valid token may make.
+pub(crate) fn write_proof(
+    api: &Api,
+    method: &str,
+    first: Option<(String, i64, String)>,
+) -> crate::CheckLine {
+    let (ok, what) = match first {
+        Some((id, code, name)) => match api.call(
+            method,
+            &format!("/components/{id}"),
+            &[],
+            Some(serde_json::json!({ "status": code })),
+        ) {
+            Ok(_) => (
+                true,
+                format!("the token can write (re-sent {name:?}'s current status)"),
+            ),
+            Err(e) => (false, format!("the token cannot write: {e}")),
+        },
+        None => (false, "token unverified: no component to write to".into()),
+    };
+    crate::CheckLine { ok, what }
+}
+
 fn first_str(v: &Value, ptrs: &[&str]) -> Option<String> {
     ptrs.iter()
         .find_map(|p| v.pointer(p).and_then(Value::as_str).map(str::to_string))
