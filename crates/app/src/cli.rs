@@ -1,9 +1,13 @@
 //! The command line, as clap definitions (kept in the library so man pages and completions can
 //! be generated from the same source).
+//!
+//! Invariant: every subcommand's arguments are wrapped in [`Lazy`], so a run builds only the
+//! arguments of the subcommand it runs. Monit spawns `statusrelay monit` once per event, and
+//! building all subcommands' arguments was a sixth of the handler's CPU time.
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand};
 use statusrelay_core::State;
 
 #[derive(Debug, Parser)]
@@ -33,121 +37,231 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Record a Monit exec event from MONIT_* variables (run by Monit; never touches the network)
-    Monit {
-        /// Component to update, instead of routing by the service name
-        #[arg(long, value_name = "NAME")]
-        component: Option<String>,
-    },
+    Monit(Lazy<MonitArgs>),
     /// Record a state for a component from any other agent, cron job or person
-    Event {
-        #[arg(long, value_name = "NAME")]
-        component: String,
-        /// operational, performance_issues, partial_outage, major_outage, under_maintenance, unknown
-        #[arg(long, value_name = "STATE")]
-        status: State,
-        #[arg(long, value_name = "TEXT")]
-        message: Option<String>,
-        /// Who reports it; each source's state is kept apart and the component shows the worst
-        #[arg(long, value_name = "ID", default_value = "manual")]
-        source: String,
-    },
+    Event(Lazy<EventArgs>),
     /// Deliver queued states to the status page (until SIGTERM, or once with --once)
-    Flush {
-        /// Deliver what is due, then exit: 0 if nothing is pending, 75 if something still is
-        #[arg(long)]
-        once: bool,
-        /// Write Prometheus metrics to this file (node_exporter textfile collector), atomically
-        #[arg(long, value_name = "PATH")]
-        metrics_file: Option<PathBuf>,
-    },
+    Flush(Lazy<FlushArgs>),
     /// List pending, in-flight and dead-lettered deliveries and rejected events
-    Queue {
-        #[arg(long)]
-        json: bool,
-    },
+    Queue(Lazy<QueueArgs>),
     /// Queue health, flusher liveness and each component's state
-    Status {
-        #[arg(long)]
-        json: bool,
-    },
+    Status(Lazy<StatusArgs>),
     /// Make queued or dead-lettered deliveries due now, or re-apply rejected events
-    Replay {
-        /// Delivery ids (12) or rejected event ids (e7), as `queue` shows them
-        ids: Vec<String>,
-        /// Include dead-lettered deliveries
-        #[arg(long)]
-        dead: bool,
-        /// Re-apply events that were rejected (unknown service, broken config...) with the current config
-        #[arg(long)]
-        rejected: bool,
-        /// Only this component
-        #[arg(long, value_name = "NAME")]
-        component: Option<String>,
-        /// Re-send the latest state of each component changed within DURATION (e.g. 2h), even if the page showed it
-        #[arg(long, value_name = "DURATION")]
-        since: Option<String>,
-        /// Show what would be replayed; change nothing
-        #[arg(long)]
-        dry_run: bool,
-    },
+    Replay(Lazy<ReplayArgs>),
     /// Print the Monit checks for every [[check]] in the config (or write them to --dir)
-    MonitConfig {
-        /// Write one file per check here (e.g. /etc/monit/conf.d), removing checks dropped from the config
-        #[arg(long, value_name = "DIR")]
-        dir: Option<PathBuf>,
-        /// The statusrelay binary Monit runs
-        #[arg(long, value_name = "PATH", default_value = "/usr/bin/statusrelay")]
-        bin: String,
-        /// systemd unit of the flusher, for the check that watches it
-        #[arg(long, value_name = "UNIT", default_value = "statusrelay")]
-        flusher_unit: String,
-        /// With --dir: change nothing; exit 0 if the directory matches the config, 1 if not
-        #[arg(long, requires = "dir")]
-        check: bool,
-    },
+    MonitConfig(Lazy<MonitConfigArgs>),
     /// Local maintenance windows: hold a component's updates (and incidents) during a deploy
-    Maintenance {
-        #[command(subcommand)]
-        action: MaintenanceAction,
-    },
+    Maintenance(Lazy<MaintenanceArgs>),
     /// Read Monit's own status (its HTTP interface) and record every real difference
-    Resync {
-        /// Show the differences; change nothing
-        #[arg(long)]
-        dry_run: bool,
-    },
+    Resync(Lazy<ResyncArgs>),
     /// Validate the config; with --online also the API, the token and every component
-    Check {
-        #[arg(long)]
-        online: bool,
-    },
+    Check(Lazy<CheckArgs>),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum MaintenanceAction {
     /// Start a window: updates of the component are held until it ends
-    Start {
-        #[arg(long, value_name = "NAME")]
-        component: String,
-        /// How long, e.g. 30m (it ends by itself)
-        #[arg(long = "for", value_name = "DURATION")]
-        duration: String,
-        #[arg(long, value_name = "TEXT")]
-        reason: Option<String>,
-        /// Show the component as under_maintenance on the page while it lasts
-        #[arg(long)]
-        show: bool,
-    },
+    Start(Lazy<MaintenanceStartArgs>),
     /// End the active windows of a component (or all), delivering what was held
-    Stop {
-        #[arg(long, value_name = "NAME")]
-        component: Option<String>,
-    },
+    Stop(Lazy<MaintenanceStopArgs>),
     /// Active windows (with --all, ended ones too)
-    List {
-        #[arg(long)]
-        all: bool,
-        #[arg(long)]
-        json: bool,
-    },
+    List(Lazy<MaintenanceListArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct MonitArgs {
+    /// Component to update, instead of routing by the service name
+    #[arg(long, value_name = "NAME")]
+    pub component: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EventArgs {
+    #[arg(long, value_name = "NAME")]
+    pub component: String,
+    /// operational, performance_issues, partial_outage, major_outage, under_maintenance, unknown
+    #[arg(long, value_name = "STATE")]
+    pub status: State,
+    #[arg(long, value_name = "TEXT")]
+    pub message: Option<String>,
+    /// Who reports it; each source's state is kept apart and the component shows the worst
+    #[arg(long, value_name = "ID", default_value = "manual")]
+    pub source: String,
+}
+
+#[derive(Debug, Args)]
+pub struct FlushArgs {
+    /// Deliver what is due, then exit: 0 if nothing is pending, 75 if something still is
+    #[arg(long)]
+    pub once: bool,
+    /// Write Prometheus metrics to this file (node_exporter textfile collector), atomically
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Delivery ids (12) or rejected event ids (e7), as `queue` shows them
+    pub ids: Vec<String>,
+    /// Include dead-lettered deliveries
+    #[arg(long)]
+    pub dead: bool,
+    /// Re-apply events that were rejected (unknown service, broken config...) with the current config
+    #[arg(long)]
+    pub rejected: bool,
+    /// Only this component
+    #[arg(long, value_name = "NAME")]
+    pub component: Option<String>,
+    /// Re-send the latest state of each component changed within DURATION (e.g. 2h), even if the page showed it
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+    /// Show what would be replayed; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MonitConfigArgs {
+    /// Write one file per check here (e.g. /etc/monit/conf.d), removing checks dropped from the config
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// The statusrelay binary Monit runs
+    #[arg(long, value_name = "PATH", default_value = "/usr/bin/statusrelay")]
+    pub bin: String,
+    /// systemd unit of the flusher, for the check that watches it
+    #[arg(long, value_name = "UNIT", default_value = "statusrelay")]
+    pub flusher_unit: String,
+    /// With --dir: change nothing; exit 0 if the directory matches the config, 1 if not
+    #[arg(long, requires = "dir")]
+    pub check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MaintenanceArgs {
+    #[command(subcommand)]
+    pub action: MaintenanceAction,
+}
+
+#[derive(Debug, Args)]
+pub struct ResyncArgs {
+    /// Show the differences; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[arg(long)]
+    pub online: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MaintenanceStartArgs {
+    #[arg(long, value_name = "NAME")]
+    pub component: String,
+    /// How long, e.g. 30m (it ends by itself)
+    #[arg(long = "for", value_name = "DURATION")]
+    pub duration: String,
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// Show the component as under_maintenance on the page while it lasts
+    #[arg(long)]
+    pub show: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MaintenanceStopArgs {
+    #[arg(long, value_name = "NAME")]
+    pub component: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MaintenanceListArgs {
+    #[arg(long)]
+    pub all: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A subcommand's arguments, added to its `clap::Command` only when that subcommand is parsed
+/// (`Command::defer`). Reads as the arguments themselves through `Deref`.
+#[derive(Debug)]
+pub struct Lazy<T>(pub T);
+
+impl<T> std::ops::Deref for Lazy<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: FromArgMatches> FromArgMatches for Lazy<T> {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches(m).map(Lazy)
+    }
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(m)
+    }
+}
+
+impl<T: Args> Args for Lazy<T> {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.defer(T::augment_args)
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        cmd.defer(T::augment_args_for_update)
+    }
+    fn group_id() -> Option<clap::Id> {
+        T::group_id()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_subcommand_once_built_is_consistent() {
+        // debug_assert builds every deferred subcommand, so a bad attribute in any is caught here.
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn subcommand_arguments_are_built_only_when_that_subcommand_runs() {
+        let cmd = Cli::command();
+        for sub in cmd.get_subcommands() {
+            assert_eq!(
+                sub.get_arguments().count(),
+                0,
+                "{} builds its arguments eagerly: wrap them in Lazy",
+                sub.get_name()
+            );
+        }
+    }
+
+    #[test]
+    fn deferred_arguments_parse_reject_and_see_global_options() {
+        let cli = Cli::try_parse_from(["statusrelay", "monit", "--component", "db"]).unwrap();
+        assert!(matches!(&cli.command, Command::Monit(a) if a.component.as_deref() == Some("db")));
+        let e = Cli::try_parse_from(["statusrelay", "queue", "--bogus"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
+        let e = Cli::try_parse_from(["statusrelay", "maintenance", "start", "--component", "db"])
+            .unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        let cli = Cli::try_parse_from(["statusrelay", "status", "--config", "x.toml"]).unwrap();
+        assert_eq!(cli.config.as_deref(), Some(std::path::Path::new("x.toml")));
+    }
 }

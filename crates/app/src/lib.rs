@@ -33,8 +33,8 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let path = cli.config.as_deref();
     let out = match &cli.command {
-        Command::Monit { component } => {
-            let out = handler::monit(path, std::env::vars_os(), component.as_deref(), clock)?;
+        Command::Monit(a) => {
+            let out = handler::monit(path, std::env::vars_os(), a.component.as_deref(), clock)?;
             // Monit discards stdout; a person trying it by hand wants to see what happened.
             if std::io::stdout().is_terminal() {
                 out + "\n"
@@ -42,23 +42,19 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
                 String::new()
             }
         }
-        Command::Event {
-            component,
-            status,
-            message,
-            source,
-        } => {
+        Command::Event(a) => {
             let config = Config::load(path)?;
             handler::event(
                 &config,
-                component,
-                *status,
-                message.as_deref(),
-                source,
+                &a.component,
+                a.status,
+                a.message.as_deref(),
+                &a.source,
                 clock,
             )? + "\n"
         }
-        Command::Flush { once, metrics_file } => {
+        Command::Flush(a) => {
+            let (once, metrics_file) = (a.once, &a.metrics_file);
             let config = Config::load(path)?;
             let shutdown = Arc::new(AtomicBool::new(false));
             for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -72,13 +68,13 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
             let backend = flusher::build_backend(&config, clock.clone())?;
             let opts = flusher::FlushOptions {
                 metrics_file: metrics_file.clone(),
-                once: *once,
+                once,
                 poll: Duration::from_millis(200),
                 shutdown,
                 clock,
             };
             let r = flusher::flush(&config, backend, opts)?;
-            if *once {
+            if once {
                 format!(
                     "{} sent, {} already shown, {} coalesced, {} to retry, {} dead-lettered\n",
                     r.sent, r.skipped, r.superseded, r.retried, r.dead
@@ -87,37 +83,28 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
                 String::new()
             }
         }
-        Command::Queue { json } => ops::queue(&Config::load(path)?, *json, clock)?,
-        Command::Status { json } => ops::status(&Config::load(path)?, *json, clock)?,
-        Command::Replay {
-            ids,
-            dead,
-            rejected,
-            component,
-            since,
-            dry_run,
-        } => {
+        Command::Queue(a) => ops::queue(&Config::load(path)?, a.json, clock)?,
+        Command::Status(a) => ops::status(&Config::load(path)?, a.json, clock)?,
+        Command::Replay(a) => {
             let args = ops::ReplayArgs {
-                ids,
-                dead: *dead,
-                rejected: *rejected,
-                component: component.as_deref(),
-                since: since.as_deref(),
-                dry_run: *dry_run,
+                ids: &a.ids,
+                dead: a.dead,
+                rejected: a.rejected,
+                component: a.component.as_deref(),
+                since: a.since.as_deref(),
+                dry_run: a.dry_run,
             };
             ops::replay(&Config::load(path)?, &args, clock)?
         }
-        Command::Check { online } => ops::check(&Config::load(path)?, *online, clock)?,
-        Command::MonitConfig {
-            dir,
-            bin,
-            flusher_unit,
-            check,
-        } => {
-            let opts = monit_config::Options { bin, flusher_unit };
+        Command::Check(a) => ops::check(&Config::load(path)?, a.online, clock)?,
+        Command::MonitConfig(a) => {
+            let opts = monit_config::Options {
+                bin: &a.bin,
+                flusher_unit: &a.flusher_unit,
+            };
             let config = Config::load(path)?;
-            if *check {
-                let dir = dir.as_deref().expect("clap requires --dir with --check");
+            if a.check {
+                let dir = a.dir.as_deref().expect("clap requires --dir with --check");
                 let stale = monit_config::differences(&config, dir, &opts)?;
                 if !stale.is_empty() {
                     print!("{}", stale.join("\n") + "\n");
@@ -125,13 +112,11 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
                 }
                 "in sync\n".to_string()
             } else {
-                monit_config::command(&config, dir.as_deref(), &opts)?
+                monit_config::command(&config, a.dir.as_deref(), &opts)?
             }
         }
-        Command::Maintenance { action } => {
-            maintenance::command(&Config::load(path)?, action, clock)?
-        }
-        Command::Resync { dry_run } => resync::command(&Config::load(path)?, *dry_run, clock)?,
+        Command::Maintenance(a) => maintenance::command(&Config::load(path)?, &a.action, clock)?,
+        Command::Resync(a) => resync::command(&Config::load(path)?, a.dry_run, clock)?,
     };
     print!("{out}");
     Ok(error::EX_OK)

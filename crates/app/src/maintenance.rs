@@ -22,12 +22,8 @@ pub fn command(
     let now = clock.now_ms();
     let mut spool = crate::open_spool(&config.spool, clock)?;
     match action {
-        MaintenanceAction::Start {
-            component,
-            duration: d,
-            reason,
-            show,
-        } => {
+        MaintenanceAction::Start(a) => {
+            let (component, d, reason, show) = (&a.component, &a.duration, &a.reason, &a.show);
             let comp = config.component(component)?;
             let d = duration::parse(d)?;
             if d.is_zero() {
@@ -63,7 +59,8 @@ pub fn command(
                 }
             ))
         }
-        MaintenanceAction::Stop { component } => {
+        MaintenanceAction::Stop(a) => {
+            let component = &a.component;
             if let Some(c) = component {
                 config.component(c)?;
             }
@@ -84,7 +81,8 @@ pub fn command(
             }
             Ok(out)
         }
-        MaintenanceAction::List { all, json: as_json } => {
+        MaintenanceAction::List(a) => {
+            let (all, as_json) = (&a.all, &a.json);
             let list = spool.maintenance_list(*all)?;
             if *as_json {
                 let v: Vec<_> = list

@@ -377,9 +377,6 @@ impl Spool {
         self.conn
             .pragma_update(None, "synchronous", "FULL")
             .map_err(&e)?;
-        self.conn
-            .pragma_update(None, "foreign_keys", "OFF")
-            .map_err(&e)?;
         Ok(())
     }
 
@@ -1191,65 +1188,47 @@ fn apply_test(
                     state = excluded.state, event_id = excluded.event_id,
                     since = CASE WHEN tests.state IS excluded.state THEN tests.since ELSE excluded.since END
                   WHERE excluded.event_id > tests.event_id AND (?8 IS NULL OR tests.event_id <= ?8)";
-    match &a.change {
-        TestChange::Fail(state) => {
-            tx.execute(
-                upsert,
-                params![
-                    a.component,
-                    a.host,
-                    a.service,
-                    a.test,
-                    state.as_str(),
-                    event_id,
-                    now,
-                    snapshot
-                ],
-            )?;
+    let (state, one_shot_families) = match &a.change {
+        TestChange::Fail(state) => (Some(state.as_str()), None),
+        TestChange::Recover { one_shot_families } => (None, Some(one_shot_families)),
+    };
+    tx.execute(
+        upsert,
+        params![
+            a.component,
+            a.host,
+            a.service,
+            a.test,
+            state,
+            event_id,
+            now,
+            snapshot
+        ],
+    )?;
+    if let Some(one_shot_families) = one_shot_families {
+        // One fixed statement clears every row this recovery covers: a handler process
+        // compiles each statement afresh, and compiling SQL is most of its CPU time (an OR
+        // of LIKEs cost four times as much to compile as this).
+        // A sub-test recovery (`resource:cpu`) clears the bare family key (`resource`); a
+        // bare recovery clears the whole family; a one-shot family is cleared whole by any.
+        let family = a.test.split(':').next().unwrap_or(&a.test);
+        let bare_key = a.test.contains(':').then_some(family);
+        let mut families = String::from(",");
+        if bare_key.is_none() {
+            families.push_str(family);
+            families.push(',');
         }
-        TestChange::Recover { one_shot_families } => {
-            tx.execute(
-                upsert,
-                params![
-                    a.component,
-                    a.host,
-                    a.service,
-                    a.test,
-                    None::<String>,
-                    event_id,
-                    now,
-                    snapshot
-                ],
-            )?;
-            let family = a.test.split(':').next().unwrap_or(&a.test).to_string();
-            // A bare family recovery clears every sub-test; a sub-test recovery clears the bare key.
-            let mut clear: Vec<String> = if a.test.contains(':') {
-                vec![family.clone()]
-            } else {
-                vec![]
-            };
-            clear.extend(one_shot_families.iter().cloned());
-            let mut like: Vec<String> = if a.test.contains(':') {
-                vec![]
-            } else {
-                vec![format!("{family}:%")]
-            };
-            like.extend(one_shot_families.iter().map(|f| format!("{f}:%")));
-            for t in clear {
-                tx.execute(
-                    "UPDATE tests SET state = NULL, event_id = ?5, since = ?6
-                     WHERE component = ?1 AND host = ?2 AND service = ?3 AND test = ?4 AND state IS NOT NULL AND event_id < ?5 AND (?7 IS NULL OR event_id <= ?7)",
-                    params![a.component, a.host, a.service, t, event_id, now, snapshot],
-                )?;
-            }
-            for l in like {
-                tx.execute(
-                    "UPDATE tests SET state = NULL, event_id = ?5, since = ?6
-                     WHERE component = ?1 AND host = ?2 AND service = ?3 AND test LIKE ?4 AND state IS NOT NULL AND event_id < ?5 AND (?7 IS NULL OR event_id <= ?7)",
-                    params![a.component, a.host, a.service, l, event_id, now, snapshot],
-                )?;
-            }
+        for f in one_shot_families {
+            families.push_str(f);
+            families.push(',');
         }
+        tx.execute(
+                "UPDATE tests SET state = NULL, event_id = ?4, since = ?5
+                 WHERE component = ?1 AND host = ?2 AND service = ?3 AND state IS NOT NULL AND event_id < ?4
+                   AND (?6 IS NULL OR event_id <= ?6)
+                   AND (test = ?7 OR instr(?8, ',' || substr(test, 1, instr(test || ':', ':') - 1) || ',') > 0)",
+                params![a.component, a.host, a.service, event_id, now, snapshot, bare_key, families],
+            )?;
     }
     Ok(())
 }
@@ -1268,26 +1247,20 @@ fn refresh_desired(
         path: path.to_path_buf(),
         source,
     };
-    let failing: Vec<String> = {
-        let mut st = tx
-            .prepare_cached("SELECT state FROM tests WHERE component = ?1 AND state IS NOT NULL")
-            .map_err(e)?;
-        let rows = st.query_map([component], |r| r.get(0)).map_err(e)?;
-        rows.collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(e)?
-    };
+    // Both reads in one statement (see apply_test: compiling SQL is the handler's main cost).
+    // States are plain words, so a comma-joined list is unambiguous.
+    let (prev, failing): (Option<String>, Option<String>) = tx
+        .query_row(
+            "SELECT (SELECT state FROM desired WHERE component = ?1),
+                    (SELECT group_concat(state, ',') FROM tests WHERE component = ?1 AND state IS NOT NULL)",
+            [component],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(e)?;
     let mut worst = State::Operational;
-    for s in &failing {
+    for s in failing.iter().flat_map(|f| f.split(',')) {
         worst = worst.worst(parse_state(path, s)?);
     }
-    let prev: Option<String> = tx
-        .query_row(
-            "SELECT state FROM desired WHERE component = ?1",
-            [component],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(e)?;
     let prev = prev.map(|p| parse_state(path, &p)).transpose()?;
     if prev == Some(worst) {
         return Ok(None);
