@@ -1,7 +1,11 @@
 //! `statusrelay-bench`: handler latency, spawn to exit, against a baseline measured in the same
-//! run: a minimal program (this binary, mode `baseline-commit`) that opens an SQLite file with the
-//! same durability and WAL handling as the spool (WAL, synchronous=FULL, checkpoint on close)
-//! and commits one row, which is the physical limit of "record durably and exit". `/bin/true` shows the cost of spawning a process at all.
+//! run: a minimal program (this binary, mode `baseline-commit`) that opens **the same spool
+//! file** with the same durability and WAL handling (WAL, synchronous=FULL, checkpoint on close)
+//! and commits one row into its `events` table, which is the physical limit of "record durably
+//! and exit". Built for `x86_64-unknown-linux-musl`, this binary is static like the handler, as
+//! the baseline should be; a dynamic build says so. A second baseline row commits one row into a
+//! fresh one-table file, to show what the spool's schema itself costs. `/bin/true` shows the cost
+//! of spawning a process at all.
 //!
 //! Also, with `--storm N`, N events from 64 concurrent handler processes (lost events, failed
 //! exits, events/s), and with `--flusher N`, N pending events across 1,000 components drained
@@ -14,15 +18,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn baseline_commit(db: &Path) {
+/// Open `db` as the handler opens the spool and commit one row: into the spool's `events` table
+/// (`into_spool`, the same file the handler writes), or into a one-table file of its own.
+fn baseline_commit(db: &Path, into_spool: bool) {
     let c = rusqlite::Connection::open(db).expect("open");
     c.busy_timeout(Duration::from_secs(10)).unwrap();
     let _: String = c
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .unwrap();
     c.pragma_update(None, "synchronous", "FULL").unwrap();
-
-    c.execute_batch("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT); BEGIN IMMEDIATE; INSERT INTO t (v) VALUES ('x'); COMMIT;").unwrap();
+    let sql = if into_spool {
+        "BEGIN IMMEDIATE; INSERT INTO events (received_at, origin, raw, status) VALUES (0, 'bench', '{}', 'info'); COMMIT;"
+    } else {
+        "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT); BEGIN IMMEDIATE; INSERT INTO t (v) VALUES ('x'); COMMIT;"
+    };
+    c.execute_batch(sql).unwrap();
 }
 
 fn time_runs(runs: usize, mut make: impl FnMut(usize) -> Command) -> Vec<Duration> {
@@ -90,10 +100,24 @@ fn prefill(db: &Path, n: usize) {
 
 mod load;
 
+/// One handler run, which creates the spool and its schema.
+fn warm(bin: &Path, config: &Path) {
+    let first = Command::new(bin)
+        .env_clear()
+        .arg("--config")
+        .arg(config)
+        .arg("monit")
+        .env("MONIT_SERVICE", "warm")
+        .env("MONIT_EVENT", "Exists")
+        .output()
+        .unwrap();
+    assert!(first.status.success());
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("baseline-commit") {
-        baseline_commit(Path::new(&args[2]));
+    if let Some(mode @ ("baseline-commit" | "baseline-spool")) = args.get(1).map(String::as_str) {
+        baseline_commit(Path::new(&args[2]), mode == "baseline-spool");
         return;
     }
     if args.get(1).map(String::as_str) == Some("peak-rss") {
@@ -137,14 +161,29 @@ fn main() {
         size as f64 / 1_000_000.0
     );
     println!(
+        "baseline: {}",
+        if cfg!(target_env = "musl") {
+            "this bench binary, static (musl), as the handler"
+        } else {
+            "this bench binary, DYNAMIC: build it with --target x86_64-unknown-linux-musl for the static baseline the ratios are meant against"
+        }
+    );
+    println!(
         "{:<44} {:>10} {:>10} {:>14}",
         "what", "median ms", "p99 ms", "median ratio"
     );
+    warm(&bin, &config);
     let floor = time_runs(runs, |_| Command::new("/bin/true"));
-    let base_db = dir.join("baseline.db");
-    let base = time_runs(runs, |_| {
+    let baseline = |_: usize| {
         let mut c = Command::new(&me);
-        c.arg("baseline-commit").arg(&base_db);
+        c.arg("baseline-spool").arg(&spool);
+        c
+    };
+    let base = time_runs(runs, baseline);
+    let table_db = dir.join("baseline.db");
+    let one_table = time_runs(runs, |_| {
+        let mut c = Command::new(&me);
+        c.arg("baseline-commit").arg(&table_db);
         c
     });
     let row = |name: &str, v: &[Duration]| {
@@ -158,7 +197,8 @@ fn main() {
         );
     };
     row("/bin/true (spawn floor)", &floor);
-    row("baseline: open SQLite, commit 1 row, exit", &base);
+    row("baseline: open the spool, commit 1 row, exit", &base);
+    row("  the same into a fresh one-table file", &one_table);
     let version = time_runs(runs, |_| {
         let mut c = Command::new(&bin);
         c.arg("--version");
@@ -195,42 +235,23 @@ fn main() {
         row("curl -XPUT to a loopback status page", &curl);
     }
     for &size in &sizes {
-        // First run creates the schema; then grow the history to `size` events.
-        let first = Command::new(&bin)
-            .env_clear()
-            .arg("--config")
-            .arg(&config)
-            .arg("monit")
-            .env("MONIT_SERVICE", "warm")
-            .env("MONIT_EVENT", "Exists")
-            .output()
-            .unwrap();
-        assert!(first.status.success());
         prefill(&spool, size);
-        let (paired_base, v) = time_pairs(
-            runs,
-            |_| {
-                let mut c = Command::new(&me);
-                c.arg("baseline-commit").arg(&base_db);
-                c
-            },
-            |i| {
-                let mut c = Command::new(&bin);
-                c.env_clear().arg("--config").arg(&config).arg("monit");
-                // Each service alternates failure and recovery (i / 50 flips per round), so every run
-                // changes a state and queues a delivery: the handler's most expensive path.
-                let ev = if (i / 50) % 2 == 0 {
-                    "Does not exist"
-                } else {
-                    "Exists"
-                };
-                c.env("MONIT_SERVICE", format!("svc-{}", i % 50))
-                    .env("MONIT_EVENT", ev)
-                    .env("MONIT_HOST", "node1")
-                    .env("MONIT_DESCRIPTION", "process is not running");
-                c
-            },
-        );
+        let (paired_base, v) = time_pairs(runs, baseline, |i| {
+            let mut c = Command::new(&bin);
+            c.env_clear().arg("--config").arg(&config).arg("monit");
+            // Each service alternates failure and recovery (i / 50 flips per round), so every run
+            // changes a state and queues a delivery: the handler's most expensive path.
+            let ev = if (i / 50) % 2 == 0 {
+                "Does not exist"
+            } else {
+                "Exists"
+            };
+            c.env("MONIT_SERVICE", format!("svc-{}", i % 50))
+                .env("MONIT_EVENT", ev)
+                .env("MONIT_HOST", "node1")
+                .env("MONIT_DESCRIPTION", "process is not running");
+            c
+        });
         let ratio = pct(&v, 0.5).as_secs_f64() / pct(&paired_base, 0.5).as_secs_f64();
         println!(
             "{:<44} {:>10} {:>10} {:>13.2}x",
