@@ -243,25 +243,31 @@ pub(crate) fn unique_id(name: &str, ids: Vec<String>) -> Result<String, BackendE
     }
 }
 
-/// One `check` line per component: the id it resolves to (`suffix` says what kind), or why not.
-pub(crate) fn resolve_lines(
+/// `check` for a page whose key one read proves: the probe's line (`Err` ends the check there,
+/// with the server's words), then one line per component, the id it resolves to (`suffix` says
+/// what kind of id) or why not.
+pub(crate) fn probed_check(
     backend: &mut dyn Backend,
+    probe: Result<String, String>,
     components: &[ComponentRef],
     suffix: &str,
 ) -> Vec<CheckLine> {
-    components
-        .iter()
-        .map(|c| match backend.resolve(c) {
-            Ok(id) => CheckLine {
-                ok: true,
-                what: format!("component {:?} is id {id}{suffix}", c.name),
-            },
-            Err(e) => CheckLine {
-                ok: false,
-                what: format!("component {:?}: {e}", c.name),
-            },
-        })
-        .collect()
+    let what = match probe {
+        Ok(what) => what,
+        Err(what) => return vec![CheckLine { ok: false, what }],
+    };
+    let mut out = vec![CheckLine { ok: true, what }];
+    out.extend(components.iter().map(|c| match backend.resolve(c) {
+        Ok(id) => CheckLine {
+            ok: true,
+            what: format!("component {:?} is id {id}{suffix}", c.name),
+        },
+        Err(e) => CheckLine {
+            ok: false,
+            what: format!("component {:?}: {e}", c.name),
+        },
+    }));
+    out
 }
 
 /// The ids and names of a JSON list of components (objects with `id`/`name`, or bare ids), as

@@ -17,7 +17,7 @@ use statusrelay_core::State;
 
 use crate::http::{Api, OverHttp};
 use crate::{
-    Backend, BackendError, CheckLine, ComponentRef, PageIncident, PageMaintenance, resolve_lines,
+    Backend, BackendError, CheckLine, ComponentRef, PageIncident, PageMaintenance, probed_check,
     text, unique_id,
 };
 
@@ -341,23 +341,13 @@ impl Backend for Statusio {
     }
 
     fn check(&mut self, components: &[ComponentRef]) -> Vec<CheckLine> {
-        let mut out = Vec::new();
         // The summary is public; the incident list needs the key, so it proves the key.
-        match self.call("GET", &format!("/incident/list/{}", self.page), None) {
-            Ok(_) => out.push(CheckLine {
-                ok: true,
-                what: format!("{} accepts the key for page {}", self.api.base(), self.page),
-            }),
-            Err(e) => {
-                out.push(CheckLine {
-                    ok: false,
-                    what: format!("{}: {e}", self.api.base()),
-                });
-                return out;
-            }
-        }
-        out.extend(resolve_lines(self, components, " (component-container)"));
-        out
+        let base = self.api.base().to_string();
+        let probe = self
+            .call("GET", &format!("/incident/list/{}", self.page), None)
+            .map(|_| format!("{base} accepts the key for page {}", self.page))
+            .map_err(|e| format!("{base}: {e}"));
+        probed_check(self, probe, components, " (component-container)")
     }
 }
 

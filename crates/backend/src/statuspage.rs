@@ -18,7 +18,7 @@ use statusrelay_core::State;
 use crate::http::{Api, OverHttp};
 use crate::{
     Backend, BackendError, CheckLine, ComponentRef, PageIncident, PageMaintenance, component_keys,
-    resolve_lines, text, unique_id,
+    probed_check, text, unique_id,
 };
 
 /// Components per page of the listing (the API's maximum).
@@ -255,27 +255,19 @@ impl Backend for Statuspage {
     }
 
     fn check(&mut self, components: &[ComponentRef]) -> Vec<CheckLine> {
-        let mut out = Vec::new();
         // Every Statuspage call needs a valid key, so reading the page proves the key.
-        match self.api.call("GET", "", &[], None) {
-            Ok(v) => out.push(CheckLine {
-                ok: true,
-                what: format!(
-                    "{} answers; the key is accepted for page {:?}",
-                    self.api.base(),
+        let base = self.api.base().to_string();
+        let probe = self
+            .api
+            .call("GET", "", &[], None)
+            .map(|v| {
+                format!(
+                    "{base} answers; the key is accepted for page {:?}",
                     text(&v, "name")
-                ),
-            }),
-            Err(e) => {
-                out.push(CheckLine {
-                    ok: false,
-                    what: format!("{}: {e}", self.api.base()),
-                });
-                return out;
-            }
-        }
-        out.extend(resolve_lines(self, components, ""));
-        out
+                )
+            })
+            .map_err(|e| format!("{base}: {e}"));
+        probed_check(self, probe, components, "")
     }
 }
 
