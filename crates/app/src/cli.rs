@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand};
 use statusrelay_core::State;
 
@@ -18,20 +19,76 @@ use statusrelay_core::State;
     after_help = "Exit codes: 0 ok, 64 usage, 65 bad event data (recorded for replay), 69 status page unavailable,\n74 spool I/O error, 75 temporary failure (retry later), 78 configuration error."
 )]
 pub struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// `--config`: the last one given on the command line (before or after the subcommand),
+    /// else `STATUSRELAY_CONFIG`.
+    pub fn config(&self) -> Option<PathBuf> {
+        self.command.given().config.or(self.common.config.clone())
+    }
+
+    /// `--log-level`: the last one given on the command line, else `STATUSRELAY_LOG`, else info.
+    pub fn log_level(&self) -> String {
+        (self.command.given().log_level).unwrap_or_else(|| self.common.log_level.clone())
+    }
+}
+
+// The options every command takes, before or after the subcommand's name. (A plain comment: a
+// doc comment here would become the about text of every command it is flattened into.)
+//
+// Not clap's `global = true`: that copies them into every subcommand on every start, a twelfth
+// of the handler's CPU. Each subcommand adds them with its own arguments instead, deferred by
+// [`Lazy`], and keeps only what was typed after its name ([`Given`]); the top level keeps the
+// rest (typed before the subcommand, the environment, the default).
+#[derive(Debug, Args)]
+pub struct Common {
     /// Config file [default: /etc/statusrelay/config.toml, else built-in defaults]
-    #[arg(long, global = true, env = "STATUSRELAY_CONFIG", value_name = "PATH")]
+    #[arg(long, env = "STATUSRELAY_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// Log level on stderr: error, warn, info, debug
     #[arg(
         long,
-        global = true,
         env = "STATUSRELAY_LOG",
         default_value = "info",
         value_name = "LEVEL"
     )]
     pub log_level: String,
-    #[command(subcommand)]
-    pub command: Command,
+}
+
+/// The [`Common`] options typed on the command line after a subcommand's name.
+#[derive(Debug, Clone, Default)]
+pub struct Given {
+    pub config: Option<PathBuf>,
+    pub log_level: Option<String>,
+}
+
+impl Given {
+    fn from_matches(m: &ArgMatches) -> Given {
+        let typed = |id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
+        Given {
+            config: m
+                .get_one::<PathBuf>("config")
+                .filter(|_| typed("config"))
+                .cloned(),
+            log_level: m
+                .get_one::<String>("log_level")
+                .filter(|_| typed("log_level"))
+                .cloned(),
+        }
+    }
+
+    /// This level's options over the outer level's (the one typed last wins).
+    fn over(&self, outer: &Given) -> Given {
+        Given {
+            config: self.config.clone().or_else(|| outer.config.clone()),
+            log_level: self.log_level.clone().or_else(|| outer.log_level.clone()),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,36 +252,71 @@ pub struct MaintenanceListArgs {
     pub json: bool,
 }
 
-/// A subcommand's arguments, added to its `clap::Command` only when that subcommand is parsed
-/// (`Command::defer`). Reads as the arguments themselves through `Deref`.
+/// A subcommand's arguments and the [`Common`] options, added to its `clap::Command` only when
+/// that subcommand is parsed (`Command::defer`). Reads as the arguments themselves through
+/// `Deref`.
 #[derive(Debug)]
-pub struct Lazy<T>(pub T);
+pub struct Lazy<T> {
+    pub args: T,
+    /// The common options typed after this subcommand's name.
+    pub given: Given,
+}
 
 impl<T> std::ops::Deref for Lazy<T> {
     type Target = T;
     fn deref(&self) -> &T {
-        &self.0
+        &self.args
     }
 }
 
 impl<T: FromArgMatches> FromArgMatches for Lazy<T> {
     fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
-        T::from_arg_matches(m).map(Lazy)
+        Ok(Lazy {
+            args: T::from_arg_matches(m)?,
+            given: Given::from_matches(m),
+        })
     }
     fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
-        self.0.update_from_arg_matches(m)
+        self.given = Given::from_matches(m);
+        self.args.update_from_arg_matches(m)
     }
 }
 
 impl<T: Args> Args for Lazy<T> {
     fn augment_args(cmd: clap::Command) -> clap::Command {
-        cmd.defer(T::augment_args)
+        cmd.defer(|c| Common::augment_args(T::augment_args(c)))
     }
     fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
-        cmd.defer(T::augment_args_for_update)
+        cmd.defer(|c| Common::augment_args(T::augment_args_for_update(c)))
     }
     fn group_id() -> Option<clap::Id> {
         T::group_id()
+    }
+}
+
+impl Command {
+    /// The common options typed after the subcommand's name (and its action's, for maintenance).
+    fn given(&self) -> Given {
+        let g = match self {
+            Command::Monit(a) => &a.given,
+            Command::Event(a) => &a.given,
+            Command::Flush(a) => &a.given,
+            Command::Queue(a) => &a.given,
+            Command::Status(a) => &a.given,
+            Command::Replay(a) => &a.given,
+            Command::MonitConfig(a) => &a.given,
+            Command::Resync(a) => &a.given,
+            Command::Check(a) => &a.given,
+            Command::Maintenance(a) => {
+                let inner = match &a.action {
+                    MaintenanceAction::Start(x) => &x.given,
+                    MaintenanceAction::Stop(x) => &x.given,
+                    MaintenanceAction::List(x) => &x.given,
+                };
+                return inner.over(&a.given);
+            }
+        };
+        g.clone()
     }
 }
 
@@ -262,6 +354,62 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
         let cli = Cli::try_parse_from(["statusrelay", "status", "--config", "x.toml"]).unwrap();
-        assert_eq!(cli.config.as_deref(), Some(std::path::Path::new("x.toml")));
+        assert_eq!(cli.config(), Some(PathBuf::from("x.toml")));
+    }
+
+    /// (command line, --config, --log-level) as the commands see them.
+    fn common(args: &[&str]) -> (Option<PathBuf>, String) {
+        let cli = Cli::try_parse_from(std::iter::once("statusrelay").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        (cli.config(), cli.log_level())
+    }
+
+    #[test]
+    fn common_options_work_before_and_after_the_subcommand_and_the_last_one_typed_wins() {
+        let c = |s: &str| Some(PathBuf::from(s));
+        assert_eq!(common(&["monit"]), (None, "info".into()));
+        assert_eq!(common(&["--config", "a", "monit"]), (c("a"), "info".into()));
+        assert_eq!(common(&["monit", "--config", "b"]), (c("b"), "info".into()));
+        assert_eq!(
+            common(&["--config", "a", "monit", "--config", "b"]),
+            (c("b"), "info".into())
+        );
+        // The subcommand's own default must not hide what was typed before the subcommand.
+        assert_eq!(
+            common(&["--log-level", "debug", "--config", "a", "flush", "--once"]),
+            (c("a"), "debug".into())
+        );
+        assert_eq!(
+            common(&["--log-level", "debug", "queue", "--log-level", "warn"]),
+            (None, "warn".into())
+        );
+        // Two levels of subcommands: the innermost typed value wins, then the next one out.
+        let start = ["start", "--component", "db", "--for", "5m"];
+        let args = |pre: &[&'static str], mid: &[&'static str], post: &[&'static str]| {
+            let mut v = pre.to_vec();
+            v.push("maintenance");
+            v.extend_from_slice(mid);
+            v.extend_from_slice(&start);
+            v.extend_from_slice(post);
+            v
+        };
+        assert_eq!(common(&args(&["--config", "r"], &[], &[])).0, c("r"));
+        assert_eq!(
+            common(&args(&["--config", "r"], &["--config", "m"], &[])).0,
+            c("m")
+        );
+        assert_eq!(
+            common(&args(
+                &["--config", "r"],
+                &["--config", "m"],
+                &["--config", "s"]
+            ))
+            .0,
+            c("s")
+        );
+        assert_eq!(
+            common(&args(&[], &["--log-level", "debug"], &[])),
+            (None, "debug".into())
+        );
     }
 }

@@ -29,9 +29,10 @@ use statusrelay_core::time::{Clock, SystemClock};
 
 /// Run a parsed command line; returns the exit code for a success.
 pub fn run(cli: Cli) -> Result<i32, AppError> {
-    log::init(&cli.log_level).map_err(AppError::Usage)?;
+    log::init(&cli.log_level()).map_err(AppError::Usage)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let path = cli.config.as_deref();
+    let config_path = cli.config();
+    let path = config_path.as_deref();
     let out = match &cli.command {
         Command::Monit(a) => {
             let out = handler::monit(path, std::env::vars_os(), a.component.as_deref(), clock)?;
