@@ -192,6 +192,75 @@ fn a_huge_description_is_cut_and_still_applied() {
     );
 }
 
+/// A failing mysql event padded with MONIT_PAD_* variables to exactly `bytes` bytes of names and
+/// values (what `RawEvent::bytes` counts), each value under the 16 KiB cap so nothing is cut.
+fn event_of(bytes: usize) -> Vec<(String, String)> {
+    let mut vars = vec![
+        ("MONIT_SERVICE".to_string(), "mysql".to_string()),
+        ("MONIT_EVENT".to_string(), "Does not exist".to_string()),
+    ];
+    let size = |v: &[(String, String)]| v.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    while size(&vars) < bytes {
+        let key = format!("MONIT_PAD_{:03}", vars.len());
+        let left = bytes - size(&vars);
+        if left < key.len() {
+            vars.last_mut().unwrap().1.push_str(&"y".repeat(left));
+        } else {
+            let value = "x".repeat((left - key.len()).min(15_000));
+            vars.push((key, value));
+        }
+    }
+    assert_eq!(size(&vars), bytes);
+    vars
+}
+
+#[test]
+fn the_handler_gives_sqlite_a_fixed_heap_up_to_its_bound_and_the_system_allocator_beyond() {
+    use statusrelay_spool::heap::{HEAP_BYTES, MAX_EVENT_BYTES};
+    let sb = html_sandbox("heap", DB);
+    let run = |vars: &[(String, String)]| {
+        let mut c = sb.cmd(&["monit", "--log-level", "debug"]);
+        c.envs(vars.iter().map(|(k, v)| (k, v)));
+        let r: Run = c.output().unwrap().into();
+        assert_code(&r, 0);
+        r
+    };
+    let fixed = format!("sqlite: a fixed {} MiB heap", HEAP_BYTES >> 20);
+    // An everyday event.
+    let r = run(&event_of(100));
+    assert!(r.stderr.contains(&fixed), "{}", r.stderr);
+    // The largest event the fixed heap takes: a fixed heap cannot grow, so it must not run out.
+    let r = run(&event_of(MAX_EVENT_BYTES));
+    assert!(r.stderr.contains(&fixed), "{}", r.stderr);
+    // One byte more, and SQLite keeps the system allocator, saying why.
+    let r = run(&event_of(MAX_EVENT_BYTES + 1));
+    assert!(
+        r.stderr.contains(&format!(
+            "sqlite: the system allocator (the event is {} bytes",
+            MAX_EVENT_BYTES + 1
+        )),
+        "{}",
+        r.stderr
+    );
+    // All three recorded whole, and applied.
+    let conn = db(&sb);
+    let mut st = conn
+        .prepare("SELECT length(raw) FROM events ORDER BY id")
+        .unwrap();
+    let lengths: Vec<i64> = st
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(lengths.len(), 3);
+    assert!(lengths[1] as usize > MAX_EVENT_BYTES, "{lengths:?}");
+    assert!(lengths[2] > lengths[1], "{lengths:?}");
+    assert_eq!(
+        count(&sb, "SELECT count(*) FROM events WHERE status = 'applied'"),
+        3
+    );
+}
+
 #[test]
 fn an_unknown_service_is_exit_65_and_replayable_after_the_config_is_fixed() {
     let sb = html_sandbox("unknown", DB);

@@ -227,17 +227,13 @@ fn record(spool: &mut Spool, planned: Planned) -> Result<String, AppError> {
     }
 }
 
-/// `statusrelay monit`: read MONIT_* from `env`, record, exit.
-pub fn monit<I>(
+/// `statusrelay monit`: record the event Monit passed (`raw`, captured from its MONIT_* variables).
+pub fn monit(
     config_path: Option<&Path>,
-    env: I,
+    raw: RawEvent,
     component: Option<&str>,
     clock: Arc<dyn Clock>,
-) -> Result<String, AppError>
-where
-    I: IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
-{
-    let raw = RawEvent::from_env(env);
+) -> Result<String, AppError> {
     if raw.env.is_empty() {
         return Err(CoreError::NotFromMonit.into());
     }

@@ -35,7 +35,11 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
     let path = config_path.as_deref();
     let out = match &cli.command {
         Command::Monit(a) => {
-            let out = handler::monit(path, std::env::vars_os(), a.component.as_deref(), clock)?;
+            let raw = statusrelay_core::RawEvent::from_env(std::env::vars_os());
+            // This process records one event and exits: SQLite gets a fixed heap (see heap.rs).
+            let sqlite = statusrelay_spool::heap::for_one_event(raw.bytes());
+            debug!("sqlite: {sqlite}");
+            let out = handler::monit(path, raw, a.component.as_deref(), clock)?;
             // Monit discards stdout; a person trying it by hand wants to see what happened.
             if std::io::stdout().is_terminal() {
                 out + "\n"
@@ -45,6 +49,13 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
         }
         Command::Event(a) => {
             let config = Config::load(path)?;
+            let bytes = [Some(&a.component), a.message.as_ref(), Some(&a.source)]
+                .into_iter()
+                .flatten()
+                .map(String::len)
+                .sum();
+            let sqlite = statusrelay_spool::heap::for_one_event(bytes);
+            debug!("sqlite: {sqlite}");
             handler::event(
                 &config,
                 &a.component,

@@ -84,6 +84,11 @@ impl RawEvent {
         raw
     }
 
+    /// Bytes of the captured variables, names and values: what recording the event costs.
+    pub fn bytes(&self) -> usize {
+        self.env.iter().map(|(k, v)| k.len() + v.len()).sum()
+    }
+
     pub fn get(&self, key: &str) -> Option<&str> {
         self.env
             .get(key)

@@ -13,6 +13,7 @@
 //! - Nothing is deleted before it is finished: pruning only touches finished deliveries and
 //!   events no open delivery refers to.
 
+pub mod heap;
 pub mod incidents;
 pub mod retry;
 

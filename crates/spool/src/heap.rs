@@ -1,0 +1,115 @@
+//! A fixed heap for SQLite in a process that records one event and exits (the handler).
+//!
+//! Why: Monit spawns a handler per event, and the handler's cost is measured against a bare
+//! commit (issue 7). musl's allocator hands freed memory back to the kernel at once, so SQLite's
+//! allocations in a handler cost about 50 `mmap`/`munmap` calls (each `munmap` a TLB flush), and
+//! SQLite's page cache allocates 20 pages in bulk and writes a header into each (about 60 page
+//! faults for a few pages used). With SQLite's own buddy allocator (memsys5, compiled in by
+//! `.cargo/config.toml`) over a static array, SQLite makes no allocator system calls, and only
+//! the pages of the array it touches are ever faulted in.
+//!
+//! Invariants:
+//! - The heap is given before SQLite's first use in the process, or not at all: once SQLite is
+//!   initialized it refuses a new heap, and the system allocator stays (slower, never wrong).
+//! - Only for a bounded event: SQLite's need grows with the event (bound parameters, the record
+//!   built from them), so an event larger than [`MAX_EVENT_BYTES`] keeps the system allocator.
+//!   A fixed heap cannot grow, so it is four times what the largest event on it needs: the
+//!   integration test that records an event at the bound fails with a 4 MiB heap ("out of
+//!   memory") and passes with 8 MiB.
+//! - Never in a long-running process (the flusher): its need is not bounded by one event.
+
+use std::cell::UnsafeCell;
+use std::ffi::{c_int, c_void};
+
+use rusqlite::ffi;
+
+/// Size of the fixed heap. It is static memory that costs only the pages SQLite touches (a
+/// handler touches well under 1 MiB of it); the size is headroom for the largest event.
+pub const HEAP_BYTES: usize = 32 << 20;
+
+/// Largest event (bytes of the MONIT_* variables or the `event` arguments) recorded on the
+/// fixed heap. Monit's own events are under 20 KiB (a description is capped at 16 KiB).
+pub const MAX_EVENT_BYTES: usize = 1 << 20;
+
+/// SQLite rounds every allocation up to a power of two of at least this many bytes.
+const MIN_ALLOCATION: c_int = 64;
+
+struct Heap(UnsafeCell<[u64; HEAP_BYTES / 8]>);
+
+// SQLite is the only user of the array once it is handed over, and serializes its own access.
+unsafe impl Sync for Heap {}
+
+static HEAP: Heap = Heap(UnsafeCell::new([0; HEAP_BYTES / 8]));
+
+/// Which allocator SQLite uses in this process, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Allocator {
+    /// SQLite allocates from the fixed heap.
+    Fixed,
+    /// SQLite uses the system allocator, for this reason.
+    System(String),
+}
+
+impl std::fmt::Display for Allocator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Allocator::Fixed => write!(f, "a fixed {} MiB heap", HEAP_BYTES >> 20),
+            Allocator::System(why) => write!(f, "the system allocator ({why})"),
+        }
+    }
+}
+
+/// Give SQLite the fixed heap for a process that records one event of `event_bytes` and exits.
+/// Call it before anything else touches SQLite; it says which allocator SQLite ended up with.
+pub fn for_one_event(event_bytes: usize) -> Allocator {
+    if event_bytes > MAX_EVENT_BYTES {
+        return Allocator::System(format!(
+            "the event is {event_bytes} bytes, over the fixed heap's bound of {MAX_EVENT_BYTES}"
+        ));
+    }
+    // SAFETY: sqlite3_config is called with the argument types its documentation gives for each
+    // option, before SQLite is initialized (if it already is, it answers SQLITE_MISUSE and
+    // changes nothing). The heap is static, so it outlives every SQLite allocation.
+    let refused = unsafe {
+        [
+            // The heap serializes itself; global memory statistics would add a second mutex
+            // and bookkeeping to every allocation.
+            (
+                "MEMSTATUS",
+                ffi::sqlite3_config(ffi::SQLITE_CONFIG_MEMSTATUS, 0 as c_int),
+            ),
+            // No bulk allocation of 20 pages per page cache: allocate each page when needed.
+            (
+                "PAGECACHE",
+                ffi::sqlite3_config(
+                    ffi::SQLITE_CONFIG_PAGECACHE,
+                    std::ptr::null_mut::<c_void>(),
+                    0 as c_int,
+                    0 as c_int,
+                ),
+            ),
+            (
+                "HEAP",
+                ffi::sqlite3_config(
+                    ffi::SQLITE_CONFIG_HEAP,
+                    HEAP.0.get().cast::<c_void>(),
+                    HEAP_BYTES as c_int,
+                    MIN_ALLOCATION,
+                ),
+            ),
+        ]
+        .into_iter()
+        .find(|(_, rc)| *rc != ffi::SQLITE_OK)
+    };
+    match refused {
+        None => Allocator::Fixed,
+        Some((option, rc)) => Allocator::System(format!(
+            "SQLite refused SQLITE_CONFIG_{option} with code {rc}: {}",
+            if rc == ffi::SQLITE_MISUSE {
+                "it was already in use in this process"
+            } else {
+                "it was built without SQLITE_ENABLE_MEMSYS5"
+            }
+        )),
+    }
+}
