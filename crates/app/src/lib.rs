@@ -4,6 +4,7 @@
 //! Invariant: every command returns `Result<String, AppError>`, where the string is what goes
 //! to stdout and [`AppError::exit_code`] is the one place exit codes are decided.
 
+pub mod alloc;
 pub mod cli;
 pub mod error;
 pub mod flusher;
@@ -29,6 +30,10 @@ use statusrelay_core::time::{Clock, SystemClock};
 
 /// Run a parsed command line; returns the exit code for a success.
 pub fn run(cli: Cli) -> Result<i32, AppError> {
+    if !matches!(cli.command, Command::Monit(_) | Command::Event(_)) {
+        // Only the handler records one event and exits; everything else may run for long.
+        alloc::stop_bumping();
+    }
     log::init(&cli.log_level()).map_err(AppError::Usage)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let config_path = cli.config();

@@ -1,6 +1,10 @@
-//! The `statusrelay` binary: parse arguments, run, map the error to an exit code. Nothing else.
+//! The `statusrelay` binary: install the allocator, parse arguments, run, map the error to an
+//! exit code. Nothing else.
 
 use clap::Parser;
+
+#[global_allocator]
+static ALLOC: statusrelay::alloc::Global = statusrelay::alloc::Global;
 
 fn main() {
     let cli = match statusrelay::Cli::try_parse() {
