@@ -7,7 +7,8 @@
 //!
 //! Invariants:
 //! - Memory from the arena is never reused or returned: freeing it is a no-op. Memory from the
-//!   system allocator is freed there. A pointer's address says which one it came from.
+//!   system allocator is freed and grown there (its realloc grows in place when it can). A
+//!   pointer's address says which one it came from.
 //! - The arena serves allocations until it is stopped ([`stop_bumping`], which every command but
 //!   the handler's calls before its work) or full; then the system allocator serves every
 //!   allocation. A long-running process (the flusher) so keeps only what it allocated while its
@@ -112,6 +113,25 @@ unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
             unsafe { System.dealloc(ptr, layout) }
         }
     }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if !self.owns(ptr) {
+            // The system's own realloc can grow in place; allocating anew and copying (the
+            // default) made a long-running flusher's peak 1 MB larger.
+            // SAFETY: not the arena's, so the system allocator gave it out with this layout.
+            return unsafe { System.realloc(ptr, layout, new_size) };
+        }
+        // SAFETY: the caller guarantees new_size is valid for layout's alignment.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // SAFETY: as in alloc.
+        let new = unsafe { self.alloc(new_layout) };
+        if !new.is_null() {
+            // SAFETY: both ranges are valid for the smaller size, and the new one is fresh
+            // memory, so they do not overlap.
+            unsafe { std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size)) };
+        }
+        new
+    }
 }
 
 static ARENA: Arena<ARENA_BYTES> = Arena::new();
@@ -131,6 +151,10 @@ unsafe impl GlobalAlloc for Global {
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: forwarded unchanged.
         unsafe { ARENA.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded unchanged.
+        unsafe { ARENA.realloc(ptr, layout, new_size) }
     }
 }
 
@@ -198,6 +222,34 @@ mod tests {
             assert_eq!(*kept.add(31), 7);
             a.dealloc(later, Layout::from_size_align(32, 8).unwrap());
         }
+    }
+
+    #[test]
+    fn realloc_keeps_the_contents_from_the_arena_into_the_system_and_within_it() {
+        let a = Box::new(Arena::<256>::new());
+        let l = Layout::from_size_align(16, 8).unwrap();
+        let p = alloc(&a, 16, 8);
+        unsafe { std::ptr::copy_nonoverlapping(b"0123456789abcdef".as_ptr(), p, 16) };
+        // Grows within the arena.
+        let q = unsafe { a.realloc(p, l, 64) };
+        assert!(a.owns(q));
+        assert_eq!(
+            unsafe { std::slice::from_raw_parts(q, 16) },
+            b"0123456789abcdef"
+        );
+        // Grows out of it, into the system allocator, and on there.
+        let r = unsafe { a.realloc(q, Layout::from_size_align(64, 8).unwrap(), 1024) };
+        assert!(!a.owns(r));
+        assert_eq!(
+            unsafe { std::slice::from_raw_parts(r, 16) },
+            b"0123456789abcdef"
+        );
+        let s = unsafe { a.realloc(r, Layout::from_size_align(1024, 8).unwrap(), 4096) };
+        assert_eq!(
+            unsafe { std::slice::from_raw_parts(s, 16) },
+            b"0123456789abcdef"
+        );
+        unsafe { a.dealloc(s, Layout::from_size_align(4096, 8).unwrap()) };
     }
 
     #[test]
