@@ -4,8 +4,9 @@
 //! and commits one row into its `events` table, which is the physical limit of "record durably
 //! and exit". Built for `x86_64-unknown-linux-musl`, this binary is static like the handler, as
 //! the baseline should be; a dynamic build says so. A second baseline row commits one row into a
-//! fresh one-table file, to show what the spool's schema itself costs. `/bin/true` shows the cost
-//! of spawning a process at all.
+//! fresh one-table file, to show what the spool's schema itself costs, and a third gives the
+//! baseline the handler's fixed SQLite heap, to show how much of the handler's lead over its own
+//! overhead is that tuning. `/bin/true` shows the cost of spawning a process at all.
 //!
 //! Also, with `--storm N`, N events from 64 concurrent handler processes (lost events, failed
 //! exits, events/s), and with `--flusher N`, N pending events across 1,000 components drained
@@ -116,8 +117,17 @@ fn warm(bin: &Path, config: &Path) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if let Some(mode @ ("baseline-commit" | "baseline-spool")) = args.get(1).map(String::as_str) {
-        baseline_commit(Path::new(&args[2]), mode == "baseline-spool");
+    if let Some(mode @ ("baseline-commit" | "baseline-spool" | "baseline-spool-heap")) =
+        args.get(1).map(String::as_str)
+    {
+        if mode == "baseline-spool-heap" {
+            // For reference only: the baseline given the handler's SQLite heap too.
+            assert_eq!(
+                statusrelay_spool::heap::for_one_event(0),
+                statusrelay_spool::heap::Allocator::Fixed
+            );
+        }
+        baseline_commit(Path::new(&args[2]), mode != "baseline-commit");
         return;
     }
     if args.get(1).map(String::as_str) == Some("peak-rss") {
@@ -199,6 +209,12 @@ fn main() {
     row("/bin/true (spawn floor)", &floor);
     row("baseline: open the spool, commit 1 row, exit", &base);
     row("  the same into a fresh one-table file", &one_table);
+    let with_heap = time_runs(runs, |_| {
+        let mut c = Command::new(&me);
+        c.arg("baseline-spool-heap").arg(&spool);
+        c
+    });
+    row("  the same with the handler's SQLite heap", &with_heap);
     let version = time_runs(runs, |_| {
         let mut c = Command::new(&bin);
         c.arg("--version");
