@@ -262,6 +262,54 @@ fn the_handler_gives_sqlite_a_fixed_heap_up_to_its_bound_and_the_system_allocato
 }
 
 #[test]
+fn a_fixed_heap_that_runs_out_loses_nothing_the_handler_records_again_on_the_system_allocator() {
+    let sb = html_sandbox("heap-out", DB);
+    // 4 MiB is too small for the largest event allowed on the fixed heap (see the test above).
+    let mut c = sb.cmd(&["monit", "--log-level", "debug"]);
+    c.env("STATUSRELAY_SQLITE_HEAP", "4")
+        .envs(event_of(statusrelay_spool::heap::MAX_EVENT_BYTES));
+    let r: Run = c.output().unwrap().into();
+    assert_code(&r, 0);
+    assert!(
+        r.stderr.contains("sqlite ran out of a fixed 4 MiB heap")
+            && r.stderr
+                .contains("nothing was recorded, so recording again on the system allocator")
+            && r.stderr
+                .contains("sqlite: the system allocator (STATUSRELAY_SQLITE_HEAP=system)"),
+        "{}",
+        r.stderr
+    );
+    // Recorded once: the attempt that ran out committed nothing.
+    assert_eq!(count(&sb, "SELECT count(*) FROM events"), 1);
+    assert_eq!(
+        count(
+            &sb,
+            "SELECT count(*) FROM desired WHERE state = 'major_outage'"
+        ),
+        1
+    );
+}
+
+#[test]
+fn a_bad_heap_setting_is_said_and_never_stops_an_event() {
+    let sb = html_sandbox("heap-setting", DB);
+    let mut c = sb.cmd(&["monit"]);
+    c.env("STATUSRELAY_SQLITE_HEAP", "lots")
+        .env("MONIT_SERVICE", "mysql")
+        .env("MONIT_EVENT", "Does not exist");
+    let r: Run = c.output().unwrap().into();
+    assert_code(&r, 0);
+    assert!(
+        r.stderr.contains(
+            "warn: sqlite: the system allocator (STATUSRELAY_SQLITE_HEAP=\"lots\" is neither 'system' nor a size in MiB from 1 to 32)"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(count(&sb, "SELECT count(*) FROM events"), 1);
+}
+
+#[test]
 fn an_unknown_service_is_exit_65_and_replayable_after_the_config_is_fixed() {
     let sb = html_sandbox("unknown", DB);
     let r = monit(&sb, &fail("nginx"));

@@ -41,10 +41,9 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
     let out = match &cli.command {
         Command::Monit(a) => {
             let raw = statusrelay_core::RawEvent::from_env(std::env::vars_os());
-            // This process records one event and exits: SQLite gets a fixed heap (see heap.rs).
-            let sqlite = statusrelay_spool::heap::for_one_event(raw.bytes());
-            debug!("sqlite: {sqlite}");
-            let out = handler::monit(path, raw, a.component.as_deref(), clock)?;
+            let out = on_fixed_heap(raw.bytes(), || {
+                handler::monit(path, raw, a.component.as_deref(), clock)
+            })?;
             // Monit discards stdout; a person trying it by hand wants to see what happened.
             if std::io::stdout().is_terminal() {
                 out + "\n"
@@ -59,16 +58,16 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
                 .flatten()
                 .map(String::len)
                 .sum();
-            let sqlite = statusrelay_spool::heap::for_one_event(bytes);
-            debug!("sqlite: {sqlite}");
-            handler::event(
-                &config,
-                &a.component,
-                a.status,
-                a.message.as_deref(),
-                &a.source,
-                clock,
-            )? + "\n"
+            on_fixed_heap(bytes, || {
+                handler::event(
+                    &config,
+                    &a.component,
+                    a.status,
+                    a.message.as_deref(),
+                    &a.source,
+                    clock,
+                )
+            })? + "\n"
         }
         Command::Flush(a) => {
             let (once, metrics_file) = (a.once, &a.metrics_file);
@@ -137,6 +136,43 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
     };
     print!("{out}");
     Ok(error::EX_OK)
+}
+
+/// Record one event with SQLite on a fixed heap (see `statusrelay_spool::heap`), this process
+/// recording one event and exiting. Should the heap still run out, nothing was committed: the
+/// process runs itself again on the system allocator, so the event is not lost.
+fn on_fixed_heap(
+    event_bytes: usize,
+    record: impl FnOnce() -> Result<String, AppError>,
+) -> Result<String, AppError> {
+    use statusrelay_spool::heap;
+    let setting = std::env::var_os(heap::SETTING).map(|v| v.to_string_lossy().into_owned());
+    let sqlite = heap::for_one_event(event_bytes, setting.as_deref());
+    if let heap::Allocator::BadSetting(_) = sqlite {
+        warn!("sqlite: {sqlite}");
+    } else {
+        debug!("sqlite: {sqlite}");
+    }
+    match record() {
+        Err(AppError::Spool(e))
+            if e.is_out_of_memory() && matches!(sqlite, heap::Allocator::Fixed(_)) =>
+        {
+            warn!(
+                "sqlite ran out of {sqlite} ({e}); nothing was recorded, so recording again on the system allocator"
+            );
+            let exe = std::env::current_exe().map_err(|source| AppError::Io {
+                path: "/proc/self/exe".into(),
+                source,
+            })?;
+            let source = std::os::unix::process::CommandExt::exec(
+                std::process::Command::new(&exe)
+                    .args(std::env::args_os().skip(1))
+                    .env(heap::SETTING, "system"),
+            );
+            Err(AppError::Io { path: exe, source })
+        }
+        other => other,
+    }
 }
 
 /// Open the spool; a corrupt spool file moved aside is said loudly, whatever the command.

@@ -17,6 +17,9 @@
 //!   integration test that records an event at the bound fails with a 4 MiB heap ("out of
 //!   memory") and passes with 8 MiB.
 //! - Never in a long-running process (the flusher): its need is not bounded by one event.
+//! - The operator decides last: `STATUSRELAY_SQLITE_HEAP=system` keeps the system allocator, and
+//!   a number of MiB (1 to 32) sizes the heap. A setting that is neither keeps the system
+//!   allocator and says why; it never stops an event from being recorded.
 
 use std::cell::UnsafeCell;
 use std::ffi::{c_int, c_void};
@@ -44,24 +47,43 @@ static HEAP: Heap = Heap(UnsafeCell::new([0; HEAP_BYTES / 8]));
 /// Which allocator SQLite uses in this process, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Allocator {
-    /// SQLite allocates from the fixed heap.
-    Fixed,
+    /// SQLite allocates from a fixed heap of this many bytes.
+    Fixed(usize),
     /// SQLite uses the system allocator, for this reason.
     System(String),
+    /// SQLite uses the system allocator because [`SETTING`] holds this, which is not a setting.
+    BadSetting(String),
 }
 
 impl std::fmt::Display for Allocator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Allocator::Fixed => write!(f, "a fixed {} MiB heap", HEAP_BYTES >> 20),
+            Allocator::Fixed(bytes) => write!(f, "a fixed {} MiB heap", bytes >> 20),
             Allocator::System(why) => write!(f, "the system allocator ({why})"),
+            Allocator::BadSetting(value) => write!(
+                f,
+                "the system allocator ({SETTING}={value:?} is neither 'system' nor a size in MiB from 1 to {})",
+                HEAP_BYTES >> 20
+            ),
         }
     }
 }
 
-/// Give SQLite the fixed heap for a process that records one event of `event_bytes` and exits.
-/// Call it before anything else touches SQLite; it says which allocator SQLite ended up with.
-pub fn for_one_event(event_bytes: usize) -> Allocator {
+/// The environment variable that overrides the choice: `system`, or the heap's size in MiB.
+pub const SETTING: &str = "STATUSRELAY_SQLITE_HEAP";
+
+/// Give SQLite the fixed heap for a process that records one event of `event_bytes` and exits,
+/// unless `setting` (the value of [`SETTING`]) says otherwise. Call it before anything else
+/// touches SQLite; it says which allocator SQLite ended up with.
+pub fn for_one_event(event_bytes: usize, setting: Option<&str>) -> Allocator {
+    let heap_bytes = match setting.map(str::trim) {
+        None | Some("") => HEAP_BYTES,
+        Some("system") => return Allocator::System(format!("{SETTING}=system")),
+        Some(s) => match s.parse::<usize>() {
+            Ok(mib @ 1..) if mib << 20 <= HEAP_BYTES => mib << 20,
+            _ => return Allocator::BadSetting(s.to_string()),
+        },
+    };
     if event_bytes > MAX_EVENT_BYTES {
         return Allocator::System(format!(
             "the event is {event_bytes} bytes, over the fixed heap's bound of {MAX_EVENT_BYTES}"
@@ -93,7 +115,7 @@ pub fn for_one_event(event_bytes: usize) -> Allocator {
                 ffi::sqlite3_config(
                     ffi::SQLITE_CONFIG_HEAP,
                     HEAP.0.get().cast::<c_void>(),
-                    HEAP_BYTES as c_int,
+                    heap_bytes as c_int,
                     MIN_ALLOCATION,
                 ),
             ),
@@ -102,7 +124,7 @@ pub fn for_one_event(event_bytes: usize) -> Allocator {
         .find(|(_, rc)| *rc != ffi::SQLITE_OK)
     };
     match refused {
-        None => Allocator::Fixed,
+        None => Allocator::Fixed(heap_bytes),
         Some((option, rc)) => Allocator::System(format!(
             "SQLite refused SQLITE_CONFIG_{option} with code {rc}: {}",
             if rc == ffi::SQLITE_MISUSE {
@@ -111,5 +133,32 @@ pub fn for_one_event(event_bytes: usize) -> Allocator {
                 "it was built without SQLITE_ENABLE_MEMSYS5"
             }
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Only answers that are decided before SQLite is touched: the heap itself is process-wide
+    // and is tested through the binary (tests/integration/handler.rs).
+    #[test]
+    fn the_setting_and_the_bound_decide_before_sqlite_is_touched() {
+        let system = |event, setting| match for_one_event(event, setting) {
+            Allocator::System(why) => why,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(system(10, Some("system")), "STATUSRELAY_SQLITE_HEAP=system");
+        for bad in ["0", "33", "-1", "big", "4M"] {
+            let a = for_one_event(10, Some(bad));
+            assert_eq!(a, Allocator::BadSetting(bad.to_string()));
+            assert!(
+                a.to_string()
+                    .contains("neither 'system' nor a size in MiB from 1 to 32"),
+                "{a}"
+            );
+        }
+        assert!(system(MAX_EVENT_BYTES + 1, None).contains("over the fixed heap's bound"));
+        assert!(system(MAX_EVENT_BYTES + 1, Some("8")).contains("over the fixed heap's bound"));
     }
 }

@@ -133,6 +133,12 @@ impl SpoolError {
         })
     }
 
+    /// Did SQLite run out of memory (on a fixed heap, see [`heap`])?
+    pub fn is_out_of_memory(&self) -> bool {
+        matches!(self, SpoolError::Sqlite { source, .. }
+            if source.sqlite_error_code() == Some(rusqlite::ErrorCode::OutOfMemory))
+    }
+
     /// Is this a lost claim (a stale worker)?
     pub fn is_stale_claim(&self) -> bool {
         matches!(self, SpoolError::StaleClaim { .. })
