@@ -43,6 +43,10 @@ grep -q '"major_outage"' /var/lib/statusrelay/www/status.json && ok "the page sh
 expect "handler as root writes again after the flusher" env -i MONIT_SERVICE=web MONIT_EVENT=Exists MONIT_HOST=node1 /usr/bin/statusrelay monit
 expect "flusher as statusrelay delivers the recovery" runuser -u statusrelay -- /usr/bin/statusrelay flush --once
 grep -q '"operational"' /var/lib/statusrelay/www/status.json && ok "the page shows web up" || bad "recovery not on the page"
+# The shipped build has SQLite's memsys5 compiled in (.cargo/config.toml), so the handler gets its fixed heap.
+env -i MONIT_SERVICE=web MONIT_EVENT=Exists MONIT_HOST=node1 /usr/bin/statusrelay --log-level debug monit >/tmp/statusrelay-pkg.out 2>&1
+grep -q "sqlite: a fixed 32 MiB heap" /tmp/statusrelay-pkg.out && ok "the packaged handler gives SQLite its fixed heap" \
+    || bad "the packaged handler has no fixed SQLite heap: $(grep sqlite: /tmp/statusrelay-pkg.out)"
 for f in /var/lib/statusrelay/spool.db-wal /var/lib/statusrelay/spool.db-shm; do
     [ ! -e "$f" ] || runuser -u statusrelay -- test -w "$f" && ok "$f writable by the flusher" || bad "$f not writable by statusrelay"
 done
