@@ -5,6 +5,7 @@ mod backends;
 mod delivery;
 mod faults;
 mod handler;
+mod hardening;
 mod incidents;
 mod operator;
 mod real_monit;

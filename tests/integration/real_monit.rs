@@ -687,3 +687,74 @@ fn the_static_page_follows_a_real_monit() {
         "{log}"
     );
 }
+
+/// Issue 13, item 1: a `[[check]]` routed to a component whose name has a space (the README's
+/// "db cluster") or a double quote. Monit splits its exec string on whitespace, so the exec
+/// line must name the component by its slug; before, the handler got `--component db` plus a
+/// stray `cluster`, exited 64 and recorded nothing, and a `"` broke the monitrc.
+#[test]
+fn monit_config_routes_names_with_spaces_and_quotes_through_a_real_monit() {
+    let lab = Lab::new(
+        "rm-spaces",
+        "[[component]]\nname = \"db cluster\"\nid = 2\nservices = [\"mysql\"]\n\
+         [[component]]\nname = 'web \"edge\"'\nid = 3\nservices = [\"nginx\"]\n",
+        "",
+    );
+    let db = lab.program("probe", 0);
+    let web = lab.program("edge", 0);
+    let cfg = std::fs::read_to_string(lab.sb.path("config.toml")).unwrap();
+    // Neither service name routes by itself: only --component can bring them to the page.
+    sb_write_config(
+        &lab.sb,
+        &format!(
+            "{cfg}[[check]]\nservice = \"probe\"\ntype = \"program\"\ntarget = \"with path {}\"\ntests = [\"status != 0\"]\ncomponent = \"db cluster\"\n\
+             [[check]]\nservice = \"edge\"\ntype = \"program\"\ntarget = \"with path {}\"\ntests = [\"status != 0\"]\ncomponent = 'web \"edge\"'\n",
+            db.display(),
+            web.display()
+        ),
+    );
+    let conf_d = lab.sb.path("conf.d");
+    let r = lab.sb.run(&[
+        "monit-config",
+        "--dir",
+        conf_d.to_str().unwrap(),
+        "--bin",
+        BIN,
+    ]);
+    assert_code(&r, 0);
+    let text = std::fs::read_to_string(conf_d.join("statusrelay-probe")).unwrap();
+    assert!(text.contains(" monit --component db-cluster\""), "{text}");
+    let text = std::fs::read_to_string(conf_d.join("statusrelay-edge")).unwrap();
+    assert!(text.contains(" monit --component web-edge\""), "{text}");
+    let monit = lab.monit(&format!(
+        "include {}/statusrelay-probe\ninclude {}/statusrelay-edge\n",
+        conf_d.display(),
+        conf_d.display()
+    ));
+    let flusher = lab.sb.spawn_flush();
+    lab.set_program("probe", 1);
+    lab.wait_puts(&[4], &monit);
+    lab.set_program("edge", 1);
+    assert!(
+        wait_until(STEP, || lab.fake.puts().contains(&(3, 4))),
+        "web \"edge\" never reached the page: {:?}\n{}",
+        lab.fake.puts(),
+        monit.log()
+    );
+    lab.set_program("probe", 0);
+    assert!(
+        wait_until(STEP, || lab.fake.puts().contains(&(2, 1))),
+        "{:?}\n{}",
+        lab.fake.puts(),
+        monit.log()
+    );
+    assert_eq!(
+        count(
+            &lab.sb,
+            "SELECT count(*) FROM events WHERE status = 'rejected'"
+        ),
+        0
+    );
+    signal(&flusher, "TERM");
+    assert!(flusher.wait_with_output().unwrap().status.success());
+}

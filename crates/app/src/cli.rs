@@ -127,9 +127,13 @@ pub enum MaintenanceAction {
 
 #[derive(Debug, Args)]
 pub struct MonitArgs {
-    /// Component to update, instead of routing by the service name
+    /// Component to update (its name or slug), instead of routing by the service name
     #[arg(long, value_name = "NAME")]
     pub component: Option<String>,
+    /// Words Monit split off an exec line ("--component db cluster" arrives as "--component db"
+    /// and "cluster"). Accepted so the event is still recorded (rejected, exit 64), never lost.
+    #[arg(hide = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub stray: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -232,11 +232,21 @@ pub fn monit(
     config_path: Option<&Path>,
     raw: RawEvent,
     component: Option<&str>,
+    stray: &[String],
     clock: Arc<dyn Clock>,
 ) -> Result<String, AppError> {
     if raw.env.is_empty() {
         return Err(CoreError::NotFromMonit.into());
     }
+    // Words split off by Monit are most likely the rest of a component name: keep the name
+    // whole in the recorded event, so `replay --rejected` can apply it once the config or the
+    // exec line is fixed.
+    let whole = (!stray.is_empty()).then(|| {
+        let mut words: Vec<&str> = component.into_iter().collect();
+        words.extend(stray.iter().map(String::as_str));
+        words.join(" ")
+    });
+    let component = whole.as_deref().or(component);
     let config = match Config::load(config_path) {
         Ok(c) => c,
         Err(reason) => {
@@ -258,7 +268,21 @@ pub fn monit(
     // Planning is pure and cheap: each attempt plans again.
     with_busy_retry(|| {
         let mut spool = crate::open_spool(&config.spool, clock.clone())?;
-        record(&mut spool, plan(&config, &raw, component))
+        let planned = match plan(&config, &raw, component) {
+            // The rejoined words name a configured component: that is what the line meant.
+            Ok(p) if !stray.is_empty() => {
+                crate::warn!(
+                    "Monit split the component name {:?} on whitespace; applied it whole, but regenerate the exec lines (`statusrelay monit-config`), which name it by its slug",
+                    component.unwrap_or_default()
+                );
+                Ok(p)
+            }
+            Err(r) if !stray.is_empty() => {
+                reject(r.event, CoreError::StrayArguments(stray.to_vec()))
+            }
+            other => other,
+        };
+        record(&mut spool, planned)
     })
 }
 

@@ -42,7 +42,7 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
         Command::Monit(a) => {
             let raw = statusrelay_core::RawEvent::from_env(std::env::vars_os());
             let out = on_fixed_heap(raw.bytes(), || {
-                handler::monit(path, raw, a.component.as_deref(), clock)
+                handler::monit(path, raw, a.component.as_deref(), &a.stray, clock)
             })?;
             // Monit discards stdout; a person trying it by hand wants to see what happened.
             if std::io::stdout().is_terminal() {

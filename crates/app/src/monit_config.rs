@@ -3,7 +3,9 @@
 //!
 //! Invariants:
 //! - Output is deterministic (same config, same bytes), so a config manager sees "no change".
-//! - Exec strings are plain whitespace-separated tokens: Monit's quoting is unreliable.
+//! - Exec strings are plain whitespace-separated tokens: Monit splits them on whitespace and
+//!   does not unquote. A component is named by its slug (never its name), and a binary or
+//!   config path that is not one plain token is refused.
 //! - With `--dir`, files are written atomically and only `statusrelay-*` files are ever removed
 //!   (the checks of services dropped from the config); nothing else in the directory is touched.
 
@@ -29,6 +31,34 @@ fn has_recovery(test: &str) -> bool {
     !(t.starts_with("changed") || t.contains("restarts within") || t.starts_with("content"))
 }
 
+/// Can this survive Monit's exec string: split on whitespace, no unquoting, inside `"..."`?
+fn plain_token(s: &str) -> bool {
+    !s.is_empty()
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || c == '"' || c == '\'' || c == '\\')
+}
+
+/// Refuse what Monit would break apart: the binary and the config path go into every exec
+/// line verbatim. Component names never do (they are written as their slug).
+pub fn validate(config: &Config, o: &Options<'_>) -> Result<(), AppError> {
+    if !plain_token(o.bin) {
+        return Err(AppError::Usage(format!(
+            "--bin {:?}: Monit splits exec lines on whitespace and does not unquote; install or link the binary at a path without spaces or quotes",
+            o.bin
+        )));
+    }
+    if let Some(ConfigSource::File(p)) = &config.source
+        && !plain_token(&p.to_string_lossy())
+    {
+        return Err(AppError::Usage(format!(
+            "config path {:?}: Monit splits exec lines on whitespace and does not unquote; move the config (or link it) to a path without spaces or quotes",
+            p.display().to_string()
+        )));
+    }
+    Ok(())
+}
+
 fn exec_line(config: &Config, c: &CheckConfig, o: &Options<'_>) -> String {
     let mut cmd = o.bin.to_string();
     if let Some(ConfigSource::File(p)) = &config.source
@@ -38,7 +68,12 @@ fn exec_line(config: &Config, c: &CheckConfig, o: &Options<'_>) -> String {
     }
     cmd.push_str(" monit");
     if let Some(comp) = &c.component {
-        cmd.push_str(&format!(" --component {comp}"));
+        // The slug, never the name: "db cluster" would reach the handler as two arguments.
+        let slug = config
+            .component(comp)
+            .map(|c| c.slug())
+            .unwrap_or_else(|_| statusrelay_core::config::slug(comp));
+        cmd.push_str(&format!(" --component {slug}"));
     }
     cmd
 }
@@ -107,6 +142,7 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> AppError + '_ {
 
 /// What `command` would change in `dir`: files to write and files to remove.
 pub fn differences(config: &Config, dir: &Path, o: &Options<'_>) -> Result<Vec<String>, AppError> {
+    validate(config, o)?;
     let files = render_all(config, o);
     let mut out: Vec<String> = files
         .iter()
@@ -128,6 +164,7 @@ pub fn differences(config: &Config, dir: &Path, o: &Options<'_>) -> Result<Vec<S
 
 /// `statusrelay monit-config [--dir DIR]`.
 pub fn command(config: &Config, dir: Option<&Path>, o: &Options<'_>) -> Result<String, AppError> {
+    validate(config, o)?;
     let files = render_all(config, o);
     let Some(dir) = dir else {
         return Ok(files

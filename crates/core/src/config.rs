@@ -501,12 +501,33 @@ impl ComponentConfig {
         }
     }
 
+    /// The name as one plain token, for Monit's exec line, which Monit splits on whitespace
+    /// and does not unquote: lowercase ASCII letters and digits, every other run of characters
+    /// one `-` (`"DB Cluster"` -> `db-cluster`). `--component` takes the name or this slug;
+    /// two components may not share one (validated at load).
+    pub fn slug(&self) -> String {
+        slug(&self.name)
+    }
+
     pub fn feeds_from(&self, service: &str) -> bool {
         if self.services.is_empty() {
             return self.name == service;
         }
         self.services.iter().any(|g| g.matches(service))
     }
+}
+
+/// See [`ComponentConfig::slug`].
+pub fn slug(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for ch in name.chars() {
+        if ch.is_ascii_alphanumeric() || ch == '_' || ch == '.' {
+            out.push(ch.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_string()
 }
 
 /// Validate the API settings of `kind`; the error is (key, message).
@@ -860,6 +881,7 @@ impl Config {
             ));
         }
         let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut slugs: BTreeMap<String, usize> = BTreeMap::new();
         for (i, c) in self.components.iter().enumerate() {
             let key = format!("component[{}] (line {})", i + 1, component_line(text, i));
             if c.name.trim().is_empty() || c.name.len() > 190 {
@@ -872,6 +894,27 @@ impl Config {
                 return Err(invalid(
                     format!("{key}.name"),
                     format!("{:?} is already component[{}]", c.name, prev + 1),
+                ));
+            }
+            if c.slug().is_empty() {
+                return Err(invalid(
+                    format!("{key}.name"),
+                    format!(
+                        "{:?} has no letter or digit: Monit's exec line needs one to name it",
+                        c.name
+                    ),
+                ));
+            }
+            if let Some(prev) = slugs.insert(c.slug(), i) {
+                return Err(invalid(
+                    format!("{key}.name"),
+                    format!(
+                        "{:?} and {:?} (component[{}]) differ only in case, spaces or punctuation: Cachet on MySQL compares names without case, and Monit's exec line names both {:?}; rename one",
+                        c.name,
+                        self.components[prev].name,
+                        prev + 1,
+                        c.slug()
+                    ),
                 ));
             }
             if let Some(id) = &c.id
@@ -924,14 +967,17 @@ impl Config {
             .collect()
     }
 
-    /// A configured component by name (or, with no components configured, a synthesised one).
+    /// A configured component by name or slug (or, with no components configured, a
+    /// synthesised one).
     pub fn component(&self, name: &str) -> Result<ComponentConfig, CoreError> {
         if self.components.is_empty() {
             return Ok(ComponentConfig::auto(name));
         }
+        // The exact name first, then the slug monit-config writes into Monit's exec lines.
         self.components
             .iter()
             .find(|c| c.name == name)
+            .or_else(|| self.components.iter().find(|c| c.slug() == name))
             .cloned()
             .ok_or_else(|| CoreError::UnknownComponent(name.to_string()))
     }
@@ -1032,6 +1078,37 @@ connection = "ignore"
             e.contains("component[2] (line 3).name") && e.contains("already component[1]"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn names_that_differ_only_in_case_or_spaces_are_refused() {
+        for (a, b) in [
+            ("DB", "db"),
+            ("db cluster", "db-cluster"),
+            ("Web  API", "web api"),
+        ] {
+            let t = format!("[[component]]\nname = {a:?}\n[[component]]\nname = {b:?}\n");
+            let e = parse(&t).unwrap_err().to_string();
+            assert!(
+                e.contains("component[2] (line 3).name") && e.contains("differ only in case"),
+                "{e}"
+            );
+        }
+        let e = parse("[[component]]\nname = \"!!\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no letter or digit"), "{e}");
+    }
+
+    #[test]
+    fn a_component_is_found_by_its_slug() {
+        let c = parse("[[component]]\nname = \"DB \\\"main\\\" cluster\"\n").unwrap();
+        assert_eq!(c.components[0].slug(), "db-main-cluster");
+        assert_eq!(
+            c.component("db-main-cluster").unwrap().name,
+            "DB \"main\" cluster"
+        );
+        assert!(c.component("db").is_err());
     }
 
     #[test]

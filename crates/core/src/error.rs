@@ -50,6 +50,11 @@ pub enum CoreError {
     /// A component named on the command line is not in the config.
     #[error("no component named {0:?} in the config (see `statusrelay check`)")]
     UnknownComponent(String),
+    /// `statusrelay monit` got words it does not take: Monit split an exec line on whitespace.
+    #[error(
+        "unexpected arguments {0:?}: Monit splits exec lines on whitespace, so a component name with spaces arrives in pieces; name the component by its slug (`statusrelay monit-config` writes it) and then `statusrelay replay --rejected` (the event was recorded)"
+    )]
+    StrayArguments(Vec<String>),
     /// A state name is not one of the documented states.
     #[error(
         "unknown state {0:?}: expected one of operational, performance_issues, partial_outage, major_outage, under_maintenance, unknown"
@@ -80,6 +85,7 @@ impl CoreError {
             self,
             CoreError::NotFromMonit
                 | CoreError::UnknownComponent(_)
+                | CoreError::StrayArguments(_)
                 | CoreError::BadState(_)
                 | CoreError::BadDuration(_)
         )
