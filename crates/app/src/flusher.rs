@@ -37,6 +37,7 @@ use statusrelay_spool::{Claimed, Outcome, Spool};
 use crate::{AppError, debug, error, info, warn};
 
 /// How the flusher runs; tests inject all of it.
+#[derive(Clone)]
 pub struct FlushOptions {
     /// Drain what is due, then return.
     pub once: bool,

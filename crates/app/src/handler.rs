@@ -252,12 +252,14 @@ pub fn monit(
         Err(reason) => {
             // Keep the event even though the config is broken: it is the one thing Monit will not resend.
             let spool_path = Config::spool_hint(config_path);
-            let mut spool = crate::open_spool(&spool_path, clock)?;
             let ev = match plan(&Config::default(), &raw, component) {
                 Ok(p) => p.event,
                 Err(r) => r.event,
             };
-            let event_id = spool.record_rejected(&ev, &format!("config error: {reason}"))?;
+            let event_id = with_busy_retry(&*clock, || {
+                let mut spool = crate::open_spool(&spool_path, clock.clone())?;
+                Ok(spool.record_rejected(&ev, &format!("config error: {reason}"))?)
+            })?;
             return Err(AppError::RejectedByConfig {
                 event_id,
                 spool: spool_path,
@@ -266,7 +268,7 @@ pub fn monit(
         }
     };
     // Planning is pure and cheap: each attempt plans again.
-    with_busy_retry(|| {
+    with_busy_retry(&*clock, || {
         let mut spool = crate::open_spool(&config.spool, clock.clone())?;
         let planned = match plan(&config, &raw, component) {
             // The rejoined words name a configured component: that is what the line meant.
@@ -289,17 +291,23 @@ pub fn monit(
 /// Run a spool write again while it fails for lock contention, up to the busy timeout in all.
 /// SQLite's busy handler covers most waits, but some BUSY answers (a WAL-index rebuild, a
 /// checkpoint resetting the WAL) skip it; Monit sends an event once, so the handler waits them out.
-fn with_busy_retry<T>(mut op: impl FnMut() -> Result<T, AppError>) -> Result<T, AppError> {
+/// A spool SQLite finds corrupt mid-write is moved aside and the event recorded in a fresh one.
+fn with_busy_retry<T>(
+    clock: &dyn Clock,
+    mut op: impl FnMut() -> Result<T, AppError>,
+) -> Result<T, AppError> {
     let deadline = std::time::Instant::now() + statusrelay_spool::BUSY_TIMEOUT;
-    loop {
-        match op() {
-            Err(AppError::Spool(e)) if e.is_busy() && std::time::Instant::now() < deadline => {
-                debug!("spool busy ({e}); trying again");
-                std::thread::sleep(std::time::Duration::from_millis(25));
+    crate::retry_corrupt(clock, || {
+        loop {
+            match op() {
+                Err(AppError::Spool(e)) if e.is_busy() && std::time::Instant::now() < deadline => {
+                    debug!("spool busy ({e}); trying again");
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                other => return other,
             }
-            other => return other,
         }
-    }
+    })
 }
 
 /// `statusrelay event`.
@@ -311,7 +319,7 @@ pub fn event(
     source: &str,
     clock: Arc<dyn Clock>,
 ) -> Result<String, AppError> {
-    with_busy_retry(|| {
+    with_busy_retry(&*clock, || {
         let mut spool = crate::open_spool(&config.spool, clock.clone())?;
         record(
             &mut spool,

@@ -81,15 +81,17 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
                     }
                 })?;
             }
-            let backend = flusher::build_backend(&config, clock.clone())?;
             let opts = flusher::FlushOptions {
                 metrics_file: metrics_file.clone(),
                 once,
                 poll: Duration::from_millis(200),
                 shutdown,
-                clock,
+                clock: clock.clone(),
             };
-            let r = flusher::flush(&config, backend, opts)?;
+            let r = retry_corrupt(&*clock, || {
+                let backend = flusher::build_backend(&config, clock.clone())?;
+                flusher::flush(&config, backend, opts.clone())
+            })?;
             if once {
                 format!(
                     "{} sent, {} already shown, {} coalesced, {} to retry, {} dead-lettered\n",
@@ -99,8 +101,14 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
                 String::new()
             }
         }
-        Command::Queue(a) => ops::queue(&Config::load(path)?, a.json, clock)?,
-        Command::Status(a) => ops::status(&Config::load(path)?, a.json, clock)?,
+        Command::Queue(a) => {
+            let config = Config::load(path)?;
+            retry_corrupt(&*clock, || ops::queue(&config, a.json, clock.clone()))?
+        }
+        Command::Status(a) => {
+            let config = Config::load(path)?;
+            retry_corrupt(&*clock, || ops::status(&config, a.json, clock.clone()))?
+        }
         Command::Replay(a) => {
             let args = ops::ReplayArgs {
                 ids: &a.ids,
@@ -110,7 +118,8 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
                 since: a.since.as_deref(),
                 dry_run: a.dry_run,
             };
-            ops::replay(&Config::load(path)?, &args, clock)?
+            let config = Config::load(path)?;
+            retry_corrupt(&*clock, || ops::replay(&config, &args, clock.clone()))?
         }
         Command::Check(a) => ops::check(&Config::load(path)?, a.online, clock)?,
         Command::MonitConfig(a) => {
@@ -131,8 +140,18 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
                 monit_config::command(&config, a.dir.as_deref(), &opts)?
             }
         }
-        Command::Maintenance(a) => maintenance::command(&Config::load(path)?, &a.action, clock)?,
-        Command::Resync(a) => resync::command(&Config::load(path)?, a.dry_run, clock)?,
+        Command::Maintenance(a) => {
+            let config = Config::load(path)?;
+            retry_corrupt(&*clock, || {
+                maintenance::command(&config, &a.action, clock.clone())
+            })?
+        }
+        Command::Resync(a) => {
+            let config = Config::load(path)?;
+            retry_corrupt(&*clock, || {
+                resync::command(&config, a.dry_run, clock.clone())
+            })?
+        }
     };
     print!("{out}");
     Ok(error::EX_OK)
@@ -173,6 +192,41 @@ fn on_fixed_heap(
         }
         other => other,
     }
+}
+
+/// How many times one command moves a corrupt spool aside before it gives up (a disk that
+/// corrupts every fresh file needs a person, not a loop).
+const MAX_QUARANTINES: usize = 3;
+
+/// Run a command that opens the spool; should SQLite find the spool corrupt in the middle of
+/// it (a damaged page the open did not touch), the file is moved aside loudly and the command
+/// runs again on a fresh spool, so recording goes on.
+pub fn retry_corrupt<T>(
+    clock: &dyn Clock,
+    mut op: impl FnMut() -> Result<T, AppError>,
+) -> Result<T, AppError> {
+    let mut left = MAX_QUARANTINES;
+    loop {
+        match op() {
+            Err(AppError::Spool(e)) if e.is_corrupt() && left > 0 => {
+                left -= 1;
+                quarantine(&e, clock)?;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Move a spool found corrupt aside and say so at error level.
+pub fn quarantine(e: &statusrelay_spool::SpoolError, clock: &dyn Clock) -> Result<(), AppError> {
+    match statusrelay_spool::move_aside(e, clock.now_ms())? {
+        Some(aside) => error!(
+            "{e}: moved to {} (kept for inspection, never deleted) and a fresh spool started; run `statusrelay resync` to record Monit's current view",
+            aside.display()
+        ),
+        None => warn!("{e}: another process has already moved it aside; using the fresh spool"),
+    }
+    Ok(())
 }
 
 /// Open the spool; a corrupt spool file moved aside is said loudly, whatever the command.

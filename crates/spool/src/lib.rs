@@ -49,6 +49,17 @@ pub enum SpoolError {
         #[source]
         source: rusqlite::Error,
     },
+    /// SQLite found the file damaged in the middle of an operation (a bad b-tree page): the
+    /// caller moves it aside with [`move_aside`] (given the file's inode, so a spool somebody
+    /// already replaced is left alone) and starts a fresh one.
+    #[error("spool {path} is corrupt: {source}")]
+    CorruptFile {
+        path: PathBuf,
+        /// (device, inode) of the file found corrupt.
+        file: Option<(u64, u64)>,
+        #[source]
+        source: rusqlite::Error,
+    },
     /// The spool's directory could not be created.
     #[error("cannot create spool directory {path}: {source}")]
     CreateDir {
@@ -131,6 +142,11 @@ impl SpoolError {
             }
             _ => return None,
         })
+    }
+
+    /// Is the spool file damaged (move it aside with [`move_aside`] and start afresh)?
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, SpoolError::CorruptFile { .. })
     }
 
     /// Did SQLite run out of memory (on a fixed heap, see [`heap`])?
@@ -284,6 +300,8 @@ pub struct Stats {
 pub struct Spool {
     conn: Connection,
     path: PathBuf,
+    /// (device, inode) of the file opened, to tell it from a file put at `path` since.
+    file: Option<(u64, u64)>,
     clock: Arc<dyn Clock>,
     /// Where a corrupt spool file was moved when this one was opened, if it was.
     moved_aside: Option<PathBuf>,
@@ -300,28 +318,24 @@ fn parse_state(path: &Path, s: &str) -> Result<State> {
 const ITEM_COLS: &str = "id, component, state, status, attempts, created_at, queued_at, next_attempt_at, last_error, message, force, event_id, held";
 
 impl Spool {
-    /// Open (creating if needed) the spool at `path`, apply pending migrations.
+    /// Open (creating if needed) the spool at `path`, apply pending migrations. A file SQLite
+    /// finds corrupt while opening is moved aside and a fresh spool started.
     pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Spool> {
         match Spool::open_once(path, clock.clone()) {
-            Err(SpoolError::Sqlite { source, .. }) if is_corruption(&source) => {
-                // A corrupt file is evidence: keep it, start a fresh spool beside it, say so.
-                let aside = PathBuf::from(format!("{}.corrupt-{}", path.display(), clock.now_ms()));
-                std::fs::rename(path, &aside).map_err(|source| SpoolError::MoveAside {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                for ext in ["-wal", "-shm"] {
-                    let side = PathBuf::from(format!("{}{ext}", path.display()));
-                    if side.exists() {
-                        let _ = std::fs::rename(&side, format!("{}{ext}", aside.display()));
-                    }
-                }
+            Err(e @ SpoolError::CorruptFile { .. }) => {
+                let aside = move_aside(&e, clock.now_ms())?;
                 let mut spool = Spool::open_once(path, clock)?;
-                spool.moved_aside = Some(aside);
+                spool.moved_aside = aside;
                 Ok(spool)
             }
             other => other,
         }
+    }
+
+    /// (device, inode) of the file this spool has open. The flusher compares it with what is
+    /// at the path now, to notice a spool removed or replaced under it.
+    pub fn file_id(&self) -> Option<(u64, u64)> {
+        self.file
     }
 
     /// Where a corrupt spool file was moved when this spool was opened (log it loudly).
@@ -340,15 +354,13 @@ impl Spool {
             })?;
         }
         let created = !path.exists();
-        let conn = Connection::open(path).map_err(|source| SpoolError::Sqlite {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let conn = Connection::open(path).map_err(|source| sqlite_error(path, None, source))?;
         if created {
             share_with_directory(path);
         }
         let mut spool = Spool {
             conn,
+            file: file_id(path),
             path: path.to_path_buf(),
             clock,
             moved_aside: None,
@@ -360,12 +372,10 @@ impl Spool {
 
     /// The error mapper for this spool's SQLite calls. It owns a copy of the path, so it can be
     /// used while a transaction holds the connection.
+    /// Corruption, wherever it surfaces, becomes [`SpoolError::CorruptFile`].
     fn err(&self) -> impl Fn(rusqlite::Error) -> SpoolError + use<> {
-        let path = self.path.clone();
-        move |source| SpoolError::Sqlite {
-            path: path.clone(),
-            source,
-        }
+        let (path, file) = (self.path.clone(), self.file);
+        move |source| sqlite_error(&path, file, source)
     }
 
     fn configure(&mut self) -> Result<()> {
@@ -519,7 +529,9 @@ impl Spool {
         let mut changes = Vec::new();
         for comp in touched {
             let message = ev.description.as_deref();
-            if let Some(c) = refresh_desired(&tx, &self.path, comp, event_id, message, now)? {
+            if let Some(c) =
+                refresh_desired(&tx, &self.path, self.file, comp, event_id, message, now)?
+            {
                 changes.push(c);
             }
         }
@@ -1114,6 +1126,52 @@ fn is_corruption(e: &rusqlite::Error) -> bool {
     )
 }
 
+fn sqlite_error(path: &Path, file: Option<(u64, u64)>, source: rusqlite::Error) -> SpoolError {
+    if is_corruption(&source) {
+        SpoolError::CorruptFile {
+            path: path.to_path_buf(),
+            file,
+            source,
+        }
+    } else {
+        SpoolError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// (device, inode) of the file at `path` now, if there is one.
+pub fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Move a spool found corrupt to `<spool>.corrupt-<now_ms>` (with its -wal and -shm): a corrupt
+/// file is evidence, kept and never deleted. Returns where it went, or None when the file at the
+/// path is no longer the one found corrupt (another process moved it aside first, or it was
+/// replaced): that file is left alone.
+pub fn move_aside(err: &SpoolError, now_ms: i64) -> Result<Option<PathBuf>> {
+    let SpoolError::CorruptFile { path, file, .. } = err else {
+        return Ok(None);
+    };
+    if file.is_some() && file_id(path) != *file {
+        return Ok(None);
+    }
+    let aside = PathBuf::from(format!("{}.corrupt-{now_ms}", path.display()));
+    std::fs::rename(path, &aside).map_err(|source| SpoolError::MoveAside {
+        path: path.clone(),
+        source,
+    })?;
+    for ext in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{ext}", path.display()));
+        if side.exists() {
+            let _ = std::fs::rename(&side, format!("{}{ext}", aside.display()));
+        }
+    }
+    Ok(Some(aside))
+}
+
 /// Give a new spool file its directory's owner and group, mode 0660: Monit runs the handler as
 /// root and the flusher runs as `statusrelay`, and both must write it. SQLite gives the -wal and
 /// -shm files the database file's mode (and, as root, its owner). Best effort: a spool in a
@@ -1245,15 +1303,13 @@ fn apply_test(
 fn refresh_desired(
     tx: &rusqlite::Transaction<'_>,
     path: &Path,
+    file: Option<(u64, u64)>,
     component: &str,
     event_id: i64,
     message: Option<&str>,
     now: i64,
 ) -> Result<Option<Change>> {
-    let e = |source| SpoolError::Sqlite {
-        path: path.to_path_buf(),
-        source,
-    };
+    let e = |source| sqlite_error(path, file, source);
     // Both reads in one statement (see apply_test: compiling SQL is the handler's main cost).
     // States are plain words, so a comma-joined list is unambiguous.
     let (prev, failing): (Option<String>, Option<String>) = tx
