@@ -229,7 +229,7 @@ pub fn flush(
         page_maintenance: None,
     };
     f.spool.heartbeat(pid, started)?;
-    f.prune();
+    let mut prune_more = f.prune();
     let resync_every = config
         .monit
         .as_ref()
@@ -257,8 +257,8 @@ pub fn flush(
             f.spool.heartbeat(pid, started)?;
             last_beat = now;
         }
-        if now - last_prune >= prune_every {
-            f.prune();
+        if prune_more || now - last_prune >= prune_every {
+            prune_more = f.prune();
             last_prune = now;
         }
         if resync_every.is_some_and(|every| now - last_resync >= every) {
@@ -270,6 +270,10 @@ pub fn flush(
         let mut until = due.min(last_beat + heartbeat_every);
         if let Some(every) = resync_every {
             until = until.min(last_resync + every);
+        }
+        if prune_more {
+            // The next batch after one poll interval: the lock stays free meanwhile.
+            until = until.min(now + opts.poll.as_millis() as i64);
         }
         let version = f.spool.data_version()?;
         while opts.clock.now_ms() < until && !opts.shutdown.load(Ordering::SeqCst) {
@@ -339,12 +343,30 @@ impl Flusher<'_> {
         }
     }
 
-    fn prune(&mut self) {
+    /// Prune one batch; true while there is more. Batches are spread out over the loop's
+    /// iterations (a poll interval apart), so handlers always find the write lock free soon.
+    fn prune(&mut self) -> bool {
         let r = &self.config.retention;
-        match self.spool.prune(r.events, r.max_events) {
-            Ok((0, 0)) => {}
-            Ok((d, e)) => info!("pruned {d} finished deliveries and {e} events past retention"),
-            Err(e) => warn!("pruning the spool failed (will try again later): {e}"),
+        match self
+            .spool
+            .prune_batch(r.events, r.max_events, statusrelay_spool::PRUNE_BATCH)
+        {
+            Ok(p) => {
+                if p.deliveries + p.events > 0 {
+                    debug!(
+                        "pruned {} finished deliveries and {} events past retention (lock held {} ms){}",
+                        p.deliveries,
+                        p.events,
+                        p.held.as_millis(),
+                        if p.more { "; more to prune" } else { "" }
+                    );
+                }
+                p.more
+            }
+            Err(e) => {
+                warn!("pruning the spool failed (will try again later): {e}");
+                false
+            }
         }
     }
 

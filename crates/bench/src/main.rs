@@ -12,8 +12,12 @@
 //! exits, events/s), and with `--flusher N`, N pending events across 1,000 components drained
 //! by `flush --once` against a loopback fake Cachet (API calls, drain time, requests/s, peak RSS).
 //!
+//! With `--prune N` alone, how long retention holds the write lock pruning N expired events,
+//! batched, against deleting them in one transaction.
+//!
 //! Usage: statusrelay-bench [--runs N] [--sizes 0,100000] [--bin target/release/statusrelay]
 //!        [--storm 20000] [--flusher 10000]
+//!        statusrelay-bench --prune 1500000
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -100,6 +104,7 @@ fn prefill(db: &Path, n: usize) {
 }
 
 mod load;
+mod prune;
 
 /// One handler run, which creates the spool and its schema.
 fn warm(bin: &Path, config: &Path) {
@@ -148,6 +153,14 @@ fn main() {
         .split(',')
         .map(|s| s.parse().expect("--sizes"))
         .collect();
+    if let Some(n) = get("--prune") {
+        // On its own: it needs no binary and no handler runs.
+        let dir = std::env::temp_dir().join(format!("statusrelay-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        prune::prune(&dir, n.parse().expect("--prune N"));
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     let bin = PathBuf::from(get("--bin").unwrap_or_else(|| "target/release/statusrelay".into()));
     assert!(
         bin.exists(),

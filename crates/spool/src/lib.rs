@@ -36,6 +36,20 @@ const MIGRATIONS: &[(u32, &str)] = &[
     ),
 ];
 
+/// Rows one pruning transaction removes at most, per table.
+pub const PRUNE_BATCH: u32 = 2000;
+
+/// What one pruning transaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    pub deliveries: usize,
+    pub events: usize,
+    /// A batch was full: there may be more to prune.
+    pub more: bool,
+    /// How long the transaction held the write lock.
+    pub held: Duration,
+}
+
 /// How long a writer waits for the lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -865,35 +879,48 @@ impl Spool {
         self.scalar("PRAGMA data_version")
     }
 
-    /// Prune finished deliveries and old events beyond the retention limits. Returns (deliveries, events) removed.
-    pub fn prune(&mut self, max_age: Duration, max_events: u64) -> Result<(usize, usize)> {
+    /// Prune at most `batch` finished deliveries and `batch` events past the retention limits,
+    /// in one short transaction: handlers wait for the write lock, so pruning never holds it
+    /// for long (the flusher calls this again, with its poll interval between calls, while
+    /// [`Pruned::more`] says there is more to do).
+    pub fn prune_batch(
+        &mut self,
+        max_age: Duration,
+        max_events: u64,
+        batch: u32,
+    ) -> Result<Pruned> {
         let cutoff = self.now() - max_age.as_millis() as i64;
         let e = self.err();
+        let started = std::time::Instant::now();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(&e)?;
-        let d = tx
+        let deliveries = tx
             .execute(
-                "DELETE FROM outbox WHERE status IN ('done', 'superseded', 'skipped') AND finished_at < ?1",
-                [cutoff],
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
+                   WHERE status IN ('done', 'superseded', 'skipped') AND finished_at < ?1 LIMIT ?2)",
+                params![cutoff, batch],
             )
             .map_err(&e)?;
         // Keep events that an open delivery, a test row or a desired state still points at.
         let keep = "id NOT IN (SELECT event_id FROM outbox WHERE event_id IS NOT NULL)
                     AND id NOT IN (SELECT event_id FROM tests) AND status != 'rejected'";
-        let mut ev = tx
+        let mut events = tx
             .execute(
-                &format!("DELETE FROM events WHERE received_at < ?1 AND {keep}"),
-                [cutoff],
+                &format!(
+                    "DELETE FROM events WHERE id IN (SELECT id FROM events
+                       WHERE received_at < ?1 AND {keep} ORDER BY received_at LIMIT ?2)"
+                ),
+                params![cutoff, batch],
             )
             .map_err(&e)?;
         let count: i64 = tx
             .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
             .map_err(&e)?;
-        let excess = count - max_events as i64;
+        let excess = (count - max_events as i64).clamp(0, i64::from(batch) - events as i64);
         if excess > 0 {
-            ev += tx
+            events += tx
                 .execute(
                     &format!("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE {keep} ORDER BY id LIMIT ?1)"),
                     [excess],
@@ -901,7 +928,25 @@ impl Spool {
                 .map_err(&e)?;
         }
         tx.commit().map_err(&e)?;
-        Ok((d, ev))
+        Ok(Pruned {
+            deliveries,
+            events,
+            more: deliveries == batch as usize || events == batch as usize,
+            held: started.elapsed(),
+        })
+    }
+
+    /// Prune everything past retention, batch after batch (tests and tools; the flusher spreads
+    /// the batches out with [`Spool::prune_batch`]). Returns (deliveries, events) removed.
+    pub fn prune(&mut self, max_age: Duration, max_events: u64) -> Result<(usize, usize)> {
+        let (mut d, mut ev) = (0, 0);
+        loop {
+            let p = self.prune_batch(max_age, max_events, PRUNE_BATCH)?;
+            (d, ev) = (d + p.deliveries, ev + p.events);
+            if !p.more {
+                return Ok((d, ev));
+            }
+        }
     }
 
     // ---- operator side ------------------------------------------------------------------

@@ -438,6 +438,39 @@ fn prune_keeps_what_is_still_referenced() {
     assert_eq!(s.stats().unwrap().events, 2);
 }
 
+/// Issue 13, item 3: retention used to prune in one transaction, holding the write lock for
+/// seconds with millions of events (handlers gave up, events were lost). Each call now removes
+/// one bounded batch in its own transaction and says whether there is more.
+#[test]
+fn prune_removes_one_bounded_batch_per_transaction() {
+    let f = Fixture::new("prunebatch");
+    let mut s = f.open();
+    for _ in 0..25 {
+        s.record(&ev("svc"), &[], None).unwrap();
+    }
+    f.advance(10_000);
+    let mut batches = Vec::new();
+    loop {
+        let p = s
+            .prune_batch(Duration::from_secs(1), 1_000_000, 10)
+            .unwrap();
+        batches.push(p.events);
+        if !p.more {
+            break;
+        }
+    }
+    assert_eq!(batches, [10, 10, 5]);
+    assert_eq!(s.stats().unwrap().events, 0);
+    // The count limit is batched the same way.
+    for _ in 0..25 {
+        s.record(&ev("svc"), &[], None).unwrap();
+    }
+    let p = s.prune_batch(Duration::from_secs(3600), 3, 10).unwrap();
+    assert_eq!((p.events, p.more), (10, true));
+    assert_eq!(s.prune(Duration::from_secs(3600), 3).unwrap().1, 12);
+    assert_eq!(s.stats().unwrap().events, 3);
+}
+
 #[test]
 fn resync_leaves_tests_changed_after_its_snapshot_alone() {
     let f = Fixture::new("resyncguard");
