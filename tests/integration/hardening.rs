@@ -1,6 +1,8 @@
 //! Issue 13: the defects found by attacking the shipped binary from the outside. Each test
 //! failed against the product before its fix; the item number is in the test's doc line.
 
+use std::time::Duration;
+
 use crate::support::*;
 
 /// Item 1: Monit split `--component db cluster`; the words are rejoined when they name a
@@ -172,4 +174,69 @@ fn a_partly_corrupt_spool_is_moved_aside_by_the_handler_the_flusher_and_status()
     assert_eq!(corrupt_files(&sb), 3);
     assert_code(&monit(&sb, &fail("mysql")), 0);
     assert_eq!(count(&sb, "SELECT count(*) FROM events"), 1);
+}
+
+/// Item 4: the flusher exited when the spool stayed locked past the 10 s busy timeout (an
+/// operator's sqlite3 session); a daemon waits and carries on.
+#[test]
+fn the_flusher_waits_out_a_spool_locked_for_long() {
+    let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
+    let sb = cachet_sandbox("hd-locked", &fake, DB);
+    let mut flusher = LiveFlusher::start(&sb);
+    flusher.wait_log("flushing", Duration::from_secs(10));
+    let holder = db(&sb);
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // The heartbeat (every 5 s) meets the lock and gives up after 10 s: that is the moment.
+    flusher.wait_log("waiting for it and carrying on", Duration::from_secs(40));
+    assert!(flusher.running(), "the flusher exited:\n{}", flusher.log());
+    holder.execute_batch("COMMIT").unwrap();
+    drop(holder);
+    assert_code(&monit(&sb, &fail("mysql")), 0);
+    assert!(
+        wait_until(Duration::from_secs(20), || fake.puts() == [(2, 4)]),
+        "{:?}\n{}",
+        fake.puts(),
+        flusher.log()
+    );
+    let (code, _, _) = flusher.stop();
+    assert_eq!(code, 0);
+}
+
+/// Item 5: a spool file removed (or its directory swapped) while the flusher runs: the
+/// handler starts a fresh spool, and the flusher used to keep reading the deleted file,
+/// delivering nothing, saying nothing, while a second flusher could start beside it.
+#[test]
+fn the_flusher_notices_its_spool_was_replaced_and_reopens_it() {
+    let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
+    let sb = cachet_sandbox("hd-replaced", &fake, DB);
+    std::fs::create_dir(sb.path("state")).unwrap();
+    let cfg = std::fs::read_to_string(sb.path("config.toml")).unwrap();
+    sb.write(
+        "config.toml",
+        &cfg.replace("spool = \"spool.db\"", "spool = \"state/spool.db\""),
+    );
+    let flusher = LiveFlusher::start(&sb);
+    assert_code(&monit(&sb, &fail("mysql")), 0);
+    assert!(wait_until(Duration::from_secs(20), || fake.puts() == [(2, 4)]));
+    // The whole directory goes (a restore, a careless clean-up) and comes back empty.
+    std::fs::rename(sb.path("state"), sb.path("state.old")).unwrap();
+    std::fs::create_dir(sb.path("state")).unwrap();
+    assert_code(&monit(&sb, &ok("mysql")), 0);
+    flusher.wait_log("was removed or replaced", Duration::from_secs(10));
+    assert!(
+        wait_until(Duration::from_secs(20), || fake.puts() == [(2, 4), (2, 1)]),
+        "{:?}\n{}",
+        fake.puts(),
+        flusher.log()
+    );
+    // The lock moved with the spool: a second flusher is refused.
+    let r = sb.run(&["flush", "--once"]);
+    assert_code(&r, 75);
+    assert!(
+        r.stderr.contains("another `statusrelay flush` is running"),
+        "{}",
+        r.stderr
+    );
+    let (code, _, log) = flusher.stop();
+    assert_eq!(code, 0, "{log}");
 }

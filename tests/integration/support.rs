@@ -111,3 +111,82 @@ pub fn replay_corpus(sb: &Sandbox) -> usize {
     }
     n
 }
+
+/// A running `statusrelay flush` whose stderr is read as it comes, so a test can wait for a
+/// log line (an observable event) instead of sleeping.
+pub struct LiveFlusher {
+    pub child: std::process::Child,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LiveFlusher {
+    pub fn start(sb: &Sandbox) -> LiveFlusher {
+        LiveFlusher::spawn(sb.cmd(&["flush", "--log-level", "debug"]))
+    }
+
+    pub fn spawn(mut cmd: std::process::Command) -> LiveFlusher {
+        use std::io::Read;
+        let mut child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn flush");
+        let mut err = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let l = log.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                l.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        LiveFlusher {
+            child,
+            log,
+            reader: Some(reader),
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Wait until the log contains `text`; panics with the log after `deadline`.
+    pub fn wait_log(&self, text: &str, deadline: Duration) {
+        assert!(
+            wait_until(deadline, || self.log().contains(text)),
+            "flusher never logged {text:?}; log:\n{}",
+            self.log()
+        );
+    }
+
+    /// Still running?
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// SIGTERM, then the exit code and how long it took to exit.
+    pub fn stop(mut self) -> (i32, Duration, String) {
+        let t = std::time::Instant::now();
+        signal(&self.child, "TERM");
+        let status = self.child.wait().unwrap();
+        let took = t.elapsed();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        (status.code().unwrap_or(-1), took, self.log())
+    }
+}
+
+impl Drop for LiveFlusher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -10,6 +10,9 @@
 //!   Every give-up is logged with its reason and stored on the dead letter.
 //! - Clock, shutdown flag and poll interval are injected; the loop sleeps in short steps so a
 //!   new event or SIGTERM is noticed within a poll interval.
+//! - The daemon never exits because the spool stays locked (an operator's sqlite3 shell, a
+//!   backup): it says so and waits. A spool file removed or replaced under it is noticed within
+//!   a poll interval, said at error level, and reopened (the lock taken again on the new path).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::PathBuf;
@@ -199,14 +202,8 @@ pub fn flush(
     backend: Box<dyn Backend>,
     opts: FlushOptions,
 ) -> Result<FlushReport, AppError> {
-    let _lock = take_lock(config)?;
-    let mut spool = crate::open_spool(&config.spool, opts.clock.clone())?;
-    let recovered = spool.recover_claims()?;
-    if recovered > 0 {
-        warn!(
-            "{recovered} deliveries were in flight when the last flusher stopped; sending them again"
-        );
-    }
+    let lock = take_lock(config)?;
+    let spool = crate::open_spool(&config.spool, opts.clock.clone())?;
     let started = opts.clock.now_ms();
     let pid = std::process::id();
     let d = &config.delivery;
@@ -228,59 +225,47 @@ pub fn flush(
         report: FlushReport::default(),
         page_maintenance: None,
     };
-    f.spool.heartbeat(pid, started)?;
-    let mut prune_more = f.prune();
-    let resync_every = config
-        .monit
-        .as_ref()
-        .and_then(|m| m.resync_interval)
-        .map(|d| d.as_millis() as i64);
-    if resync_every.is_some() {
-        f.resync();
-    }
-    let mut last_resync = started;
-    let heartbeat_every = 5_000;
-    let prune_every = 3_600_000;
-    let (mut last_beat, mut last_prune) = (started, started);
+    let mut run = Run {
+        lock,
+        pid,
+        started,
+        heartbeat_every: 5_000,
+        prune_every: 3_600_000,
+        resync_every: config
+            .monit
+            .as_ref()
+            .and_then(|m| m.resync_interval)
+            .map(|d| d.as_millis() as i64),
+        last_beat: started,
+        last_prune: started,
+        last_resync: started,
+        prune_more: false,
+        reclaim: true,
+    };
+    run.start(&mut f)?;
     loop {
         if opts.shutdown.load(Ordering::SeqCst) {
             break;
         }
-        f.expire_maintenance()?;
-        f.drain(&opts.shutdown)?;
-        f.write_metrics(opts.metrics_file.as_deref(), true);
-        if opts.once {
-            break;
-        }
-        let now = opts.clock.now_ms();
-        if now - last_beat >= heartbeat_every {
-            f.spool.heartbeat(pid, started)?;
-            last_beat = now;
-        }
-        if prune_more || now - last_prune >= prune_every {
-            prune_more = f.prune();
-            last_prune = now;
-        }
-        if resync_every.is_some_and(|every| now - last_resync >= every) {
-            f.resync();
-            last_resync = now;
-        }
-        // Sleep until the next retry is due, a heartbeat is owed, or another process commits.
-        let due = f.spool.next_due_at()?.unwrap_or(i64::MAX);
-        let mut until = due.min(last_beat + heartbeat_every);
-        if let Some(every) = resync_every {
-            until = until.min(last_resync + every);
-        }
-        if prune_more {
-            // The next batch after one poll interval: the lock stays free meanwhile.
-            until = until.min(now + opts.poll.as_millis() as i64);
-        }
-        let version = f.spool.data_version()?;
-        while opts.clock.now_ms() < until && !opts.shutdown.load(Ordering::SeqCst) {
-            std::thread::sleep(opts.poll);
-            if f.spool.data_version()? != version {
-                break;
+        match run.step(&mut f, &opts) {
+            Ok(true) => {}
+            Ok(false) => break,
+            // A daemon waits out a spool held locked past the busy timeout (an operator's
+            // sqlite3 shell, a backup): only the handler has Monit waiting on it.
+            Err(AppError::Spool(e)) if e.is_busy() && !opts.once => {
+                warn!(
+                    "{e}: another process has held the spool locked for over {}s (an sqlite3 shell? a backup?); waiting for it and carrying on",
+                    statusrelay_spool::BUSY_TIMEOUT.as_secs()
+                );
+                // A delivery may have been left 'sending' by the failed write: take it back.
+                run.reclaim = true;
+                run.pause(
+                    &f,
+                    &opts,
+                    opts.clock.now_ms() + opts.poll.as_millis() as i64,
+                );
             }
+            Err(e) => return Err(e),
         }
     }
     if opts.shutdown.load(Ordering::SeqCst) {
@@ -304,6 +289,124 @@ pub fn flush(
         });
     }
     Ok(f.report)
+}
+
+/// The flusher loop's timers and the lock it holds.
+struct Run {
+    /// The one-flusher lock; taken again when the spool (and its directory) is replaced.
+    lock: File,
+    pid: u32,
+    started: i64,
+    heartbeat_every: i64,
+    prune_every: i64,
+    resync_every: Option<i64>,
+    last_beat: i64,
+    last_prune: i64,
+    last_resync: i64,
+    /// A prune batch was full: the next one is due after a poll interval.
+    prune_more: bool,
+    /// Deliveries left 'sending' (by a killed flusher, or a write that failed) go back to pending.
+    reclaim: bool,
+}
+
+impl Run {
+    /// What a flusher does once per spool it opens.
+    fn start(&mut self, f: &mut Flusher<'_>) -> Result<(), AppError> {
+        self.reclaim_claims(f)?;
+        f.spool.heartbeat(self.pid, self.started)?;
+        self.prune_more = f.prune();
+        if self.resync_every.is_some() {
+            f.resync();
+        }
+        Ok(())
+    }
+
+    fn reclaim_claims(&mut self, f: &mut Flusher<'_>) -> Result<(), AppError> {
+        if self.reclaim {
+            let recovered = f.spool.recover_claims()?;
+            if recovered > 0 {
+                warn!(
+                    "{recovered} deliveries were left in flight (a stopped flusher or a failed write); sending them again"
+                );
+            }
+            self.reclaim = false;
+        }
+        Ok(())
+    }
+
+    /// Has the spool file been removed or replaced under us (another file at the path now)?
+    fn spool_replaced(&self, f: &Flusher<'_>) -> bool {
+        statusrelay_spool::file_id(&f.config.spool) != f.spool.file_id()
+    }
+
+    /// Reopen a spool that was removed or replaced: deliveries recorded in the new file would
+    /// otherwise never be sent. The lock is taken again, on the new path's lock file.
+    fn reopen(&mut self, f: &mut Flusher<'_>, opts: &FlushOptions) -> Result<(), AppError> {
+        error!(
+            "the spool {} was removed or replaced while the flusher ran (the file it had open is no longer at that path); reopening it",
+            f.config.spool.display()
+        );
+        self.lock = take_lock(f.config)?;
+        f.spool = crate::open_spool(&f.config.spool, opts.clock.clone())?;
+        self.reclaim = true;
+        self.start(f)
+    }
+
+    /// One pass: deliver what is due, keep the timers, then wait for work. Returns false when
+    /// a `once` run is done.
+    fn step(&mut self, f: &mut Flusher<'_>, opts: &FlushOptions) -> Result<bool, AppError> {
+        if self.spool_replaced(f) {
+            self.reopen(f, opts)?;
+        }
+        self.reclaim_claims(f)?;
+        f.expire_maintenance()?;
+        f.drain(&opts.shutdown)?;
+        f.write_metrics(opts.metrics_file.as_deref(), true);
+        if opts.once {
+            return Ok(false);
+        }
+        let now = opts.clock.now_ms();
+        if now - self.last_beat >= self.heartbeat_every {
+            f.spool.heartbeat(self.pid, self.started)?;
+            self.last_beat = now;
+        }
+        if self.prune_more || now - self.last_prune >= self.prune_every {
+            self.prune_more = f.prune();
+            self.last_prune = now;
+        }
+        if self
+            .resync_every
+            .is_some_and(|every| now - self.last_resync >= every)
+        {
+            f.resync();
+            self.last_resync = now;
+        }
+        // Sleep until the next retry is due, a heartbeat is owed, or another process commits.
+        let due = f.spool.next_due_at()?.unwrap_or(i64::MAX);
+        let mut until = due.min(self.last_beat + self.heartbeat_every);
+        if let Some(every) = self.resync_every {
+            until = until.min(self.last_resync + every);
+        }
+        if self.prune_more {
+            // The next batch after one poll interval: the lock stays free meanwhile.
+            until = until.min(now + opts.poll.as_millis() as i64);
+        }
+        self.pause(f, opts, until);
+        Ok(true)
+    }
+
+    /// Sleep in poll steps until `until`, shutdown, a commit by another process, or the spool
+    /// file being replaced. A failed probe ends the pause; the next step says why.
+    fn pause(&self, f: &Flusher<'_>, opts: &FlushOptions, until: i64) {
+        let version = f.spool.data_version().ok();
+        while opts.clock.now_ms() < until && !opts.shutdown.load(Ordering::SeqCst) {
+            std::thread::sleep(opts.poll);
+            if version.is_none() || f.spool.data_version().ok() != version || self.spool_replaced(f)
+            {
+                break;
+            }
+        }
+    }
 }
 
 impl Flusher<'_> {
