@@ -240,3 +240,75 @@ fn the_flusher_notices_its_spool_was_replaced_and_reopens_it() {
     let (code, _, log) = flusher.stop();
     assert_eq!(code, 0, "{log}");
 }
+
+/// Item 6: events kept while the config had a syntax error went to the default spool with the
+/// advice "fix the config, then `replay --rejected`", which found nothing once the fixed config
+/// named its own spool. Now the spool line of the broken file is honoured, and the advice names
+/// the command that works (`--from`), which never lets a moved event override a newer one.
+#[test]
+fn events_kept_during_a_config_syntax_error_are_found_by_the_advised_command() {
+    let sb = html_sandbox("hd-stranded", DB);
+    sb.write(
+        "config.toml",
+        "spool = \"kept.db\"\n[backend\nkind = \"html\"\n",
+    );
+    let r = monit(&sb, &fail("mysql"));
+    assert_code(&r, 78);
+    let r2 = monit(&sb, &fail("mysql-2"));
+    assert_code(&r2, 78);
+    assert!(sb.path("kept.db").exists(), "{}", r.stderr);
+    let hint = r
+        .stderr
+        .split('`')
+        .find(|s| s.starts_with("statusrelay replay"))
+        .unwrap_or_else(|| panic!("no command in {}", r.stderr))
+        .to_string();
+    assert!(hint.contains("--from"), "{hint}");
+    // The fixed config names another spool; mysql-2 recovered since.
+    sb.write(
+        "config.toml",
+        &format!("spool = \"spool.db\"\n[backend]\nkind = \"html\"\ndir = \"www\"\n{DB}"),
+    );
+    assert_code(&monit(&sb, &ok("mysql-2")), 0);
+    let plain = sb.run(&["replay", "--rejected"]);
+    assert!(
+        plain.stdout.contains("nothing to replay"),
+        "{}",
+        plain.stdout
+    );
+    let args: Vec<&str> = hint.split_whitespace().skip(1).collect();
+    let r = sb.run(&args);
+    assert_code(&r, 0);
+    assert!(r.stdout.contains("moved to"), "{}", r.stdout);
+    assert_eq!(
+        count(
+            &sb,
+            "SELECT count(*) FROM tests WHERE service = 'mysql' AND state = 'major_outage'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &sb,
+            "SELECT count(*) FROM tests WHERE service = 'mysql-2' AND state IS NOT NULL"
+        ),
+        0,
+        "the recovery received after the moved failure stands"
+    );
+    let kept = rusqlite::Connection::open(sb.path("kept.db")).unwrap();
+    let left: i64 = kept
+        .query_row(
+            "SELECT count(*) FROM events WHERE status = 'rejected'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0, "moved events are marked in the old spool");
+    // Twice is harmless.
+    let again = sb.run(&args);
+    assert!(
+        again.stdout.contains("nothing to replay"),
+        "{}",
+        again.stdout
+    );
+}

@@ -182,6 +182,10 @@ pub struct ReplayArgs {
     /// Re-apply events that were rejected (unknown service, broken config...) with the current config
     #[arg(long)]
     pub rejected: bool,
+    /// With --rejected: take the rejected events from this other spool file (where the handler
+    /// kept them while the config was broken) into the configured spool
+    #[arg(long, value_name = "SPOOL", requires = "rejected")]
+    pub from: Option<std::path::PathBuf>,
     /// Only this component
     #[arg(long, value_name = "NAME")]
     pub component: Option<String>,

@@ -33,7 +33,8 @@ pub enum AppError {
     Rejected { event_id: i64, reason: CoreError },
     /// The config is broken and the raw event went to the spool named by the fallback lookup.
     #[error(
-        "{reason}\n(the raw event was kept as e{event_id} in {spool}; fix the config, then `statusrelay replay --rejected`)"
+        "{reason}\n(the raw event was kept as e{event_id} in {spool}; fix the config, then `statusrelay replay --rejected --from {spool}`)",
+        spool = spool.display()
     )]
     RejectedByConfig {
         event_id: i64,

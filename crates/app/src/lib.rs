@@ -114,6 +114,7 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
                 ids: &a.ids,
                 dead: a.dead,
                 rejected: a.rejected,
+                from: a.from.as_deref(),
                 component: a.component.as_deref(),
                 since: a.since.as_deref(),
                 dry_run: a.dry_run,

@@ -298,9 +298,116 @@ pub struct ReplayArgs<'a> {
     pub ids: &'a [String],
     pub dead: bool,
     pub rejected: bool,
+    /// Another spool to take rejected events from (`--from`).
+    pub from: Option<&'a std::path::Path>,
     pub component: Option<&'a str>,
     pub since: Option<&'a str>,
     pub dry_run: bool,
+}
+
+/// Plan a rejected event again from its raw record, with the current config (None: the raw
+/// record is unreadable).
+fn plan_rejected(
+    config: &Config,
+    r: &statusrelay_spool::RejectedEvent,
+) -> Option<crate::handler::Planned> {
+    let raw: Value = serde_json::from_str(&r.raw).unwrap_or(Value::Null);
+    if let Some(m) = raw.get("monit") {
+        let rawev: RawEvent = serde_json::from_value(m.clone()).unwrap_or_default();
+        let comp = raw.get("component").and_then(Value::as_str);
+        Some(plan(config, &rawev, comp))
+    } else if let Some(e) = raw.get("event") {
+        let comp = e.get("component").and_then(Value::as_str).unwrap_or("");
+        let st = e
+            .get("status")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(State::Unknown);
+        Some(plan_manual(
+            config,
+            comp,
+            st,
+            e.get("message").and_then(Value::as_str),
+            e.get("source").and_then(Value::as_str).unwrap_or("manual"),
+        ))
+    } else {
+        None
+    }
+}
+
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (statusrelay_spool::file_id(a), statusrelay_spool::file_id(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// `replay --rejected --from SPOOL`: take the rejected events another spool holds (a broken
+/// config made the handler keep them there) into the configured spool, applied with the current
+/// config, or kept as rejected there. A moved event never overrides a test that an event
+/// received after it has changed here. The source keeps each event, marked as moved.
+fn move_rejected(
+    config: &Config,
+    spool: &mut Spool,
+    from: &std::path::Path,
+    a: &ReplayArgs<'_>,
+    out: &mut String,
+) -> Result<(), AppError> {
+    if !from.exists() {
+        return Err(AppError::Usage(format!(
+            "--from {}: no such spool file",
+            from.display()
+        )));
+    }
+    let mut src = crate::open_spool(from, Arc::new(statusrelay_core::time::SystemClock))?;
+    let target = config.spool.display().to_string();
+    for r in src.rejected_events()? {
+        let Some(planned) = plan_rejected(config, &r) else {
+            let _ = writeln!(
+                out,
+                "{}: e{}: raw event is unreadable; left there",
+                from.display(),
+                r.id
+            );
+            continue;
+        };
+        let what = match &planned {
+            Ok(p)
+                if a.component
+                    .is_some_and(|c| !p.applies.iter().any(|x| x.component == c)) =>
+            {
+                continue;
+            }
+            Ok(p) => format!("apply ({} test change(s))", p.applies.len()),
+            Err(rej) => format!("keep as rejected ({})", rej.reason),
+        };
+        if a.dry_run {
+            let _ = writeln!(
+                out,
+                "{}: e{}: would move to {target} and {what}",
+                from.display(),
+                r.id
+            );
+            continue;
+        }
+        let moved = match planned {
+            Ok(p) => {
+                let newer_than = spool.last_event_at_or_before(r.received_at)?;
+                spool
+                    .record_resync(&p.event, &p.applies, newer_than)?
+                    .event_id
+            }
+            Err(rej) => spool.record_rejected(&rej.event, &rej.reason.to_string())?,
+        };
+        src.mark_moved(r.id, &format!("moved to {target} as e{moved}"))?;
+        let _ = writeln!(
+            out,
+            "{}: e{}: moved to {target} as e{moved}: {what}",
+            from.display(),
+            r.id
+        );
+    }
+    Ok(())
 }
 
 /// `statusrelay replay`.
@@ -323,7 +430,10 @@ pub fn replay(
     let verb = if a.dry_run { "would" } else { "will" };
     let mut out = String::new();
 
-    if a.rejected || !events.is_empty() {
+    let elsewhere = a.from.filter(|f| !same_file(f, &config.spool));
+    if let Some(from) = elsewhere {
+        move_rejected(config, &mut spool, from, a, &mut out)?;
+    } else if a.rejected || !events.is_empty() {
         let all = spool.rejected_events()?;
         for id in &events {
             if !all.iter().any(|r| r.id == *id) {
@@ -334,26 +444,7 @@ pub fn replay(
             .iter()
             .filter(|r| events.is_empty() || events.contains(&r.id))
         {
-            let raw: Value = serde_json::from_str(&r.raw).unwrap_or(Value::Null);
-            let planned = if let Some(m) = raw.get("monit") {
-                let rawev: RawEvent = serde_json::from_value(m.clone()).unwrap_or_default();
-                let comp = raw.get("component").and_then(Value::as_str);
-                plan(config, &rawev, comp)
-            } else if let Some(e) = raw.get("event") {
-                let comp = e.get("component").and_then(Value::as_str).unwrap_or("");
-                let st = e
-                    .get("status")
-                    .and_then(Value::as_str)
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(State::Unknown);
-                plan_manual(
-                    config,
-                    comp,
-                    st,
-                    e.get("message").and_then(Value::as_str),
-                    e.get("source").and_then(Value::as_str).unwrap_or("manual"),
-                )
-            } else {
+            let Some(planned) = plan_rejected(config, r) else {
                 let _ = writeln!(out, "e{}: raw event is unreadable; left as rejected", r.id);
                 continue;
             };

@@ -944,10 +944,23 @@ impl Config {
         let path = path
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
-        let spool = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| t.parse::<toml::Table>().ok())
-            .and_then(|t| t.get("spool").and_then(|v| v.as_str()).map(PathBuf::from));
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let spool = match text.parse::<toml::Table>() {
+            Ok(t) => t.get("spool").and_then(|v| v.as_str()).map(PathBuf::from),
+            // A syntax error elsewhere in the file: the top-level `spool = "..."` line itself
+            // is most likely intact, and it is the spool the fixed config will name.
+            Err(_) => text
+                .lines()
+                .map(str::trim)
+                .take_while(|l| !l.starts_with('['))
+                .find_map(|l| {
+                    let v = l.strip_prefix("spool")?.trim_start().strip_prefix('=')?;
+                    let v = v.trim().strip_prefix('"')?;
+                    let (v, rest) = v.split_once('"')?;
+                    let rest = rest.trim();
+                    (rest.is_empty() || rest.starts_with('#')).then(|| PathBuf::from(v))
+                }),
+        };
         match spool {
             Some(s) => path.parent().map(|d| d.join(&s)).unwrap_or(s),
             None => PathBuf::from(DEFAULT_SPOOL),
@@ -1155,6 +1168,22 @@ connection = "ignore"
             .unwrap_err()
             .to_string();
         assert!(e.contains("password_file"), "{e}");
+    }
+
+    #[test]
+    fn spool_hint_reads_the_spool_line_of_a_config_with_a_syntax_error() {
+        let dir = std::env::temp_dir().join(format!("sr-hint-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("c.toml");
+        std::fs::write(
+            &p,
+            "# x\nspool = \"state/s.db\" # here\n[backend\nkind = 3\n",
+        )
+        .unwrap();
+        assert_eq!(Config::spool_hint(Some(&p)), dir.join("state/s.db"));
+        std::fs::write(&p, "[backend\nspool = \"x.db\"\n").unwrap();
+        assert_eq!(Config::spool_hint(Some(&p)), PathBuf::from(DEFAULT_SPOOL));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

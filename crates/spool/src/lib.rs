@@ -999,6 +999,29 @@ impl Spool {
             .map_err(self.err())
     }
 
+    /// The newest event id received at or before `ms` (0 if none): what an event recorded
+    /// elsewhere at `ms` is newer than, when it is moved into this spool.
+    pub fn last_event_at_or_before(&self, ms: i64) -> Result<i64> {
+        self.conn
+            .query_row(
+                "SELECT coalesce(max(id), 0) FROM events WHERE received_at <= ?1",
+                [ms],
+                |r| r.get(0),
+            )
+            .map_err(self.err())
+    }
+
+    /// Mark a rejected event as moved into another spool (`replay --rejected --from`).
+    pub fn mark_moved(&mut self, id: i64, note: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE events SET status = 'replayed', error = ?2 WHERE id = ?1 AND status = 'rejected'",
+                params![id, note],
+            )
+            .map(|_| ())
+            .map_err(self.err())
+    }
+
     /// Update the error of a rejected event that still cannot be applied.
     pub fn set_rejected_error(&mut self, id: i64, error: &str) -> Result<()> {
         self.conn
