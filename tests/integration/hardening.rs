@@ -312,3 +312,40 @@ fn events_kept_during_a_config_syntax_error_are_found_by_the_advised_command() {
         again.stdout
     );
 }
+
+/// Item 7: a bad token dead-letters major_outage; the token is fixed; the recovery is
+/// delivered; `replay --dead` (the dead letter's own advice) then sent major_outage again and
+/// the page showed an outage that had ended. A superseded dead letter is never sent.
+#[test]
+fn replay_dead_never_sends_a_state_the_page_has_moved_past() {
+    let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
+    let sb = cachet_sandbox("hd-deadold", &fake, DB);
+    sb.write("token", "wrong-token\n");
+    assert_code(&monit(&sb, &fail("mysql")), 0);
+    let r = sb.run(&["flush", "--once"]);
+    assert!(r.stderr.contains("dead-lettered"), "{}", r.stderr);
+    assert_eq!(
+        count(&sb, "SELECT count(*) FROM outbox WHERE status = 'dead'"),
+        1
+    );
+    sb.write("token", &format!("{TOKEN}\n"));
+    assert_code(&monit(&sb, &ok("mysql")), 0);
+    assert_code(&sb.run(&["flush", "--once"]), 0);
+    assert_eq!(fake.puts(), [(2, 1)]);
+    let r = sb.run(&["replay", "--dead"]);
+    assert_code(&r, 0);
+    assert!(r.stdout.contains("superseded by delivery"), "{}", r.stdout);
+    let r = sb.run(&["flush", "--once"]);
+    assert_code(&r, 0);
+    assert!(r.stdout.starts_with("0 sent"), "{}", r.stdout);
+    assert_eq!(fake.puts(), [(2, 1)], "the page stays operational");
+    // By id, the same.
+    let id: i64 = db(&sb)
+        .query_row("SELECT id FROM outbox WHERE status = 'dead'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let r = sb.run(&["replay", &id.to_string()]);
+    assert_code(&r, 0);
+    assert!(r.stdout.contains("not sent"), "{}", r.stdout);
+}

@@ -501,12 +501,22 @@ pub fn replay(
         }
     }
     if !a.rejected && since.is_none() && (events.is_empty() || !deliveries.is_empty()) {
-        let items = spool.replay_items(&deliveries, a.dead, a.component, a.dry_run)?;
+        let replayed = spool.replay_items(&deliveries, a.dead, a.component, a.dry_run)?;
         for id in &deliveries {
-            if !items.iter().any(|i| i.id == *id) {
+            if !replayed.due.iter().any(|i| i.id == *id)
+                && !replayed.superseded.iter().any(|(i, _)| i.id == *id)
+            {
                 return Err(AppError::NoSuchItem(id.to_string()));
             }
         }
+        for (i, newer) in &replayed.superseded {
+            let _ = writeln!(
+                out,
+                "delivery {}: not sent ({}: {}, dead): superseded by delivery {} ({}, {}); the page must not go back to an older state",
+                i.id, i.component, i.state, newer.id, newer.state, newer.status
+            );
+        }
+        let items = replayed.due;
         for i in &items {
             let _ = writeln!(
                 out,

@@ -248,6 +248,15 @@ pub struct Item {
     pub held: Option<String>,
 }
 
+/// What `replay_items` did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Replayed {
+    /// Made due now (as they were before).
+    pub due: Vec<Item>,
+    /// Dead letters left alone: (the dead item, the component's newest delivery).
+    pub superseded: Vec<(Item, Item)>,
+}
+
 /// A claimed delivery; only its claim token can finish it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimed {
@@ -639,7 +648,9 @@ impl Spool {
         Ok(n)
     }
 
-    /// Coalesce, then claim the next due delivery (oldest due first), if any.
+    /// Coalesce (a pending delivery with a newer one of its component, whatever that one's
+    /// status, is superseded: only the newest state may reach the page), then claim the next due
+    /// delivery (oldest due first), if any.
     /// Returns the claimed item and the ids superseded on the way (for the decision log).
     pub fn claim_next(&mut self, claim: &str) -> Result<(Option<Claimed>, Vec<Item>)> {
         let now = self.now();
@@ -654,7 +665,7 @@ impl Spool {
                     "UPDATE outbox SET status = 'superseded', finished_at = ?1
                      WHERE status = 'pending' AND EXISTS (
                         SELECT 1 FROM outbox n WHERE n.component = outbox.component
-                        AND n.status = 'pending' AND n.id > outbox.id)
+                        AND n.id > outbox.id)
                      RETURNING {ITEM_COLS}"
                 ))
                 .map_err(&e)?;
@@ -1035,14 +1046,17 @@ impl Spool {
 
     /// Make deliveries due now: the given ids (pending or dead), or all pending (and, with
     /// `dead`, all dead) ones, optionally of one component. Dead items start a fresh retry
-    /// budget. Returns the items as they were before; `dry_run` changes nothing.
+    /// budget; a dead item whose component has a newer delivery is never made due (it is
+    /// returned as superseded, with that delivery). Returns the items as they were before;
+    /// `dry_run` changes nothing.
     pub fn replay_items(
         &mut self,
         ids: &[i64],
         dead: bool,
         component: Option<&str>,
         dry_run: bool,
-    ) -> Result<Vec<Item>> {
+    ) -> Result<Replayed> {
+        let mut superseded = Vec::new();
         let now = self.now();
         let e = self.err();
         let tx = self
@@ -1070,6 +1084,29 @@ impl Spool {
             })
             .filter(|i| component.is_none_or(|c| c == i.component))
             .collect();
+        // A dead letter whose component has a newer delivery is history: the page has moved on
+        // (or will), and sending the old state again would show an outage that ended.
+        let mut chosen_now = Vec::new();
+        for i in chosen {
+            let newer = if i.status == "dead" {
+                tx.query_row(
+                    &format!(
+                        "SELECT {ITEM_COLS} FROM outbox WHERE component = ?1 AND id > ?2 ORDER BY id DESC LIMIT 1"
+                    ),
+                    params![i.component, i.id],
+                    row_item,
+                )
+                .optional()
+                .map_err(&e)?
+            } else {
+                None
+            };
+            match newer {
+                Some(n) => superseded.push((i, n)),
+                None => chosen_now.push(i),
+            }
+        }
+        let chosen = chosen_now;
         if !dry_run {
             for i in &chosen {
                 tx.execute(
@@ -1083,7 +1120,10 @@ impl Spool {
             }
             tx.commit().map_err(&e)?;
         }
-        Ok(chosen)
+        Ok(Replayed {
+            due: chosen,
+            superseded,
+        })
     }
 
     /// Queue the current desired state of every component whose state changed, or that had a

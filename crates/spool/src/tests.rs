@@ -367,10 +367,13 @@ fn replay_revives_dead_items_with_a_fresh_budget() {
         ("dead", Some("HTTP 401: bad token"))
     );
     assert!(
-        s.replay_items(&[], false, None, false).unwrap().is_empty(),
+        s.replay_items(&[], false, None, false)
+            .unwrap()
+            .due
+            .is_empty(),
         "pending only without --dead"
     );
-    let dry = s.replay_items(&[], true, None, true).unwrap();
+    let dry = s.replay_items(&[], true, None, true).unwrap().due;
     assert_eq!(dry.len(), 1);
     assert_eq!(
         s.open_items().unwrap()[0].status,
