@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use statusrelay_backend::{
-    Backend, BackendError, ComponentRef,
+    Backend, BackendError, ComponentRef, ReadBack,
     cachet::Cachet,
     cachet3::Cachet3,
     html::{Html, PageGroup},
@@ -323,7 +323,8 @@ impl Run {
 
     fn reclaim_claims(&mut self, f: &mut Flusher<'_>) -> Result<(), AppError> {
         if self.reclaim {
-            let recovered = f.spool.recover_claims()?;
+            let verify_at = f.spool.now() + f.config.delivery.verify_after.as_millis() as i64;
+            let recovered = f.spool.recover_claims(verify_at)?;
             if recovered > 0 {
                 warn!(
                     "{recovered} deliveries were left in flight (a stopped flusher or a failed write); sending them again"
@@ -361,6 +362,7 @@ impl Run {
         self.reclaim_claims(f)?;
         f.expire_maintenance()?;
         f.drain(&opts.shutdown)?;
+        f.verify_due()?;
         f.write_metrics(opts.metrics_file.as_deref(), true);
         if opts.once {
             return Ok(false);
@@ -386,6 +388,9 @@ impl Run {
         let mut until = due.min(self.last_beat + self.heartbeat_every);
         if let Some(every) = self.resync_every {
             until = until.min(self.last_resync + every);
+        }
+        if let Some(at) = f.spool.next_verify_at(&f.identity)? {
+            until = until.min(at);
         }
         if self.prune_more {
             // The next batch after one poll interval: the lock stays free meanwhile.
@@ -471,6 +476,46 @@ impl Flusher<'_> {
                 false
             }
         }
+    }
+
+    /// Read back the components whose last write had an unknown outcome, now that no delivery
+    /// of theirs is pending; a page that shows something else (a late write landed over a
+    /// newer one) gets the desired state again.
+    fn verify_due(&mut self) -> Result<(), AppError> {
+        for (component, want) in self.spool.verifications_due(&self.identity)? {
+            let comp = self.component_ref(&component);
+            let read = self
+                .resolve(&comp, false)
+                .and_then(|id| self.backend.read_back(&id, want));
+            match read {
+                Ok(ReadBack::Shows) => {
+                    debug!("read back {component}: the page shows {want}, as it should");
+                    self.spool
+                        .verified(&self.identity, &component, Some(want))?;
+                }
+                Ok(ReadBack::Unsupported) => {
+                    self.spool.verified(&self.identity, &component, None)?;
+                }
+                Ok(ReadBack::Differs(shows)) => {
+                    self.spool.verified(&self.identity, &component, None)?;
+                    let id = self.spool.enqueue_repair(
+                        &component,
+                        "repair: the page showed another state after a write whose outcome was unknown",
+                    )?;
+                    warn!(
+                        "read back {component}: the page shows {shows} but should show {want} (a write whose answer was lost was carried out late); sending {want} again (delivery {})",
+                        id.map(|i| i.to_string()).unwrap_or_else(|| "-".into())
+                    );
+                }
+                Err(e) => {
+                    let at = self.spool.now() + 30_000;
+                    warn!("cannot read {component} back from the page (trying again in 30s): {e}");
+                    self.spool.verified(&self.identity, &component, None)?;
+                    self.spool.verify_later(&self.identity, &component, at)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Deliver everything due now, one component at a time.
@@ -598,6 +643,13 @@ impl Flusher<'_> {
                 }
             }
             Err(e) => {
+                if e.outcome_unknown() {
+                    // The server may still carry the write out, late and over a newer one.
+                    let at =
+                        self.spool.now() + self.config.delivery.verify_after.as_millis() as i64;
+                    self.spool
+                        .verify_later(&self.identity, &item.component, at)?;
+                }
                 let (retry, reason) = e.retry_decision();
                 let verdict = if retry {
                     next_attempt(

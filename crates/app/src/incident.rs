@@ -7,6 +7,9 @@
 //! - After every incident step the component's state is set explicitly: Cachet leaves a component
 //!   at its outage status when an incident is fixed (cachet #2423), and 2.4's incident updates do
 //!   not touch the component.
+//! - Every incident statusrelay opens carries a marker of its intent (`[statusrelay ID.MS]`) in
+//!   its text: a lookup after a lost answer finds it by the marker, and an incident with a
+//!   marker is never taken for a human's. Duplicates a late request created are resolved with it.
 //! - An incident deleted on the page (404) is recorded as lost and never blocks delivery.
 //! - Nothing is sent for a held component: a maintenance window (local or on the page) holds
 //!   every state but `under_maintenance` itself; an unresolved incident someone else opened holds
@@ -29,7 +32,36 @@ const RECHECK_MS: i64 = 30_000;
 /// How long the page's maintenance list is trusted.
 const MAINTENANCE_CACHE_MS: i64 = 60_000;
 
+/// The marker written into an incident statusrelay opens, unique to its intent.
+fn marker_of(i: &Incident) -> String {
+    statusrelay_backend::marker(&format!("{}.{}", i.id, i.intent_at))
+}
+
 impl Flusher<'_> {
+    /// Resolve incidents a retried open left behind: the first attempt's request, whose answer
+    /// was lost, was carried out late, after the retry had opened another. Both carry the
+    /// intent's marker; the one recorded is resolved already.
+    fn resolve_duplicates(
+        &mut self,
+        i: &Incident,
+        resolved: &str,
+        remote_id: &str,
+        msg: &str,
+    ) -> Result<(), BackendError> {
+        let m = marker_of(i);
+        for dup in self.backend.open_incidents(remote_id)? {
+            if dup.id != resolved && dup.carries(&m) {
+                self.backend
+                    .resolve_incident(&dup.id, remote_id, msg, false)?;
+                info!(
+                    "resolved incident #{} for {} too: a duplicate of #{resolved}, opened late by a request whose answer was lost",
+                    dup.id, i.component
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Is `incidents = true` for this component, on a page that has incidents?
     pub(crate) fn incidents_for(&self, component: &str) -> bool {
         self.backend.supports_incidents()
@@ -88,7 +120,9 @@ impl Flusher<'_> {
                 .resolve(&comp, false)
                 .and_then(|id| self.backend.open_incidents(&id));
             if let Ok(list) = theirs
-                && let Some(i) = list.into_iter().find(|i| Some(&i.id) != ours.as_ref())
+                && let Some(i) = list
+                    .into_iter()
+                    .find(|i| Some(&i.id) != ours.as_ref() && !i.by_statusrelay())
             {
                 return Ok(Some((
                     now + RECHECK_MS,
@@ -240,7 +274,16 @@ impl Flusher<'_> {
         if let Some(i) = open.as_ref().filter(|i| i.status == "opening") {
             match self.backend.open_incidents(&id) {
                 Err(e) => return Ok(Err(e)),
-                Ok(list) => match list.into_iter().find(|p| p.name == i.name) {
+                Ok(list) => match list
+                    .iter()
+                    .find(|p| p.carries(&marker_of(i)))
+                    // Pages that list no incident text: the name, if no statusrelay wrote it.
+                    .or_else(|| {
+                        list.iter()
+                            .find(|p| p.name == i.name && !p.by_statusrelay())
+                    })
+                    .cloned()
+                {
                     Some(found) => {
                         info!(
                             "incident #{} for {} was opened by an earlier attempt whose answer was lost: using it, not opening another",
@@ -277,6 +320,9 @@ impl Flusher<'_> {
                             "resolved incident #{rid} for {} after {}",
                             item.component, vars["duration"]
                         );
+                        if let Err(e) = self.resolve_duplicates(&i, &rid, &id, &msg) {
+                            return Ok(Err(e));
+                        }
                     }
                     Err(e) if e.is_not_found() => {
                         warn!(
@@ -327,14 +373,15 @@ impl Flusher<'_> {
                 if existing.is_none() && self.config.incidents.respect_manual {
                     match self.backend.open_incidents(&id) {
                         Err(e) => return Ok(Err(e)),
-                        Ok(list) if !list.is_empty() => {
-                            info!(
-                                "not opening an incident for {}: #{} {:?} is already open on the page",
-                                item.component, list[0].id, list[0].name
-                            );
-                            return Ok(self.send_state(&comp, item.state, Some(&msg)));
+                        Ok(list) => {
+                            if let Some(h) = list.iter().find(|p| !p.by_statusrelay()) {
+                                info!(
+                                    "not opening an incident for {}: #{} {:?} is already open on the page",
+                                    item.component, h.id, h.name
+                                );
+                                return Ok(self.send_state(&comp, item.state, Some(&msg)));
+                            }
                         }
-                        Ok(_) => {}
                     }
                 }
                 let name = template::render(&name_t, &vars);
@@ -347,9 +394,12 @@ impl Flusher<'_> {
                         item.state,
                     )?,
                 };
+                // The marker lets a later lookup tell this incident from a human's, and find it
+                // when the answer to this request is lost.
+                let body = format!("{msg}\n\n{}", marker_of(&intent));
                 match self
                     .backend
-                    .open_incident(&id, item.state, &intent.name, &msg, notify)
+                    .open_incident(&id, item.state, &intent.name, &body, notify)
                 {
                     Ok(rid) => {
                         self.spool.incident_opened(intent.id, &rid, item.state)?;

@@ -16,8 +16,8 @@ use statusrelay_core::State;
 
 use crate::http::{Api, OverHttp, write_proof};
 use crate::{
-    Backend, BackendError, CheckLine, ComponentRef, PageIncident, PageMaintenance, component_keys,
-    text, unique_id,
+    Backend, BackendError, CheckLine, ComponentRef, PageIncident, PageMaintenance, ReadBack,
+    component_keys, text, unique_id,
 };
 
 /// Cachet 2.x status codes (0 Unknown, 1 Operational, 2 Performance Issues, 3 Partial Outage,
@@ -229,6 +229,17 @@ impl Backend for Cachet {
             .ok_or_else(|| BackendError::Protocol(format!("unknown Cachet status {echoed}")))
     }
 
+    fn read_back(&mut self, remote_id: &str, state: State) -> Result<ReadBack, BackendError> {
+        let code = self.current_status(remote_id)?;
+        Ok(if code == i64::from(status_code(state)) {
+            ReadBack::Shows
+        } else {
+            ReadBack::Differs(
+                state_of(code).map_or_else(|| format!("status {code}"), |s| s.to_string()),
+            )
+        })
+    }
+
     fn supports_incidents(&self) -> bool {
         true
     }
@@ -285,6 +296,7 @@ impl Backend for Cachet {
                 Some(PageIncident {
                     id: i.get("id")?.as_i64()?.to_string(),
                     name: i.get("name")?.as_str()?.to_string(),
+                    text: text(i, "message"),
                 })
             })
             .collect())

@@ -18,7 +18,8 @@ use statusrelay_core::State;
 
 use crate::http::{Api, OverHttp, write_proof};
 use crate::{
-    Backend, BackendError, CheckLine, ComponentRef, PageIncident, PageMaintenance, text, unique_id,
+    Backend, BackendError, CheckLine, ComponentRef, PageIncident, PageMaintenance, ReadBack, text,
+    unique_id,
 };
 
 /// Cachet 3.x component status numbers.
@@ -191,6 +192,15 @@ impl Backend for Cachet3 {
         Ok(state)
     }
 
+    fn read_back(&mut self, remote_id: &str, state: State) -> Result<ReadBack, BackendError> {
+        let code = self.component_status(remote_id)?;
+        Ok(if code == i64::from(status_code(state)) {
+            ReadBack::Shows
+        } else {
+            ReadBack::Differs(format!("status {code}"))
+        })
+    }
+
     fn supports_incidents(&self) -> bool {
         true
     }
@@ -228,6 +238,7 @@ impl Backend for Cachet3 {
             .map(|i| PageIncident {
                 id: id_of(i),
                 name: attr_text(i, "name"),
+                text: attr_text(i, "message"),
             })
             .collect())
     }

@@ -41,6 +41,29 @@ pub struct CheckLine {
 pub struct PageIncident {
     pub id: String,
     pub name: String,
+    /// Its text as the page lists it (the message, or the updates' bodies), where the API
+    /// lists one: statusrelay recognises its own incidents by the marker it writes there.
+    pub text: String,
+}
+
+/// The marker statusrelay writes at the end of every incident it opens: `[statusrelay REF]`.
+pub const MARKER_PREFIX: &str = "[statusrelay ";
+
+impl PageIncident {
+    /// Did a statusrelay open it (any intent)? Such an incident is never a human's.
+    pub fn by_statusrelay(&self) -> bool {
+        self.text.contains(MARKER_PREFIX)
+    }
+
+    /// Was it opened for this intent (`marker` as [`marker`] made it)?
+    pub fn carries(&self, marker: &str) -> bool {
+        self.text.contains(marker)
+    }
+}
+
+/// The marker for one incident intent of statusrelay's; `reference` is unique per intent.
+pub fn marker(reference: &str) -> String {
+    format!("{MARKER_PREFIX}{reference}]")
 }
 
 /// A maintenance in progress on the page.
@@ -50,6 +73,17 @@ pub struct PageMaintenance {
     pub message: String,
     /// Components the page says it covers (ids or names), when it says.
     pub components: Vec<String>,
+}
+
+/// What reading a component back from the page found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadBack {
+    /// This page's API cannot be read back (or need not be: the built-in page is local).
+    Unsupported,
+    /// The page shows the state asked about.
+    Shows,
+    /// The page shows something else: what it shows, in the page's words.
+    Differs(String),
 }
 
 /// A status page.
@@ -72,6 +106,12 @@ pub trait Backend {
 
     /// Check reachability, write access and that every component exists.
     fn check(&mut self, components: &[ComponentRef]) -> Vec<CheckLine>;
+
+    /// Does the page show `state` on the component now? Asked after a write whose outcome was
+    /// unknown (the server may carry it out late, over a newer one).
+    fn read_back(&mut self, _remote_id: &str, _state: State) -> Result<ReadBack, BackendError> {
+        Ok(ReadBack::Unsupported)
+    }
 
     /// Does this page have incidents? The methods below are only called when it does.
     fn supports_incidents(&self) -> bool {
@@ -220,6 +260,21 @@ impl BackendError {
         }
     }
 
+    /// Is the outcome of the write unknown: no answer (a timeout, a dropped connection) or a
+    /// server error, after which the server may still carry the request out, late? Cachet sends
+    /// notification mail inside the request, so a slow or failing mailer does exactly that.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            BackendError::Transport(m) => {
+                !(m.contains("connection failed")
+                    || m.contains("host not found")
+                    || m.contains("refused"))
+            }
+            BackendError::Http { status, .. } => *status >= 500 || *status == 408,
+            _ => false,
+        }
+    }
+
     /// Was the component's id unknown to the page (so a cached id may be stale)?
     pub fn is_not_found(&self) -> bool {
         matches!(
@@ -357,6 +412,23 @@ mod tests {
         assert!(BackendError::Transport("refused".into()).is_retryable());
         assert!(!BackendError::NotFound("x".into()).is_retryable());
         assert!(!BackendError::Protocol("x".into()).is_retryable());
+    }
+
+    #[test]
+    fn a_write_without_an_answer_or_with_a_server_error_has_an_unknown_outcome() {
+        let http = |status| BackendError::Http {
+            status,
+            message: String::new(),
+            retry_after: None,
+        };
+        assert!(BackendError::Transport("timed out (Global)".into()).outcome_unknown());
+        assert!(BackendError::Transport("connection reset by peer".into()).outcome_unknown());
+        assert!(http(500).outcome_unknown() && http(504).outcome_unknown());
+        assert!(
+            !BackendError::Transport("Connection refused (os error 111)".into()).outcome_unknown()
+        );
+        assert!(!BackendError::Transport("connection failed".into()).outcome_unknown());
+        assert!(!http(422).outcome_unknown() && !http(429).outcome_unknown());
     }
 
     #[test]

@@ -270,6 +270,14 @@ pub struct DeliveryConfig {
     /// Dead-letter an item still undelivered this long after it was queued.
     #[serde(default = "d_age", with = "serde_human")]
     pub max_age: Duration,
+    /// After a write whose outcome is unknown (no answer, a server error), read the
+    /// component back from the page this long later and repair it if a late write landed.
+    #[serde(default = "d_verify", with = "serde_human")]
+    pub verify_after: Duration,
+}
+
+fn d_verify() -> Duration {
+    Duration::from_secs(120)
 }
 
 fn d_base() -> Duration {
@@ -289,6 +297,7 @@ impl Default for DeliveryConfig {
             backoff_cap: d_cap(),
             max_attempts: 0,
             max_age: d_age(),
+            verify_after: d_verify(),
         }
     }
 }
@@ -878,6 +887,12 @@ impl Config {
             return Err(invalid(
                 "delivery".into(),
                 "need 0 < backoff_base <= backoff_cap".into(),
+            ));
+        }
+        if d.verify_after < Duration::from_secs(1) {
+            return Err(invalid(
+                "delivery.verify_after".into(),
+                "must be at least 1s: the page is read back this long after a write whose outcome is unknown".into(),
             ));
         }
         let mut seen: BTreeMap<&str, usize> = BTreeMap::new();

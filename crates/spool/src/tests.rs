@@ -316,7 +316,7 @@ fn a_stale_claim_fails_loudly() {
     .unwrap();
     let c = s.claim_next("w1").unwrap().0.unwrap();
     // A restarted flusher takes the row back.
-    s.recover_claims().unwrap();
+    s.recover_claims(0).unwrap();
     let c2 = s.claim_next("w2").unwrap().0.unwrap();
     let err = s
         .finish(
@@ -699,7 +699,7 @@ fn an_unconfirmed_request_clears_the_pages_confirmed_state() {
     s.conn
         .execute("UPDATE page SET state = 'major_outage'", [])
         .unwrap();
-    s.recover_claims().unwrap();
+    s.recover_claims(0).unwrap();
     assert_eq!(
         s.page_state("b", "db").unwrap(),
         None,
