@@ -445,3 +445,114 @@ fn a_late_incident_post_is_recognised_as_statusrelays_own() {
     let (code, _, log) = flusher.stop();
     assert_eq!(code, 0, "{log}");
 }
+
+/// A server that answers every request by echoing the token it was sent, as a framework's
+/// debug page, a 401 body or a redirect's Location do. `mode`: 0 = 500, 1 = 401, 2 = 302.
+fn echo_server(mode: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(200) {
+            let Ok(mut conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !String::from_utf8_lossy(&buf).contains("\r\n\r\n") {
+                match conn.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let req = String::from_utf8_lossy(&buf).to_string();
+            let token = req
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("X-Cachet-Token: ")
+                        .or_else(|| l.strip_prefix("x-cachet-token: "))
+                })
+                .unwrap_or("none")
+                .trim()
+                .to_string();
+            let resp = match mode.load(std::sync::atomic::Ordering::SeqCst) {
+                0 => {
+                    let body =
+                        format!("{{\"message\":\"Whoops! debug: HTTP_X_CACHET_TOKEN={token}\"}}");
+                    format!(
+                        "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                }
+                1 => {
+                    let body = format!("token {token} is not valid");
+                    format!(
+                        "HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                }
+                _ => format!(
+                    "HTTP/1.1 302 Found\r\nLocation: https://login.example.invalid/?api_token={token}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                ),
+            };
+            let _ = conn.write_all(resp.as_bytes());
+        }
+    });
+    port
+}
+
+/// Item 9: a server that echoes the token (a debug page, a 401 body, a redirect) had it kept
+/// verbatim in the spool and printed by the logs, `queue`, `status --json` and `check --online`.
+#[test]
+fn a_token_the_server_echoes_is_never_stored_or_printed() {
+    let mode = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let port = echo_server(mode.clone());
+    let sb = Sandbox::new(BIN, "hd-echo");
+    sb.write("token", &format!("{TOKEN}\n"));
+    sb.write(
+        "config.toml",
+        &format!(
+            "spool = \"spool.db\"\n[backend]\nkind = \"cachet\"\nurl = \"http://127.0.0.1:{port}\"\ntoken_file = \"token\"\ntimeout = \"2s\"\nversion = \"2.4\"\n[delivery]\nbackoff_base = \"200ms\"\nbackoff_cap = \"1s\"\n[[component]]\nname = \"db cluster\"\nid = 2\nservices = [\"mysql\"]\n"
+        ),
+    );
+    std::fs::set_permissions(
+        sb.path("token"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    assert_code(&monit(&sb, &fail("mysql")), 0);
+    let mut seen = String::new();
+    for m in 0..3 {
+        mode.store(m, std::sync::atomic::Ordering::SeqCst);
+        let r = sb.run(&["flush", "--once"]);
+        seen.push_str(&r.stderr);
+        assert!(r.stderr.contains("<redacted>"), "mode {m}: {}", r.stderr);
+        for args in [
+            &["queue"][..],
+            &["queue", "--json"],
+            &["status", "--json"],
+            &["check", "--online"],
+        ] {
+            let r = sb.run(args);
+            seen.push_str(&r.stdout);
+            seen.push_str(&r.stderr);
+        }
+        assert_code(&sb.run(&["replay", "--dead"]), 0);
+    }
+    assert!(!seen.contains(TOKEN), "the token was printed:\n{seen}");
+    let stored: String = db(&sb)
+        .query_row(
+            "SELECT group_concat(coalesce(last_error, ''), ' ') || (SELECT coalesce(last_error, '') FROM flusher) FROM outbox",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(stored.contains("<redacted>"), "{stored}");
+    let bytes = std::fs::read(sb.spool_path()).unwrap();
+    let wal = std::fs::read(sb.path("spool.db-wal")).unwrap_or_default();
+    for b in [bytes, wal] {
+        assert!(
+            !b.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()),
+            "the token is stored in the spool"
+        );
+    }
+}

@@ -327,7 +327,7 @@ impl Run {
             let recovered = f.spool.recover_claims(verify_at)?;
             if recovered > 0 {
                 warn!(
-                    "{recovered} deliveries were left in flight (a stopped flusher or a failed write); sending them again"
+                    "{recovered} deliveries were in flight when the last flusher stopped (or a spool write failed); sending them again"
                 );
             }
             self.reclaim = false;

@@ -128,7 +128,9 @@ impl Api {
         }
         let answer = self.exchange(method, path, query, body);
         self.last.set(Some(Instant::now()));
-        answer
+        // A server may echo the credential (a framework's debug page, a 401 body, a redirect's
+        // Location): nothing a server says is stored, logged or printed before this.
+        answer.map_err(|e| e.map_text(|t| redact(t, &self.auth)))
     }
 
     fn exchange(
@@ -216,6 +218,62 @@ impl Api {
         serde_json::from_str(&text)
             .map_err(|e| BackendError::Protocol(format!("{method} {path}: body is not JSON ({e})")))
     }
+}
+
+/// `text` with every form of the credentials in `auth` replaced by `<redacted>`: the header
+/// value as sent, each word of it (`OAuth KEY`, `Bearer KEY`), percent-encoded, and base64 (as
+/// a Basic header carries it).
+pub fn redact(text: &str, auth: &[(&'static str, String)]) -> String {
+    let mut forms: Vec<String> = Vec::new();
+    for (_, value) in auth {
+        let mut words: Vec<&str> = value.split_whitespace().filter(|w| w.len() >= 6).collect();
+        words.push(value);
+        for w in words {
+            forms.push(w.to_string());
+            forms.push(percent_encode(w));
+            forms.push(base64(w.as_bytes()));
+        }
+    }
+    // Longest first, so a value is not half-replaced by one of its own words.
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    forms.dedup();
+    let mut out = text.to_string();
+    for f in forms.iter().filter(|f| f.len() >= 6) {
+        if out.contains(f.as_str()) {
+            out = out.replace(f.as_str(), "<redacted>");
+        }
+    }
+    out
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in bytes.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// `check --online`'s proof that the token can write: send a component's current status back
@@ -358,6 +416,23 @@ pub fn transport_warnings(url: &str, token_file: Option<&std::path::Path>) -> Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_form_of_a_credential_is_redacted() {
+        let auth = vec![("Authorization", "OAuth s3cr3t-key/+x".to_string())];
+        for echoed in [
+            "s3cr3t-key/+x",
+            "OAuth s3cr3t-key/+x",
+            "s3cr3t-key%2F%2Bx",
+            "czNjcjN0LWtleS8reA==",
+        ] {
+            let t = redact(&format!("debug: header {echoed} end"), &auth);
+            assert!(!t.contains("s3cr3t") && !t.contains(echoed), "{t}");
+            assert!(t.contains("<redacted>") && t.ends_with(" end"), "{t}");
+        }
+        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(redact("nothing here", &auth), "nothing here");
+    }
 
     #[test]
     fn error_text_prefers_the_servers_words() {

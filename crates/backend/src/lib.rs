@@ -260,6 +260,26 @@ impl BackendError {
         }
     }
 
+    /// The same error with every text the server or the network supplied passed through `f`
+    /// (to redact secrets a server echoed).
+    pub fn map_text(self, f: impl Fn(&str) -> String) -> BackendError {
+        match self {
+            BackendError::Transport(m) => BackendError::Transport(f(&m)),
+            BackendError::Tls(m) => BackendError::Tls(f(&m)),
+            BackendError::Http {
+                status,
+                message,
+                retry_after,
+            } => BackendError::Http {
+                status,
+                message: f(&message),
+                retry_after,
+            },
+            BackendError::Protocol(m) => BackendError::Protocol(f(&m)),
+            other => other,
+        }
+    }
+
     /// Is the outcome of the write unknown: no answer (a timeout, a dropped connection) or a
     /// server error, after which the server may still carry the request out, late? Cachet sends
     /// notification mail inside the request, so a slow or failing mailer does exactly that.
