@@ -425,8 +425,12 @@ impl Flusher<'_> {
                 return;
             }
         };
-        let tmp = path.with_extension("prom.tmp");
-        if let Err(e) = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path)) {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if let Err(e) = statusrelay_core::fsutil::write_atomic(dir, &name, text.as_bytes(), 0o644) {
             warn!("cannot write metrics to {}: {e}", path.display());
         }
     }

@@ -181,9 +181,10 @@ pub fn command(config: &Config, dir: Option<&Path>, o: &Options<'_>) -> Result<S
             let _ = writeln!(out, "unchanged {}", path.display());
             continue;
         }
-        let tmp: PathBuf = dir.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, text).map_err(io(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        // Monit's include directory is root's; the checks carry no secret, but exec lines run
+        // as root, so they are written exclusively and never through a planted link.
+        statusrelay_core::fsutil::write_atomic(dir, name, text.as_bytes(), 0o644)
+            .map_err(io(&path))?;
         let _ = writeln!(out, "wrote {}", path.display());
     }
     let mut stale: Vec<PathBuf> = std::fs::read_dir(dir)

@@ -9,7 +9,6 @@
 //! - Every text from Monit or the config is HTML-escaped.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -198,16 +197,8 @@ impl Html {
     }
 
     fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<(), BackendError> {
-        let path = self.dir.join(name);
-        let tmp = self.dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let mut f = fs::File::create(&tmp).map_err(self.io(&tmp))?;
-        f.write_all(bytes).map_err(self.io(&tmp))?;
-        f.sync_all().map_err(self.io(&tmp))?;
-        drop(f);
-        fs::rename(&tmp, &path).map_err(self.io(&path))?;
-        fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(self.io(&self.dir))
+        statusrelay_core::fsutil::write_atomic(&self.dir, name, bytes, 0o644)
+            .map_err(self.io(&self.dir.join(name)))
     }
 
     fn save(&self, mut doc: PageDoc) -> Result<(), BackendError> {
@@ -436,6 +427,39 @@ mod tests {
                 .to_string_lossy()
                 .starts_with("status.json.corrupt-")
         }));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Issue 13, item 10: the page's temporary files had a predictable name and were opened
+    /// with O_CREAT|O_TRUNC, so a symlink planted in the page directory made the flusher
+    /// overwrite another file.
+    #[test]
+    fn planted_symlinks_in_the_page_directory_redirect_nothing() {
+        let dir = std::env::temp_dir().join(format!("sr-html-link-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let victim = dir.join("victim");
+        fs::write(&victim, "keep").unwrap();
+        for name in ["index.html", "status.json", "feed.atom"] {
+            std::os::unix::fs::symlink(
+                &victim,
+                dir.join(format!(".{name}.tmp-{}", std::process::id())),
+            )
+            .unwrap();
+        }
+        let mut h = Html::new(&dir, "t", vec!["db".into()], Arc::new(SystemClock));
+        let c = ComponentRef {
+            name: "db".into(),
+            id: None,
+            container: None,
+        };
+        h.set_state("db", &c, State::MajorOutage, None).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(
+            fs::read_to_string(dir.join("index.html"))
+                .unwrap()
+                .contains("db")
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -10,6 +10,7 @@
 pub mod config;
 pub mod duration;
 pub mod error;
+pub mod fsutil;
 pub mod glob;
 pub mod mapping;
 pub mod monit;
