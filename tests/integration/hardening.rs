@@ -556,3 +556,40 @@ fn a_token_the_server_echoes_is_never_stored_or_printed() {
         );
     }
 }
+
+/// Item 11: a description with ANSI colour codes (common in `check program` output) made
+/// `feed.atom` invalid XML, and feed readers drop a whole invalid feed. Any input now gives a
+/// well-formed feed and valid JSON.
+#[test]
+fn control_characters_never_break_the_feed_or_status_json() {
+    let sb = html_sandbox("hd-ansi", DB);
+    let nasty = "\u{1b}[31mFAILED\u{1b}[0m: exit \u{1}\u{7}\u{8}\u{b}\u{c}\u{1f}\u{7f}\u{85}\u{fffe} done\r\n<&>";
+    let mut ev = fail("mysql");
+    ev[2].1 = nasty.to_string();
+    assert_code(&monit(&sb, &ev), 0);
+    assert_code(&sb.run(&["flush", "--once"]), 0);
+    let mut ev2 = ok("mysql");
+    ev2[2].1 = nasty.to_string();
+    assert_code(&monit(&sb, &ev2), 0);
+    assert_code(&sb.run(&["flush", "--once"]), 0);
+    let feed = std::fs::read_to_string(sb.path("www/feed.atom")).unwrap();
+    let doc = roxmltree::Document::parse(&feed)
+        .unwrap_or_else(|e| panic!("feed.atom is not XML ({e}):\n{feed:?}"));
+    let text: String = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("content"))
+        .filter_map(|n| n.text())
+        .collect();
+    assert!(
+        text.contains("FAILED: exit") && text.contains("done"),
+        "{text:?}"
+    );
+    assert!(
+        !text.contains("[31m"),
+        "the colour sequence goes whole: {text:?}"
+    );
+    let json = std::fs::read_to_string(sb.path("www/status.json")).unwrap();
+    serde_json::from_str::<serde_json::Value>(&json).expect("status.json is JSON");
+    let html = std::fs::read_to_string(sb.path("www/index.html")).unwrap();
+    assert!(!html.contains('\u{1b}') && !html.contains('\u{7}'));
+}

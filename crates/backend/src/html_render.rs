@@ -2,7 +2,8 @@
 //!
 //! Invariants:
 //! - Every text that came from Monit or the config passes through [`escape`] (HTML and XML
-//!   alike), in element content and attribute values.
+//!   alike), in element content and attribute values; the output is well-formed XML for any
+//!   input (characters XML 1.0 forbids are dropped).
 //! - No JavaScript: the page is complete as served. State is never shown by colour alone: each
 //!   badge has a symbol and words, and each day bar has a text equivalent (`aria-label`).
 //! - Rendering is a pure function of the document and `now`.
@@ -16,16 +17,35 @@ use crate::html::{Outage, PageComponent, PageDoc, worst_in};
 
 const DAY_MS: i64 = 86_400_000;
 
-/// Escape text for HTML/XML element content and attribute values.
+/// Escape text for HTML/XML element content and attribute values. What XML 1.0 forbids, and
+/// nobody can read anyway, is dropped: control characters but tab and newline (an ANSI colour
+/// sequence from `check program` output goes whole, not only its ESC), C1 controls and the
+/// non-characters U+FFFE and U+FFFF. A feed with one such byte is invalid XML, and feed readers
+/// drop the whole feed.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            '\u{1b}' => {
+                // CSI: ESC [ parameters... final byte in @..~
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    for f in chars.by_ref() {
+                        if ('@'..='~').contains(&f) {
+                            break;
+                        }
+                    }
+                }
+            }
+            '\t' | '\n' => out.push(c),
+            '\r' => {}
+            c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => {}
             c => out.push(c),
         }
     }
