@@ -593,3 +593,108 @@ fn control_characters_never_break_the_feed_or_status_json() {
     let html = std::fs::read_to_string(sb.path("www/index.html")).unwrap();
     assert!(!html.contains('\u{1b}') && !html.contains('\u{7}'));
 }
+
+/// A server that accepts every connection and never answers; counts the connections.
+fn silent_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let n = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = n.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().take(50) {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(conn);
+        }
+    });
+    (port, n)
+}
+
+fn cachet_config(url: &str, extra_backend: &str) -> String {
+    format!(
+        "spool = \"spool.db\"\n[backend]\nkind = \"cachet\"\nurl = \"{url}\"\ntoken_file = \"token\"\nversion = \"2.4\"\nschedules = \"off\"\n{extra_backend}[[component]]\nname = \"db cluster\"\nid = 2\nservices = [\"mysql\"]\n"
+    )
+}
+
+/// Item 12: against a server that never answers, SIGTERM waited for the request's timeout
+/// (28.7 s, and past the unit's TimeoutStopSec with `timeout = "30s"`), starting more requests.
+/// It now abandons the request in flight at once; the delivery stays pending, nothing is lost.
+#[test]
+fn sigterm_ends_the_flusher_at_once_with_a_request_in_flight() {
+    let (port, connections) = silent_server();
+    let sb = Sandbox::new(BIN, "hd-sigterm");
+    sb.write("token", &format!("{TOKEN}\n"));
+    sb.write(
+        "config.toml",
+        &cachet_config(
+            &format!("http://127.0.0.1:{port}"),
+            "timeout = \"30s\"\nmin_interval = \"10ms\"\n",
+        ),
+    );
+    assert_code(&monit(&sb, &fail("mysql")), 0);
+    let flusher = LiveFlusher::start(&sb);
+    assert!(
+        wait_until(Duration::from_secs(10), || connections
+            .load(std::sync::atomic::Ordering::SeqCst)
+            >= 1),
+        "the request never arrived:\n{}",
+        flusher.log()
+    );
+    let (code, took, log) = flusher.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        took < Duration::from_secs(3),
+        "SIGTERM took {took:?}:\n{log}"
+    );
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "no request started after SIGTERM"
+    );
+    assert!(log.contains("abandoned in flight"), "{log}");
+    assert_eq!(
+        count(&sb, "SELECT count(*) FROM outbox WHERE status = 'pending'"),
+        1,
+        "the delivery waits for the next start"
+    );
+}
+
+/// Item 12: pacing (`min_interval`) was an uninterruptible sleep: at "1m" SIGTERM waited over
+/// 40 s, and at "1h" `flush --once` and `check --online` slept an hour. Pacing now yields to
+/// SIGTERM, and `check` bounds the interval.
+#[test]
+fn sigterm_interrupts_pacing_and_check_bounds_min_interval() {
+    let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
+    let sb = Sandbox::new(BIN, "hd-pacing");
+    sb.write("token", &format!("{TOKEN}\n"));
+    sb.write(
+        "config.toml",
+        &cachet_config(&fake.url(), "min_interval = \"1h\"\n"),
+    );
+    let r = sb.run(&["check"]);
+    assert_code(&r, 78);
+    assert!(
+        r.stderr.contains("backend.min_interval") && r.stderr.contains("at most 60s"),
+        "{}",
+        r.stderr
+    );
+    sb.write(
+        "config.toml",
+        &cachet_config(&fake.url(), "min_interval = \"60s\"\n"),
+    );
+    assert_code(&sb.run(&["check"]), 0);
+    assert_code(&monit(&sb, &fail("mysql")), 0);
+    let flusher = LiveFlusher::start(&sb);
+    flusher.wait_log("flushing", Duration::from_secs(10));
+    let (code, took, log) = flusher.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        took < Duration::from_secs(3),
+        "SIGTERM took {took:?}:\n{log}"
+    );
+    assert_eq!(fake.arrivals(), 0, "nothing was sent while pacing");
+    assert_eq!(
+        count(&sb, "SELECT count(*) FROM outbox WHERE status = 'pending'"),
+        1
+    );
+}

@@ -65,7 +65,12 @@ pub struct FlushReport {
 }
 
 /// Build the configured backend (reads the token; never logs it).
-pub fn build_backend(config: &Config, clock: Arc<dyn Clock>) -> Result<Box<dyn Backend>, AppError> {
+/// With `shutdown`, pacing and a request in flight are abandoned as soon as it is set.
+pub fn build_backend(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    shutdown: Option<Arc<AtomicBool>>,
+) -> Result<Box<dyn Backend>, AppError> {
     let kind = config.backend.kind();
     let Some(r) = config.backend.remote() else {
         let BackendConfig::Html {
@@ -109,28 +114,36 @@ pub fn build_backend(config: &Config, clock: Arc<dyn Clock>) -> Result<Box<dyn B
     Ok(match &config.backend {
         BackendConfig::Cachet(_) => {
             let c = Cachet::new(&url, token, r.timeout).with_version(r.version());
-            Box::new(client(c, pace, pem)?)
+            Box::new(client(c, pace, pem, shutdown)?)
         }
         BackendConfig::Cachet3(_) => {
             let c = Cachet3::new(&url, &r.api_prefix(), token, r.timeout);
-            Box::new(client(c, pace, pem)?)
+            Box::new(client(c, pace, pem, shutdown)?)
         }
         BackendConfig::Statuspage(_) => {
             let c = Statuspage::new(&url, page, token, r.timeout);
-            Box::new(client(c, pace, pem)?)
+            Box::new(client(c, pace, pem, shutdown)?)
         }
         BackendConfig::Statusio(_) => {
             let api_id = r.api_id.as_deref().unwrap_or_default();
             let c = Statusio::new(&url, page, api_id, token, r.timeout);
-            Box::new(client(c, pace, pem)?)
+            Box::new(client(c, pace, pem, shutdown)?)
         }
         BackendConfig::Html { .. } => unreachable!("handled above"),
     })
 }
 
 /// Pace a client and narrow its trusted roots to the configured CA, when there is one.
-fn client<B: OverHttp>(c: B, pace: Duration, pem: Option<&[u8]>) -> Result<B, BackendError> {
-    let c = c.paced(pace);
+fn client<B: OverHttp>(
+    c: B,
+    pace: Duration,
+    pem: Option<&[u8]>,
+    shutdown: Option<Arc<AtomicBool>>,
+) -> Result<B, BackendError> {
+    let mut c = c.paced(pace);
+    if let Some(flag) = shutdown {
+        c = c.stopped_by(flag);
+    }
     match pem {
         Some(p) => c.with_ca_pem(p),
         None => Ok(c),

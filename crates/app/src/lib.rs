@@ -89,7 +89,8 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
                 clock: clock.clone(),
             };
             let r = retry_corrupt(&*clock, || {
-                let backend = flusher::build_backend(&config, clock.clone())?;
+                let backend =
+                    flusher::build_backend(&config, clock.clone(), Some(opts.shutdown.clone()))?;
                 flusher::flush(&config, backend, opts.clone())
             })?;
             if once {

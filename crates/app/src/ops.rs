@@ -156,7 +156,7 @@ pub fn status(config: &Config, json_out: bool, clock: Arc<dyn Clock>) -> Result<
     let alive = s.flusher_pid.is_some()
         && s.flusher_heartbeat_at
             .is_some_and(|t| now - t < LIVE_WITHIN_MS);
-    let backend = build_backend(config, Arc::new(statusrelay_core::time::SystemClock))
+    let backend = build_backend(config, Arc::new(statusrelay_core::time::SystemClock), None)
         .map(|b| b.identity())
         .ok();
     let comps: Vec<(String, State, Option<State>, i64)> = spool
@@ -543,7 +543,7 @@ pub fn check(config: &Config, online: bool, clock: Arc<dyn Clock>) -> Result<Str
         .unwrap_or_default();
     // Building the backend reads the token and the CA file and warns about weak transport,
     // exactly as the flusher will; nothing goes on the network here.
-    let mut backend = build_backend(config, clock)?;
+    let mut backend = build_backend(config, clock, None)?;
     let _ = writeln!(out, "config OK: {src}");
     let _ = writeln!(out, "  spool:   {}", config.spool.display());
     let kind = config.backend.kind();

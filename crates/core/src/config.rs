@@ -539,6 +539,10 @@ pub fn slug(name: &str) -> String {
     out.trim_matches('-').to_string()
 }
 
+/// The longest pacing interval: every run's first request waits one (`flush --once`,
+/// `check --online`), and no status page's rate limit needs more.
+pub const MAX_MIN_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Validate the API settings of `kind`; the error is (key, message).
 fn validate_remote(r: &Remote, kind: &str) -> Result<(), (String, String)> {
     let only = |set: bool, key: &str, kinds: &str| {
@@ -640,6 +644,16 @@ fn validate_remote(r: &Remote, kind: &str) -> Result<(), (String, String)> {
     }
     if r.timeout.is_zero() {
         return Err(("backend.timeout".into(), "must be more than 0s".into()));
+    }
+    if r.min_interval.is_some_and(|d| d > MAX_MIN_INTERVAL) {
+        return Err((
+            "backend.min_interval".into(),
+            format!(
+                "{}: at most {}s; the first request of every run waits one interval (the published rate limits are about 1 request/s)",
+                crate::duration::format(r.min_interval.unwrap_or_default()),
+                MAX_MIN_INTERVAL.as_secs()
+            ),
+        ));
     }
     Ok(())
 }
