@@ -698,3 +698,39 @@ fn sigterm_interrupts_pacing_and_check_bounds_min_interval() {
         1
     );
 }
+
+/// Item 13: a config path that is a FIFO hung every command reading it, the handler first
+/// (Monit piles up blocked handlers). Each now refuses it at once, exit 78, naming it.
+#[test]
+fn a_fifo_at_the_config_path_is_refused_not_waited_on() {
+    let sb = Sandbox::new(BIN, "hd-fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(sb.path("config.toml"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    for args in [
+        &["check"][..],
+        &["event", "--component", "db", "--status", "major_outage"],
+        &["status"],
+    ] {
+        let mut child = sb
+            .cmd(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let done = wait_until(Duration::from_secs(10), || {
+            child.try_wait().unwrap().is_some()
+        });
+        if !done {
+            let _ = child.kill();
+        }
+        let r: Run = child.wait_with_output().unwrap().into();
+        assert!(done, "{args:?} hung on the FIFO");
+        assert_code(&r, 78);
+        assert!(r.stderr.contains("a FIFO"), "{}", r.stderr);
+    }
+}

@@ -41,7 +41,7 @@ fn base64(input: &[u8]) -> String {
 
 fn password(m: &MonitConfig) -> Result<Option<String>, AppError> {
     let read = match (&m.password_file, &m.password_env) {
-        (Some(p), _) => std::fs::read_to_string(p)
+        (Some(p), _) => statusrelay_core::fsutil::read_regular(p)
             .map_err(|e| {
                 AppError::Monit(format!(
                     "cannot read monit.password_file {}: {e}",

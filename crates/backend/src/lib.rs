@@ -380,7 +380,7 @@ pub fn read_token(
     env: Option<&str>,
 ) -> Result<String, BackendError> {
     let token = match (file, env) {
-        (Some(p), _) => std::fs::read_to_string(p)
+        (Some(p), _) => statusrelay_core::fsutil::read_regular(p)
             .map_err(|e| {
                 BackendError::Token(format!("cannot read token_file {}: {e}", p.display()))
             })?

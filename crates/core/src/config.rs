@@ -693,7 +693,7 @@ impl Config {
     }
 
     pub fn from_file(path: &Path) -> Result<Config, CoreError> {
-        let text = std::fs::read_to_string(path).map_err(|source| CoreError::ConfigRead {
+        let text = crate::fsutil::read_regular(path).map_err(|source| CoreError::ConfigRead {
             path: path.to_path_buf(),
             source,
         })?;
@@ -973,7 +973,7 @@ impl Config {
         let path = path
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let text = crate::fsutil::read_regular(&path).unwrap_or_default();
         let spool = match text.parse::<toml::Table>() {
             Ok(t) => t.get("spool").and_then(|v| v.as_str()).map(PathBuf::from),
             // A syntax error elsewhere in the file: the top-level `spool = "..."` line itself
@@ -1197,6 +1197,27 @@ connection = "ignore"
             .unwrap_err()
             .to_string();
         assert!(e.contains("password_file"), "{e}");
+    }
+
+    #[test]
+    fn a_config_path_that_is_a_fifo_is_an_error_not_a_hang() {
+        // Issue 13, item 13: the handler read a FIFO config forever; Monit piled up handlers.
+        let dir = std::env::temp_dir().join(format!("sr-cfgfifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("config.toml");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&p)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let e = Config::from_file(&p).unwrap_err();
+        assert!(e.is_config() && e.to_string().contains("a FIFO"), "{e}");
+        // The handler's fallback lookup of the spool does not block either.
+        assert_eq!(Config::spool_hint(Some(&p)), PathBuf::from(DEFAULT_SPOOL));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
