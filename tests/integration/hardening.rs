@@ -734,3 +734,48 @@ fn a_fifo_at_the_config_path_is_refused_not_waited_on() {
         assert!(r.stderr.contains("a FIFO"), "{}", r.stderr);
     }
 }
+
+/// Item 14: under an address-space limit below about 48 MB (`ulimit -v`) every command,
+/// `--version` included, segfaulted: the handler's fixed SQLite heap and the allocator's arena
+/// were 40 MB of static memory, paid by every command. Both are now reserved at run time by
+/// the handler alone, and not at all under a limit: the handler degrades to the system
+/// allocator and records the event.
+#[test]
+fn every_command_runs_under_a_tight_address_space_limit() {
+    let sb = html_sandbox("hd-ulimit", DB);
+    let under_limit = |cmd: &str| -> Run {
+        std::process::Command::new("sh")
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("MONIT_SERVICE", "mysql")
+            .env("MONIT_EVENT", "Does not exist")
+            .env("MONIT_HOST", "node1")
+            .current_dir(&sb.dir)
+            .arg("-c")
+            .arg(format!(
+                "ulimit -v 30000 && exec \"$0\" --config config.toml --log-level debug {cmd}"
+            ))
+            .arg(BIN)
+            .output()
+            .unwrap()
+            .into()
+    };
+    let r = under_limit("--version");
+    assert_code(&r, 0);
+    let r = under_limit("monit");
+    assert_code(&r, 0);
+    assert!(
+        r.stderr
+            .contains("the system allocator (the address space is limited"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(count(&sb, "SELECT count(*) FROM events"), 1);
+    assert_code(&under_limit("status"), 0);
+    assert_code(&under_limit("flush --once"), 0);
+    assert!(
+        std::fs::read_to_string(sb.path("www/index.html"))
+            .unwrap()
+            .contains("db cluster")
+    );
+}

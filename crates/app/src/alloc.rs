@@ -1,4 +1,4 @@
-//! The binary's allocator: a bump arena in static memory first, the system allocator after.
+//! The binary's allocator: a bump arena first, the system allocator after.
 //!
 //! Why: Monit spawns a handler per event. musl's allocator returns freed memory to the kernel at
 //! once, so a handler made about 25 `mmap`/`munmap` calls for Rust's allocations (the command
@@ -15,17 +15,25 @@
 //!   arguments were parsed.
 //! - Safe from any thread: the bump pointer only moves forward, by compare-and-swap.
 //! - Only the `statusrelay` binary installs it ([`Global`]); library tests use the system allocator.
+//! - The region is reserved (mmap) at the first allocation, never static memory: under an
+//!   address-space limit (`ulimit -v`) static memory made every command, `--version` included,
+//!   fail at exec. With a limit set, or no room, the arena reserves nothing and is never used.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// Size of the binary's arena: static memory, so only the pages used are ever faulted in.
+/// Size of the binary's arena, reserved at the first allocation and faulted in only where used.
 pub const ARENA_BYTES: usize = 8 << 20;
+
+/// `base` before the first allocation has reserved the region.
+const UNMAPPED: usize = 0;
+/// `base` when there is no region: the address space is limited, or had no room.
+const NO_REGION: usize = 1;
 
 /// A bump arena of `N` bytes in front of the system allocator.
 pub struct Arena<const N: usize> {
-    memory: UnsafeCell<[u8; N]>,
+    /// Address of the region, once reserved (or [`UNMAPPED`], [`NO_REGION`]).
+    base: AtomicUsize,
     /// Offset of the first free byte.
     next: AtomicUsize,
     stopped: AtomicBool,
@@ -38,7 +46,7 @@ unsafe impl<const N: usize> Sync for Arena<N> {}
 impl<const N: usize> Arena<N> {
     pub const fn new() -> Self {
         Arena {
-            memory: UnsafeCell::new([0; N]),
+            base: AtomicUsize::new(UNMAPPED),
             next: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
         }
@@ -54,22 +62,62 @@ impl<const N: usize> Arena<N> {
         self.next.load(Ordering::Relaxed)
     }
 
-    fn base(&self) -> usize {
-        self.memory.get() as usize
+    /// The region's address, reserving it at the first call. None under an address-space
+    /// limit (`ulimit -v`: reserving ahead of need only makes the process fail sooner) or when
+    /// the reservation fails; the system allocator then serves everything.
+    fn region(&self) -> Option<usize> {
+        match self.base.load(Ordering::Acquire) {
+            NO_REGION => return None,
+            UNMAPPED => {}
+            b => return Some(b),
+        }
+        let mapped = if statusrelay_spool::heap::address_space_limited() {
+            None
+        } else {
+            // SAFETY: an anonymous private mapping with no address hint touches nothing that
+            // exists; it allocates nothing through the global allocator.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    N,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+            (p != libc::MAP_FAILED).then_some(p as usize)
+        };
+        let want = mapped.unwrap_or(NO_REGION);
+        match self
+            .base
+            .compare_exchange(UNMAPPED, want, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => mapped,
+            Err(other) => {
+                // Another thread reserved (or gave up) first: use its answer, drop ours.
+                if let Some(p) = mapped {
+                    // SAFETY: our own mapping of N bytes, never handed out.
+                    unsafe { libc::munmap(p as *mut libc::c_void, N) };
+                }
+                (other != NO_REGION).then_some(other)
+            }
+        }
     }
 
     fn owns(&self, ptr: *mut u8) -> bool {
-        (self.base()..self.base() + N).contains(&(ptr as usize))
+        let base = self.base.load(Ordering::Acquire);
+        base > NO_REGION && (base..base + N).contains(&(ptr as usize))
     }
 
     fn bump(&self, layout: Layout) -> Option<*mut u8> {
         if self.stopped.load(Ordering::Relaxed) {
             return None;
         }
-        let base = self.base();
+        let base = self.region()?;
         let mut next = self.next.load(Ordering::Relaxed);
         loop {
-            // Align the address, not the offset: the array itself is only byte-aligned.
+            // Align the address, not the offset.
             let start = (base + next).checked_next_multiple_of(layout.align())? - base;
             let end = start.checked_add(layout.size()).filter(|&e| e <= N)?;
             match self
@@ -100,7 +148,7 @@ unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         match self.bump(layout) {
-            // The arena starts zeroed and its bytes are handed out once.
+            // The region is mapped zeroed and its bytes are handed out once.
             Some(p) => p,
             // SAFETY: as in alloc.
             None => unsafe { System.alloc_zeroed(layout) },

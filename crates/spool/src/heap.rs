@@ -5,8 +5,8 @@
 //! allocations in a handler cost about 50 `mmap`/`munmap` calls (each `munmap` a TLB flush), and
 //! SQLite's page cache allocates 20 pages in bulk and writes a header into each (about 60 page
 //! faults for a few pages used). With SQLite's own buddy allocator (memsys5, compiled in by
-//! `.cargo/config.toml`) over a static array, SQLite makes no allocator system calls, and only
-//! the pages of the array it touches are ever faulted in.
+//! `.cargo/config.toml`) over one reserved region, SQLite makes no further allocator system
+//! calls, and only the pages of the region it touches are ever faulted in.
 //!
 //! Invariants:
 //! - The heap is given before SQLite's first use in the process, or not at all: once SQLite is
@@ -17,17 +17,20 @@
 //!   integration test that records an event at the bound fails with a 4 MiB heap ("out of
 //!   memory") and passes with 8 MiB.
 //! - Never in a long-running process (the flusher): its need is not bounded by one event.
+//! - The region is reserved at run time, by the handler only, never as static memory: under an
+//!   address-space limit (`ulimit -v`) static memory made every command fail at exec. With a
+//!   limit set, or no room to reserve, SQLite keeps the system allocator.
 //! - The operator decides last: `STATUSRELAY_SQLITE_HEAP=system` keeps the system allocator, and
 //!   a number of MiB (1 to 32) sizes the heap. A setting that is neither keeps the system
 //!   allocator and says why; it never stops an event from being recorded.
 
-use std::cell::UnsafeCell;
 use std::ffi::{c_int, c_void};
 
 use rusqlite::ffi;
 
-/// Size of the fixed heap. It is static memory that costs only the pages SQLite touches (a
-/// handler touches well under 1 MiB of it); the size is headroom for the largest event.
+/// Size of the fixed heap. It is reserved (mapped) only by the handler, when SQLite is given it,
+/// and costs only the pages SQLite touches (a handler touches well under 1 MiB of it); the size
+/// is headroom for the largest event. Other commands never reserve it.
 pub const HEAP_BYTES: usize = 32 << 20;
 
 /// Largest event (bytes of the MONIT_* variables or the `event` arguments) recorded on the
@@ -37,12 +40,35 @@ pub const MAX_EVENT_BYTES: usize = 1 << 20;
 /// SQLite rounds every allocation up to a power of two of at least this many bytes.
 const MIN_ALLOCATION: c_int = 64;
 
-struct Heap(UnsafeCell<[u64; HEAP_BYTES / 8]>);
+/// Is the process's address space limited (`ulimit -v`, RLIMIT_AS)? Then nothing is reserved
+/// ahead of need: a fixed heap (and its share of a tight limit) would only make the process
+/// fail sooner; the system allocator takes what is needed, and no more.
+pub fn address_space_limited() -> bool {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct it is given.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut lim) };
+    rc != 0 || lim.rlim_cur != libc::RLIM_INFINITY
+}
 
-// SQLite is the only user of the array once it is handed over, and serializes its own access.
-unsafe impl Sync for Heap {}
-
-static HEAP: Heap = Heap(UnsafeCell::new([0; HEAP_BYTES / 8]));
+/// Reserve `bytes` of zeroed memory, faulted in only where touched; never released (the heap
+/// lives as long as the process). None when the address space has no room.
+fn reserve(bytes: usize) -> Option<*mut c_void> {
+    // SAFETY: an anonymous private mapping with no address hint touches nothing that exists.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    (p != libc::MAP_FAILED).then_some(p)
+}
 
 /// Which allocator SQLite uses in this process, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,9 +115,18 @@ pub fn for_one_event(event_bytes: usize, setting: Option<&str>) -> Allocator {
             "the event is {event_bytes} bytes, over the fixed heap's bound of {MAX_EVENT_BYTES}"
         ));
     }
+    if address_space_limited() {
+        return Allocator::System("the address space is limited (ulimit -v)".into());
+    }
+    let Some(heap) = reserve(heap_bytes) else {
+        return Allocator::System(format!(
+            "{} MiB of address space could not be reserved",
+            heap_bytes >> 20
+        ));
+    };
     // SAFETY: sqlite3_config is called with the argument types its documentation gives for each
     // option, before SQLite is initialized (if it already is, it answers SQLITE_MISUSE and
-    // changes nothing). The heap is static, so it outlives every SQLite allocation.
+    // changes nothing). The heap is never unmapped, so it outlives every SQLite allocation.
     let refused = unsafe {
         [
             // The heap serializes itself; global memory statistics would add a second mutex
@@ -114,7 +149,7 @@ pub fn for_one_event(event_bytes: usize, setting: Option<&str>) -> Allocator {
                 "HEAP",
                 ffi::sqlite3_config(
                     ffi::SQLITE_CONFIG_HEAP,
-                    HEAP.0.get().cast::<c_void>(),
+                    heap,
                     heap_bytes as c_int,
                     MIN_ALLOCATION,
                 ),
