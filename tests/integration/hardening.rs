@@ -779,3 +779,66 @@ fn every_command_runs_under_a_tight_address_space_limit() {
             .contains("db cluster")
     );
 }
+
+/// Item 15: permanent spool failures (the spool path is a directory, a read-only file system)
+/// said 75 "retry later"; they are 74, with the hint. Lock contention and a full disk stay 75.
+#[test]
+fn a_spool_that_cannot_be_written_is_74_not_retry_later() {
+    let sb = html_sandbox("hd-74", DB);
+    std::fs::create_dir(sb.path("spool.db")).unwrap();
+    let r = monit(&sb, &fail("mysql"));
+    assert_code(&r, 74);
+    assert!(
+        r.stderr.contains("the spool path must be a file"),
+        "{}",
+        r.stderr
+    );
+    std::fs::remove_dir(sb.path("spool.db")).unwrap();
+    // A read-only file system, in a mount namespace of the test's own (root only).
+    if !is_root() {
+        eprintln!("skipped the read-only file system case: it mounts a tmpfs, which needs root");
+        return;
+    }
+    std::fs::create_dir(sb.path("ro")).unwrap();
+    let cfg = format!("spool = \"ro/spool.db\"\n[backend]\nkind = \"html\"\ndir = \"www\"\n{DB}");
+    sb.write("config.toml", &cfg);
+    let r: Run = std::process::Command::new("unshare")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin")
+        .env("MONIT_SERVICE", "mysql")
+        .env("MONIT_EVENT", "Does not exist")
+        .current_dir(&sb.dir)
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o ro tmpfs ro && exec \"$0\" --config config.toml monit",
+        ])
+        .arg(BIN)
+        .output()
+        .unwrap()
+        .into();
+    assert_code(&r, 74);
+    assert!(
+        r.stderr.contains("on a writable file system"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// Item 15: a spool written by a newer statusrelay (after a downgrade) is 78, now documented,
+/// and says what to do.
+#[test]
+fn a_spool_from_a_newer_statusrelay_is_78_and_says_upgrade() {
+    let sb = html_sandbox("hd-toonew", DB);
+    assert_code(&monit(&sb, &fail("mysql")), 0);
+    db(&sb).pragma_update(None, "user_version", 99).unwrap();
+    let r = monit(&sb, &ok("mysql"));
+    assert_code(&r, 78);
+    assert!(
+        r.stderr.contains("newer than this statusrelay understands")
+            && r.stderr.contains("upgrade statusrelay"),
+        "{}",
+        r.stderr
+    );
+}

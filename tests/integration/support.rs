@@ -190,3 +190,15 @@ impl Drop for LiveFlusher {
         let _ = self.child.wait();
     }
 }
+
+/// Is the test running as root (CI is)? Tests that mount or make namespaces need it.
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}

@@ -122,6 +122,8 @@ impl SpoolError {
     }
 
     /// Is the failure likely to pass by itself (lock contention, a full disk being cleaned)?
+    /// A spool that cannot be written (a read-only file system, permissions, a directory at
+    /// the path, an I/O error) needs a person: it is not temporary.
     pub fn is_temporary(&self) -> bool {
         match self {
             SpoolError::Sqlite { source, .. } => matches!(
@@ -129,11 +131,7 @@ impl SpoolError {
                 Some(rusqlite::ErrorCode::DatabaseBusy)
                     | Some(rusqlite::ErrorCode::DatabaseLocked)
                     | Some(rusqlite::ErrorCode::DiskFull)
-                    | Some(rusqlite::ErrorCode::CannotOpen)
-                    | Some(rusqlite::ErrorCode::ReadOnly)
-                    | Some(rusqlite::ErrorCode::SystemIoFailure)
             ),
-            SpoolError::CreateDir { .. } => true,
             _ => false,
         }
     }
@@ -147,7 +145,7 @@ impl SpoolError {
             rusqlite::ErrorCode::CannotOpen
             | rusqlite::ErrorCode::ReadOnly
             | rusqlite::ErrorCode::PermissionDenied => {
-                "the spool's directory must exist and be writable by this user (Monit runs the handler as root, the flusher runs as statusrelay)"
+                "the spool's directory must exist and be writable by this user (Monit runs the handler as root, the flusher runs as statusrelay), on a writable file system, and the spool path must be a file; events Monit sent meanwhile are not resent, so run `statusrelay resync` once it is fixed"
             }
             rusqlite::ErrorCode::DiskFull => {
                 "free space on the spool's filesystem; events Monit sent meanwhile are not resent, so run `statusrelay resync` once it has room"

@@ -96,7 +96,7 @@ fn pragmas_are_durable_and_schema_is_current() {
     drop(s);
     // Re-opening runs no migration twice.
     let s = f.open();
-    assert_eq!(s.pragma("user_version").unwrap(), "2");
+    assert_eq!(s.pragma("user_version").unwrap(), "3");
 }
 
 #[test]
@@ -704,5 +704,35 @@ fn an_unconfirmed_request_clears_the_pages_confirmed_state() {
         s.page_state("b", "db").unwrap(),
         None,
         "unknown after a crash mid-request"
+    );
+}
+
+/// Issue 13, item 15: permanent spool failures said 75 "retry later".
+#[test]
+fn only_lock_contention_and_a_full_disk_are_temporary() {
+    let err = |code| SpoolError::Sqlite {
+        path: PathBuf::from("s.db"),
+        source: rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None),
+    };
+    for code in [
+        rusqlite::ffi::SQLITE_BUSY,
+        rusqlite::ffi::SQLITE_LOCKED,
+        rusqlite::ffi::SQLITE_FULL,
+    ] {
+        assert!(err(code).is_temporary(), "{code}");
+    }
+    for code in [
+        rusqlite::ffi::SQLITE_READONLY,
+        rusqlite::ffi::SQLITE_CANTOPEN,
+        rusqlite::ffi::SQLITE_IOERR,
+        rusqlite::ffi::SQLITE_PERM,
+    ] {
+        assert!(!err(code).is_temporary(), "{code}");
+    }
+    assert!(
+        err(rusqlite::ffi::SQLITE_READONLY)
+            .hint()
+            .unwrap()
+            .contains("on a writable file system")
     );
 }
