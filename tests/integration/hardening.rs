@@ -842,3 +842,120 @@ fn a_spool_from_a_newer_statusrelay_is_78_and_says_upgrade() {
         r.stderr
     );
 }
+
+/// Item 16: what was accepted silently, or said in words that tell an operator nothing.
+#[test]
+fn check_refuses_or_warns_about_what_was_accepted_silently() {
+    let sb = html_sandbox("hd-check", DB);
+    let html = "[backend]\nkind = \"html\"\ndir = \"www\"\n";
+    let expect = |cfg: &str, code: i32, words: &str| {
+        sb.write("config.toml", cfg);
+        let r = sb.run(&["check"]);
+        assert_code(&r, code);
+        assert!(
+            r.stdout.contains(words) || r.stderr.contains(words),
+            "{words:?} not in:\n{}\n{}",
+            r.stdout,
+            r.stderr
+        );
+    };
+    expect(
+        &format!("spool = \"s.db\"\n{html}[delivery]\nmax_age = \"0s\"\n"),
+        78,
+        "delivery.max_age: must be more than 0s",
+    );
+    expect(&format!("spool = \"\"\n{html}"), 78, "spool: is empty");
+    expect(
+        &format!(
+            "spool = \"s.db\"\n{html}[[component]]\nname = \"DB\"\n[[component]]\nname = \"db\"\n"
+        ),
+        78,
+        "differ only in case",
+    );
+    expect(
+        &format!(
+            "spool = \"s.db\"\n{html}[[component]]\nname = \"db\"\nservices = [\"mysql*\"]\n[[component]]\nname = \"replicas\"\nservices = [\"*-replica\"]\n"
+        ),
+        0,
+        "warning: components \"db\" and \"replicas\" are fed by overlapping service patterns",
+    );
+    expect(
+        &format!(
+            "spool = \"s.db\"\n{html}groups = [{{ name = \"Backend\", components = [\"mysql\"] }}]\n"
+        ),
+        0,
+        "warning: backend.groups names components, but no [[component]] is configured",
+    );
+    // A token file saved with a byte-order mark passed check, then every request was a 401.
+    let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
+    let cachet = cachet_sandbox("hd-check-bom", &fake, DB);
+    cachet.write("token", &format!("\u{feff}{TOKEN}\n"));
+    let r = cachet.run(&["check"]);
+    assert_code(&r, 78);
+    assert!(r.stderr.contains("byte-order mark"), "{}", r.stderr);
+    cachet.write("token", &format!("{TOKEN}\n"));
+    // A 403 is a refused token, not an unreachable page.
+    fake.push_faults([Fault::Status(403)]);
+    let r = cachet.run(&["check", "--online"]);
+    assert_code(&r, 69);
+    assert!(
+        r.stdout
+            .contains("is reachable but refused the token (HTTP 403"),
+        "{}",
+        r.stdout
+    );
+    // TLS to a plain-http port: the server answers the handshake with a plain 400, as web
+    // servers do.
+    let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let plain_port = plain.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for conn in plain.incoming().take(5) {
+            let Ok(mut c) = conn else { continue };
+            let mut buf = [0u8; 1024];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let cfg = std::fs::read_to_string(cachet.path("config.toml")).unwrap();
+    cachet.write(
+        "config.toml",
+        &cfg.replace(&fake.url(), &format!("https://127.0.0.1:{plain_port}")),
+    );
+    let r = cachet.run(&["check", "--online"]);
+    assert_code(&r, 69);
+    assert!(
+        r.stdout
+            .contains("did not answer in TLS: is this a plain-http port?"),
+        "{}",
+        r.stdout
+    );
+    // A window so long that its end overflowed the date.
+    sb.write("config.toml", &format!("spool = \"s.db\"\n{html}{DB}"));
+    let r = sb.run(&[
+        "maintenance",
+        "start",
+        "--component",
+        "db cluster",
+        "--for",
+        "106751992d",
+    ]);
+    assert_code(&r, 64);
+    assert!(r.stderr.contains("at most 366 days"), "{}", r.stderr);
+    // Monit that does not answer: a timeout, said as one.
+    let (port, _) = silent_server();
+    sb.write(
+        "config.toml",
+        &format!("spool = \"s.db\"\n{html}{DB}[monit]\nurl = \"http://127.0.0.1:{port}\"\ntimeout = \"1s\"\n"),
+    );
+    let r = sb.run(&["resync"]);
+    assert_code(&r, 69);
+    assert!(
+        r.stderr
+            .contains("Monit did not answer within monit.timeout"),
+        "{}",
+        r.stderr
+    );
+}

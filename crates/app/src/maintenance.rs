@@ -14,6 +14,9 @@ use crate::AppError;
 use crate::cli::MaintenanceAction;
 use crate::handler::maintenance_apply;
 
+/// The longest maintenance window `--for` accepts.
+pub const MAX_WINDOW: std::time::Duration = std::time::Duration::from_secs(366 * 86_400);
+
 pub fn command(
     config: &Config,
     action: &MaintenanceAction,
@@ -28,6 +31,14 @@ pub fn command(
             let d = duration::parse(d)?;
             if d.is_zero() {
                 return Err(AppError::Usage("--for must be longer than 0s".into()));
+            }
+            // A window is for a deploy, not forever: a huge --for overflowed the end date.
+            if d > MAX_WINDOW {
+                return Err(AppError::Usage(format!(
+                    "--for {}: at most {} days; for a component that is gone for good, remove it from the config",
+                    duration::format(d),
+                    MAX_WINDOW.as_secs() / 86_400
+                )));
             }
             let w = spool.maintenance_start(
                 &comp.name,

@@ -59,13 +59,27 @@ fn password(m: &MonitConfig) -> Result<Option<String>, AppError> {
     Ok(Some(read))
 }
 
+/// A socket timeout reads "Resource temporarily unavailable (os error 11)": say what it is.
+fn io_words(doing: &str, e: &std::io::Error) -> AppError {
+    if matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    ) {
+        AppError::Monit(format!(
+            "{doing}: Monit did not answer within monit.timeout (is it stopped, or busy with a slow check? raise [monit] timeout if it is just slow)"
+        ))
+    } else {
+        AppError::Monit(format!("{doing}: {e}"))
+    }
+}
+
 fn exchange<S: Read + Write>(mut s: S, request: &str) -> Result<Vec<u8>, AppError> {
     s.write_all(request.as_bytes())
-        .map_err(|e| AppError::Monit(format!("sending the request: {e}")))?;
+        .map_err(|e| io_words("sending the request", &e))?;
     let mut raw = Vec::new();
     s.take(MAX_BODY)
         .read_to_end(&mut raw)
-        .map_err(|e| AppError::Monit(format!("reading the answer: {e}")))?;
+        .map_err(|e| io_words("reading the answer", &e))?;
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")

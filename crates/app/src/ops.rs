@@ -606,6 +606,10 @@ pub fn check(config: &Config, online: bool, clock: Arc<dyn Clock>) -> Result<Str
                 .unwrap_or_default();
         let _ = writeln!(out, "  component {:?}{id} <- {feeds}", c.name);
     }
+    for w in config.warnings() {
+        crate::warn!("{w}");
+        let _ = writeln!(out, "  warning: {w}");
+    }
     if online {
         let comps: Vec<ComponentRef> = config
             .components

@@ -387,7 +387,7 @@ impl Backend for Cachet {
                 ),
             ),
             Err(e) => {
-                line(false, format!("{} is not reachable: {e}", self.base));
+                line(false, crate::probe_failure(&self.base, &e));
                 return out;
             }
         }

@@ -305,8 +305,8 @@ impl Backend for Cachet3 {
                 line(
                     false,
                     format!(
-                        "{} is not reachable: {e} (is api_prefix right?)",
-                        self.api.base()
+                        "{} (is api_prefix right?)",
+                        crate::probe_failure(self.api.base(), &e)
                     ),
                 );
                 return out;

@@ -455,14 +455,31 @@ fn parse_retry_after(v: Option<&str>) -> Option<Duration> {
 }
 
 fn transport(e: ureq::Error) -> BackendError {
+    // rustls's error can come wrapped in an I/O error: recognise it by its words.
+    let text = e.to_string();
+    if text.contains("InvalidContentType") || text.contains("corrupt message") {
+        return BackendError::Tls(tls_words(&text));
+    }
     match e {
-        ureq::Error::Tls(m) => BackendError::Tls(m.to_string()),
-        ureq::Error::Rustls(r) => BackendError::Tls(r.to_string()),
+        ureq::Error::Tls(m) => BackendError::Tls(tls_words(&m.to_string())),
+        ureq::Error::Rustls(r) => BackendError::Tls(tls_words(&r.to_string())),
         ureq::Error::Timeout(t) => BackendError::Transport(format!("timed out ({t})")),
         ureq::Error::Io(io) => BackendError::Transport(io.to_string()),
         ureq::Error::HostNotFound => BackendError::Transport("host not found".into()),
         ureq::Error::ConnectionFailed => BackendError::Transport("connection failed".into()),
         other => BackendError::Transport(other.to_string()),
+    }
+}
+
+/// rustls's words for a server that does not speak TLS at all ("received corrupt message of
+/// type InvalidContentType") tell an operator nothing: say what it means.
+fn tls_words(m: &str) -> String {
+    if m.contains("InvalidContentType") || m.contains("corrupt message") {
+        format!(
+            "the server did not answer in TLS: is this a plain-http port? Use http:// for it, or the page's https port ({m})"
+        )
+    } else {
+        m.to_string()
     }
 }
 

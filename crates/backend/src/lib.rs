@@ -304,6 +304,22 @@ impl BackendError {
     }
 }
 
+/// `check --online`'s line when the page's first answer is an error: a server that answered
+/// is reachable, and a refused token is said so, not "not reachable".
+pub(crate) fn probe_failure(base: &str, e: &BackendError) -> String {
+    match e {
+        BackendError::Http {
+            status: 401 | 403, ..
+        } => format!(
+            "{base} is reachable but refused the token ({e}): check the token and its permissions on the page"
+        ),
+        BackendError::Http { .. } | BackendError::Protocol(_) => {
+            format!("{base} is reachable but answered an error: {e}")
+        }
+        _ => format!("{base} is not reachable: {e}"),
+    }
+}
+
 /// The one id among the page's components named `name`: none is `NotFound`, several are
 /// `Ambiguous` (the operator must set `id`).
 pub(crate) fn unique_id(name: &str, ids: Vec<String>) -> Result<String, BackendError> {
@@ -401,6 +417,11 @@ pub fn read_token(
             ));
         }
     };
+    if token.starts_with('\u{feff}') {
+        return Err(BackendError::Token(
+            "the token file starts with a UTF-8 byte-order mark (saved by a Windows editor?): the page would refuse the token (401); save the file without one, e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' FILE".into(),
+        ));
+    }
     if token.is_empty() {
         return Err(BackendError::Token("the token is empty".into()));
     }

@@ -741,6 +741,13 @@ impl Config {
             key,
             message,
         };
+        if self.spool.as_os_str().is_empty() {
+            return Err(invalid(
+                "spool".into(),
+                "is empty: name the spool file, e.g. spool = \"/var/lib/statusrelay/spool.db\""
+                    .into(),
+            ));
+        }
         if let Some(r) = self.backend.remote() {
             validate_remote(r, self.backend.kind()).map_err(|(k, m)| invalid(k, m))?;
         }
@@ -903,6 +910,12 @@ impl Config {
                 "need 0 < backoff_base <= backoff_cap".into(),
             ));
         }
+        if d.max_age.is_zero() {
+            return Err(invalid(
+                "delivery.max_age".into(),
+                "must be more than 0s: it is how long an undelivered state is retried before it is dead-lettered (e.g. \"24h\")".into(),
+            ));
+        }
         if d.verify_after < Duration::from_secs(1) {
             return Err(invalid(
                 "delivery.verify_after".into(),
@@ -965,6 +978,43 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// What is allowed but probably not meant: `check` prints these (the config still loads).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let patterns = |c: &ComponentConfig| -> Vec<Glob> {
+            if c.services.is_empty() {
+                Glob::new(&c.name).into_iter().collect()
+            } else {
+                c.services.clone()
+            }
+        };
+        for (i, a) in self.components.iter().enumerate() {
+            for b in &self.components[i + 1..] {
+                for g in patterns(a) {
+                    if let Some(h) = patterns(b).into_iter().find(|h| g.overlaps(h)) {
+                        out.push(format!(
+                            "components {:?} and {:?} are fed by overlapping service patterns ({:?} and {:?}): an event of a service both match updates both components; if that is not meant, narrow one pattern",
+                            a.name,
+                            b.name,
+                            g.as_str(),
+                            h.as_str()
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+        if let BackendConfig::Html { groups, .. } = &self.backend
+            && self.components.is_empty()
+            && !groups.is_empty()
+        {
+            out.push(
+                "backend.groups names components, but no [[component]] is configured: every Monit service is its own component, so each name in groups must be a Monit service name (they cannot be checked here)".into(),
+            );
+        }
+        out
     }
 
     /// The spool path from a config that may not parse, so a handler facing a broken config can
