@@ -461,8 +461,8 @@ fn transport(e: ureq::Error) -> BackendError {
         return BackendError::Tls(tls_words(&text));
     }
     match e {
-        ureq::Error::Tls(m) => BackendError::Tls(tls_words(&m.to_string())),
-        ureq::Error::Rustls(r) => BackendError::Tls(tls_words(&r.to_string())),
+        ureq::Error::Tls(m) => BackendError::Tls(m.to_string()),
+        ureq::Error::Rustls(r) => BackendError::Tls(r.to_string()),
         ureq::Error::Timeout(t) => BackendError::Transport(format!("timed out ({t})")),
         ureq::Error::Io(io) => BackendError::Transport(io.to_string()),
         ureq::Error::HostNotFound => BackendError::Transport("host not found".into()),
