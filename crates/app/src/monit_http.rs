@@ -18,26 +18,7 @@ const PATH: &str = "/_status?format=xml";
 /// Monit's status of a few hundred services is tens of KiB; refuse anything absurd.
 const MAX_BODY: u64 = 16 * 1024 * 1024;
 
-fn base64(input: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
+use statusrelay_backend::http::base64;
 
 fn password(m: &MonitConfig) -> Result<Option<String>, AppError> {
     let read = match (&m.password_file, &m.password_env) {

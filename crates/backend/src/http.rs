@@ -347,7 +347,8 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
-fn base64(bytes: &[u8]) -> String {
+/// Standard base64 with padding (RFC 4648): a Basic header, and a credential's echo to redact.
+pub fn base64(bytes: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for c in bytes.chunks(3) {

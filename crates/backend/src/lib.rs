@@ -382,6 +382,16 @@ pub(crate) fn component_keys(list: Option<&serde_json::Value>) -> Vec<String> {
         .collect()
 }
 
+/// The `key` string of every object in a JSON list, one per line ("" when there is none).
+pub(crate) fn texts_of(list: Option<&serde_json::Value>, key: &str) -> String {
+    list.and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|v| text(v, key))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// A JSON string field, or "" when absent.
 pub(crate) fn text(v: &serde_json::Value, key: &str) -> String {
     v.get(key)

@@ -273,14 +273,7 @@ impl Backend for Statusio {
                 id: oid(i),
                 name: text(i, "name"),
                 // status.io lists messages with their details; older shapes have none.
-                text: i
-                    .get("messages")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .map(|m| text(m, "details"))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
+                text: crate::texts_of(i.get("messages"), "details"),
             })
             .collect())
     }

@@ -205,14 +205,7 @@ impl Backend for Statuspage {
             .map(|i| PageIncident {
                 id: text(i, "id"),
                 name: text(i, "name"),
-                text: i
-                    .get("incident_updates")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .map(|u| text(u, "body"))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
+                text: crate::texts_of(i.get("incident_updates"), "body"),
             })
             .collect())
     }

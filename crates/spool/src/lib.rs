@@ -1110,21 +1110,19 @@ impl Spool {
 
     /// Mark a rejected event as moved into another spool (`replay --rejected --from`).
     pub fn mark_moved(&mut self, id: i64, note: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE events SET status = 'replayed', error = ?2 WHERE id = ?1 AND status = 'rejected'",
-                params![id, note],
-            )
-            .map(|_| ())
-            .map_err(self.err())
+        self.note_rejected(id, "replayed", note)
     }
 
     /// Update the error of a rejected event that still cannot be applied.
     pub fn set_rejected_error(&mut self, id: i64, error: &str) -> Result<()> {
+        self.note_rejected(id, "rejected", error)
+    }
+
+    fn note_rejected(&mut self, id: i64, status: &str, note: &str) -> Result<()> {
         self.conn
             .execute(
-                "UPDATE events SET error = ?2 WHERE id = ?1 AND status = 'rejected'",
-                params![id, error],
+                "UPDATE events SET status = ?2, error = ?3 WHERE id = ?1 AND status = 'rejected'",
+                params![id, status, note],
             )
             .map(|_| ())
             .map_err(self.err())
