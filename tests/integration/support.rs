@@ -87,14 +87,14 @@ pub fn assert_code(r: &Run, code: i32) {
     );
 }
 
-/// Run every exec call of the real Monit corpus (shared/specs) through `statusrelay monit`,
-/// asserting each exits 0. Returns how many were run.
+/// Run every exec call of the real Monit corpus (tests/data, see its README) through
+/// `statusrelay monit`, asserting each exits 0. Returns how many were run.
 pub fn replay_corpus(sb: &Sandbox) -> usize {
     let corpus = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/specs/monit-exec-events.jsonl"
+        "/../../tests/data/monit-exec-events.jsonl"
     ))
-    .expect("shared/specs/monit-exec-events.jsonl beside the repository");
+    .expect("tests/data/monit-exec-events.jsonl");
     let mut n = 0;
     for line in corpus.lines() {
         let rec: serde_json::Value = serde_json::from_str(line).unwrap();
