@@ -196,9 +196,20 @@ fn exactly_one_incident_per_outage_when_the_flusher_is_killed_at_every_step() {
                 > base),
             "round {round}: {method} {path} never came"
         );
+        let answered = |f: &FakeCachet| {
+            f.seen()
+                .iter()
+                .filter(|s| s.method == method && s.url.split('?').next() == Some(path))
+                .count()
+        };
+        let before = answered(&fake);
         signal(&flusher, "KILL");
         let _ = flusher.wait_with_output();
-        std::thread::sleep(Duration::from_millis(1600));
+        // The server still completes the request the killed flusher left in flight.
+        assert!(
+            wait_until(Duration::from_secs(10), || answered(&fake) > before),
+            "round {round}: {method} {path} was never completed"
+        );
         let r = sb.run(&["flush", "--once"]);
         assert_code(&r, 0);
         r

@@ -82,6 +82,43 @@ impl Lab {
     }
 }
 
+/// The outbox holds exactly `n` deliveries, none pending or in flight: every state change was
+/// sent, and nothing else was queued (the handler queues in the same transaction it records).
+fn nothing_more_queued(sb: &Sandbox, n: i64) {
+    assert_eq!(
+        count(sb, "SELECT count(*) FROM outbox"),
+        n,
+        "deliveries queued"
+    );
+    assert!(
+        wait_until(STEP, || count(
+            sb,
+            "SELECT count(*) FROM outbox WHERE status IN ('pending', 'sending')"
+        ) == 0),
+        "a delivery is still pending"
+    );
+}
+
+/// Wait until Monit has run `n` more cycles (its newest `collected_sec` moved on by `n`).
+fn wait_cycles(monit: &MonitLab, n: i64) {
+    let newest = || -> i64 {
+        monit
+            .status_xml()
+            .unwrap_or_default()
+            .split("<collected_sec>")
+            .skip(1)
+            .filter_map(|x| x.split('<').next()?.parse().ok())
+            .max()
+            .unwrap_or(0)
+    };
+    let start = newest();
+    assert!(
+        wait_until(STEP, || newest() >= start + n),
+        "Monit ran no {n} more cycles: {}",
+        monit.log()
+    );
+}
+
 const DB2: &str = "[[component]]\nname = \"db cluster\"\nid = 2\nservices = [\"db*\"]\n";
 
 #[test]
@@ -245,7 +282,9 @@ fn two_hosts_feeding_one_component_one_recovers_the_page_stays_down() {
         &lab.sb,
         "SELECT count(*) FROM events WHERE event = 'Status succeeded' AND host = 'node1'"
     ) == 1));
-    std::thread::sleep(Duration::from_secs(2));
+    // The recovery is recorded, and with it whatever delivery it queued (one transaction):
+    // none, so nothing can reach the page. No sleep needed to see that.
+    nothing_more_queued(&lab.sb, 1);
     assert_eq!(
         lab.fake.puts(),
         vec![(2, 4)],
@@ -474,7 +513,15 @@ fn a_host_port_and_a_file_the_test_controls() {
         &lab.sb,
         "SELECT count(*) FROM events WHERE event = 'Connection succeeded'"
     ) == 1));
-    std::thread::sleep(Duration::from_secs(2));
+    // The event is recorded with whatever delivery it queued: none for web.
+    assert_eq!(
+        count(
+            &lab.sb,
+            "SELECT count(*) FROM outbox WHERE component = 'web'"
+        ),
+        1,
+        "the port's recovery queued nothing while the file is missing"
+    );
     web(&[4]);
     std::fs::write(&file, "hello\n").unwrap();
     web(&[4, 1]);
@@ -578,7 +625,10 @@ fn a_restart_limit_timeout_holds_until_resync_sees_it_gone() {
         "Monit never saw db healthy: {}",
         monit.log()
     );
-    std::thread::sleep(Duration::from_secs(2));
+    // Two more of Monit's cycles with db healthy: a recovery event, were Monit to send one,
+    // would have been recorded by now. None was, so nothing more is queued.
+    wait_cycles(&monit, 2);
+    nothing_more_queued(&lab.sb, 1);
     assert_eq!(lab.fake.puts(), vec![(2, 4)]);
     // ...until resync reads Monit's view.
     let r = lab.sb.run(&["resync"]);
