@@ -101,7 +101,12 @@ fn is_outage(s: State) -> bool {
     )
 }
 
-/// Uptime percent of `history` over `[from, to)`; None when nothing is known in it.
+/// Less observed time than this is no data: a percentage over a few milliseconds of a
+/// component's life ("0.00% uptime" a moment after its first failure) says nothing.
+pub const MIN_OBSERVED_MS: i64 = 60_000;
+
+/// Uptime percent of `history` over `[from, to)`; None when less than [`MIN_OBSERVED_MS`] of
+/// it is known.
 pub fn uptime(history: &[Change], from: i64, to: i64) -> Option<f64> {
     let (mut known, mut down) = (0i64, 0i64);
     for (i, c) in history.iter().enumerate() {
@@ -115,7 +120,7 @@ pub fn uptime(history: &[Change], from: i64, to: i64) -> Option<f64> {
             down += end - start;
         }
     }
-    (known > 0).then(|| 100.0 * (known - down) as f64 / known as f64)
+    (known >= MIN_OBSERVED_MS).then(|| 100.0 * (known - down) as f64 / known as f64)
 }
 
 /// The worst state shown during `[from, to)`, if any is known.
@@ -428,6 +433,27 @@ mod tests {
                 .starts_with("status.json.corrupt-")
         }));
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Issue 14, item 6: a component seen for a moment (its first failure a few milliseconds
+    /// ago) showed "0.00% uptime"; less than a minute of observed time is no data.
+    #[test]
+    fn uptime_needs_a_minute_of_observed_time() {
+        let h = |at, state| Change { at_ms: at, state };
+        let now = 10 * 86_400_000;
+        assert_eq!(uptime(&[h(now - 5, State::MajorOutage)], 0, now), None);
+        assert_eq!(uptime(&[h(now - 59_999, State::MajorOutage)], 0, now), None);
+        assert_eq!(
+            uptime(&[h(now - 60_000, State::MajorOutage)], 0, now),
+            Some(0.0)
+        );
+        let half = [
+            h(now - 120_000, State::Operational),
+            h(now - 60_000, State::MajorOutage),
+        ];
+        assert_eq!(uptime(&half, 0, now), Some(50.0));
+        // Unknown time is not observed time.
+        assert_eq!(uptime(&[h(now - 3_600_000, State::Unknown)], 0, now), None);
     }
 
     /// Issue 13, item 10: the page's temporary files had a predictable name and were opened

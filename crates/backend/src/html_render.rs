@@ -81,8 +81,16 @@ fn time(ms: i64) -> String {
     )
 }
 
+/// How long an outage lasted, as people say it: seconds under a minute (a 5 s outage is not
+/// "1 min"), minutes under an hour, then hours and days.
 fn duration(ms: i64) -> String {
-    let m = (ms / 60_000).max(1);
+    if ms < 1000 {
+        return "under 1 s".into();
+    }
+    if ms < 60_000 {
+        return format!("{} s", ms / 1000);
+    }
+    let m = ms / 60_000;
     match (m / 1440, (m / 60) % 24, m % 60) {
         (0, 0, m) => format!("{m} min"),
         (0, h, m) => format!("{h} h {m} min"),
@@ -392,4 +400,20 @@ pub fn atom(doc: &PageDoc, now: i64) -> String {
         title = escape(&doc.title),
         upd = rfc3339(now),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 14, item 6: an outage of a few seconds showed as "1 min".
+    #[test]
+    fn durations_read_as_people_say_them() {
+        assert_eq!(duration(400), "under 1 s");
+        assert_eq!(duration(4_200), "4 s");
+        assert_eq!(duration(59_999), "59 s");
+        assert_eq!(duration(60_000), "1 min");
+        assert_eq!(duration(3_720_000), "1 h 2 min");
+        assert_eq!(duration(90_000_000), "1 d 1 h");
+    }
 }
