@@ -344,7 +344,7 @@ fn a_broken_config_is_exit_78_and_the_event_lands_in_the_named_spool() {
     let r = monit(&sb, &fail("mysql"));
     assert_code(&r, 78);
     assert!(
-        r.stderr.contains("unknown field `dri`") && r.stderr.contains("line 2"),
+        r.stderr.contains("unknown field `dri`") && r.stderr.contains("line 4: backend.dri"),
         "{}",
         r.stderr
     );

@@ -113,7 +113,7 @@ pub fn build_backend(
     let page = r.page_id.as_deref().unwrap_or_default();
     Ok(match &config.backend {
         BackendConfig::Cachet(_) => {
-            let c = Cachet::new(&url, token, r.timeout).with_version(r.version());
+            let c = Cachet::new(&url, token, r.timeout).with_version(r.version);
             Box::new(client(c, pace, pem, shutdown)?)
         }
         BackendConfig::Cachet3(_) => {

@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 
 use statusrelay_backend::BackendError;
-use statusrelay_core::config::{DEFAULT_INCIDENT_MESSAGE, DEFAULT_INCIDENT_NAME};
+use statusrelay_core::config::{DEFAULT_INCIDENT_MESSAGE, DEFAULT_INCIDENT_NAME, Schedules};
 use statusrelay_core::time::rfc3339;
 use statusrelay_core::{State, duration, template};
 use statusrelay_spool::{Claimed, Incident, Item};
@@ -135,8 +135,8 @@ impl Flusher<'_> {
 
     /// The name of an in-progress page maintenance that covers the component, if any.
     fn page_maintenance_covering(&mut self, component: &str) -> Option<String> {
-        let mode = self.config.backend.remote()?.schedules.clone();
-        if mode == "off" {
+        let mode = self.config.backend.remote()?.schedules;
+        if mode == Schedules::Off {
             return None;
         }
         let now = self.spool.now();
@@ -158,7 +158,7 @@ impl Flusher<'_> {
         let remote = self.resolve(&comp, false).ok();
         let lc = component.to_lowercase();
         self.page_maintenance.as_ref()?.1.iter().find_map(|m| {
-            let covers = mode == "all"
+            let covers = mode == Schedules::All
                 || m.name.to_lowercase().contains(&lc)
                 || m.message.to_lowercase().contains(&lc)
                 || m.components

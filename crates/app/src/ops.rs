@@ -555,12 +555,7 @@ pub fn check(config: &Config, online: bool, clock: Arc<dyn Clock>) -> Result<Str
                 .map(|p| p.display().to_string())
                 .or(r.token_env.as_ref().map(|v| format!("${v}")))
                 .unwrap_or_default();
-            let what = match kind {
-                "cachet" => "Cachet 2.x",
-                "cachet3" => "Cachet 3.x",
-                "statuspage" => "Atlassian Statuspage",
-                _ => "status.io",
-            };
+            let what = kind.label();
             let page = r
                 .page_id
                 .as_ref()

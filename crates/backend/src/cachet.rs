@@ -14,6 +14,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use statusrelay_core::State;
 
+use statusrelay_core::config::CachetVersion;
+
 use crate::http::{Api, OverHttp, write_proof};
 use crate::{
     Backend, BackendError, CheckLine, ComponentRef, PageIncident, PageMaintenance, ReadBack,
@@ -88,12 +90,12 @@ impl Cachet {
         self.api.call(method, path, query, body)
     }
 
-    /// Pin the API version ("2.3" or "2.4"); "auto" asks `/api/v1/version` on first need.
-    pub fn with_version(mut self, version: &str) -> Cachet {
+    /// Pin the API version; `Auto` asks `/api/v1/version` on first need.
+    pub fn with_version(mut self, version: CachetVersion) -> Cachet {
         self.is_23 = match version {
-            "2.3" => Some(true),
-            "2.4" => Some(false),
-            _ => None,
+            CachetVersion::V2_3 => Some(true),
+            CachetVersion::V2_4 => Some(false),
+            CachetVersion::Auto => None,
         };
         self
     }

@@ -10,6 +10,19 @@
 //! - Secrets are never stored here: the token is read from `token_file` or `token_env` when a
 //!   backend is built, so the config can be shown and logged freely.
 
+mod backend;
+mod locate;
+mod sections;
+
+pub use backend::{
+    BackendConfig, BackendKind, BackendTable, CachetVersion, HtmlGroup, MAX_MIN_INTERVAL, Remote,
+    STATUSIO_URL, STATUSPAGE_URL, Schedules,
+};
+pub use sections::{
+    CHECK_TYPES, CheckConfig, ComponentConfig, DEFAULT_INCIDENT_MESSAGE, DEFAULT_INCIDENT_NAME,
+    DeliveryConfig, IncidentsConfig, MappingTable, MonitConfig, RetentionConfig, slug,
+};
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,9 +30,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::CoreError;
-use crate::duration::serde_human;
 use crate::glob::Glob;
-use crate::mapping::{Mapped, TESTS, test_spec};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/statusrelay/config.toml";
 pub const DEFAULT_SPOOL: &str = "/var/lib/statusrelay/spool.db";
@@ -51,7 +62,10 @@ pub struct Config {
     /// This node's name, used as the host when MONIT_HOST is absent. Defaults to the hostname.
     #[serde(default)]
     pub node: Option<String>,
-    #[serde(default)]
+    /// The `[backend]` table as written; [`Config::backend`] is what it means.
+    #[serde(default, rename = "backend")]
+    pub backend_table: BackendTable,
+    #[serde(skip)]
     pub backend: BackendConfig,
     #[serde(default)]
     pub delivery: DeliveryConfig,
@@ -78,590 +92,11 @@ fn default_spool() -> PathBuf {
     PathBuf::from(DEFAULT_SPOOL)
 }
 
-/// Which status page to deliver to.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum BackendConfig {
-    /// Cachet 2.x (`/api/v1`).
-    Cachet(Remote),
-    /// Cachet 3.x (cachethq/core, JSON:API under a configurable prefix).
-    Cachet3(Remote),
-    /// Atlassian Statuspage (api.statuspage.io/v1).
-    Statuspage(Remote),
-    /// status.io (api.status.io/v2).
-    Statusio(Remote),
-    /// The built-in static page: index.html, status.json and feed.atom written into `dir`.
-    Html {
-        #[serde(default = "default_html_dir")]
-        dir: PathBuf,
-        #[serde(default = "default_title")]
-        title: String,
-        /// Components grouped on the page: group name -> component names, in order.
-        #[serde(default)]
-        groups: Vec<HtmlGroup>,
-        /// How many days of history the page shows (uptime and past incidents).
-        #[serde(default = "default_history_days")]
-        history_days: u32,
-    },
-}
-
-/// A group of components on the built-in page.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HtmlGroup {
-    pub name: String,
-    pub components: Vec<String>,
-}
-
-/// Settings of a status page reached over its HTTP API. One struct serves every API kind so
-/// the shared settings are parsed and validated once; a key that does not apply to the
-/// configured kind is an error naming the kinds it is for.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Remote {
-    /// Base URL: the installation for Cachet; defaults to the public API for Statuspage and
-    /// status.io.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// File holding the API token / key (first line).
-    #[serde(default)]
-    pub token_file: Option<PathBuf>,
-    /// Environment variable holding the API token / key.
-    #[serde(default)]
-    pub token_env: Option<String>,
-    /// Timeout of each request.
-    #[serde(default = "default_timeout", with = "serde_human")]
-    pub timeout: Duration,
-    /// PEM file of the CA(s) that sign the page's certificate (a private CA). Verification stays
-    /// on: these become the only trusted roots for this page.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// Which components an in-progress maintenance on the page covers: "all", "by_name" (its
-    /// name or message mentions the component, or its component list has it), or "off".
-    #[serde(default = "default_schedules")]
-    pub schedules: String,
-    /// Least time between two requests (pacing under the API's rate limit). Default per kind:
-    /// Statuspage and status.io 1s, Cachet 3.x 200ms, Cachet 2.x none.
-    #[serde(default, with = "serde_human::option")]
-    pub min_interval: Option<Duration>,
-    /// Cachet 2.x: "auto" (ask /api/v1/version), "2.3" or "2.4".
-    #[serde(default)]
-    pub version: Option<String>,
-    /// Cachet 3.x: the API's path under `url` (default "/status/api").
-    #[serde(default)]
-    pub api_prefix: Option<String>,
-    /// Statuspage: the page id; status.io: the status page id.
-    #[serde(default)]
-    pub page_id: Option<String>,
-    /// status.io: the API id sent as x-api-id (the key itself comes from token_file/token_env).
-    #[serde(default)]
-    pub api_id: Option<String>,
-}
-
-pub const STATUSPAGE_URL: &str = "https://api.statuspage.io/v1";
-pub const STATUSIO_URL: &str = "https://api.status.io/v2";
-
-impl Remote {
-    /// The base URL, with the public default of the kinds that have one.
-    pub fn url_for(&self, kind: &str) -> String {
-        match (&self.url, kind) {
-            (Some(u), _) => u.clone(),
-            (None, "statuspage") => STATUSPAGE_URL.into(),
-            (None, "statusio") => STATUSIO_URL.into(),
-            (None, _) => String::new(),
-        }
-    }
-
-    /// Pacing between requests, per kind unless configured.
-    pub fn min_interval_for(&self, kind: &str) -> Duration {
-        self.min_interval.unwrap_or(match kind {
-            "statuspage" | "statusio" => Duration::from_secs(1),
-            "cachet3" => Duration::from_millis(200),
-            _ => Duration::ZERO,
-        })
-    }
-
-    /// Cachet 2.x API version pin.
-    pub fn version(&self) -> &str {
-        self.version.as_deref().unwrap_or("auto")
-    }
-
-    /// Cachet 3.x API prefix, always starting with one slash and without a trailing one.
-    pub fn api_prefix(&self) -> String {
-        let p = self.api_prefix.as_deref().unwrap_or("/status/api");
-        format!("/{}", p.trim_matches('/'))
-    }
-}
-
-fn default_history_days() -> u32 {
-    90
-}
-fn default_schedules() -> String {
-    "by_name".into()
-}
-
-fn default_timeout() -> Duration {
-    Duration::from_secs(10)
-}
-fn default_html_dir() -> PathBuf {
-    PathBuf::from(DEFAULT_HTML_DIR)
-}
-fn default_title() -> String {
-    "Service status".to_string()
-}
-
-impl Default for BackendConfig {
-    fn default() -> Self {
-        BackendConfig::Html {
-            dir: default_html_dir(),
-            title: default_title(),
-            groups: Vec::new(),
-            history_days: default_history_days(),
-        }
-    }
-}
-
-impl BackendConfig {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            BackendConfig::Cachet(_) => "cachet",
-            BackendConfig::Cachet3(_) => "cachet3",
-            BackendConfig::Statuspage(_) => "statuspage",
-            BackendConfig::Statusio(_) => "statusio",
-            BackendConfig::Html { .. } => "html",
-        }
-    }
-
-    /// The API settings, for every kind but the built-in page.
-    pub fn remote(&self) -> Option<&Remote> {
-        match self {
-            BackendConfig::Cachet(r)
-            | BackendConfig::Cachet3(r)
-            | BackendConfig::Statuspage(r)
-            | BackendConfig::Statusio(r) => Some(r),
-            BackendConfig::Html { .. } => None,
-        }
-    }
-
-    fn remote_mut(&mut self) -> Option<&mut Remote> {
-        match self {
-            BackendConfig::Cachet(r)
-            | BackendConfig::Cachet3(r)
-            | BackendConfig::Statuspage(r)
-            | BackendConfig::Statusio(r) => Some(r),
-            BackendConfig::Html { .. } => None,
-        }
-    }
-}
-
-/// Retry and give-up policy of the flusher.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeliveryConfig {
-    /// First retry delay (before jitter).
-    #[serde(default = "d_base", with = "serde_human")]
-    pub backoff_base: Duration,
-    /// Longest retry delay.
-    #[serde(default = "d_cap", with = "serde_human")]
-    pub backoff_cap: Duration,
-    /// Dead-letter after this many failed attempts (0: no limit).
-    #[serde(default)]
-    pub max_attempts: u32,
-    /// Dead-letter an item still undelivered this long after it was queued.
-    #[serde(default = "d_age", with = "serde_human")]
-    pub max_age: Duration,
-    /// After a write whose outcome is unknown (no answer, a server error), read the
-    /// component back from the page this long later and repair it if a late write landed.
-    #[serde(default = "d_verify", with = "serde_human")]
-    pub verify_after: Duration,
-}
-
-fn d_verify() -> Duration {
-    Duration::from_secs(120)
-}
-
-fn d_base() -> Duration {
-    Duration::from_secs(1)
-}
-fn d_cap() -> Duration {
-    Duration::from_secs(300)
-}
-fn d_age() -> Duration {
-    Duration::from_secs(24 * 3600)
-}
-
-impl Default for DeliveryConfig {
-    fn default() -> Self {
-        DeliveryConfig {
-            backoff_base: d_base(),
-            backoff_cap: d_cap(),
-            max_attempts: 0,
-            max_age: d_age(),
-            verify_after: d_verify(),
-        }
-    }
-}
-
-/// How long the event history is kept.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetentionConfig {
-    /// Events older than this are pruned (unless a queued or dead item still refers to them).
-    #[serde(default = "r_age", with = "serde_human")]
-    pub events: Duration,
-    /// At most this many events are kept.
-    #[serde(default = "r_max")]
-    pub max_events: u64,
-}
-
-fn r_age() -> Duration {
-    Duration::from_secs(30 * 86_400)
-}
-fn r_max() -> u64 {
-    1_000_000
-}
-
-impl Default for RetentionConfig {
-    fn default() -> Self {
-        RetentionConfig {
-            events: r_age(),
-            max_events: r_max(),
-        }
-    }
-}
-
-/// A Monit check whose exec clauses statusrelay generates (`statusrelay monit-config`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CheckConfig {
-    /// Monit service name (letters, digits, `_`, `-`, `.`).
-    pub service: String,
-    /// Monit check type: process, program, host, file, filesystem, directory, fifo, network, system.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// What follows the name in Monit's syntax, e.g. `matching "mysqld"`, `with path /usr/lib/x.sh`.
-    #[serde(default)]
-    pub target: String,
-    /// Monit test conditions, e.g. `does not exist`, `failed port 3306 protocol mysql`.
-    pub tests: Vec<String>,
-    /// Monit `start program`, optional.
-    #[serde(default)]
-    pub start: Option<String>,
-    /// Monit `stop program`, optional.
-    #[serde(default)]
-    pub stop: Option<String>,
-    /// Route to this component instead of by service name.
-    #[serde(default)]
-    pub component: Option<String>,
-}
-
-pub const CHECK_TYPES: &[&str] = &[
-    "process",
-    "program",
-    "host",
-    "file",
-    "filesystem",
-    "directory",
-    "fifo",
-    "network",
-    "system",
-];
-
-/// Monit's HTTP interface, as the monitrc's `set httpd` configures it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MonitConfig {
-    /// `http://127.0.0.1:2812` (plain http: Monit's interface is local).
-    #[serde(default)]
-    pub url: Option<String>,
-    /// Path of Monit's unix socket (`set httpd unixsocket ...`), instead of `url`.
-    #[serde(default)]
-    pub socket: Option<PathBuf>,
-    /// Basic-auth user from the monitrc's `allow user:password`.
-    #[serde(default)]
-    pub user: Option<String>,
-    /// File holding the password (first line).
-    #[serde(default)]
-    pub password_file: Option<PathBuf>,
-    /// Environment variable holding the password.
-    #[serde(default)]
-    pub password_env: Option<String>,
-    /// Run `resync` from the flusher this often (and at its start). Off when absent.
-    #[serde(default, with = "serde_human::option")]
-    pub resync_interval: Option<Duration>,
-    #[serde(default = "monit_timeout", with = "serde_human")]
-    pub timeout: Duration,
-}
-
-fn monit_timeout() -> Duration {
-    Duration::from_secs(5)
-}
-
-/// A `[mapping]` table: test family -> state or "ignore". Keys are checked against the known
-/// test families so a typo is an error, not a silently unused override.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MappingTable(pub BTreeMap<String, Mapped>);
-
-impl<'de> Deserialize<'de> for MappingTable {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let m = BTreeMap::<String, Mapped>::deserialize(d)?;
-        for k in m.keys() {
-            if test_spec(k).is_none() || k.contains(':') {
-                let known: Vec<&str> = TESTS.iter().map(|t| t.key).collect();
-                return Err(serde::de::Error::custom(format!(
-                    "unknown test {k:?} in mapping: expected one of {}",
-                    known.join(", ")
-                )));
-            }
-        }
-        Ok(MappingTable(m))
-    }
-}
-
-/// One component on the status page and the Monit services that feed it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ComponentConfig {
-    /// Name on the status page (resolved to its id unless `id` is given).
-    pub name: String,
-    /// The component's id on the status page, to skip name resolution (a number for Cachet,
-    /// a string for Statuspage and status.io).
-    #[serde(default, deserialize_with = "id_text")]
-    pub id: Option<String>,
-    /// status.io: the container (id or name) the component is shown in; needed when the
-    /// component is in more than one.
-    #[serde(default)]
-    pub container: Option<String>,
-    /// Monit service names (globs) that feed this component. Default: the component's name.
-    #[serde(default)]
-    pub services: Vec<Glob>,
-    /// Per-component overrides of the test -> state table.
-    #[serde(default)]
-    pub mapping: MappingTable,
-    /// Open an incident when the component leaves operational; resolve it on recovery.
-    #[serde(default)]
-    pub incidents: bool,
-    /// Incident name template (default: "{component}: {state_label}").
-    #[serde(default)]
-    pub incident_name: Option<String>,
-    /// Incident message template.
-    #[serde(default)]
-    pub incident_message: Option<String>,
-}
-
-/// An id written as a number (`id = 7`) or a string (`id = "ftgks51sfs2d"`).
-fn id_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Id {
-        Num(u64),
-        Text(String),
-    }
-    Ok(match Option::<Id>::deserialize(d)? {
-        Some(Id::Num(n)) => Some(n.to_string()),
-        Some(Id::Text(t)) if !t.trim().is_empty() => Some(t),
-        Some(Id::Text(_)) => return Err(serde::de::Error::custom("id is empty")),
-        None => None,
-    })
-}
-
-pub const DEFAULT_INCIDENT_NAME: &str = "{component}: {state_label}";
-pub const DEFAULT_INCIDENT_MESSAGE: &str =
-    "{state_label} since {time}: {description} ({service} on {host})";
-
-/// How incidents are handled for components with `incidents = true`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IncidentsConfig {
-    /// Ask the page to notify subscribers when an incident opens or resolves.
-    #[serde(default = "yes")]
-    pub notify: bool,
-    /// An open incident statusrelay did not create pins the component: automation does not
-    /// flip it to operational nor close that incident.
-    #[serde(default = "yes")]
-    pub respect_manual: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl Default for IncidentsConfig {
-    fn default() -> Self {
-        IncidentsConfig {
-            notify: true,
-            respect_manual: true,
-        }
-    }
-}
-
-impl ComponentConfig {
-    /// A component synthesised for a service when the config lists none (built-in defaults).
-    pub fn auto(service: &str) -> ComponentConfig {
-        ComponentConfig {
-            name: service.to_string(),
-            id: None,
-            container: None,
-            services: Vec::new(),
-            mapping: MappingTable::default(),
-            incidents: false,
-            incident_name: None,
-            incident_message: None,
-        }
-    }
-
-    /// The name as one plain token, for Monit's exec line, which Monit splits on whitespace
-    /// and does not unquote: lowercase ASCII letters and digits, every other run of characters
-    /// one `-` (`"DB Cluster"` -> `db-cluster`). `--component` takes the name or this slug;
-    /// two components may not share one (validated at load).
-    pub fn slug(&self) -> String {
-        slug(&self.name)
-    }
-
-    pub fn feeds_from(&self, service: &str) -> bool {
-        if self.services.is_empty() {
-            return self.name == service;
-        }
-        self.services.iter().any(|g| g.matches(service))
-    }
-}
-
-/// See [`ComponentConfig::slug`].
-pub fn slug(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for ch in name.chars() {
-        if ch.is_ascii_alphanumeric() || ch == '_' || ch == '.' {
-            out.push(ch.to_ascii_lowercase());
-        } else if !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    out.trim_matches('-').to_string()
-}
-
-/// The longest pacing interval: every run's first request waits one (`flush --once`,
-/// `check --online`), and no status page's rate limit needs more.
-pub const MAX_MIN_INTERVAL: Duration = Duration::from_secs(60);
-
-/// Validate the API settings of `kind`; the error is (key, message).
-fn validate_remote(r: &Remote, kind: &str) -> Result<(), (String, String)> {
-    let only = |set: bool, key: &str, kinds: &str| {
-        if set {
-            Err((
-                format!("backend.{key}"),
-                format!("applies only to kind = {kinds}, not {kind:?}: remove it"),
-            ))
-        } else {
-            Ok(())
-        }
-    };
-    only(
-        r.version.is_some() && kind != "cachet",
-        "version",
-        "\"cachet\"",
-    )?;
-    only(
-        r.api_prefix.is_some() && kind != "cachet3",
-        "api_prefix",
-        "\"cachet3\"",
-    )?;
-    only(
-        r.page_id.is_some() && !["statuspage", "statusio"].contains(&kind),
-        "page_id",
-        "\"statuspage\" or \"statusio\"",
-    )?;
-    only(
-        r.api_id.is_some() && kind != "statusio",
-        "api_id",
-        "\"statusio\"",
-    )?;
-    if !["auto", "2.3", "2.4"].contains(&r.version()) {
-        return Err((
-            "backend.version".into(),
-            format!("{:?}: use \"auto\", \"2.3\" or \"2.4\"", r.version()),
-        ));
-    }
-    if !["all", "by_name", "off"].contains(&r.schedules.as_str()) {
-        return Err((
-            "backend.schedules".into(),
-            format!("{:?}: use \"all\", \"by_name\" or \"off\"", r.schedules),
-        ));
-    }
-    let url = r.url_for(kind);
-    if url.is_empty() {
-        return Err((
-            "backend.url".into(),
-            "is required: the page's base URL, e.g. url = \"https://status.example.com\"".into(),
-        ));
-    }
-    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
-        return Err((
-            "backend.url".into(),
-            format!("{url:?} is not an http(s) URL, e.g. https://status.example.com"),
-        ));
-    }
-    let need = |v: &Option<String>, key: &str, example: &str| match v.as_deref() {
-        Some(s)
-            if !s.trim().is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
-        {
-            Ok(())
-        }
-        Some(s) => Err((
-            format!("backend.{key}"),
-            format!("{s:?} is not an id (letters, digits, - and _ only)"),
-        )),
-        None => Err((
-            "backend".into(),
-            format!("kind = {kind:?} needs {key} = {example:?}"),
-        )),
-    };
-    match kind {
-        "statuspage" => need(&r.page_id, "page_id", "kctbh9vrtdwd")?,
-        "statusio" => {
-            need(&r.page_id, "page_id", "568d8a3e3cada8c2490000dd")?;
-            need(&r.api_id, "api_id", "6d3f4c6e-....")?;
-        }
-        _ => {}
-    }
-    match (&r.token_file, &r.token_env) {
-        (None, None) => {
-            return Err((
-                "backend".into(),
-                format!(
-                    "kind = {kind:?} needs a token: set token_file = \"/etc/statusrelay/token\" or token_env = \"STATUSRELAY_TOKEN\""
-                ),
-            ));
-        }
-        (Some(_), Some(_)) => {
-            return Err((
-                "backend".into(),
-                "set only one of token_file and token_env".into(),
-            ));
-        }
-        _ => {}
-    }
-    if r.timeout.is_zero() {
-        return Err(("backend.timeout".into(), "must be more than 0s".into()));
-    }
-    if r.min_interval.is_some_and(|d| d > MAX_MIN_INTERVAL) {
-        return Err((
-            "backend.min_interval".into(),
-            format!(
-                "{}: at most {}s; the first request of every run waits one interval (the published rate limits are about 1 request/s)",
-                crate::duration::format(r.min_interval.unwrap_or_default()),
-                MAX_MIN_INTERVAL.as_secs()
-            ),
-        ));
-    }
-    Ok(())
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
             spool: default_spool(),
+            backend_table: BackendTable::default(),
             node: None,
             backend: BackendConfig::default(),
             delivery: DeliveryConfig::default(),
@@ -676,8 +111,19 @@ impl Default for Config {
     }
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
+use locate::line_of;
+
+/// A semantic error at `key`, with the key's line when the text has it.
+fn invalid_at(text: &str, path: &Path, key: String, message: String) -> CoreError {
+    let key = match locate::line_of_key(text, &key) {
+        Some(n) if !key.contains("(line ") => format!("line {n}: {key}"),
+        _ => key,
+    };
+    CoreError::ConfigInvalid {
+        path: path.to_path_buf(),
+        key,
+        message,
+    }
 }
 
 impl Config {
@@ -721,26 +167,31 @@ impl Config {
 
     /// Parse and validate config text; `path` is only used in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Config, CoreError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| {
+            // The line, and the key set on it when there is one: "line 4: backend.url: ...".
             let at = e
                 .span()
-                .map(|s| format!("line {}: ", line_of(text, s.start)))
+                .map(|s| {
+                    let key = locate::key_at(text, s.start)
+                        .map(|k| format!("{k}: "))
+                        .unwrap_or_default();
+                    format!("line {}: {key}", line_of(text, s.start))
+                })
                 .unwrap_or_default();
             CoreError::ConfigParse {
                 path: path.to_path_buf(),
                 message: format!("{at}{}", e.message()),
             }
         })?;
+        cfg.backend = std::mem::take(&mut cfg.backend_table)
+            .into_config()
+            .map_err(|(key, message)| invalid_at(text, path, key, message))?;
         cfg.validate(text, path)?;
         Ok(cfg)
     }
 
     fn validate(&self, text: &str, path: &Path) -> Result<(), CoreError> {
-        let invalid = |key: String, message: String| CoreError::ConfigInvalid {
-            path: path.to_path_buf(),
-            key,
-            message,
-        };
+        let invalid = |key: String, message: String| invalid_at(text, path, key, message);
         if self.spool.as_os_str().is_empty() {
             return Err(invalid(
                 "spool".into(),
@@ -749,7 +200,7 @@ impl Config {
             ));
         }
         if let Some(r) = self.backend.remote() {
-            validate_remote(r, self.backend.kind()).map_err(|(k, m)| invalid(k, m))?;
+            backend::validate_remote(r, self.backend.kind()).map_err(|(k, m)| invalid(k, m))?;
         }
         if let BackendConfig::Html {
             dir,
@@ -791,7 +242,7 @@ impl Config {
         }
         let kind = self.backend.kind();
         for c in &self.components {
-            if c.container.is_some() && kind != "statusio" {
+            if c.container.is_some() && kind != BackendKind::Statusio {
                 return Err(invalid(
                     format!("component {:?}: container", c.name),
                     "only status.io components have a container: remove it".into(),
@@ -960,7 +411,7 @@ impl Config {
                 ));
             }
             if let Some(id) = &c.id
-                && self.backend.kind().starts_with("cachet")
+                && self.backend.kind().numeric_ids()
                 && !id.parse::<u64>().is_ok_and(|n| n > 0)
             {
                 return Err(invalid(
@@ -1099,6 +550,7 @@ fn component_line(text: &str, i: usize) -> usize {
 mod tests {
     use super::*;
     use crate::State;
+    use crate::mapping::Mapped;
 
     fn parse(t: &str) -> Result<Config, CoreError> {
         Config::parse(t, Path::new("test.toml"))
@@ -1122,7 +574,7 @@ connection = "ignore"
     #[test]
     fn issue_example_parses() {
         let c = parse(GOOD).unwrap();
-        assert_eq!(c.backend.kind(), "cachet");
+        assert_eq!(c.backend.kind(), BackendKind::Cachet);
         assert_eq!(c.components[0].name, "db cluster");
         assert_eq!(c.mapping.0["resource"], Mapped::State(State::PartialOutage));
         assert_eq!(c.components[0].mapping.0["connection"], Mapped::Ignore);
@@ -1135,9 +587,60 @@ connection = "ignore"
         let e = parse("spool = \"x\"\n[backend]\nkind = \"html\"\ndri = \"/tmp\"\n")
             .unwrap_err()
             .to_string();
-        // toml reports an internally tagged table at its header line.
+        // The key's own line and name (a tagged enum could only point at the header, line 2).
         assert!(
-            e.contains("line 2") && e.contains("unknown field `dri`") && e.contains("`dir`"),
+            e.contains("line 4: backend.dri: unknown field `dri`") && e.contains("`dir`"),
+            "{e}"
+        );
+    }
+
+    /// Issue 14, item 4: a wrong-typed key inside `[backend]` was reported at the table's
+    /// header without its name. Every kind now names the key's own line and the key.
+    #[test]
+    fn a_wrong_typed_key_is_named_at_its_line_for_every_backend_kind() {
+        for (kind, extra, key) in [
+            ("html", "", "history_days = \"ninety\""),
+            ("cachet", "token_file = \"t\"\n", "url = 12"),
+            (
+                "cachet3",
+                "url = \"https://s.example.com\"\ntoken_file = \"t\"\n",
+                "api_prefix = 3",
+            ),
+            (
+                "statuspage",
+                "page_id = \"p1\"\ntoken_file = \"t\"\n",
+                "timeout = true",
+            ),
+            (
+                "statusio",
+                "page_id = \"p1\"\napi_id = \"a1\"\ntoken_file = \"t\"\n",
+                "schedules = \"sometimes\"",
+            ),
+        ] {
+            let text = format!(
+                "spool = \"s.db\"\n[backend]\nkind = \"{kind}\"\n{extra}{key}\n[delivery]\n"
+            );
+            let line = text.lines().position(|l| l == key).unwrap() + 1;
+            let name = key.split(' ').next().unwrap();
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("test.toml: line {line}: backend.{name}: ")),
+                "{kind}: {e}"
+            );
+        }
+        // A key of another kind, and semantic errors, name the line too.
+        let e = parse("[backend]\nkind = \"cachet\"\ntoken_file = \"t\"\nurl = \"https://s.example.com\"\ndir = \"www\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 5: backend.dir: applies only to kind = \"html\""),
+            "{e}"
+        );
+        let e = parse("[delivery]\nbackoff_base = \"1s\"\nmax_age = \"0s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 3: delivery.max_age: must be more than 0s"),
             "{e}"
         );
     }
@@ -1206,7 +709,7 @@ connection = "ignore"
     #[test]
     fn defaults_route_each_service_to_its_own_component() {
         let c = parse("").unwrap();
-        assert_eq!(c.backend.kind(), "html");
+        assert_eq!(c.backend.kind(), BackendKind::Html);
         assert_eq!(c.route("nginx")[0].name, "nginx");
     }
 
@@ -1272,7 +775,7 @@ connection = "ignore"
 
     #[test]
     fn spool_hint_reads_the_spool_line_of_a_config_with_a_syntax_error() {
-        let dir = std::env::temp_dir().join(format!("sr-hint-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("sr-hint-line-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("c.toml");
         std::fs::write(

@@ -1,0 +1,482 @@
+//! The `[backend]` table: which status page, and how to reach it.
+//!
+//! Invariants:
+//! - The table is read as one plain struct ([`BackendTable`]), never as a serde-tagged enum:
+//!   a tagged enum buffers the table and toml can then only point at its header, so a
+//!   wrong-typed `url = 12` on line 4 was reported at line 2 without the key. Read plainly, every
+//!   key's error names its own line. The table then becomes a [`BackendConfig`].
+//! - A key that does not apply to the configured kind is an error naming the kinds it is for.
+//! - Every fact that depends on the kind (its default URL, its pacing, its name for people) is a
+//!   method of [`BackendKind`]: a new kind is one variant here and one file in the backend crate.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::DEFAULT_HTML_DIR;
+use crate::duration::serde_human;
+
+/// The kinds of status page, as `kind = "..."` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// The built-in static page: index.html, status.json and feed.atom written into `dir`.
+    #[default]
+    Html,
+    /// Cachet 2.x (`/api/v1`).
+    Cachet,
+    /// Cachet 3.x (cachethq/core, JSON:API under a configurable prefix).
+    Cachet3,
+    /// Atlassian Statuspage (api.statuspage.io/v1).
+    Statuspage,
+    /// status.io (api.status.io/v2).
+    Statusio,
+}
+
+impl BackendKind {
+    /// The word in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Html => "html",
+            BackendKind::Cachet => "cachet",
+            BackendKind::Cachet3 => "cachet3",
+            BackendKind::Statuspage => "statuspage",
+            BackendKind::Statusio => "statusio",
+        }
+    }
+
+    /// The page's name for people (`check`).
+    pub fn label(self) -> &'static str {
+        match self {
+            BackendKind::Html => "the built-in static page",
+            BackendKind::Cachet => "Cachet 2.x",
+            BackendKind::Cachet3 => "Cachet 3.x",
+            BackendKind::Statuspage => "Atlassian Statuspage",
+            BackendKind::Statusio => "status.io",
+        }
+    }
+
+    /// The public API's URL, for the kinds that are a hosted service.
+    pub fn default_url(self) -> Option<&'static str> {
+        match self {
+            BackendKind::Statuspage => Some(STATUSPAGE_URL),
+            BackendKind::Statusio => Some(STATUSIO_URL),
+            _ => None,
+        }
+    }
+
+    /// Pacing between requests unless configured: the hosted APIs publish about 1 request/s,
+    /// Cachet 3.x throttles its API, Cachet 2.x does not.
+    pub fn default_min_interval(self) -> Duration {
+        match self {
+            BackendKind::Statuspage | BackendKind::Statusio => Duration::from_secs(1),
+            BackendKind::Cachet3 => Duration::from_millis(200),
+            BackendKind::Cachet | BackendKind::Html => Duration::ZERO,
+        }
+    }
+
+    /// Are component ids numbers on this page (Cachet), rather than strings?
+    pub fn numeric_ids(self) -> bool {
+        matches!(self, BackendKind::Cachet | BackendKind::Cachet3)
+    }
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which components an in-progress maintenance on the page covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedules {
+    /// Every component.
+    All,
+    /// Those its name or message mentions, or its component list has.
+    #[default]
+    ByName,
+    /// None: the page's maintenance is not read.
+    Off,
+}
+
+/// Which Cachet 2.x API to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum CachetVersion {
+    /// Ask `/api/v1/version` on first need.
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    /// 2.3: no incident updates, no schedules.
+    #[serde(rename = "2.3")]
+    V2_3,
+    /// 2.4.
+    #[serde(rename = "2.4")]
+    V2_4,
+}
+
+impl CachetVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CachetVersion::Auto => "auto",
+            CachetVersion::V2_3 => "2.3",
+            CachetVersion::V2_4 => "2.4",
+        }
+    }
+}
+
+/// Which status page to deliver to, with its settings.
+#[derive(Debug, Clone)]
+pub enum BackendConfig {
+    /// Cachet 2.x (`/api/v1`).
+    Cachet(Remote),
+    /// Cachet 3.x (cachethq/core, JSON:API under a configurable prefix).
+    Cachet3(Remote),
+    /// Atlassian Statuspage (api.statuspage.io/v1).
+    Statuspage(Remote),
+    /// status.io (api.status.io/v2).
+    Statusio(Remote),
+    /// The built-in static page: index.html, status.json and feed.atom written into `dir`.
+    Html {
+        dir: PathBuf,
+        title: String,
+        /// Components grouped on the page: group name -> component names, in order.
+        groups: Vec<HtmlGroup>,
+        /// How many days of history the page shows (uptime and past incidents).
+        history_days: u32,
+    },
+}
+
+/// A group of components on the built-in page.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HtmlGroup {
+    pub name: String,
+    pub components: Vec<String>,
+}
+
+/// Settings of a status page reached over its HTTP API. One struct serves every API kind so
+/// the shared settings are parsed and validated once.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    /// Base URL: the installation for Cachet; defaults to the public API for Statuspage and
+    /// status.io.
+    pub url: Option<String>,
+    /// File holding the API token / key (first line).
+    pub token_file: Option<PathBuf>,
+    /// Environment variable holding the API token / key.
+    pub token_env: Option<String>,
+    /// Timeout of each request.
+    pub timeout: Duration,
+    /// PEM file of the CA(s) that sign the page's certificate (a private CA). Verification stays
+    /// on: these become the only trusted roots for this page.
+    pub ca_file: Option<PathBuf>,
+    /// Which components an in-progress maintenance on the page covers.
+    pub schedules: Schedules,
+    /// Least time between two requests (pacing under the API's rate limit); the kind's default
+    /// when absent ([`BackendKind::default_min_interval`]).
+    pub min_interval: Option<Duration>,
+    /// Cachet 2.x: which API version.
+    pub version: CachetVersion,
+    /// Cachet 3.x: the API's path under `url` (default "/status/api").
+    pub api_prefix: Option<String>,
+    /// Statuspage: the page id; status.io: the status page id.
+    pub page_id: Option<String>,
+    /// status.io: the API id sent as x-api-id (the key itself comes from token_file/token_env).
+    pub api_id: Option<String>,
+}
+
+pub const STATUSPAGE_URL: &str = "https://api.statuspage.io/v1";
+pub const STATUSIO_URL: &str = "https://api.status.io/v2";
+
+/// The longest pacing interval: every run's first request waits one (`flush --once`,
+/// `check --online`), and no status page's rate limit needs more.
+pub const MAX_MIN_INTERVAL: Duration = Duration::from_secs(60);
+
+impl Remote {
+    /// The base URL, with the public default of the kinds that have one.
+    pub fn url_for(&self, kind: BackendKind) -> String {
+        self.url
+            .clone()
+            .or_else(|| kind.default_url().map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    /// Pacing between requests, per kind unless configured.
+    pub fn min_interval_for(&self, kind: BackendKind) -> Duration {
+        self.min_interval
+            .unwrap_or_else(|| kind.default_min_interval())
+    }
+
+    /// Cachet 3.x API prefix, always starting with one slash and without a trailing one.
+    pub fn api_prefix(&self) -> String {
+        let p = self.api_prefix.as_deref().unwrap_or("/status/api");
+        format!("/{}", p.trim_matches('/'))
+    }
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig::Html {
+            dir: PathBuf::from(DEFAULT_HTML_DIR),
+            title: "Service status".to_string(),
+            groups: Vec::new(),
+            history_days: 90,
+        }
+    }
+}
+
+impl BackendConfig {
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            BackendConfig::Cachet(_) => BackendKind::Cachet,
+            BackendConfig::Cachet3(_) => BackendKind::Cachet3,
+            BackendConfig::Statuspage(_) => BackendKind::Statuspage,
+            BackendConfig::Statusio(_) => BackendKind::Statusio,
+            BackendConfig::Html { .. } => BackendKind::Html,
+        }
+    }
+
+    /// The API settings, for every kind but the built-in page.
+    pub fn remote(&self) -> Option<&Remote> {
+        match self {
+            BackendConfig::Cachet(r)
+            | BackendConfig::Cachet3(r)
+            | BackendConfig::Statuspage(r)
+            | BackendConfig::Statusio(r) => Some(r),
+            BackendConfig::Html { .. } => None,
+        }
+    }
+
+    pub(super) fn remote_mut(&mut self) -> Option<&mut Remote> {
+        match self {
+            BackendConfig::Cachet(r)
+            | BackendConfig::Cachet3(r)
+            | BackendConfig::Statuspage(r)
+            | BackendConfig::Statusio(r) => Some(r),
+            BackendConfig::Html { .. } => None,
+        }
+    }
+}
+
+/// The `[backend]` table as written: every key of every kind, each with its own type, so a
+/// wrong-typed key is reported at its own line. [`BackendTable::into_config`] makes it a
+/// [`BackendConfig`] and refuses keys that do not apply to the kind.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendTable {
+    #[serde(default)]
+    pub kind: BackendKind,
+    // Every API kind.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    #[serde(default)]
+    pub token_env: Option<String>,
+    #[serde(default, with = "serde_human::option")]
+    pub timeout: Option<Duration>,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub schedules: Option<Schedules>,
+    #[serde(default, with = "serde_human::option")]
+    pub min_interval: Option<Duration>,
+    // One API kind each.
+    #[serde(default)]
+    pub version: Option<CachetVersion>,
+    #[serde(default)]
+    pub api_prefix: Option<String>,
+    #[serde(default)]
+    pub page_id: Option<String>,
+    #[serde(default)]
+    pub api_id: Option<String>,
+    // The built-in page.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub groups: Option<Vec<HtmlGroup>>,
+    #[serde(default)]
+    pub history_days: Option<u32>,
+}
+
+const API_KINDS: &str = "\"cachet\", \"cachet3\", \"statuspage\" or \"statusio\"";
+
+impl BackendTable {
+    /// The settings of the configured kind; the error is (key, message) for a key that does not
+    /// apply to it.
+    pub fn into_config(self) -> Result<BackendConfig, (String, String)> {
+        let kind = self.kind;
+        let only = |set: bool, key: &str, kinds: &str| {
+            if set {
+                Err((
+                    format!("backend.{key}"),
+                    format!(
+                        "applies only to kind = {kinds}, not {:?}: remove it",
+                        kind.as_str()
+                    ),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let api = kind != BackendKind::Html;
+        only(self.dir.is_some() && api, "dir", "\"html\"")?;
+        only(self.title.is_some() && api, "title", "\"html\"")?;
+        only(self.groups.is_some() && api, "groups", "\"html\"")?;
+        only(
+            self.history_days.is_some() && api,
+            "history_days",
+            "\"html\"",
+        )?;
+        for (set, key) in [
+            (self.url.is_some(), "url"),
+            (self.token_file.is_some(), "token_file"),
+            (self.token_env.is_some(), "token_env"),
+            (self.timeout.is_some(), "timeout"),
+            (self.ca_file.is_some(), "ca_file"),
+            (self.schedules.is_some(), "schedules"),
+            (self.min_interval.is_some(), "min_interval"),
+        ] {
+            only(set && !api, key, API_KINDS)?;
+        }
+        only(
+            self.version.is_some() && kind != BackendKind::Cachet,
+            "version",
+            "\"cachet\"",
+        )?;
+        only(
+            self.api_prefix.is_some() && kind != BackendKind::Cachet3,
+            "api_prefix",
+            "\"cachet3\"",
+        )?;
+        only(
+            self.page_id.is_some()
+                && !matches!(kind, BackendKind::Statuspage | BackendKind::Statusio),
+            "page_id",
+            "\"statuspage\" or \"statusio\"",
+        )?;
+        only(
+            self.api_id.is_some() && kind != BackendKind::Statusio,
+            "api_id",
+            "\"statusio\"",
+        )?;
+        let remote = Remote {
+            url: self.url,
+            token_file: self.token_file,
+            token_env: self.token_env,
+            timeout: self.timeout.unwrap_or_else(default_timeout),
+            ca_file: self.ca_file,
+            schedules: self.schedules.unwrap_or_default(),
+            min_interval: self.min_interval,
+            version: self.version.unwrap_or_default(),
+            api_prefix: self.api_prefix,
+            page_id: self.page_id,
+            api_id: self.api_id,
+        };
+        Ok(match kind {
+            BackendKind::Html => {
+                let BackendConfig::Html {
+                    dir,
+                    title,
+                    groups,
+                    history_days,
+                } = BackendConfig::default()
+                else {
+                    unreachable!("the default backend is the built-in page")
+                };
+                BackendConfig::Html {
+                    dir: self.dir.unwrap_or(dir),
+                    title: self.title.unwrap_or(title),
+                    groups: self.groups.unwrap_or(groups),
+                    history_days: self.history_days.unwrap_or(history_days),
+                }
+            }
+            BackendKind::Cachet => BackendConfig::Cachet(remote),
+            BackendKind::Cachet3 => BackendConfig::Cachet3(remote),
+            BackendKind::Statuspage => BackendConfig::Statuspage(remote),
+            BackendKind::Statusio => BackendConfig::Statusio(remote),
+        })
+    }
+}
+
+/// Validate the API settings of `kind`; the error is (key, message).
+pub(super) fn validate_remote(r: &Remote, kind: BackendKind) -> Result<(), (String, String)> {
+    let url = r.url_for(kind);
+    if url.is_empty() {
+        return Err((
+            "backend.url".into(),
+            "is required: the page's base URL, e.g. url = \"https://status.example.com\"".into(),
+        ));
+    }
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+        return Err((
+            "backend.url".into(),
+            format!("{url:?} is not an http(s) URL, e.g. https://status.example.com"),
+        ));
+    }
+    let need = |v: &Option<String>, key: &str, example: &str| match v.as_deref() {
+        Some(s)
+            if !s.trim().is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+        {
+            Ok(())
+        }
+        Some(s) => Err((
+            format!("backend.{key}"),
+            format!("{s:?} is not an id (letters, digits, - and _ only)"),
+        )),
+        None => Err((
+            "backend".into(),
+            format!("kind = {:?} needs {key} = {example:?}", kind.as_str()),
+        )),
+    };
+    match kind {
+        BackendKind::Statuspage => need(&r.page_id, "page_id", "kctbh9vrtdwd")?,
+        BackendKind::Statusio => {
+            need(&r.page_id, "page_id", "568d8a3e3cada8c2490000dd")?;
+            need(&r.api_id, "api_id", "6d3f4c6e-....")?;
+        }
+        _ => {}
+    }
+    match (&r.token_file, &r.token_env) {
+        (None, None) => {
+            return Err((
+                "backend".into(),
+                format!(
+                    "kind = {:?} needs a token: set token_file = \"/etc/statusrelay/token\" or token_env = \"STATUSRELAY_TOKEN\"",
+                    kind.as_str()
+                ),
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return Err((
+                "backend".into(),
+                "set only one of token_file and token_env".into(),
+            ));
+        }
+        _ => {}
+    }
+    if r.timeout.is_zero() {
+        return Err(("backend.timeout".into(), "must be more than 0s".into()));
+    }
+    if r.min_interval.is_some_and(|d| d > MAX_MIN_INTERVAL) {
+        return Err((
+            "backend.min_interval".into(),
+            format!(
+                "{}: at most {}s; the first request of every run waits one interval (the published rate limits are about 1 request/s)",
+                crate::duration::format(r.min_interval.unwrap_or_default()),
+                MAX_MIN_INTERVAL.as_secs()
+            ),
+        ));
+    }
+    Ok(())
+}
