@@ -9,7 +9,6 @@ pub mod cli;
 pub mod error;
 pub mod flusher;
 pub mod handler;
-mod incident;
 pub mod log;
 pub mod maintenance;
 pub mod metrics;

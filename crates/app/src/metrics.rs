@@ -7,7 +7,17 @@ use std::fmt::Write as _;
 
 use statusrelay_spool::Stats;
 
-use crate::flusher::FlushReport;
+/// What a flush run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FlushReport {
+    pub sent: usize,
+    pub skipped: usize,
+    pub superseded: usize,
+    pub retried: usize,
+    pub dead: usize,
+    /// Time spent on deliveries that reached the page, for the latency metric.
+    pub sent_micros: u128,
+}
 
 fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, f64)]) {
     let _ = writeln!(

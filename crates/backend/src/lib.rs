@@ -2,11 +2,15 @@
 //!
 //! Invariants:
 //! - A backend only talks to its page; it never touches the spool. The flusher owns retries,
-//!   coalescing and bookkeeping, so a new backend is one file implementing [`Backend`].
+//!   coalescing and bookkeeping. A new backend is one file implementing [`Backend`], one
+//!   variant of `statusrelay_core::config::BackendKind`, and the match arms the compiler then
+//!   asks for (the kind's config in `BackendTable::into_config`, its constructor in
+//!   [`build::from_config`]).
 //! - Every failure is a [`BackendError`] that answers `is_retryable()` with a reason; "when to
 //!   retry" is not a backend's business (see `statusrelay_spool::retry`).
 //! - The token is held only inside the client and never appears in errors or `Debug` output.
 
+pub mod build;
 pub mod cachet;
 pub mod cachet3;
 pub mod html;

@@ -1,4 +1,4 @@
-//! Incidents and holds in the flusher.
+//! Incidents in the flusher.
 //!
 //! Invariants:
 //! - Exactly one incident per outage. The intent is committed before the request that opens it;
@@ -11,26 +11,17 @@
 //!   its text: a lookup after a lost answer finds it by the marker, and an incident with a
 //!   marker is never taken for a human's. Duplicates a late request created are resolved with it.
 //! - An incident deleted on the page (404) is recorded as lost and never blocks delivery.
-//! - Nothing is sent for a held component: a maintenance window (local or on the page) holds
-//!   every state but `under_maintenance` itself; an unresolved incident someone else opened holds
-//!   the flip back to operational. Coalescing makes the release deliver only the newest state.
 
 use std::collections::BTreeMap;
 
 use statusrelay_backend::BackendError;
-use statusrelay_core::config::{DEFAULT_INCIDENT_MESSAGE, DEFAULT_INCIDENT_NAME, Schedules};
+use statusrelay_core::config::{DEFAULT_INCIDENT_MESSAGE, DEFAULT_INCIDENT_NAME};
 use statusrelay_core::time::rfc3339;
 use statusrelay_core::{State, duration, template};
 use statusrelay_spool::{Claimed, Incident, Item};
 
-use crate::flusher::Flusher;
-use crate::handler::maintenance_apply;
+use super::Flusher;
 use crate::{AppError, info, warn};
-
-/// How long a hold lasts before it is looked at again (page maintenance, manual incidents).
-const RECHECK_MS: i64 = 30_000;
-/// How long the page's maintenance list is trusted.
-const MAINTENANCE_CACHE_MS: i64 = 60_000;
 
 /// The marker written into an incident statusrelay opens, unique to its intent.
 fn marker_of(i: &Incident) -> String {
@@ -41,7 +32,7 @@ impl Flusher<'_> {
     /// Resolve incidents a retried open left behind: the first attempt's request, whose answer
     /// was lost, was carried out late, after the retry had opened another. Both carry the
     /// intent's marker; the one recorded is resolved already.
-    fn resolve_duplicates(
+    pub(super) fn resolve_duplicates(
         &mut self,
         i: &Incident,
         resolved: &str,
@@ -83,114 +74,7 @@ impl Flusher<'_> {
         })
     }
 
-    /// Should this delivery wait? Returns until when, and why.
-    pub(crate) fn hold_for(&mut self, item: &Item) -> Result<Option<(i64, String)>, AppError> {
-        if item.state == State::UnderMaintenance {
-            return Ok(None);
-        }
-        let now = self.spool.now();
-        if let Some(w) = self.spool.maintenance_active(&item.component)? {
-            let why = w
-                .reason
-                .as_deref()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default();
-            return Ok(Some((
-                w.ends_at.min(now + RECHECK_MS),
-                format!("held: maintenance until {}{why}", rfc3339(w.ends_at)),
-            )));
-        }
-        if let Some(name) = self.page_maintenance_covering(&item.component) {
-            return Ok(Some((
-                now + RECHECK_MS,
-                format!("held: maintenance on the page ({name:?})"),
-            )));
-        }
-        if item.state == State::Operational
-            && self.config.incidents.respect_manual
-            && self.backend.supports_incidents()
-        {
-            let comp = self.component_ref(&item.component);
-            let ours = self
-                .spool
-                .open_incident(&self.identity, &item.component)?
-                .and_then(|i| i.remote_id);
-            // If the page cannot be asked now, deliver: the delivery's own retry handles the outage.
-            let theirs = self
-                .resolve(&comp, false)
-                .and_then(|id| self.backend.open_incidents(&id));
-            if let Ok(list) = theirs
-                && let Some(i) = list
-                    .into_iter()
-                    .find(|i| Some(&i.id) != ours.as_ref() && !i.by_statusrelay())
-            {
-                return Ok(Some((
-                    now + RECHECK_MS,
-                    format!("held: manual incident #{} {:?}", i.id, i.name),
-                )));
-            }
-        }
-        Ok(None)
-    }
-
-    /// The name of an in-progress page maintenance that covers the component, if any.
-    fn page_maintenance_covering(&mut self, component: &str) -> Option<String> {
-        let mode = self.config.backend.remote()?.schedules;
-        if mode == Schedules::Off {
-            return None;
-        }
-        let now = self.spool.now();
-        if self
-            .page_maintenance
-            .as_ref()
-            .is_none_or(|(at, _)| now - at >= MAINTENANCE_CACHE_MS)
-        {
-            match self.backend.active_maintenance() {
-                Ok(list) => self.page_maintenance = Some((now, list)),
-                Err(e) => {
-                    warn!("cannot read the page's maintenance schedule (assuming none): {e}");
-                    self.page_maintenance = Some((now, Vec::new()));
-                }
-            }
-        }
-        // Pages often list a maintenance's components by id only: resolve (and cache) ours.
-        let comp = self.component_ref(component);
-        let remote = self.resolve(&comp, false).ok();
-        let lc = component.to_lowercase();
-        self.page_maintenance.as_ref()?.1.iter().find_map(|m| {
-            let covers = mode == Schedules::All
-                || m.name.to_lowercase().contains(&lc)
-                || m.message.to_lowercase().contains(&lc)
-                || m.components
-                    .iter()
-                    .any(|c| c == component || Some(c) == remote.as_ref());
-            covers.then(|| m.name.clone())
-        })
-    }
-
-    /// End expired local maintenance windows: a shown window's state is cleared, held
-    /// deliveries of the component become due.
-    pub(crate) fn expire_maintenance(&mut self) -> Result<(), AppError> {
-        for w in self.spool.expire_maintenance()? {
-            info!(
-                "maintenance of {} ended (it was due to end at {})",
-                w.component,
-                rfc3339(w.ends_at)
-            );
-            if w.show {
-                maintenance_apply(
-                    &mut self.spool,
-                    &w.component,
-                    false,
-                    "maintenance window ended",
-                )?;
-            }
-            self.spool.release_held(Some(&w.component))?;
-        }
-        Ok(())
-    }
-
-    fn template_vars(
+    pub(super) fn template_vars(
         &self,
         item: &Item,
         incident: Option<&Incident>,

@@ -1,0 +1,225 @@
+//! The flusher: delivers the spool to the status page.
+//!
+//! Invariants:
+//! - One flusher per spool, enforced by an exclusive lock on `<spool>.flush.lock`; deliveries a
+//!   killed flusher left in flight are sent again at start (at-least-once; a PUT of a state is
+//!   idempotent).
+//! - Per component only the newest desired state is sent (the spool coalesces on claim), and a
+//!   state the page already shows (as last confirmed by its API) is not sent again unless forced.
+//! - Whether to retry is the error's decision (with a reason); when, the pure retry policy's.
+//!   Every give-up is logged with its reason and stored on the dead letter.
+//! - Clock, shutdown flag and poll interval are injected; the loop sleeps in short steps so a
+//!   new event or SIGTERM is noticed within a poll interval.
+//! - The daemon never exits because the spool stays locked (an operator's sqlite3 shell, a
+//!   backup): it says so and waits. A spool file removed or replaced under it is noticed within
+//!   a poll interval, said at error level, and reopened (the lock taken again on the new path).
+
+//!
+//! The module's files: the loop and its timers (`run`), delivery (`deliver`), incidents and
+//! holds (`incidents`, `holds`), and the upkeep between deliveries (`upkeep`: metrics, resync,
+//! pruning, reading the page back).
+
+mod deliver;
+mod holds;
+mod incidents;
+mod run;
+mod upkeep;
+
+use run::Run;
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use statusrelay_backend::Backend;
+use statusrelay_core::Config;
+use statusrelay_core::time::{Clock, rfc3339};
+use statusrelay_spool::Spool;
+use statusrelay_spool::retry::RetryPolicy;
+
+use crate::{AppError, info, warn};
+
+/// How the flusher runs; tests inject all of it.
+#[derive(Clone)]
+pub struct FlushOptions {
+    /// Drain what is due, then return.
+    pub once: bool,
+    /// How often to look for new events while idle.
+    pub poll: Duration,
+    pub shutdown: Arc<AtomicBool>,
+    pub clock: Arc<dyn Clock>,
+    /// Write Prometheus text-format metrics here (for node_exporter's textfile collector).
+    pub metrics_file: Option<PathBuf>,
+}
+
+pub use crate::metrics::FlushReport;
+
+/// Build the configured backend (reads the token; never logs it) and say what is weak about
+/// how it is reached.
+pub fn build_backend(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    shutdown: Option<Arc<AtomicBool>>,
+) -> Result<Box<dyn Backend>, AppError> {
+    let built = statusrelay_backend::build::from_config(config, clock, shutdown)?;
+    for w in &built.warnings {
+        warn!("{w}");
+    }
+    Ok(built.backend)
+}
+
+fn lock_path(config: &Config) -> PathBuf {
+    let mut p = config.spool.clone().into_os_string();
+    p.push(".flush.lock");
+    PathBuf::from(p)
+}
+
+/// Take the one-flusher-per-spool lock; held until the returned file is dropped.
+fn take_lock(config: &Config) -> Result<File, AppError> {
+    let lock = lock_path(config);
+    if let Some(dir) = lock.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| AppError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(|source| AppError::Io {
+            path: lock.clone(),
+            source,
+        })?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(TryLockError::WouldBlock) => Err(AppError::FlusherRunning {
+            spool: config.spool.clone(),
+            lock,
+        }),
+        Err(TryLockError::Error(source)) => Err(AppError::Io { path: lock, source }),
+    }
+}
+
+/// A small PRNG for retry jitter (splitmix64); quality needs are modest.
+struct Jitter(u64);
+impl Jitter {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+pub(crate) struct Flusher<'a> {
+    pub(crate) config: &'a Config,
+    pub(crate) spool: Spool,
+    pub(crate) backend: Box<dyn Backend>,
+    pub(crate) identity: String,
+    policy: RetryPolicy,
+    jitter: Jitter,
+    claim: String,
+    report: FlushReport,
+    /// Page maintenance in progress, and when it was asked (unix ms).
+    pub(crate) page_maintenance: Option<(i64, Vec<statusrelay_backend::PageMaintenance>)>,
+}
+
+/// Run the flusher until shutdown (or, with `once`, until nothing is due).
+pub fn flush(
+    config: &Config,
+    backend: Box<dyn Backend>,
+    opts: FlushOptions,
+) -> Result<FlushReport, AppError> {
+    let lock = take_lock(config)?;
+    let spool = crate::open_spool(&config.spool, opts.clock.clone())?;
+    let started = opts.clock.now_ms();
+    let pid = std::process::id();
+    let d = &config.delivery;
+    let identity = backend.identity();
+    info!("flushing {} to {identity}", config.spool.display());
+    let mut f = Flusher {
+        config,
+        spool,
+        backend,
+        identity,
+        policy: RetryPolicy {
+            base: d.backoff_base,
+            cap: d.backoff_cap,
+            max_attempts: d.max_attempts,
+            max_age: d.max_age,
+        },
+        jitter: Jitter(started as u64 ^ ((pid as u64) << 32)),
+        claim: format!("{pid}-{started}"),
+        report: FlushReport::default(),
+        page_maintenance: None,
+    };
+    let mut run = Run {
+        lock,
+        pid,
+        started,
+        heartbeat_every: 5_000,
+        prune_every: 3_600_000,
+        resync_every: config
+            .monit
+            .as_ref()
+            .and_then(|m| m.resync_interval)
+            .map(|d| d.as_millis() as i64),
+        last_beat: started,
+        last_prune: started,
+        last_resync: started,
+        prune_more: false,
+        reclaim: true,
+    };
+    run.start(&mut f)?;
+    loop {
+        if opts.shutdown.load(Ordering::SeqCst) {
+            break;
+        }
+        match run.step(&mut f, &opts) {
+            Ok(true) => {}
+            Ok(false) => break,
+            // A daemon waits out a spool held locked past the busy timeout (an operator's
+            // sqlite3 shell, a backup): only the handler has Monit waiting on it.
+            Err(AppError::Spool(e)) if e.is_busy() && !opts.once => {
+                warn!(
+                    "{e}: another process has held the spool locked for over {}s (an sqlite3 shell? a backup?); waiting for it and carrying on",
+                    statusrelay_spool::BUSY_TIMEOUT.as_secs()
+                );
+                // A delivery may have been left 'sending' by the failed write: take it back.
+                run.reclaim = true;
+                run.pause(
+                    &f,
+                    &opts,
+                    opts.clock.now_ms() + opts.poll.as_millis() as i64,
+                );
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if opts.shutdown.load(Ordering::SeqCst) {
+        info!(
+            "shutting down: {} sent, {} retried, {} dead-lettered this run",
+            f.report.sent, f.report.retried, f.report.dead
+        );
+    }
+    f.spool.flusher_stopped()?;
+    f.write_metrics(opts.metrics_file.as_deref(), false);
+    let stats = f.spool.stats()?;
+    if opts.once && (stats.pending + stats.sending) > 0 {
+        let next = f
+            .spool
+            .next_due_at()?
+            .map(rfc3339)
+            .unwrap_or_else(|| "unknown".into());
+        return Err(AppError::StillPending {
+            count: (stats.pending + stats.sending) as usize,
+            next,
+        });
+    }
+    Ok(f.report)
+}

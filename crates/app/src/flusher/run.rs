@@ -1,0 +1,141 @@
+//! The flusher's loop: one step delivers what is due and keeps the timers, then waits for work.
+//!
+//! Invariants: the loop waits out a locked spool (a daemon never exits for it), notices a spool
+//! replaced under it within a poll interval, and sleeps in poll steps so SIGTERM is seen soon.
+
+use std::fs::File;
+use std::sync::atomic::Ordering;
+
+use super::{FlushOptions, Flusher, take_lock};
+use crate::{AppError, error, warn};
+
+/// The flusher loop's timers and the lock it holds.
+pub(super) struct Run {
+    /// The one-flusher lock; taken again when the spool (and its directory) is replaced.
+    pub(super) lock: File,
+    pub(super) pid: u32,
+    pub(super) started: i64,
+    pub(super) heartbeat_every: i64,
+    pub(super) prune_every: i64,
+    pub(super) resync_every: Option<i64>,
+    pub(super) last_beat: i64,
+    pub(super) last_prune: i64,
+    pub(super) last_resync: i64,
+    /// A prune batch was full: the next one is due after a poll interval.
+    pub(super) prune_more: bool,
+    /// Deliveries left 'sending' (by a killed flusher, or a write that failed) go back to pending.
+    pub(super) reclaim: bool,
+}
+
+impl Run {
+    /// What a flusher does once per spool it opens.
+    pub(super) fn start(&mut self, f: &mut Flusher<'_>) -> Result<(), AppError> {
+        self.reclaim_claims(f)?;
+        f.spool.heartbeat(self.pid, self.started)?;
+        self.prune_more = f.prune();
+        if self.resync_every.is_some() {
+            f.resync();
+        }
+        Ok(())
+    }
+
+    pub(super) fn reclaim_claims(&mut self, f: &mut Flusher<'_>) -> Result<(), AppError> {
+        if self.reclaim {
+            let verify_at = f.spool.now() + f.config.delivery.verify_after.as_millis() as i64;
+            let recovered = f.spool.recover_claims(verify_at)?;
+            if recovered > 0 {
+                warn!(
+                    "{recovered} deliveries were in flight when the last flusher stopped (or a spool write failed); sending them again"
+                );
+            }
+            self.reclaim = false;
+        }
+        Ok(())
+    }
+
+    /// Has the spool file been removed or replaced under us (another file at the path now)?
+    pub(super) fn spool_replaced(&self, f: &Flusher<'_>) -> bool {
+        statusrelay_spool::file_id(&f.config.spool) != f.spool.file_id()
+    }
+
+    /// Reopen a spool that was removed or replaced: deliveries recorded in the new file would
+    /// otherwise never be sent. The lock is taken again, on the new path's lock file.
+    pub(super) fn reopen(
+        &mut self,
+        f: &mut Flusher<'_>,
+        opts: &FlushOptions,
+    ) -> Result<(), AppError> {
+        error!(
+            "the spool {} was removed or replaced while the flusher ran (the file it had open is no longer at that path); reopening it",
+            f.config.spool.display()
+        );
+        self.lock = take_lock(f.config)?;
+        f.spool = crate::open_spool(&f.config.spool, opts.clock.clone())?;
+        self.reclaim = true;
+        self.start(f)
+    }
+
+    /// One pass: deliver what is due, keep the timers, then wait for work. Returns false when
+    /// a `once` run is done.
+    pub(super) fn step(
+        &mut self,
+        f: &mut Flusher<'_>,
+        opts: &FlushOptions,
+    ) -> Result<bool, AppError> {
+        if self.spool_replaced(f) {
+            self.reopen(f, opts)?;
+        }
+        self.reclaim_claims(f)?;
+        f.expire_maintenance()?;
+        f.drain(&opts.shutdown)?;
+        f.verify_due()?;
+        f.write_metrics(opts.metrics_file.as_deref(), true);
+        if opts.once {
+            return Ok(false);
+        }
+        let now = opts.clock.now_ms();
+        if now - self.last_beat >= self.heartbeat_every {
+            f.spool.heartbeat(self.pid, self.started)?;
+            self.last_beat = now;
+        }
+        if self.prune_more || now - self.last_prune >= self.prune_every {
+            self.prune_more = f.prune();
+            self.last_prune = now;
+        }
+        if self
+            .resync_every
+            .is_some_and(|every| now - self.last_resync >= every)
+        {
+            f.resync();
+            self.last_resync = now;
+        }
+        // Sleep until the next retry is due, a heartbeat is owed, or another process commits.
+        let due = f.spool.next_due_at()?.unwrap_or(i64::MAX);
+        let mut until = due.min(self.last_beat + self.heartbeat_every);
+        if let Some(every) = self.resync_every {
+            until = until.min(self.last_resync + every);
+        }
+        if let Some(at) = f.spool.next_verify_at(&f.identity)? {
+            until = until.min(at);
+        }
+        if self.prune_more {
+            // The next batch after one poll interval: the lock stays free meanwhile.
+            until = until.min(now + opts.poll.as_millis() as i64);
+        }
+        self.pause(f, opts, until);
+        Ok(true)
+    }
+
+    /// Sleep in poll steps until `until`, shutdown, a commit by another process, or the spool
+    /// file being replaced. A failed probe ends the pause; the next step says why.
+    pub(super) fn pause(&self, f: &Flusher<'_>, opts: &FlushOptions, until: i64) {
+        let version = f.spool.data_version().ok();
+        while opts.clock.now_ms() < until && !opts.shutdown.load(Ordering::SeqCst) {
+            std::thread::sleep(opts.poll);
+            if version.is_none() || f.spool.data_version().ok() != version || self.spool_replaced(f)
+            {
+                break;
+            }
+        }
+    }
+}

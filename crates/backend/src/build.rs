@@ -1,0 +1,123 @@
+//! The configured status page, built from the config: the one place that knows which file
+//! implements which `kind`.
+//!
+//! Invariants:
+//! - Reads the token (never logs it) and the CA file; touches no network.
+//! - Every API client is paced, trusts only the configured CA when there is one, and, given a
+//!   shutdown flag, abandons pacing and requests in flight when it is set.
+//! - What is weak about how the page is reached (plain http to another host, a token file
+//!   others can read) comes back as warnings for the caller to log.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use statusrelay_core::Config;
+use statusrelay_core::config::BackendConfig;
+use statusrelay_core::time::Clock;
+
+use crate::cachet::Cachet;
+use crate::cachet3::Cachet3;
+use crate::html::{Html, PageGroup};
+use crate::http::{OverHttp, transport_warnings};
+use crate::statusio::Statusio;
+use crate::statuspage::Statuspage;
+use crate::{Backend, BackendError, read_token};
+
+/// A backend and what to warn the operator about.
+pub struct Built {
+    pub backend: Box<dyn Backend>,
+    pub warnings: Vec<String>,
+}
+
+/// Build the backend `config` names.
+pub fn from_config(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    shutdown: Option<Arc<AtomicBool>>,
+) -> Result<Built, BackendError> {
+    let kind = config.backend.kind();
+    let r = match &config.backend {
+        BackendConfig::Html {
+            dir,
+            title,
+            groups,
+            history_days,
+        } => {
+            let names = config.components.iter().map(|c| c.name.clone()).collect();
+            let groups = groups
+                .iter()
+                .map(|g| PageGroup {
+                    name: g.name.clone(),
+                    components: g.components.clone(),
+                })
+                .collect();
+            return Ok(Built {
+                backend: Box::new(
+                    Html::new(dir, title, names, clock).with_layout(groups, *history_days),
+                ),
+                warnings: Vec::new(),
+            });
+        }
+        BackendConfig::Cachet(r)
+        | BackendConfig::Cachet3(r)
+        | BackendConfig::Statuspage(r)
+        | BackendConfig::Statusio(r) => r,
+    };
+    let url = r.url_for(kind);
+    let token = read_token(r.token_file.as_deref(), r.token_env.as_deref())?;
+    let warnings = transport_warnings(&url, r.token_file.as_deref());
+    let pem = r
+        .ca_file
+        .as_ref()
+        .map(|ca| {
+            std::fs::read(ca).map_err(|e| {
+                BackendError::Config(format!("cannot read ca_file {}: {e}", ca.display()))
+            })
+        })
+        .transpose()?;
+    let http = Client {
+        pace: r.min_interval_for(kind),
+        pem: pem.as_deref(),
+        shutdown,
+    };
+    let page = r.page_id.as_deref().unwrap_or_default();
+    let backend: Box<dyn Backend> = match &config.backend {
+        BackendConfig::Cachet(_) => {
+            http.wrap(Cachet::new(&url, token, r.timeout).with_version(r.version))?
+        }
+        BackendConfig::Cachet3(_) => {
+            http.wrap(Cachet3::new(&url, &r.api_prefix(), token, r.timeout))?
+        }
+        BackendConfig::Statuspage(_) => http.wrap(Statuspage::new(&url, page, token, r.timeout))?,
+        BackendConfig::Statusio(_) => {
+            let api_id = r.api_id.as_deref().unwrap_or_default();
+            http.wrap(Statusio::new(&url, page, api_id, token, r.timeout))?
+        }
+        BackendConfig::Html { .. } => unreachable!("built above"),
+    };
+    Ok(Built { backend, warnings })
+}
+
+/// What every API client gets: pacing, the trusted CA, the shutdown flag.
+struct Client<'a> {
+    pace: Duration,
+    pem: Option<&'a [u8]>,
+    shutdown: Option<Arc<AtomicBool>>,
+}
+
+impl Client<'_> {
+    fn wrap<B: OverHttp + Backend + 'static>(
+        &self,
+        c: B,
+    ) -> Result<Box<dyn Backend>, BackendError> {
+        let mut c = c.paced(self.pace);
+        if let Some(flag) = &self.shutdown {
+            c = c.stopped_by(flag.clone());
+        }
+        if let Some(p) = self.pem {
+            c = c.with_ca_pem(p)?;
+        }
+        Ok(Box::new(c))
+    }
+}
