@@ -16,6 +16,7 @@ pub mod cachet3;
 pub mod html;
 mod html_render;
 pub mod http;
+pub mod memory;
 pub mod statusio;
 pub mod statuspage;
 

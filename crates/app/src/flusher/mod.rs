@@ -223,3 +223,6 @@ pub fn flush(
     }
     Ok(f.report)
 }
+
+#[cfg(test)]
+mod tests;
