@@ -1,0 +1,282 @@
+//! Recording events: the raw event, the per-test state it changes, the component's desired
+//! state, and the delivery queued when that changes, in one transaction.
+//!
+//! Invariants:
+//! - Ordering is the spool's own sequence (`events.id`), never a timestamp: a test's state is
+//!   only changed by an event newer than the one that last changed it.
+//! - A component's desired state is the worst of its failing tests, else operational; a change
+//!   of it queues exactly one delivery ([`crate::Spool::enqueue`]).
+
+use super::*;
+
+impl Spool {
+    /// Record an event that could not be mapped or routed; it waits for `replay --rejected`.
+    pub fn record_rejected(&mut self, ev: &NewEvent, error: &str) -> Result<i64> {
+        let now = self.now();
+        let e = self.err();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&e)?;
+        let id = insert_event(&tx, ev, now, "rejected", Some(error)).map_err(&e)?;
+        tx.commit().map_err(&e)?;
+        Ok(id)
+    }
+
+    /// Record an event and apply its test changes, in one transaction. With `replay_of`, the
+    /// changes are applied under that (older) event's sequence number and it is marked replayed.
+    pub fn record(
+        &mut self,
+        ev: &NewEvent,
+        applies: &[Apply],
+        replay_of: Option<i64>,
+    ) -> Result<Recorded> {
+        self.record_inner(ev, applies, replay_of, None)
+    }
+
+    /// Record what `resync` learnt from Monit at sequence `snapshot` (the newest event id when
+    /// Monit was asked). Tests changed by a newer event since then are left alone: an exec
+    /// event that arrived while Monit was being read is fresher than the snapshot.
+    pub fn record_resync(
+        &mut self,
+        ev: &NewEvent,
+        applies: &[Apply],
+        snapshot: i64,
+    ) -> Result<Recorded> {
+        self.record_inner(ev, applies, None, Some(snapshot))
+    }
+
+    /// The newest event sequence number (0 for an empty spool).
+    pub fn max_event_id(&self) -> Result<i64> {
+        self.scalar("SELECT coalesce(max(id), 0) FROM events")
+    }
+
+    pub(crate) fn record_inner(
+        &mut self,
+        ev: &NewEvent,
+        applies: &[Apply],
+        replay_of: Option<i64>,
+        snapshot: Option<i64>,
+    ) -> Result<Recorded> {
+        let now = self.now();
+        let e = self.err();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&e)?;
+        let status = if applies.is_empty() {
+            "info"
+        } else {
+            "applied"
+        };
+        let event_id = match replay_of {
+            Some(old) => {
+                tx.execute(
+                    "UPDATE events SET status = ?2, test = ?3, effect = ?4, error = NULL WHERE id = ?1",
+                    params![old, status, ev.test, ev.effect],
+                )
+                .map_err(&e)?;
+                old
+            }
+            None => insert_event(&tx, ev, now, status, None).map_err(&e)?,
+        };
+        let mut touched: Vec<&str> = Vec::new();
+        for a in applies {
+            apply_test(&tx, a, event_id, now, snapshot).map_err(&e)?;
+            if !touched.contains(&a.component.as_str()) {
+                touched.push(&a.component);
+            }
+        }
+        let mut changes = Vec::new();
+        for comp in touched {
+            let message = ev.description.as_deref();
+            if let Some(c) =
+                refresh_desired(&tx, &self.path, self.file, comp, event_id, message, now)?
+            {
+                changes.push(c);
+            }
+        }
+        tx.commit().map_err(&e)?;
+        Ok(Recorded { event_id, changes })
+    }
+
+    /// The failing tests of a component, to say why it shows what it shows.
+    pub fn failing_tests(&self, component: &str) -> Result<Vec<FailingTest>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT host, service, test, state, since FROM tests
+                 WHERE component = ?1 AND state IS NOT NULL ORDER BY host, service, test",
+            )
+            .map_err(self.err())?;
+        let rows = st
+            .query_map([component], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get(4)?,
+                ))
+            })
+            .map_err(self.err())?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(self.err())?;
+        rows.into_iter()
+            .map(|(host, service, test, state, since)| {
+                Ok(FailingTest {
+                    host,
+                    service,
+                    test,
+                    state: parse_state(&self.path, &state)?,
+                    since,
+                })
+            })
+            .collect()
+    }
+
+    /// The desired state of every component: (component, state, changed_at).
+    pub fn desired(&self) -> Result<Vec<(String, State, i64)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT component, state, changed_at FROM desired ORDER BY component")
+            .map_err(self.err())?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(self.err())?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(self.err())?;
+        rows.into_iter()
+            .map(|(c, s, t)| Ok((c, parse_state(&self.path, &s)?, t)))
+            .collect()
+    }
+}
+
+pub(crate) fn insert_event(
+    tx: &rusqlite::Transaction<'_>,
+    ev: &NewEvent,
+    now: i64,
+    status: &str,
+    error: Option<&str>,
+) -> rusqlite::Result<i64> {
+    tx.execute(
+        "INSERT INTO events (received_at, origin, host, service, event, description, monit_date, raw, test, effect, status, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![now, ev.origin, ev.host, ev.service, ev.event, ev.description, ev.monit_date, ev.raw, ev.test, ev.effect, status, error],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// Apply one test change under `event_id`; rows changed by a newer event are left alone.
+pub(crate) fn apply_test(
+    tx: &rusqlite::Transaction<'_>,
+    a: &Apply,
+    event_id: i64,
+    now: i64,
+    snapshot: Option<i64>,
+) -> rusqlite::Result<()> {
+    let upsert = "INSERT INTO tests (component, host, service, test, state, event_id, since) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                  ON CONFLICT (component, host, service, test) DO UPDATE SET
+                    state = excluded.state, event_id = excluded.event_id,
+                    since = CASE WHEN tests.state IS excluded.state THEN tests.since ELSE excluded.since END
+                  WHERE excluded.event_id > tests.event_id AND (?8 IS NULL OR tests.event_id <= ?8)";
+    let (state, one_shot_families) = match &a.change {
+        TestChange::Fail(state) => (Some(state.as_str()), None),
+        TestChange::Recover { one_shot_families } => (None, Some(one_shot_families)),
+    };
+    tx.execute(
+        upsert,
+        params![
+            a.component,
+            a.host,
+            a.service,
+            a.test,
+            state,
+            event_id,
+            now,
+            snapshot
+        ],
+    )?;
+    if let Some(one_shot_families) = one_shot_families {
+        // One fixed statement clears every row this recovery covers: a handler process
+        // compiles each statement afresh, and compiling SQL is most of its CPU time (an OR
+        // of LIKEs cost four times as much to compile as this).
+        // A sub-test recovery (`resource:cpu`) clears the bare family key (`resource`); a
+        // bare recovery clears the whole family; a one-shot family is cleared whole by any.
+        let family = a.test.split(':').next().unwrap_or(&a.test);
+        let bare_key = a.test.contains(':').then_some(family);
+        let mut families = String::from(",");
+        if bare_key.is_none() {
+            families.push_str(family);
+            families.push(',');
+        }
+        for f in one_shot_families {
+            families.push_str(f);
+            families.push(',');
+        }
+        tx.execute(
+                "UPDATE tests SET state = NULL, event_id = ?4, since = ?5
+                 WHERE component = ?1 AND host = ?2 AND service = ?3 AND state IS NOT NULL AND event_id < ?4
+                   AND (?6 IS NULL OR event_id <= ?6)
+                   AND (test = ?7 OR instr(?8, ',' || substr(test, 1, instr(test || ':', ':') - 1) || ',') > 0)",
+                params![a.component, a.host, a.service, event_id, now, snapshot, bare_key, families],
+            )?;
+    }
+    Ok(())
+}
+
+/// Recompute a component's desired state (worst failing test, else operational) and queue a
+/// delivery if it changed.
+pub(crate) fn refresh_desired(
+    tx: &rusqlite::Transaction<'_>,
+    path: &Path,
+    file: Option<(u64, u64)>,
+    component: &str,
+    event_id: i64,
+    message: Option<&str>,
+    now: i64,
+) -> Result<Option<Change>> {
+    let e = |source| sqlite_error(path, file, source);
+    // Both reads in one statement (see apply_test: compiling SQL is the handler's main cost).
+    // States are plain words, so a comma-joined list is unambiguous.
+    let (prev, failing): (Option<String>, Option<String>) = tx
+        .query_row(
+            "SELECT (SELECT state FROM desired WHERE component = ?1),
+                    (SELECT group_concat(state, ',') FROM tests WHERE component = ?1 AND state IS NOT NULL)",
+            [component],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(e)?;
+    let mut worst = State::Operational;
+    for s in failing.iter().flat_map(|f| f.split(',')) {
+        worst = worst.worst(parse_state(path, s)?);
+    }
+    let prev = prev.map(|p| parse_state(path, &p)).transpose()?;
+    if prev == Some(worst) {
+        return Ok(None);
+    }
+    tx.execute(
+        "INSERT INTO desired (component, state, event_id, changed_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (component) DO UPDATE SET state = excluded.state, event_id = excluded.event_id, changed_at = excluded.changed_at",
+        params![component, worst.as_str(), event_id, now],
+    )
+    .map_err(e)?;
+    tx.execute(
+        "INSERT INTO outbox (component, state, event_id, message, created_at, queued_at, status, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, 'pending', ?5)",
+        params![component, worst.as_str(), event_id, message, now],
+    )
+    .map_err(e)?;
+    Ok(Some(Change {
+        component: component.to_string(),
+        from: prev,
+        to: worst,
+        outbox_id: tx.last_insert_rowid(),
+    }))
+}
