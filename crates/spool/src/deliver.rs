@@ -15,28 +15,35 @@ impl Spool {
     /// Delivery is idempotent (a PUT of a state), so sending again is safe. The request in
     /// flight may still land late, so the page is read back at `verify_at`.
     pub fn recover_claims(&mut self, verify_at: i64) -> Result<usize> {
-        let e = self.err();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&e)?;
-        // The request in flight may have reached the page: what the page shows is unknown.
-        tx.execute(
-            "UPDATE page SET state = NULL, confirmed_at = NULL, verify_at = min(coalesce(verify_at, ?1), ?1)
-             WHERE component IN (SELECT component FROM outbox WHERE status = 'sending')",
-            [verify_at],
-        )
-        .map_err(&e)?;
-        let n = tx
-            .execute(
-                "UPDATE outbox SET status = 'pending', claim = NULL, claimed_at = NULL,
-                 last_error = coalesce(last_error, 'flusher stopped mid-delivery; sending again')
-                 WHERE status = 'sending'",
-                [],
+        self.write(|tx, e| {
+            // The request in flight may have reached the page: what the page shows is unknown.
+            let in_flight: Vec<String> = {
+                let mut st = tx
+                    .prepare("SELECT DISTINCT component FROM outbox WHERE status = 'sending'")
+                    .map_err(&e)?;
+                st.query_map([], |r| r.get(0))
+                    .map_err(&e)?
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(&e)?
+            };
+            for component in &in_flight {
+                forget_page_state(tx, None, component).map_err(&e)?;
+                tx.execute(
+                "UPDATE page SET verify_at = min(coalesce(verify_at, ?2), ?2) WHERE component = ?1",
+                params![component, verify_at],
             )
             .map_err(&e)?;
-        tx.commit().map_err(&e)?;
-        Ok(n)
+            }
+            let n = tx
+                .execute(
+                    "UPDATE outbox SET status = 'pending', claim = NULL, claimed_at = NULL,
+                 last_error = coalesce(last_error, 'flusher stopped mid-delivery; sending again')
+                 WHERE status = 'sending'",
+                    [],
+                )
+                .map_err(&e)?;
+            Ok(n)
+        })
     }
 
     /// Coalesce (a pending delivery with a newer one of its component, whatever that one's
@@ -45,11 +52,7 @@ impl Spool {
     /// Returns the claimed item and the ids superseded on the way (for the decision log).
     pub fn claim_next(&mut self, claim: &str) -> Result<(Option<Claimed>, Vec<Item>)> {
         let now = self.now();
-        let e = self.err();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&e)?;
+        self.write(|tx, e| {
         let superseded = {
             let mut st = tx
                 .prepare(&format!(
@@ -101,7 +104,6 @@ impl Spool {
             }
             None => None,
         };
-        tx.commit().map_err(&e)?;
         let superseded = superseded
             .into_iter()
             .map(|i| Item {
@@ -110,17 +112,14 @@ impl Spool {
             })
             .collect();
         Ok((claimed, superseded))
+        })
     }
 
     /// Record how a claimed delivery ended. Fails loudly if the claim is no longer valid.
     pub fn finish(&mut self, claimed: &Claimed, outcome: &Outcome) -> Result<()> {
         let now = self.now();
         let id = claimed.item.id;
-        let e = self.err();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&e)?;
+        self.write(|tx, e| {
         let guard = "WHERE id = ?1 AND status = 'sending' AND claim = ?2";
         let n = match outcome {
             Outcome::Delivered { backend, state } => {
@@ -161,12 +160,8 @@ impl Spool {
                     .map_err(&e)?;
                 // A timeout or lost answer may hide a request the page applied: stop trusting
                 // the last confirmation, so a later state is never skipped as "already shown".
-                tx.execute(
-                    "UPDATE page SET state = NULL, confirmed_at = NULL WHERE component = ?1",
-                    [&claimed.item.component],
-                )
-                .map_err(&e)?;
-                note_error(&tx, error, now).map_err(&e)?;
+                forget_page_state(tx, None, &claimed.item.component).map_err(&e)?;
+                note_error(tx, error, now).map_err(&e)?;
                 n
             }
             Outcome::Dead { error } => {
@@ -176,7 +171,7 @@ impl Spool {
                         params![id, claimed.claim, now, error],
                     )
                     .map_err(&e)?;
-                note_error(&tx, error, now).map_err(&e)?;
+                note_error(tx, error, now).map_err(&e)?;
                 n
             }
             Outcome::Held { until, reason } => tx
@@ -197,7 +192,8 @@ impl Spool {
                 claim: claimed.claim.clone(),
             });
         }
-        tx.commit().map_err(&e)
+        Ok(())
+        })
     }
 
     /// When the next pending delivery is due (None: nothing pending).

@@ -349,6 +349,8 @@ mod upkeep;
 use deliver::row_item;
 use open::sqlite_error;
 pub use open::{file_id, move_aside};
+use page::forget_page_state;
+use record::enqueue;
 
 #[cfg(test)]
 mod tests;

@@ -71,6 +71,23 @@ impl Spool {
         move |source| sqlite_error(&path, file, source)
     }
 
+    /// The one way to write: an IMMEDIATE transaction (the write lock taken up front, so two
+    /// writers never deadlock upgrading a read lock), `f` given the transaction and the error
+    /// mapper, committed when `f` returns Ok and rolled back (dropped) when it fails.
+    pub(crate) fn write<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>, &dyn Fn(rusqlite::Error) -> SpoolError) -> Result<T>,
+    ) -> Result<T> {
+        let map = self.err();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&map)?;
+        let out = f(&tx, &map)?;
+        tx.commit().map_err(&map)?;
+        Ok(out)
+    }
+
     pub(crate) fn configure(&mut self) -> Result<()> {
         let e = self.err();
         self.conn.busy_timeout(BUSY_TIMEOUT).map_err(&e)?;
@@ -103,21 +120,18 @@ impl Spool {
                 known,
             });
         }
-        let e = self.err();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&e)?;
-        // Another process may have migrated while we waited for the lock.
-        let current: u32 = tx
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(&e)?;
-        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
-            tx.execute_batch(sql).map_err(&e)?;
-            tx.pragma_update(None, "user_version", version)
+        self.write(|tx, e| {
+            // Another process may have migrated while we waited for the lock.
+            let current: u32 = tx
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
                 .map_err(&e)?;
-        }
-        tx.commit().map_err(&e)
+            for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+                tx.execute_batch(sql).map_err(&e)?;
+                tx.pragma_update(None, "user_version", version)
+                    .map_err(&e)?;
+            }
+            Ok(())
+        })
     }
 
     pub fn path(&self) -> &Path {

@@ -10,16 +10,22 @@ use super::*;
 impl Spool {
     /// The page's state for a component as last confirmed by `backend`'s API.
     pub fn page_state(&self, backend: &str, component: &str) -> Result<Option<State>> {
-        let s: Option<Option<String>> = self
+        let (state, _) = self.page_row(backend, component)?;
+        state.map(|s| parse_state(&self.path, &s)).transpose()
+    }
+
+    /// (confirmed state, remote id) of a component on `backend`, as the `page` table has them.
+    fn page_row(&self, backend: &str, component: &str) -> Result<(Option<String>, Option<String>)> {
+        Ok(self
             .conn
             .query_row(
-                "SELECT state FROM page WHERE backend = ?1 AND component = ?2",
+                "SELECT state, remote_id FROM page WHERE backend = ?1 AND component = ?2",
                 params![backend, component],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
-            .map_err(self.err())?;
-        s.flatten().map(|s| parse_state(&self.path, &s)).transpose()
+            .map_err(self.err())?
+            .unwrap_or_default())
     }
 
     /// Read the component's state back from `backend`'s page at `at`: a write's outcome is
@@ -91,35 +97,29 @@ impl Spool {
     /// page was read back showing something else (a late write landed over a newer one).
     pub fn enqueue_repair(&mut self, component: &str, message: &str) -> Result<Option<i64>> {
         let now = self.now();
-        let e = self.err();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&e)?;
-        let n = tx
-            .execute(
-                "INSERT INTO outbox (component, state, event_id, message, created_at, queued_at, status, force, next_attempt_at)
-                 SELECT component, state, event_id, ?2, ?3, ?3, 'pending', 1, ?3 FROM desired WHERE component = ?1",
-                params![component, message, now],
-            )
-            .map_err(&e)?;
-        let id = (n == 1).then(|| tx.last_insert_rowid());
-        tx.commit().map_err(&e)?;
-        Ok(id)
+        let path = self.path.clone();
+        self.write(|tx, e| {
+            let desired: Option<(String, Option<i64>)> = tx
+                .query_row(
+                    "SELECT state, event_id FROM desired WHERE component = ?1",
+                    [component],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(e)?;
+            let Some((state, event_id)) = desired else {
+                return Ok(None);
+            };
+            let state = parse_state(&path, &state)?;
+            enqueue(tx, component, state, event_id, Some(message), now, true)
+                .map(Some)
+                .map_err(e)
+        })
     }
 
     /// Cached remote id of a component on `backend`.
     pub fn remote_id(&self, backend: &str, component: &str) -> Result<Option<String>> {
-        let s: Option<Option<String>> = self
-            .conn
-            .query_row(
-                "SELECT remote_id FROM page WHERE backend = ?1 AND component = ?2",
-                params![backend, component],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(self.err())?;
-        Ok(s.flatten())
+        Ok(self.page_row(backend, component)?.1)
     }
 
     /// Cache (or, with None, forget) the remote id of a component on `backend`. Forgetting also
@@ -136,11 +136,27 @@ impl Spool {
                  ON CONFLICT (backend, component) DO UPDATE SET remote_id = excluded.remote_id",
                 params![backend, component, id],
             ),
-            None => self.conn.execute(
-                "UPDATE page SET remote_id = NULL, state = NULL, confirmed_at = NULL WHERE backend = ?1 AND component = ?2",
-                params![backend, component],
-            ),
+            None => self
+                .conn
+                .execute(
+                    "UPDATE page SET remote_id = NULL WHERE backend = ?1 AND component = ?2",
+                    params![backend, component],
+                )
+                .and_then(|_| forget_page_state(&self.conn, Some(backend), component)),
         };
         r.map(|_| ()).map_err(self.err())
     }
+}
+
+/// Forget what the page was last confirmed to show for `component` (on `backend`, or on every
+/// page): something may have changed it unseen. The one place a confirmation is dropped.
+pub(crate) fn forget_page_state(
+    conn: &rusqlite::Connection,
+    backend: Option<&str>,
+    component: &str,
+) -> rusqlite::Result<usize> {
+    conn.execute(
+        "UPDATE page SET state = NULL, confirmed_at = NULL WHERE component = ?1 AND (?2 IS NULL OR backend = ?2)",
+        params![component, backend],
+    )
 }

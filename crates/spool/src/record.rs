@@ -13,14 +13,10 @@ impl Spool {
     /// Record an event that could not be mapped or routed; it waits for `replay --rejected`.
     pub fn record_rejected(&mut self, ev: &NewEvent, error: &str) -> Result<i64> {
         let now = self.now();
-        let e = self.err();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&e)?;
-        let id = insert_event(&tx, ev, now, "rejected", Some(error)).map_err(&e)?;
-        tx.commit().map_err(&e)?;
-        Ok(id)
+        self.write(|tx, e| {
+            let id = insert_event(tx, ev, now, "rejected", Some(error)).map_err(&e)?;
+            Ok(id)
+        })
     }
 
     /// Record an event and apply its test changes, in one transaction. With `replay_of`, the
@@ -59,11 +55,8 @@ impl Spool {
         snapshot: Option<i64>,
     ) -> Result<Recorded> {
         let now = self.now();
-        let e = self.err();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&e)?;
+        let (path, file) = (self.path.clone(), self.file);
+        self.write(|tx, e| {
         let status = if applies.is_empty() {
             "info"
         } else {
@@ -78,11 +71,11 @@ impl Spool {
                 .map_err(&e)?;
                 old
             }
-            None => insert_event(&tx, ev, now, status, None).map_err(&e)?,
+            None => insert_event(tx, ev, now, status, None).map_err(&e)?,
         };
         let mut touched: Vec<&str> = Vec::new();
         for a in applies {
-            apply_test(&tx, a, event_id, now, snapshot).map_err(&e)?;
+            apply_test(tx, a, event_id, now, snapshot).map_err(&e)?;
             if !touched.contains(&a.component.as_str()) {
                 touched.push(&a.component);
             }
@@ -91,13 +84,13 @@ impl Spool {
         for comp in touched {
             let message = ev.description.as_deref();
             if let Some(c) =
-                refresh_desired(&tx, &self.path, self.file, comp, event_id, message, now)?
+                refresh_desired(tx, &path, file, comp, event_id, message, now)?
             {
                 changes.push(c);
             }
         }
-        tx.commit().map_err(&e)?;
         Ok(Recorded { event_id, changes })
+        })
     }
 
     /// The failing tests of a component, to say why it shows what it shows.
@@ -267,16 +260,31 @@ pub(crate) fn refresh_desired(
         params![component, worst.as_str(), event_id, now],
     )
     .map_err(e)?;
-    tx.execute(
-        "INSERT INTO outbox (component, state, event_id, message, created_at, queued_at, status, next_attempt_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5, 'pending', ?5)",
-        params![component, worst.as_str(), event_id, message, now],
-    )
-    .map_err(e)?;
+    let outbox_id =
+        enqueue(tx, component, worst, Some(event_id), message, now, false).map_err(e)?;
     Ok(Some(Change {
         component: component.to_string(),
         from: prev,
         to: worst,
-        outbox_id: tx.last_insert_rowid(),
+        outbox_id,
     }))
+}
+
+/// Queue a delivery of `state` for `component`, due now: the one place a delivery is made.
+/// `force` sends it even when the page already shows it (a page restored from backup, a repair).
+pub(crate) fn enqueue(
+    tx: &rusqlite::Connection,
+    component: &str,
+    state: State,
+    event_id: Option<i64>,
+    message: Option<&str>,
+    now: i64,
+    force: bool,
+) -> rusqlite::Result<i64> {
+    tx.execute(
+        "INSERT INTO outbox (component, state, event_id, message, created_at, queued_at, status, force, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, 'pending', ?6, ?5)",
+        params![component, state.as_str(), event_id, message, now, force],
+    )?;
+    Ok(tx.last_insert_rowid())
 }

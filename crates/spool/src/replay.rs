@@ -100,11 +100,7 @@ impl Spool {
     ) -> Result<Replayed> {
         let mut superseded = Vec::new();
         let now = self.now();
-        let e = self.err();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&e)?;
+        self.write(|tx, e| {
         let items: Vec<Item> = {
             let mut st = tx
                 .prepare(&format!(
@@ -160,11 +156,11 @@ impl Spool {
                 )
                 .map_err(&e)?;
             }
-            tx.commit().map_err(&e)?;
         }
         Ok(Replayed {
             due: chosen,
             superseded,
+        })
         })
     }
 
@@ -178,43 +174,42 @@ impl Spool {
         dry_run: bool,
     ) -> Result<Vec<(String, State)>> {
         let now = self.now();
-        let e = self.err();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&e)?;
-        let rows: Vec<(String, String, Option<i64>)> = {
-            let mut st = tx
-                .prepare(
-                    "SELECT component, state, event_id FROM desired WHERE (changed_at >= ?1
+        let path = self.path.clone();
+        self.write(|tx, e| {
+            let rows: Vec<(String, String, Option<i64>)> = {
+                let mut st = tx
+                    .prepare(
+                        "SELECT component, state, event_id FROM desired WHERE (changed_at >= ?1
                        OR component IN (SELECT component FROM outbox WHERE created_at >= ?1))
                        AND (?2 IS NULL OR component = ?2) ORDER BY component",
-                )
-                .map_err(&e)?;
-            let rows = st
-                .query_map(params![since_ms, component], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })
-                .map_err(&e)?;
-            rows.collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(&e)?
-        };
-        let mut out = Vec::new();
-        for (comp, state, event_id) in rows {
-            let st = parse_state(&self.path, &state)?;
-            if !dry_run {
-                tx.execute(
-                    "INSERT INTO outbox (component, state, event_id, message, created_at, queued_at, status, force, next_attempt_at)
-                     VALUES (?1, ?2, ?3, 'replayed from history', ?4, ?4, 'pending', 1, ?4)",
-                    params![comp, state, event_id, now],
-                )
-                .map_err(&e)?;
+                    )
+                    .map_err(&e)?;
+                let rows = st
+                    .query_map(params![since_ms, component], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .map_err(&e)?;
+                rows.collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(&e)?
+            };
+            let mut out = Vec::new();
+            for (comp, state, event_id) in rows {
+                let st = parse_state(&path, &state)?;
+                if !dry_run {
+                    enqueue(
+                        tx,
+                        &comp,
+                        st,
+                        event_id,
+                        Some("replayed from history"),
+                        now,
+                        true,
+                    )
+                    .map_err(&e)?;
+                }
+                out.push((comp, st));
             }
-            out.push((comp, st));
-        }
-        if !dry_run {
-            tx.commit().map_err(&e)?;
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 }

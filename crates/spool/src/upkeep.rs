@@ -39,12 +39,8 @@ impl Spool {
         batch: u32,
     ) -> Result<Pruned> {
         let cutoff = self.now() - max_age.as_millis() as i64;
-        let e = self.err();
         let started = std::time::Instant::now();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&e)?;
+        self.write(|tx, e| {
         let deliveries = tx
             .execute(
                 "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
@@ -76,12 +72,12 @@ impl Spool {
                 )
                 .map_err(&e)?;
         }
-        tx.commit().map_err(&e)?;
         Ok(Pruned {
             deliveries,
             events,
             more: deliveries == batch as usize || events == batch as usize,
             held: started.elapsed(),
+        })
         })
     }
 
