@@ -70,7 +70,7 @@ pub fn plan(config: &Config, raw: &RawEvent, component: Option<&str>) -> Planned
         return reject(event, CoreError::UnknownEvent(ev.event));
     };
     event.test = Some(class.test.clone());
-    event.effect = Some(class.effect.as_str().to_string());
+    event.effect = Some(class.effect);
     let targets = match component {
         Some(name) => match config.component(name) {
             Ok(c) => vec![c],
@@ -129,7 +129,7 @@ pub fn plan_manual(
         monit_date: None,
         raw: json!({ "event": { "component": component, "status": state.as_str(), "message": message, "source": source } }).to_string(),
         test: Some("manual".into()),
-        effect: Some(if state == State::Operational { "recover" } else { "fail" }.into()),
+        effect: Some(if state == State::Operational { Effect::Recover } else { Effect::Fail }),
     };
     let c = match config.component(component) {
         Ok(c) => c,
@@ -183,7 +183,7 @@ pub fn maintenance_apply(
         monit_date: None,
         raw: json!({ "maintenance": { "component": component, "on": on, "why": why } }).to_string(),
         test: Some("maintenance".into()),
-        effect: Some(if on { "fail" } else { "recover" }.into()),
+        effect: Some(if on { Effect::Fail } else { Effect::Recover }),
     };
     let apply = Apply {
         component: component.to_string(),
@@ -385,7 +385,7 @@ mod tests {
         )
         .unwrap();
         assert!(p.applies.is_empty());
-        assert_eq!(p.event.effect.as_deref(), Some("info"));
+        assert_eq!(p.event.effect, Some(Effect::Info));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use statusrelay_backend::ComponentRef;
 use statusrelay_core::config::BackendConfig;
 use statusrelay_core::time::{Clock, rfc3339};
 use statusrelay_core::{Config, RawEvent, State, duration};
-use statusrelay_spool::{Item, Spool};
+use statusrelay_spool::{DeliveryStatus, Item, Spool};
 
 use crate::AppError;
 use crate::flusher::build_backend;
@@ -42,7 +42,7 @@ fn item_json(i: &Item) -> Value {
     json!({
         "id": i.id, "component": i.component, "state": i.state, "status": i.status,
         "attempts": i.attempts, "created_at": rfc3339(i.created_at), "queued_at": rfc3339(i.queued_at),
-        "next_attempt_at": (i.status == "pending").then(|| rfc3339(i.next_attempt_at)),
+        "next_attempt_at": (i.status == DeliveryStatus::Pending).then(|| rfc3339(i.next_attempt_at)),
         "last_error": i.last_error, "forced": i.force, "held": i.held,
     })
 }
@@ -112,7 +112,7 @@ pub fn queue(config: &Config, json_out: bool, clock: Arc<dyn Clock>) -> Result<S
                 err
             );
         }
-        if items.iter().any(|i| i.status == "dead") {
+        if items.iter().any(|i| i.status == DeliveryStatus::Dead) {
             let _ = writeln!(
                 out,
                 "dead letters are kept until replayed: fix the cause, then `statusrelay replay --dead`"

@@ -96,7 +96,7 @@ impl Spool {
                     params![item.id, claim, now],
                 )
                 .map_err(&e)?;
-                item.status = "sending".into();
+                item.status = DeliveryStatus::Sending;
                 Some(Claimed {
                     item,
                     claim: claim.to_string(),
@@ -107,7 +107,7 @@ impl Spool {
         let superseded = superseded
             .into_iter()
             .map(|i| Item {
-                status: "superseded".into(),
+                status: DeliveryStatus::Superseded,
                 ..i
             })
             .collect();

@@ -10,7 +10,7 @@
 use rusqlite::{OptionalExtension, params};
 use statusrelay_core::State;
 
-use crate::{Result, Spool, parse_state};
+use crate::{IncidentStatus, Result, Spool, parse_state};
 
 /// An incident statusrelay opened (or is opening).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -18,7 +18,7 @@ pub struct Incident {
     pub id: i64,
     pub component: String,
     pub remote_id: Option<String>,
-    pub status: String,
+    pub status: IncidentStatus,
     pub name: String,
     pub state: State,
     pub intent_at: i64,
@@ -160,7 +160,12 @@ impl Spool {
     }
 
     /// Mark the incident resolving (before the request) or resolved (after).
-    pub fn incident_status(&mut self, id: i64, status: &str, note: Option<&str>) -> Result<()> {
+    pub fn incident_status(
+        &mut self,
+        id: i64,
+        status: IncidentStatus,
+        note: Option<&str>,
+    ) -> Result<()> {
         let now = self.now();
         self.exec1(
             "UPDATE incidents SET status = ?2, note = coalesce(?3, note),

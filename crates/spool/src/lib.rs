@@ -4,14 +4,22 @@
 //! Invariants:
 //! - WAL mode, `synchronous=FULL` (a commit survives power loss), a busy timeout: many handler
 //!   processes may write at once while the flusher reads and writes.
-//! - Every public operation is one transaction; writers take the lock up front (IMMEDIATE) so
-//!   two writers never deadlock upgrading a read lock.
+//! - Every public operation is one transaction; every write goes through `Spool::write`, which
+//!   takes the lock up front (IMMEDIATE, so two writers never deadlock upgrading a read lock),
+//!   maps SQLite's errors, and commits only when the whole operation succeeded.
+//! - Statuses are typed ([`DeliveryStatus`], [`IncidentStatus`], [`EventStatus`]); a word the
+//!   schema does not know is an error when read, never a silent mismatch.
 //! - Ordering is the spool's own sequence (`events.id`), never a timestamp: a test's state is
 //!   only changed by an event newer than the one that last changed it.
 //! - A delivery is claimed with a random token; finishing it with a token that no longer owns
 //!   the row is [`SpoolError::StaleClaim`], never a silent overwrite.
 //! - Nothing is deleted before it is finished: pruning only touches finished deliveries and
 //!   events no open delivery refers to.
+//!
+//! One file per operation: `open` (create, migrate, move a corrupt file aside), `record`
+//! (events, tests, desired state, and `enqueue`, the one place a delivery is queued), `deliver`
+//! (claim and finish), `page` (what the page was confirmed to show, ids, read-backs), `replay`,
+//! `upkeep` (heartbeat, pruning, stats), `incidents` (incidents and maintenance windows).
 
 pub mod heap;
 pub mod incidents;
@@ -176,6 +184,99 @@ impl SpoolError {
 
 type Result<T> = std::result::Result<T, SpoolError>;
 
+/// A closed set of words stored in a text column: typed in Rust, checked when read (a word
+/// the schema does not know is an error naming it), written as the word.
+macro_rules! word_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vm])* $v),+ }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$v => $s),+ }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl rusqlite::types::ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(self.as_str().into())
+            }
+        }
+
+        impl rusqlite::types::FromSql for $name {
+            fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                match v.as_str()? {
+                    $($s => Ok($name::$v),)+
+                    other => Err(rusqlite::types::FromSqlError::Other(
+                        format!("unknown {} {other:?}", stringify!($name)).into(),
+                    )),
+                }
+            }
+        }
+    };
+}
+
+word_enum! {
+    /// Where a delivery is (`outbox.status`).
+    DeliveryStatus {
+        /// Waiting to be sent (maybe held, maybe backing off).
+        Pending = "pending",
+        /// Claimed by the flusher, request in flight.
+        Sending = "sending",
+        /// The page confirmed it.
+        Done = "done",
+        /// A newer state of the component replaced it before it was sent.
+        Superseded = "superseded",
+        /// Not sent: the page already showed it.
+        Skipped = "skipped",
+        /// Given up, with the reason; `replay --dead` brings it back.
+        Dead = "dead",
+    }
+}
+
+word_enum! {
+    /// What became of a recorded event (`events.status`).
+    EventStatus {
+        /// It changed (or confirmed) the state of one or more tests.
+        Applied = "applied",
+        /// It changes no state (an informational event, or a mapping that ignores it).
+        Info = "info",
+        /// It could not be mapped or routed; `replay --rejected` applies it later.
+        Rejected = "rejected",
+        /// Applied later by `replay --rejected`, or moved into another spool.
+        Replayed = "replayed",
+    }
+}
+
+word_enum! {
+    /// Where an incident statusrelay opens is (`incidents.status`).
+    IncidentStatus {
+        /// The intent is committed; the request that opens it may or may not have reached the page.
+        Opening = "opening",
+        /// On the page, with its id.
+        Open = "open",
+        /// The request resolving it is under way.
+        Resolving = "resolving",
+        /// Resolved on the page.
+        Resolved = "resolved",
+        /// Gone from the page (deleted by a person) or never confirmed; nothing left to do.
+        Lost = "lost",
+    }
+}
+
 /// What a failing or recovering test means for one component.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TestChange {
@@ -208,7 +309,7 @@ pub struct NewEvent {
     pub monit_date: Option<String>,
     pub raw: String,
     pub test: Option<String>,
-    pub effect: Option<String>,
+    pub effect: Option<statusrelay_core::Effect>,
 }
 
 /// What recording an event did.
@@ -234,7 +335,7 @@ pub struct Item {
     pub id: i64,
     pub component: String,
     pub state: State,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: u32,
     pub created_at: i64,
     pub queued_at: i64,

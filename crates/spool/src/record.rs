@@ -14,7 +14,7 @@ impl Spool {
     pub fn record_rejected(&mut self, ev: &NewEvent, error: &str) -> Result<i64> {
         let now = self.now();
         self.write(|tx, e| {
-            let id = insert_event(tx, ev, now, "rejected", Some(error)).map_err(&e)?;
+            let id = insert_event(tx, ev, now, EventStatus::Rejected, Some(error)).map_err(&e)?;
             Ok(id)
         })
     }
@@ -58,15 +58,15 @@ impl Spool {
         let (path, file) = (self.path.clone(), self.file);
         self.write(|tx, e| {
         let status = if applies.is_empty() {
-            "info"
+            EventStatus::Info
         } else {
-            "applied"
+            EventStatus::Applied
         };
         let event_id = match replay_of {
             Some(old) => {
                 tx.execute(
                     "UPDATE events SET status = ?2, test = ?3, effect = ?4, error = NULL WHERE id = ?1",
-                    params![old, status, ev.test, ev.effect],
+                    params![old, status, ev.test, ev.effect.map(|x| x.as_str())],
                 )
                 .map_err(&e)?;
                 old
@@ -155,13 +155,13 @@ pub(crate) fn insert_event(
     tx: &rusqlite::Transaction<'_>,
     ev: &NewEvent,
     now: i64,
-    status: &str,
+    status: EventStatus,
     error: Option<&str>,
 ) -> rusqlite::Result<i64> {
     tx.execute(
         "INSERT INTO events (received_at, origin, host, service, event, description, monit_date, raw, test, effect, status, error)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        params![now, ev.origin, ev.host, ev.service, ev.event, ev.description, ev.monit_date, ev.raw, ev.test, ev.effect, status, error],
+        params![now, ev.origin, ev.host, ev.service, ev.event, ev.description, ev.monit_date, ev.raw, ev.test, ev.effect.map(|x| x.as_str()), status, error],
     )?;
     Ok(tx.last_insert_rowid())
 }

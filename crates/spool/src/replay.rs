@@ -68,15 +68,15 @@ impl Spool {
 
     /// Mark a rejected event as moved into another spool (`replay --rejected --from`).
     pub fn mark_moved(&mut self, id: i64, note: &str) -> Result<()> {
-        self.note_rejected(id, "replayed", note)
+        self.note_rejected(id, EventStatus::Replayed, note)
     }
 
     /// Update the error of a rejected event that still cannot be applied.
     pub fn set_rejected_error(&mut self, id: i64, error: &str) -> Result<()> {
-        self.note_rejected(id, "rejected", error)
+        self.note_rejected(id, EventStatus::Rejected, error)
     }
 
-    pub(crate) fn note_rejected(&mut self, id: i64, status: &str, note: &str) -> Result<()> {
+    pub(crate) fn note_rejected(&mut self, id: i64, status: EventStatus, note: &str) -> Result<()> {
         self.conn
             .execute(
                 "UPDATE events SET status = ?2, error = ?3 WHERE id = ?1 AND status = 'rejected'",
@@ -115,7 +115,7 @@ impl Spool {
             .into_iter()
             .filter(|i| {
                 if ids.is_empty() {
-                    i.status == "pending" || dead
+                    i.status == DeliveryStatus::Pending || dead
                 } else {
                     ids.contains(&i.id)
                 }
@@ -126,7 +126,7 @@ impl Spool {
         // (or will), and sending the old state again would show an outage that ended.
         let mut chosen_now = Vec::new();
         for i in chosen {
-            let newer = if i.status == "dead" {
+            let newer = if i.status == DeliveryStatus::Dead {
                 tx.query_row(
                     &format!(
                         "SELECT {ITEM_COLS} FROM outbox WHERE component = ?1 AND id > ?2 ORDER BY id DESC LIMIT 1"

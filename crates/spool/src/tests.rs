@@ -377,7 +377,7 @@ fn replay_revives_dead_items_with_a_fresh_budget() {
     assert_eq!(dry.len(), 1);
     assert_eq!(
         s.open_items().unwrap()[0].status,
-        "dead",
+        DeliveryStatus::Dead,
         "dry run changes nothing"
     );
     f.advance(5000);
@@ -516,7 +516,7 @@ fn one_unresolved_incident_per_component_is_enforced_by_the_schema() {
     let i = s
         .incident_intent("b", "db", "db: Major outage", State::MajorOutage)
         .unwrap();
-    assert_eq!(i.status, "opening");
+    assert_eq!(i.status, IncidentStatus::Opening);
     assert!(
         s.incident_intent("b", "db", "again", State::MajorOutage)
             .is_err(),
@@ -535,7 +535,8 @@ fn one_unresolved_incident_per_component_is_enforced_by_the_schema() {
             .as_deref(),
         Some("17")
     );
-    s.incident_status(i.id, "resolved", None).unwrap();
+    s.incident_status(i.id, IncidentStatus::Resolved, None)
+        .unwrap();
     assert!(s.open_incident("b", "db").unwrap().is_none());
     assert!(
         s.incident_intent("b", "db", "next outage", State::PartialOutage)
@@ -734,5 +735,24 @@ fn only_lock_contention_and_a_full_disk_are_temporary() {
             .hint()
             .unwrap()
             .contains("on a writable file system")
+    );
+}
+
+/// Issue 14, item 1: statuses are typed; a word the schema does not know is an error naming it.
+#[test]
+fn stored_words_are_typed_and_an_unknown_one_is_named() {
+    use rusqlite::types::{FromSql, ValueRef};
+    assert_eq!(
+        DeliveryStatus::column_result(ValueRef::Text(b"superseded")).unwrap(),
+        DeliveryStatus::Superseded
+    );
+    let e = IncidentStatus::column_result(ValueRef::Text(b"closed")).unwrap_err();
+    assert!(
+        e.to_string().contains("unknown IncidentStatus \"closed\""),
+        "{e}"
+    );
+    assert_eq!(
+        serde_json::to_string(&EventStatus::Rejected).unwrap(),
+        "\"rejected\""
     );
 }

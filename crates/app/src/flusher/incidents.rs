@@ -18,7 +18,7 @@ use statusrelay_backend::BackendError;
 use statusrelay_core::config::{DEFAULT_INCIDENT_MESSAGE, DEFAULT_INCIDENT_NAME};
 use statusrelay_core::time::rfc3339;
 use statusrelay_core::{State, duration, template};
-use statusrelay_spool::{Claimed, Incident, Item};
+use statusrelay_spool::{Claimed, Incident, IncidentStatus, Item};
 
 use super::Flusher;
 use crate::{AppError, info, warn};
@@ -69,7 +69,7 @@ impl Flusher<'_> {
         Ok(match (item.state, open) {
             (State::UnderMaintenance, _) => false,
             (State::Operational, open) => open.is_some(),
-            (state, Some(i)) => i.status != "open" || i.state != state,
+            (state, Some(i)) => i.status != IncidentStatus::Open || i.state != state,
             (_, None) => true,
         })
     }
@@ -155,7 +155,10 @@ impl Flusher<'_> {
         let mut open = self.spool.open_incident(&self.identity, &item.component)?;
 
         // An earlier attempt may have opened the incident without learning its id.
-        if let Some(i) = open.as_ref().filter(|i| i.status == "opening") {
+        if let Some(i) = open
+            .as_ref()
+            .filter(|i| i.status == IncidentStatus::Opening)
+        {
             match self.backend.open_incidents(&id) {
                 Err(e) => return Ok(Err(e)),
                 Ok(list) => match list
@@ -178,7 +181,7 @@ impl Flusher<'_> {
                     None if item.state == State::Operational => {
                         self.spool.incident_status(
                             i.id,
-                            "lost",
+                            IncidentStatus::Lost,
                             Some("never confirmed by the page; nothing to resolve"),
                         )?;
                     }
@@ -189,17 +192,19 @@ impl Flusher<'_> {
         }
 
         if item.state == State::Operational {
-            if let Some(i) = open.filter(|i| i.status != "opening") {
+            if let Some(i) = open.filter(|i| i.status != IncidentStatus::Opening) {
                 let vars = self.template_vars(item, Some(&i));
                 let msg = template::render(
                     "Resolved: {component} is operational again after {duration}.",
                     &vars,
                 );
-                self.spool.incident_status(i.id, "resolving", None)?;
+                self.spool
+                    .incident_status(i.id, IncidentStatus::Resolving, None)?;
                 let rid = i.remote_id.clone().unwrap_or_default();
                 match self.backend.resolve_incident(&rid, &id, &msg, notify) {
                     Ok(()) => {
-                        self.spool.incident_status(i.id, "resolved", None)?;
+                        self.spool
+                            .incident_status(i.id, IncidentStatus::Resolved, None)?;
                         info!(
                             "resolved incident #{rid} for {} after {}",
                             item.component, vars["duration"]
@@ -213,8 +218,11 @@ impl Flusher<'_> {
                             "incident #{rid} for {} was deleted on the page; recorded as lost",
                             item.component
                         );
-                        self.spool
-                            .incident_status(i.id, "lost", Some("deleted on the page"))?;
+                        self.spool.incident_status(
+                            i.id,
+                            IncidentStatus::Lost,
+                            Some("deleted on the page"),
+                        )?;
                     }
                     Err(e) => return Ok(Err(e)),
                 }
@@ -225,7 +233,9 @@ impl Flusher<'_> {
         let vars = self.template_vars(item, open.as_ref());
         let msg = template::render(&msg_t, &vars);
         match open {
-            Some(i) if i.status == "open" || i.status == "resolving" => {
+            Some(i)
+                if i.status == IncidentStatus::Open || i.status == IncidentStatus::Resolving =>
+            {
                 if i.state != item.state {
                     let rid = i.remote_id.clone().unwrap_or_default();
                     match self.backend.update_incident(&rid, &id, item.state, &msg) {
@@ -243,7 +253,7 @@ impl Flusher<'_> {
                             );
                             self.spool.incident_status(
                                 i.id,
-                                "lost",
+                                IncidentStatus::Lost,
                                 Some("deleted on the page"),
                             )?;
                         }
