@@ -10,8 +10,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use serde_json::json;
 use statusrelay_core::mapping::{self, Mapped, TESTS};
+use statusrelay_core::source::{EventSource, MaintenanceChange, ManualEvent};
 use statusrelay_core::time::Clock;
 use statusrelay_core::{Config, CoreError, Effect, RawEvent, State};
 use statusrelay_spool::{Apply, NewEvent, Spool, TestChange};
@@ -57,8 +57,10 @@ pub fn plan(config: &Config, raw: &RawEvent, component: Option<&str>) -> Planned
         event: raw.get("MONIT_EVENT").map(str::to_string),
         description: raw.env.get("MONIT_DESCRIPTION").cloned(),
         monit_date: raw.get("MONIT_DATE").map(str::to_string),
-        raw: serde_json::to_string(&json!({ "monit": raw, "component": component }))
-            .unwrap_or_default(),
+        raw: EventSource::Monit {
+            monit: raw.clone(),
+            component: component.map(str::to_string),
+        },
         test: None,
         effect: None,
     };
@@ -127,9 +129,20 @@ pub fn plan_manual(
         event: Some(format!("set {state}")),
         description: message.map(str::to_string),
         monit_date: None,
-        raw: json!({ "event": { "component": component, "status": state.as_str(), "message": message, "source": source } }).to_string(),
+        raw: EventSource::Manual {
+            event: ManualEvent {
+                component: component.to_string(),
+                status: state,
+                message: message.map(str::to_string),
+                source: source.to_string(),
+            },
+        },
         test: Some("manual".into()),
-        effect: Some(if state == State::Operational { Effect::Recover } else { Effect::Fail }),
+        effect: Some(if state == State::Operational {
+            Effect::Recover
+        } else {
+            Effect::Fail
+        }),
     };
     let c = match config.component(component) {
         Ok(c) => c,
@@ -181,7 +194,13 @@ pub fn maintenance_apply(
         ),
         description: Some(why.to_string()),
         monit_date: None,
-        raw: json!({ "maintenance": { "component": component, "on": on, "why": why } }).to_string(),
+        raw: EventSource::Maintenance {
+            maintenance: MaintenanceChange {
+                component: component.to_string(),
+                on,
+                why: why.to_string(),
+            },
+        },
         test: Some("maintenance".into()),
         effect: Some(if on { Effect::Fail } else { Effect::Recover }),
     };
@@ -398,7 +417,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(r.reason, CoreError::Unrouted { .. }));
-        assert!(r.event.raw.contains("nginx"));
+        assert!(r.event.raw.to_json().contains("nginx"));
         let r2 = plan(
             &c,
             &raw(&[("MONIT_SERVICE", "db"), ("MONIT_EVENT", "Gremlins")]),

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use statusrelay_backend::ComponentRef;
 use statusrelay_core::config::BackendConfig;
 use statusrelay_core::time::{Clock, rfc3339};
-use statusrelay_core::{Config, RawEvent, State, duration};
+use statusrelay_core::{Config, EventSource, State, duration};
 use statusrelay_spool::{DeliveryStatus, Item, Spool};
 
 use crate::AppError;
@@ -311,28 +311,18 @@ fn plan_rejected(
     config: &Config,
     r: &statusrelay_spool::RejectedEvent,
 ) -> Option<crate::handler::Planned> {
-    let raw: Value = serde_json::from_str(&r.raw).unwrap_or(Value::Null);
-    if let Some(m) = raw.get("monit") {
-        let rawev: RawEvent = serde_json::from_value(m.clone()).unwrap_or_default();
-        let comp = raw.get("component").and_then(Value::as_str);
-        Some(plan(config, &rawev, comp))
-    } else if let Some(e) = raw.get("event") {
-        let comp = e.get("component").and_then(Value::as_str).unwrap_or("");
-        let st = e
-            .get("status")
-            .and_then(Value::as_str)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(State::Unknown);
-        Some(plan_manual(
+    Some(match EventSource::parse(&r.raw)? {
+        EventSource::Monit { monit, component } => plan(config, &monit, component.as_deref()),
+        EventSource::Manual { event: e } => plan_manual(
             config,
-            comp,
-            st,
-            e.get("message").and_then(Value::as_str),
-            e.get("source").and_then(Value::as_str).unwrap_or("manual"),
-        ))
-    } else {
-        None
-    }
+            &e.component,
+            e.status,
+            e.message.as_deref(),
+            &e.source,
+        ),
+        // Neither is ever rejected: they name a component the config had when recorded.
+        EventSource::Maintenance { .. } | EventSource::Resync { .. } => return None,
+    })
 }
 
 fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {

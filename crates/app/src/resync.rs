@@ -13,9 +13,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use serde_json::json;
 use statusrelay_core::mapping::{self, Mapped};
 use statusrelay_core::monit_status::{self, MonitStatus};
+use statusrelay_core::source::{EventSource, MonitObservation};
 use statusrelay_core::time::Clock;
 use statusrelay_core::{Config, CoreError};
 use statusrelay_spool::{Apply, NewEvent, Spool, TestChange};
@@ -109,10 +109,24 @@ pub fn apply(
                 "Monit reports {} {:?} {}",
                 monit_status::type_name(svc.kind),
                 svc.name,
-                if failing.is_empty() { "passing".to_string() } else { format!("failing: {}", failing.iter().copied().collect::<Vec<_>>().join(", ")) }
+                if failing.is_empty() {
+                    "passing".to_string()
+                } else {
+                    format!(
+                        "failing: {}",
+                        failing.iter().copied().collect::<Vec<_>>().join(", ")
+                    )
+                }
             )),
             monit_date: None,
-            raw: json!({ "resync": { "service": svc.name, "type": svc.kind, "status": svc.status, "host": host } }).to_string(),
+            raw: EventSource::Resync {
+                resync: MonitObservation {
+                    service: svc.name.clone(),
+                    kind: svc.kind,
+                    status: svc.status,
+                    host: host.clone(),
+                },
+            },
             test: None,
             effect: None,
         };

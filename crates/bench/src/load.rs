@@ -125,10 +125,14 @@ pub fn flusher(bin: &Path, me: &Path, dir: &Path, components: usize, events: usi
             }
         };
         let ev = NewEvent {
-            origin: "bench".into(),
             service: Some(format!("svc-{}", i % components)),
-            raw: "{}".into(),
-            ..Default::default()
+            ..NewEvent::new(
+                "bench",
+                statusrelay_core::EventSource::Monit {
+                    monit: statusrelay_core::RawEvent::default(),
+                    component: None,
+                },
+            )
         };
         let apply = Apply {
             component: comp.clone(),

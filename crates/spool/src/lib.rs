@@ -299,7 +299,7 @@ pub struct Apply {
 }
 
 /// An event as it is recorded.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NewEvent {
     pub origin: String,
     pub host: Option<String>,
@@ -307,9 +307,27 @@ pub struct NewEvent {
     pub event: Option<String>,
     pub description: Option<String>,
     pub monit_date: Option<String>,
-    pub raw: String,
+    /// Where it came from, as it arrived (stored as its JSON).
+    pub raw: statusrelay_core::EventSource,
     pub test: Option<String>,
     pub effect: Option<statusrelay_core::Effect>,
+}
+
+impl NewEvent {
+    /// An event from `origin` with nothing known yet but its source.
+    pub fn new(origin: &str, raw: statusrelay_core::EventSource) -> NewEvent {
+        NewEvent {
+            origin: origin.to_string(),
+            host: None,
+            service: None,
+            event: None,
+            description: None,
+            monit_date: None,
+            raw,
+            test: None,
+            effect: None,
+        }
+    }
 }
 
 /// What recording an event did.

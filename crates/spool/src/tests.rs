@@ -42,10 +42,14 @@ impl Drop for Fixture {
 
 fn ev(service: &str) -> NewEvent {
     NewEvent {
-        origin: "monit".into(),
         service: Some(service.into()),
-        raw: "{}".into(),
-        ..Default::default()
+        ..NewEvent::new(
+            "monit",
+            statusrelay_core::EventSource::Monit {
+                monit: statusrelay_core::RawEvent::default(),
+                component: None,
+            },
+        )
     }
 }
 
