@@ -6,6 +6,8 @@ use statusrelay_backend::BackendError;
 use statusrelay_core::CoreError;
 use statusrelay_spool::SpoolError;
 
+use crate::{error, warn};
+
 pub const EX_OK: i32 = 0;
 /// `monit-config --check`: the directory does not match the config (as diff(1) exits 1).
 pub const EX_DIFFERS: i32 = 1;
@@ -103,5 +105,19 @@ fn core_code(e: &CoreError) -> i32 {
         EX_USAGE
     } else {
         EX_DATAERR
+    }
+}
+
+/// Print an error the way every command does.
+pub fn report(err: &AppError) {
+    if err.is_pending_only() {
+        warn!("{err}");
+    } else {
+        error!("{err}");
+    }
+    if let AppError::Spool(e) = err
+        && let Some(hint) = e.hint()
+    {
+        error!("hint: {hint}");
     }
 }

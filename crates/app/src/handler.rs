@@ -276,7 +276,7 @@ pub fn monit(
                 Err(r) => r.event,
             };
             let event_id = with_busy_retry(&*clock, || {
-                let mut spool = crate::open_spool(&spool_path, clock.clone())?;
+                let mut spool = crate::spooling::open_spool(&spool_path, clock.clone())?;
                 Ok(spool.record_rejected(&ev, &format!("config error: {reason}"))?)
             })?;
             return Err(AppError::RejectedByConfig {
@@ -288,7 +288,7 @@ pub fn monit(
     };
     // Planning is pure and cheap: each attempt plans again.
     with_busy_retry(&*clock, || {
-        let mut spool = crate::open_spool(&config.spool, clock.clone())?;
+        let mut spool = crate::spooling::open_spool(&config.spool, clock.clone())?;
         let planned = match plan(&config, &raw, component) {
             // The rejoined words name a configured component: that is what the line meant.
             Ok(p) if !stray.is_empty() => {
@@ -316,7 +316,7 @@ fn with_busy_retry<T>(
     mut op: impl FnMut() -> Result<T, AppError>,
 ) -> Result<T, AppError> {
     let deadline = std::time::Instant::now() + statusrelay_spool::BUSY_TIMEOUT;
-    crate::retry_corrupt(clock, || {
+    crate::spooling::retry_corrupt(clock, || {
         loop {
             match op() {
                 Err(AppError::Spool(e)) if e.is_busy() && std::time::Instant::now() < deadline => {
@@ -339,7 +339,7 @@ pub fn event(
     clock: Arc<dyn Clock>,
 ) -> Result<String, AppError> {
     with_busy_retry(&*clock, || {
-        let mut spool = crate::open_spool(&config.spool, clock.clone())?;
+        let mut spool = crate::spooling::open_spool(&config.spool, clock.clone())?;
         record(
             &mut spool,
             plan_manual(config, component, state, message, source),

@@ -152,7 +152,7 @@ pub fn run(config: &Config, spool: &mut Spool, dry_run: bool) -> Result<Vec<Diff
 
 /// `statusrelay resync [--dry-run]`.
 pub fn command(config: &Config, dry_run: bool, clock: Arc<dyn Clock>) -> Result<String, AppError> {
-    let mut spool = crate::open_spool(&config.spool, clock)?;
+    let mut spool = crate::spooling::open_spool(&config.spool, clock)?;
     let diffs = run(config, &mut spool, dry_run)?;
     if diffs.is_empty() {
         return Ok("in step with Monit: nothing to change\n".into());

@@ -136,7 +136,7 @@ pub fn flush(
     opts: FlushOptions,
 ) -> Result<FlushReport, AppError> {
     let lock = take_lock(config)?;
-    let spool = crate::open_spool(&config.spool, opts.clock.clone())?;
+    let spool = crate::spooling::open_spool(&config.spool, opts.clock.clone())?;
     let started = opts.clock.now_ms();
     let pid = std::process::id();
     let d = &config.delivery;

@@ -70,7 +70,7 @@ impl Run {
             f.config.spool.display()
         );
         self.lock = take_lock(f.config)?;
-        f.spool = crate::open_spool(&f.config.spool, opts.clock.clone())?;
+        f.spool = crate::spooling::open_spool(&f.config.spool, opts.clock.clone())?;
         self.reclaim = true;
         self.start(f)
     }

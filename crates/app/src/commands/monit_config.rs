@@ -17,6 +17,31 @@ use statusrelay_core::config::{CheckConfig, ConfigSource, DEFAULT_CONFIG_PATH};
 
 use crate::AppError;
 
+/// `statusrelay monit-config [--dir DIR [--check]]`: the text and the exit code (1 when
+/// `--check` finds the directory out of step, as diff(1) does).
+pub fn run(
+    a: &crate::cli::MonitConfigArgs,
+    config: Option<&Path>,
+) -> Result<(String, i32), AppError> {
+    let opts = Options {
+        bin: &a.bin,
+        flusher_unit: &a.flusher_unit,
+    };
+    let config = Config::load(config)?;
+    if a.check {
+        let dir = a.dir.as_deref().expect("clap requires --dir with --check");
+        let stale = differences(&config, dir, &opts)?;
+        if !stale.is_empty() {
+            return Ok((stale.join("\n") + "\n", crate::error::EX_DIFFERS));
+        }
+        return Ok(("in sync\n".to_string(), crate::error::EX_OK));
+    }
+    Ok((
+        command(&config, a.dir.as_deref(), &opts)?,
+        crate::error::EX_OK,
+    ))
+}
+
 /// Options of `monit-config`.
 pub struct Options<'a> {
     /// The statusrelay binary Monit should run.

@@ -14,6 +14,16 @@ use crate::AppError;
 use crate::cli::MaintenanceAction;
 use crate::handler::maintenance_apply;
 
+/// `statusrelay maintenance start|stop|list`.
+pub fn run(
+    a: &crate::cli::MaintenanceArgs,
+    config: Option<&std::path::Path>,
+    clock: Arc<dyn Clock>,
+) -> Result<String, AppError> {
+    let config = Config::load(config)?;
+    crate::spooling::retry_corrupt(&*clock, || command(&config, &a.action, clock.clone()))
+}
+
 /// The longest maintenance window `--for` accepts.
 pub const MAX_WINDOW: std::time::Duration = std::time::Duration::from_secs(366 * 86_400);
 
@@ -23,7 +33,7 @@ pub fn command(
     clock: Arc<dyn Clock>,
 ) -> Result<String, AppError> {
     let now = clock.now_ms();
-    let mut spool = crate::open_spool(&config.spool, clock)?;
+    let mut spool = crate::spooling::open_spool(&config.spool, clock)?;
     match action {
         MaintenanceAction::Start(a) => {
             let (component, d, reason, show) = (&a.component, &a.duration, &a.reason, &a.show);

@@ -1,0 +1,118 @@
+//! `statusrelay check [--online]`: the config is valid (file, line, key), what it means, what
+//! is probably not meant (warnings), and with `--online` that the page answers, every component
+//! exists and the token can write.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use statusrelay_backend::ComponentRef;
+use statusrelay_core::config::BackendConfig;
+use statusrelay_core::time::Clock;
+use statusrelay_core::{Config, duration};
+
+use crate::AppError;
+use crate::flusher::build_backend;
+
+/// `statusrelay check [--online]`.
+pub fn run(
+    a: &crate::cli::CheckArgs,
+    config: Option<&std::path::Path>,
+    clock: Arc<dyn Clock>,
+) -> Result<String, AppError> {
+    check(&Config::load(config)?, a.online, clock)
+}
+
+/// `statusrelay check`.
+pub fn check(config: &Config, online: bool, clock: Arc<dyn Clock>) -> Result<String, AppError> {
+    let mut out = String::new();
+    let src = config
+        .source
+        .as_ref()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    // Building the backend reads the token and the CA file and warns about weak transport,
+    // exactly as the flusher will; nothing goes on the network here.
+    let mut backend = build_backend(config, clock, None)?;
+    let _ = writeln!(out, "config OK: {src}");
+    let _ = writeln!(out, "  spool:   {}", config.spool.display());
+    let kind = config.backend.kind();
+    match (&config.backend, config.backend.remote()) {
+        (_, Some(r)) => {
+            let from = r
+                .token_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .or(r.token_env.as_ref().map(|v| format!("${v}")))
+                .unwrap_or_default();
+            let what = kind.label();
+            let page = r
+                .page_id
+                .as_ref()
+                .map(|p| format!(", page {p}"))
+                .unwrap_or_default();
+            let pace = r.min_interval_for(kind);
+            let pace = if pace.is_zero() {
+                String::new()
+            } else {
+                format!(", one request per {}", duration::format(pace))
+            };
+            let _ = writeln!(
+                out,
+                "  backend: {what} at {}{page} (token from {from}, timeout {}{pace})",
+                r.url_for(kind),
+                duration::format(r.timeout),
+            );
+            if let Some(ca) = &r.ca_file {
+                let _ = writeln!(out, "  trusted CA: {}", ca.display());
+            }
+        }
+        (BackendConfig::Html { dir, .. }, None) => {
+            let _ = writeln!(out, "  backend: static page in {}", dir.display());
+        }
+        _ => {}
+    }
+    if config.components.is_empty() {
+        let _ = writeln!(
+            out,
+            "  components: none configured; each Monit service becomes its own component"
+        );
+    }
+    for c in &config.components {
+        let svc: Vec<&str> = c.services.iter().map(|g| g.as_str()).collect();
+        let feeds = if svc.is_empty() {
+            c.name.clone()
+        } else {
+            svc.join(", ")
+        };
+        let id =
+            c.id.as_ref()
+                .map(|i| format!(" (id {i})"))
+                .unwrap_or_default();
+        let _ = writeln!(out, "  component {:?}{id} <- {feeds}", c.name);
+    }
+    for w in config.warnings() {
+        crate::warn!("{w}");
+        let _ = writeln!(out, "  warning: {w}");
+    }
+    if online {
+        let comps: Vec<ComponentRef> = config
+            .components
+            .iter()
+            .map(|c| ComponentRef {
+                name: c.name.clone(),
+                id: c.id.clone(),
+                container: c.container.clone(),
+            })
+            .collect();
+        let lines = backend.check(&comps);
+        let failed = lines.iter().filter(|l| !l.ok).count();
+        for l in &lines {
+            let _ = writeln!(out, "  [{}] {}", if l.ok { "ok" } else { "FAIL" }, l.what);
+        }
+        if failed > 0 {
+            print!("{out}");
+            return Err(AppError::CheckFailed(failed));
+        }
+    }
+    Ok(out)
+}

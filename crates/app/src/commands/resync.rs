@@ -1,0 +1,23 @@
+//! `statusrelay resync [--dry-run]`: read Monit's own status and record every real difference
+//! (the work is `crate::resync`, which the flusher runs too).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use statusrelay_core::Config;
+use statusrelay_core::time::Clock;
+
+use crate::cli::ResyncArgs;
+use crate::spooling::retry_corrupt;
+use crate::{AppError, resync};
+
+pub fn run(
+    a: &ResyncArgs,
+    config: Option<&Path>,
+    clock: Arc<dyn Clock>,
+) -> Result<String, AppError> {
+    let config = Config::load(config)?;
+    retry_corrupt(&*clock, || {
+        resync::command(&config, a.dry_run, clock.clone())
+    })
+}

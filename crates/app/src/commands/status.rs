@@ -1,0 +1,159 @@
+//! `statusrelay status`: counts, flusher liveness, last delivery and error, and per component
+//! the desired state, what the page was confirmed to show and the failing tests behind it.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use serde_json::json;
+use statusrelay_core::time::{Clock, rfc3339};
+use statusrelay_core::{Config, State};
+
+use super::view::{LIVE_WITHIN_MS, open_existing, rel};
+use crate::AppError;
+use crate::flusher::build_backend;
+
+/// `statusrelay status [--json]`.
+pub fn run(
+    a: &crate::cli::StatusArgs,
+    config: Option<&std::path::Path>,
+    clock: Arc<dyn Clock>,
+) -> Result<String, AppError> {
+    let config = Config::load(config)?;
+    crate::spooling::retry_corrupt(&*clock, || status(&config, a.json, clock.clone()))
+}
+
+/// `statusrelay status`.
+pub fn status(config: &Config, json_out: bool, clock: Arc<dyn Clock>) -> Result<String, AppError> {
+    let now = clock.now_ms();
+    let Some(spool) = open_existing(config, clock)? else {
+        return Ok(if json_out {
+            json!({"spool": config.spool, "exists": false}).to_string() + "\n"
+        } else {
+            format!(
+                "no spool at {} yet: nothing recorded\n",
+                config.spool.display()
+            )
+        });
+    };
+    let s = spool.stats()?;
+    let alive = s.flusher_pid.is_some()
+        && s.flusher_heartbeat_at
+            .is_some_and(|t| now - t < LIVE_WITHIN_MS);
+    let backend = build_backend(config, Arc::new(statusrelay_core::time::SystemClock), None)
+        .map(|b| b.identity())
+        .ok();
+    let comps: Vec<(String, State, Option<State>, i64)> = spool
+        .desired()?
+        .into_iter()
+        .map(|(c, st, t)| {
+            let page = backend
+                .as_deref()
+                .and_then(|b| spool.page_state(b, &c).ok().flatten());
+            (c, st, page, t)
+        })
+        .collect();
+    if json_out {
+        return Ok(json!({
+            "spool": config.spool, "events": s.events, "rejected_events": s.rejected_events,
+            "pending": s.pending, "held": s.held, "in_flight": s.sending, "dead": s.dead,
+            "oldest_pending_age_seconds": s.oldest_pending_at.map(|t| (now - t) / 1000),
+            "flusher": {"alive": alive, "pid": s.flusher_pid, "heartbeat_at": s.flusher_heartbeat_at.map(rfc3339)},
+            "last_success_at": s.last_success_at.map(rfc3339),
+            "last_error": s.last_error, "last_error_at": s.last_error_at.map(rfc3339),
+            "components": comps.iter().map(|(c, st, page, t)| json!({"name": c, "desired": st, "page": page, "changed_at": rfc3339(*t)})).collect::<Vec<_>>(),
+        })
+        .to_string()
+            + "\n");
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "spool:     {} ({} events, {} rejected)",
+        config.spool.display(),
+        s.events,
+        s.rejected_events
+    );
+    let _ = writeln!(
+        out,
+        "flusher:   {}",
+        match (alive, s.flusher_heartbeat_at) {
+            (true, _) => format!(
+                "running (pid {}, heartbeat {})",
+                s.flusher_pid.unwrap_or(0),
+                rel(now, s.flusher_heartbeat_at.unwrap_or(now))
+            ),
+            (false, Some(t)) => format!("NOT RUNNING (last seen {})", rel(now, t)),
+            (false, None) => "never ran on this spool".into(),
+        }
+    );
+    let oldest = s
+        .oldest_pending_at
+        .map(|t| format!(", oldest queued {}", rel(now, t)))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "queue:     {} pending, {} in flight, {} dead{oldest}",
+        s.pending, s.sending, s.dead
+    );
+    let _ = writeln!(
+        out,
+        "delivered: {}",
+        s.last_success_at
+            .map(|t| format!("last {}", rel(now, t)))
+            .unwrap_or_else(|| "never".into())
+    );
+    if let (Some(e), Some(t)) = (&s.last_error, s.last_error_at) {
+        let _ = writeln!(out, "error:     {} ({})", e, rel(now, t));
+    }
+    if !comps.is_empty() {
+        let _ = writeln!(out, "components:");
+        for (c, st, page, t) in &comps {
+            let page = match page {
+                Some(p) if p == st => "shown on the page".to_string(),
+                Some(p) => format!("page shows {p}"),
+                None => "not confirmed on the page yet".to_string(),
+            };
+            let _ = writeln!(out, "  {c}: {st} since {} ({page})", rel(now, *t));
+            for f in spool.failing_tests(c)? {
+                let _ = writeln!(
+                    out,
+                    "    {} on {}: {} failing since {} -> {}",
+                    f.service,
+                    f.host,
+                    f.test,
+                    rel(now, f.since),
+                    f.state
+                );
+            }
+            if let Some(b) = backend.as_deref()
+                && let Some(i) = spool.open_incident(b, c)?
+            {
+                let id = i
+                    .remote_id
+                    .as_deref()
+                    .map(|r| format!("#{r}"))
+                    .unwrap_or_else(|| "(being opened)".into());
+                let _ = writeln!(
+                    out,
+                    "    incident {id} {:?} {} since {}",
+                    i.name,
+                    i.status,
+                    rel(now, i.opened_at.unwrap_or(i.intent_at))
+                );
+            }
+            if let Some(w) = spool.maintenance_active(c)? {
+                let why = w
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "    maintenance until {}{why}: updates are held",
+                    rfc3339(w.ends_at)
+                );
+            }
+        }
+    }
+    Ok(out)
+}
