@@ -1,4 +1,4 @@
-//! Cachet 2.x (`/api/v1`), per the contract in shared/specs/status-page-apis.md §1.
+//! Cachet 2.x (`/api/v1`), per the contract in docs/status-page-apis.md (Cachet 2.x).
 //!
 //! Invariants:
 //! - Writes carry `X-Cachet-Token`; every request sends `Accept: application/json` (else 406).

@@ -1,4 +1,4 @@
-//! Cachet 3.x (cachethq/core), per the contract in shared/specs/status-page-apis.md §2.
+//! Cachet 3.x (cachethq/core), per the contract in docs/status-page-apis.md (Cachet 3.x).
 //!
 //! Invariants:
 //! - Requests go to `{url}{api_prefix}` (default `/status/api`) with `Authorization: Bearer`.

@@ -1,4 +1,4 @@
-//! status.io (API v2), per the contract in shared/specs/status-page-apis.md §4.
+//! status.io (API v2), per the contract in docs/status-page-apis.md (status.io).
 //!
 //! Invariants:
 //! - Every request carries `x-api-id` and `x-api-key`; bodies are JSON.

@@ -1,4 +1,4 @@
-//! Atlassian Statuspage (API v1), per the contract in shared/specs/status-page-apis.md §3.
+//! Atlassian Statuspage (API v1), per the contract in docs/status-page-apis.md (Atlassian Statuspage).
 //!
 //! Invariants:
 //! - Every request carries `Authorization: OAuth <key>` and goes to `{url}/pages/{page_id}`.

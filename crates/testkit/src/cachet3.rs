@@ -1,4 +1,4 @@
-//! A strict fake Cachet 3.x API (cachethq/core; shared/specs/status-page-apis.md §2) on loopback.
+//! A strict fake Cachet 3.x API (cachethq/core; docs/status-page-apis.md, Cachet 3.x) on loopback.
 //!
 //! Strict where the real server is: writes need `Authorization: Bearer` (401) with the right
 //! ability (403); a request that does not accept JSON gets Laravel's redirect instead of a 422;

@@ -1,4 +1,4 @@
-//! A strict fake status.io API v2 (shared/specs/status-page-apis.md §4) on loopback.
+//! A strict fake status.io API v2 (docs/status-page-apis.md, status.io) on loopback.
 //!
 //! Strict where the real service is: x-api-id and x-api-key on every call; the envelope
 //! `{"status":{"error","message"},"result"}`; errors as HTTP 200 with `error: "yes"`; status

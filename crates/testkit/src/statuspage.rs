@@ -1,4 +1,4 @@
-//! A strict fake Atlassian Statuspage API v1 (shared/specs/status-page-apis.md §3) on loopback.
+//! A strict fake Atlassian Statuspage API v1 (docs/status-page-apis.md, Atlassian Statuspage) on loopback.
 //!
 //! Strict where the real service is: `Authorization: OAuth <key>`, about one request per second
 //! per key (a request sooner than `min_gap` after the previous one gets 429 + Retry-After), the
