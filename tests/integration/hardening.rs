@@ -18,11 +18,7 @@ fn words_monit_split_off_a_component_name_lose_nothing() {
         &["--component", "db", "cluster"],
     );
     assert_code(&r, 0);
-    assert!(
-        r.stderr.contains("regenerate the exec lines"),
-        "{}",
-        r.stderr
-    );
+    assert_contains(&r.stderr, "regenerate the exec lines");
     assert_eq!(
         count(
             &sb,
@@ -38,7 +34,7 @@ fn words_monit_split_off_a_component_name_lose_nothing() {
         &["--component", "db", "clusters"],
     );
     assert_code(&r, 64);
-    assert!(r.stderr.contains("unexpected arguments"), "{}", r.stderr);
+    assert_contains(&r.stderr, "unexpected arguments");
     assert_eq!(
         count(&sb, "SELECT count(*) FROM events WHERE status = 'rejected'"),
         1
@@ -69,7 +65,7 @@ fn monit_config_refuses_paths_monit_would_split() {
     );
     let r = sb.run(&["monit-config", "--bin", "/opt/my tools/statusrelay"]);
     assert_code(&r, 64);
-    assert!(r.stderr.contains("without spaces"), "{}", r.stderr);
+    assert_contains(&r.stderr, "without spaces");
     std::fs::create_dir(sb.path("my dir")).unwrap();
     std::fs::copy(sb.path("config.toml"), sb.path("my dir/config.toml")).unwrap();
     let r: Run = sb
@@ -82,7 +78,7 @@ fn monit_config_refuses_paths_monit_would_split() {
         .unwrap()
         .into();
     assert_code(&r, 64);
-    assert!(r.stderr.contains("config path"), "{}", r.stderr);
+    assert_contains(&r.stderr, "config path");
 }
 
 /// Damage the root page of every table and index (not the header, not the schema, so opening
@@ -232,11 +228,7 @@ fn the_flusher_notices_its_spool_was_replaced_and_reopens_it() {
     // The lock moved with the spool: a second flusher is refused.
     let r = sb.run(&["flush", "--once"]);
     assert_code(&r, 75);
-    assert!(
-        r.stderr.contains("another `statusrelay flush` is running"),
-        "{}",
-        r.stderr
-    );
+    assert_contains(&r.stderr, "another `statusrelay flush` is running");
     let (code, _, log) = flusher.stop();
     assert_eq!(code, 0, "{log}");
 }
@@ -271,15 +263,11 @@ fn events_kept_during_a_config_syntax_error_are_found_by_the_advised_command() {
     );
     assert_code(&monit(&sb, &ok("mysql-2")), 0);
     let plain = sb.run(&["replay", "--rejected"]);
-    assert!(
-        plain.stdout.contains("nothing to replay"),
-        "{}",
-        plain.stdout
-    );
+    assert_contains(&plain.stdout, "nothing to replay");
     let args: Vec<&str> = hint.split_whitespace().skip(1).collect();
     let r = sb.run(&args);
     assert_code(&r, 0);
-    assert!(r.stdout.contains("moved to"), "{}", r.stdout);
+    assert_contains(&r.stdout, "moved to");
     assert_eq!(
         count(
             &sb,
@@ -306,11 +294,7 @@ fn events_kept_during_a_config_syntax_error_are_found_by_the_advised_command() {
     assert_eq!(left, 0, "moved events are marked in the old spool");
     // Twice is harmless.
     let again = sb.run(&args);
-    assert!(
-        again.stdout.contains("nothing to replay"),
-        "{}",
-        again.stdout
-    );
+    assert_contains(&again.stdout, "nothing to replay");
 }
 
 /// Item 7: a bad token dead-letters major_outage; the token is fixed; the recovery is
@@ -323,7 +307,7 @@ fn replay_dead_never_sends_a_state_the_page_has_moved_past() {
     sb.write("token", "wrong-token\n");
     assert_code(&monit(&sb, &fail("mysql")), 0);
     let r = sb.run(&["flush", "--once"]);
-    assert!(r.stderr.contains("dead-lettered"), "{}", r.stderr);
+    assert_contains(&r.stderr, "dead-lettered");
     assert_eq!(
         count(&sb, "SELECT count(*) FROM outbox WHERE status = 'dead'"),
         1
@@ -334,7 +318,7 @@ fn replay_dead_never_sends_a_state_the_page_has_moved_past() {
     assert_eq!(fake.puts(), [(2, 1)]);
     let r = sb.run(&["replay", "--dead"]);
     assert_code(&r, 0);
-    assert!(r.stdout.contains("superseded by delivery"), "{}", r.stdout);
+    assert_contains(&r.stdout, "superseded by delivery");
     let r = sb.run(&["flush", "--once"]);
     assert_code(&r, 0);
     assert!(r.stdout.starts_with("0 sent"), "{}", r.stdout);
@@ -347,7 +331,7 @@ fn replay_dead_never_sends_a_state_the_page_has_moved_past() {
         .unwrap();
     let r = sb.run(&["replay", &id.to_string()]);
     assert_code(&r, 0);
-    assert!(r.stdout.contains("not sent"), "{}", r.stdout);
+    assert_contains(&r.stdout, "not sent");
 }
 
 /// A sandbox against `fake` with a 1 s client timeout and reads back after 4 s.
@@ -731,7 +715,7 @@ fn a_fifo_at_the_config_path_is_refused_not_waited_on() {
         let r: Run = child.wait_with_output().unwrap().into();
         assert!(done, "{args:?} hung on the FIFO");
         assert_code(&r, 78);
-        assert!(r.stderr.contains("a FIFO"), "{}", r.stderr);
+        assert_contains(&r.stderr, "a FIFO");
     }
 }
 
@@ -788,11 +772,7 @@ fn a_spool_that_cannot_be_written_is_74_not_retry_later() {
     std::fs::create_dir(sb.path("spool.db")).unwrap();
     let r = monit(&sb, &fail("mysql"));
     assert_code(&r, 74);
-    assert!(
-        r.stderr.contains("the spool path must be a file"),
-        "{}",
-        r.stderr
-    );
+    assert_contains(&r.stderr, "the spool path must be a file");
     std::fs::remove_dir(sb.path("spool.db")).unwrap();
     // A read-only file system, in a mount namespace of the test's own (root only).
     if !is_root() {
@@ -819,11 +799,7 @@ fn a_spool_that_cannot_be_written_is_74_not_retry_later() {
         .unwrap()
         .into();
     assert_code(&r, 74);
-    assert!(
-        r.stderr.contains("on a writable file system"),
-        "{}",
-        r.stderr
-    );
+    assert_contains(&r.stderr, "on a writable file system");
 }
 
 /// Item 15: a spool written by a newer statusrelay (after a downgrade) is 78, now documented,
@@ -892,7 +868,7 @@ fn check_refuses_or_warns_about_what_was_accepted_silently() {
     cachet.write("token", &format!("\u{feff}{TOKEN}\n"));
     let r = cachet.run(&["check"]);
     assert_code(&r, 78);
-    assert!(r.stderr.contains("byte-order mark"), "{}", r.stderr);
+    assert_contains(&r.stderr, "byte-order mark");
     cachet.write("token", &format!("{TOKEN}\n"));
     // A 403 is a refused token, not an unreachable page.
     fake.push_faults([Fault::Status(403)]);
@@ -943,7 +919,7 @@ fn check_refuses_or_warns_about_what_was_accepted_silently() {
         "106751992d",
     ]);
     assert_code(&r, 64);
-    assert!(r.stderr.contains("at most 366 days"), "{}", r.stderr);
+    assert_contains(&r.stderr, "at most 366 days");
     // Monit that does not answer: a timeout, said as one.
     let (port, _) = silent_server();
     sb.write(

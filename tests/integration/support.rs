@@ -202,3 +202,8 @@ pub fn is_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+/// `text` contains `needle`; the failure shows the whole text.
+pub fn assert_contains(text: &str, needle: &str) {
+    assert!(text.contains(needle), "{needle:?} not in:\n{text}");
+}

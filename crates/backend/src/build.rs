@@ -6,14 +6,14 @@
 //! - Every API client is paced, trusts only the configured CA when there is one, and, given a
 //!   shutdown flag, abandons pacing and requests in flight when it is set.
 //! - What is weak about how the page is reached (plain http to another host, a token file
-//!   others can read) comes back as warnings for the caller to log.
+//!   others can read) is handed to the caller's `warn`, to log.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use statusrelay_core::Config;
-use statusrelay_core::config::BackendConfig;
+use statusrelay_core::config::{BackendConfig, BackendKind};
 use statusrelay_core::time::Clock;
 
 use crate::cachet::Cachet;
@@ -24,18 +24,13 @@ use crate::statusio::Statusio;
 use crate::statuspage::Statuspage;
 use crate::{Backend, BackendError, read_token};
 
-/// A backend and what to warn the operator about.
-pub struct Built {
-    pub backend: Box<dyn Backend>,
-    pub warnings: Vec<String>,
-}
-
-/// Build the backend `config` names.
+/// Build the backend `config` names; what is weak about how it is reached goes to `warn`.
 pub fn from_config(
     config: &Config,
     clock: Arc<dyn Clock>,
     shutdown: Option<Arc<AtomicBool>>,
-) -> Result<Built, BackendError> {
+    warn: &mut dyn FnMut(String),
+) -> Result<Box<dyn Backend>, BackendError> {
     let kind = config.backend.kind();
     let r = match &config.backend {
         BackendConfig::Html {
@@ -52,21 +47,17 @@ pub fn from_config(
                     components: g.components.clone(),
                 })
                 .collect();
-            return Ok(Built {
-                backend: Box::new(
-                    Html::new(dir, title, names, clock).with_layout(groups, *history_days),
-                ),
-                warnings: Vec::new(),
-            });
+            return Ok(Box::new(
+                Html::new(dir, title, names, clock).with_layout(groups, *history_days),
+            ));
         }
-        BackendConfig::Cachet(r)
-        | BackendConfig::Cachet3(r)
-        | BackendConfig::Statuspage(r)
-        | BackendConfig::Statusio(r) => r,
+        BackendConfig::Api { remote, .. } => remote,
     };
     let url = r.url_for(kind);
     let token = read_token(r.token_file.as_deref(), r.token_env.as_deref())?;
-    let warnings = transport_warnings(&url, r.token_file.as_deref());
+    for w in transport_warnings(&url, r.token_file.as_deref()) {
+        warn(w);
+    }
     let pem = r
         .ca_file
         .as_ref()
@@ -82,21 +73,20 @@ pub fn from_config(
         shutdown,
     };
     let page = r.page_id.as_deref().unwrap_or_default();
-    let backend: Box<dyn Backend> = match &config.backend {
-        BackendConfig::Cachet(_) => {
+    // The one place that knows which file implements which kind.
+    let backend: Box<dyn Backend> = match kind {
+        BackendKind::Cachet => {
             http.wrap(Cachet::new(&url, token, r.timeout).with_version(r.version))?
         }
-        BackendConfig::Cachet3(_) => {
-            http.wrap(Cachet3::new(&url, &r.api_prefix(), token, r.timeout))?
-        }
-        BackendConfig::Statuspage(_) => http.wrap(Statuspage::new(&url, page, token, r.timeout))?,
-        BackendConfig::Statusio(_) => {
+        BackendKind::Cachet3 => http.wrap(Cachet3::new(&url, &r.api_prefix(), token, r.timeout))?,
+        BackendKind::Statuspage => http.wrap(Statuspage::new(&url, page, token, r.timeout))?,
+        BackendKind::Statusio => {
             let api_id = r.api_id.as_deref().unwrap_or_default();
             http.wrap(Statusio::new(&url, page, api_id, token, r.timeout))?
         }
-        BackendConfig::Html { .. } => unreachable!("built above"),
+        BackendKind::Html => unreachable!("built above"),
     };
-    Ok(Built { backend, warnings })
+    Ok(backend)
 }
 
 /// What every API client gets: pacing, the trusted CA, the shutdown flag.

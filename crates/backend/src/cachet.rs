@@ -80,16 +80,6 @@ impl Cachet {
         }
     }
 
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        query: &[(&str, &str)],
-        body: Option<Value>,
-    ) -> Result<Value, BackendError> {
-        self.api.call(method, path, query, body)
-    }
-
     /// Pin the API version; `Auto` asks `/api/v1/version` on first need.
     pub fn with_version(mut self, version: CachetVersion) -> Cachet {
         self.is_23 = match version {
@@ -105,7 +95,7 @@ impl Cachet {
         if let Some(v) = self.is_23 {
             return Ok(v);
         }
-        let v = self.call("GET", "/version", &[], None)?;
+        let v = self.api.call("GET", "/version", &[], None)?;
         let version = v
             .get("data")
             .and_then(Value::as_str)
@@ -130,7 +120,8 @@ impl Cachet {
             "status": status, "message": message, "visible": 1, "stickied": 0, "notify": notify,
             "component_id": remote_id, "component_status": status_code(state),
         });
-        self.call("PUT", &format!("/incidents/{incident}"), &[], Some(body))
+        self.api
+            .call("PUT", &format!("/incidents/{incident}"), &[], Some(body))
             .map(|_| ())
     }
 
@@ -139,14 +130,17 @@ impl Cachet {
     /// fail loudly rather than pass for a deleted incident.
     fn post_update(&self, incident: &str, status: u8, message: &str) -> Result<(), BackendError> {
         let body = json!({ "status": status, "message": message });
-        match self.call(
+        match self.api.call(
             "POST",
             &format!("/incidents/{incident}/updates"),
             &[],
             Some(body),
         ) {
             Err(e) if e.is_not_found() => {
-                match self.call("GET", &format!("/incidents/{incident}"), &[], None) {
+                match self
+                    .api
+                    .call("GET", &format!("/incidents/{incident}"), &[], None)
+                {
                     Ok(_) => Err(BackendError::Protocol(format!(
                         "incident #{incident} exists but POST /incidents/{incident}/updates is 404: is this Cachet 2.3? set [backend] version = \"2.3\""
                     ))),
@@ -158,7 +152,9 @@ impl Cachet {
     }
 
     fn current_status(&self, id: &str) -> Result<i64, BackendError> {
-        let v = self.call("GET", &format!("/components/{id}"), &[], None)?;
+        let v = self
+            .api
+            .call("GET", &format!("/components/{id}"), &[], None)?;
         v.pointer("/data/status")
             .and_then(Value::as_i64)
             .ok_or_else(|| BackendError::Protocol(format!("GET /components/{id}: no data.status")))
@@ -180,7 +176,7 @@ impl Backend for Cachet {
         if let Some(id) = &component.id {
             return Ok(id.clone());
         }
-        let v = self.call(
+        let v = self.api.call(
             "GET",
             "/components",
             &[("name", component.name.as_str())],
@@ -207,7 +203,7 @@ impl Backend for Cachet {
         _message: Option<&str>,
     ) -> Result<State, BackendError> {
         let code = status_code(state);
-        let v = self.call(
+        let v = self.api.call(
             "PUT",
             &format!("/components/{remote_id}"),
             &[],
@@ -258,7 +254,7 @@ impl Backend for Cachet {
             "name": name, "message": message, "status": INVESTIGATING, "visible": 1, "stickied": 0,
             "notify": notify, "component_id": remote_id, "component_status": status_code(state),
         });
-        let v = self.call("POST", "/incidents", &[], Some(body))?;
+        let v = self.api.call("POST", "/incidents", &[], Some(body))?;
         v.pointer("/data/id")
             .and_then(Value::as_i64)
             .map(|id| id.to_string())
@@ -269,7 +265,7 @@ impl Backend for Cachet {
 
     fn open_incidents(&mut self, remote_id: &str) -> Result<Vec<PageIncident>, BackendError> {
         // A filter without `page`, as for components; newest first.
-        let v = self.call(
+        let v = self.api.call(
             "GET",
             "/incidents",
             &[
@@ -344,7 +340,7 @@ impl Backend for Cachet {
         let mut out = Vec::new();
         for page in 1..=10 {
             let p = page.to_string();
-            let v = self.call(
+            let v = self.api.call(
                 "GET",
                 "/schedules",
                 &[("per_page", "100"), ("page", &p)],
@@ -377,7 +373,7 @@ impl Backend for Cachet {
     fn check(&mut self, components: &[ComponentRef]) -> Vec<CheckLine> {
         let mut out = Vec::new();
         let mut line = |ok: bool, what: String| out.push(CheckLine { ok, what });
-        match self.call("GET", "/ping", &[], None) {
+        match self.api.call("GET", "/ping", &[], None) {
             Ok(v) if v.get("data").and_then(Value::as_str) == Some("Pong!") => {
                 line(true, format!("{} answers /api/v1/ping", self.base))
             }

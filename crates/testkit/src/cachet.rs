@@ -244,10 +244,9 @@ impl CachetApi {
     }
 
     /// `/ping` and `/version`.
-    fn meta(&mut self, c: &Call<'_>) -> (u16, String) {
-        let Call { method, rest, .. } = *c;
+    fn meta(&mut self, call: &Call<'_>) -> (u16, String) {
         let s = self;
-        match (method, rest) {
+        match (call.method, call.rest) {
             ("GET", "/ping") => (200, json!({"data": "Pong!"}).to_string()),
             ("GET", "/version") => (
                 200,
@@ -259,20 +258,12 @@ impl CachetApi {
     }
 
     /// `/components`: guests see enabled components only; writes need the token.
-    fn components(&mut self, c: &Call<'_>) -> (u16, String) {
-        let Call {
-            method,
-            rest,
-            params,
-            token_ok,
-            body,
-            content_type,
-            ..
-        } = *c;
+    fn components(&mut self, call: &Call<'_>) -> (u16, String) {
         let s = self;
-        match (method, rest) {
+        match (call.method, call.rest) {
             ("GET", "/components") => {
-                let filters: Vec<&(String, String)> = params
+                let filters: Vec<&(String, String)> = call
+                    .params
                     .iter()
                     .filter(|(k, _)| {
                         matches!(
@@ -282,7 +273,7 @@ impl CachetApi {
                     })
                     .collect();
                 // Spec (?): a field filter combined with `page` likely fails server-side. Pinned here.
-                if !filters.is_empty() && params.iter().any(|(k, _)| k == "page") {
+                if !filters.is_empty() && call.params.iter().any(|(k, _)| k == "page") {
                     return (
                         500,
                         error_body(500, "Internal Server Error", "filter with page", &[]),
@@ -292,7 +283,7 @@ impl CachetApi {
                 let list: Vec<Value> = s
                     .components
                     .iter()
-                    .filter(|c| token_ok || c.enabled)
+                    .filter(|c| call.token_ok || c.enabled)
                     .filter(|c| {
                         filters.iter().all(|(k, v)| match k.as_str() {
                             "name" => &c.name == v,
@@ -311,21 +302,21 @@ impl CachetApi {
                 match s
                     .components
                     .iter()
-                    .find(|c| Some(c.id) == id && (token_ok || c.enabled))
+                    .find(|c| Some(c.id) == id && (call.token_ok || c.enabled))
                 {
                     Some(c) => (200, json!({"data": component_json(c)}).to_string()),
                     None => not_found(),
                 }
             }
             ("PUT", p) if p.starts_with("/components/") => {
-                if !token_ok {
+                if !call.token_ok {
                     return unauthorized();
                 }
                 let id = p.trim_start_matches("/components/").parse::<u64>().ok();
                 let Some(idx) = s.components.iter().position(|c| Some(c.id) == id) else {
                     return not_found();
                 };
-                let Some(fields) = parse_body(body, content_type) else {
+                let Some(fields) = parse_body(call.body, call.content_type) else {
                     return bad_request("The body is not valid JSON.");
                 };
                 let mut new = s.components[idx].clone();
@@ -354,31 +345,23 @@ impl CachetApi {
     }
 
     /// `/incidents` and, on 2.4, their updates.
-    fn incidents(&mut self, c: &Call<'_>) -> (u16, String) {
-        let Call {
-            method,
-            rest,
-            params,
-            token_ok,
-            body,
-            content_type,
-            ..
-        } = *c;
+    fn incidents(&mut self, call: &Call<'_>) -> (u16, String) {
         let s = self;
-        match (method, rest) {
+        match (call.method, call.rest) {
             ("GET", "/incidents") => {
-                let has_filter = params
+                let has_filter = call
+                    .params
                     .iter()
                     .any(|(k, _)| matches!(k.as_str(), "component_id" | "name" | "status" | "id"));
                 // Pinned assumption, as for components: a filter combined with `page` fails.
-                if has_filter && params.iter().any(|(k, _)| k == "page") {
+                if has_filter && call.params.iter().any(|(k, _)| k == "page") {
                     return (
                         500,
                         error_body(500, "Internal Server Error", "filter with page", &[]),
                     );
                 }
                 let get = |k: &str| {
-                    params
+                    call.params
                         .iter()
                         .find(|(pk, _)| pk == k)
                         .map(|(_, v)| v.clone())
@@ -386,7 +369,7 @@ impl CachetApi {
                 let mut list: Vec<&FakeIncident> = s
                     .incidents
                     .iter()
-                    .filter(|i| token_ok || i.visible)
+                    .filter(|i| call.token_ok || i.visible)
                     .filter(|i| {
                         get("component_id")
                             .is_none_or(|v| i.component_id.map(|c| c.to_string()) == Some(v))
@@ -410,10 +393,10 @@ impl CachetApi {
                 }
             }
             ("POST", "/incidents") => {
-                if !token_ok {
+                if !call.token_ok {
                     return unauthorized();
                 }
-                let Some(f) = parse_body(body, content_type) else {
+                let Some(f) = parse_body(call.body, call.content_type) else {
                     return bad_request("The body is not valid JSON.");
                 };
                 let is_23 = s.version.starts_with("2.3");
@@ -481,7 +464,7 @@ impl CachetApi {
                 if s.version.starts_with("2.3") {
                     return not_found();
                 }
-                if !token_ok {
+                if !call.token_ok {
                     return unauthorized();
                 }
                 let id = p
@@ -492,7 +475,7 @@ impl CachetApi {
                 let Some(idx) = s.incidents.iter().position(|i| Some(i.id) == id) else {
                     return not_found();
                 };
-                let Some(f) = parse_body(body, content_type) else {
+                let Some(f) = parse_body(call.body, call.content_type) else {
                     return bad_request("The body is not valid JSON.");
                 };
                 let status = match f.get("status").and_then(as_int) {
@@ -514,14 +497,14 @@ impl CachetApi {
                 (200, json!({"data": {"id": s.updates.len(), "incident_id": iid, "status": status, "message": message}}).to_string())
             }
             ("PUT", p) if p.starts_with("/incidents/") => {
-                if !token_ok {
+                if !call.token_ok {
                     return unauthorized();
                 }
                 let id = p.trim_start_matches("/incidents/").parse::<u64>().ok();
                 let Some(idx) = s.incidents.iter().position(|i| Some(i.id) == id) else {
                     return not_found();
                 };
-                let Some(f) = parse_body(body, content_type) else {
+                let Some(f) = parse_body(call.body, call.content_type) else {
                     return bad_request("The body is not valid JSON.");
                 };
                 if ["visible", "stickied", "notify"]
@@ -562,10 +545,9 @@ impl CachetApi {
     }
 
     /// `/schedules` (2.4 only).
-    fn schedules(&mut self, c: &Call<'_>) -> (u16, String) {
-        let Call { method, rest, .. } = *c;
+    fn schedules(&mut self, call: &Call<'_>) -> (u16, String) {
         let s = self;
-        match (method, rest) {
+        match (call.method, call.rest) {
             ("GET", "/schedules") => {
                 if s.version.starts_with("2.3") {
                     return not_found();

@@ -29,6 +29,18 @@ fn marker_of(i: &Incident) -> String {
 }
 
 impl Flusher<'_> {
+    /// A person deleted our incident on the page (404): record it as lost, never block on it.
+    fn deleted_on_page(&mut self, i: &Incident, and: &str) -> Result<(), AppError> {
+        warn!(
+            "incident #{} for {} was deleted on the page; recorded as lost{and}",
+            i.remote_id.as_deref().unwrap_or_default(),
+            i.component
+        );
+        self.spool
+            .incident_status(i.id, IncidentStatus::Lost, Some("deleted on the page"))?;
+        Ok(())
+    }
+
     /// Resolve incidents a retried open left behind: the first attempt's request, whose answer
     /// was lost, was carried out late, after the retry had opened another. Both carry the
     /// intent's marker; the one recorded is resolved already.
@@ -213,17 +225,7 @@ impl Flusher<'_> {
                             return Ok(Err(e));
                         }
                     }
-                    Err(e) if e.is_not_found() => {
-                        warn!(
-                            "incident #{rid} for {} was deleted on the page; recorded as lost",
-                            item.component
-                        );
-                        self.spool.incident_status(
-                            i.id,
-                            IncidentStatus::Lost,
-                            Some("deleted on the page"),
-                        )?;
-                    }
+                    Err(e) if e.is_not_found() => self.deleted_on_page(&i, "")?,
                     Err(e) => return Ok(Err(e)),
                 }
             }
@@ -247,15 +249,7 @@ impl Flusher<'_> {
                             );
                         }
                         Err(e) if e.is_not_found() => {
-                            warn!(
-                                "incident #{rid} for {} was deleted on the page; recorded as lost, not reopened for this outage",
-                                item.component
-                            );
-                            self.spool.incident_status(
-                                i.id,
-                                IncidentStatus::Lost,
-                                Some("deleted on the page"),
-                            )?;
+                            self.deleted_on_page(&i, ", not reopened for this outage")?
                         }
                         Err(e) => return Ok(Err(e)),
                     }

@@ -56,18 +56,19 @@ pub struct FlushOptions {
 
 pub use crate::metrics::FlushReport;
 
-/// Build the configured backend (reads the token; never logs it) and say what is weak about
-/// how it is reached.
+/// Build the configured backend (reads the token; never logs it); what is weak about how the
+/// page is reached is logged as a warning.
 pub fn build_backend(
     config: &Config,
     clock: Arc<dyn Clock>,
     shutdown: Option<Arc<AtomicBool>>,
 ) -> Result<Box<dyn Backend>, AppError> {
-    let built = statusrelay_backend::build::from_config(config, clock, shutdown)?;
-    for w in &built.warnings {
-        warn!("{w}");
-    }
-    Ok(built.backend)
+    Ok(statusrelay_backend::build::from_config(
+        config,
+        clock,
+        shutdown,
+        &mut |w| warn!("{w}"),
+    )?)
 }
 
 fn lock_path(config: &Config) -> PathBuf {

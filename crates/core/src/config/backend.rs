@@ -7,7 +7,9 @@
 //!   key's error names its own line. The table then becomes a [`BackendConfig`].
 //! - A key that does not apply to the configured kind is an error naming the kinds it is for.
 //! - Every fact that depends on the kind (its default URL, its pacing, its name for people) is a
-//!   method of [`BackendKind`]: a new kind is one variant here and one file in the backend crate.
+//!   method of [`BackendKind`]; every API kind shares [`Remote`]. A new kind is one variant of
+//!   [`BackendKind`] (the compiler then asks for its answers in those methods) and one file in
+//!   the backend crate.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -126,17 +128,12 @@ impl CachetVersion {
     }
 }
 
-/// Which status page to deliver to, with its settings.
+/// Which status page to deliver to, with its settings: a page reached over its HTTP API (one
+/// settings struct for every API kind), or the built-in static page.
 #[derive(Debug, Clone)]
 pub enum BackendConfig {
-    /// Cachet 2.x (`/api/v1`).
-    Cachet(Remote),
-    /// Cachet 3.x (cachethq/core, JSON:API under a configurable prefix).
-    Cachet3(Remote),
-    /// Atlassian Statuspage (api.statuspage.io/v1).
-    Statuspage(Remote),
-    /// status.io (api.status.io/v2).
-    Statusio(Remote),
+    /// A status page's HTTP API (never [`BackendKind::Html`]).
+    Api { kind: BackendKind, remote: Remote },
     /// The built-in static page: index.html, status.json and feed.atom written into `dir`.
     Html {
         dir: PathBuf,
@@ -234,10 +231,7 @@ impl Default for BackendConfig {
 impl BackendConfig {
     pub fn kind(&self) -> BackendKind {
         match self {
-            BackendConfig::Cachet(_) => BackendKind::Cachet,
-            BackendConfig::Cachet3(_) => BackendKind::Cachet3,
-            BackendConfig::Statuspage(_) => BackendKind::Statuspage,
-            BackendConfig::Statusio(_) => BackendKind::Statusio,
+            BackendConfig::Api { kind, .. } => *kind,
             BackendConfig::Html { .. } => BackendKind::Html,
         }
     }
@@ -245,20 +239,14 @@ impl BackendConfig {
     /// The API settings, for every kind but the built-in page.
     pub fn remote(&self) -> Option<&Remote> {
         match self {
-            BackendConfig::Cachet(r)
-            | BackendConfig::Cachet3(r)
-            | BackendConfig::Statuspage(r)
-            | BackendConfig::Statusio(r) => Some(r),
+            BackendConfig::Api { remote, .. } => Some(remote),
             BackendConfig::Html { .. } => None,
         }
     }
 
     pub(super) fn remote_mut(&mut self) -> Option<&mut Remote> {
         match self {
-            BackendConfig::Cachet(r)
-            | BackendConfig::Cachet3(r)
-            | BackendConfig::Statuspage(r)
-            | BackendConfig::Statusio(r) => Some(r),
+            BackendConfig::Api { remote, .. } => Some(remote),
             BackendConfig::Html { .. } => None,
         }
     }
@@ -268,42 +256,29 @@ impl BackendConfig {
 /// wrong-typed key is reported at its own line. [`BackendTable::into_config`] makes it a
 /// [`BackendConfig`] and refuses keys that do not apply to the kind.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+// Every key is optional: a missing one takes the Default (None), then the kind's default.
+#[serde(default, deny_unknown_fields)]
 pub struct BackendTable {
-    #[serde(default)]
     pub kind: BackendKind,
     // Every API kind.
-    #[serde(default)]
     pub url: Option<String>,
-    #[serde(default)]
     pub token_file: Option<PathBuf>,
-    #[serde(default)]
     pub token_env: Option<String>,
-    #[serde(default, with = "serde_human::option")]
+    #[serde(with = "serde_human::option")]
     pub timeout: Option<Duration>,
-    #[serde(default)]
     pub ca_file: Option<PathBuf>,
-    #[serde(default)]
     pub schedules: Option<Schedules>,
-    #[serde(default, with = "serde_human::option")]
+    #[serde(with = "serde_human::option")]
     pub min_interval: Option<Duration>,
     // One API kind each.
-    #[serde(default)]
     pub version: Option<CachetVersion>,
-    #[serde(default)]
     pub api_prefix: Option<String>,
-    #[serde(default)]
     pub page_id: Option<String>,
-    #[serde(default)]
     pub api_id: Option<String>,
     // The built-in page.
-    #[serde(default)]
     pub dir: Option<PathBuf>,
-    #[serde(default)]
     pub title: Option<String>,
-    #[serde(default)]
     pub groups: Option<Vec<HtmlGroup>>,
-    #[serde(default)]
     pub history_days: Option<u32>,
 }
 
@@ -399,10 +374,7 @@ impl BackendTable {
                     history_days: self.history_days.unwrap_or(history_days),
                 }
             }
-            BackendKind::Cachet => BackendConfig::Cachet(remote),
-            BackendKind::Cachet3 => BackendConfig::Cachet3(remote),
-            BackendKind::Statuspage => BackendConfig::Statuspage(remote),
-            BackendKind::Statusio => BackendConfig::Statusio(remote),
+            kind => BackendConfig::Api { kind, remote },
         })
     }
 }
