@@ -1,5 +1,7 @@
 //! Config parsing and validation on literal texts.
 
+use std::time::Duration;
+
 use super::*;
 use crate::State;
 use crate::mapping::Mapped;

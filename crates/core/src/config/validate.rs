@@ -1,0 +1,252 @@
+//! What serde cannot check: values that must agree with each other or with the world (a URL,
+//! ids, names that must be distinct, templates). Every error names the key and, where the text
+//! has it, its line.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+impl Config {
+    pub(super) fn validate(&self, text: &str, path: &Path) -> Result<(), CoreError> {
+        let invalid = |key: String, message: String| invalid_at(text, path, key, message);
+        if self.spool.as_os_str().is_empty() {
+            return Err(invalid(
+                "spool".into(),
+                "is empty: name the spool file, e.g. spool = \"/var/lib/statusrelay/spool.db\""
+                    .into(),
+            ));
+        }
+        if let Some(r) = self.backend.remote() {
+            backend::validate_remote(r, self.backend.kind()).map_err(|(k, m)| invalid(k, m))?;
+        }
+        if let BackendConfig::Html {
+            dir,
+            groups,
+            history_days,
+            ..
+        } = &self.backend
+        {
+            if dir.as_os_str().is_empty() {
+                return Err(invalid(
+                    "backend.dir".into(),
+                    "must name a directory".into(),
+                ));
+            }
+            if !(1..=366).contains(history_days) {
+                return Err(invalid(
+                    "backend.history_days".into(),
+                    format!("{history_days}: use 1 to 366"),
+                ));
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for g in groups {
+                for n in &g.components {
+                    if !seen.insert(n.as_str()) {
+                        return Err(invalid(
+                            format!("backend.groups {:?}", g.name),
+                            format!("component {n:?} is already in a group: list it once"),
+                        ));
+                    }
+                    if !self.components.is_empty() && !self.components.iter().any(|c| &c.name == n)
+                    {
+                        return Err(invalid(
+                            format!("backend.groups {:?}", g.name),
+                            format!("{n:?} is not a configured [[component]] name"),
+                        ));
+                    }
+                }
+            }
+        }
+        let kind = self.backend.kind();
+        for c in &self.components {
+            if c.container.is_some() && kind != BackendKind::Statusio {
+                return Err(invalid(
+                    format!("component {:?}: container", c.name),
+                    "only status.io components have a container: remove it".into(),
+                ));
+            }
+        }
+        if let Some(m) = &self.monit {
+            match (&m.url, &m.socket) {
+                (None, None) => {
+                    return Err(invalid(
+                        "monit".into(),
+                        "set url = \"http://127.0.0.1:2812\" or socket = \"/run/monit.sock\""
+                            .into(),
+                    ));
+                }
+                (Some(_), Some(_)) => {
+                    return Err(invalid(
+                        "monit".into(),
+                        "set only one of url and socket".into(),
+                    ));
+                }
+                (Some(u), None) if !u.starts_with("http://") => {
+                    return Err(invalid(
+                        "monit.url".into(),
+                        format!(
+                            "{u:?}: Monit's interface is read over plain http://, e.g. http://127.0.0.1:2812"
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+            if m.user.is_some() && m.password_file.is_none() && m.password_env.is_none() {
+                return Err(invalid(
+                    "monit".into(),
+                    "user is set: also set password_file or password_env".into(),
+                ));
+            }
+            if m.resync_interval
+                .is_some_and(|d| d < Duration::from_secs(1))
+            {
+                return Err(invalid(
+                    "monit.resync_interval".into(),
+                    "must be at least 1s".into(),
+                ));
+            }
+        }
+        for (i, c) in self.checks.iter().enumerate() {
+            let key = format!("check[{}] ({:?})", i + 1, c.service);
+            if c.service.is_empty()
+                || !c
+                    .service
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "_-.".contains(ch))
+            {
+                return Err(invalid(
+                    format!("{key}.service"),
+                    "use letters, digits, _, - and . only (a Monit service name)".into(),
+                ));
+            }
+            if !CHECK_TYPES.contains(&c.kind.as_str()) {
+                return Err(invalid(
+                    format!("{key}.type"),
+                    format!("{:?} is not one of {}", c.kind, CHECK_TYPES.join(", ")),
+                ));
+            }
+            if c.tests.is_empty()
+                || c.tests
+                    .iter()
+                    .any(|t| t.trim().is_empty() || t.contains('\n'))
+            {
+                return Err(invalid(
+                    format!("{key}.tests"),
+                    "list one or more single-line Monit conditions".into(),
+                ));
+            }
+            for (k, v) in [
+                ("start", &c.start),
+                ("stop", &c.stop),
+                ("target", &Some(c.target.clone())),
+            ] {
+                if v.as_deref()
+                    .is_some_and(|v| v.contains('\n') || (k != "target" && v.contains('"')))
+                {
+                    return Err(invalid(
+                        format!("{key}.{k}"),
+                        "must be one line without double quotes".into(),
+                    ));
+                }
+            }
+            match &c.component {
+                Some(name)
+                    if !self.components.is_empty()
+                        && !self.components.iter().any(|x| &x.name == name) =>
+                {
+                    return Err(invalid(
+                        format!("{key}.component"),
+                        format!("no [[component]] named {name:?}"),
+                    ));
+                }
+                None if !self.components.is_empty() && self.route(&c.service).is_empty() => {
+                    return Err(invalid(
+                        format!("{key}.service"),
+                        format!(
+                            "{:?} feeds no [[component]]: add it to a component's services or set component",
+                            c.service
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        let d = &self.delivery;
+        if d.backoff_base.is_zero() || d.backoff_cap < d.backoff_base {
+            return Err(invalid(
+                "delivery".into(),
+                "need 0 < backoff_base <= backoff_cap".into(),
+            ));
+        }
+        if d.max_age.is_zero() {
+            return Err(invalid(
+                "delivery.max_age".into(),
+                "must be more than 0s: it is how long an undelivered state is retried before it is dead-lettered (e.g. \"24h\")".into(),
+            ));
+        }
+        if d.verify_after < Duration::from_secs(1) {
+            return Err(invalid(
+                "delivery.verify_after".into(),
+                "must be at least 1s: the page is read back this long after a write whose outcome is unknown".into(),
+            ));
+        }
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut slugs: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, c) in self.components.iter().enumerate() {
+            let key = format!("component[{}] (line {})", i + 1, component_line(text, i));
+            if c.name.trim().is_empty() || c.name.len() > 190 {
+                return Err(invalid(
+                    format!("{key}.name"),
+                    "must be 1 to 190 characters".into(),
+                ));
+            }
+            if let Some(prev) = seen.insert(c.name.as_str(), i) {
+                return Err(invalid(
+                    format!("{key}.name"),
+                    format!("{:?} is already component[{}]", c.name, prev + 1),
+                ));
+            }
+            if c.slug().is_empty() {
+                return Err(invalid(
+                    format!("{key}.name"),
+                    format!(
+                        "{:?} has no letter or digit: Monit's exec line needs one to name it",
+                        c.name
+                    ),
+                ));
+            }
+            if let Some(prev) = slugs.insert(c.slug(), i) {
+                return Err(invalid(
+                    format!("{key}.name"),
+                    format!(
+                        "{:?} and {:?} (component[{}]) differ only in case, spaces or punctuation: Cachet on MySQL compares names without case, and Monit's exec line names both {:?}; rename one",
+                        c.name,
+                        self.components[prev].name,
+                        prev + 1,
+                        c.slug()
+                    ),
+                ));
+            }
+            if let Some(id) = &c.id
+                && self.backend.kind().numeric_ids()
+                && !id.parse::<u64>().is_ok_and(|n| n > 0)
+            {
+                return Err(invalid(
+                    format!("{key}.id"),
+                    format!("{id:?}: Cachet ids are numbers starting at 1"),
+                ));
+            }
+            for (k, t) in [
+                ("incident_name", &c.incident_name),
+                ("incident_message", &c.incident_message),
+            ] {
+                if let Some(t) = t {
+                    crate::template::validate(t).map_err(|m| invalid(format!("{key}.{k}"), m))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
