@@ -334,14 +334,15 @@ fn replay_dead_never_sends_a_state_the_page_has_moved_past() {
     assert_contains(&r.stdout, "not sent");
 }
 
-/// A sandbox against `fake` with a 1 s client timeout and reads back after 4 s.
+/// A sandbox against `fake` with a 1 s client timeout and reads back after 8 s. The late
+/// requests below are held 5-6 s: seconds of margin either side on a loaded machine.
 fn late_sandbox(name: &str, fake: &FakeCachet, components: &str) -> Sandbox {
     let sb = cachet_sandbox(name, fake, components);
     let cfg = std::fs::read_to_string(sb.path("config.toml")).unwrap();
     sb.write(
         "config.toml",
         &cfg.replace("timeout = \"2s\"", "timeout = \"1s\"")
-            .replace("[delivery]\n", "[delivery]\nverify_after = \"4s\"\n"),
+            .replace("[delivery]\n", "[delivery]\nverify_after = \"8s\"\n"),
     );
     sb
 }
@@ -357,7 +358,7 @@ fn a_late_write_that_lands_over_a_newer_one_is_found_and_repaired() {
     fake.push_fault_on(
         "PUT",
         "/api/v1/components/2",
-        Fault::Slow(Duration::from_secs(3)),
+        Fault::Slow(Duration::from_secs(5)),
     );
     let flusher = LiveFlusher::start(&sb);
     assert_code(&monit(&sb, &fail("mysql")), 0);
@@ -370,7 +371,7 @@ fn a_late_write_that_lands_over_a_newer_one_is_found_and_repaired() {
         fake.puts(),
         flusher.log()
     );
-    flusher.wait_log("was carried out late", Duration::from_secs(15));
+    flusher.wait_log("was carried out late", Duration::from_secs(20));
     assert!(
         wait_until(Duration::from_secs(10), || fake.status_of(2) == Some(1)),
         "the page still shows {:?}: {:?}\n{}",
@@ -397,7 +398,7 @@ fn a_late_incident_post_is_recognised_as_statusrelays_own() {
     fake.push_fault_on(
         "POST",
         "/api/v1/incidents",
-        Fault::Slow(Duration::from_secs(3)),
+        Fault::Slow(Duration::from_secs(6)),
     );
     let flusher = LiveFlusher::start(&sb);
     assert_code(&monit(&sb, &fail("mysql")), 0);
