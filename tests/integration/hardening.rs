@@ -213,7 +213,12 @@ fn the_flusher_notices_its_spool_was_replaced_and_reopens_it() {
     );
     let flusher = LiveFlusher::start(&sb);
     assert_code(&monit(&sb, &fail("mysql")), 0);
-    assert!(wait_until(Duration::from_secs(20), || fake.puts() == [(2, 4)]));
+    assert!(
+        wait_until(Duration::from_secs(20), || fake.puts() == [(2, 4)]),
+        "{:?}\n{}",
+        fake.puts(),
+        flusher.log()
+    );
     // The whole directory goes (a restore, a careless clean-up) and comes back empty.
     std::fs::rename(sb.path("state"), sb.path("state.old")).unwrap();
     std::fs::create_dir(sb.path("state")).unwrap();
