@@ -7,6 +7,7 @@ mod faults;
 mod handler;
 mod hardening;
 mod incidents;
+mod nodes;
 mod operator;
 mod real_monit;
 mod support;

@@ -14,7 +14,7 @@ use statusrelay_core::mapping::{self, Mapped, TESTS};
 use statusrelay_core::source::{EventSource, MaintenanceChange, ManualEvent};
 use statusrelay_core::time::Clock;
 use statusrelay_core::{Config, CoreError, Effect, RawEvent, State};
-use statusrelay_spool::{Apply, NewEvent, Spool, TestChange};
+use statusrelay_spool::{Apply, MAINTENANCE_SOURCE, NewEvent, Spool, TestChange};
 
 use crate::{AppError, debug};
 
@@ -105,6 +105,7 @@ pub fn plan(config: &Config, raw: &RawEvent, component: Option<&str>) -> Planned
         };
         applies.push(Apply {
             component: c.name.clone(),
+            rule: c.nodes,
             host: host.clone(),
             service: ev.service.clone(),
             test: class.test.clone(),
@@ -156,6 +157,7 @@ pub fn plan_manual(
         TestChange::Fail(state)
     };
     let applies = vec![Apply {
+        rule: c.nodes,
         component: c.name,
         host: source.to_string(),
         service: "-".into(),
@@ -168,6 +170,7 @@ pub fn plan_manual(
 /// Show (`on`) or clear a maintenance window's `under_maintenance` state for a component: a
 /// source of its own ("maintenance"), so it never clears Monit's failures and vice versa.
 pub fn maintenance_apply(
+    config: &Config,
     spool: &mut Spool,
     component: &str,
     on: bool,
@@ -182,7 +185,7 @@ pub fn maintenance_apply(
     };
     let ev = NewEvent {
         origin: "maintenance".into(),
-        host: Some("maintenance".into()),
+        host: Some(MAINTENANCE_SOURCE.into()),
         service: None,
         event: Some(
             if on {
@@ -206,7 +209,11 @@ pub fn maintenance_apply(
     };
     let apply = Apply {
         component: component.to_string(),
-        host: "maintenance".into(),
+        rule: config
+            .component(component)
+            .map(|c| c.nodes)
+            .unwrap_or_default(),
+        host: MAINTENANCE_SOURCE.into(),
         service: "-".into(),
         test: "maintenance".into(),
         change,

@@ -62,6 +62,7 @@ pub fn apply(
                     continue;
                 }
                 applies.push(Apply {
+                    rule: comp.nodes,
                     component: comp.name.clone(),
                     host: host.clone(),
                     service: svc.name.clone(),
@@ -80,6 +81,7 @@ pub fn apply(
                 let fam = family_of(&r.test);
                 if !failing.contains(fam.as_str()) && cleared.insert(fam.clone()) {
                     applies.push(Apply {
+                        rule: comp.nodes,
                         component: comp.name.clone(),
                         host: host.clone(),
                         service: svc.name.clone(),

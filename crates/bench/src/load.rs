@@ -135,6 +135,7 @@ pub fn flusher(bin: &Path, me: &Path, dir: &Path, components: usize, events: usi
             )
         };
         let apply = Apply {
+            rule: statusrelay_core::nodes::NodeRule::default(),
             component: comp.clone(),
             host: "node1".into(),
             service: format!("svc-{}", i % components),

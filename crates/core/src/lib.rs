@@ -15,6 +15,7 @@ pub mod glob;
 pub mod mapping;
 pub mod monit;
 pub mod monit_status;
+pub mod nodes;
 pub mod source;
 pub mod state;
 pub mod template;

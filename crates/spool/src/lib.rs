@@ -45,6 +45,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (3, include_str!("../migrations/0003_verify.sql")),
 ];
 
+/// The host under which local maintenance windows are recorded: a source of its own, never a
+/// node that counts toward a component's outage.
+pub const MAINTENANCE_SOURCE: &str = "maintenance";
+
 /// Rows one pruning transaction removes at most, per table.
 pub const PRUNE_BATCH: u32 = 2000;
 
@@ -180,6 +184,8 @@ pub struct Apply {
     pub service: String,
     pub test: String,
     pub change: TestChange,
+    /// How the component's nodes (hosts) make its one state.
+    pub rule: statusrelay_core::nodes::NodeRule,
 }
 
 /// An event as it is recorded.

@@ -7,6 +7,10 @@
 //! - A component's desired state is the worst of its failing tests, else operational; a change
 //!   of it queues exactly one delivery ([`crate::Spool::enqueue`]).
 
+use std::collections::BTreeMap;
+
+use statusrelay_core::nodes::NodeRule;
+
 use super::*;
 
 impl Spool {
@@ -73,18 +77,18 @@ impl Spool {
             }
             None => insert_event(tx, ev, now, status, None).map_err(&e)?,
         };
-        let mut touched: Vec<&str> = Vec::new();
+        let mut touched: Vec<(&str, NodeRule)> = Vec::new();
         for a in applies {
             apply_test(tx, a, event_id, now, snapshot).map_err(&e)?;
-            if !touched.contains(&a.component.as_str()) {
-                touched.push(&a.component);
+            if !touched.iter().any(|(c, _)| *c == a.component) {
+                touched.push((&a.component, a.rule));
             }
         }
         let mut changes = Vec::new();
-        for comp in touched {
+        for (comp, rule) in touched {
             let message = ev.description.as_deref();
             if let Some(c) =
-                refresh_desired(tx, &path, file, comp, event_id, message, now)?
+                refresh_desired(tx, &path, file, comp, rule, event_id, message, now)?
             {
                 changes.push(c);
             }
@@ -224,13 +228,15 @@ pub(crate) fn apply_test(
     Ok(())
 }
 
-/// Recompute a component's desired state (worst failing test, else operational) and queue a
-/// delivery if it changed.
+/// Recompute a component's desired state from its nodes' tests by `rule` (by default the worst
+/// failing test, else operational) and queue a delivery if it changed.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn refresh_desired(
     tx: &rusqlite::Transaction<'_>,
     path: &Path,
     file: Option<(u64, u64)>,
     component: &str,
+    rule: NodeRule,
     event_id: i64,
     message: Option<&str>,
     now: i64,
@@ -246,10 +252,15 @@ pub(crate) fn refresh_desired(
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .map_err(e)?;
-    let mut worst = State::Operational;
-    for s in failing.iter().flat_map(|f| f.split(',')) {
-        worst = worst.worst(parse_state(path, s)?);
-    }
+    let worst = if rule.counts() {
+        nodes_state(tx, path, file, component, rule)?
+    } else {
+        let mut worst = State::Operational;
+        for s in failing.iter().flat_map(|f| f.split(',')) {
+            worst = worst.worst(parse_state(path, s)?);
+        }
+        worst
+    };
     let prev = prev.map(|p| parse_state(path, &p)).transpose()?;
     if prev == Some(worst) {
         return Ok(None);
@@ -287,4 +298,42 @@ pub(crate) fn enqueue(
         params![component, state.as_str(), event_id, message, now, force],
     )?;
     Ok(tx.last_insert_rowid())
+}
+
+/// A counting rule needs each node's own state: every host the component has a test row for
+/// (passing ones too, so `major_at = "all"` knows how many there are) and the worst of its
+/// failing tests. Local maintenance is a source of its own, not a node.
+fn nodes_state(
+    tx: &rusqlite::Transaction<'_>,
+    path: &Path,
+    file: Option<(u64, u64)>,
+    component: &str,
+    rule: NodeRule,
+) -> Result<State> {
+    let e = |source| sqlite_error(path, file, source);
+    let mut st = tx
+        .prepare("SELECT host, state FROM tests WHERE component = ?1")
+        .map_err(e)?;
+    let rows = st
+        .query_map([component], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })
+        .map_err(e)?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(e)?;
+    let mut nodes: BTreeMap<String, State> = BTreeMap::new();
+    let mut maintenance = State::Operational;
+    for (host, state) in rows {
+        let state = state
+            .map(|s| parse_state(path, &s))
+            .transpose()?
+            .unwrap_or(State::Operational);
+        if host == MAINTENANCE_SOURCE {
+            maintenance = maintenance.worst(state);
+            continue;
+        }
+        let node = nodes.entry(host).or_insert(State::Operational);
+        *node = node.worst(state);
+    }
+    Ok(rule.combine(&nodes).worst(maintenance))
 }

@@ -55,6 +55,7 @@ fn ev(service: &str) -> NewEvent {
 
 fn fail(comp: &str, host: &str, test: &str, st: State) -> Apply {
     Apply {
+        rule: statusrelay_core::nodes::NodeRule::default(),
         component: comp.into(),
         host: host.into(),
         service: "svc".into(),
@@ -65,6 +66,7 @@ fn fail(comp: &str, host: &str, test: &str, st: State) -> Apply {
 
 fn recover(comp: &str, host: &str, test: &str) -> Apply {
     Apply {
+        rule: statusrelay_core::nodes::NodeRule::default(),
         component: comp.into(),
         host: host.into(),
         service: "svc".into(),

@@ -58,6 +58,7 @@ pub fn command(
             )?;
             if *show {
                 maintenance_apply(
+                    config,
                     &mut spool,
                     &comp.name,
                     true,
@@ -92,7 +93,13 @@ pub fn command(
             let mut out = String::new();
             for w in &ended {
                 if w.show {
-                    maintenance_apply(&mut spool, &w.component, false, "maintenance stopped")?;
+                    maintenance_apply(
+                        config,
+                        &mut spool,
+                        &w.component,
+                        false,
+                        "maintenance stopped",
+                    )?;
                 }
                 let n = spool.release_held(Some(&w.component))?;
                 out.push_str(&format!(

@@ -118,6 +118,7 @@ impl Flusher<'_> {
             );
             if w.show {
                 maintenance_apply(
+                    self.config,
                     &mut self.spool,
                     &w.component,
                     false,

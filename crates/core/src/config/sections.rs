@@ -210,6 +210,9 @@ pub struct ComponentConfig {
     /// Incident message template.
     #[serde(default)]
     pub incident_message: Option<String>,
+    /// How the states of the nodes feeding it make one (`[component.nodes]`).
+    #[serde(default)]
+    pub nodes: crate::nodes::NodeRule,
 }
 
 /// An id written as a number (`id = 7`) or a string (`id = "ftgks51sfs2d"`).
@@ -270,6 +273,7 @@ impl ComponentConfig {
             incidents: false,
             incident_name: None,
             incident_message: None,
+            nodes: crate::nodes::NodeRule::default(),
         }
     }
 

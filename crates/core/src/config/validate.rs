@@ -238,6 +238,9 @@ impl Config {
                     format!("{id:?}: Cachet ids are numbers starting at 1"),
                 ));
             }
+            if let Some(problem) = c.nodes.problem() {
+                return Err(invalid(format!("{key}.nodes"), problem));
+            }
             for (k, t) in [
                 ("incident_name", &c.incident_name),
                 ("incident_message", &c.incident_message),

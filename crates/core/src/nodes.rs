@@ -1,0 +1,205 @@
+//! How a component fed by several nodes gets one state: `[component.nodes]`.
+//!
+//! Each node (a Monit host, or an `event --source`) keeps its own tests; its state is the worst
+//! of its failing tests. The component's state comes from all of them:
+//! - `rule = "worst"` (the default): the worst state of any node. One database node down is a
+//!   major outage of "db cluster".
+//! - `rule = "count"`: an outage is counted in nodes. The component shows `partial_outage` once
+//!   `partial_at` nodes (default 1) are in an outage, and `major_outage` once `major_at` are
+//!   (default 2, or `"all"`: every node the component has heard from). States that are not
+//!   outages (performance issues, maintenance, unknown) still show as the worst of them, so a
+//!   degraded node is never hidden.
+//!
+//! Invariant: the rule is a pure function of the nodes' states ([`NodeRule::combine`]); a
+//! recovery of one node can only change the component through it, so it never hides another
+//! node's outage.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::State;
+
+/// Which rule combines the nodes' states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKind {
+    /// The worst state of any node.
+    #[default]
+    Worst,
+    /// Outages counted in nodes.
+    Count,
+}
+
+/// How many nodes in an outage make a major outage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum MajorAt {
+    /// This many nodes.
+    Nodes(u32),
+    /// `"all"`: every node the component has heard from.
+    Word(AllWord),
+}
+
+/// The one word `major_at` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AllWord {
+    All,
+}
+
+impl Default for MajorAt {
+    fn default() -> Self {
+        MajorAt::Nodes(2)
+    }
+}
+
+/// `[component.nodes]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeRule {
+    pub rule: RuleKind,
+    /// `count`: this many nodes in an outage make a partial outage.
+    pub partial_at: u32,
+    /// `count`: this many (or all) nodes in an outage make a major outage.
+    pub major_at: MajorAt,
+}
+
+impl Default for NodeRule {
+    fn default() -> Self {
+        NodeRule {
+            rule: RuleKind::Worst,
+            partial_at: 1,
+            major_at: MajorAt::default(),
+        }
+    }
+}
+
+fn is_outage(s: State) -> bool {
+    matches!(s, State::PartialOutage | State::MajorOutage)
+}
+
+impl NodeRule {
+    /// Does the rule need each node's state (not only the worst of all)?
+    pub fn counts(&self) -> bool {
+        self.rule == RuleKind::Count
+    }
+
+    /// The component's state from each node's state (operational for a node whose tests all
+    /// pass). Every node the component has heard from is in `nodes`.
+    pub fn combine(&self, nodes: &BTreeMap<String, State>) -> State {
+        let worst = nodes
+            .values()
+            .copied()
+            .fold(State::Operational, State::worst);
+        if self.rule == RuleKind::Worst {
+            return worst;
+        }
+        let down = nodes.values().filter(|s| is_outage(**s)).count() as u32;
+        let major_at = match self.major_at {
+            MajorAt::Nodes(n) => n,
+            MajorAt::Word(AllWord::All) => nodes.len() as u32,
+        };
+        let outage = if down > 0 && down >= major_at {
+            State::MajorOutage
+        } else if down > 0 && down >= self.partial_at {
+            State::PartialOutage
+        } else {
+            State::Operational
+        };
+        nodes
+            .values()
+            .copied()
+            .filter(|s| !is_outage(*s))
+            .fold(outage, State::worst)
+    }
+
+    /// What is wrong with the numbers, if anything (for the config's validation).
+    pub fn problem(&self) -> Option<String> {
+        if self.rule == RuleKind::Worst {
+            return None;
+        }
+        if self.partial_at == 0 {
+            return Some("partial_at must be at least 1 node".into());
+        }
+        match self.major_at {
+            MajorAt::Nodes(n) if n < self.partial_at => Some(format!(
+                "major_at = {n} is below partial_at = {}: a major outage needs at least as many nodes as a partial one",
+                self.partial_at
+            )),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodes(states: &[(&str, State)]) -> BTreeMap<String, State> {
+        states.iter().map(|(n, s)| (n.to_string(), *s)).collect()
+    }
+
+    const OK: State = State::Operational;
+    const DOWN: State = State::MajorOutage;
+
+    #[test]
+    fn worst_of_is_the_default_and_one_recovery_never_hides_another_outage() {
+        let r = NodeRule::default();
+        assert_eq!(r.combine(&nodes(&[("db1", DOWN), ("db2", DOWN)])), DOWN);
+        assert_eq!(r.combine(&nodes(&[("db1", OK), ("db2", DOWN)])), DOWN);
+        assert_eq!(r.combine(&nodes(&[("db1", OK), ("db2", OK)])), OK);
+        assert_eq!(r.combine(&BTreeMap::new()), OK);
+    }
+
+    #[test]
+    fn counting_makes_one_of_three_nodes_a_partial_outage() {
+        let r = NodeRule {
+            rule: RuleKind::Count,
+            ..NodeRule::default()
+        };
+        let three = |a, b, c| nodes(&[("db1", a), ("db2", b), ("db3", c)]);
+        assert_eq!(r.combine(&three(DOWN, OK, OK)), State::PartialOutage);
+        assert_eq!(r.combine(&three(DOWN, State::PartialOutage, OK)), DOWN);
+        assert_eq!(r.combine(&three(OK, OK, OK)), OK);
+        // A degraded node still shows, below an outage it never hides.
+        assert_eq!(
+            r.combine(&three(State::PerformanceIssues, OK, OK)),
+            State::PerformanceIssues
+        );
+        assert_eq!(
+            r.combine(&three(DOWN, State::UnderMaintenance, OK)),
+            State::UnderMaintenance
+        );
+        let all = NodeRule {
+            rule: RuleKind::Count,
+            partial_at: 1,
+            major_at: MajorAt::Word(AllWord::All),
+        };
+        assert_eq!(all.combine(&three(DOWN, DOWN, OK)), State::PartialOutage);
+        assert_eq!(all.combine(&three(DOWN, DOWN, DOWN)), DOWN);
+        let two = NodeRule {
+            rule: RuleKind::Count,
+            partial_at: 2,
+            major_at: MajorAt::Nodes(3),
+        };
+        assert_eq!(two.combine(&three(DOWN, OK, OK)), OK);
+    }
+
+    #[test]
+    fn the_numbers_are_checked() {
+        let bad = NodeRule {
+            rule: RuleKind::Count,
+            partial_at: 3,
+            major_at: MajorAt::Nodes(2),
+        };
+        assert!(bad.problem().unwrap().contains("below partial_at"));
+        let zero = NodeRule {
+            rule: RuleKind::Count,
+            partial_at: 0,
+            ..NodeRule::default()
+        };
+        assert!(zero.problem().is_some());
+        assert!(NodeRule::default().problem().is_none());
+    }
+}
