@@ -113,6 +113,39 @@ pub enum Command {
     Resync(Lazy<ResyncArgs>),
     /// Validate the config; with --online also the API, the token and every component
     Check(Lazy<CheckArgs>),
+    /// The nodes that report to this aggregator: list them, add one (prints its secret once), forget one
+    Nodes(Lazy<NodesArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct NodesArgs {
+    #[command(subcommand)]
+    pub action: Option<NodesAction>,
+    /// With no action, list the nodes as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodesAction {
+    /// Add a node: creates its credential, stores only its hash, prints the secret once
+    Add(Lazy<NodesAddArgs>),
+    /// Forget a decommissioned node: its failures are cleared and it no longer counts
+    Forget(Lazy<NodesForgetArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct NodesAddArgs {
+    /// The node's name (its identity: reports from it are recorded under this host name)
+    pub name: String,
+    /// Limit the node to these components (repeat for several); default: any
+    #[arg(long = "component", value_name = "NAME")]
+    pub components: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NodesForgetArgs {
+    pub name: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -315,6 +348,13 @@ impl Command {
             Command::MonitConfig(a) => &a.given,
             Command::Resync(a) => &a.given,
             Command::Check(a) => &a.given,
+            Command::Nodes(a) => {
+                return match &a.action {
+                    Some(NodesAction::Add(x)) => x.given.over(&a.given),
+                    Some(NodesAction::Forget(x)) => x.given.over(&a.given),
+                    None => a.given.clone(),
+                };
+            }
             Command::Maintenance(a) => {
                 let inner = match &a.action {
                     MaintenanceAction::Start(x) => &x.given,

@@ -9,6 +9,7 @@
 pub mod alloc;
 pub mod cli;
 pub mod commands;
+pub mod credentials;
 pub mod error;
 pub mod flusher;
 pub mod handler;
@@ -46,6 +47,7 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
         Command::MonitConfig(a) => c::monit_config::run(a, path)?,
         Command::Maintenance(a) => (c::maintenance::run(a, path, clock)?, error::EX_OK),
         Command::Resync(a) => (c::resync::run(a, path, clock)?, error::EX_OK),
+        Command::Nodes(a) => (c::nodes::run(a, path, clock)?, error::EX_OK),
     };
     print!("{out}");
     Ok(code)

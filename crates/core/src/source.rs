@@ -29,6 +29,14 @@ pub enum EventSource {
     Maintenance { maintenance: MaintenanceChange },
     /// What `resync` read from Monit's status for one service.
     Resync { resync: MonitObservation },
+    /// `statusrelay nodes forget`: a decommissioned node's failures cleared.
+    Forget { forget: ForgetNode },
+}
+
+/// The node `nodes forget` removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgetNode {
+    pub node: String,
 }
 
 /// The arguments of `statusrelay event`.
@@ -87,6 +95,7 @@ mod tests {
             r#"{"event":{"component":"db","message":null,"source":"manual","status":"operational"}}"#,
             r#"{"maintenance":{"component":"db","on":true,"why":"deploy 1.4"}}"#,
             r#"{"resync":{"host":"node1","service":"db","status":512,"type":3}}"#,
+            r#"{"forget":{"node":"db3"}}"#,
         ];
         for text in old {
             let s = EventSource::parse(text).unwrap_or_else(|| panic!("unreadable: {text}"));

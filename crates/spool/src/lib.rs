@@ -26,6 +26,7 @@ pub mod incidents;
 pub mod retry;
 
 pub use incidents::{EventContext, Incident, Window};
+pub use nodes::Node;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,6 +44,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
         include_str!("../migrations/0002_incidents_maintenance.sql"),
     ),
     (3, include_str!("../migrations/0003_verify.sql")),
+    (4, include_str!("../migrations/0004_nodes.sql")),
 ];
 
 /// The host under which local maintenance windows are recorded: a source of its own, never a
@@ -349,6 +351,7 @@ fn parse_state(path: &Path, s: &str) -> Result<State> {
 const ITEM_COLS: &str = "id, component, state, status, attempts, created_at, queued_at, next_attempt_at, last_error, message, force, event_id, held";
 
 mod deliver;
+mod nodes;
 mod open;
 mod page;
 mod record;

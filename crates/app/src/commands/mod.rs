@@ -7,6 +7,7 @@ pub mod flush;
 pub mod maintenance;
 pub mod monit;
 pub mod monit_config;
+pub mod nodes;
 pub mod queue;
 pub mod replay;
 pub mod resync;

@@ -77,7 +77,9 @@ fn plan_rejected(
             &e.source,
         ),
         // Neither is ever rejected: they name a component the config had when recorded.
-        EventSource::Maintenance { .. } | EventSource::Resync { .. } => return None,
+        EventSource::Maintenance { .. }
+        | EventSource::Resync { .. }
+        | EventSource::Forget { .. } => return None,
     })
 }
 

@@ -1,0 +1,201 @@
+//! `statusrelay nodes`: the nodes that report to this aggregator. With no action, list them
+//! (when last heard from, how, what they may feed, what they report failing); `add NAME`
+//! creates a node's credential and prints its secret once; `forget NAME` clears a
+//! decommissioned node's failures and removes it.
+//!
+//! Invariant: the secret is printed once, by `add`, and stored only as its digest
+//! (`crate::credentials`); nothing else ever shows it.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::json;
+use statusrelay_core::source::{EventSource, ForgetNode};
+use statusrelay_core::time::{Clock, rfc3339};
+use statusrelay_core::{Config, Effect};
+use statusrelay_spool::{Apply, NewEvent, Spool, TestChange};
+
+use crate::cli::{NodesAction, NodesArgs};
+use crate::spooling::{open_spool, retry_corrupt};
+use crate::{AppError, credentials};
+
+pub fn run(
+    a: &NodesArgs,
+    config: Option<&Path>,
+    clock: Arc<dyn Clock>,
+) -> Result<String, AppError> {
+    let config = Config::load(config)?;
+    retry_corrupt(&*clock, || {
+        let mut spool = open_spool(&config.spool, clock.clone())?;
+        match &a.action {
+            None => list(&spool, a.json),
+            Some(NodesAction::Add(x)) => add(&config, &mut spool, &x.name, &x.components),
+            Some(NodesAction::Forget(x)) => forget(&config, &mut spool, &x.name),
+        }
+    })
+}
+
+/// A node's name: a plain token, since it is a URL's user name and a host name in the spool.
+fn check_name(name: &str) -> Result<(), AppError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::Usage(format!(
+            "node name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.' (it is the user name in Monit's `set mmonit` URL)"
+        )))
+    }
+}
+
+fn add(
+    config: &Config,
+    spool: &mut Spool,
+    name: &str,
+    components: &[String],
+) -> Result<String, AppError> {
+    check_name(name)?;
+    let mut names = Vec::new();
+    for c in components {
+        names.push(config.component(c)?.name);
+    }
+    let secret = credentials::new_secret()?;
+    let limited = (!names.is_empty()).then_some(names.as_slice());
+    if !spool.add_node(name, &credentials::digest(&secret), limited)? {
+        return Err(AppError::Usage(format!(
+            "node {name:?} exists already: `statusrelay nodes forget {name}` first to give it a new secret"
+        )));
+    }
+    let mut out = format!(
+        "added node {name}{}\nits secret, shown this once (store it now; only its hash is kept):\n{secret}\n",
+        if names.is_empty() {
+            String::new()
+        } else {
+            format!(", limited to {}", names.join(", "))
+        }
+    );
+    let _ = writeln!(
+        out,
+        "a node running statusrelay: [backend] kind = \"relay\", token_file holding the secret\n\
+         a node with Monit alone: set mmonit https://{name}:{secret}@AGGREGATOR:PORT/collector"
+    );
+    Ok(out)
+}
+
+fn forget(config: &Config, spool: &mut Spool, name: &str) -> Result<String, AppError> {
+    if spool.node(name)?.is_none() {
+        return Err(AppError::NoSuchItem(format!("node {name}")));
+    }
+    // Its failures end with it: recorded as an event, so each component it fed is recomputed
+    // from the nodes that remain and the page is told.
+    let failing = spool.node_failing(name)?;
+    let applies: Vec<Apply> = failing
+        .iter()
+        .map(|(component, service, test)| Apply {
+            component: component.clone(),
+            rule: config
+                .component(component)
+                .map(|c| c.nodes)
+                .unwrap_or_default(),
+            host: name.to_string(),
+            service: service.clone(),
+            test: test.clone(),
+            change: TestChange::Recover {
+                one_shot_families: vec![],
+            },
+        })
+        .collect();
+    let mut out = String::new();
+    if !applies.is_empty() {
+        let ev = NewEvent {
+            host: Some(name.to_string()),
+            description: Some(format!("node {name} forgotten (decommissioned)")),
+            effect: Some(Effect::Recover),
+            ..NewEvent::new(
+                "nodes",
+                EventSource::Forget {
+                    forget: ForgetNode {
+                        node: name.to_string(),
+                    },
+                },
+            )
+        };
+        let r = spool.record(&ev, &applies, None)?;
+        for c in &r.changes {
+            let _ = writeln!(
+                out,
+                "{}: {} -> {} without {name} (delivery {})",
+                c.component,
+                c.from.map(|s| s.as_str()).unwrap_or("none"),
+                c.to,
+                c.outbox_id
+            );
+        }
+    }
+    spool.forget_node(name)?;
+    let _ = writeln!(
+        out,
+        "forgot node {name} ({} failing test(s) cleared); its credential no longer works",
+        failing.len()
+    );
+    Ok(out)
+}
+
+fn list(spool: &Spool, json_out: bool) -> Result<String, AppError> {
+    let nodes = spool.nodes()?;
+    let now = spool.now();
+    if json_out {
+        let list: Vec<_> = nodes
+            .iter()
+            .map(|n| {
+                json!({
+                    "name": n.name, "components": n.components, "added_at": rfc3339(n.added_at),
+                    "via": n.via, "period_ms": n.period_ms,
+                    "last_seen_at": n.last_seen_at.map(rfc3339),
+                    "failing": spool.node_failing(&n.name).map(|f| f.len()).unwrap_or(0),
+                })
+            })
+            .collect();
+        return Ok(
+            serde_json::to_string_pretty(&json!({ "nodes": list })).unwrap_or_default() + "\n",
+        );
+    }
+    if nodes.is_empty() {
+        return Ok("no nodes: add one with `statusrelay nodes add NAME`\n".into());
+    }
+    let mut out = String::new();
+    for n in &nodes {
+        let seen = n
+            .last_seen_at
+            .map(|t| format!("last seen {}s ago", (now - t).max(0) / 1000))
+            .unwrap_or_else(|| "never seen".into());
+        let failing = spool.node_failing(&n.name)?;
+        let _ = writeln!(
+            out,
+            "{}: {seen}{}{}; {}",
+            n.name,
+            n.via
+                .as_deref()
+                .map(|v| format!(" via {v}"))
+                .unwrap_or_default(),
+            n.components
+                .as_ref()
+                .map(|c| format!(", feeds only {}", c.join(", ")))
+                .unwrap_or_default(),
+            if failing.is_empty() {
+                "nothing failing".to_string()
+            } else {
+                failing
+                    .iter()
+                    .map(|(c, s, t)| format!("{c}: {s} {t}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }
+        );
+    }
+    Ok(out)
+}
