@@ -222,6 +222,33 @@ impl NewEvent {
     }
 }
 
+/// A node's report, as `record_report` needs it.
+pub struct NodeReport<'a> {
+    /// The node, as its credential says (never as the report says).
+    pub node: &'a str,
+    /// The node's own sequence: a report not newer than the last applied one changes nothing.
+    pub seq: i64,
+    /// The node's full state: every test it does not report is passing.
+    pub snapshot: bool,
+    /// How it reported: relay | collector.
+    pub via: &'a str,
+    /// Its reporting period, when the report says.
+    pub period_ms: Option<i64>,
+    /// The rule of a component, for the recoveries a snapshot implies.
+    pub rule_of: &'a dyn Fn(&str) -> statusrelay_core::nodes::NodeRule,
+}
+
+/// What a node's report did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reported {
+    /// Recorded, with what changed.
+    Applied(Recorded),
+    /// Not newer than the last report applied from the node: nothing changed.
+    Stale { last_seq: i64 },
+    /// No such node (forgotten meanwhile): nothing changed.
+    UnknownNode,
+}
+
 /// What recording an event did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recorded {

@@ -61,39 +61,84 @@ impl Spool {
         let now = self.now();
         let (path, file) = (self.path.clone(), self.file);
         self.write(|tx, e| {
-        let status = if applies.is_empty() {
-            EventStatus::Info
-        } else {
-            EventStatus::Applied
-        };
-        let event_id = match replay_of {
-            Some(old) => {
-                tx.execute(
-                    "UPDATE events SET status = ?2, test = ?3, effect = ?4, error = NULL WHERE id = ?1",
-                    params![old, status, ev.test, ev.effect.map(|x| x.as_str())],
+            let at = At {
+                path: &path,
+                file,
+                now,
+            };
+            record_tx(tx, e, &at, ev, applies, replay_of, snapshot)
+        })
+    }
+
+    /// Record a node's report (`statusrelay serve`): its test changes, and for a snapshot the
+    /// recovery of every test the node reported failing before and no longer does, in one
+    /// transaction with the node's sequence guard. A report that is not newer than the last one
+    /// applied from that node changes nothing, so a delayed or retried older report never
+    /// overrides a newer one, and acknowledging it again is safe.
+    pub fn record_report(
+        &mut self,
+        report: &NodeReport<'_>,
+        ev: &NewEvent,
+        applies: &[Apply],
+    ) -> Result<Reported> {
+        let now = self.now();
+        let (path, file) = (self.path.clone(), self.file);
+        self.write(|tx, e| {
+            let last: Option<Option<i64>> = tx
+                .query_row(
+                    "SELECT last_seq FROM nodes WHERE name = ?1",
+                    [report.node],
+                    |r| r.get(0),
                 )
-                .map_err(&e)?;
-                old
+                .optional()
+                .map_err(e)?;
+            let Some(last) = last else {
+                return Ok(Reported::UnknownNode);
+            };
+            if let Some(last) = last.filter(|l| *l >= report.seq) {
+                return Ok(Reported::Stale { last_seq: last });
             }
-            None => insert_event(tx, ev, now, status, None).map_err(&e)?,
-        };
-        let mut touched: Vec<(&str, NodeRule)> = Vec::new();
-        for a in applies {
-            apply_test(tx, a, event_id, now, snapshot).map_err(&e)?;
-            if !touched.iter().any(|(c, _)| *c == a.component) {
-                touched.push((&a.component, a.rule));
+            let mut all: Vec<Apply> = applies.to_vec();
+            if report.snapshot {
+                let mut st = tx
+                    .prepare(
+                        "SELECT component, service, test FROM tests WHERE host = ?1 AND state IS NOT NULL",
+                    )
+                    .map_err(e)?;
+                let failing = st
+                    .query_map([report.node], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                    })
+                    .map_err(e)?
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(e)?;
+                for (component, service, test) in failing {
+                    let reported = applies.iter().any(|a| {
+                        a.component == component && a.service == service && a.test == test
+                    });
+                    if !reported {
+                        all.push(Apply {
+                            rule: (report.rule_of)(&component),
+                            component,
+                            host: report.node.to_string(),
+                            service,
+                            test,
+                            change: TestChange::Recover {
+                                one_shot_families: vec![],
+                            },
+                        });
+                    }
+                }
             }
-        }
-        let mut changes = Vec::new();
-        for (comp, rule) in touched {
-            let message = ev.description.as_deref();
-            if let Some(c) =
-                refresh_desired(tx, &path, file, comp, rule, event_id, message, now)?
-            {
-                changes.push(c);
-            }
-        }
-        Ok(Recorded { event_id, changes })
+            let at = At { path: &path, file, now };
+            let recorded = record_tx(tx, e, &at, ev, &all, None, None)?;
+            tx.execute(
+                "UPDATE nodes SET last_seq = ?2, last_seen_at = ?3, via = ?4,
+                   period_ms = coalesce(?5, period_ms) WHERE name = ?1",
+                params![report.node, report.seq, now, report.via, report.period_ms],
+            )
+            .map_err(e)?;
+            Ok(Reported::Applied(recorded))
         })
     }
 
@@ -336,4 +381,56 @@ fn nodes_state(
         *node = node.worst(state);
     }
     Ok(rule.combine(&nodes).worst(maintenance))
+}
+
+/// Where and when a recording happens.
+struct At<'a> {
+    path: &'a Path,
+    file: Option<(u64, u64)>,
+    now: i64,
+}
+
+/// The recording itself, inside the caller's transaction (see `Spool::record_inner`).
+fn record_tx(
+    tx: &rusqlite::Transaction<'_>,
+    e: &dyn Fn(rusqlite::Error) -> SpoolError,
+    at: &At<'_>,
+    ev: &NewEvent,
+    applies: &[Apply],
+    replay_of: Option<i64>,
+    snapshot: Option<i64>,
+) -> Result<Recorded> {
+    let now = at.now;
+    let status = if applies.is_empty() {
+        EventStatus::Info
+    } else {
+        EventStatus::Applied
+    };
+    let event_id = match replay_of {
+        Some(old) => {
+            tx.execute(
+                "UPDATE events SET status = ?2, test = ?3, effect = ?4, error = NULL WHERE id = ?1",
+                params![old, status, ev.test, ev.effect.map(|x| x.as_str())],
+            )
+            .map_err(e)?;
+            old
+        }
+        None => insert_event(tx, ev, now, status, None).map_err(e)?,
+    };
+    let mut touched: Vec<(&str, NodeRule)> = Vec::new();
+    for a in applies {
+        apply_test(tx, a, event_id, now, snapshot).map_err(e)?;
+        if !touched.iter().any(|(c, _)| *c == a.component) {
+            touched.push((&a.component, a.rule));
+        }
+    }
+    let mut changes = Vec::new();
+    for (comp, rule) in touched {
+        let message = ev.description.as_deref();
+        if let Some(c) = refresh_desired(tx, at.path, at.file, comp, rule, event_id, message, now)?
+        {
+            changes.push(c);
+        }
+    }
+    Ok(Recorded { event_id, changes })
 }

@@ -762,3 +762,74 @@ fn stored_words_are_typed_and_an_unknown_one_is_named() {
         "\"rejected\""
     );
 }
+
+/// Issue 15: a node's reports are ordered by its own sequence, a snapshot replaces what the
+/// node said before, and one node's recovery never hides another's outage.
+#[test]
+fn node_reports_are_ordered_per_node_and_a_snapshot_replaces_the_nodes_state() {
+    use statusrelay_core::nodes::NodeRule;
+    let f = Fixture::new("reports");
+    let mut s = f.open();
+    let rule = |_: &str| NodeRule::default();
+    let report = |node: &'static str, seq: i64, snapshot: bool| NodeReport {
+        node,
+        seq,
+        snapshot,
+        via: "relay",
+        period_ms: Some(30_000),
+        rule_of: &rule,
+    };
+    let down = |node: &str| fail("db", node, "existence", State::MajorOutage);
+    let desired = |s: &Spool| s.desired().unwrap()[0].1;
+    assert_eq!(
+        s.record_report(&report("db1", 1, false), &ev("mysql"), &[down("db1")])
+            .unwrap(),
+        Reported::UnknownNode
+    );
+    assert!(s.add_node("db1", "h1", None).unwrap());
+    assert!(s.add_node("db2", "h2", None).unwrap());
+    assert!(
+        !s.add_node("db1", "other", None).unwrap(),
+        "names are unique"
+    );
+    let r = s
+        .record_report(&report("db1", 1, false), &ev("mysql"), &[down("db1")])
+        .unwrap();
+    assert!(
+        matches!(r, Reported::Applied(ref x) if x.changes.len() == 1),
+        "{r:?}"
+    );
+    assert_eq!(desired(&s), State::MajorOutage);
+    // The same report again (a retry after a lost acknowledgement) changes nothing.
+    assert_eq!(
+        s.record_report(&report("db1", 1, false), &ev("mysql"), &[down("db1")])
+            .unwrap(),
+        Reported::Stale { last_seq: 1 }
+    );
+    s.record_report(&report("db2", 7, false), &ev("mysql"), &[down("db2")])
+        .unwrap();
+    // db1's snapshot says nothing is failing: its test recovers, db2 still holds the outage.
+    s.record_report(&report("db1", 3, true), &ev("mysql"), &[])
+        .unwrap();
+    assert_eq!(
+        s.node_failing("db1").unwrap().len(),
+        0,
+        "the snapshot replaced db1's state"
+    );
+    assert_eq!(desired(&s), State::MajorOutage, "db2 is still down");
+    // A delayed older report from db1 (seq 2) never overrides its newer snapshot.
+    assert_eq!(
+        s.record_report(&report("db1", 2, false), &ev("mysql"), &[down("db1")])
+            .unwrap(),
+        Reported::Stale { last_seq: 3 }
+    );
+    assert!(s.node_failing("db1").unwrap().is_empty());
+    s.record_report(&report("db2", 8, true), &ev("mysql"), &[])
+        .unwrap();
+    assert_eq!(desired(&s), State::Operational);
+    let n = s.node("db2").unwrap().unwrap();
+    assert_eq!(
+        (n.last_seq, n.via.as_deref(), n.period_ms),
+        (Some(8), Some("relay"), Some(30_000))
+    );
+}
