@@ -228,14 +228,26 @@ pub struct NodeReport<'a> {
     pub node: &'a str,
     /// The node's own sequence: a report not newer than the last applied one changes nothing.
     pub seq: i64,
-    /// The node's full state: every test it does not report is passing.
-    pub snapshot: bool,
+    /// What the report says all of: a test in its scope that it does not report is passing.
+    pub snapshot: Snapshot<'a>,
     /// How it reported: relay | collector.
     pub via: &'a str,
     /// Its reporting period, when the report says.
     pub period_ms: Option<i64>,
     /// The rule of a component, for the recoveries a snapshot implies.
     pub rule_of: &'a dyn Fn(&str) -> statusrelay_core::nodes::NodeRule,
+}
+
+/// What a node's report is the whole truth about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Snapshot<'a> {
+    /// Nothing: it only says what changed (an event).
+    Changes,
+    /// These components: the node's rows for them are replaced (a relay's report of a
+    /// component's failing tests).
+    Components(&'a [String]),
+    /// Everything the node feeds (Monit's status document, a relay's full snapshot).
+    Node,
 }
 
 /// What a node's report did.

@@ -99,7 +99,7 @@ impl Spool {
                 return Ok(Reported::Stale { last_seq: last });
             }
             let mut all: Vec<Apply> = applies.to_vec();
-            if report.snapshot {
+            if report.snapshot != Snapshot::Changes {
                 let mut st = tx
                     .prepare(
                         "SELECT component, service, test FROM tests WHERE host = ?1 AND state IS NOT NULL",
@@ -113,6 +113,11 @@ impl Spool {
                     .collect::<std::result::Result<Vec<_>, _>>()
                     .map_err(e)?;
                 for (component, service, test) in failing {
+                    if let Snapshot::Components(scope) = report.snapshot
+                        && !scope.contains(&component)
+                    {
+                        continue;
+                    }
                     let reported = applies.iter().any(|a| {
                         a.component == component && a.service == service && a.test == test
                     });

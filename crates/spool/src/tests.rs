@@ -771,10 +771,14 @@ fn node_reports_are_ordered_per_node_and_a_snapshot_replaces_the_nodes_state() {
     let f = Fixture::new("reports");
     let mut s = f.open();
     let rule = |_: &str| NodeRule::default();
-    let report = |node: &'static str, seq: i64, snapshot: bool| NodeReport {
+    let report = |node: &'static str, seq: i64, whole: bool| NodeReport {
         node,
         seq,
-        snapshot,
+        snapshot: if whole {
+            Snapshot::Node
+        } else {
+            Snapshot::Changes
+        },
         via: "relay",
         period_ms: Some(30_000),
         rule_of: &rule,
@@ -827,9 +831,26 @@ fn node_reports_are_ordered_per_node_and_a_snapshot_replaces_the_nodes_state() {
     s.record_report(&report("db2", 8, true), &ev("mysql"), &[])
         .unwrap();
     assert_eq!(desired(&s), State::Operational);
+    // A snapshot of one component leaves the node's other components alone.
+    let other = fail("web", "db2", "existence", State::MajorOutage);
+    s.record_report(
+        &report("db2", 9, false),
+        &ev("nginx"),
+        &[down("db2"), other],
+    )
+    .unwrap();
+    let scope = vec!["db".to_string()];
+    let db_only = NodeReport {
+        snapshot: Snapshot::Components(&scope),
+        ..report("db2", 10, false)
+    };
+    s.record_report(&db_only, &ev("mysql"), &[]).unwrap();
+    let left = s.node_failing("db2").unwrap();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0].0, "web");
     let n = s.node("db2").unwrap().unwrap();
     assert_eq!(
         (n.last_seq, n.via.as_deref(), n.period_ms),
-        (Some(8), Some("relay"), Some(30_000))
+        (Some(10), Some("relay"), Some(30_000))
     );
 }
