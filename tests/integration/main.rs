@@ -4,6 +4,7 @@
 mod backends;
 mod delivery;
 mod faults;
+mod fleet;
 mod handler;
 mod hardening;
 mod incidents;

@@ -115,6 +115,18 @@ pub enum Command {
     Check(Lazy<CheckArgs>),
     /// The nodes that report to this aggregator: list them, add one (prints its secret once), forget one
     Nodes(Lazy<NodesArgs>),
+    /// The fleet's aggregator: take every node's reports and deliver the page, alone (until SIGTERM)
+    Serve(Lazy<ServeArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Listen here instead of [serve] listen (e.g. 127.0.0.1:8731)
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Also write Prometheus metrics for the aggregator's flusher here
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -348,6 +360,7 @@ impl Command {
             Command::MonitConfig(a) => &a.given,
             Command::Resync(a) => &a.given,
             Command::Check(a) => &a.given,
+            Command::Serve(a) => &a.given,
             Command::Nodes(a) => {
                 return match &a.action {
                     Some(NodesAction::Add(x)) => x.given.over(&a.given),

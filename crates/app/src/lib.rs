@@ -17,6 +17,7 @@ pub mod log;
 pub mod metrics;
 pub mod monit_http;
 pub mod resync;
+pub mod serve;
 pub mod spooling;
 
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
         Command::Maintenance(a) => (c::maintenance::run(a, path, clock)?, error::EX_OK),
         Command::Resync(a) => (c::resync::run(a, path, clock)?, error::EX_OK),
         Command::Nodes(a) => (c::nodes::run(a, path, clock)?, error::EX_OK),
+        Command::Serve(a) => (c::serve::run(a, path, clock)?, error::EX_OK),
     };
     print!("{out}");
     Ok(code)

@@ -20,6 +20,7 @@ use crate::cachet::Cachet;
 use crate::cachet3::Cachet3;
 use crate::html::{Html, PageGroup};
 use crate::http::{OverHttp, transport_warnings};
+use crate::relay::Relay;
 use crate::statusio::Statusio;
 use crate::statuspage::Statuspage;
 use crate::{Backend, BackendError, read_token};
@@ -84,6 +85,7 @@ pub fn from_config(
             let api_id = r.api_id.as_deref().unwrap_or_default();
             http.wrap(Statusio::new(&url, page, api_id, token, r.timeout))?
         }
+        BackendKind::Relay => http.wrap(Relay::new(&url, &config.node_name(), token, r.timeout))?,
         BackendKind::Html => unreachable!("built above"),
     };
     Ok(backend)

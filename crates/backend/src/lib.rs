@@ -17,6 +17,7 @@ pub mod html;
 mod html_render;
 pub mod http;
 pub mod memory;
+pub mod relay;
 pub mod statusio;
 pub mod statuspage;
 
@@ -111,6 +112,27 @@ pub trait Backend {
 
     /// Check reachability, write access and that every component exists.
     fn check(&mut self, components: &[ComponentRef]) -> Vec<CheckLine>;
+
+    /// Does this page take a node's failing tests rather than a state (an aggregator)? Then
+    /// the flusher calls [`Backend::report_tests`] instead of [`Backend::set_state`].
+    fn wants_tests(&self) -> bool {
+        false
+    }
+
+    /// Report the node's failing tests of the component (`seq`: the delivery's sequence);
+    /// returns the state delivered.
+    fn report_tests(
+        &mut self,
+        component: &ComponentRef,
+        _seq: i64,
+        _failing: Vec<statusrelay_core::relay::RelayTest>,
+        _state: State,
+    ) -> Result<State, BackendError> {
+        Err(BackendError::Protocol(format!(
+            "{:?}: this status page takes states, not tests",
+            component.name
+        )))
+    }
 
     /// Does the page show `state` on the component now? Asked after a write whose outcome was
     /// unknown (the server may carry it out late, over a newer one).

@@ -16,6 +16,7 @@ pub mod mapping;
 pub mod monit;
 pub mod monit_status;
 pub mod nodes;
+pub mod relay;
 pub mod source;
 pub mod state;
 pub mod template;

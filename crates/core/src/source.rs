@@ -31,6 +31,15 @@ pub enum EventSource {
     Resync { resync: MonitObservation },
     /// `statusrelay nodes forget`: a decommissioned node's failures cleared.
     Forget { forget: ForgetNode },
+    /// A report a node's statusrelay relayed to the aggregator.
+    Relay { relay: RelayedReport },
+}
+
+/// A relayed report and the node it came from (by its credential).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayedReport {
+    pub node: String,
+    pub report: crate::relay::RelayReport,
 }
 
 /// The node `nodes forget` removed.

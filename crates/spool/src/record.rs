@@ -81,69 +81,30 @@ impl Spool {
         ev: &NewEvent,
         applies: &[Apply],
     ) -> Result<Reported> {
+        Ok(self
+            .record_reports(&[(report, ev, applies)])?
+            .pop()
+            .unwrap_or(Reported::UnknownNode))
+    }
+
+    /// Several reports (one request of a node, or of several) in one transaction, each with
+    /// its node's sequence guard, in order.
+    pub fn record_reports(
+        &mut self,
+        reports: &[(&NodeReport<'_>, &NewEvent, &[Apply])],
+    ) -> Result<Vec<Reported>> {
         let now = self.now();
         let (path, file) = (self.path.clone(), self.file);
         self.write(|tx, e| {
-            let last: Option<Option<i64>> = tx
-                .query_row(
-                    "SELECT last_seq FROM nodes WHERE name = ?1",
-                    [report.node],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(e)?;
-            let Some(last) = last else {
-                return Ok(Reported::UnknownNode);
+            let at = At {
+                path: &path,
+                file,
+                now,
             };
-            if let Some(last) = last.filter(|l| *l >= report.seq) {
-                return Ok(Reported::Stale { last_seq: last });
-            }
-            let mut all: Vec<Apply> = applies.to_vec();
-            if report.snapshot != Snapshot::Changes {
-                let mut st = tx
-                    .prepare(
-                        "SELECT component, service, test FROM tests WHERE host = ?1 AND state IS NOT NULL",
-                    )
-                    .map_err(e)?;
-                let failing = st
-                    .query_map([report.node], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
-                    })
-                    .map_err(e)?
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(e)?;
-                for (component, service, test) in failing {
-                    if let Snapshot::Components(scope) = report.snapshot
-                        && !scope.contains(&component)
-                    {
-                        continue;
-                    }
-                    let reported = applies.iter().any(|a| {
-                        a.component == component && a.service == service && a.test == test
-                    });
-                    if !reported {
-                        all.push(Apply {
-                            rule: (report.rule_of)(&component),
-                            component,
-                            host: report.node.to_string(),
-                            service,
-                            test,
-                            change: TestChange::Recover {
-                                one_shot_families: vec![],
-                            },
-                        });
-                    }
-                }
-            }
-            let at = At { path: &path, file, now };
-            let recorded = record_tx(tx, e, &at, ev, &all, None, None)?;
-            tx.execute(
-                "UPDATE nodes SET last_seq = ?2, last_seen_at = ?3, via = ?4,
-                   period_ms = coalesce(?5, period_ms) WHERE name = ?1",
-                params![report.node, report.seq, now, report.via, report.period_ms],
-            )
-            .map_err(e)?;
-            Ok(Reported::Applied(recorded))
+            reports
+                .iter()
+                .map(|(report, ev, applies)| report_tx(tx, e, &at, report, ev, applies))
+                .collect()
         })
     }
 
@@ -438,4 +399,84 @@ fn record_tx(
         }
     }
     Ok(Recorded { event_id, changes })
+}
+
+/// One node report inside the caller's transaction (see `Spool::record_reports`).
+fn report_tx(
+    tx: &rusqlite::Transaction<'_>,
+    e: &dyn Fn(rusqlite::Error) -> SpoolError,
+    at: &At<'_>,
+    report: &NodeReport<'_>,
+    ev: &NewEvent,
+    applies: &[Apply],
+) -> Result<Reported> {
+    let last: Option<Option<i64>> = tx
+        .query_row(
+            "SELECT last_seq FROM nodes WHERE name = ?1",
+            [report.node],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(e)?;
+    let Some(last) = last else {
+        return Ok(Reported::UnknownNode);
+    };
+    if let Some(last) = last.filter(|l| *l >= report.seq) {
+        return Ok(Reported::Stale { last_seq: last });
+    }
+    let mut all: Vec<Apply> = applies.to_vec();
+    if report.snapshot != Snapshot::Changes {
+        let mut st = tx
+            .prepare(
+                "SELECT component, service, test FROM tests WHERE host = ?1 AND state IS NOT NULL",
+            )
+            .map_err(e)?;
+        let failing = st
+            .query_map([report.node], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(e)?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(e)?;
+        for (component, service, test) in failing {
+            if let Snapshot::Components(scope) = report.snapshot
+                && !scope.contains(&component)
+            {
+                continue;
+            }
+            let reported = applies
+                .iter()
+                .any(|a| a.component == component && a.service == service && a.test == test);
+            if !reported {
+                all.push(Apply {
+                    rule: (report.rule_of)(&component),
+                    component,
+                    host: report.node.to_string(),
+                    service,
+                    test,
+                    change: TestChange::Recover {
+                        one_shot_families: vec![],
+                    },
+                });
+            }
+        }
+    }
+    let recorded = record_tx(tx, e, at, ev, &all, None, None)?;
+    tx.execute(
+        "UPDATE nodes SET last_seq = ?2, last_seen_at = ?3, via = ?4,
+           period_ms = coalesce(?5, period_ms) WHERE name = ?1",
+        params![
+            report.node,
+            report.seq,
+            at.now,
+            report.via,
+            report.period_ms
+        ],
+    )
+    .map_err(e)?;
+    Ok(Reported::Applied(recorded))
 }

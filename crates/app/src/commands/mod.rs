@@ -11,5 +11,6 @@ pub mod nodes;
 pub mod queue;
 pub mod replay;
 pub mod resync;
+pub mod serve;
 pub mod status;
 mod view;

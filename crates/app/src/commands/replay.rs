@@ -79,7 +79,8 @@ fn plan_rejected(
         // Neither is ever rejected: they name a component the config had when recorded.
         EventSource::Maintenance { .. }
         | EventSource::Resync { .. }
-        | EventSource::Forget { .. } => return None,
+        | EventSource::Forget { .. }
+        | EventSource::Relay { .. } => return None,
     })
 }
 

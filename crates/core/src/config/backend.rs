@@ -34,6 +34,8 @@ pub enum BackendKind {
     Statuspage,
     /// status.io (api.status.io/v2).
     Statusio,
+    /// An aggregator (`statusrelay serve`) that alone writes to the page for every node.
+    Relay,
 }
 
 impl BackendKind {
@@ -45,6 +47,7 @@ impl BackendKind {
             BackendKind::Cachet3 => "cachet3",
             BackendKind::Statuspage => "statuspage",
             BackendKind::Statusio => "statusio",
+            BackendKind::Relay => "relay",
         }
     }
 
@@ -56,6 +59,7 @@ impl BackendKind {
             BackendKind::Cachet3 => "Cachet 3.x",
             BackendKind::Statuspage => "Atlassian Statuspage",
             BackendKind::Statusio => "status.io",
+            BackendKind::Relay => "a statusrelay aggregator",
         }
     }
 
@@ -74,7 +78,7 @@ impl BackendKind {
         match self {
             BackendKind::Statuspage | BackendKind::Statusio => Duration::from_secs(1),
             BackendKind::Cachet3 => Duration::from_millis(200),
-            BackendKind::Cachet | BackendKind::Html => Duration::ZERO,
+            BackendKind::Cachet | BackendKind::Html | BackendKind::Relay => Duration::ZERO,
         }
     }
 
@@ -282,7 +286,7 @@ pub struct BackendTable {
     pub history_days: Option<u32>,
 }
 
-const API_KINDS: &str = "\"cachet\", \"cachet3\", \"statuspage\" or \"statusio\"";
+const API_KINDS: &str = "\"cachet\", \"cachet3\", \"statuspage\", \"statusio\" or \"relay\"";
 
 impl BackendTable {
     /// The settings of the configured kind; the error is (key, message) for a key that does not

@@ -21,7 +21,7 @@ pub use backend::{
 };
 pub use sections::{
     CHECK_TYPES, CheckConfig, ComponentConfig, DEFAULT_INCIDENT_MESSAGE, DEFAULT_INCIDENT_NAME,
-    DeliveryConfig, IncidentsConfig, MappingTable, MonitConfig, RetentionConfig, slug,
+    DeliveryConfig, IncidentsConfig, MappingTable, MonitConfig, RetentionConfig, ServeConfig, slug,
 };
 
 use std::path::{Path, PathBuf};
@@ -83,6 +83,9 @@ pub struct Config {
     /// How to read Monit's own status (for `resync`).
     #[serde(default)]
     pub monit: Option<MonitConfig>,
+    /// How `statusrelay serve` listens for its nodes.
+    #[serde(default)]
+    pub serve: Option<ServeConfig>,
     #[serde(skip)]
     pub source: Option<ConfigSource>,
 }
@@ -105,6 +108,7 @@ impl Default for Config {
             checks: Vec::new(),
             incidents: IncidentsConfig::default(),
             monit: None,
+            serve: None,
             source: Some(ConfigSource::Defaults),
         }
     }

@@ -305,3 +305,30 @@ pub fn slug(name: &str) -> String {
     }
     out.trim_matches('-').to_string()
 }
+
+/// `[serve]`: how the aggregator (`statusrelay serve`) listens for its nodes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Address and port to listen on.
+    pub listen: std::net::SocketAddr,
+    /// Plain HTTP anywhere but loopback needs this, by name: node credentials would cross the
+    /// network in the clear (TLS is not built yet).
+    pub allow_plain_http: bool,
+    /// Largest request body accepted, in bytes (413 beyond).
+    pub max_body: usize,
+    /// How long one request may take, headers and body, before it is cut off (408).
+    #[serde(with = "serde_human")]
+    pub request_timeout: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8731)),
+            allow_plain_http: false,
+            max_body: 1 << 20,
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}

@@ -173,6 +173,23 @@ impl Config {
                 _ => {}
             }
         }
+        if let Some(sv) = &self.serve {
+            if !sv.listen.ip().is_loopback() && !sv.allow_plain_http {
+                return Err(invalid(
+                    "serve.listen".into(),
+                    format!(
+                        "{} is not loopback: node credentials would cross the network in plain HTTP; set allow_plain_http = true to accept that (a TLS-terminating proxy in front), or listen on 127.0.0.1",
+                        sv.listen
+                    ),
+                ));
+            }
+            if sv.max_body < 1024 || sv.request_timeout < Duration::from_secs(1) {
+                return Err(invalid(
+                    "serve".into(),
+                    "max_body must be at least 1024 bytes and request_timeout at least 1s".into(),
+                ));
+            }
+        }
         let d = &self.delivery;
         if d.backoff_base.is_zero() || d.backoff_cap < d.backoff_base {
             return Err(invalid(

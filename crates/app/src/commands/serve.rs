@@ -1,0 +1,117 @@
+//! `statusrelay serve`: the fleet's aggregator. It alone writes to the page: nodes report to it
+//! (`crate::serve`), and its own flusher delivers its spool, as `flush` does on a single node.
+//!
+//! Invariants:
+//! - Ingest and delivery run in one process on one spool: the flusher on a thread of its own,
+//!   the HTTP side on a small tokio runtime. SIGTERM stops both; the flusher within about a
+//!   second whatever is in flight, the server after the requests it is answering.
+//! - Plain HTTP only on loopback unless the config says so by name (and then a warning at
+//!   every start): node credentials must not cross a network in the clear.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use statusrelay_core::Config;
+use statusrelay_core::time::Clock;
+
+use crate::cli::ServeArgs;
+use crate::flusher::{self, FlushOptions};
+use crate::serve::{Ingest, router};
+use crate::spooling::retry_corrupt;
+use crate::{AppError, info, warn};
+
+pub fn run(
+    a: &ServeArgs,
+    config: Option<&Path>,
+    clock: Arc<dyn Clock>,
+) -> Result<String, AppError> {
+    let mut config = Config::load(config)?;
+    let mut serve = config.serve.clone().unwrap_or_default();
+    if let Some(listen) = a.listen {
+        serve.listen = listen;
+    }
+    if !serve.listen.ip().is_loopback() {
+        if !serve.allow_plain_http {
+            return Err(AppError::Usage(format!(
+                "--listen {}: not loopback, and node credentials would cross the network in plain HTTP; set [serve] allow_plain_http = true to accept that (a TLS proxy in front), or listen on 127.0.0.1",
+                serve.listen
+            )));
+        }
+        warn!(
+            "serving plain HTTP on {} (allow_plain_http): node credentials cross the network in the clear unless a TLS proxy is in front",
+            serve.listen
+        );
+    }
+    config.serve = Some(serve.clone());
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, shutdown.clone()).map_err(|source| AppError::Io {
+            path: "signal handler".into(),
+            source,
+        })?;
+    }
+    let delivery = {
+        let (config, clock, shutdown) = (config.clone(), clock.clone(), shutdown.clone());
+        let opts = FlushOptions {
+            metrics_file: a.metrics_file.clone(),
+            once: false,
+            poll: Duration::from_millis(200),
+            shutdown: shutdown.clone(),
+            clock: clock.clone(),
+        };
+        std::thread::spawn(move || {
+            let r = retry_corrupt(&*clock, || {
+                let backend =
+                    flusher::build_backend(&config, clock.clone(), Some(shutdown.clone()))?;
+                flusher::flush(&config, backend, opts.clone())
+            });
+            // A flusher that cannot run (another one holds the spool) stops the aggregator.
+            shutdown.store(true, Ordering::SeqCst);
+            r
+        })
+    };
+    let ingest = Arc::new(Ingest {
+        config: config.clone(),
+        clock,
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| AppError::Io {
+            path: "tokio runtime".into(),
+            source,
+        })?;
+    let stop = shutdown.clone();
+    let served: Result<(), std::io::Error> = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(serve.listen).await?;
+        info!("serving nodes on http://{}", listener.local_addr()?);
+        axum::serve(
+            listener,
+            router(ingest).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            while !stop.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await
+    });
+    shutdown.store(true, Ordering::SeqCst);
+    let delivered = delivery
+        .join()
+        .map_err(|_| AppError::Usage("the aggregator's flusher thread panicked".into()))?;
+    served.map_err(|source| AppError::Io {
+        path: format!("listen {}", serve.listen).into(),
+        source,
+    })?;
+    let r = delivered?;
+    info!(
+        "aggregator stopped: {} sent, {} retried, {} dead-lettered",
+        r.sent, r.retried, r.dead
+    );
+    Ok(String::new())
+}

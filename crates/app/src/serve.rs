@@ -1,0 +1,320 @@
+//! The aggregator's ingest (`statusrelay serve`): the HTTP endpoints nodes report to.
+//!
+//! Invariants:
+//! - A node is who its credential says (HTTP basic auth: node name and secret, checked against
+//!   the stored hash); nothing in a body names a node. An unknown node or a wrong secret is 401,
+//!   logged with the peer's address, never with the secret.
+//! - A batch is checked whole before anything is applied (every component known to the
+//!   aggregator and allowed to the node, every state a failure), then applied in one
+//!   transaction; the answer (200) is sent only after that commit. A report older than the
+//!   node's last applied one is acknowledged and changes nothing.
+//! - Bounded: bodies over `[serve] max_body` are 413, a request (headers and body) taking longer
+//!   than `request_timeout` is cut off with 408.
+//! - The spool is opened per request on a blocking thread; the async side never touches SQLite.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use statusrelay_core::relay::{RelayAck, RelayBatch};
+use statusrelay_core::source::{EventSource, RelayedReport};
+use statusrelay_core::time::Clock;
+use statusrelay_core::{Config, Effect, State as ComponentState};
+use statusrelay_spool::{Apply, NewEvent, NodeReport, Reported, Snapshot, TestChange};
+
+use crate::spooling::open_spool;
+use crate::{credentials, error, warn};
+
+/// What every request needs.
+pub struct Ingest {
+    pub config: Config,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The aggregator's routes: `POST /v1/reports` (nodes), `GET /ready` (load balancers).
+pub fn router(ingest: Arc<Ingest>) -> Router {
+    let serve = ingest.config.serve.clone().unwrap_or_default();
+    let timeout = serve.request_timeout;
+    Router::new()
+        .route("/v1/reports", post(reports))
+        .route("/ready", get(ready))
+        .layer(DefaultBodyLimit::max(serve.max_body))
+        .layer(middleware::from_fn(
+            move |req: Request, next: Next| async move {
+                // The body is read inside `next`: a client that trickles it is cut off too.
+                match tokio::time::timeout(timeout, next.run(req)).await {
+                    Ok(r) => r,
+                    Err(_) => answer(StatusCode::REQUEST_TIMEOUT, "request took too long"),
+                }
+            },
+        ))
+        .with_state(ingest)
+}
+
+fn answer(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        json!({ "error": message }).to_string(),
+    )
+        .into_response()
+}
+
+async fn ready(State(st): State<Arc<Ingest>>) -> Response {
+    let ok = tokio::task::spawn_blocking(move || open_spool(&st.config.spool, st.clock.clone()))
+        .await
+        .is_ok_and(|r| r.is_ok());
+    if ok {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the spool cannot be opened",
+        )
+    }
+}
+
+async fn reports(
+    State(st): State<Arc<Ingest>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let auth = basic_auth(&headers);
+    match tokio::task::spawn_blocking(move || st.ingest(auth, &body, peer)).await {
+        Ok(Ok(ack)) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::to_string(&ack).unwrap_or_default(),
+        )
+            .into_response(),
+        Ok(Err((status, message))) => answer(status, &message),
+        Err(_) => answer(StatusCode::INTERNAL_SERVER_ERROR, "the ingest task failed"),
+    }
+}
+
+/// (user, password) of an HTTP basic `Authorization` header.
+fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = v.strip_prefix("Basic ")?.trim();
+    let decoded = String::from_utf8(decode_base64(encoded)?).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+fn decode_base64(s: &str) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let bytes: Vec<u8> = s.bytes().filter(|b| *b != b'=').collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (i, b) in chunk.iter().enumerate() {
+            n |= val(*b)? << (18 - 6 * i);
+        }
+        let take = match chunk.len() {
+            4 => 3,
+            3 => 2,
+            2 => 1,
+            _ => return None,
+        };
+        out.extend_from_slice(&n.to_be_bytes()[1..1 + take]);
+    }
+    Some(out)
+}
+
+type Refusal = (StatusCode, String);
+
+impl Ingest {
+    /// Check a batch whole, then apply it in one transaction; the answer once it is committed.
+    fn ingest(
+        &self,
+        auth: Option<(String, String)>,
+        body: &[u8],
+        peer: SocketAddr,
+    ) -> Result<RelayAck, Refusal> {
+        let Some((name, secret)) = auth else {
+            warn!("{peer}: a report without credentials refused (401)");
+            return Err((
+                StatusCode::UNAUTHORIZED,
+                "credentials required: HTTP basic auth with the node's name and secret".into(),
+            ));
+        };
+        let mut spool = open_spool(&self.config.spool, self.clock.clone()).map_err(|e| {
+            error!("cannot open the spool for a report from {peer}: {e}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the aggregator's spool is unavailable; try again".to_string(),
+            )
+        })?;
+        let node = spool.node(&name).ok().flatten();
+        let Some(node) = node.filter(|n| credentials::verify(&secret, &n.secret_sha256)) else {
+            warn!(
+                "{peer}: a report as node {name:?} refused (401): no such node, or a wrong secret"
+            );
+            return Err((
+                StatusCode::UNAUTHORIZED,
+                "unknown node or wrong secret".into(),
+            ));
+        };
+        let batch: RelayBatch = serde_json::from_slice(body).map_err(|e| {
+            (
+                StatusCode::BAD_REQUEST,
+                format!("not a report batch (see the relay format): {e}"),
+            )
+        })?;
+        let mut items = Vec::new();
+        for r in &batch.reports {
+            let comp = self.config.component(&r.component).map_err(|_| {
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!(
+                        "no component named {:?} on the aggregator: add it to the aggregator's config",
+                        r.component
+                    ),
+                )
+            })?;
+            if let Some(allowed) = &node.components
+                && !allowed.contains(&comp.name)
+            {
+                warn!("{peer}: node {name} may not feed {:?} (403)", comp.name);
+                return Err((
+                    StatusCode::FORBIDDEN,
+                    format!("node {name} may not feed {:?}", comp.name),
+                ));
+            }
+            let mut applies = Vec::new();
+            for t in &r.failing {
+                if t.state == ComponentState::Operational {
+                    return Err((
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "{} {}: a failing test cannot be operational",
+                            t.service, t.test
+                        ),
+                    ));
+                }
+                applies.push(Apply {
+                    component: comp.name.clone(),
+                    rule: comp.nodes,
+                    host: name.clone(),
+                    service: t.service.clone(),
+                    test: t.test.clone(),
+                    change: TestChange::Fail(t.state),
+                });
+            }
+            let ev = NewEvent {
+                host: Some(name.clone()),
+                description: Some(format!(
+                    "{} reports {} failing test(s) of {:?}",
+                    name,
+                    r.failing.len(),
+                    comp.name
+                )),
+                effect: Some(if r.failing.is_empty() {
+                    Effect::Recover
+                } else {
+                    Effect::Fail
+                }),
+                ..NewEvent::new(
+                    "relay",
+                    EventSource::Relay {
+                        relay: RelayedReport {
+                            node: name.clone(),
+                            report: r.clone(),
+                        },
+                    },
+                )
+            };
+            items.push((comp.name, r.seq, ev, applies));
+        }
+        let rule_of = |c: &str| {
+            self.config
+                .component(c)
+                .map(|x| x.nodes)
+                .unwrap_or_default()
+        };
+        let scopes: Vec<Vec<String>> = items.iter().map(|i| vec![i.0.clone()]).collect();
+        let reports: Vec<NodeReport<'_>> = items
+            .iter()
+            .zip(&scopes)
+            .map(|(i, scope)| NodeReport {
+                node: &name,
+                seq: i.1,
+                snapshot: Snapshot::Components(scope),
+                via: "relay",
+                period_ms: batch.period_ms,
+                rule_of: &rule_of,
+            })
+            .collect();
+        let refs: Vec<_> = reports
+            .iter()
+            .zip(&items)
+            .map(|(r, i)| (r, &i.2, i.3.as_slice()))
+            .collect();
+        let done = spool.record_reports(&refs).map_err(|e| {
+            error!("a report from node {name} ({peer}) was not recorded: {e}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not recorded; send it again".to_string(),
+            )
+        })?;
+        let mut ack = RelayAck {
+            applied: 0,
+            stale: 0,
+        };
+        for d in done {
+            match d {
+                Reported::Applied(_) => ack.applied += 1,
+                Reported::Stale { .. } => ack.stale += 1,
+                Reported::UnknownNode => {
+                    return Err((StatusCode::UNAUTHORIZED, "unknown node".into()));
+                }
+            }
+        }
+        Ok(ack)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_auth_is_read_from_the_header() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            format!(
+                "Basic {}",
+                statusrelay_backend::http::base64(b"db1:s3cr:et")
+            )
+            .parse()
+            .unwrap(),
+        );
+        assert_eq!(basic_auth(&h), Some(("db1".into(), "s3cr:et".into())));
+        h.insert(header::AUTHORIZATION, "Basic !!!".parse().unwrap());
+        assert_eq!(basic_auth(&h), None);
+        h.insert(header::AUTHORIZATION, "Bearer x".parse().unwrap());
+        assert_eq!(basic_auth(&h), None);
+        for s in ["", "a", "ab", "abc", "abcd", "hello world"] {
+            let enc = statusrelay_backend::http::base64(s.as_bytes());
+            assert_eq!(decode_base64(&enc).unwrap(), s.as_bytes(), "{s:?}");
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! What a node's statusrelay sends to the aggregator (`[backend] kind = "relay"` to
+//! `statusrelay serve`): one JSON document per request, `POST /v1/reports`.
+//!
+//! Invariants:
+//! - The node's identity is its credential (HTTP basic auth), never anything in the body.
+//! - Each report is the node's whole truth about one component: the tests failing on it now.
+//!   Every other test of that component the node reported before is passing.
+//! - `seq` grows with every report a node sends (its outbox sequence); the aggregator applies a
+//!   report only if it is newer than the last one applied from that node, so a retry or a
+//!   delayed report never overrides a newer one.
+//! - Strict: unknown fields and unknown states are refused (HTTP 400, naming them).
+
+use serde::{Deserialize, Serialize};
+
+use crate::State;
+
+/// One request: several reports, applied in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayBatch {
+    /// How often the node reports when nothing changes (its heartbeat), in milliseconds.
+    #[serde(default)]
+    pub period_ms: Option<i64>,
+    pub reports: Vec<RelayReport>,
+}
+
+/// One component, as one node sees it now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayReport {
+    pub seq: i64,
+    pub component: String,
+    /// The tests failing on the node for this component; empty: all pass.
+    pub failing: Vec<RelayTest>,
+}
+
+/// A failing test on the node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayTest {
+    pub service: String,
+    pub test: String,
+    pub state: State,
+    /// What the node's Monit said about it, if anything.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// The aggregator's answer: how many reports were applied, and how many were older than what
+/// it had (acknowledged all the same: nothing is lost by sending one again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayAck {
+    pub applied: usize,
+    pub stale: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wire_format_is_strict() {
+        let ok = r#"{"period_ms":30000,"reports":[{"seq":7,"component":"db cluster","failing":[{"service":"mysql","test":"existence","state":"major_outage"}]}]}"#;
+        let b: RelayBatch = serde_json::from_str(ok).unwrap();
+        assert_eq!(b.reports[0].failing[0].state, State::MajorOutage);
+        for bad in [
+            r#"{"reports":[{"seq":7,"component":"db","failing":[],"node":"db2"}]}"#,
+            r#"{"reports":[{"seq":7,"component":"db","failing":[{"service":"s","test":"t","state":"down"}]}]}"#,
+            r#"{"reports":[{"component":"db","failing":[]}]}"#,
+        ] {
+            assert!(serde_json::from_str::<RelayBatch>(bad).is_err(), "{bad}");
+        }
+    }
+}
