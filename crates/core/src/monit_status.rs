@@ -70,6 +70,8 @@ pub struct ServiceStatus {
     pub status: u32,
     /// Monit is watching it (`<monitor>` 1 or 2). Unmonitored services say nothing about health.
     pub monitored: bool,
+    /// When Monit last checked it, in microseconds since the epoch (collector documents).
+    pub collected_us: Option<i64>,
 }
 
 impl ServiceStatus {
@@ -91,7 +93,17 @@ pub struct MonitStatus {
     /// Name of the `check system` service: what Monit passes as MONIT_HOST.
     pub system: Option<String>,
     pub localhostname: Option<String>,
+    /// Monit's poll cycle in seconds (`<server><poll>`).
+    pub poll_secs: Option<u32>,
     pub services: Vec<ServiceStatus>,
+}
+
+impl MonitStatus {
+    /// When Monit collected the newest thing in the document (µs since the epoch): the order of
+    /// documents from one Monit, whatever order they arrive in.
+    pub fn collected_us(&self) -> Option<i64> {
+        self.services.iter().filter_map(|s| s.collected_us).max()
+    }
 }
 
 fn bad(msg: impl Into<String>) -> CoreError {
@@ -115,19 +127,43 @@ pub fn parse(bytes: &[u8]) -> Result<MonitStatus, CoreError> {
             .and_then(|c| c.text())
             .map(|t| t.trim().to_string())
     };
-    let localhostname = root
-        .children()
-        .find(|c| c.has_tag_name("server"))
-        .and_then(|s| child_text(s, "localhostname"));
+    let server = root.children().find(|c| c.has_tag_name("server"));
+    let localhostname = server.and_then(|s| child_text(s, "localhostname"));
+    let poll_secs = server
+        .and_then(|s| child_text(s, "poll"))
+        .and_then(|p| p.parse().ok());
+    // `/_status?format=xml` lists <service type=".."><name>; the collector's document wraps
+    // them in <services> as <service name=".."><type>.
+    let listed = root.children().filter(|c| c.has_tag_name("service")).chain(
+        root.children()
+            .filter(|c| c.has_tag_name("services"))
+            .flat_map(|c| c.children())
+            .filter(|c| c.has_tag_name("service")),
+    );
     let mut services = Vec::new();
-    for s in root.children().filter(|c| c.has_tag_name("service")) {
+    for s in listed {
         let name = child_text(s, "name")
+            .or_else(|| s.attribute("name").map(|n| n.trim().to_string()))
             .filter(|n| !n.is_empty())
             .ok_or_else(|| bad("a <service> has no <name>"))?;
         let kind = s
             .attribute("type")
+            .map(str::to_string)
+            .or_else(|| child_text(s, "type"))
             .and_then(|t| t.parse().ok())
-            .ok_or_else(|| bad(format!("service {name:?} has no numeric type attribute")))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "service {name:?} has no numeric type attribute (or <type>)"
+                ))
+            })?;
+        let collected_us = child_text(s, "collected_sec")
+            .and_then(|t| t.parse::<i64>().ok())
+            .map(|sec| {
+                sec * 1_000_000
+                    + child_text(s, "collected_usec")
+                        .and_then(|u| u.parse::<i64>().ok())
+                        .unwrap_or(0)
+            });
         let status = child_text(s, "status")
             .and_then(|t| t.parse::<u32>().ok())
             .ok_or_else(|| bad(format!("service {name:?} has no numeric <status>")))?;
@@ -139,6 +175,7 @@ pub fn parse(bytes: &[u8]) -> Result<MonitStatus, CoreError> {
             kind,
             status,
             monitored,
+            collected_us,
         });
     }
     if services.is_empty() {
@@ -153,6 +190,7 @@ pub fn parse(bytes: &[u8]) -> Result<MonitStatus, CoreError> {
     Ok(MonitStatus {
         system,
         localhostname,
+        poll_secs,
         services,
     })
 }
@@ -164,6 +202,35 @@ mod tests {
     /// Captured from Monit 5.33 on this machine (trimmed): a failing program, a missing process,
     /// and the system service.
     const SAMPLE: &str = r#"<?xml version="1.0" encoding="ISO-8859-1"?><monit><server><id>e5b9</id><incarnation>1795310119</incarnation><version>5.33.0</version><uptime>4</uptime><poll>1</poll><localhostname>vm</localhostname></server><service type="7"><name>prog</name><status>2097152</status><status_hint>0</status_hint><monitor>1</monitor><program><status>3</status><output><![CDATA[]]></output></program></service><service type="3"><name>sleeper</name><status>512</status><monitor>1</monitor></service><service type="3"><name>paused</name><status>0</status><monitor>0</monitor></service><service type="5"><name>vm</name><status>0</status><monitor>1</monitor></service></monit>"#;
+
+    /// The collector's document (issue 15): real captures of `set mmonit` requests.
+    #[test]
+    fn parses_the_collectors_document_from_real_captures() {
+        let body = |name: &str| {
+            let raw = std::fs::read(format!(
+                "{}/../../tests/data/mmonit/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap();
+            let at = raw.windows(5).position(|w| w == b"<?xml").unwrap();
+            raw[at..].to_vec()
+        };
+        let ok = parse(&body("02-status-all-ok.http")).unwrap();
+        assert_eq!(ok.poll_secs, Some(2));
+        assert!(ok.services.iter().all(|s| s.failing().is_empty()));
+        assert!(ok.services.iter().any(|s| s.kind == 5));
+        let bad = parse(&body("04-status-port-and-program-failed.http")).unwrap();
+        let failing: Vec<(&str, Vec<&str>)> = bad
+            .services
+            .iter()
+            .filter(|s| !s.failing().is_empty())
+            .map(|s| (s.name.as_str(), s.failing()))
+            .collect();
+        // The program's last run failed, but its test has not fired yet: the bitmask, Monit's
+        // verdict, has only the port.
+        assert_eq!(failing, [("backend", vec!["connection"])]);
+        assert!(bad.collected_us() > ok.collected_us());
+    }
 
     #[test]
     fn parses_monits_own_document() {
@@ -196,6 +263,7 @@ mod tests {
             kind: 3,
             status: 0x2 | 0x20 | 0x200 | 0x40000000,
             monitored: true,
+            collected_us: None,
         };
         assert_eq!(s.failing(), vec!["resource", "connection", "existence"]);
     }
