@@ -167,3 +167,163 @@ fn a_node_cannot_report_without_its_own_credential() {
     assert_eq!(code, 0, "{log}");
     assert!(fake.puts().is_empty());
 }
+
+/// Send one request captured from a real Monit (tests/data/mmonit) to `port`, with `user`'s
+/// credential in place of the lab's; the HTTP status of the answer.
+fn post_capture(port: u16, capture: &str, user: &str, secret: &str) -> u16 {
+    use std::io::{Read, Write};
+    let raw = std::fs::read(format!(
+        "{}/../../tests/data/mmonit/{capture}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let at = raw.windows(5).position(|w| w == b"<?xml").unwrap();
+    let body = &raw[at..];
+    let auth = statusrelay_backend::http::base64(format!("{user}:{secret}").as_bytes());
+    let mut req = format!(
+        "POST /collector HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: text/xml\r\nUser-Agent: Monit/5.33.0\r\nAuthorization: Basic {auth}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&req).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Monit's own push, as captured from a real Monit 5.33: documents are ordered by when Monit
+/// collected them, never by arrival; the node's Monit credentials in them are never kept.
+#[test]
+fn monits_collector_documents_are_ordered_by_collection_time() {
+    let sb = html_sandbox("fleet-collector", "");
+    let port = free_port();
+    let cfg = std::fs::read_to_string(sb.path("config.toml")).unwrap();
+    sb.write(
+        "config.toml",
+        &format!("{cfg}[serve]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let agg = Aggregator { sb, port };
+    let secret = agg.add_node("nodeA");
+    let serve = agg.start();
+    let failing = |svc: &str| {
+        count(
+            &agg.sb,
+            &format!(
+                "SELECT count(*) FROM tests WHERE host = 'nodeA' AND service = '{svc}' AND state IS NOT NULL"
+            ),
+        )
+    };
+    for capture in [
+        "01-start-event.http",
+        "02-status-all-ok.http",
+        "03-event-port-failed.http",
+    ] {
+        assert_eq!(
+            post_capture(port, capture, "nodeA", &secret),
+            200,
+            "{capture}\n{}",
+            serve.log()
+        );
+    }
+    assert_eq!(failing("backend"), 1, "the port test failed");
+    assert_eq!(
+        post_capture(
+            port,
+            "04-status-port-and-program-failed.http",
+            "nodeA",
+            &secret
+        ),
+        200
+    );
+    // Monit's queue re-sends an older document after an outage: acknowledged, ignored.
+    assert_eq!(
+        post_capture(port, "02-status-all-ok.http", "nodeA", &secret),
+        200
+    );
+    assert_eq!(
+        failing("backend"),
+        1,
+        "an older document never overrides a newer one"
+    );
+    let shown: String = db(&agg.sb)
+        .query_row(
+            "SELECT state FROM desired WHERE component = 'backend'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(shown, "major_outage");
+    // Wrong credentials and damaged documents are refused with a clear status.
+    assert_eq!(
+        post_capture(port, "02-status-all-ok.http", "nodeA", "nope"),
+        401
+    );
+    assert_eq!(
+        post_capture(port, "02-status-all-ok.http", "nodeB", &secret),
+        401
+    );
+    // The node's Monit httpd password is in every document; it is kept nowhere.
+    let mut kept = std::fs::read(agg.sb.spool_path()).unwrap();
+    kept.extend(std::fs::read(agg.sb.path("spool.db-wal")).unwrap_or_default());
+    assert!(
+        !kept.windows(7).any(|w| w == b"pw4bars"),
+        "Monit's credentials were stored"
+    );
+    let (code, _, log) = serve.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(!log.contains("pw4bars"), "Monit's credentials were logged");
+}
+
+/// A real Monit daemon pushing to the aggregator (`set mmonit`), with no statusrelay on the node.
+#[test]
+fn a_real_monit_pushes_to_serve_and_the_page_follows() {
+    let sb = html_sandbox("fleet-monit", "");
+    let port = free_port();
+    let cfg = std::fs::read_to_string(sb.path("config.toml")).unwrap();
+    sb.write(
+        "config.toml",
+        &format!("{cfg}[serve]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    let agg = Aggregator { sb, port };
+    let secret = agg.add_node("alpha");
+    let serve = agg.start();
+    let backend_port = free_port();
+    let monit_port = free_port();
+    let monit = statusrelay_testkit::monit::MonitLab::start(
+        &agg.sb.dir,
+        "alpha",
+        monit_port,
+        "alpha-system",
+        &format!(
+            "set mmonit http://alpha:{secret}@127.0.0.1:{port}/collector\n\
+             check host backend with address 127.0.0.1\n  if failed port {backend_port} then alert\n"
+        ),
+    );
+    let shows = |want: &str| {
+        wait_until(Duration::from_secs(30), || {
+            db(&agg.sb)
+                .query_row(
+                    "SELECT state FROM desired WHERE component = 'backend'",
+                    [],
+                    |r| r.get::<_, String>(0),
+                )
+                .is_ok_and(|s| s == want)
+        })
+    };
+    assert!(shows("major_outage"), "{}\n{}", monit.log(), serve.log());
+    let listener = std::net::TcpListener::bind(("127.0.0.1", backend_port)).unwrap();
+    assert!(shows("operational"), "{}\n{}", monit.log(), serve.log());
+    drop(listener);
+    assert_contains(&agg.sb.run(&["nodes"]).stdout, "alpha: last seen");
+    assert_contains(&agg.sb.run(&["nodes"]).stdout, "via collector");
+    drop(monit);
+    let (code, _, log) = serve.stop();
+    assert_eq!(code, 0, "{log}");
+}

@@ -1,6 +1,10 @@
 //! The aggregator's ingest (`statusrelay serve`): the HTTP endpoints nodes report to.
 //!
 //! Invariants:
+//! - Two ways in, one model: `POST /v1/reports` (a node's statusrelay relaying its spool) and
+//!   `POST /collector` (a node's Monit pushing its status document, as to M/Monit). Both end in
+//!   `Spool::record_reports`, ordered by the node's sequence (a collector document's is the time
+//!   Monit collected it, never its arrival).
 //! - A node is who its credential says (HTTP basic auth: node name and secret, checked against
 //!   the stored hash); nothing in a body names a node. An unknown node or a wrong secret is 401,
 //!   logged with the peer's address, never with the secret.
@@ -23,8 +27,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
+use statusrelay_core::mapping::{self, Mapped};
+use statusrelay_core::monit_status;
 use statusrelay_core::relay::{RelayAck, RelayBatch};
-use statusrelay_core::source::{EventSource, RelayedReport};
+use statusrelay_core::source::{CollectorDocument, EventSource, MonitObservation, RelayedReport};
 use statusrelay_core::time::Clock;
 use statusrelay_core::{Config, Effect, State as ComponentState};
 use statusrelay_spool::{Apply, NewEvent, NodeReport, Reported, Snapshot, TestChange};
@@ -44,6 +50,7 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
     let timeout = serve.request_timeout;
     Router::new()
         .route("/v1/reports", post(reports))
+        .route("/collector", post(collector))
         .route("/ready", get(ready))
         .layer(DefaultBodyLimit::max(serve.max_body))
         .layer(middleware::from_fn(
@@ -100,6 +107,24 @@ async fn reports(
     }
 }
 
+async fn collector(
+    State(st): State<Arc<Ingest>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let auth = basic_auth(&headers);
+    match tokio::task::spawn_blocking(move || st.collect(auth, &body, peer)).await {
+        // Monit wants a 2xx and nothing else.
+        Ok(Ok(())) => StatusCode::OK.into_response(),
+        Ok(Err((status, message))) => answer(status, &message),
+        Err(_) => answer(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the collector task failed",
+        ),
+    }
+}
+
 /// (user, password) of an HTTP basic `Authorization` header.
 fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -141,13 +166,13 @@ fn decode_base64(s: &str) -> Option<Vec<u8>> {
 type Refusal = (StatusCode, String);
 
 impl Ingest {
-    /// Check a batch whole, then apply it in one transaction; the answer once it is committed.
-    fn ingest(
+    /// Open the spool and find the node the credential names; 401 for anything else, logged
+    /// with the peer's address and never with the secret.
+    fn authenticate(
         &self,
         auth: Option<(String, String)>,
-        body: &[u8],
         peer: SocketAddr,
-    ) -> Result<RelayAck, Refusal> {
+    ) -> Result<(statusrelay_spool::Spool, statusrelay_spool::Node), Refusal> {
         let Some((name, secret)) = auth else {
             warn!("{peer}: a report without credentials refused (401)");
             return Err((
@@ -155,7 +180,7 @@ impl Ingest {
                 "credentials required: HTTP basic auth with the node's name and secret".into(),
             ));
         };
-        let mut spool = open_spool(&self.config.spool, self.clock.clone()).map_err(|e| {
+        let spool = open_spool(&self.config.spool, self.clock.clone()).map_err(|e| {
             error!("cannot open the spool for a report from {peer}: {e}");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -172,6 +197,124 @@ impl Ingest {
                 "unknown node or wrong secret".into(),
             ));
         };
+        Ok((spool, node))
+    }
+
+    /// A status document a node's Monit pushed: the node's whole truth at the time Monit
+    /// collected it. Documents are ordered by that time, never by arrival, so a queued older
+    /// one re-sent after an outage changes nothing. The document's Monit credentials are never
+    /// stored, logged or echoed: only what it says of each service is kept.
+    fn collect(
+        &self,
+        auth: Option<(String, String)>,
+        body: &[u8],
+        peer: SocketAddr,
+    ) -> Result<(), Refusal> {
+        let (mut spool, node) = self.authenticate(auth, peer)?;
+        let status = monit_status::parse(body).map_err(|e| {
+            warn!(
+                "{peer}: node {}: a collector document refused (400): {e}",
+                node.name
+            );
+            (StatusCode::BAD_REQUEST, e.to_string())
+        })?;
+        let Some(seq) = status.collected_us() else {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "no <collected_sec> in the document: it cannot be ordered".into(),
+            ));
+        };
+        let mut applies = Vec::new();
+        let mut seen = Vec::new();
+        for svc in status.services.iter().filter(|s| s.monitored) {
+            seen.push(MonitObservation {
+                service: svc.name.clone(),
+                kind: svc.kind,
+                status: svc.status,
+                host: node.name.clone(),
+            });
+            for comp in self.config.route(&svc.name) {
+                let allowed = node
+                    .components
+                    .as_ref()
+                    .is_none_or(|only| only.contains(&comp.name));
+                if !allowed {
+                    continue;
+                }
+                for fam in svc.failing() {
+                    let Mapped::State(state) =
+                        mapping::state_for(fam, &comp.mapping.0, &self.config.mapping.0)
+                    else {
+                        continue;
+                    };
+                    applies.push(Apply {
+                        component: comp.name.clone(),
+                        rule: comp.nodes,
+                        host: node.name.clone(),
+                        service: svc.name.clone(),
+                        test: fam.to_string(),
+                        change: TestChange::Fail(state),
+                    });
+                }
+            }
+        }
+        let ev = NewEvent {
+            host: Some(node.name.clone()),
+            description: Some(format!(
+                "{}'s Monit reports {} failing test(s)",
+                node.name,
+                applies.len()
+            )),
+            ..NewEvent::new(
+                "collector",
+                EventSource::Collector {
+                    collector: CollectorDocument {
+                        node: node.name.clone(),
+                        collected_us: seq,
+                        services: seen,
+                    },
+                },
+            )
+        };
+        let rule_of = |c: &str| {
+            self.config
+                .component(c)
+                .map(|x| x.nodes)
+                .unwrap_or_default()
+        };
+        let report = NodeReport {
+            node: &node.name,
+            seq,
+            snapshot: Snapshot::Node,
+            via: "collector",
+            period_ms: status.poll_secs.map(|p| i64::from(p) * 1000),
+            rule_of: &rule_of,
+        };
+        match spool.record_report(&report, &ev, &applies) {
+            Ok(Reported::UnknownNode) => Err((StatusCode::UNAUTHORIZED, "unknown node".into())),
+            Ok(_) => Ok(()),
+            Err(e) => {
+                error!(
+                    "a document from node {} ({peer}) was not recorded: {e}",
+                    node.name
+                );
+                Err((
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not recorded; Monit sends its status again next cycle".into(),
+                ))
+            }
+        }
+    }
+
+    /// Check a batch whole, then apply it in one transaction; the answer once it is committed.
+    fn ingest(
+        &self,
+        auth: Option<(String, String)>,
+        body: &[u8],
+        peer: SocketAddr,
+    ) -> Result<RelayAck, Refusal> {
+        let (mut spool, node) = self.authenticate(auth, peer)?;
+        let name = node.name.clone();
         let batch: RelayBatch = serde_json::from_slice(body).map_err(|e| {
             (
                 StatusCode::BAD_REQUEST,

@@ -33,6 +33,18 @@ pub enum EventSource {
     Forget { forget: ForgetNode },
     /// A report a node's statusrelay relayed to the aggregator.
     Relay { relay: RelayedReport },
+    /// A status document a node's Monit pushed to the aggregator (`set mmonit`), as observed:
+    /// never the document itself, which holds the node's Monit credentials.
+    Collector { collector: CollectorDocument },
+}
+
+/// What the aggregator kept of a collector document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectorDocument {
+    pub node: String,
+    /// When Monit collected it (µs since the epoch): its order.
+    pub collected_us: i64,
+    pub services: Vec<MonitObservation>,
 }
 
 /// A relayed report and the node it came from (by its credential).

@@ -80,7 +80,8 @@ fn plan_rejected(
         EventSource::Maintenance { .. }
         | EventSource::Resync { .. }
         | EventSource::Forget { .. }
-        | EventSource::Relay { .. } => return None,
+        | EventSource::Relay { .. }
+        | EventSource::Collector { .. } => return None,
     })
 }
 
