@@ -7,7 +7,7 @@ use statusrelay_testkit::monit::free_port;
 
 use crate::support::*;
 
-/// An aggregator: a sandbox delivering to `fake`, listening on a free loopback port.
+/// An aggregator: a sandbox delivering to its page, listening on a free loopback port.
 struct Aggregator {
     sb: Sandbox,
     port: u16,
@@ -15,7 +15,11 @@ struct Aggregator {
 
 impl Aggregator {
     fn new(name: &str, fake: &FakeCachet) -> Aggregator {
-        let sb = cachet_sandbox(name, fake, DB);
+        Aggregator::on(cachet_sandbox(name, fake, DB))
+    }
+
+    /// The aggregator of a sandbox's config, listening on a free loopback port.
+    fn on(sb: Sandbox) -> Aggregator {
         let port = free_port();
         let cfg = std::fs::read_to_string(sb.path("config.toml")).unwrap();
         sb.write(
@@ -202,14 +206,8 @@ fn post_capture(port: u16, capture: &str, user: &str, secret: &str) -> u16 {
 /// collected them, never by arrival; the node's Monit credentials in them are never kept.
 #[test]
 fn monits_collector_documents_are_ordered_by_collection_time() {
-    let sb = html_sandbox("fleet-collector", "");
-    let port = free_port();
-    let cfg = std::fs::read_to_string(sb.path("config.toml")).unwrap();
-    sb.write(
-        "config.toml",
-        &format!("{cfg}[serve]\nlisten = \"127.0.0.1:{port}\"\n"),
-    );
-    let agg = Aggregator { sb, port };
+    let agg = Aggregator::on(html_sandbox("fleet-collector", ""));
+    let port = agg.port;
     let secret = agg.add_node("nodeA");
     let serve = agg.start();
     let failing = |svc: &str| {
@@ -284,14 +282,8 @@ fn monits_collector_documents_are_ordered_by_collection_time() {
 /// A real Monit daemon pushing to the aggregator (`set mmonit`), with no statusrelay on the node.
 #[test]
 fn a_real_monit_pushes_to_serve_and_the_page_follows() {
-    let sb = html_sandbox("fleet-monit", "");
-    let port = free_port();
-    let cfg = std::fs::read_to_string(sb.path("config.toml")).unwrap();
-    sb.write(
-        "config.toml",
-        &format!("{cfg}[serve]\nlisten = \"127.0.0.1:{port}\"\n"),
-    );
-    let agg = Aggregator { sb, port };
+    let agg = Aggregator::on(html_sandbox("fleet-monit", ""));
+    let port = agg.port;
     let secret = agg.add_node("alpha");
     let serve = agg.start();
     let backend_port = free_port();

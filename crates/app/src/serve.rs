@@ -95,15 +95,14 @@ async fn reports(
     body: Bytes,
 ) -> Response {
     let auth = basic_auth(&headers);
-    match tokio::task::spawn_blocking(move || st.ingest(auth, &body, peer)).await {
-        Ok(Ok(ack)) => (
+    match blocking(move || st.ingest(auth, &body, peer)).await {
+        Ok(ack) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],
             serde_json::to_string(&ack).unwrap_or_default(),
         )
             .into_response(),
-        Ok(Err((status, message))) => answer(status, &message),
-        Err(_) => answer(StatusCode::INTERNAL_SERVER_ERROR, "the ingest task failed"),
+        Err(refused) => refused,
     }
 }
 
@@ -114,14 +113,24 @@ async fn collector(
     body: Bytes,
 ) -> Response {
     let auth = basic_auth(&headers);
-    match tokio::task::spawn_blocking(move || st.collect(auth, &body, peer)).await {
-        // Monit wants a 2xx and nothing else.
-        Ok(Ok(())) => StatusCode::OK.into_response(),
-        Ok(Err((status, message))) => answer(status, &message),
-        Err(_) => answer(
+    // Monit wants a 2xx and nothing else.
+    match blocking(move || st.collect(auth, &body, peer)).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(refused) => refused,
+    }
+}
+
+/// Run the spool work off the async threads; a refusal becomes its answer.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Refusal> + Send + 'static,
+) -> Result<T, Response> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err((status, message))) => Err(answer(status, &message)),
+        Err(_) => Err(answer(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "the collector task failed",
-        ),
+            "the ingest task failed",
+        )),
     }
 }
 

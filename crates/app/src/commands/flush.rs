@@ -6,7 +6,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use statusrelay_core::Config;
@@ -23,13 +22,7 @@ pub fn run(
     clock: Arc<dyn Clock>,
 ) -> Result<String, AppError> {
     let config = Config::load(config)?;
-    let shutdown = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, shutdown.clone()).map_err(|source| AppError::Io {
-            path: "signal handler".into(),
-            source,
-        })?;
-    }
+    let shutdown = super::stop_on_signals()?;
     let opts = FlushOptions {
         metrics_file: a.metrics_file.clone(),
         once: a.once,

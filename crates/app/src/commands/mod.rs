@@ -14,3 +14,18 @@ pub mod resync;
 pub mod serve;
 pub mod status;
 mod view;
+
+/// A flag SIGTERM and SIGINT set: the long-running commands (`flush`, `serve`) stop on it.
+pub(crate) fn stop_on_signals()
+-> Result<std::sync::Arc<std::sync::atomic::AtomicBool>, crate::AppError> {
+    let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, shutdown.clone()).map_err(|source| {
+            crate::AppError::Io {
+                path: "signal handler".into(),
+                source,
+            }
+        })?;
+    }
+    Ok(shutdown)
+}

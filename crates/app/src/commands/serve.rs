@@ -11,7 +11,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use statusrelay_core::Config;
@@ -46,13 +46,7 @@ pub fn run(
         );
     }
     config.serve = Some(serve.clone());
-    let shutdown = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, shutdown.clone()).map_err(|source| AppError::Io {
-            path: "signal handler".into(),
-            source,
-        })?;
-    }
+    let shutdown = super::stop_on_signals()?;
     let delivery = {
         let (config, clock, shutdown) = (config.clone(), clock.clone(), shutdown.clone());
         let opts = FlushOptions {
