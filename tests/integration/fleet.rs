@@ -319,3 +319,77 @@ fn a_real_monit_pushes_to_serve_and_the_page_follows() {
     let (code, _, log) = serve.stop();
     assert_eq!(code, 0, "{log}");
 }
+
+/// Send raw bytes to the aggregator; the status of its answer (0: none).
+fn raw_request(port: u16, bytes: &[u8]) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let _ = s.write_all(bytes);
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Hostile input on both endpoints: a clear 4xx each, no panic, no hang, nothing recorded.
+#[test]
+fn hostile_requests_get_a_clear_4xx_and_change_nothing() {
+    let agg = Aggregator::on(html_sandbox("fleet-hostile", DB));
+    let cfg = std::fs::read_to_string(agg.sb.path("config.toml")).unwrap();
+    agg.sb.write(
+        "config.toml",
+        &format!("{cfg}max_body = 4096\nrequest_timeout = \"1s\"\n"),
+    );
+    let secret = agg.add_node("db1");
+    let serve = agg.start();
+    let port = agg.port;
+    let auth = statusrelay_backend::http::base64(format!("db1:{secret}").as_bytes());
+    let post = |path: &str, body: &[u8]| {
+        let mut req = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(body);
+        raw_request(port, &req)
+    };
+    assert_eq!(post("/v1/reports", b"{not json"), 400);
+    assert_eq!(
+        post(
+            "/v1/reports",
+            br#"{"reports":[{"seq":1,"component":"db cluster","failing":[],"node":"db2"}]}"#
+        ),
+        400,
+        "a body naming a node is refused"
+    );
+    assert_eq!(
+        post(
+            "/v1/reports",
+            br#"{"reports":[{"seq":1,"component":"nope","failing":[]}]}"#
+        ),
+        422
+    );
+    assert_eq!(post("/collector", b"<monit><services>"), 400);
+    assert_eq!(post("/collector", &[0xff, 0xfe, 0x00, 0x01]), 400);
+    assert_eq!(post("/v1/reports", &vec![b' '; 10_000]), 413);
+    // A client that sends its headers and then trickles its body is cut off (408), not waited on.
+    let t = std::time::Instant::now();
+    let slow = raw_request(
+        port,
+        format!("POST /v1/reports HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Length: 100\r\n\r\n{{").as_bytes(),
+    );
+    assert_eq!(slow, 408, "{}", serve.log());
+    assert!(t.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        count(&agg.sb, "SELECT count(*) FROM events"),
+        0,
+        "nothing was recorded"
+    );
+    let (code, _, log) = serve.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}
