@@ -175,7 +175,6 @@ fn a_node_cannot_report_without_its_own_credential() {
 /// Send one request captured from a real Monit (tests/data/mmonit) to `port`, with `user`'s
 /// credential in place of the lab's; the HTTP status of the answer.
 fn post_capture(port: u16, capture: &str, user: &str, secret: &str) -> u16 {
-    use std::io::{Read, Write};
     let raw = std::fs::read(format!(
         "{}/../../tests/data/mmonit/{capture}",
         env!("CARGO_MANIFEST_DIR")
@@ -190,16 +189,7 @@ fn post_capture(port: u16, capture: &str, user: &str, secret: &str) -> u16 {
     )
     .into_bytes();
     req.extend_from_slice(body);
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(&req).unwrap();
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
-    answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
+    raw_request(port, &req)
 }
 
 /// Monit's own push, as captured from a real Monit 5.33: documents are ordered by when Monit

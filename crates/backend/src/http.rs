@@ -366,6 +366,36 @@ pub fn base64(bytes: &[u8]) -> String {
     out
 }
 
+/// The inverse of [`base64`] (padding optional); None for anything that is not base64.
+pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let bytes: Vec<u8> = s.bytes().filter(|b| *b != b'=').collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (i, b) in chunk.iter().enumerate() {
+            n |= val(*b)? << (18 - 6 * i);
+        }
+        let take = match chunk.len() {
+            4 => 3,
+            3 => 2,
+            2 => 1,
+            _ => return None,
+        };
+        out.extend_from_slice(&n.to_be_bytes()[1..1 + take]);
+    }
+    Some(out)
+}
+
 /// `check --online`'s proof that the token can write: send a component's current status back
 /// (`first` is its id, status code and name), a no-op only a valid token may make.
 pub(crate) fn write_proof(
@@ -538,6 +568,14 @@ mod tests {
             assert!(t.contains("<redacted>") && t.ends_with(" end"), "{t}");
         }
         assert_eq!(base64(b"ab"), "YWI=");
+        for s in ["", "a", "ab", "abc", "abcd", "hello world"] {
+            assert_eq!(
+                base64_decode(&base64(s.as_bytes())).unwrap(),
+                s.as_bytes(),
+                "{s:?}"
+            );
+        }
+        assert_eq!(base64_decode("!!!"), None);
         assert_eq!(redact("nothing here", &auth), "nothing here");
     }
 
