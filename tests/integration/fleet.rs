@@ -351,7 +351,7 @@ fn hostile_requests_get_a_clear_4xx_and_change_nothing() {
     assert_eq!(
         post(
             "/v1/reports",
-            br#"{"reports":[{"seq":1,"component":"db cluster","failing":[],"node":"db2"}]}"#
+            br#"{"epoch":1,"reports":[{"seq":1,"component":"db cluster","failing":[],"node":"db2"}]}"#
         ),
         400,
         "a body naming a node is refused"
@@ -359,7 +359,7 @@ fn hostile_requests_get_a_clear_4xx_and_change_nothing() {
     assert_eq!(
         post(
             "/v1/reports",
-            br#"{"reports":[{"seq":1,"component":"nope","failing":[]}]}"#
+            br#"{"epoch":1,"reports":[{"seq":1,"component":"nope","failing":[]}]}"#
         ),
         422
     );
@@ -382,4 +382,103 @@ fn hostile_requests_get_a_clear_4xx_and_change_nothing() {
     let (code, _, log) = serve.stop();
     assert_eq!(code, 0, "{log}");
     assert!(!log.contains("panicked"), "{log}");
+}
+
+/// A node whose flusher relays as a daemon with a one-second heartbeat.
+fn beating_node(name: &str, agg: &Aggregator, secret: &str) -> Sandbox {
+    let sb = node(name, agg, secret);
+    let cfg = std::fs::read_to_string(sb.path("config.toml")).unwrap();
+    sb.write(
+        "config.toml",
+        &cfg.replace(
+            "timeout = \"5s\"\n",
+            "timeout = \"5s\"\nheartbeat = \"1s\"\n",
+        ),
+    );
+    sb
+}
+
+/// Issue 15: a node that goes silent (its statusrelay killed, as a dead machine) is stale
+/// after `stale_after` missed heartbeats: the page no longer shows its last word (a major
+/// outage) but `unknown`, the default, while a node that keeps beating is never stale. The
+/// node comes back with its next run's snapshot, and the page follows it again.
+#[test]
+fn a_silent_node_goes_stale_and_resumes_with_its_snapshot() {
+    let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
+    let agg = Aggregator::new("fleet-stale", &fake);
+    let cfg = std::fs::read_to_string(agg.sb.path("config.toml")).unwrap();
+    agg.sb
+        .write("config.toml", &format!("{cfg}stale_after = 2\n"));
+    let (s1, s2) = (agg.add_node("db1"), agg.add_node("db2"));
+    let serve = agg.start();
+    let (db1, db2) = (
+        beating_node("db1", &agg, &s1),
+        beating_node("db2", &agg, &s2),
+    );
+    let f1 = LiveFlusher::start(&db1);
+    let mut f2 = LiveFlusher::start(&db2);
+    assert_code(&monit(&db2, &fail("mysql")), 0);
+    assert!(
+        wait_until(Duration::from_secs(20), || fake.puts() == [(2, 4)]),
+        "{:?}\n{}",
+        fake.puts(),
+        serve.log()
+    );
+    // db2 dies: nothing more from it. Two missed seconds later it is stale.
+    f2.child.kill().unwrap();
+    f2.child.wait().unwrap();
+    serve.wait_log("node db2 is stale", Duration::from_secs(20));
+    assert!(
+        wait_until(Duration::from_secs(20), || fake.puts() == [(2, 4), (2, 0)]),
+        "the page shows unknown, not db2's last word: {:?}\n{}",
+        fake.puts(),
+        serve.log()
+    );
+    let listed = agg.sb.run(&["nodes", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let stale = |n: &str| {
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == n)
+            .unwrap()["stale"]
+            .as_bool()
+            .unwrap()
+    };
+    assert!(stale("db2"), "{v}");
+    assert!(!stale("db1"), "db1 keeps beating: {v}");
+    assert_eq!(v["nodes"][0]["period_ms"], 1000, "{v}");
+    assert_contains(&agg.sb.run(&["nodes"]).stdout, "db2: STALE");
+    // db2 comes back (mysql still down there): its start-up snapshot resumes it.
+    let f2 = LiveFlusher::start(&db2);
+    serve.wait_log("node db2 reports again", Duration::from_secs(20));
+    assert!(
+        wait_until(Duration::from_secs(20), || fake.puts()
+            == [(2, 4), (2, 0), (2, 4)]),
+        "{:?}\n{}",
+        fake.puts(),
+        serve.log()
+    );
+    assert_code(&monit(&db2, &ok("mysql")), 0);
+    assert!(
+        wait_until(Duration::from_secs(20), || fake.puts().last()
+            == Some(&(2, 1))),
+        "{:?}\n{}",
+        fake.puts(),
+        serve.log()
+    );
+    assert_eq!(
+        serve.log().matches("node db1 is stale").count(),
+        0,
+        "{}",
+        serve.log()
+    );
+    for f in [f1, f2] {
+        let (code, _, log) = f.stop();
+        assert_eq!(code, 0, "{log}");
+    }
+    let (code, _, log) = serve.stop();
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(log.matches("node db2 is stale").count(), 1, "{log}");
 }

@@ -156,6 +156,10 @@ pub fn run(config: &Config, spool: &mut Spool, dry_run: bool) -> Result<Vec<Diff
 pub fn command(config: &Config, dry_run: bool, clock: Arc<dyn Clock>) -> Result<String, AppError> {
     let mut spool = crate::spooling::open_spool(&config.spool, clock)?;
     let diffs = run(config, &mut spool, dry_run)?;
+    if !dry_run && config.backend.kind() == statusrelay_core::config::BackendKind::Relay {
+        // The aggregator gets the node's whole state again, not only what changed.
+        spool.request_snapshot()?;
+    }
     if diffs.is_empty() {
         return Ok("in step with Monit: nothing to change\n".into());
     }

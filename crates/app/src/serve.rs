@@ -134,6 +134,13 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
+/// A stale node is back with any report it makes (the report clears the mark).
+fn back_again(node: &statusrelay_spool::Node) {
+    if node.stale_since.is_some() {
+        crate::info!("node {} reports again: no longer stale", node.name);
+    }
+}
+
 /// (user, password) of an HTTP basic `Authorization` header.
 fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -146,6 +153,36 @@ fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
 type Refusal = (StatusCode, String);
 
 impl Ingest {
+    /// Find the nodes that went silent past `[serve] stale_after` periods; each is logged once
+    /// and recomputes the components it feeds (see `Spool::sweep_stale`).
+    pub fn sweep(&self) -> Result<(), crate::AppError> {
+        let stale_after = self.config.serve.clone().unwrap_or_default().stale_after;
+        let mut spool = open_spool(&self.config.spool, self.clock.clone())?;
+        let rule_of = |c: &str| {
+            self.config
+                .component(c)
+                .map(|x| x.nodes)
+                .unwrap_or_default()
+        };
+        for c in spool.sweep_stale(stale_after, &rule_of)? {
+            let changed: Vec<String> = c
+                .recorded
+                .changes
+                .iter()
+                .map(|x| format!("{} now {}", x.component, x.to))
+                .collect();
+            warn!(
+                "node {} is stale: not heard from for {} s, over {stale_after} periods of {} s{}{}",
+                c.node,
+                c.silent_ms / 1000,
+                c.period_ms / 1000,
+                if changed.is_empty() { "" } else { "; " },
+                changed.join(", ")
+            );
+        }
+        Ok(())
+    }
+
     /// Open the spool and find the node the credential names; 401 for anything else, logged
     /// with the peer's address and never with the secret.
     fn authenticate(
@@ -191,6 +228,7 @@ impl Ingest {
         peer: SocketAddr,
     ) -> Result<(), Refusal> {
         let (mut spool, node) = self.authenticate(auth, peer)?;
+        back_again(&node);
         let status = monit_status::parse(body).map_err(|e| {
             warn!(
                 "{peer}: node {}: a collector document refused (400): {e}",
@@ -206,6 +244,7 @@ impl Ingest {
         };
         let mut applies = Vec::new();
         let mut seen = Vec::new();
+        let mut feeds: Vec<String> = Vec::new();
         for svc in status.services.iter().filter(|s| s.monitored) {
             seen.push(MonitObservation {
                 service: svc.name.clone(),
@@ -220,6 +259,9 @@ impl Ingest {
                     .is_none_or(|only| only.contains(&comp.name));
                 if !allowed {
                     continue;
+                }
+                if !feeds.contains(&comp.name) {
+                    feeds.push(comp.name.clone());
                 }
                 for fam in svc.failing() {
                     let Mapped::State(state) =
@@ -264,8 +306,9 @@ impl Ingest {
         };
         let report = NodeReport {
             node: &node.name,
-            seq,
-            snapshot: Snapshot::Node,
+            // Monit's collected time orders documents; no epoch: it is the wall clock's.
+            order: (0, seq),
+            snapshot: Snapshot::Node(&feeds),
             via: "collector",
             period_ms: status.poll_secs.map(|p| i64::from(p) * 1000),
             rule_of: &rule_of,
@@ -294,6 +337,7 @@ impl Ingest {
         peer: SocketAddr,
     ) -> Result<RelayAck, Refusal> {
         let (mut spool, node) = self.authenticate(auth, peer)?;
+        back_again(&node);
         let name = node.name.clone();
         let batch: RelayBatch = serde_json::from_slice(body).map_err(|e| {
             (
@@ -341,15 +385,28 @@ impl Ingest {
                     change: TestChange::Fail(t.state),
                 });
             }
-            let ev = NewEvent {
+            items.push((comp.name, r, applies));
+        }
+        if batch.snapshot
+            && let Some(first) = batch.reports.first()
+            && batch.reports.iter().any(|r| r.seq != first.seq)
+        {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                "a snapshot is one instant of the node: every report in it has the same seq".into(),
+            ));
+        }
+        let event = |reports: Vec<statusrelay_core::relay::RelayReport>, failing: usize| {
+            let what = match reports.as_slice() {
+                [one] if !batch.snapshot => format!("{:?}", one.component),
+                _ => format!("{} components (snapshot)", reports.len()),
+            };
+            NewEvent {
                 host: Some(name.clone()),
                 description: Some(format!(
-                    "{} reports {} failing test(s) of {:?}",
-                    name,
-                    r.failing.len(),
-                    comp.name
+                    "{name} reports {failing} failing test(s) of {what}"
                 )),
-                effect: Some(if r.failing.is_empty() {
+                effect: Some(if failing == 0 {
                     Effect::Recover
                 } else {
                     Effect::Fail
@@ -359,38 +416,56 @@ impl Ingest {
                     EventSource::Relay {
                         relay: RelayedReport {
                             node: name.clone(),
-                            report: r.clone(),
+                            epoch: batch.epoch,
+                            snapshot: batch.snapshot,
+                            reports,
                         },
                     },
                 )
-            };
-            items.push((comp.name, r.seq, ev, applies));
-        }
+            }
+        };
         let rule_of = |c: &str| {
             self.config
                 .component(c)
                 .map(|x| x.nodes)
                 .unwrap_or_default()
         };
-        let scopes: Vec<Vec<String>> = items.iter().map(|i| vec![i.0.clone()]).collect();
-        let reports: Vec<NodeReport<'_>> = items
-            .iter()
-            .zip(&scopes)
-            .map(|(i, scope)| NodeReport {
-                node: &name,
-                seq: i.1,
-                snapshot: Snapshot::Components(scope),
-                via: "relay",
-                period_ms: batch.period_ms,
-                rule_of: &rule_of,
-            })
-            .collect();
-        let refs: Vec<_> = reports
-            .iter()
-            .zip(&items)
-            .map(|(r, i)| (r, &i.2, i.3.as_slice()))
-            .collect();
-        let done = spool.record_reports(&refs).map_err(|e| {
+        let report = |seq: i64, snapshot| NodeReport {
+            node: &name,
+            order: (batch.epoch, seq),
+            snapshot,
+            via: "relay",
+            period_ms: batch.period_ms,
+            rule_of: &rule_of,
+        };
+        let done = if batch.snapshot {
+            // The node's whole truth: one report, one event, one transaction.
+            let feeds: Vec<String> = items.iter().map(|i| i.0.clone()).collect();
+            let applies: Vec<Apply> = items.iter().flat_map(|i| i.2.clone()).collect();
+            let seq = batch.reports.first().map_or(0, |r| r.seq);
+            let ev = event(batch.reports.clone(), applies.len());
+            let r = report(seq, Snapshot::Node(&feeds));
+            spool.record_reports(&[(&r, &ev, &applies)])
+        } else {
+            let scopes: Vec<Vec<String>> = items.iter().map(|i| vec![i.0.clone()]).collect();
+            let evs: Vec<NewEvent> = items
+                .iter()
+                .map(|i| event(vec![i.1.clone()], i.2.len()))
+                .collect();
+            let reports: Vec<NodeReport<'_>> = items
+                .iter()
+                .zip(&scopes)
+                .map(|(i, scope)| report(i.1.seq, Snapshot::Components(scope)))
+                .collect();
+            let refs: Vec<_> = reports
+                .iter()
+                .zip(&evs)
+                .zip(&items)
+                .map(|((r, ev), i)| (r, ev, i.2.as_slice()))
+                .collect();
+            spool.record_reports(&refs)
+        }
+        .map_err(|e| {
             error!("a report from node {name} ({peer}) was not recorded: {e}");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -399,12 +474,18 @@ impl Ingest {
         })?;
         let mut ack = RelayAck {
             applied: 0,
-            stale: 0,
+            outdated: 0,
+        };
+        // A snapshot is acknowledged report by report, as the node counts them.
+        let each = if batch.snapshot {
+            batch.reports.len()
+        } else {
+            1
         };
         for d in done {
             match d {
-                Reported::Applied(_) => ack.applied += 1,
-                Reported::Stale { .. } => ack.stale += 1,
+                Reported::Applied(_) => ack.applied += each,
+                Reported::Outdated => ack.outdated += each,
                 Reported::UnknownNode => {
                     return Err((StatusCode::UNAUTHORIZED, "unknown node".into()));
                 }

@@ -114,24 +114,20 @@ pub trait Backend {
     fn check(&mut self, components: &[ComponentRef]) -> Vec<CheckLine>;
 
     /// Does this page take a node's failing tests rather than a state (an aggregator)? Then
-    /// the flusher calls [`Backend::report_tests`] instead of [`Backend::set_state`].
+    /// the flusher calls [`Backend::relay`] instead of [`Backend::set_state`].
     fn wants_tests(&self) -> bool {
         false
     }
 
-    /// Report the node's failing tests of the component (`seq`: the delivery's sequence);
-    /// returns the state delivered.
-    fn report_tests(
+    /// Deliver a batch of the node's reports (an aggregator); returns its acknowledgement,
+    /// sent only once the aggregator has committed them.
+    fn relay(
         &mut self,
-        component: &ComponentRef,
-        _seq: i64,
-        _failing: Vec<statusrelay_core::relay::RelayTest>,
-        _state: State,
-    ) -> Result<State, BackendError> {
-        Err(BackendError::Protocol(format!(
-            "{:?}: this status page takes states, not tests",
-            component.name
-        )))
+        _batch: &statusrelay_core::relay::RelayBatch,
+    ) -> Result<statusrelay_core::relay::RelayAck, BackendError> {
+        Err(BackendError::Protocol(
+            "this status page takes states, not a node's reports".into(),
+        ))
     }
 
     /// Does the page show `state` on the component now? Asked after a write whose outcome was

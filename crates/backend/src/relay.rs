@@ -8,7 +8,7 @@
 //!   identity.
 //! - A delivery sends the node's failing tests of the component, not only a state, so the
 //!   aggregator can show which service and test failed on which node and combine nodes by the
-//!   component's rule. The delivery's outbox id is its sequence.
+//!   component's rule; the flusher orders its reports (see `statusrelay_core::relay`).
 //! - Retry, backoff and dead letters are the node's flusher's, as for any page: a 401 or 403
 //!   (a wrong or forgotten credential) is dead-lettered with the aggregator's words.
 
@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use statusrelay_core::State;
-use statusrelay_core::relay::{RelayAck, RelayBatch, RelayReport, RelayTest};
+use statusrelay_core::relay::{RelayAck, RelayBatch};
 
 use crate::http::{Api, OverHttp, base64};
 use crate::{Backend, BackendError, CheckLine, ComponentRef};
@@ -77,34 +77,21 @@ impl Backend for Relay {
         true
     }
 
-    fn report_tests(
-        &mut self,
-        component: &ComponentRef,
-        seq: i64,
-        failing: Vec<RelayTest>,
-        state: State,
-    ) -> Result<State, BackendError> {
-        let batch = RelayBatch {
-            period_ms: None,
-            reports: vec![RelayReport {
-                seq,
-                component: component.name.clone(),
-                failing,
-            }],
-        };
-        let body = serde_json::to_value(&batch)
+    fn relay(&mut self, batch: &RelayBatch) -> Result<RelayAck, BackendError> {
+        let body = serde_json::to_value(batch)
             .map_err(|e| BackendError::Protocol(format!("report: {e}")))?;
         let v = self.api.call("POST", "/v1/reports", &[], Some(body))?;
         let ack: RelayAck = serde_json::from_value(v).map_err(|e| {
             BackendError::Protocol(format!("POST /v1/reports: not an acknowledgement ({e})"))
         })?;
-        if ack.applied + ack.stale != 1 {
+        if ack.applied + ack.outdated != batch.reports.len() {
             return Err(BackendError::Protocol(format!(
-                "POST /v1/reports: acknowledged {} reports of 1",
-                ack.applied + ack.stale
+                "POST /v1/reports: acknowledged {} reports of {}",
+                ack.applied + ack.outdated,
+                batch.reports.len()
             )));
         }
-        Ok(state)
+        Ok(ack)
     }
 
     fn check(&mut self, components: &[ComponentRef]) -> Vec<CheckLine> {
@@ -119,7 +106,7 @@ impl Backend for Relay {
             },
         }];
         // An empty report of nothing proves the credential without changing anything.
-        let probe = json!({ "reports": [] });
+        let probe = json!({ "epoch": 0, "reports": [] });
         out.push(
             match self.api.call("POST", "/v1/reports", &[], Some(probe)) {
                 Ok(_) => CheckLine {

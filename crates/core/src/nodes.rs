@@ -10,6 +10,16 @@
 //!   outages (performance issues, maintenance, unknown) still show as the worst of them, so a
 //!   degraded node is never hidden.
 //!
+//! A node of an aggregator that stops reporting goes stale (`[serve] stale_after` missed
+//! periods). `stale` says what a stale node counts as, per component:
+//! - `"unknown"` (the default): the node's state is `unknown`. What it last said may no longer
+//!   be true (a dead machine is not operational, a recovered one is not down), so the page
+//!   neither freezes in the node's last state nor claims it is fine; an outage on another node
+//!   still shows, since outages rank above `unknown`.
+//! - `"failing"`: the node counts as in an outage (`major_outage` for the node; under `count`,
+//!   one more node down). For components where silence usually means the service is gone.
+//! - `"ignore"`: the node is left out, as if it did not feed the component.
+//!
 //! Invariant: the rule is a pure function of the nodes' states ([`NodeRule::combine`]); a
 //! recovery of one node can only change the component through it, so it never hides another
 //! node's outage.
@@ -54,6 +64,30 @@ impl Default for MajorAt {
     }
 }
 
+/// What a stale node (one that stopped reporting) counts as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StalePolicy {
+    /// Its state is `unknown`.
+    #[default]
+    Unknown,
+    /// It is in an outage.
+    Failing,
+    /// It is left out.
+    Ignore,
+}
+
+impl StalePolicy {
+    /// The stale node's state; None: leave it out.
+    pub fn state(self) -> Option<State> {
+        match self {
+            StalePolicy::Unknown => Some(State::Unknown),
+            StalePolicy::Failing => Some(State::MajorOutage),
+            StalePolicy::Ignore => None,
+        }
+    }
+}
+
 /// `[component.nodes]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -63,6 +97,8 @@ pub struct NodeRule {
     pub partial_at: u32,
     /// `count`: this many (or all) nodes in an outage make a major outage.
     pub major_at: MajorAt,
+    /// What a stale node counts as.
+    pub stale: StalePolicy,
 }
 
 impl Default for NodeRule {
@@ -71,6 +107,7 @@ impl Default for NodeRule {
             rule: RuleKind::Worst,
             partial_at: 1,
             major_at: MajorAt::default(),
+            stale: StalePolicy::default(),
         }
     }
 }
@@ -83,6 +120,12 @@ impl NodeRule {
     /// Does the rule need each node's state (not only the worst of all)?
     pub fn counts(&self) -> bool {
         self.rule == RuleKind::Count
+    }
+
+    /// What a node counts as: its own state (the worst of its failing tests), or for a stale
+    /// node what the policy says; None: leave it out.
+    pub fn node_state(&self, own: State, stale: bool) -> Option<State> {
+        if stale { self.stale.state() } else { Some(own) }
     }
 
     /// The component's state from each node's state (operational for a node whose tests all
@@ -175,6 +218,7 @@ mod tests {
             rule: RuleKind::Count,
             partial_at: 1,
             major_at: MajorAt::Word(AllWord::All),
+            ..NodeRule::default()
         };
         assert_eq!(all.combine(&three(DOWN, DOWN, OK)), State::PartialOutage);
         assert_eq!(all.combine(&three(DOWN, DOWN, DOWN)), DOWN);
@@ -182,8 +226,38 @@ mod tests {
             rule: RuleKind::Count,
             partial_at: 2,
             major_at: MajorAt::Nodes(3),
+            ..NodeRule::default()
         };
         assert_eq!(two.combine(&three(DOWN, OK, OK)), OK);
+    }
+
+    #[test]
+    fn a_stale_node_neither_freezes_the_page_nor_hides_another_outage() {
+        let r = NodeRule::default();
+        // db2 was down when it went silent: by default it is unknown, not down for ever.
+        let db2 = r.node_state(DOWN, true).unwrap();
+        assert_eq!(db2, State::Unknown);
+        assert_eq!(
+            r.combine(&nodes(&[("db1", OK), ("db2", db2)])),
+            State::Unknown
+        );
+        assert_eq!(r.combine(&nodes(&[("db1", DOWN), ("db2", db2)])), DOWN);
+        assert_eq!(r.node_state(DOWN, false), Some(DOWN));
+        let failing = NodeRule {
+            rule: RuleKind::Count,
+            stale: StalePolicy::Failing,
+            ..NodeRule::default()
+        };
+        let db2 = failing.node_state(OK, true).unwrap();
+        assert_eq!(
+            failing.combine(&nodes(&[("db1", DOWN), ("db2", db2)])),
+            DOWN
+        );
+        let ignore = NodeRule {
+            stale: StalePolicy::Ignore,
+            ..NodeRule::default()
+        };
+        assert_eq!(ignore.node_state(DOWN, true), None);
     }
 
     #[test]
@@ -192,6 +266,7 @@ mod tests {
             rule: RuleKind::Count,
             partial_at: 3,
             major_at: MajorAt::Nodes(2),
+            ..NodeRule::default()
         };
         assert!(bad.problem().unwrap().contains("below partial_at"));
         let zero = NodeRule {

@@ -4,10 +4,14 @@
 //! Invariants:
 //! - The node's identity is its credential (HTTP basic auth), never anything in the body.
 //! - Each report is the node's whole truth about one component: the tests failing on it now.
-//!   Every other test of that component the node reported before is passing.
-//! - `seq` grows with every report a node sends (its outbox sequence); the aggregator applies a
-//!   report only if it is newer than the last one applied from that node, so a retry or a
-//!   delayed report never overrides a newer one.
+//!   Every other test of that component the node reported before is passing. A `snapshot`
+//!   batch is the node's whole truth: a component it feeds no longer is cleared too.
+//! - Reports are ordered by `(epoch, seq)`: `epoch` is the node's flusher run (it grows at
+//!   every start, so a fresh or restored spool starts over above the old run), `seq` the
+//!   newest event of the node's spool when the report was read (the same `seq` means the same
+//!   truth). The aggregator keeps the newest `(epoch, seq)` per node and component and applies a
+//!   report only if it is newer, so a retried or delayed older report never overrides a newer
+//!   one, whatever component it is about.
 //! - Strict: unknown fields and unknown states are refused (HTTP 400, naming them).
 
 use serde::{Deserialize, Serialize};
@@ -18,9 +22,14 @@ use crate::State;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RelayBatch {
+    /// The node's flusher run (see the module's invariants).
+    pub epoch: i64,
     /// How often the node reports when nothing changes (its heartbeat), in milliseconds.
     #[serde(default)]
     pub period_ms: Option<i64>,
+    /// The node's whole truth: every component it feeds is in `reports`.
+    #[serde(default)]
+    pub snapshot: bool,
     pub reports: Vec<RelayReport>,
 }
 
@@ -46,12 +55,12 @@ pub struct RelayTest {
     pub description: Option<String>,
 }
 
-/// The aggregator's answer: how many reports were applied, and how many were older than what
-/// it had (acknowledged all the same: nothing is lost by sending one again).
+/// The aggregator's answer: how many reports were applied, and how many were not newer than
+/// what it had (acknowledged all the same: nothing is lost by sending one again).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelayAck {
     pub applied: usize,
-    pub stale: usize,
+    pub outdated: usize,
 }
 
 #[cfg(test)]
@@ -60,13 +69,14 @@ mod tests {
 
     #[test]
     fn the_wire_format_is_strict() {
-        let ok = r#"{"period_ms":30000,"reports":[{"seq":7,"component":"db cluster","failing":[{"service":"mysql","test":"existence","state":"major_outage"}]}]}"#;
+        let ok = r#"{"epoch":1,"period_ms":30000,"reports":[{"seq":7,"component":"db cluster","failing":[{"service":"mysql","test":"existence","state":"major_outage"}]}]}"#;
         let b: RelayBatch = serde_json::from_str(ok).unwrap();
         assert_eq!(b.reports[0].failing[0].state, State::MajorOutage);
         for bad in [
-            r#"{"reports":[{"seq":7,"component":"db","failing":[],"node":"db2"}]}"#,
-            r#"{"reports":[{"seq":7,"component":"db","failing":[{"service":"s","test":"t","state":"down"}]}]}"#,
-            r#"{"reports":[{"component":"db","failing":[]}]}"#,
+            r#"{"epoch":1,"reports":[{"seq":7,"component":"db","failing":[],"node":"db2"}]}"#,
+            r#"{"epoch":1,"reports":[{"seq":7,"component":"db","failing":[{"service":"s","test":"t","state":"down"}]}]}"#,
+            r#"{"epoch":1,"reports":[{"component":"db","failing":[]}]}"#,
+            r#"{"reports":[{"seq":7,"component":"db","failing":[]}]}"#,
         ] {
             assert!(serde_json::from_str::<RelayBatch>(bad).is_err(), "{bad}");
         }

@@ -36,6 +36,20 @@ pub enum EventSource {
     /// A status document a node's Monit pushed to the aggregator (`set mmonit`), as observed:
     /// never the document itself, which holds the node's Monit credentials.
     Collector { collector: CollectorDocument },
+    /// The aggregator found a node silent for too long, or heard from it again.
+    Stale { stale: StaleNode },
+}
+
+/// A node going stale (silent past `[serve] stale_after` periods) or coming back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaleNode {
+    pub node: String,
+    /// True: it went stale; false: it reports again.
+    pub stale: bool,
+    /// How long it had been silent (ms).
+    pub silent_ms: i64,
+    /// Its period (ms).
+    pub period_ms: i64,
 }
 
 /// What the aggregator kept of a collector document.
@@ -51,7 +65,13 @@ pub struct CollectorDocument {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelayedReport {
     pub node: String,
-    pub report: crate::relay::RelayReport,
+    /// The batch's epoch (see `crate::relay`).
+    pub epoch: i64,
+    /// Part of a snapshot: the node's whole truth.
+    #[serde(default)]
+    pub snapshot: bool,
+    /// The reports (one, or every component of a snapshot).
+    pub reports: Vec<crate::relay::RelayReport>,
 }
 
 /// The node `nodes forget` removed.

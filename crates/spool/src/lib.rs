@@ -26,7 +26,8 @@ pub mod incidents;
 pub mod retry;
 
 pub use incidents::{EventContext, Incident, Window};
-pub use nodes::Node;
+pub use nodes::{Node, StaleChange};
+pub use relay::RelayView;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,6 +46,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     ),
     (3, include_str!("../migrations/0003_verify.sql")),
     (4, include_str!("../migrations/0004_nodes.sql")),
+    (5, include_str!("../migrations/0005_feeds_stale.sql")),
 ];
 
 /// The host under which local maintenance windows are recorded: a source of its own, never a
@@ -226,8 +228,9 @@ impl NewEvent {
 pub struct NodeReport<'a> {
     /// The node, as its credential says (never as the report says).
     pub node: &'a str,
-    /// The node's own sequence: a report not newer than the last applied one changes nothing.
-    pub seq: i64,
+    /// The node's own order, (epoch, seq): a report not newer than the last one applied to a
+    /// component changes nothing there.
+    pub order: (i64, i64),
     /// What the report says all of: a test in its scope that it does not report is passing.
     pub snapshot: Snapshot<'a>,
     /// How it reported: relay | collector.
@@ -241,13 +244,12 @@ pub struct NodeReport<'a> {
 /// What a node's report is the whole truth about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Snapshot<'a> {
-    /// Nothing: it only says what changed (an event).
-    Changes,
     /// These components: the node's rows for them are replaced (a relay's report of a
     /// component's failing tests).
     Components(&'a [String]),
-    /// Everything the node feeds (Monit's status document, a relay's full snapshot).
-    Node,
+    /// The whole node, which feeds exactly these components now (Monit's status document, a
+    /// relay's snapshot): a component it fed before and is not listed is no longer fed.
+    Node(&'a [String]),
 }
 
 /// What a node's report did.
@@ -255,8 +257,9 @@ pub enum Snapshot<'a> {
 pub enum Reported {
     /// Recorded, with what changed.
     Applied(Recorded),
-    /// Not newer than the last report applied from the node: nothing changed.
-    Stale { last_seq: i64 },
+    /// Not newer than the last report applied from the node to any component it speaks
+    /// for: nothing changed.
+    Outdated,
     /// No such node (forgotten meanwhile): nothing changed.
     UnknownNode,
 }
@@ -394,6 +397,7 @@ mod nodes;
 mod open;
 mod page;
 mod record;
+mod relay;
 mod replay;
 mod upkeep;
 

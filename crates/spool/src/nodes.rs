@@ -4,8 +4,11 @@
 //! Invariants:
 //! - A node's secret is never stored: only its SHA-256 (the secret is 256 random bits, so a
 //!   fast hash is enough to verify it and useless to reverse).
-//! - A node's name is unique; forgetting a node removes its row and every test it reported, so
-//!   a decommissioned node no longer counts toward any component.
+//! - A node's name is unique; forgetting a node removes its row, every test it reported and
+//!   what it fed, so a decommissioned node no longer counts toward any component.
+//! - A node is stale once it has been silent for more than `stale_after` of its periods; the
+//!   change (either way) is an event that recomputes every component the node feeds, so the
+//!   page follows without any report arriving. A node with no known period is never stale.
 
 use rusqlite::{OptionalExtension, params};
 
@@ -24,6 +27,10 @@ pub struct Node {
     pub period_ms: Option<i64>,
     pub last_seen_at: Option<i64>,
     pub last_seq: Option<i64>,
+    /// Since when it has been silent too long; None while it reports.
+    pub stale_since: Option<i64>,
+    /// The components it reports on.
+    pub feeds: Vec<String>,
 }
 
 fn row_node(r: &rusqlite::Row<'_>) -> rusqlite::Result<Node> {
@@ -37,11 +44,18 @@ fn row_node(r: &rusqlite::Row<'_>) -> rusqlite::Result<Node> {
         period_ms: r.get(5)?,
         last_seen_at: r.get(6)?,
         last_seq: r.get(7)?,
+        stale_since: r.get(8)?,
+        feeds: r
+            .get::<_, Option<String>>(9)?
+            .map(|f| f.split('\n').map(str::to_string).collect())
+            .unwrap_or_default(),
     })
 }
 
 const NODE_COLS: &str =
-    "name, secret_sha256, components, added_at, via, period_ms, last_seen_at, last_seq";
+    "name, secret_sha256, components, added_at, via, period_ms, last_seen_at, last_seq,
+     stale_since, (SELECT group_concat(component, char(10)) FROM
+                     (SELECT component FROM feeds WHERE node = name ORDER BY component))";
 
 impl Spool {
     /// Add a node; false when one of that name exists already (nothing changes then).
@@ -113,7 +127,139 @@ impl Spool {
                 .map_err(e)?;
             tx.execute("DELETE FROM tests WHERE host = ?1", [name])
                 .map_err(e)?;
+            tx.execute("DELETE FROM feeds WHERE node = ?1", [name])
+                .map_err(e)?;
             Ok(n == 1)
+        })
+    }
+}
+
+/// A node found stale, or back, by [`Spool::sweep_stale`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleChange {
+    pub node: String,
+    /// True: it went stale.
+    pub stale: bool,
+    pub silent_ms: i64,
+    pub period_ms: i64,
+    pub recorded: Recorded,
+}
+
+impl Spool {
+    /// Mark the nodes silent for more than `stale_after` periods stale (and clear a node no
+    /// longer silent, should one be marked), each change an event recomputing the components
+    /// the node feeds by their rules. Returns the changes; none when nothing crossed.
+    pub fn sweep_stale(
+        &mut self,
+        stale_after: u32,
+        rule_of: &dyn Fn(&str) -> statusrelay_core::nodes::NodeRule,
+    ) -> Result<Vec<StaleChange>> {
+        let now = self.now();
+        // Most sweeps find nothing: a read, so the write lock is taken only for a change.
+        let crossing: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM nodes WHERE period_ms > 0 AND last_seen_at IS NOT NULL
+                   AND ((?1 - last_seen_at > period_ms * ?2) != (stale_since IS NOT NULL))",
+                params![now, stale_after],
+                |r| r.get(0),
+            )
+            .map_err(self.err())?;
+        if crossing == 0 {
+            return Ok(Vec::new());
+        }
+        let (path, file) = (self.path.clone(), self.file);
+        self.write(|tx, e| {
+            let mut st = tx
+                .prepare(
+                    "SELECT name, period_ms, last_seen_at, stale_since IS NOT NULL FROM nodes
+                     WHERE period_ms > 0 AND last_seen_at IS NOT NULL",
+                )
+                .map_err(e)?;
+            let crossed: Vec<(String, i64, i64, bool)> = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .map_err(e)?
+                .collect::<std::result::Result<Vec<(String, i64, i64, bool)>, _>>()
+                .map_err(e)?
+                .into_iter()
+                .filter_map(|(name, period, seen, was)| {
+                    let silent = now - seen;
+                    let is = silent > period.saturating_mul(i64::from(stale_after));
+                    (is != was).then_some((name, period, silent, is))
+                })
+                .collect();
+            let at = crate::record::At {
+                path: &path,
+                file,
+                now,
+            };
+            let mut out = Vec::new();
+            for (node, period_ms, silent_ms, stale) in crossed {
+                tx.execute(
+                    "UPDATE nodes SET stale_since = ?2 WHERE name = ?1",
+                    params![node, stale.then_some(now)],
+                )
+                .map_err(e)?;
+                let description = if stale {
+                    format!(
+                        "node {node} is stale: not heard from for {} s ({} periods of {} s)",
+                        silent_ms / 1000,
+                        silent_ms / period_ms.max(1),
+                        period_ms / 1000
+                    )
+                } else {
+                    format!("node {node} reports again")
+                };
+                let ev = NewEvent {
+                    host: Some(node.clone()),
+                    description: Some(description.clone()),
+                    ..NewEvent::new(
+                        "stale",
+                        statusrelay_core::EventSource::Stale {
+                            stale: statusrelay_core::source::StaleNode {
+                                node: node.clone(),
+                                stale,
+                                silent_ms,
+                                period_ms,
+                            },
+                        },
+                    )
+                };
+                let mut recorded = crate::record::record_tx(tx, e, &at, &ev, &[], None, None)?;
+                let mut comps = tx
+                    .prepare(
+                        "SELECT component FROM feeds WHERE node = ?1
+                         UNION SELECT component FROM tests WHERE host = ?1",
+                    )
+                    .map_err(e)?;
+                let comps = comps
+                    .query_map([&node], |r| r.get::<_, String>(0))
+                    .map_err(e)?
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(e)?;
+                for c in comps {
+                    if let Some(change) = crate::record::refresh_desired(
+                        tx,
+                        &path,
+                        file,
+                        &c,
+                        rule_of(&c),
+                        recorded.event_id,
+                        Some(&description),
+                        now,
+                    )? {
+                        recorded.changes.push(change);
+                    }
+                }
+                out.push(StaleChange {
+                    node,
+                    stale,
+                    silent_ms,
+                    period_ms,
+                    recorded,
+                });
+            }
+            Ok(out)
         })
     }
 }

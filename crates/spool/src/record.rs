@@ -253,17 +253,20 @@ pub(crate) fn refresh_desired(
     now: i64,
 ) -> Result<Option<Change>> {
     let e = |source| sqlite_error(path, file, source);
-    // Both reads in one statement (see apply_test: compiling SQL is the handler's main cost).
-    // States are plain words, so a comma-joined list is unambiguous.
-    let (prev, failing): (Option<String>, Option<String>) = tx
+    // The reads in one statement (see apply_test: compiling SQL is the handler's main cost).
+    // States are plain words, so a comma-joined list is unambiguous. The last column says if
+    // a stale node feeds the component (only an aggregator has nodes).
+    let (prev, failing, stale): (Option<String>, Option<String>, bool) = tx
         .query_row(
             "SELECT (SELECT state FROM desired WHERE component = ?1),
-                    (SELECT group_concat(state, ',') FROM tests WHERE component = ?1 AND state IS NOT NULL)",
+                    (SELECT group_concat(state, ',') FROM tests WHERE component = ?1 AND state IS NOT NULL),
+                    EXISTS (SELECT 1 FROM feeds f JOIN nodes n ON n.name = f.node
+                            WHERE f.component = ?1 AND n.stale_since IS NOT NULL)",
             [component],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .map_err(e)?;
-    let worst = if rule.counts() {
+    let worst = if rule.counts() || stale {
         nodes_state(tx, path, file, component, rule)?
     } else {
         let mut worst = State::Operational;
@@ -311,9 +314,10 @@ pub(crate) fn enqueue(
     Ok(tx.last_insert_rowid())
 }
 
-/// A counting rule needs each node's own state: every host the component has a test row for
-/// (passing ones too, so `major_at = "all"` knows how many there are) and the worst of its
-/// failing tests. Local maintenance is a source of its own, not a node.
+/// Each node's own state, for a counting rule or where a stale node feeds the component:
+/// every node the component has (a test row, passing ones too, or a report on it) and the
+/// worst of its failing tests, or what the stale policy says for a stale node. Local
+/// maintenance is a source of its own, not a node.
 fn nodes_state(
     tx: &rusqlite::Transaction<'_>,
     path: &Path,
@@ -323,18 +327,28 @@ fn nodes_state(
 ) -> Result<State> {
     let e = |source| sqlite_error(path, file, source);
     let mut st = tx
-        .prepare("SELECT host, state FROM tests WHERE component = ?1")
+        .prepare(
+            "SELECT t.host, t.state, n.stale_since IS NOT NULL FROM tests t
+               LEFT JOIN nodes n ON n.name = t.host WHERE t.component = ?1
+             UNION ALL
+             SELECT f.node, NULL, n.stale_since IS NOT NULL FROM feeds f
+               JOIN nodes n ON n.name = f.node WHERE f.component = ?1",
+        )
         .map_err(e)?;
     let rows = st
         .query_map([component], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<bool>>(2)?.unwrap_or(false),
+            ))
         })
         .map_err(e)?
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(e)?;
-    let mut nodes: BTreeMap<String, State> = BTreeMap::new();
+    let mut own: BTreeMap<String, (State, bool)> = BTreeMap::new();
     let mut maintenance = State::Operational;
-    for (host, state) in rows {
+    for (host, state, stale) in rows {
         let state = state
             .map(|s| parse_state(path, &s))
             .transpose()?
@@ -343,21 +357,25 @@ fn nodes_state(
             maintenance = maintenance.worst(state);
             continue;
         }
-        let node = nodes.entry(host).or_insert(State::Operational);
-        *node = node.worst(state);
+        let node = own.entry(host).or_insert((State::Operational, stale));
+        node.0 = node.0.worst(state);
     }
+    let nodes: BTreeMap<String, State> = own
+        .into_iter()
+        .filter_map(|(host, (state, stale))| Some((host, rule.node_state(state, stale)?)))
+        .collect();
     Ok(rule.combine(&nodes).worst(maintenance))
 }
 
 /// Where and when a recording happens.
-struct At<'a> {
-    path: &'a Path,
-    file: Option<(u64, u64)>,
-    now: i64,
+pub(crate) struct At<'a> {
+    pub(crate) path: &'a Path,
+    pub(crate) file: Option<(u64, u64)>,
+    pub(crate) now: i64,
 }
 
 /// The recording itself, inside the caller's transaction (see `Spool::record_inner`).
-fn record_tx(
+pub(crate) fn record_tx(
     tx: &rusqlite::Transaction<'_>,
     e: &dyn Fn(rusqlite::Error) -> SpoolError,
     at: &At<'_>,
@@ -402,6 +420,11 @@ fn record_tx(
 }
 
 /// One node report inside the caller's transaction (see `Spool::record_reports`).
+///
+/// A report applies to each component it speaks for only where it is newer than the last
+/// report applied there (and than the node's last whole report); a whole-node report also
+/// clears a component the node no longer feeds. A stale node that reports is back: every
+/// component it feeds is recomputed.
 fn report_tx(
     tx: &rusqlite::Transaction<'_>,
     e: &dyn Fn(rusqlite::Error) -> SpoolError,
@@ -410,73 +433,175 @@ fn report_tx(
     ev: &NewEvent,
     applies: &[Apply],
 ) -> Result<Reported> {
-    let last: Option<Option<i64>> = tx
+    let node: Option<(i64, Option<i64>, Option<i64>)> = tx
         .query_row(
-            "SELECT last_seq FROM nodes WHERE name = ?1",
+            "SELECT epoch, last_seq, stale_since FROM nodes WHERE name = ?1",
             [report.node],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()
         .map_err(e)?;
-    let Some(last) = last else {
+    let Some((epoch, last_seq, stale_since)) = node else {
         return Ok(Reported::UnknownNode);
     };
-    if let Some(last) = last.filter(|l| *l >= report.seq) {
-        return Ok(Reported::Stale { last_seq: last });
+    let whole_mark = last_seq.map(|s| (epoch, s));
+    // A node that reports is alive, whatever the report is worth.
+    let alive = |tx: &rusqlite::Transaction<'_>| {
+        tx.execute(
+            "UPDATE nodes SET last_seen_at = ?2, via = ?3, period_ms = coalesce(?4, period_ms)
+             WHERE name = ?1",
+            params![report.node, at.now, report.via, report.period_ms],
+        )
+        .map(|_| ())
+    };
+    let too_old = whole_mark.is_some_and(|m| m >= report.order);
+    if too_old && stale_since.is_none() {
+        alive(tx).map_err(e)?;
+        return Ok(Reported::Outdated);
     }
-    let mut all: Vec<Apply> = applies.to_vec();
-    if report.snapshot != Snapshot::Changes {
+    let mut feeds: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    {
         let mut st = tx
-            .prepare(
-                "SELECT component, service, test FROM tests WHERE host = ?1 AND state IS NOT NULL",
-            )
+            .prepare("SELECT component, epoch, seq FROM feeds WHERE node = ?1")
             .map_err(e)?;
-        let failing = st
+        let rows = st
             .query_map([report.node], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
+                Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?)))
             })
-            .map_err(e)?
-            .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(e)?;
-        for (component, service, test) in failing {
-            if let Snapshot::Components(scope) = report.snapshot
-                && !scope.contains(&component)
-            {
-                continue;
-            }
-            let reported = applies
-                .iter()
-                .any(|a| a.component == component && a.service == service && a.test == test);
-            if !reported {
-                all.push(Apply {
-                    rule: (report.rule_of)(&component),
-                    component,
-                    host: report.node.to_string(),
-                    service,
-                    test,
-                    change: TestChange::Recover {
-                        one_shot_families: vec![],
-                    },
-                });
-            }
+        for row in rows {
+            let (c, o) = row.map_err(e)?;
+            feeds.insert(c, o);
         }
     }
-    let recorded = record_tx(tx, e, at, ev, &all, None, None)?;
+    let newer = |c: &str| !too_old && feeds.get(c).is_none_or(|o| report.order > *o);
+    let (scope, whole) = match report.snapshot {
+        Snapshot::Components(c) => (c, false),
+        Snapshot::Node(c) => (c, true),
+    };
+    // The components this report replaces the node's word on; for a whole report, also those
+    // the node no longer feeds.
+    let fresh: Vec<&str> = scope
+        .iter()
+        .map(String::as_str)
+        .filter(|c| newer(c))
+        .collect();
+    let dropped: Vec<String> = if whole {
+        feeds
+            .keys()
+            .filter(|c| !scope.contains(c) && newer(c))
+            .cloned()
+            .collect()
+    } else {
+        Vec::new()
+    };
+    // Outdated everywhere it speaks: nothing to apply, unless a stale node is back.
+    let outdated = too_old || (fresh.is_empty() && dropped.is_empty() && !whole);
+    if outdated && stale_since.is_none() {
+        alive(tx).map_err(e)?;
+        return Ok(Reported::Outdated);
+    }
+    let mut all: Vec<Apply> = applies
+        .iter()
+        .filter(|a| fresh.contains(&a.component.as_str()))
+        .cloned()
+        .collect();
+    let mut st = tx
+        .prepare("SELECT component, service, test FROM tests WHERE host = ?1 AND state IS NOT NULL")
+        .map_err(e)?;
+    let failing = st
+        .query_map([report.node], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(e)?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(e)?;
+    for (component, service, test) in failing {
+        let replaced = fresh.contains(&component.as_str())
+            || dropped.contains(&component)
+            // A whole report speaks for everything: a failing row of a component the node
+            // never reported on (an event before it had feeds) is its word too.
+            || (whole && !outdated && !scope.contains(&component) && !feeds.contains_key(&component));
+        if !replaced {
+            continue;
+        }
+        let reported = all
+            .iter()
+            .any(|a| a.component == component && a.service == service && a.test == test);
+        if !reported {
+            all.push(Apply {
+                rule: (report.rule_of)(&component),
+                component,
+                host: report.node.to_string(),
+                service,
+                test,
+                change: TestChange::Recover {
+                    one_shot_families: vec![],
+                },
+            });
+        }
+    }
+    // What the node feeds, and whether it is back, before the states are computed.
+    for c in &fresh {
+        tx.execute(
+            "INSERT INTO feeds (node, component, epoch, seq, since) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (node, component) DO UPDATE SET epoch = excluded.epoch, seq = excluded.seq",
+            params![report.node, c, report.order.0, report.order.1, at.now],
+        )
+        .map_err(e)?;
+    }
+    for c in &dropped {
+        tx.execute(
+            "DELETE FROM feeds WHERE node = ?1 AND component = ?2",
+            params![report.node, c],
+        )
+        .map_err(e)?;
+    }
+    alive(tx).map_err(e)?;
+    let mark = whole && !outdated;
     tx.execute(
-        "UPDATE nodes SET last_seq = ?2, last_seen_at = ?3, via = ?4,
-           period_ms = coalesce(?5, period_ms) WHERE name = ?1",
-        params![
-            report.node,
-            report.seq,
-            at.now,
-            report.via,
-            report.period_ms
-        ],
+        "UPDATE nodes SET stale_since = NULL,
+           epoch = CASE WHEN ?2 THEN ?3 ELSE epoch END,
+           last_seq = CASE WHEN ?2 THEN ?4 ELSE last_seq END
+         WHERE name = ?1",
+        params![report.node, mark, report.order.0, report.order.1],
     )
     .map_err(e)?;
-    Ok(Reported::Applied(recorded))
+    let mut recorded = record_tx(tx, e, at, ev, &all, None, None)?;
+    // Components whose nodes changed without a test changing (a node's first report on a
+    // component, one it no longer feeds, a stale node back) are recomputed too.
+    let mut again: Vec<String> = fresh.iter().map(|c| c.to_string()).collect();
+    again.extend(dropped);
+    if stale_since.is_some() {
+        again.extend(feeds.into_keys());
+    }
+    again.sort();
+    again.dedup();
+    for c in again {
+        if recorded.changes.iter().any(|x| x.component == c) {
+            continue;
+        }
+        let msg = ev.description.as_deref();
+        if let Some(change) = refresh_desired(
+            tx,
+            at.path,
+            at.file,
+            &c,
+            (report.rule_of)(&c),
+            recorded.event_id,
+            msg,
+            at.now,
+        )? {
+            recorded.changes.push(change);
+        }
+    }
+    Ok(if outdated {
+        Reported::Outdated
+    } else {
+        Reported::Applied(recorded)
+    })
 }

@@ -102,7 +102,7 @@ fn pragmas_are_durable_and_schema_is_current() {
     drop(s);
     // Re-opening runs no migration twice.
     let s = f.open();
-    assert_eq!(s.pragma("user_version").unwrap(), "4");
+    assert_eq!(s.pragma("user_version").unwrap(), "5");
 }
 
 #[test]
@@ -763,21 +763,23 @@ fn stored_words_are_typed_and_an_unknown_one_is_named() {
     );
 }
 
-/// Issue 15: a node's reports are ordered by its own sequence, a snapshot replaces what the
-/// node said before, and one node's recovery never hides another's outage.
+/// Issue 15: a node's reports are ordered by its own (epoch, seq), a snapshot replaces what
+/// the node said before, and one node's recovery never hides another's outage.
 #[test]
 fn node_reports_are_ordered_per_node_and_a_snapshot_replaces_the_nodes_state() {
     use statusrelay_core::nodes::NodeRule;
     let f = Fixture::new("reports");
     let mut s = f.open();
     let rule = |_: &str| NodeRule::default();
+    let db = vec!["db".to_string()];
+    let both = vec!["db".to_string(), "web".to_string()];
     let report = |node: &'static str, seq: i64, whole: bool| NodeReport {
         node,
-        seq,
+        order: (1, seq),
         snapshot: if whole {
-            Snapshot::Node
+            Snapshot::Node(&db)
         } else {
-            Snapshot::Changes
+            Snapshot::Components(&db)
         },
         via: "relay",
         period_ms: Some(30_000),
@@ -808,7 +810,7 @@ fn node_reports_are_ordered_per_node_and_a_snapshot_replaces_the_nodes_state() {
     assert_eq!(
         s.record_report(&report("db1", 1, false), &ev("mysql"), &[down("db1")])
             .unwrap(),
-        Reported::Stale { last_seq: 1 }
+        Reported::Outdated
     );
     s.record_report(&report("db2", 7, false), &ev("mysql"), &[down("db2")])
         .unwrap();
@@ -825,32 +827,206 @@ fn node_reports_are_ordered_per_node_and_a_snapshot_replaces_the_nodes_state() {
     assert_eq!(
         s.record_report(&report("db1", 2, false), &ev("mysql"), &[down("db1")])
             .unwrap(),
-        Reported::Stale { last_seq: 3 }
+        Reported::Outdated
     );
     assert!(s.node_failing("db1").unwrap().is_empty());
     s.record_report(&report("db2", 8, true), &ev("mysql"), &[])
         .unwrap();
     assert_eq!(desired(&s), State::Operational);
-    // A snapshot of one component leaves the node's other components alone.
+    // A report of one component leaves the node's other components alone.
     let other = fail("web", "db2", "existence", State::MajorOutage);
-    s.record_report(
-        &report("db2", 9, false),
-        &ev("nginx"),
-        &[down("db2"), other],
-    )
-    .unwrap();
-    let scope = vec!["db".to_string()];
-    let db_only = NodeReport {
-        snapshot: Snapshot::Components(&scope),
-        ..report("db2", 10, false)
+    let two = NodeReport {
+        snapshot: Snapshot::Components(&both),
+        ..report("db2", 9, false)
     };
-    s.record_report(&db_only, &ev("mysql"), &[]).unwrap();
+    s.record_report(&two, &ev("nginx"), &[down("db2"), other])
+        .unwrap();
+    s.record_report(&report("db2", 10, false), &ev("mysql"), &[])
+        .unwrap();
     let left = s.node_failing("db2").unwrap();
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(left[0].0, "web");
     let n = s.node("db2").unwrap().unwrap();
     assert_eq!(
         (n.last_seq, n.via.as_deref(), n.period_ms),
-        (Some(10), Some("relay"), Some(30_000))
+        (Some(8), Some("relay"), Some(30_000)),
+        "last_seq is the newest whole report"
     );
+    assert_eq!(n.feeds, both);
+    // A whole report that no longer names "web": db2 no longer feeds it, its failure clears.
+    s.record_report(&report("db2", 11, true), &ev("mysql"), &[])
+        .unwrap();
+    assert!(s.node_failing("db2").unwrap().is_empty());
+    assert_eq!(s.node("db2").unwrap().unwrap().feeds, db);
+}
+
+/// Issue 15: order is kept per component. A report about "web" read after one about "db"
+/// but delivered first must not make the "db" report look old; a new flusher run (epoch)
+/// starts above the old one even with smaller sequence numbers (a fresh or restored spool).
+#[test]
+fn node_reports_are_ordered_per_component_and_a_new_epoch_starts_over() {
+    use statusrelay_core::nodes::NodeRule;
+    let f = Fixture::new("order");
+    let mut s = f.open();
+    s.add_node("n1", "h", None).unwrap();
+    let rule = |_: &str| NodeRule::default();
+    let db = vec!["db".to_string()];
+    let web = vec!["web".to_string()];
+    let rep = |scope: &'static [String], order| NodeReport {
+        node: "n1",
+        order,
+        snapshot: Snapshot::Components(scope),
+        via: "relay",
+        period_ms: None,
+        rule_of: &rule,
+    };
+    let db: &'static [String] = db.leak();
+    let web: &'static [String] = web.leak();
+    let webdown = fail("web", "n1", "existence", State::MajorOutage);
+    let dbdown = fail("db", "n1", "existence", State::MajorOutage);
+    s.record_report(&rep(web, (1, 6)), &ev("nginx"), &[webdown])
+        .unwrap();
+    let r = s
+        .record_report(
+            &rep(db, (1, 5)),
+            &ev("mysql"),
+            std::slice::from_ref(&dbdown),
+        )
+        .unwrap();
+    assert!(matches!(r, Reported::Applied(_)), "{r:?}");
+    assert_eq!(s.node_failing("n1").unwrap().len(), 2);
+    // The flusher restarted on a fresh spool: seq 1 of epoch 2 is newer than seq 5 of epoch 1.
+    let r = s
+        .record_report(&rep(db, (2, 1)), &ev("mysql"), &[])
+        .unwrap();
+    assert!(matches!(r, Reported::Applied(_)), "{r:?}");
+    assert_eq!(s.node_failing("n1").unwrap().len(), 1);
+    // A delayed report of the old run changes nothing.
+    assert_eq!(
+        s.record_report(&rep(db, (1, 9)), &ev("mysql"), &[dbdown])
+            .unwrap(),
+        Reported::Outdated
+    );
+}
+
+/// Issue 15: a node silent for more than `stale_after` periods is stale; by default it shows
+/// as unknown (not frozen in its last state), never hiding another node's outage; it
+/// resumes with its next report. The sweep is an event, so the page follows by itself.
+#[test]
+fn a_silent_node_goes_stale_and_comes_back() {
+    use statusrelay_core::nodes::{NodeRule, RuleKind, StalePolicy};
+    let f = Fixture::new("stale");
+    let mut s = f.open();
+    for n in ["db1", "db2", "db3"] {
+        s.add_node(n, "h", None).unwrap();
+    }
+    let count = NodeRule {
+        rule: RuleKind::Count,
+        stale: StalePolicy::Failing,
+        ..NodeRule::default()
+    };
+    let rule = move |c: &str| {
+        if c == "counted" {
+            count
+        } else {
+            NodeRule::default()
+        }
+    };
+    let comps = vec!["db".to_string(), "counted".to_string()];
+    let doc = |node: &'static str, seq: i64| NodeReport {
+        node,
+        order: (0, seq),
+        snapshot: Snapshot::Node(&comps),
+        via: "collector",
+        period_ms: Some(30_000),
+        rule_of: &rule,
+    };
+    let down = |c: &str, n: &str| Apply {
+        rule: rule(c),
+        ..fail(c, n, "existence", State::MajorOutage)
+    };
+    s.record_report(&doc("db1", 1), &ev("mysql"), &[down("db", "db1")])
+        .unwrap();
+    s.record_report(&doc("db2", 1), &ev("mysql"), &[]).unwrap();
+    s.record_report(&doc("db3", 1), &ev("mysql"), &[]).unwrap();
+    let state = |s: &Spool, c: &str| {
+        s.desired()
+            .unwrap()
+            .into_iter()
+            .find(|d| d.0 == c)
+            .map(|d| d.1)
+    };
+    assert_eq!(state(&s, "db"), Some(State::MajorOutage));
+    assert_eq!(state(&s, "counted"), Some(State::Operational));
+    // Two periods of silence pass: under stale_after = 3 nothing crosses.
+    f.advance(60_000);
+    for n in ["db2", "db3"] {
+        s.record_report(&doc(n, 2), &ev("mysql"), &[]).unwrap();
+    }
+    assert!(s.sweep_stale(3, &rule).unwrap().is_empty());
+    // db1 has now been silent 100 s > 3 x 30 s: stale. "db" (default: unknown) no longer
+    // shows db1's last word (major outage) but unknown; "counted" counts it as failing.
+    f.advance(40_000);
+    let swept = s.sweep_stale(3, &rule).unwrap();
+    assert_eq!(swept.len(), 1, "{swept:?}");
+    assert!(swept[0].stale && swept[0].node == "db1");
+    assert_eq!(state(&s, "db"), Some(State::Unknown));
+    assert_eq!(state(&s, "counted"), Some(State::PartialOutage));
+    assert!(s.node("db1").unwrap().unwrap().stale_since.is_some());
+    assert!(
+        s.sweep_stale(3, &rule).unwrap().is_empty(),
+        "once, not at every sweep"
+    );
+    // Another node's outage still shows over the unknown.
+    s.record_report(&doc("db2", 3), &ev("mysql"), &[down("db", "db2")])
+        .unwrap();
+    assert_eq!(state(&s, "db"), Some(State::MajorOutage));
+    // db1 is heard from again, with a report older than its last (a queued document):
+    // nothing of it applies, but the node is alive, so it resumes with its last word.
+    assert_eq!(
+        s.record_report(&doc("db1", 1), &ev("mysql"), &[]).unwrap(),
+        Reported::Outdated
+    );
+    assert!(s.node("db1").unwrap().unwrap().stale_since.is_none());
+    assert_eq!(state(&s, "db"), Some(State::MajorOutage));
+    assert_eq!(state(&s, "counted"), Some(State::Operational));
+    // Its next report, all passing, applies.
+    s.record_report(&doc("db1", 9), &ev("mysql"), &[]).unwrap();
+    assert!(s.node_failing("db1").unwrap().is_empty());
+    s.record_report(&doc("db2", 4), &ev("mysql"), &[]).unwrap();
+    assert_eq!(state(&s, "db"), Some(State::Operational));
+}
+
+/// Issue 15: a relaying node's epoch grows at every start, even with the clock set back; a
+/// snapshot request made while one is in flight is still owed after it is sent.
+#[test]
+fn the_relay_epoch_grows_and_snapshot_requests_are_not_lost() {
+    let f = Fixture::new("relay");
+    let mut s = f.open();
+    let first = s.relay_start().unwrap();
+    assert_eq!(first, 1_000_000);
+    f.clock.0.store(10, Ordering::SeqCst);
+    let second = s.relay_start().unwrap();
+    assert!(second > first, "{second} after {first}");
+    let due = s.snapshot_due().unwrap();
+    assert!(due > 0);
+    s.request_snapshot().unwrap();
+    s.snapshot_sent(due).unwrap();
+    assert_eq!(
+        s.snapshot_due().unwrap(),
+        1,
+        "the request made meanwhile is owed"
+    );
+    s.snapshot_sent(1).unwrap();
+    assert_eq!(s.snapshot_due().unwrap(), 0);
+    s.record(
+        &ev("mysql"),
+        &[fail("db", "h", "existence", State::MajorOutage)],
+        None,
+    )
+    .unwrap();
+    let v = s.relay_view(&["db", "web"]).unwrap();
+    assert_eq!(v.seq, s.max_event_id().unwrap());
+    assert_eq!(v.components[0].1.len(), 1);
+    assert!(v.components[1].1.is_empty());
 }

@@ -156,6 +156,9 @@ fn list(spool: &Spool, json_out: bool) -> Result<String, AppError> {
                     "name": n.name, "components": n.components, "added_at": rfc3339(n.added_at),
                     "via": n.via, "period_ms": n.period_ms,
                     "last_seen_at": n.last_seen_at.map(rfc3339),
+                    "stale": n.stale_since.is_some(),
+                    "stale_since": n.stale_since.map(rfc3339),
+                    "feeds": n.feeds,
                     "failing": spool.node_failing(&n.name).map(|f| f.len()).unwrap_or(0),
                 })
             })
@@ -176,12 +179,25 @@ fn list(spool: &Spool, json_out: bool) -> Result<String, AppError> {
         let failing = spool.node_failing(&n.name)?;
         let _ = writeln!(
             out,
-            "{}: {seen}{}{}; {}",
+            "{}: {}{seen}{}{}{}{}; {}",
             n.name,
+            if n.stale_since.is_some() {
+                "STALE, "
+            } else {
+                ""
+            },
             n.via
                 .as_deref()
                 .map(|v| format!(" via {v}"))
                 .unwrap_or_default(),
+            n.period_ms
+                .map(|p| format!(" every {}s", p / 1000))
+                .unwrap_or_default(),
+            if n.feeds.is_empty() {
+                String::new()
+            } else {
+                format!(", reports on {}", n.feeds.join(", "))
+            },
             n.components
                 .as_ref()
                 .map(|c| format!(", feeds only {}", c.join(", ")))

@@ -81,7 +81,8 @@ fn plan_rejected(
         | EventSource::Resync { .. }
         | EventSource::Forget { .. }
         | EventSource::Relay { .. }
-        | EventSource::Collector { .. } => return None,
+        | EventSource::Collector { .. }
+        | EventSource::Stale { .. } => return None,
     })
 }
 

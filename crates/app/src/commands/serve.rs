@@ -71,6 +71,29 @@ pub fn run(
         config: config.clone(),
         clock,
     });
+    let sweeper = {
+        let (ingest, shutdown) = (ingest.clone(), shutdown.clone());
+        std::thread::spawn(move || {
+            // A node's staleness is checked every second: periods are seconds at least.
+            let mut failing = false;
+            while !shutdown.load(Ordering::SeqCst) {
+                match ingest.sweep() {
+                    Ok(()) => failing = false,
+                    Err(e) if !failing => {
+                        warn!("could not check for stale nodes: {e}; trying again");
+                        failing = true;
+                    }
+                    Err(_) => {}
+                }
+                for _ in 0..10 {
+                    if shutdown.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        })
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -95,6 +118,7 @@ pub fn run(
         .await
     });
     shutdown.store(true, Ordering::SeqCst);
+    let _ = sweeper.join();
     let delivered = delivery
         .join()
         .map_err(|_| AppError::Usage("the aggregator's flusher thread panicked".into()))?;

@@ -58,45 +58,14 @@ impl Flusher<'_> {
     }
 
     pub(crate) fn send(&mut self, c: &Claimed) -> Result<statusrelay_core::State, BackendError> {
-        let comp = self.component_ref(&c.item.component);
         if self.backend.wants_tests() {
             // An aggregator gets the failing tests behind the state, so it can show which
             // service and test failed on which node and combine the nodes by its own rule.
-            let failing =
-                self.failing_for_relay(&c.item.component)
-                    .map_err(|e| BackendError::Io {
-                        path: self.config.spool.clone(),
-                        source: std::io::Error::other(e.to_string()),
-                    })?;
-            return self
-                .backend
-                .report_tests(&comp, c.item.id, failing, c.item.state);
+            self.relay_component(&c.item.component)?;
+            return Ok(c.item.state);
         }
+        let comp = self.component_ref(&c.item.component);
         self.send_state(&comp, c.item.state, c.item.message.as_deref())
-    }
-
-    /// The component's failing tests on this node, one per (service, test), the worst state
-    /// where several sources of the node report the same test.
-    fn failing_for_relay(
-        &self,
-        component: &str,
-    ) -> Result<Vec<statusrelay_core::relay::RelayTest>, statusrelay_spool::SpoolError> {
-        let mut out: Vec<statusrelay_core::relay::RelayTest> = Vec::new();
-        for t in self.spool.failing_tests(component)? {
-            match out
-                .iter_mut()
-                .find(|o| o.service == t.service && o.test == t.test)
-            {
-                Some(o) => o.state = o.state.worst(t.state),
-                None => out.push(statusrelay_core::relay::RelayTest {
-                    service: t.service,
-                    test: t.test,
-                    state: t.state,
-                    description: None,
-                }),
-            }
-        }
-        Ok(out)
     }
 
     /// Set a component's state; a cached id the page no longer knows is looked up again once.

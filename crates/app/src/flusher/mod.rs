@@ -128,6 +128,8 @@ pub(crate) struct Flusher<'a> {
     report: FlushReport,
     /// Page maintenance in progress, and when it was asked (unix ms).
     pub(crate) page_maintenance: Option<(i64, Vec<statusrelay_backend::PageMaintenance>)>,
+    /// Relaying to an aggregator: this run's epoch and snapshot timer.
+    pub(crate) relay: Option<relay::RelayRun>,
 }
 
 /// Run the flusher until shutdown (or, with `once`, until nothing is due).
@@ -158,6 +160,7 @@ pub fn flush(
         claim: format!("{pid}-{started}"),
         report: FlushReport::default(),
         page_maintenance: None,
+        relay: None,
     };
     let mut run = Run {
         lock,
@@ -224,6 +227,8 @@ pub fn flush(
     }
     Ok(f.report)
 }
+
+mod relay;
 
 #[cfg(test)]
 mod tests;

@@ -32,6 +32,20 @@ impl Run {
     pub(super) fn start(&mut self, f: &mut Flusher<'_>) -> Result<(), AppError> {
         self.reclaim_claims(f)?;
         f.spool.heartbeat(self.pid, self.started)?;
+        if f.backend.wants_tests() {
+            // A new run (or a new spool): a new epoch, and a snapshot is owed.
+            let epoch = f.spool.relay_start()?;
+            let heartbeat = f
+                .config
+                .backend
+                .remote()
+                .map_or(statusrelay_core::config::DEFAULT_HEARTBEAT, |r| r.heartbeat);
+            f.relay = Some(super::relay::RelayRun::new(
+                epoch,
+                heartbeat.as_millis() as i64,
+                f.spool.now(),
+            ));
+        }
         self.prune_more = f.prune();
         if self.resync_every.is_some() {
             f.resync();
@@ -88,6 +102,7 @@ impl Run {
         self.reclaim_claims(f)?;
         f.expire_maintenance()?;
         f.drain(&opts.shutdown)?;
+        f.relay_snapshot_if_due(opts.clock.now_ms(), opts.poll.as_millis() as i64)?;
         f.verify_due()?;
         f.write_metrics(opts.metrics_file.as_deref(), true);
         if opts.once {
@@ -117,6 +132,9 @@ impl Run {
         }
         if let Some(at) = f.spool.next_verify_at(&f.identity)? {
             until = until.min(at);
+        }
+        if let Some(r) = &f.relay {
+            until = until.min(r.next_snapshot);
         }
         if self.prune_more {
             // The next batch after one poll interval: the lock stays free meanwhile.

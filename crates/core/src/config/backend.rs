@@ -186,7 +186,13 @@ pub struct Remote {
     pub page_id: Option<String>,
     /// status.io: the API id sent as x-api-id (the key itself comes from token_file/token_env).
     pub api_id: Option<String>,
+    /// Relay: how often the node sends the aggregator its whole state when nothing changes
+    /// (its period: the aggregator finds it stale after `[serve] stale_after` of them).
+    pub heartbeat: Duration,
 }
+
+/// The relay's default heartbeat: Monit's usual poll cycle.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
 
 pub const STATUSPAGE_URL: &str = "https://api.statuspage.io/v1";
 pub const STATUSIO_URL: &str = "https://api.status.io/v2";
@@ -279,6 +285,8 @@ pub struct BackendTable {
     pub api_prefix: Option<String>,
     pub page_id: Option<String>,
     pub api_id: Option<String>,
+    #[serde(with = "serde_human::option")]
+    pub heartbeat: Option<Duration>,
     // The built-in page.
     pub dir: Option<PathBuf>,
     pub title: Option<String>,
@@ -347,6 +355,19 @@ impl BackendTable {
             "api_id",
             "\"statusio\"",
         )?;
+        only(
+            self.heartbeat.is_some() && kind != BackendKind::Relay,
+            "heartbeat",
+            "\"relay\"",
+        )?;
+        if let Some(h) = self.heartbeat
+            && !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&h)
+        {
+            return Err((
+                "backend.heartbeat".into(),
+                format!("= {:?} is out of range: between 1s and 1h (default 30s)", h),
+            ));
+        }
         let remote = Remote {
             url: self.url,
             token_file: self.token_file,
@@ -359,6 +380,7 @@ impl BackendTable {
             api_prefix: self.api_prefix,
             page_id: self.page_id,
             api_id: self.api_id,
+            heartbeat: self.heartbeat.unwrap_or(DEFAULT_HEARTBEAT),
         };
         Ok(match kind {
             BackendKind::Html => {

@@ -16,8 +16,8 @@ mod sections;
 mod validate;
 
 pub use backend::{
-    BackendConfig, BackendKind, BackendTable, CachetVersion, HtmlGroup, MAX_MIN_INTERVAL, Remote,
-    STATUSIO_URL, STATUSPAGE_URL, Schedules,
+    BackendConfig, BackendKind, BackendTable, CachetVersion, DEFAULT_HEARTBEAT, HtmlGroup,
+    MAX_MIN_INTERVAL, Remote, STATUSIO_URL, STATUSPAGE_URL, Schedules,
 };
 pub use sections::{
     CHECK_TYPES, CheckConfig, ComponentConfig, DEFAULT_INCIDENT_MESSAGE, DEFAULT_INCIDENT_NAME,

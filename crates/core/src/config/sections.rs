@@ -320,6 +320,9 @@ pub struct ServeConfig {
     /// How long one request may take, headers and body, before it is cut off (408).
     #[serde(with = "serde_human")]
     pub request_timeout: Duration,
+    /// A node not heard from for this many of its periods (Monit's poll cycle, the relay's
+    /// heartbeat) is stale; what that means per component is `[component.nodes] stale`.
+    pub stale_after: u32,
 }
 
 impl Default for ServeConfig {
@@ -329,6 +332,7 @@ impl Default for ServeConfig {
             allow_plain_http: false,
             max_body: 1 << 20,
             request_timeout: Duration::from_secs(10),
+            stale_after: 3,
         }
     }
 }

@@ -189,6 +189,15 @@ impl Config {
                     "max_body must be at least 1024 bytes and request_timeout at least 1s".into(),
                 ));
             }
+            if sv.stale_after < 2 {
+                return Err(invalid(
+                    "serve.stale_after".into(),
+                    format!(
+                        "= {}: a node would flap between stale and back at every late report; use 2 or more missed periods (default 3)",
+                        sv.stale_after
+                    ),
+                ));
+            }
         }
         let d = &self.delivery;
         if d.backoff_base.is_zero() || d.backoff_cap < d.backoff_base {

@@ -1,0 +1,176 @@
+//! A relaying node's flusher (`[backend] kind = "relay"`): what it sends the aggregator.
+//!
+//! Invariants:
+//! - Every report is read from the spool at send time, in one read transaction, with the
+//!   newest event id as its `seq` and the flusher run's epoch: the aggregator orders by that,
+//!   so a retried delivery carries the node's present truth and never an old one.
+//! - A full snapshot (every configured component) goes at start, after `resync`, and every
+//!   heartbeat: a restarted or restored aggregator converges on its own, and the aggregator
+//!   learns the node's period from it. A failed snapshot is tried again after a poll interval
+//!   or five seconds, whichever is longer; the first failure of a run of them is a warning,
+//!   the rest are debug lines until one succeeds.
+
+use statusrelay_backend::BackendError;
+use statusrelay_core::relay::{RelayBatch, RelayReport, RelayTest};
+use statusrelay_spool::FailingTest;
+
+use super::Flusher;
+use crate::{AppError, debug, info, warn};
+
+/// The relay's state in one flusher run.
+pub(crate) struct RelayRun {
+    pub(crate) epoch: i64,
+    pub(crate) heartbeat_ms: i64,
+    pub(crate) next_snapshot: i64,
+    /// The last snapshot failed (its warning was logged).
+    failing: bool,
+}
+
+impl RelayRun {
+    pub(crate) fn new(epoch: i64, heartbeat_ms: i64, now: i64) -> RelayRun {
+        RelayRun {
+            epoch,
+            heartbeat_ms,
+            next_snapshot: now,
+            failing: false,
+        }
+    }
+}
+
+/// One report per (service, test), the worst state where several sources of the node report
+/// the same test.
+fn report(component: &str, seq: i64, tests: Vec<FailingTest>) -> RelayReport {
+    let mut failing: Vec<RelayTest> = Vec::new();
+    for t in tests {
+        match failing
+            .iter_mut()
+            .find(|o| o.service == t.service && o.test == t.test)
+        {
+            Some(o) => o.state = o.state.worst(t.state),
+            None => failing.push(RelayTest {
+                service: t.service,
+                test: t.test,
+                state: t.state,
+                description: None,
+            }),
+        }
+    }
+    RelayReport {
+        seq,
+        component: component.to_string(),
+        failing,
+    }
+}
+
+fn spool_failure(f: &Flusher<'_>, e: statusrelay_spool::SpoolError) -> BackendError {
+    BackendError::Io {
+        path: f.config.spool.clone(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+impl Flusher<'_> {
+    /// A batch of the node's present truth about `components`.
+    fn relay_batch(&self, components: &[&str], snapshot: bool) -> Result<RelayBatch, BackendError> {
+        let run = self
+            .relay
+            .as_ref()
+            .ok_or_else(|| BackendError::Protocol("relaying without a relay run (a bug)".into()))?;
+        let view = self
+            .spool
+            .relay_view(components)
+            .map_err(|e| spool_failure(self, e))?;
+        Ok(RelayBatch {
+            epoch: run.epoch,
+            period_ms: Some(run.heartbeat_ms),
+            snapshot,
+            reports: view
+                .components
+                .into_iter()
+                .map(|(c, tests)| report(&c, view.seq, tests))
+                .collect(),
+        })
+    }
+
+    /// Deliver one component's present failing tests.
+    pub(crate) fn relay_component(&mut self, component: &str) -> Result<(), BackendError> {
+        let batch = self.relay_batch(&[component], false)?;
+        self.backend.relay(&batch)?;
+        Ok(())
+    }
+
+    /// Send the whole snapshot if one is owed or the heartbeat is due.
+    pub(crate) fn relay_snapshot_if_due(&mut self, now: i64, poll_ms: i64) -> Result<(), AppError> {
+        let Some(run) = &self.relay else {
+            return Ok(());
+        };
+        let due = self.spool.snapshot_due()?;
+        if due == 0 && now < run.next_snapshot {
+            return Ok(());
+        }
+        let names: Vec<&str> = self
+            .config
+            .components
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        let sent = self
+            .relay_batch(&names, true)
+            .and_then(|b| self.backend.relay(&b).map(|ack| (b, ack)));
+        let run = self.relay.as_mut().expect("checked above");
+        match sent {
+            Ok((b, ack)) => {
+                if run.failing {
+                    info!("the aggregator takes this node's snapshots again");
+                }
+                debug!(
+                    "snapshot of {} components sent (seq {}): {} applied, {} outdated",
+                    b.reports.len(),
+                    b.reports.first().map_or(0, |r| r.seq),
+                    ack.applied,
+                    ack.outdated
+                );
+                run.failing = false;
+                run.next_snapshot = now + run.heartbeat_ms;
+                self.spool.snapshot_sent(due)?;
+            }
+            Err(e) => {
+                if run.failing {
+                    debug!("snapshot not delivered again: {e}");
+                } else {
+                    warn!(
+                        "the node's snapshot was not delivered to the aggregator: {e}; trying again (deliveries keep their own retries)"
+                    );
+                }
+                run.failing = true;
+                run.next_snapshot = now + poll_ms.max(5_000).min(run.heartbeat_ms);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use statusrelay_core::State;
+
+    #[test]
+    fn a_test_reported_by_two_sources_is_sent_once_at_its_worst() {
+        let t = |host: &str, state| FailingTest {
+            host: host.into(),
+            service: "mysql".into(),
+            test: "existence".into(),
+            state,
+            since: 0,
+        };
+        let r = report(
+            "db",
+            7,
+            vec![t("a", State::PartialOutage), t("b", State::MajorOutage)],
+        );
+        assert_eq!(r.seq, 7);
+        assert_eq!(r.failing.len(), 1);
+        assert_eq!(r.failing[0].state, State::MajorOutage);
+    }
+}
