@@ -374,6 +374,50 @@ fn hostile_requests_get_a_clear_4xx_and_change_nothing() {
     );
     assert_eq!(slow, 408, "{}", serve.log());
     assert!(t.elapsed() < Duration::from_secs(10));
+    // Slowloris: clients that trickle their headers (a byte every 200 ms, for ever) hold a
+    // connection each for at most request_timeout, and never a worker: a real report made
+    // meanwhile is answered at once.
+    let loris: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(200)))
+                    .unwrap();
+                let t = std::time::Instant::now();
+                let _ = s.write_all(b"POST /v1/reports HTTP/1.1\r\nHost: x\r\n");
+                let mut buf = [0u8; 256];
+                while t.elapsed() < Duration::from_secs(20) {
+                    if s.write_all(b"X").is_err() {
+                        break;
+                    }
+                    match s.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(_) => break,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                        Err(_) => break,
+                    }
+                }
+                t.elapsed()
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300)); // let them connect (not a proof of absence)
+    let t = std::time::Instant::now();
+    assert_eq!(
+        post("/v1/reports", br#"{"epoch":1,"reports":[]}"#),
+        200,
+        "a real node is served while slow clients trickle"
+    );
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    for l in loris {
+        let held = l.join().unwrap();
+        assert!(
+            held < Duration::from_secs(5),
+            "a slow client held on {held:?}"
+        );
+    }
     assert_eq!(
         count(&agg.sb, "SELECT count(*) FROM events"),
         0,
@@ -481,4 +525,220 @@ fn a_silent_node_goes_stale_and_resumes_with_its_snapshot() {
     let (code, _, log) = serve.stop();
     assert_eq!(code, 0, "{log}");
     assert_eq!(log.matches("node db2 is stale").count(), 1, "{log}");
+}
+
+/// Issue 15: a node over its rate is told to slow down (429 with Retry-After), warned about
+/// once per streak, and other nodes are not affected.
+#[test]
+fn a_node_over_its_rate_is_told_to_wait_and_others_are_not() {
+    let agg = Aggregator::on(html_sandbox("fleet-rate", DB));
+    let cfg = std::fs::read_to_string(agg.sb.path("config.toml")).unwrap();
+    agg.sb.write(
+        "config.toml",
+        &format!("{cfg}node_rate = 1\nnode_burst = 3\n"),
+    );
+    let (s1, s2) = (agg.add_node("db1"), agg.add_node("db2"));
+    let serve = agg.start();
+    let port = agg.port;
+    let post = |user: &str, secret: &str| {
+        use std::io::{Read, Write};
+        let auth = statusrelay_backend::http::base64(format!("{user}:{secret}").as_bytes());
+        let body = br#"{"epoch":1,"reports":[]}"#;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let req = format!(
+            "POST /v1/reports HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        answer
+    };
+    let codes: Vec<String> = (0..6)
+        .map(|_| {
+            post("db1", &s1)
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(&codes[..3], ["200", "200", "200"], "{codes:?}");
+    assert!(codes[3..].iter().all(|c| c == "429"), "{codes:?}");
+    let refused = post("db1", &s1);
+    assert_contains(&refused.to_ascii_lowercase(), "retry-after: 1");
+    assert_contains(&refused, "over its rate limit");
+    assert!(
+        post("db2", &s2).starts_with("HTTP/1.1 200"),
+        "db2 has its own budget"
+    );
+    let (code, _, log) = serve.stop();
+    assert_eq!(code, 0, "{log}");
+    assert_eq!(
+        log.matches("db1 is over its rate limit").count(),
+        1,
+        "{log}"
+    );
+}
+
+/// A private CA (NAME-ca.crt) and a server certificate it signed for localhost and 127.0.0.1
+/// (NAME.crt, NAME.key) in `dir`, made with openssl as an operator would.
+fn self_signed(dir: &std::path::Path, name: &str) {
+    let openssl = |args: &[&str]| {
+        let r = std::process::Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("openssl (Debian's openssl package; .ci/run installs it)");
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    };
+    let (ca, key, csr, crt) = (
+        format!("{name}-ca"),
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.crt"),
+    );
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut a = vec!["req", "-x509", "-days", "2", "-subj", "/CN=test CA"];
+    a.extend(ec);
+    let (cak, cac) = (format!("{ca}.key"), format!("{ca}.crt"));
+    a.extend(["-keyout", &cak, "-out", &cac]);
+    openssl(&a);
+    let mut a = vec!["req", "-subj", "/CN=localhost"];
+    a.extend(ec);
+    a.extend(["-keyout", &key, "-out", &csr]);
+    openssl(&a);
+    std::fs::write(
+        dir.join(format!("{name}.ext")),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    let ext = format!("{name}.ext");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &cac,
+        "-CAkey",
+        &cak,
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &ext,
+        "-out",
+        &crt,
+    ]);
+}
+
+/// Issue 15: TLS with rustls. A node relays over https trusting the aggregator's CA; a
+/// renewed certificate is served without a restart; a broken renewal keeps the working one;
+/// a key that does not fit is refused by `check` and `serve` before anything listens.
+#[test]
+fn serve_speaks_tls_and_reloads_a_renewed_certificate() {
+    let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
+    let agg = Aggregator::new("fleet-tls", &fake);
+    let dir = agg.sb.path("");
+    self_signed(&dir, "one");
+    self_signed(&dir, "two");
+    std::fs::copy(dir.join("one.crt"), dir.join("serve.crt")).unwrap();
+    std::fs::copy(dir.join("one.key"), dir.join("serve.key")).unwrap();
+    let cfg = std::fs::read_to_string(agg.sb.path("config.toml")).unwrap();
+    agg.sb.write(
+        "config.toml",
+        &format!("{cfg}tls_cert = \"serve.crt\"\ntls_key = \"serve.key\"\n"),
+    );
+    // A key that does not fit its certificate: refused before anything listens.
+    std::fs::copy(dir.join("two.key"), dir.join("serve.key")).unwrap();
+    let r = agg.sb.run(&["check"]);
+    assert_code(&r, 78);
+    assert_contains(&r.stderr, "serve.tls_cert");
+    assert_contains(&r.stderr, "does not fit");
+    let r = agg.sb.run(&["serve"]);
+    assert_code(&r, 78);
+    std::fs::copy(dir.join("one.key"), dir.join("serve.key")).unwrap();
+    assert_contains(&agg.sb.run(&["check"]).stdout, "TLS with serve.crt");
+    let secret = agg.add_node("db1");
+    let serve = LiveFlusher::spawn(agg.sb.cmd(&["serve", "--log-level", "debug"]));
+    serve.wait_log("serving nodes on https://", Duration::from_secs(20));
+    let db1 = node("db1", &agg, &secret);
+    let trust = |ca: &str| {
+        let cfg = std::fs::read_to_string(db1.path("config.toml")).unwrap();
+        let cfg: String = cfg
+            .lines()
+            .filter(|l| !l.starts_with("ca_file"))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+            .replace("http://127.0.0.1", "https://localhost")
+            .replace(
+                "kind = \"relay\"\n",
+                &format!("kind = \"relay\"\nca_file = \"{ca}\"\n"),
+            );
+        db1.write("config.toml", &cfg);
+    };
+    std::fs::copy(dir.join("one-ca.crt"), db1.path("one.crt")).unwrap();
+    std::fs::copy(dir.join("two-ca.crt"), db1.path("two.crt")).unwrap();
+    trust("one.crt");
+    assert_code(&db1.run(&["check", "--online"]), 0);
+    assert_code(&monit(&db1, &fail("mysql")), 0);
+    relay(&db1);
+    assert!(
+        wait_until(Duration::from_secs(20), || fake.puts() == [(2, 4)]),
+        "{:?}\n{}",
+        fake.puts(),
+        serve.log()
+    );
+    // The certificate is renewed on disk (another key): served from the next connection on.
+    std::fs::copy(dir.join("two.key"), dir.join("serve.key")).unwrap();
+    std::fs::copy(dir.join("two.crt"), dir.join("serve.crt")).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let _ = db1.run(&["check", "--online"]);
+            serve.log().contains("TLS certificate reloaded")
+        }),
+        "{}",
+        serve.log()
+    );
+    // A node still trusting the old CA refuses the new certificate, as it should.
+    let r = db1.run(&["check", "--online"]);
+    assert_ne!(r.code, 0);
+    assert_contains(&r.stdout, "invalid peer certificate");
+    trust("two.crt");
+    let r = db1.run(&["check", "--online"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, serve.log());
+    // A renewal caught half-written: the working certificate stays. (The renewal above may
+    // have been caught between its two files already: count from here.)
+    let before = serve.log().matches("not reloaded").count();
+    agg.sb
+        .write("serve.crt", "-----BEGIN CERTIFICATE-----\ntruncated");
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let _ = db1.run(&["check", "--online"]);
+            serve.log().matches("not reloaded").count() > before
+        }),
+        "{}",
+        serve.log()
+    );
+    assert_code(&db1.run(&["check", "--online"]), 0);
+    assert_code(&monit(&db1, &ok("mysql")), 0);
+    relay(&db1);
+    assert!(
+        wait_until(Duration::from_secs(20), || fake.puts() == [(2, 4), (2, 1)]),
+        "{:?}\n{}",
+        fake.puts(),
+        serve.log()
+    );
+    let (code, _, log) = serve.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(!log.contains(&secret), "the secret is never logged");
 }

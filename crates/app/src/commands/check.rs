@@ -71,6 +71,27 @@ pub fn check(config: &Config, online: bool, clock: Arc<dyn Clock>) -> Result<Str
         }
         _ => {}
     }
+    if let Some(sv) = &config.serve {
+        // The certificate is loaded exactly as `serve` will: a bad one fails here, not at 3 a.m.
+        let tls = match (&sv.tls_cert, &sv.tls_key) {
+            (Some(cert), Some(key)) => {
+                crate::serve::tls::server_config(cert, key).map_err(|message| {
+                    AppError::Core(statusrelay_core::CoreError::ConfigInvalid {
+                        path: src.clone().into(),
+                        key: "serve.tls_cert".into(),
+                        message,
+                    })
+                })?;
+                format!("TLS with {}", cert.display())
+            }
+            _ => "plain HTTP".into(),
+        };
+        let _ = writeln!(
+            out,
+            "  serve:   {} ({tls}); nodes stale after {} missed periods, {} requests/s each after a burst of {}",
+            sv.listen, sv.stale_after, sv.node_rate, sv.node_burst
+        );
+    }
     if config.components.is_empty() {
         let _ = writeln!(
             out,

@@ -5,10 +5,11 @@
 //! - Ingest and delivery run in one process on one spool: the flusher on a thread of its own,
 //!   the HTTP side on a small tokio runtime. SIGTERM stops both; the flusher within about a
 //!   second whatever is in flight, the server after the requests it is answering.
-//! - Plain HTTP only on loopback unless the config says so by name (and then a warning at
-//!   every start): node credentials must not cross a network in the clear.
+//! - TLS when `[serve] tls_cert` and `tls_key` are set (reloaded when the files change, see
+//!   `crate::serve::tls`); plain HTTP only on loopback unless the config says so by name (and
+//!   then a warning at every start): node credentials must not cross a network in the clear.
+//! - A certificate that cannot be loaded stops `serve` before it listens (exit 78).
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -19,6 +20,8 @@ use statusrelay_core::time::Clock;
 
 use crate::cli::ServeArgs;
 use crate::flusher::{self, FlushOptions};
+use crate::serve::listen::{self, Limits};
+use crate::serve::tls::Tls;
 use crate::serve::{Ingest, router};
 use crate::spooling::retry_corrupt;
 use crate::{AppError, info, warn};
@@ -33,7 +36,22 @@ pub fn run(
     if let Some(listen) = a.listen {
         serve.listen = listen;
     }
-    if !serve.listen.ip().is_loopback() {
+    let tls = match (&serve.tls_cert, &serve.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(Tls::load(cert, key).map_err(|message| {
+            AppError::Core(statusrelay_core::CoreError::ConfigInvalid {
+                path: config
+                    .source
+                    .as_ref()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default()
+                    .into(),
+                key: "serve.tls_cert".into(),
+                message,
+            })
+        })?)),
+        _ => None,
+    };
+    if !serve.listen.ip().is_loopback() && tls.is_none() {
         if !serve.allow_plain_http {
             return Err(AppError::Usage(format!(
                 "--listen {}: not loopback, and node credentials would cross the network in plain HTTP; set [serve] allow_plain_http = true to accept that (a TLS proxy in front), or listen on 127.0.0.1",
@@ -67,10 +85,7 @@ pub fn run(
             r
         })
     };
-    let ingest = Arc::new(Ingest {
-        config: config.clone(),
-        clock,
-    });
+    let ingest = Arc::new(Ingest::new(config.clone(), clock));
     let sweeper = {
         let (ingest, shutdown) = (ingest.clone(), shutdown.clone());
         std::thread::spawn(move || {
@@ -103,19 +118,19 @@ pub fn run(
             source,
         })?;
     let stop = shutdown.clone();
+    let limits = Limits {
+        max_connections: serve.max_connections,
+        request_timeout: serve.request_timeout,
+    };
     let served: Result<(), std::io::Error> = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(serve.listen).await?;
-        info!("serving nodes on http://{}", listener.local_addr()?);
-        axum::serve(
-            listener,
-            router(ingest).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            while !stop.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
-        .await
+        info!(
+            "serving nodes on {}://{}",
+            if tls.is_some() { "https" } else { "http" },
+            listener.local_addr()?
+        );
+        listen::serve(listener, router(ingest), tls, limits, stop).await;
+        Ok(())
     });
     shutdown.store(true, Ordering::SeqCst);
     let _ = sweeper.join();

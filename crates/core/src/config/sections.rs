@@ -312,14 +312,24 @@ pub fn slug(name: &str) -> String {
 pub struct ServeConfig {
     /// Address and port to listen on.
     pub listen: std::net::SocketAddr,
+    /// PEM certificate chain served over TLS (with `tls_key`); reloaded when it changes.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
     /// Plain HTTP anywhere but loopback needs this, by name: node credentials would cross the
-    /// network in the clear (TLS is not built yet).
+    /// network in the clear (a TLS-terminating proxy in front).
     pub allow_plain_http: bool,
     /// Largest request body accepted, in bytes (413 beyond).
     pub max_body: usize,
-    /// How long one request may take, headers and body, before it is cut off (408).
+    /// How long one request may take, headers and body, before it is cut off (408), and a
+    /// TLS handshake.
     #[serde(with = "serde_human")]
     pub request_timeout: Duration,
+    /// Connections served at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Requests a second one node may make, after a burst of `node_burst` (429 beyond).
+    pub node_rate: u32,
+    pub node_burst: u32,
     /// A node not heard from for this many of its periods (Monit's poll cycle, the relay's
     /// heartbeat) is stale; what that means per component is `[component.nodes] stale`.
     pub stale_after: u32,
@@ -332,6 +342,11 @@ impl Default for ServeConfig {
             allow_plain_http: false,
             max_body: 1 << 20,
             request_timeout: Duration::from_secs(10),
+            tls_cert: None,
+            tls_key: None,
+            max_connections: 512,
+            node_rate: 20,
+            node_burst: 200,
             stale_after: 3,
         }
     }

@@ -174,13 +174,30 @@ impl Config {
             }
         }
         if let Some(sv) = &self.serve {
-            if !sv.listen.ip().is_loopback() && !sv.allow_plain_http {
+            if sv.tls_cert.is_some() != sv.tls_key.is_some() {
+                return Err(invalid(
+                    if sv.tls_cert.is_some() {
+                        "serve.tls_key"
+                    } else {
+                        "serve.tls_cert"
+                    }
+                    .into(),
+                    "TLS needs both tls_cert (the PEM chain) and tls_key (its PEM key)".into(),
+                ));
+            }
+            if !sv.listen.ip().is_loopback() && !sv.allow_plain_http && sv.tls_cert.is_none() {
                 return Err(invalid(
                     "serve.listen".into(),
                     format!(
-                        "{} is not loopback: node credentials would cross the network in plain HTTP; set allow_plain_http = true to accept that (a TLS-terminating proxy in front), or listen on 127.0.0.1",
+                        "{} is not loopback: node credentials would cross the network in plain HTTP; set tls_cert and tls_key, or allow_plain_http = true to accept that (a TLS-terminating proxy in front), or listen on 127.0.0.1",
                         sv.listen
                     ),
+                ));
+            }
+            if sv.max_connections == 0 || sv.node_rate == 0 || sv.node_burst == 0 {
+                return Err(invalid(
+                    "serve".into(),
+                    "max_connections, node_rate and node_burst must be at least 1".into(),
                 ));
             }
             if sv.max_body < 1024 || sv.request_timeout < Duration::from_secs(1) {

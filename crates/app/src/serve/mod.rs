@@ -13,8 +13,13 @@
 //!   transaction; the answer (200) is sent only after that commit. A report older than the
 //!   node's last applied one is acknowledged and changes nothing.
 //! - Bounded: bodies over `[serve] max_body` are 413, a request (headers and body) taking longer
-//!   than `request_timeout` is cut off with 408.
+//!   than `request_timeout` is cut off with 408 (headers alone: the connection is closed, see
+//!   `listen`), a node over its rate is 429 with `Retry-After` (see `limit`).
 //! - The spool is opened per request on a blocking thread; the async side never touches SQLite.
+
+pub mod limit;
+pub mod listen;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,6 +47,18 @@ use crate::{credentials, error, warn};
 pub struct Ingest {
     pub config: Config,
     pub clock: Arc<dyn Clock>,
+    pub limit: limit::RateLimit,
+}
+
+impl Ingest {
+    pub fn new(config: Config, clock: Arc<dyn Clock>) -> Ingest {
+        let serve = config.serve.clone().unwrap_or_default();
+        Ingest {
+            limit: limit::RateLimit::new(serve.node_rate, serve.node_burst),
+            config,
+            clock,
+        }
+    }
 }
 
 /// The aggregator's routes: `POST /v1/reports` (nodes), `GET /ready` (load balancers).
@@ -79,7 +96,12 @@ async fn ready(State(st): State<Arc<Ingest>>) -> Response {
         .await
         .is_ok_and(|r| r.is_ok());
     if ok {
-        (StatusCode::OK, "ready\n").into_response()
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            "{\"ready\":true}\n",
+        )
+            .into_response()
     } else {
         answer(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -126,7 +148,16 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, Response> {
     match tokio::task::spawn_blocking(work).await {
         Ok(Ok(t)) => Ok(t),
-        Ok(Err((status, message))) => Err(answer(status, &message)),
+        Ok(Err((status, message))) => {
+            let mut r = answer(status, &message);
+            if status == StatusCode::TOO_MANY_REQUESTS
+                && let Some(secs) = message.rsplit("retry after ").next()
+                && let Ok(v) = secs.trim_end_matches(" s").parse::<header::HeaderValue>()
+            {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            Err(r)
+        }
         Err(_) => Err(answer(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the ingest task failed",
@@ -214,6 +245,22 @@ impl Ingest {
                 "unknown node or wrong secret".into(),
             ));
         };
+        if let Err((wait, first)) = self.limit.take(&node.name, self.clock.now_ms()) {
+            let serve = self.config.serve.clone().unwrap_or_default();
+            if first {
+                warn!(
+                    "{peer}: node {} is over its rate limit (429 until it slows down): {} requests/s after a burst of {}",
+                    node.name, serve.node_rate, serve.node_burst
+                );
+            }
+            return Err((
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "node {} is over its rate limit ({} requests/s after a burst of {}): retry after {wait} s",
+                    node.name, serve.node_rate, serve.node_burst
+                ),
+            ));
+        }
         Ok((spool, node))
     }
 
