@@ -494,6 +494,14 @@ fn a_silent_node_goes_stale_and_resumes_with_its_snapshot() {
     assert!(!stale("db1"), "db1 keeps beating: {v}");
     assert_eq!(v["nodes"][0]["period_ms"], 1000, "{v}");
     assert_contains(&agg.sb.run(&["nodes"]).stdout, "db2: STALE");
+    // `status` on the aggregator says which node fails what, and which is stale.
+    let st = agg.sb.run(&["status"]).stdout;
+    assert_contains(&st, "mysql on db2:");
+    assert_contains(&st, "nodes (worst of): db1, db2 (STALE, counts as unknown)");
+    let st: serde_json::Value =
+        serde_json::from_str(&agg.sb.run(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(st["components"][0]["failing"][0]["host"], "db2", "{st}");
+    assert_eq!(st["components"][0]["nodes"][1]["stale"], true, "{st}");
     // db2 comes back (mysql still down there): its start-up snapshot resumes it.
     let f2 = LiveFlusher::start(&db2);
     serve.wait_log("node db2 reports again", Duration::from_secs(20));

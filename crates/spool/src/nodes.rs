@@ -118,6 +118,22 @@ impl Spool {
             .map_err(self.err())
     }
 
+    /// The nodes that report on a component: (name, stale), by name.
+    pub fn component_nodes(&self, component: &str) -> Result<Vec<(String, bool)>> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT f.node, n.stale_since IS NOT NULL FROM feeds f JOIN nodes n ON n.name = f.node
+                 WHERE f.component = ?1 ORDER BY f.node",
+            )
+            .map_err(self.err())?;
+        let rows = st
+            .query_map([component], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.err())?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(self.err())
+    }
+
     /// Remove a node and every test row it reported; false when there was no such node. Clear
     /// its failures first (an event, so the components' states are recomputed and delivered).
     pub fn forget_node(&mut self, name: &str) -> Result<bool> {

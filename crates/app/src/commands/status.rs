@@ -1,5 +1,7 @@
 //! `statusrelay status`: counts, flusher liveness, last delivery and error, and per component
-//! the desired state, what the page was confirmed to show and the failing tests behind it.
+//! the desired state, what the page was confirmed to show and the failing tests behind it (on
+//! an aggregator: on which node, and each node that reports on it, stale ones marked with what
+//! they count as).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -60,7 +62,16 @@ pub fn status(config: &Config, json_out: bool, clock: Arc<dyn Clock>) -> Result<
             "flusher": {"alive": alive, "pid": s.flusher_pid, "heartbeat_at": s.flusher_heartbeat_at.map(rfc3339)},
             "last_success_at": s.last_success_at.map(rfc3339),
             "last_error": s.last_error, "last_error_at": s.last_error_at.map(rfc3339),
-            "components": comps.iter().map(|(c, st, page, t)| json!({"name": c, "desired": st, "page": page, "changed_at": rfc3339(*t)})).collect::<Vec<_>>(),
+            "components": comps.iter().map(|(c, st, page, t)| {
+                let failing: Vec<_> = spool.failing_tests(c).unwrap_or_default().into_iter().map(|f| json!({
+                    "host": f.host, "service": f.service, "test": f.test, "state": f.state,
+                    "since": rfc3339(f.since),
+                })).collect();
+                let nodes: Vec<_> = spool.component_nodes(c).unwrap_or_default().into_iter()
+                    .map(|(n, stale)| json!({"name": n, "stale": stale})).collect();
+                json!({"name": c, "desired": st, "page": page, "changed_at": rfc3339(*t),
+                       "failing": failing, "nodes": nodes})
+            }).collect::<Vec<_>>(),
         })
         .to_string()
             + "\n");
@@ -124,6 +135,30 @@ pub fn status(config: &Config, json_out: bool, clock: Arc<dyn Clock>) -> Result<
                     rel(now, f.since),
                     f.state
                 );
+            }
+            let nodes = spool.component_nodes(c)?;
+            if !nodes.is_empty() {
+                let rule = config.component(c).map(|x| x.nodes).unwrap_or_default();
+                let stale_as = match rule.stale.state() {
+                    Some(s) => format!("counts as {s}"),
+                    None => "left out".into(),
+                };
+                let list: Vec<String> = nodes
+                    .iter()
+                    .map(|(n, stale)| {
+                        if *stale {
+                            format!("{n} (STALE, {stale_as})")
+                        } else {
+                            n.clone()
+                        }
+                    })
+                    .collect();
+                let how = if rule.counts() {
+                    "nodes counted"
+                } else {
+                    "worst of"
+                };
+                let _ = writeln!(out, "    nodes ({how}): {}", list.join(", "));
             }
             if let Some(b) = backend.as_deref()
                 && let Some(i) = spool.open_incident(b, c)?
