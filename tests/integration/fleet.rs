@@ -8,18 +8,18 @@ use statusrelay_testkit::monit::free_port;
 use crate::support::*;
 
 /// An aggregator: a sandbox delivering to its page, listening on a free loopback port.
-struct Aggregator {
-    sb: Sandbox,
-    port: u16,
+pub struct Aggregator {
+    pub sb: Sandbox,
+    pub port: u16,
 }
 
 impl Aggregator {
-    fn new(name: &str, fake: &FakeCachet) -> Aggregator {
+    pub fn new(name: &str, fake: &FakeCachet) -> Aggregator {
         Aggregator::on(cachet_sandbox(name, fake, DB))
     }
 
     /// The aggregator of a sandbox's config, listening on a free loopback port.
-    fn on(sb: Sandbox) -> Aggregator {
+    pub fn on(sb: Sandbox) -> Aggregator {
         let port = free_port();
         let cfg = std::fs::read_to_string(sb.path("config.toml")).unwrap();
         sb.write(
@@ -29,14 +29,14 @@ impl Aggregator {
         Aggregator { sb, port }
     }
 
-    fn start(&self) -> LiveFlusher {
+    pub fn start(&self) -> LiveFlusher {
         let serve = LiveFlusher::spawn(self.sb.cmd(&["serve", "--log-level", "debug"]));
         serve.wait_log("serving nodes on", Duration::from_secs(20));
         serve
     }
 
     /// `nodes add NAME`; the secret it printed.
-    fn add_node(&self, name: &str) -> String {
+    pub fn add_node(&self, name: &str) -> String {
         let r = self.sb.run(&["nodes", "add", name]);
         assert_code(&r, 0);
         r.stdout
@@ -47,7 +47,7 @@ impl Aggregator {
     }
 
     /// Has the aggregator recorded `node`'s tests of the component as `failing` of them?
-    fn node_failing(&self, node: &str) -> i64 {
+    pub fn node_failing(&self, node: &str) -> i64 {
         count(
             &self.sb,
             &format!("SELECT count(*) FROM tests WHERE host = '{node}' AND state IS NOT NULL"),
@@ -56,7 +56,7 @@ impl Aggregator {
 }
 
 /// A node: its own spool and Monit events, relaying to the aggregator as `name`.
-fn node(name: &str, agg: &Aggregator, secret: &str) -> Sandbox {
+pub fn node(name: &str, agg: &Aggregator, secret: &str) -> Sandbox {
     let sb = Sandbox::new(BIN, &format!("fleet-{name}"));
     sb.write("token", &format!("{secret}\n"));
     std::fs::set_permissions(
@@ -74,7 +74,7 @@ fn node(name: &str, agg: &Aggregator, secret: &str) -> Sandbox {
     sb
 }
 
-fn relay(sb: &Sandbox) -> Run {
+pub fn relay(sb: &Sandbox) -> Run {
     let r = sb.run(&["flush", "--once"]);
     assert_code(&r, 0);
     r
@@ -311,7 +311,7 @@ fn a_real_monit_pushes_to_serve_and_the_page_follows() {
 }
 
 /// Send raw bytes to the aggregator; the status of its answer (0: none).
-fn raw_request(port: u16, bytes: &[u8]) -> u16 {
+pub fn raw_request(port: u16, bytes: &[u8]) -> u16 {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
@@ -429,7 +429,7 @@ fn hostile_requests_get_a_clear_4xx_and_change_nothing() {
 }
 
 /// A node whose flusher relays as a daemon with a one-second heartbeat.
-fn beating_node(name: &str, agg: &Aggregator, secret: &str) -> Sandbox {
+pub fn beating_node(name: &str, agg: &Aggregator, secret: &str) -> Sandbox {
     let sb = node(name, agg, secret);
     let cfg = std::fs::read_to_string(sb.path("config.toml")).unwrap();
     sb.write(
@@ -749,4 +749,89 @@ fn serve_speaks_tls_and_reloads_a_renewed_certificate() {
     let (code, _, log) = serve.stop();
     assert_eq!(code, 0, "{log}");
     assert!(!log.contains(&secret), "the secret is never logged");
+}
+
+/// Issue 15, with three real Monit daemons pushing to `serve` (`set mmonit`) and "api" counted
+/// across them: one node down is a partial outage, two a major one, a recovery while another
+/// node is down keeps the page in an outage, and a node whose Monit stops is stale after
+/// `stale_after` of its poll cycles (unknown, the default) rather than frozen.
+#[test]
+fn three_real_monits_are_counted_and_a_silent_one_goes_stale() {
+    let fake = FakeCachet::start(TOKEN, &[(2, "api")]);
+    let agg = Aggregator::on(cachet_sandbox(
+        "fleet-three",
+        &fake,
+        "[[component]]\nname = \"api\"\nservices = [\"api\"]\n[component.nodes]\nrule = \"count\"\npartial_at = 1\nmajor_at = 2\n",
+    ));
+    let port = agg.port;
+    let names = ["a", "b", "c"];
+    let secrets: Vec<String> = names.iter().map(|n| agg.add_node(n)).collect();
+    let serve = agg.start();
+    let ports: Vec<u16> = names.iter().map(|_| free_port()).collect();
+    let mut up: Vec<Option<std::net::TcpListener>> = ports
+        .iter()
+        .map(|p| Some(std::net::TcpListener::bind(("127.0.0.1", *p)).unwrap()))
+        .collect();
+    let mut monits: Vec<Option<statusrelay_testkit::monit::MonitLab>> = names
+        .iter()
+        .zip(&secrets)
+        .zip(&ports)
+        .map(|((n, s), p)| {
+            Some(statusrelay_testkit::monit::MonitLab::start(
+                &agg.sb.dir,
+                n,
+                free_port(),
+                &format!("{n}-system"),
+                &format!(
+                    "set mmonit http://{n}:{s}@127.0.0.1:{port}/collector\n\
+                     check host api with address 127.0.0.1\n  if failed port {p} then alert\n"
+                ),
+            ))
+        })
+        .collect();
+    let page = |want: i64| wait_until(Duration::from_secs(30), || fake.status_of(2) == Some(want));
+    let seen_all = || {
+        wait_until(Duration::from_secs(30), || {
+            count(
+                &agg.sb,
+                "SELECT count(*) FROM feeds WHERE component = 'api'",
+            ) == 3
+        })
+    };
+    assert!(seen_all(), "{}", serve.log());
+    up[0] = None; // a's api goes down
+    assert!(
+        page(3),
+        "one of three: partial. {:?}\n{}",
+        fake.puts(),
+        serve.log()
+    );
+    up[1] = None; // and b's
+    assert!(
+        page(4),
+        "two of three: major. {:?}\n{}",
+        fake.puts(),
+        serve.log()
+    );
+    up[0] = Some(std::net::TcpListener::bind(("127.0.0.1", ports[0])).unwrap());
+    assert!(page(3), "a recovers, b is still down. {:?}", fake.puts());
+    up[1] = Some(std::net::TcpListener::bind(("127.0.0.1", ports[1])).unwrap());
+    assert!(page(1), "{:?}", fake.puts());
+    assert!(
+        !fake.puts().contains(&(2, 1)) || fake.puts().last() == Some(&(2, 1)),
+        "operational only at the end: {:?}",
+        fake.puts()
+    );
+    // c's Monit stops: three poll cycles of one second later c is stale, and "api" shows
+    // unknown, not c's last word.
+    monits[2] = None;
+    serve.wait_log("node c is stale", Duration::from_secs(30));
+    assert!(page(0), "{:?}\n{}", fake.puts(), serve.log());
+    let listed = agg.sb.run(&["nodes"]).stdout;
+    assert_contains(&listed, "c: STALE");
+    assert_contains(&listed, "via collector every 1s");
+    drop(monits);
+    drop(up);
+    let (code, _, log) = serve.stop();
+    assert_eq!(code, 0, "{log}");
 }

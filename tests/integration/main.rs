@@ -5,6 +5,7 @@ mod backends;
 mod delivery;
 mod faults;
 mod fleet;
+mod fleet_faults;
 mod handler;
 mod hardening;
 mod incidents;
