@@ -6,6 +6,7 @@ mod delivery;
 mod faults;
 mod fleet;
 mod fleet_faults;
+mod fleet_hosts;
 mod handler;
 mod hardening;
 mod incidents;

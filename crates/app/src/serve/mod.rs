@@ -362,7 +362,20 @@ impl Ingest {
         };
         match spool.record_report(&report, &ev, &applies) {
             Ok(Reported::UnknownNode) => Err((StatusCode::UNAUTHORIZED, "unknown node".into())),
-            Ok(_) => Ok(()),
+            Ok(r) => {
+                crate::debug!(
+                    "{peer}: node {}: status document of {} µs, {} failing test(s): {}",
+                    node.name,
+                    seq,
+                    applies.len(),
+                    if matches!(r, Reported::Outdated) {
+                        "outdated"
+                    } else {
+                        "applied"
+                    }
+                );
+                Ok(())
+            }
             Err(e) => {
                 error!(
                     "a document from node {} ({peer}) was not recorded: {e}",
@@ -538,6 +551,13 @@ impl Ingest {
                 }
             }
         }
+        crate::debug!(
+            "{peer}: node {name}: {} report(s){}: {} applied, {} outdated",
+            batch.reports.len(),
+            if batch.snapshot { " (snapshot)" } else { "" },
+            ack.applied,
+            ack.outdated
+        );
         Ok(ack)
     }
 }
