@@ -80,7 +80,7 @@ fn hosts() -> Hosts {
     }
     for (i, n) in ["n1", "n2"].iter().enumerate() {
         let i = i + 1;
-        let (a, b) = (format!("a{i}"), format!("{n}"));
+        let (a, b) = (format!("a{i}"), n.to_string());
         h.in_ns(
             "agg",
             &[
