@@ -835,3 +835,113 @@ fn three_real_monits_are_counted_and_a_silent_one_goes_stale() {
     let (code, _, log) = serve.stop();
     assert_eq!(code, 0, "{log}");
 }
+
+/// Issue 15: a node with Monit alone, configured the way a config manager does it. The
+/// aggregator takes the node's secret from a file (`nodes add --secret-file`, idempotent);
+/// the node's `monit-config` writes the `set mmonit` line (0600, Monit's own credentials
+/// not sent) and checks that only alert; a real Monit reading them feeds the aggregator.
+#[test]
+fn a_monit_only_node_is_configured_by_monit_config_and_feeds_serve() {
+    let agg = Aggregator::on(html_sandbox(
+        "fleet-mmonit",
+        "[[component]]\nname = \"api\"\nservices = [\"api\"]\n",
+    ));
+    let secret = "0123456789abcdef0123456789abcdef0123456789abcdef";
+    agg.sb.write("n1.secret", &format!("{secret}\n"));
+    let add = |want: &str| {
+        let r = agg
+            .sb
+            .run(&["nodes", "add", "n1", "--secret-file", "n1.secret"]);
+        assert_code(&r, 0);
+        assert_contains(&r.stdout, want);
+        assert!(!r.stdout.contains(secret), "never printed");
+    };
+    add("added node n1");
+    add("node n1 unchanged");
+    agg.sb.write("short.secret", "abc\n");
+    let r = agg
+        .sb
+        .run(&["nodes", "add", "n2", "--secret-file", "short.secret"]);
+    assert_code(&r, 64);
+    assert_contains(&r.stderr, "openssl rand -hex 32");
+    let serve = agg.start();
+    let node = Sandbox::new(BIN, "fleet-mmonit-n1");
+    node.write("secret", &format!("{secret}\n"));
+    node.write("api.flag", "up\n");
+    node.write(
+        "config.toml",
+        &format!(
+            "spool = \"spool.db\"\nnode = \"n1\"\n[collector]\nurl = \"http://127.0.0.1:{}/collector\"\nsecret_file = \"secret\"\n[[component]]\nname = \"api\"\nservices = [\"api\"]\n[[check]]\nservice = \"api\"\ntype = \"file\"\ntarget = \"with path {}\"\ntests = [\"does not exist\"]\n",
+            agg.port,
+            node.path("api.flag").display()
+        ),
+    );
+    let r = node.run(&["monit-config", "--dir", "monit.d"]);
+    assert_code(&r, 0);
+    let mmonit = node.path("monit.d/statusrelay-mmonit");
+    let text = std::fs::read_to_string(&mmonit).unwrap();
+    assert_contains(
+        &text,
+        &format!(
+            "set mmonit http://n1:{secret}@127.0.0.1:{}/collector",
+            agg.port
+        ),
+    );
+    assert_contains(&text, "register without credentials");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&mmonit).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let check = std::fs::read_to_string(node.path("monit.d/statusrelay-api")).unwrap();
+    assert_contains(&check, "if does not exist then alert");
+    assert!(!check.contains("exec"), "{check}");
+    assert!(
+        !node.path("monit.d/statusrelay-flush").exists(),
+        "no flusher to watch"
+    );
+    assert_code(
+        &node.run(&["monit-config", "--dir", "monit.d", "--check"]),
+        0,
+    );
+    let monit = statusrelay_testkit::monit::MonitLab::start(
+        &node.dir,
+        "n1",
+        free_port(),
+        "n1-system",
+        &format!("include {}/*\n", node.path("monit.d").display()),
+    );
+    let shows = |want: &str| {
+        wait_until(Duration::from_secs(30), || {
+            db(&agg.sb)
+                .query_row(
+                    "SELECT state FROM desired WHERE component = 'api'",
+                    [],
+                    |r| r.get::<_, String>(0),
+                )
+                .is_ok_and(|s| s == want)
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || count(
+            &agg.sb,
+            "SELECT count(*) FROM feeds WHERE node = 'n1'"
+        ) == 1),
+        "{}\n{}",
+        monit.log(),
+        serve.log()
+    );
+    std::fs::remove_file(node.path("api.flag")).unwrap();
+    assert!(shows("major_outage"), "{}\n{}", monit.log(), serve.log());
+    node.write("api.flag", "up\n");
+    assert!(shows("operational"), "{}", serve.log());
+    // The secret is rotated on the aggregator: the old one no longer works.
+    agg.sb
+        .write("n1.secret", "fedcba9876543210fedcba9876543210fedcba98\n");
+    add("secret or components replaced");
+    serve.wait_log("as node \"n1\" refused (401)", Duration::from_secs(30));
+    assert!(!serve.log().contains(secret), "{}", serve.log());
+    drop(monit);
+    let (code, _, log) = serve.stop();
+    assert_eq!(code, 0, "{log}");
+}

@@ -153,6 +153,11 @@ pub struct NodesAddArgs {
     /// Limit the node to these components (repeat for several); default: any
     #[arg(long = "component", value_name = "NAME")]
     pub components: Vec<String>,
+    /// Take the secret from this file instead of making one (a config manager that holds the
+    /// secrets): nothing is printed, an unchanged node is left alone, a changed secret or
+    /// component list replaces the old one
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -79,6 +79,30 @@ impl Spool {
         })
     }
 
+    /// Set a node's secret and components, adding it if new; false when it was already so.
+    pub fn put_node(
+        &mut self,
+        name: &str,
+        secret_sha256: &str,
+        components: Option<&[String]>,
+    ) -> Result<bool> {
+        let now = self.now();
+        let components = components.map(|c| serde_json::to_string(c).unwrap_or_default());
+        self.write(|tx, e| {
+            let n = tx
+                .execute(
+                    "INSERT INTO nodes (name, secret_sha256, components, added_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (name) DO UPDATE SET secret_sha256 = excluded.secret_sha256,
+                       components = excluded.components
+                     WHERE nodes.secret_sha256 IS NOT excluded.secret_sha256
+                        OR nodes.components IS NOT excluded.components",
+                    params![name, secret_sha256, components, now],
+                )
+                .map_err(e)?;
+            Ok(n == 1)
+        })
+    }
+
     /// Every node, by name.
     pub fn nodes(&self) -> Result<Vec<Node>> {
         let mut st = self

@@ -30,7 +30,10 @@ pub fn run(
         let mut spool = open_spool(&config.spool, clock.clone())?;
         match &a.action {
             None => list(&spool, a.json),
-            Some(NodesAction::Add(x)) => add(&config, &mut spool, &x.name, &x.components),
+            Some(NodesAction::Add(x)) => match &x.secret_file {
+                Some(f) => put(&config, &mut spool, &x.name, &x.components, f),
+                None => add(&config, &mut spool, &x.name, &x.components),
+            },
             Some(NodesAction::Forget(x)) => forget(&config, &mut spool, &x.name),
         }
     })
@@ -84,6 +87,51 @@ fn add(
          a node with Monit alone: set mmonit https://{name}:{secret}@AGGREGATOR:PORT/collector"
     );
     Ok(out)
+}
+
+/// `nodes add NAME --secret-file F`: the node as a config manager declares it, idempotent.
+fn put(
+    config: &Config,
+    spool: &mut Spool,
+    name: &str,
+    components: &[String],
+    file: &Path,
+) -> Result<String, AppError> {
+    check_name(name)?;
+    let mut names = Vec::new();
+    for c in components {
+        names.push(config.component(c)?.name);
+    }
+    let text = statusrelay_core::fsutil::read_regular(file).map_err(|source| AppError::Io {
+        path: file.to_path_buf(),
+        source,
+    })?;
+    let secret = text.lines().next().unwrap_or("").trim().to_string();
+    if secret.len() < 32
+        || !secret
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.~".contains(c))
+    {
+        return Err(AppError::Usage(format!(
+            "{}: a node secret is one line of at least 32 letters, digits or -_.~ (it goes into a URL); make one with `openssl rand -hex 32`",
+            file.display()
+        )));
+    }
+    let limited = (!names.is_empty()).then_some(names.as_slice());
+    let existed = spool.node(name)?.is_some();
+    Ok(
+        match (
+            spool.put_node(name, &credentials::digest(&secret), limited)?,
+            existed,
+        ) {
+            (false, _) => format!("node {name} unchanged\n"),
+            (true, false) => format!("added node {name} with the secret in {}\n", file.display()),
+            (true, true) => format!(
+                "node {name}: secret or components replaced from {}; its old secret no longer works\n",
+                file.display()
+            ),
+        },
+    )
 }
 
 fn forget(config: &Config, spool: &mut Spool, name: &str) -> Result<String, AppError> {

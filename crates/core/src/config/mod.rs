@@ -20,8 +20,9 @@ pub use backend::{
     MAX_MIN_INTERVAL, Remote, STATUSIO_URL, STATUSPAGE_URL, Schedules,
 };
 pub use sections::{
-    CHECK_TYPES, CheckConfig, ComponentConfig, DEFAULT_INCIDENT_MESSAGE, DEFAULT_INCIDENT_NAME,
-    DeliveryConfig, IncidentsConfig, MappingTable, MonitConfig, RetentionConfig, ServeConfig, slug,
+    CHECK_TYPES, CheckConfig, CollectorConfig, ComponentConfig, DEFAULT_INCIDENT_MESSAGE,
+    DEFAULT_INCIDENT_NAME, DeliveryConfig, IncidentsConfig, MappingTable, MonitConfig,
+    RetentionConfig, ServeConfig, slug,
 };
 
 use std::path::{Path, PathBuf};
@@ -86,6 +87,9 @@ pub struct Config {
     /// How `statusrelay serve` listens for its nodes.
     #[serde(default)]
     pub serve: Option<ServeConfig>,
+    /// This node's Monit pushes to an aggregator's collector (`set mmonit`).
+    #[serde(default)]
+    pub collector: Option<CollectorConfig>,
     #[serde(skip)]
     pub source: Option<ConfigSource>,
 }
@@ -109,6 +113,7 @@ impl Default for Config {
             incidents: IncidentsConfig::default(),
             monit: None,
             serve: None,
+            collector: None,
             source: Some(ConfigSource::Defaults),
         }
     }

@@ -306,6 +306,21 @@ pub fn slug(name: &str) -> String {
     out.trim_matches('-').to_string()
 }
 
+/// `[collector]`: this node has no statusrelay flusher; its Monit pushes its status to the
+/// aggregator's collector (`set mmonit`), a line `statusrelay monit-config` writes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectorConfig {
+    /// The aggregator's collector, e.g. `https://aggregator.example.com:8731/collector`
+    /// (no credentials in it: they come from `node` and `secret_file`).
+    pub url: String,
+    /// The file holding this node's secret (`statusrelay nodes add` on the aggregator).
+    pub secret_file: PathBuf,
+    /// A PEM CA file Monit verifies the aggregator's certificate with (a private CA).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
 /// `[serve]`: how the aggregator (`statusrelay serve`) listens for its nodes.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]

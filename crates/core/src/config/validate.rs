@@ -173,6 +173,26 @@ impl Config {
                 _ => {}
             }
         }
+        if let Some(c) = &self.collector {
+            let ok = (c.url.starts_with("https://") || c.url.starts_with("http://"))
+                && !c.url.contains('@')
+                && !c.url.chars().any(|ch| ch.is_whitespace() || ch == '"');
+            if !ok {
+                return Err(invalid(
+                    "collector.url".into(),
+                    format!(
+                        "{:?}: the aggregator's collector URL without credentials, e.g. \"https://aggregator.example.com:8731/collector\" (the node's name and secret are added from `node` and secret_file)",
+                        c.url
+                    ),
+                ));
+            }
+            if self.node.is_none() {
+                return Err(invalid(
+                    "collector".into(),
+                    "needs `node = \"NAME\"` at the top: the name the aggregator knows this node by (`statusrelay nodes add NAME`)".into(),
+                ));
+            }
+        }
         if let Some(sv) = &self.serve {
             if sv.tls_cert.is_some() != sv.tls_key.is_some() {
                 return Err(invalid(
