@@ -23,8 +23,12 @@ owner_mode /etc/statusrelay "root:statusrelay 750"
 owner_mode /etc/statusrelay/config.toml "root:statusrelay 640"
 owner_mode /var/lib/statusrelay "statusrelay:statusrelay 2770"
 owner_mode /usr/lib/systemd/system/statusrelay.service "root:root 644"
+owner_mode /usr/lib/systemd/system/statusrelay-serve.service "root:root 644"
+grep -q "^Conflicts=statusrelay.service" /usr/lib/systemd/system/statusrelay-serve.service \
+    && ok "the aggregator's unit conflicts with the flusher's (one process per spool)" || bad "statusrelay-serve.service has no Conflicts="
 owner_mode /etc/monit/conf-available/statusrelay "root:root 644"
 for f in /usr/share/man/man1/statusrelay.1.gz /usr/share/man/man1/statusrelay-flush.1.gz \
+         /usr/share/man/man1/statusrelay-serve.1.gz /usr/share/doc/statusrelay/fleet.md \
          /usr/share/bash-completion/completions/statusrelay /usr/share/doc/statusrelay/README.md; do
     [ -f "$f" ] && ok "$f shipped" || bad "$f missing"
 done
@@ -53,9 +57,30 @@ done
 
 if command -v systemd-analyze >/dev/null 2>&1; then
     expect "systemd-analyze verify accepts the unit" systemd-analyze verify /usr/lib/systemd/system/statusrelay.service
+    expect "systemd-analyze verify accepts the aggregator's unit" systemd-analyze verify /usr/lib/systemd/system/statusrelay-serve.service
 else
     echo "skip: systemd-analyze is not installed here (unit not verified)"
 fi
+
+# The aggregator, as its unit runs it: the statusrelay user, the shipped config plus [serve].
+cp /etc/statusrelay/config.toml /tmp/statusrelay-pkg-agg.toml
+printf '[serve]\nlisten = "127.0.0.1:18799"\n' >> /tmp/statusrelay-pkg-agg.toml
+chmod 644 /tmp/statusrelay-pkg-agg.toml
+runuser -u statusrelay -- /usr/bin/statusrelay --config /tmp/statusrelay-pkg-agg.toml serve >/tmp/statusrelay-pkg-serve.log 2>&1 &
+serve_pid=$!
+ready=no
+for _ in $(seq 1 100); do
+    if { exec 3<>/dev/tcp/127.0.0.1/18799; } 2>/dev/null; then
+        printf 'GET /ready HTTP/1.0\r\n\r\n' >&3
+        grep -q '"ready":true' <&3 && ready=yes
+        exec 3<&-
+        [ "$ready" = yes ] && break
+    fi
+    sleep 0.1
+done
+[ "$ready" = yes ] && ok "the aggregator runs as statusrelay and answers /ready" || bad "serve: $(tail -3 /tmp/statusrelay-pkg-serve.log)"
+kill -TERM "$serve_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null
+rm -f /tmp/statusrelay-pkg-agg.toml
 
 # Upgrade (reinstall) keeps the spool and a changed config.
 echo "# changed by the operator" >> /etc/statusrelay/config.toml

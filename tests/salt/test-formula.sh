@@ -73,6 +73,31 @@ read -r failed changed names < <(apply 2>"$work/why")
 read -r failed changed names < <(apply 2>"$work/why")
 [ "$failed" = 0 ] && [ "$changed" = 0 ] && ok "and the next apply changes nothing" || bad "after the drop: $changed changed ($names)"
 
+# The aggregator role: its nodes from pillar (secrets kept as hashes), Monit watching serve.
+export STATUSRELAY_ROLE=aggregator
+read -r failed changed names < <(apply 2>"$work/why")
+[ "$failed" = 0 ] && ok "the aggregator role applies ($names)" || bad "aggregator: $failed failed: $(cat "$work/why" | tail -5)"
+nodes=$(/usr/bin/statusrelay nodes --json)
+echo "$nodes" | grep -q '"name": "db1"' && echo "$nodes" | grep -q '"name": "db2"' && ok "both nodes added from pillar" || bad "nodes: $nodes"
+echo "$nodes" | grep -q '"db cluster"' && ok "db1 is limited to its component" || bad "db1's components: $nodes"
+[ "$(stat -c '%U:%G %a' /etc/statusrelay/nodes/db1.secret)" = "root:root 600" ] && ok "node secrets are root-only" || bad "secret file $(stat -c '%U:%G %a' /etc/statusrelay/nodes/db1.secret)"
+[ -f "$work/monit.d/statusrelay-serve" ] && [ ! -e "$work/monit.d/statusrelay-flush" ] && ok "Monit watches serve, not a flusher" || bad "watchdog: $(ls "$work/monit.d")"
+read -r failed changed names < <(apply 2>"$work/why")
+[ "$failed" = 0 ] && [ "$changed" = 0 ] && ok "the aggregator's second apply changes nothing" || bad "aggregator again: $changed changed ($names)"
+
+# A Monit-only node pushing to the aggregator: the set mmonit line, no flusher to watch.
+export STATUSRELAY_ROLE=collector
+read -r failed changed names < <(apply 2>"$work/why")
+[ "$failed" = 0 ] && ok "the collector node applies ($names)" || bad "collector: $failed failed: $(cat "$work/why" | tail -5)"
+grep -q "set mmonit https://db2:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef@aggregator.example.com:8731/collector" "$work/monit.d/statusrelay-mmonit" \
+    && [ "$(stat -c '%a' "$work/monit.d/statusrelay-mmonit")" = 600 ] && ok "set mmonit written, 0600" || bad "mmonit: $(ls -l "$work/monit.d")"
+grep -q "then alert" "$work/monit.d/statusrelay-mysql" && [ ! -e "$work/monit.d/statusrelay-flush" ] && [ ! -e "$work/monit.d/statusrelay-serve" ] \
+    && ok "checks only alert, nothing to watch" || bad "collector checks: $(ls "$work/monit.d")"
+monit -c "$work/monitrc" -t >/dev/null 2>&1 && ok "monit -t accepts the collector node's files" || bad "monit -t rejects them: $(monit -c "$work/monitrc" -t 2>&1 | tail -2)"
+read -r failed changed names < <(apply 2>"$work/why")
+[ "$failed" = 0 ] && [ "$changed" = 0 ] && ok "the collector node's second apply changes nothing" || bad "collector again: $changed changed ($names)"
+unset STATUSRELAY_ROLE
+
 dpkg -P statusrelay >/dev/null 2>&1 && ok "package purged" || bad "purge failed"
 echo "salt: $pass passed, $fail failed"
 [ "$fail" = 0 ]

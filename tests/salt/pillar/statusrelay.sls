@@ -1,10 +1,36 @@
 # Test pillar for the statusrelay formula (tests/salt/test-formula.sh sets the environment).
 {%- set drop_nginx = salt['environ.get']('STATUSRELAY_DROP_NGINX') == '1' %}
+{#- STATUSRELAY_ROLE: unset (a node delivering to its page), aggregator, or collector (a node
+    with Monit pushing to an aggregator). #}
+{%- set role = salt['environ.get']('STATUSRELAY_ROLE') %}
 statusrelay:
   package:
     source: salt://statusrelay/files/statusrelay.deb
+  {%- if role == 'collector' %}
+  token: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+  {%- else %}
   token: token-from-pillar-0123
+  {%- endif %}
+  {%- if role == 'aggregator' %}
+  role: aggregator
+  nodes:
+    db1:
+      secret: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+      components: [db cluster]
+    db2:
+      secret: fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210
+  {%- endif %}
   config:
+    {%- if role == 'aggregator' %}
+    serve:
+      listen: 127.0.0.1:8731
+      stale_after: 3
+    {%- elif role == 'collector' %}
+    node: db2
+    collector:
+      url: https://aggregator.example.com:8731/collector
+      secret_file: /etc/statusrelay/token
+    {%- endif %}
     spool: /var/lib/statusrelay/spool.db
     backend:
       kind: html
