@@ -302,6 +302,25 @@ fn a_real_monit_pushes_to_serve_and_the_page_follows() {
     assert!(shows("major_outage"), "{}\n{}", monit.log(), serve.log());
     let listener = std::net::TcpListener::bind(("127.0.0.1", backend_port)).unwrap();
     assert!(shows("operational"), "{}\n{}", monit.log(), serve.log());
+    // The steady state: Monit keeps sending its document every cycle, and the aggregator
+    // notes the node as seen without recording an event per document.
+    let seen = || {
+        count(
+            &agg.sb,
+            "SELECT coalesce(last_seen_at, 0) FROM nodes WHERE name = 'alpha'",
+        )
+    };
+    let (events, since) = (count(&agg.sb, "SELECT count(*) FROM events"), seen());
+    assert!(
+        wait_until(Duration::from_secs(30), || seen() >= since + 3_000),
+        "documents keep arriving: {}",
+        serve.log()
+    );
+    assert_eq!(
+        count(&agg.sb, "SELECT count(*) FROM events"),
+        events,
+        "no event per unchanged document"
+    );
     drop(listener);
     assert_contains(&agg.sb.run(&["nodes"]).stdout, "alpha: last seen");
     assert_contains(&agg.sb.run(&["nodes"]).stdout, "via collector");

@@ -15,9 +15,13 @@
 //! With `--prune N` alone, how long retention holds the write lock pruning N expired events,
 //! batched, against deleting them in one transaction.
 //!
+//! With `--ingest NODES` and/or `--e2e N` (and no handler rows), the aggregator: see `fleet`.
+//!
 //! Usage: statusrelay-bench [--runs N] [--sizes 0,100000] [--bin target/release/statusrelay]
 //!        [--storm 20000] [--flusher 10000]
 //!        statusrelay-bench --prune 1500000
+//!        statusrelay-bench --bin BIN --ingest 1000 [--docs-per-minute 10000] [--window 60]
+//!                          [--burst 50000] [--e2e 40]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -103,6 +107,7 @@ fn prefill(db: &Path, n: usize) {
     tx.commit().unwrap();
 }
 
+mod fleet;
 mod load;
 mod prune;
 
@@ -177,6 +182,30 @@ fn main() {
     )
     .unwrap();
     let spool = dir.join("spool.db");
+    if get("--ingest").is_some() || get("--e2e").is_some() {
+        // The fleet's processes run in the bench's directory.
+        let bin = bin.canonicalize().unwrap();
+        println!("binary: {}", bin.display());
+        if let Some(n) = get("--ingest") {
+            let num = |flag: &str, default: usize| {
+                get(flag).map_or(default, |v| v.parse().expect("a number"))
+            };
+            fleet::ingest(
+                &bin,
+                &dir,
+                n.parse().expect("--ingest NODES"),
+                num("--docs-per-minute", 10_000),
+                num("--window", 60) as u64,
+                num("--burst", 50_000),
+            );
+        }
+        if let Some(n) = get("--e2e") {
+            let n: usize = n.parse().expect("--e2e N");
+            fleet::end_to_end(&bin, &dir, n + n % 2);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
 
     let size = std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
     println!(

@@ -26,6 +26,7 @@ pub mod incidents;
 pub mod retry;
 
 pub use incidents::{EventContext, Incident, Window};
+pub use liveness::Touch;
 pub use nodes::{Node, StaleChange};
 pub use relay::RelayView;
 
@@ -393,6 +394,7 @@ fn parse_state(path: &Path, s: &str) -> Result<State> {
 const ITEM_COLS: &str = "id, component, state, status, attempts, created_at, queued_at, next_attempt_at, last_error, message, force, event_id, held";
 
 mod deliver;
+mod liveness;
 mod nodes;
 mod open;
 mod page;

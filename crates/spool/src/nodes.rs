@@ -117,12 +117,8 @@ impl Spool {
     /// One node by name.
     pub fn node(&self, name: &str) -> Result<Option<Node>> {
         self.conn
-            .query_row(
-                &format!("SELECT {NODE_COLS} FROM nodes WHERE name = ?1"),
-                [name],
-                row_node,
-            )
-            .optional()
+            .prepare_cached(&format!("SELECT {NODE_COLS} FROM nodes WHERE name = ?1"))
+            .and_then(|mut st| st.query_row([name], row_node).optional())
             .map_err(self.err())
     }
 

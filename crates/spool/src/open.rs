@@ -91,6 +91,8 @@ impl Spool {
     pub(crate) fn configure(&mut self) -> Result<()> {
         let e = self.err();
         self.conn.busy_timeout(BUSY_TIMEOUT).map_err(&e)?;
+        // Room for every statement of the aggregator's report path (see record.rs `exec`).
+        self.conn.set_prepared_statement_cache_capacity(64);
         // journal_mode is persistent in the file; asking again on an existing WAL file is a read.
         let mode: String = self
             .conn

@@ -112,7 +112,7 @@ impl Spool {
     pub fn failing_tests(&self, component: &str) -> Result<Vec<FailingTest>> {
         let mut st = self
             .conn
-            .prepare(
+            .prepare_cached(
                 "SELECT host, service, test, state, since FROM tests
                  WHERE component = ?1 AND state IS NOT NULL ORDER BY host, service, test",
             )
@@ -147,7 +147,7 @@ impl Spool {
     pub fn desired(&self) -> Result<Vec<(String, State, i64)>> {
         let mut st = self
             .conn
-            .prepare("SELECT component, state, changed_at FROM desired ORDER BY component")
+            .prepare_cached("SELECT component, state, changed_at FROM desired ORDER BY component")
             .map_err(self.err())?;
         let rows = st
             .query_map([], |r| {
@@ -173,7 +173,8 @@ pub(crate) fn insert_event(
     status: EventStatus,
     error: Option<&str>,
 ) -> rusqlite::Result<i64> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO events (received_at, origin, host, service, event, description, monit_date, raw, test, effect, status, error)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![now, ev.origin, ev.host, ev.service, ev.event, ev.description, ev.monit_date, ev.raw.to_json(), ev.test, ev.effect.map(|x| x.as_str()), status, error],
@@ -198,7 +199,8 @@ pub(crate) fn apply_test(
         TestChange::Fail(state) => (Some(state.as_str()), None),
         TestChange::Recover { one_shot_families } => (None, Some(one_shot_families)),
     };
-    tx.execute(
+    exec(
+        tx,
         upsert,
         params![
             a.component,
@@ -228,7 +230,8 @@ pub(crate) fn apply_test(
             families.push_str(f);
             families.push(',');
         }
-        tx.execute(
+        exec(
+                tx,
                 "UPDATE tests SET state = NULL, event_id = ?4, since = ?5
                  WHERE component = ?1 AND host = ?2 AND service = ?3 AND state IS NOT NULL AND event_id < ?4
                    AND (?6 IS NULL OR event_id <= ?6)
@@ -255,16 +258,12 @@ pub(crate) fn refresh_desired(
     let e = |source| sqlite_error(path, file, source);
     // The reads in one statement (see apply_test: compiling SQL is the handler's main cost).
     // States are plain words, so a comma-joined list is unambiguous. The last column says if
-    // a stale node feeds the component (only an aggregator has nodes).
+    // a stale node feeds the component (only an aggregator has nodes); written as IN, not a
+    // JOIN, which SQLite re-prepares at every run (see the spool test
+    // `the_hot_statements_are_compiled_once`).
     let (prev, failing, stale): (Option<String>, Option<String>, bool) = tx
-        .query_row(
-            "SELECT (SELECT state FROM desired WHERE component = ?1),
-                    (SELECT group_concat(state, ',') FROM tests WHERE component = ?1 AND state IS NOT NULL),
-                    EXISTS (SELECT 1 FROM feeds f JOIN nodes n ON n.name = f.node
-                            WHERE f.component = ?1 AND n.stale_since IS NOT NULL)",
-            [component],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+        .prepare_cached(REFRESH_SQL)
+        .and_then(|mut st| st.query_row([component], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
         .map_err(e)?;
     let worst = if rule.counts() || stale {
         nodes_state(tx, path, file, component, rule)?
@@ -279,7 +278,8 @@ pub(crate) fn refresh_desired(
     if prev == Some(worst) {
         return Ok(None);
     }
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO desired (component, state, event_id, changed_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (component) DO UPDATE SET state = excluded.state, event_id = excluded.event_id, changed_at = excluded.changed_at",
         params![component, worst.as_str(), event_id, now],
@@ -306,7 +306,8 @@ pub(crate) fn enqueue(
     now: i64,
     force: bool,
 ) -> rusqlite::Result<i64> {
-    tx.execute(
+    exec(
+        tx,
         "INSERT INTO outbox (component, state, event_id, message, created_at, queued_at, status, force, next_attempt_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?5, 'pending', ?6, ?5)",
         params![component, state.as_str(), event_id, message, now, force],
@@ -327,7 +328,7 @@ fn nodes_state(
 ) -> Result<State> {
     let e = |source| sqlite_error(path, file, source);
     let mut st = tx
-        .prepare(
+        .prepare_cached(
             "SELECT t.host, t.state, n.stale_since IS NOT NULL FROM tests t
                LEFT JOIN nodes n ON n.name = t.host WHERE t.component = ?1
              UNION ALL
@@ -367,6 +368,24 @@ fn nodes_state(
     Ok(rule.combine(&nodes).worst(maintenance))
 }
 
+/// A component's previous desired state, failing states, and whether a stale node feeds it.
+const REFRESH_SQL: &str = "SELECT (SELECT state FROM desired WHERE component = ?1),
+                    (SELECT group_concat(state, ',') FROM tests WHERE component = ?1 AND state IS NOT NULL),
+                    EXISTS (SELECT 1 FROM nodes n WHERE n.stale_since IS NOT NULL
+                            AND n.name IN (SELECT node FROM feeds WHERE component = ?1))";
+const REPORT_NODE_SQL: &str = "SELECT epoch, last_seq, stale_since FROM nodes WHERE name = ?1";
+const REPORT_FEEDS_SQL: &str = "SELECT component, epoch, seq FROM feeds WHERE node = ?1";
+
+/// The statements `the_hot_statements_are_compiled_once` watches.
+#[cfg(test)]
+pub(crate) const HOT_FOR_TEST: [&str; 3] = [REFRESH_SQL, REPORT_NODE_SQL, REPORT_FEEDS_SQL];
+
+/// Run a statement through the connection's statement cache: a long-running aggregator then
+/// compiles each statement once, not per request (a one-shot handler pays the same either way).
+fn exec(tx: &rusqlite::Connection, sql: &str, p: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    tx.prepare_cached(sql)?.execute(p)
+}
+
 /// Where and when a recording happens.
 pub(crate) struct At<'a> {
     pub(crate) path: &'a Path,
@@ -392,7 +411,8 @@ pub(crate) fn record_tx(
     };
     let event_id = match replay_of {
         Some(old) => {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE events SET status = ?2, test = ?3, effect = ?4, error = NULL WHERE id = ?1",
                 params![old, status, ev.test, ev.effect.map(|x| x.as_str())],
             )
@@ -434,12 +454,11 @@ fn report_tx(
     applies: &[Apply],
 ) -> Result<Reported> {
     let node: Option<(i64, Option<i64>, Option<i64>)> = tx
-        .query_row(
-            "SELECT epoch, last_seq, stale_since FROM nodes WHERE name = ?1",
-            [report.node],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()
+        .prepare_cached(REPORT_NODE_SQL)
+        .and_then(|mut st| {
+            st.query_row([report.node], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+        })
         .map_err(e)?;
     let Some((epoch, last_seq, stale_since)) = node else {
         return Ok(Reported::UnknownNode);
@@ -447,7 +466,8 @@ fn report_tx(
     let whole_mark = last_seq.map(|s| (epoch, s));
     // A node that reports is alive, whatever the report is worth.
     let alive = |tx: &rusqlite::Transaction<'_>| {
-        tx.execute(
+        exec(
+            tx,
             "UPDATE nodes SET last_seen_at = ?2, via = ?3, period_ms = coalesce(?4, period_ms)
              WHERE name = ?1",
             params![report.node, at.now, report.via, report.period_ms],
@@ -461,9 +481,7 @@ fn report_tx(
     }
     let mut feeds: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     {
-        let mut st = tx
-            .prepare("SELECT component, epoch, seq FROM feeds WHERE node = ?1")
-            .map_err(e)?;
+        let mut st = tx.prepare_cached(REPORT_FEEDS_SQL).map_err(e)?;
         let rows = st
             .query_map([report.node], |r| {
                 Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?)))
@@ -507,7 +525,9 @@ fn report_tx(
         .cloned()
         .collect();
     let mut st = tx
-        .prepare("SELECT component, service, test FROM tests WHERE host = ?1 AND state IS NOT NULL")
+        .prepare_cached(
+            "SELECT component, service, test FROM tests WHERE host = ?1 AND state IS NOT NULL",
+        )
         .map_err(e)?;
     let failing = st
         .query_map([report.node], |r| {
@@ -547,7 +567,8 @@ fn report_tx(
     }
     // What the node feeds, and whether it is back, before the states are computed.
     for c in &fresh {
-        tx.execute(
+        exec(
+            tx,
             "INSERT INTO feeds (node, component, epoch, seq, since) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (node, component) DO UPDATE SET epoch = excluded.epoch, seq = excluded.seq",
             params![report.node, c, report.order.0, report.order.1, at.now],
@@ -555,7 +576,8 @@ fn report_tx(
         .map_err(e)?;
     }
     for c in &dropped {
-        tx.execute(
+        exec(
+            tx,
             "DELETE FROM feeds WHERE node = ?1 AND component = ?2",
             params![report.node, c],
         )
@@ -563,7 +585,8 @@ fn report_tx(
     }
     alive(tx).map_err(e)?;
     let mark = whole && !outdated;
-    tx.execute(
+    exec(
+        tx,
         "UPDATE nodes SET stale_since = NULL,
            epoch = CASE WHEN ?2 THEN ?3 ELSE epoch END,
            last_seq = CASE WHEN ?2 THEN ?4 ELSE last_seq END

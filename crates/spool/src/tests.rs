@@ -1030,3 +1030,123 @@ fn the_relay_epoch_grows_and_snapshot_requests_are_not_lost() {
     assert_eq!(v.components[0].1.len(), 1);
     assert!(v.components[1].1.is_empty());
 }
+
+/// Issue 15 (measured in the ingest benchmark): a statement SQLite re-prepares at every run
+/// costs a second compile each time, in the handler and per aggregator request. The statements
+/// of the recording path run many times on one connection are compiled once.
+#[test]
+fn the_hot_statements_are_compiled_once() {
+    use statusrelay_core::nodes::NodeRule;
+    let f = Fixture::new("reprepare");
+    let mut s = f.open();
+    let mut other = f.open();
+    for n in ["a", "b", "c"] {
+        s.add_node(n, "x", None).unwrap();
+    }
+    let rule = |_: &str| NodeRule::default();
+    let comps = vec!["db".to_string()];
+    for i in 0..12i64 {
+        let n = ["a", "b", "c"][i as usize % 3];
+        let _ = s.node(n).unwrap();
+        let r = NodeReport {
+            node: n,
+            order: (0, i),
+            snapshot: Snapshot::Node(&comps),
+            via: "collector",
+            period_ms: Some(1000),
+            rule_of: &rule,
+        };
+        let applies = if i % 2 == 0 {
+            vec![fail("db", n, "existence", State::MajorOutage)]
+        } else {
+            vec![]
+        };
+        s.record_report(&r, &ev("x"), &applies).unwrap();
+        s.record(
+            &ev("y"),
+            &[fail("web", "h", "existence", State::MajorOutage)],
+            None,
+        )
+        .unwrap();
+        // Another connection writing in between, as the flusher does.
+        let _ = other.claim_next("c1");
+    }
+    // The statements watched, from the connection's cache: none was re-prepared.
+    for sql in crate::record::HOT_FOR_TEST {
+        let st = s.conn.prepare_cached(sql).unwrap();
+        let runs = st.get_status(rusqlite::StatementStatus::Run);
+        let again = st.get_status(rusqlite::StatementStatus::RePrepare);
+        assert!(runs > 1, "{sql} ran {runs} times");
+        assert_eq!(again, 0, "re-prepared {again} of {runs} runs: {sql}");
+    }
+}
+
+/// Issue 15: the steady state (a document or heartbeat that repeats what the node said) is a
+/// no-op: it is noted, not recorded; anything new, older, or from a stale node is recorded.
+/// Touches move marks and times forward only.
+#[test]
+fn a_report_that_repeats_the_nodes_word_is_a_noop_and_touches_only_move_forward() {
+    use statusrelay_core::nodes::NodeRule;
+    let f = Fixture::new("noop");
+    let mut s = f.open();
+    s.add_node("a", "x", None).unwrap();
+    let rule = |_: &str| NodeRule::default();
+    let db = vec!["db".to_string()];
+    let both = vec!["db".to_string(), "web".to_string()];
+    let doc = |seq: i64, scope: &'static [String]| NodeReport {
+        node: "a",
+        order: (0, seq),
+        snapshot: Snapshot::Node(scope),
+        via: "collector",
+        period_ms: Some(1000),
+        rule_of: &rule,
+    };
+    let db: &'static [String] = db.leak();
+    let both: &'static [String] = both.leak();
+    let down = vec![fail("db", "a", "existence", State::MajorOutage)];
+    assert!(!s.report_is_noop(&doc(1, db), &down).unwrap(), "first word");
+    s.record_report(&doc(1, db), &ev("x"), &down).unwrap();
+    assert!(
+        s.report_is_noop(&doc(2, db), &down).unwrap(),
+        "the same again"
+    );
+    assert!(!s.report_is_noop(&doc(1, db), &down).unwrap(), "not newer");
+    assert!(!s.report_is_noop(&doc(2, db), &[]).unwrap(), "a recovery");
+    let partial = vec![fail("db", "a", "existence", State::PartialOutage)];
+    assert!(
+        !s.report_is_noop(&doc(2, db), &partial).unwrap(),
+        "another state"
+    );
+    assert!(
+        !s.report_is_noop(&doc(2, both), &down).unwrap(),
+        "a new component"
+    );
+    s.touch_nodes(&[Touch {
+        node: "a".into(),
+        at: 5_000_000,
+        via: "collector".into(),
+        period_ms: Some(2000),
+        whole: Some((0, 7)),
+        components: vec![("db".into(), (0, 7))],
+    }])
+    .unwrap();
+    s.touch_nodes(&[Touch {
+        node: "a".into(),
+        at: 4_000_000,
+        via: "collector".into(),
+        period_ms: None,
+        whole: Some((0, 3)),
+        components: vec![("db".into(), (0, 3))],
+    }])
+    .unwrap();
+    let n = s.node("a").unwrap().unwrap();
+    assert_eq!(
+        (n.last_seen_at, n.last_seq, n.period_ms),
+        (Some(5_000_000), Some(7), Some(2000))
+    );
+    assert!(
+        !s.report_is_noop(&doc(6, db), &down).unwrap(),
+        "older than the touch"
+    );
+    assert!(s.report_is_noop(&doc(8, db), &down).unwrap());
+}

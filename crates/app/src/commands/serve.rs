@@ -89,7 +89,8 @@ pub fn run(
     let sweeper = {
         let (ingest, shutdown) = (ingest.clone(), shutdown.clone());
         std::thread::spawn(move || {
-            // A node's staleness is checked every second: periods are seconds at least.
+            // Every second: what unchanged reports left is written, then staleness is checked
+            // (periods are seconds at least).
             let mut failing = false;
             while !shutdown.load(Ordering::SeqCst) {
                 match ingest.sweep() {
@@ -106,6 +107,10 @@ pub fn run(
                     }
                     std::thread::sleep(Duration::from_millis(100));
                 }
+            }
+            // What unchanged reports left is written before the process ends.
+            if let Err(e) = ingest.flush_touches() {
+                warn!("could not write when nodes were last seen: {e}");
             }
         })
     };

@@ -15,7 +15,10 @@
 //! - Bounded: bodies over `[serve] max_body` are 413, a request (headers and body) taking longer
 //!   than `request_timeout` is cut off with 408 (headers alone: the connection is closed, see
 //!   `listen`), a node over its rate is 429 with `Retry-After` (see `limit`).
-//! - The spool is opened per request on a blocking thread; the async side never touches SQLite.
+//! - One connection to the spool serves every request, on a blocking thread, one at a time:
+//!   SQLite has one writer anyway, and requests queue on a mutex instead of sleeping in
+//!   SQLite's busy handler. It is reopened after a spool error or when the file at the path was
+//!   replaced. The async side never touches SQLite.
 
 pub mod limit;
 pub mod listen;
@@ -38,7 +41,7 @@ use statusrelay_core::relay::{RelayAck, RelayBatch};
 use statusrelay_core::source::{CollectorDocument, EventSource, MonitObservation, RelayedReport};
 use statusrelay_core::time::Clock;
 use statusrelay_core::{Config, Effect, State as ComponentState};
-use statusrelay_spool::{Apply, NewEvent, NodeReport, Reported, Snapshot, TestChange};
+use statusrelay_spool::{Apply, NewEvent, NodeReport, Reported, Snapshot, TestChange, Touch};
 
 use crate::spooling::open_spool;
 use crate::{credentials, error, warn};
@@ -48,6 +51,14 @@ pub struct Ingest {
     pub config: Config,
     pub clock: Arc<dyn Clock>,
     pub limit: limit::RateLimit,
+    shared: std::sync::Mutex<Shared>,
+}
+
+/// The one connection, and what unchanged reports left to write (see `record_or_touch`).
+#[derive(Default)]
+struct Shared {
+    spool: Option<statusrelay_spool::Spool>,
+    pending: std::collections::BTreeMap<String, Touch>,
 }
 
 impl Ingest {
@@ -57,8 +68,128 @@ impl Ingest {
             limit: limit::RateLimit::new(serve.node_rate, serve.node_burst),
             config,
             clock,
+            shared: std::sync::Mutex::new(Shared::default()),
         }
     }
+
+    /// Run `f` on the shared connection, (re)opened as needed; a 503 (the spool failed) drops
+    /// it, so the next request opens it afresh.
+    fn with_spool<T>(
+        &self,
+        f: impl FnOnce(&mut statusrelay_spool::Spool, &mut Pending) -> Result<T, Refusal>,
+    ) -> Result<T, Refusal> {
+        let mut guard = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let shared = &mut *guard;
+        let replaced = shared
+            .spool
+            .as_ref()
+            .is_some_and(|s| statusrelay_spool::file_id(&self.config.spool) != s.file_id());
+        if shared.spool.is_none() || replaced {
+            let spool = open_spool(&self.config.spool, self.clock.clone()).map_err(|e| {
+                error!("cannot open the spool: {e}");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the aggregator's spool is unavailable; try again".to_string(),
+                )
+            })?;
+            shared.spool = Some(spool);
+        }
+        let spool = shared.spool.as_mut().expect("opened above");
+        let r = f(spool, &mut shared.pending);
+        if matches!(&r, Err((StatusCode::SERVICE_UNAVAILABLE, _))) {
+            shared.spool = None;
+        }
+        r
+    }
+
+    /// Write what unchanged reports left (the sweeper does, every second, and at shutdown).
+    pub fn flush_touches(&self) -> Result<(), crate::AppError> {
+        self.with_spool(write_touches)
+            .map_err(|(_, e)| crate::AppError::Usage(e))
+    }
+}
+
+type Pending = std::collections::BTreeMap<String, Touch>;
+
+fn write_touches(
+    spool: &mut statusrelay_spool::Spool,
+    pending: &mut Pending,
+) -> Result<(), Refusal> {
+    let touches: Vec<Touch> = pending.values().cloned().collect();
+    spool.touch_nodes(&touches).map_err(|e| {
+        error!("could not write when nodes were last seen: {e}");
+        (StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+    })?;
+    pending.clear();
+    Ok(())
+}
+
+/// Record a node's reports, or, when none of them would change anything (the steady state),
+/// only note in memory that the node was seen and how new its word is: no event row and no
+/// transaction per status document or heartbeat. What is noted is written about once a
+/// second, and before anything else is recorded, so the spool's marks are always checked
+/// against the newest word. A report not newer than a noted mark goes the recorded way (and is
+/// found outdated there).
+fn record_or_touch(
+    spool: &mut statusrelay_spool::Spool,
+    pending: &mut Pending,
+    now: i64,
+    reports: &[(&NodeReport<'_>, &NewEvent, &[Apply])],
+) -> Result<Vec<Reported>, statusrelay_spool::SpoolError> {
+    let Some(node) = reports.first().map(|r| r.0.node) else {
+        return Ok(Vec::new());
+    };
+    let covered = |r: &NodeReport<'_>| {
+        pending.get(node).is_some_and(|t| match r.snapshot {
+            Snapshot::Node(_) => t.whole.is_some_and(|m| m >= r.order),
+            Snapshot::Components(cs) => cs
+                .iter()
+                .any(|c| t.components.iter().any(|(tc, m)| tc == c && *m >= r.order)),
+        })
+    };
+    let mut noop = true;
+    for (r, _, applies) in reports {
+        if covered(r) || !spool.report_is_noop(r, applies)? {
+            noop = false;
+            break;
+        }
+    }
+    if !noop {
+        let touches: Vec<Touch> = pending.values().cloned().collect();
+        spool.touch_nodes(&touches)?;
+        pending.clear();
+        return spool.record_reports(reports);
+    }
+    for (r, _, _) in reports {
+        let t = pending.entry(node.to_string()).or_insert_with(|| Touch {
+            node: node.to_string(),
+            at: now,
+            via: r.via.to_string(),
+            period_ms: None,
+            whole: None,
+            components: Vec::new(),
+        });
+        t.at = now;
+        t.via = r.via.to_string();
+        t.period_ms = r.period_ms.or(t.period_ms);
+        let scope = match r.snapshot {
+            Snapshot::Node(cs) => {
+                t.whole = Some(t.whole.map_or(r.order, |m| m.max(r.order)));
+                cs
+            }
+            Snapshot::Components(cs) => cs,
+        };
+        for c in scope {
+            match t.components.iter_mut().find(|(tc, _)| tc == c) {
+                Some((_, m)) => *m = (*m).max(r.order),
+                None => t.components.push((c.clone(), r.order)),
+            }
+        }
+    }
+    Ok(reports
+        .iter()
+        .map(|_| Reported::Applied(statusrelay_spool::Recorded::default()))
+        .collect())
 }
 
 /// The aggregator's routes: `POST /v1/reports` (nodes), `GET /ready` (load balancers).
@@ -92,7 +223,7 @@ fn answer(status: StatusCode, message: &str) -> Response {
 }
 
 async fn ready(State(st): State<Arc<Ingest>>) -> Response {
-    let ok = tokio::task::spawn_blocking(move || open_spool(&st.config.spool, st.clock.clone()))
+    let ok = tokio::task::spawn_blocking(move || st.with_spool(|_, _| Ok(())))
         .await
         .is_ok_and(|r| r.is_ok());
     if ok {
@@ -142,11 +273,13 @@ async fn collector(
     }
 }
 
-/// Run the spool work off the async threads; a refusal becomes its answer.
+/// Run the spool work where it is, telling the runtime this worker blocks (its other tasks
+/// move to the other worker): no hand-off to a blocking thread and back per request, and
+/// requests take the spool one at a time anyway. A refusal becomes its answer.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, Refusal> + Send + 'static,
 ) -> Result<T, Response> {
-    match tokio::task::spawn_blocking(work).await {
+    match Ok::<_, ()>(tokio::task::block_in_place(work)) {
         Ok(Ok(t)) => Ok(t),
         Ok(Err((status, message))) => {
             let mut r = answer(status, &message);
@@ -188,14 +321,22 @@ impl Ingest {
     /// and recomputes the components it feeds (see `Spool::sweep_stale`).
     pub fn sweep(&self) -> Result<(), crate::AppError> {
         let stale_after = self.config.serve.clone().unwrap_or_default().stale_after;
-        let mut spool = open_spool(&self.config.spool, self.clock.clone())?;
         let rule_of = |c: &str| {
             self.config
                 .component(c)
                 .map(|x| x.nodes)
                 .unwrap_or_default()
         };
-        for c in spool.sweep_stale(stale_after, &rule_of)? {
+        let swept = self
+            .with_spool(|spool, pending| {
+                // The nodes' last-seen times first: staleness is judged on them.
+                write_touches(spool, pending)?;
+                spool
+                    .sweep_stale(stale_after, &rule_of)
+                    .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
+            })
+            .map_err(|(_, e)| crate::AppError::Usage(e))?;
+        for c in swept {
             let changed: Vec<String> = c
                 .recorded
                 .changes
@@ -214,13 +355,14 @@ impl Ingest {
         Ok(())
     }
 
-    /// Open the spool and find the node the credential names; 401 for anything else, logged
-    /// with the peer's address and never with the secret.
+    /// Find the node the credential names; 401 for anything else, logged with the peer's
+    /// address and never with the secret.
     fn authenticate(
         &self,
+        spool: &statusrelay_spool::Spool,
         auth: Option<(String, String)>,
         peer: SocketAddr,
-    ) -> Result<(statusrelay_spool::Spool, statusrelay_spool::Node), Refusal> {
+    ) -> Result<statusrelay_spool::Node, Refusal> {
         let Some((name, secret)) = auth else {
             warn!("{peer}: a report without credentials refused (401)");
             return Err((
@@ -228,14 +370,13 @@ impl Ingest {
                 "credentials required: HTTP basic auth with the node's name and secret".into(),
             ));
         };
-        let spool = open_spool(&self.config.spool, self.clock.clone()).map_err(|e| {
-            error!("cannot open the spool for a report from {peer}: {e}");
+        let node = spool.node(&name).map_err(|e| {
+            error!("cannot read the nodes for a report from {peer}: {e}");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the aggregator's spool is unavailable; try again".to_string(),
             )
         })?;
-        let node = spool.node(&name).ok().flatten();
         let Some(node) = node.filter(|n| credentials::verify(&secret, &n.secret_sha256)) else {
             warn!(
                 "{peer}: a report as node {name:?} refused (401): no such node, or a wrong secret"
@@ -261,7 +402,7 @@ impl Ingest {
                 ),
             ));
         }
-        Ok((spool, node))
+        Ok(node)
     }
 
     /// A status document a node's Monit pushed: the node's whole truth at the time Monit
@@ -274,7 +415,18 @@ impl Ingest {
         body: &[u8],
         peer: SocketAddr,
     ) -> Result<(), Refusal> {
-        let (mut spool, node) = self.authenticate(auth, peer)?;
+        self.with_spool(|spool, pending| self.collect_in(spool, pending, auth, body, peer))
+    }
+
+    fn collect_in(
+        &self,
+        spool: &mut statusrelay_spool::Spool,
+        pending: &mut Pending,
+        auth: Option<(String, String)>,
+        body: &[u8],
+        peer: SocketAddr,
+    ) -> Result<(), Refusal> {
+        let node = self.authenticate(spool, auth, peer)?;
         back_again(&node);
         let status = monit_status::parse(body).map_err(|e| {
             warn!(
@@ -360,7 +512,10 @@ impl Ingest {
             period_ms: status.poll_secs.map(|p| i64::from(p) * 1000),
             rule_of: &rule_of,
         };
-        match spool.record_report(&report, &ev, &applies) {
+        let now = self.clock.now_ms();
+        match record_or_touch(spool, pending, now, &[(&report, &ev, &applies)])
+            .map(|mut v| v.pop().unwrap_or(Reported::UnknownNode))
+        {
             Ok(Reported::UnknownNode) => Err((StatusCode::UNAUTHORIZED, "unknown node".into())),
             Ok(r) => {
                 crate::debug!(
@@ -396,7 +551,18 @@ impl Ingest {
         body: &[u8],
         peer: SocketAddr,
     ) -> Result<RelayAck, Refusal> {
-        let (mut spool, node) = self.authenticate(auth, peer)?;
+        self.with_spool(|spool, pending| self.ingest_in(spool, pending, auth, body, peer))
+    }
+
+    fn ingest_in(
+        &self,
+        spool: &mut statusrelay_spool::Spool,
+        pending: &mut Pending,
+        auth: Option<(String, String)>,
+        body: &[u8],
+        peer: SocketAddr,
+    ) -> Result<RelayAck, Refusal> {
+        let node = self.authenticate(spool, auth, peer)?;
         back_again(&node);
         let name = node.name.clone();
         let batch: RelayBatch = serde_json::from_slice(body).map_err(|e| {
@@ -498,6 +664,7 @@ impl Ingest {
             period_ms: batch.period_ms,
             rule_of: &rule_of,
         };
+        let now = self.clock.now_ms();
         let done = if batch.snapshot {
             // The node's whole truth: one report, one event, one transaction.
             let feeds: Vec<String> = items.iter().map(|i| i.0.clone()).collect();
@@ -505,7 +672,7 @@ impl Ingest {
             let seq = batch.reports.first().map_or(0, |r| r.seq);
             let ev = event(batch.reports.clone(), applies.len());
             let r = report(seq, Snapshot::Node(&feeds));
-            spool.record_reports(&[(&r, &ev, &applies)])
+            record_or_touch(spool, pending, now, &[(&r, &ev, &applies)])
         } else {
             let scopes: Vec<Vec<String>> = items.iter().map(|i| vec![i.0.clone()]).collect();
             let evs: Vec<NewEvent> = items
@@ -523,7 +690,7 @@ impl Ingest {
                 .zip(&items)
                 .map(|((r, ev), i)| (r, ev, i.2.as_slice()))
                 .collect();
-            spool.record_reports(&refs)
+            record_or_touch(spool, pending, now, &refs)
         }
         .map_err(|e| {
             error!("a report from node {name} ({peer}) was not recorded: {e}");

@@ -1,0 +1,150 @@
+//! Reports that change nothing (the steady state: a node's status document every poll cycle,
+//! a relay's heartbeat snapshot) are not recorded one by one: no event row, no transaction of
+//! their own. The aggregator keeps them in memory and writes when the node was seen and how new
+//! its word is, for every such node at once, about once a second (`touch_nodes`).
+//!
+//! Invariants:
+//! - A report is a no-op only if, read from the spool, it is newer than the marks there, the
+//!   node is not stale, it names exactly the failing tests the node has in every component it
+//!   speaks for, and it feeds no component it did not before (nor, whole, drops one). Anything
+//!   else goes through `record_reports` as before.
+//! - `touch_nodes` only moves marks and times forward: a touch older than what the spool has
+//!   changes nothing.
+
+use rusqlite::params;
+
+use super::*;
+
+/// What an unchanged report leaves: when the node was seen, and how new its word is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touch {
+    pub node: String,
+    pub at: i64,
+    pub via: String,
+    pub period_ms: Option<i64>,
+    /// A whole-node report's order (the node's mark).
+    pub whole: Option<(i64, i64)>,
+    /// The order of the report per component it spoke for.
+    pub components: Vec<(String, (i64, i64))>,
+}
+
+impl Spool {
+    /// Would recording this report change nothing but the node's liveness and marks? (See the
+    /// module's invariants.) A read, no lock.
+    pub fn report_is_noop(&self, report: &NodeReport<'_>, applies: &[Apply]) -> Result<bool> {
+        let node: Option<(i64, Option<i64>, Option<i64>)> = self
+            .conn
+            .prepare_cached("SELECT epoch, last_seq, stale_since FROM nodes WHERE name = ?1")
+            .and_then(|mut st| {
+                rusqlite::OptionalExtension::optional(
+                    st.query_row([report.node], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))),
+                )
+            })
+            .map_err(self.err())?;
+        let Some((epoch, last_seq, stale_since)) = node else {
+            return Ok(false);
+        };
+        if stale_since.is_some() || last_seq.is_some_and(|s| (epoch, s) >= report.order) {
+            return Ok(false);
+        }
+        let (scope, whole) = match report.snapshot {
+            Snapshot::Components(c) => (c, false),
+            Snapshot::Node(c) => (c, true),
+        };
+        let mut feeds: Vec<(String, (i64, i64))> = Vec::new();
+        {
+            let mut st = self
+                .conn
+                .prepare_cached("SELECT component, epoch, seq FROM feeds WHERE node = ?1")
+                .map_err(self.err())?;
+            let rows = st
+                .query_map([report.node], |r| {
+                    Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?)))
+                })
+                .map_err(self.err())?;
+            for row in rows {
+                feeds.push(row.map_err(self.err())?);
+            }
+        }
+        for c in scope {
+            match feeds.iter().find(|f| &f.0 == c) {
+                Some((_, mark)) if report.order > *mark => {}
+                _ => return Ok(false),
+            }
+        }
+        if whole && feeds.iter().any(|f| !scope.contains(&f.0)) {
+            return Ok(false);
+        }
+        let mut have: Vec<(String, String, String, String)> = Vec::new();
+        {
+            let mut st = self
+                .conn
+                .prepare_cached(
+                    "SELECT component, service, test, state FROM tests
+                     WHERE host = ?1 AND state IS NOT NULL",
+                )
+                .map_err(self.err())?;
+            let rows = st
+                .query_map([report.node], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .map_err(self.err())?;
+            for row in rows {
+                let row = row.map_err(self.err())?;
+                if whole || scope.contains(&row.0) {
+                    have.push(row);
+                }
+            }
+        }
+        let mut want: Vec<(String, String, String, String)> = Vec::new();
+        for a in applies {
+            let TestChange::Fail(state) = &a.change else {
+                return Ok(false);
+            };
+            want.push((
+                a.component.clone(),
+                a.service.clone(),
+                a.test.clone(),
+                state.as_str().to_string(),
+            ));
+        }
+        have.sort();
+        want.sort();
+        want.dedup();
+        Ok(have == want)
+    }
+
+    /// Write what unchanged reports left, in one transaction; marks and times only move forward.
+    pub fn touch_nodes(&mut self, touches: &[Touch]) -> Result<()> {
+        if touches.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx, e| {
+            for t in touches {
+                tx.prepare_cached(
+                    "UPDATE nodes SET last_seen_at = max(coalesce(last_seen_at, 0), ?2), via = ?3,
+                       period_ms = coalesce(?4, period_ms) WHERE name = ?1",
+                )
+                .and_then(|mut st| st.execute(params![t.node, t.at, t.via, t.period_ms]))
+                .map_err(e)?;
+                if let Some((epoch, seq)) = t.whole {
+                    tx.prepare_cached(
+                        "UPDATE nodes SET epoch = ?2, last_seq = ?3 WHERE name = ?1
+                           AND (last_seq IS NULL OR epoch < ?2 OR (epoch = ?2 AND last_seq < ?3))",
+                    )
+                    .and_then(|mut st| st.execute(params![t.node, epoch, seq]))
+                    .map_err(e)?;
+                }
+                for (c, (epoch, seq)) in &t.components {
+                    tx.prepare_cached(
+                        "UPDATE feeds SET epoch = ?3, seq = ?4 WHERE node = ?1 AND component = ?2
+                           AND (epoch < ?3 OR (epoch = ?3 AND seq < ?4))",
+                    )
+                    .and_then(|mut st| st.execute(params![t.node, c, epoch, seq]))
+                    .map_err(e)?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
