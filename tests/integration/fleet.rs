@@ -964,3 +964,43 @@ fn a_monit_only_node_is_configured_by_monit_config_and_feeds_serve() {
     let (code, _, log) = serve.stop();
     assert_eq!(code, 0, "{log}");
 }
+
+/// Issue 15: several aggregator URLs on a node. The first cannot be reached: the node's
+/// reports go to the next, and `check --online` says which answers and which does not.
+#[test]
+fn a_node_passes_over_an_aggregator_it_cannot_reach() {
+    let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
+    let agg = Aggregator::new("fleet-fallback", &fake);
+    let secret = agg.add_node("db1");
+    let serve = agg.start();
+    let db1 = node("db1", &agg, &secret);
+    let dead = free_port();
+    let cfg = std::fs::read_to_string(db1.path("config.toml")).unwrap();
+    db1.write(
+        "config.toml",
+        &cfg.replace(
+            &format!("url = \"http://127.0.0.1:{}\"\n", agg.port),
+            &format!(
+                "url = \"http://127.0.0.1:{dead}\"\nfallback_urls = [\"http://127.0.0.1:{}\"]\n",
+                agg.port
+            ),
+        ),
+    );
+    let r = db1.run(&["check", "--online"]);
+    assert_ne!(r.code, 0, "the first aggregator is down: {}", r.stdout);
+    assert_contains(
+        &r.stdout,
+        &format!("127.0.0.1:{} accepts this node's credential", agg.port),
+    );
+    assert_contains(&r.stdout, &format!("[FAIL] http://127.0.0.1:{dead}"));
+    assert_code(&monit(&db1, &fail("mysql")), 0);
+    relay(&db1);
+    assert!(
+        wait_until(Duration::from_secs(20), || fake.puts() == [(2, 4)]),
+        "{:?}\n{}",
+        fake.puts(),
+        serve.log()
+    );
+    let (code, _, log) = serve.stop();
+    assert_eq!(code, 0, "{log}");
+}

@@ -85,7 +85,10 @@ pub fn from_config(
             let api_id = r.api_id.as_deref().unwrap_or_default();
             http.wrap(Statusio::new(&url, page, api_id, token, r.timeout))?
         }
-        BackendKind::Relay => http.wrap(Relay::new(&url, &config.node_name(), token, r.timeout))?,
+        BackendKind::Relay => http.wrap(
+            Relay::new(&url, &config.node_name(), token, r.timeout)
+                .with_fallbacks(&r.fallback_urls),
+        )?,
         BackendKind::Html => unreachable!("built above"),
     };
     Ok(backend)

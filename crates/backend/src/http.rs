@@ -130,6 +130,11 @@ impl Api {
     /// One request; returns the parsed JSON body of a 2xx answer (`Null` when it is empty).
     /// The pacing interval runs from the end of the previous exchange, so the server sees
     /// arrivals at least `min_interval` apart whatever the network's latency did.
+    /// Send the following requests to another base URL (a relay's next aggregator).
+    pub fn set_base(&mut self, base: &str) {
+        self.base = base.trim_end_matches('/').to_string();
+    }
+
     pub fn call(
         &self,
         method: &str,

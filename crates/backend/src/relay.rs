@@ -11,6 +11,9 @@
 //!   component's rule; the flusher orders its reports (see `statusrelay_core::relay`).
 //! - Retry, backoff and dead letters are the node's flusher's, as for any page: a 401 or 403
 //!   (a wrong or forgotten credential) is dead-lettered with the aggregator's words.
+//! - Several aggregators (`url`, then `fallback_urls`): requests go to the one that last
+//!   answered; one that cannot be reached (a transport error) is passed over for the next, in
+//!   order. Safe to resend: reports are ordered, so one delivered twice changes nothing.
 
 use std::time::Duration;
 
@@ -21,15 +24,16 @@ use statusrelay_core::relay::{RelayAck, RelayBatch};
 use crate::http::{Api, OverHttp, base64};
 use crate::{Backend, BackendError, CheckLine, ComponentRef};
 
-/// A client of one aggregator.
+/// A client of the fleet's aggregator (and its fallbacks).
 pub struct Relay {
-    base: String,
+    bases: Vec<String>,
+    current: usize,
     api: Api,
 }
 
 impl std::fmt::Debug for Relay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Relay").field("base", &self.base).finish()
+        f.debug_struct("Relay").field("bases", &self.bases).finish()
     }
 }
 
@@ -38,9 +42,44 @@ impl Relay {
     pub fn new(url: &str, node: &str, secret: String, timeout: Duration) -> Relay {
         let auth = format!("Basic {}", base64(format!("{node}:{secret}").as_bytes()));
         Relay {
-            base: url.trim_end_matches('/').to_string(),
+            bases: vec![url.trim_end_matches('/').to_string()],
+            current: 0,
             api: Api::new(url, vec![("Authorization", auth)], timeout),
         }
+    }
+
+    /// Aggregators to try, in order, when the one in use cannot be reached.
+    pub fn with_fallbacks(mut self, urls: &[String]) -> Relay {
+        self.bases
+            .extend(urls.iter().map(|u| u.trim_end_matches('/').to_string()));
+        self
+    }
+
+    /// One request to the aggregator in use, or to the next that can be reached.
+    fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value, BackendError> {
+        let mut tried = Vec::new();
+        for k in 0..self.bases.len() {
+            let i = (self.current + k) % self.bases.len();
+            self.api.set_base(&self.bases[i]);
+            match self.api.call(method, path, &[], body.clone()) {
+                Err(BackendError::Transport(m)) if self.bases.len() > 1 => {
+                    tried.push(format!("{}: {m}", self.bases[i]));
+                }
+                other => {
+                    self.current = i;
+                    return other;
+                }
+            }
+        }
+        Err(BackendError::Transport(format!(
+            "no aggregator could be reached ({})",
+            tried.join("; ")
+        )))
     }
 }
 
@@ -52,7 +91,7 @@ impl OverHttp for Relay {
 
 impl Backend for Relay {
     fn identity(&self) -> String {
-        format!("relay {}", self.base)
+        format!("relay {}", self.bases[0])
     }
 
     /// The aggregator knows components by name.
@@ -80,7 +119,7 @@ impl Backend for Relay {
     fn relay(&mut self, batch: &RelayBatch) -> Result<RelayAck, BackendError> {
         let body = serde_json::to_value(batch)
             .map_err(|e| BackendError::Protocol(format!("report: {e}")))?;
-        let v = self.api.call("POST", "/v1/reports", &[], Some(body))?;
+        let v = self.call("POST", "/v1/reports", Some(body))?;
         let ack: RelayAck = serde_json::from_value(v).map_err(|e| {
             BackendError::Protocol(format!("POST /v1/reports: not an acknowledgement ({e})"))
         })?;
@@ -94,31 +133,37 @@ impl Backend for Relay {
         Ok(ack)
     }
 
+    /// Every aggregator, fallbacks too: each should be ready and take this node's credential.
     fn check(&mut self, components: &[ComponentRef]) -> Vec<CheckLine> {
-        let mut out = vec![match self.api.call("GET", "/ready", &[], None) {
-            Ok(_) => CheckLine {
-                ok: true,
-                what: format!("{} is ready", self.base),
-            },
-            Err(e) => CheckLine {
-                ok: false,
-                what: crate::probe_failure(&self.base, &e),
-            },
-        }];
-        // An empty report of nothing proves the credential without changing anything.
-        let probe = json!({ "epoch": 0, "reports": [] });
-        out.push(
-            match self.api.call("POST", "/v1/reports", &[], Some(probe)) {
+        let mut out = Vec::new();
+        for base in self.bases.clone() {
+            self.api.set_base(&base);
+            out.push(match self.api.call("GET", "/ready", &[], None) {
                 Ok(_) => CheckLine {
                     ok: true,
-                    what: "the aggregator accepts this node's credential".into(),
+                    what: format!("{base} is ready"),
                 },
                 Err(e) => CheckLine {
                     ok: false,
-                    what: format!("the aggregator refuses this node: {e}"),
+                    what: crate::probe_failure(&base, &e),
                 },
-            },
-        );
+            });
+            // An empty report of nothing proves the credential without changing anything.
+            let probe = json!({ "epoch": 0, "reports": [] });
+            out.push(
+                match self.api.call("POST", "/v1/reports", &[], Some(probe)) {
+                    Ok(_) => CheckLine {
+                        ok: true,
+                        what: format!("{base} accepts this node's credential"),
+                    },
+                    Err(e) => CheckLine {
+                        ok: false,
+                        what: format!("{base} refuses this node: {e}"),
+                    },
+                },
+            );
+        }
+        self.api.set_base(&self.bases[self.current]);
         out.extend(components.iter().map(|c| CheckLine {
             ok: true,
             what: format!("component {:?} (the aggregator checks it exists)", c.name),

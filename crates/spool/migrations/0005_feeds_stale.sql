@@ -28,3 +28,11 @@ CREATE TABLE relay (
     epoch         INTEGER NOT NULL,
     snapshot_due  INTEGER NOT NULL DEFAULT 1
 );
+
+-- An aggregator's spool holds every node's tests: what a node reports failing, a component's
+-- failing tests, and the stale nodes are found through these, not by scanning every row.
+-- Partial: only failing rows (and stale nodes) are in them, so a handler's writes of passing
+-- tests cost nothing more.
+CREATE INDEX tests_failing_by_host ON tests (host) WHERE state IS NOT NULL;
+CREATE INDEX tests_failing_by_component ON tests (component) WHERE state IS NOT NULL;
+CREATE INDEX nodes_stale ON nodes (name) WHERE stale_since IS NOT NULL;

@@ -258,9 +258,10 @@ pub(crate) fn refresh_desired(
     let e = |source| sqlite_error(path, file, source);
     // The reads in one statement (see apply_test: compiling SQL is the handler's main cost).
     // States are plain words, so a comma-joined list is unambiguous. The last column says if
-    // a stale node feeds the component (only an aggregator has nodes); written as IN, not a
-    // JOIN, which SQLite re-prepares at every run (see the spool test
-    // `the_hot_statements_are_compiled_once`).
+    // a stale node feeds the component (only an aggregator has nodes). Indexed by what is
+    // rare (failing tests, stale nodes), so an aggregator with a thousand nodes visits only
+    // those; and no JOIN on a bound component, which SQLite re-prepares at every run (see the
+    // spool test `the_hot_statements_are_compiled_once`).
     let (prev, failing, stale): (Option<String>, Option<String>, bool) = tx
         .prepare_cached(REFRESH_SQL)
         .and_then(|mut st| st.query_row([component], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
@@ -327,15 +328,7 @@ fn nodes_state(
     rule: NodeRule,
 ) -> Result<State> {
     let e = |source| sqlite_error(path, file, source);
-    let mut st = tx
-        .prepare_cached(
-            "SELECT t.host, t.state, n.stale_since IS NOT NULL FROM tests t
-               LEFT JOIN nodes n ON n.name = t.host WHERE t.component = ?1
-             UNION ALL
-             SELECT f.node, NULL, n.stale_since IS NOT NULL FROM feeds f
-               JOIN nodes n ON n.name = f.node WHERE f.component = ?1",
-        )
-        .map_err(e)?;
+    let mut st = tx.prepare_cached(NODES_STATE_SQL).map_err(e)?;
     let rows = st
         .query_map([component], |r| {
             Ok((
@@ -370,15 +363,31 @@ fn nodes_state(
 
 /// A component's previous desired state, failing states, and whether a stale node feeds it.
 const REFRESH_SQL: &str = "SELECT (SELECT state FROM desired WHERE component = ?1),
-                    (SELECT group_concat(state, ',') FROM tests WHERE component = ?1 AND state IS NOT NULL),
-                    EXISTS (SELECT 1 FROM nodes n WHERE n.stale_since IS NOT NULL
-                            AND n.name IN (SELECT node FROM feeds WHERE component = ?1))";
+    (SELECT group_concat(state, ',') FROM tests INDEXED BY tests_failing_by_component
+      WHERE component = ?1 AND state IS NOT NULL),
+    CASE WHEN EXISTS (SELECT 1 FROM nodes INDEXED BY nodes_stale WHERE stale_since IS NOT NULL)
+      THEN EXISTS (SELECT 1 FROM nodes n WHERE n.stale_since IS NOT NULL
+                   AND n.name IN (SELECT node FROM feeds WHERE component = ?1))
+      ELSE 0 END";
+/// Every node of a component with its tests' states and whether it is stale.
+const NODES_STATE_SQL: &str = "SELECT host, state,
+      host IN (SELECT name FROM nodes INDEXED BY nodes_stale WHERE stale_since IS NOT NULL)
+    FROM tests WHERE component = ?1
+    UNION ALL
+    SELECT node, NULL,
+      node IN (SELECT name FROM nodes INDEXED BY nodes_stale WHERE stale_since IS NOT NULL)
+    FROM feeds WHERE component = ?1";
 const REPORT_NODE_SQL: &str = "SELECT epoch, last_seq, stale_since FROM nodes WHERE name = ?1";
 const REPORT_FEEDS_SQL: &str = "SELECT component, epoch, seq FROM feeds WHERE node = ?1";
 
 /// The statements `the_hot_statements_are_compiled_once` watches.
 #[cfg(test)]
-pub(crate) const HOT_FOR_TEST: [&str; 3] = [REFRESH_SQL, REPORT_NODE_SQL, REPORT_FEEDS_SQL];
+pub(crate) const HOT_FOR_TEST: [&str; 4] = [
+    REFRESH_SQL,
+    NODES_STATE_SQL,
+    REPORT_NODE_SQL,
+    REPORT_FEEDS_SQL,
+];
 
 /// Run a statement through the connection's statement cache: a long-running aggregator then
 /// compiles each statement once, not per request (a one-shot handler pays the same either way).

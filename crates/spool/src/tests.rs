@@ -915,7 +915,7 @@ fn node_reports_are_ordered_per_component_and_a_new_epoch_starts_over() {
 #[test]
 fn a_silent_node_goes_stale_and_comes_back() {
     use statusrelay_core::nodes::{NodeRule, RuleKind, StalePolicy};
-    let f = Fixture::new("stale");
+    let f = Fixture::new("silent");
     let mut s = f.open();
     for n in ["db1", "db2", "db3"] {
         s.add_node(n, "h", None).unwrap();
@@ -1043,7 +1043,15 @@ fn the_hot_statements_are_compiled_once() {
     for n in ["a", "b", "c"] {
         s.add_node(n, "x", None).unwrap();
     }
-    let rule = |_: &str| NodeRule::default();
+    // "db" counts its nodes, so the per-node query runs too.
+    let rule = |c: &str| NodeRule {
+        rule: if c == "db" {
+            statusrelay_core::nodes::RuleKind::Count
+        } else {
+            statusrelay_core::nodes::RuleKind::Worst
+        },
+        ..NodeRule::default()
+    };
     let comps = vec!["db".to_string()];
     for i in 0..12i64 {
         let n = ["a", "b", "c"][i as usize % 3];

@@ -189,6 +189,10 @@ pub struct Remote {
     /// Relay: how often the node sends the aggregator its whole state when nothing changes
     /// (its period: the aggregator finds it stale after `[serve] stale_after` of them).
     pub heartbeat: Duration,
+    /// Relay: aggregators to try, in order, when the one in use (first `url`) cannot be
+    /// reached. For a standby that takes over the primary's role (and spool), not a second
+    /// writer to the page.
+    pub fallback_urls: Vec<String>,
 }
 
 /// The relay's default heartbeat: Monit's usual poll cycle.
@@ -287,6 +291,7 @@ pub struct BackendTable {
     pub api_id: Option<String>,
     #[serde(with = "serde_human::option")]
     pub heartbeat: Option<Duration>,
+    pub fallback_urls: Option<Vec<String>>,
     // The built-in page.
     pub dir: Option<PathBuf>,
     pub title: Option<String>,
@@ -360,6 +365,21 @@ impl BackendTable {
             "heartbeat",
             "\"relay\"",
         )?;
+        only(
+            self.fallback_urls.is_some() && kind != BackendKind::Relay,
+            "fallback_urls",
+            "\"relay\"",
+        )?;
+        for u in self.fallback_urls.iter().flatten() {
+            if !(u.starts_with("http://") || u.starts_with("https://")) || u.contains('@') {
+                return Err((
+                    "backend.fallback_urls".into(),
+                    format!(
+                        "{u:?} is not an aggregator's http(s) URL without credentials, e.g. \"https://aggregator2.example.com:8731\""
+                    ),
+                ));
+            }
+        }
         if let Some(h) = self.heartbeat
             && !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&h)
         {
@@ -381,6 +401,7 @@ impl BackendTable {
             page_id: self.page_id,
             api_id: self.api_id,
             heartbeat: self.heartbeat.unwrap_or(DEFAULT_HEARTBEAT),
+            fallback_urls: self.fallback_urls.unwrap_or_default(),
         };
         Ok(match kind {
             BackendKind::Html => {
