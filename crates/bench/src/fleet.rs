@@ -29,9 +29,12 @@ const OK_DOC: &str = include_str!("../../../tests/data/mmonit/02-status-all-ok.h
 const FAILING_DOC: &str =
     include_str!("../../../tests/data/mmonit/04-status-port-and-program-failed.http");
 
-/// The XML body of a captured request, its collection times moved to `sec`.
-fn document(capture: &str, sec: i64) -> Vec<u8> {
+/// The XML body of a captured request, its collection times moved to `sec`, its poll cycle
+/// set to `poll` seconds (how often the simulated node reports).
+fn document(capture: &str, sec: i64, poll: u64) -> Vec<u8> {
     let body = &capture[capture.find("<?xml").expect("a captured document")..];
+    let body = body.replace("<poll>2</poll>", &format!("<poll>{poll}</poll>"));
+    let body = body.as_str();
     let mut out = String::with_capacity(body.len());
     let mut rest = body;
     while let Some(i) = rest.find("<collected_sec>") {
@@ -186,6 +189,7 @@ fn batch(
     first: i64,
     n: usize,
     snapshot: bool,
+    period_ms: u64,
     failing: impl Fn(i64) -> bool,
 ) -> Vec<u8> {
     let reports: Vec<String> = (0..n as i64)
@@ -205,7 +209,7 @@ fn batch(
         })
         .collect();
     format!(
-        r#"{{"epoch":{epoch},"period_ms":30000,"snapshot":{snapshot},"reports":[{}]}}"#,
+        r#"{{"epoch":{epoch},"period_ms":{period_ms},"snapshot":{snapshot},"reports":[{}]}}"#,
         reports.join(",")
     )
     .into_bytes()
@@ -269,7 +273,7 @@ fn baseline(db: &Path, batches: usize, per: usize) -> Duration {
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .unwrap();
     c.pragma_update(None, "synchronous", "FULL").unwrap();
-    let raw = String::from_utf8(batch(9, 1, 1, false, |_| true)).unwrap();
+    let raw = String::from_utf8(batch(9, 1, 1, false, 30_000, |_| true)).unwrap();
     let t = Instant::now();
     for b in 0..batches {
         c.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -300,8 +304,32 @@ fn baseline(db: &Path, batches: usize, per: usize) -> Duration {
 
 const COMPONENTS: &str = "[[component]]\nname = \"backend\"\nservices = [\"backend\"]\n[[component]]\nname = \"payments\"\nservices = [\"payments-api\"]\n";
 
-/// `--ingest NODES [--docs-per-minute N] [--window S] [--burst N]`.
-pub fn ingest(bin: &Path, dir: &Path, nodes: usize, per_minute: usize, window: u64, burst: usize) {
+/// The ingest load: `--ingest NODES [--docs-per-minute N] [--window S] [--burst N]
+/// [--partition S] [--announce-poll S]`.
+#[derive(Clone, Copy)]
+pub struct Load {
+    pub nodes: usize,
+    pub per_minute: usize,
+    /// Seconds of steady load.
+    pub window: u64,
+    /// Events in the burst.
+    pub burst: usize,
+    /// The period nodes announce, when it should differ from how often they report
+    /// (shorter: nodes go stale and come back all through the run).
+    pub announce_poll: Option<u64>,
+    /// Seconds of silence before the burst (long enough, every node is stale when it heals).
+    pub partition: Option<u64>,
+}
+
+pub fn ingest(bin: &Path, dir: &Path, load: &Load) {
+    let Load {
+        nodes,
+        per_minute,
+        window,
+        burst,
+        announce_poll,
+        partition,
+    } = *load;
     let port = free_port();
     let cfg = dir.join("agg.toml");
     std::fs::write(
@@ -319,6 +347,11 @@ pub fn ingest(bin: &Path, dir: &Path, nodes: usize, per_minute: usize, window: u
     // Steady: `per_minute` submissions a minute, spread evenly over the window. As in a fleet,
     // a node mostly repeats itself: its state changes one submission in 50.
     let total = per_minute * window as usize / 60;
+    // Each node reports every `poll` seconds and says so (Monit's <poll>, the relay's period),
+    // so none goes stale while it keeps to it.
+    let every = (nodes as u64 * 60 / per_minute as u64).max(1);
+    let poll = announce_poll.unwrap_or(every);
+    println!("  each node every {every} s, announcing a period of {poll} s");
     let gap = Duration::from_secs(window).as_secs_f64() / total as f64;
     let start = Instant::now() + Duration::from_millis(200);
     let jobs: Vec<_> = (0..total)
@@ -332,14 +365,14 @@ pub fn ingest(bin: &Path, dir: &Path, nodes: usize, per_minute: usize, window: u
                 (
                     auths[node].clone(),
                     "/collector",
-                    vec![document(cap, 1_800_000_000 + round)],
+                    vec![document(cap, 1_800_000_000 + round, poll)],
                     Some(at),
                 )
             } else {
                 (
                     auths[node].clone(),
                     "/v1/reports",
-                    vec![batch(1, round + 1, 2, true, |_| down)],
+                    vec![batch(1, round + 1, 2, true, poll * 1000, |_| down)],
                     Some(at),
                 )
             }
@@ -369,6 +402,17 @@ pub fn ingest(bin: &Path, dir: &Path, nodes: usize, per_minute: usize, window: u
         user * 100.0,
         system * 100.0
     );
+    // A partition: the nodes fall silent long enough to go stale, then all come back at once.
+    if let Some(secs) = partition {
+        std::thread::sleep(Duration::from_secs(secs));
+        println!(
+            "  partition: nodes silent {secs} s; stale when it heals: {}",
+            count(
+                &db,
+                "SELECT count(*) FROM nodes WHERE stale_since IS NOT NULL"
+            )
+        );
+    }
     // Burst: every node at once, 50 events each (a partition heals), 10 reports a request.
     let per_node = burst / nodes;
     let before = count(&db, "SELECT count(*) FROM events WHERE origin = 'relay'");
@@ -376,7 +420,11 @@ pub fn ingest(bin: &Path, dir: &Path, nodes: usize, per_minute: usize, window: u
         .iter()
         .map(|a| {
             let bodies = (0..per_node / 10)
-                .map(|r| batch(2, (r * 10 + 1) as i64, 10, false, |seq| seq % 3 == 0))
+                .map(|r| {
+                    batch(2, (r * 10 + 1) as i64, 10, false, poll * 1000, |seq| {
+                        seq % 3 == 0
+                    })
+                })
                 .collect();
             (a.clone(), "/v1/reports", bodies, None)
         })
@@ -388,6 +436,10 @@ pub fn ingest(bin: &Path, dir: &Path, nodes: usize, per_minute: usize, window: u
     let took = t.elapsed();
     let (cpu1, peak) = cpu_and_peak(pid);
     let recorded = count(&db, "SELECT count(*) FROM events WHERE origin = 'relay'") - before;
+    let stale_after = count(
+        &db,
+        "SELECT count(*) FROM nodes WHERE stale_since IS NOT NULL",
+    );
     println!(
         "  burst: {} events in {requests} requests from {nodes} nodes at once: acknowledged in {:.2} s ({:.0} events/s), {failed} refused, {} recorded (lost {})",
         per_node / 10 * 10 * nodes,
@@ -397,7 +449,7 @@ pub fn ingest(bin: &Path, dir: &Path, nodes: usize, per_minute: usize, window: u
         (per_node / 10 * 10 * nodes) as i64 - recorded
     );
     println!(
-        "  burst: ack p50 {} ms, p99 {} ms; aggregator CPU {:.2} s; peak RSS {:.1} MB",
+        "  burst: ack p50 {} ms, p99 {} ms; aggregator CPU {:.2} s; peak RSS {:.1} MB; stale after it {stale_after}",
         ms(pct(&lat, 0.5)),
         ms(pct(&lat, 0.99)),
         (cpu1.0 + cpu1.1) - (cpu0.0 + cpu0.1),

@@ -193,10 +193,15 @@ fn main() {
             fleet::ingest(
                 &bin,
                 &dir,
-                n.parse().expect("--ingest NODES"),
-                num("--docs-per-minute", 10_000),
-                num("--window", 60) as u64,
-                num("--burst", 50_000),
+                &fleet::Load {
+                    nodes: n.parse().expect("--ingest NODES"),
+                    per_minute: num("--docs-per-minute", 10_000),
+                    window: num("--window", 60) as u64,
+                    burst: num("--burst", 50_000),
+                    announce_poll: get("--announce-poll")
+                        .map(|v| v.parse().expect("--announce-poll S")),
+                    partition: get("--partition").map(|v| v.parse().expect("--partition S")),
+                },
             );
         }
         if let Some(n) = get("--e2e") {

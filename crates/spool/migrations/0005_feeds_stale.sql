@@ -11,9 +11,12 @@ CREATE TABLE feeds (
     epoch      INTEGER NOT NULL,
     seq        INTEGER NOT NULL,
     since      INTEGER NOT NULL,
+    stale      INTEGER NOT NULL DEFAULT 0,   -- the node's staleness, kept here too, so "does a
+                                             -- stale node feed this component" is one lookup
     PRIMARY KEY (node, component)
 ) WITHOUT ROWID;
 CREATE INDEX feeds_component ON feeds (component);
+CREATE INDEX feeds_stale ON feeds (component) WHERE stale;
 
 -- nodes.(epoch, last_seq): the newest whole-node report applied (a status document, a relay's
 -- snapshot). stale_since: when the node was found silent for too many periods; NULL while it

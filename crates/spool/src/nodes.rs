@@ -236,6 +236,11 @@ impl Spool {
                     params![node, stale.then_some(now)],
                 )
                 .map_err(e)?;
+                tx.execute(
+                    "UPDATE feeds SET stale = ?2 WHERE node = ?1",
+                    params![node, stale],
+                )
+                .map_err(e)?;
                 let description = if stale {
                     format!(
                         "node {node} is stale: not heard from for {} s ({} periods of {} s)",

@@ -257,8 +257,9 @@ pub(crate) fn refresh_desired(
 ) -> Result<Option<Change>> {
     let e = |source| sqlite_error(path, file, source);
     // The reads in one statement (see apply_test: compiling SQL is the handler's main cost).
-    // States are plain words, so a comma-joined list is unambiguous. The last column says if
-    // a stale node feeds the component (only an aggregator has nodes). Indexed by what is
+    // States are plain words, so a comma-joined list is unambiguous; a stale node's tests are
+    // left out of it. The last column says if a stale node feeds the component (only an
+    // aggregator has nodes). Indexed by what is
     // rare (failing tests, stale nodes), so an aggregator with a thousand nodes visits only
     // those; and no JOIN on a bound component, which SQLite re-prepares at every run (see the
     // spool test `the_hot_statements_are_compiled_once`).
@@ -266,14 +267,19 @@ pub(crate) fn refresh_desired(
         .prepare_cached(REFRESH_SQL)
         .and_then(|mut st| st.query_row([component], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
         .map_err(e)?;
-    let worst = if rule.counts() || stale {
+    let worst = if rule.counts() {
         nodes_state(tx, path, file, component, rule)?
     } else {
+        // Worst of: the failing tests of the nodes that are not stale, and what a stale node
+        // counts as (the same as combining every node's state, without visiting each node).
         let mut worst = State::Operational;
         for s in failing.iter().flat_map(|f| f.split(',')) {
             worst = worst.worst(parse_state(path, s)?);
         }
-        worst
+        match rule.stale.state() {
+            Some(s) if stale => worst.worst(s),
+            _ => worst,
+        }
     };
     let prev = prev.map(|p| parse_state(path, &p)).transpose()?;
     if prev == Some(worst) {
@@ -363,12 +369,10 @@ fn nodes_state(
 
 /// A component's previous desired state, failing states, and whether a stale node feeds it.
 const REFRESH_SQL: &str = "SELECT (SELECT state FROM desired WHERE component = ?1),
-    (SELECT group_concat(state, ',') FROM tests INDEXED BY tests_failing_by_component
-      WHERE component = ?1 AND state IS NOT NULL),
-    CASE WHEN EXISTS (SELECT 1 FROM nodes INDEXED BY nodes_stale WHERE stale_since IS NOT NULL)
-      THEN EXISTS (SELECT 1 FROM nodes n WHERE n.stale_since IS NOT NULL
-                   AND n.name IN (SELECT node FROM feeds WHERE component = ?1))
-      ELSE 0 END";
+    (SELECT group_concat(t.state, ',') FROM tests t INDEXED BY tests_failing_by_component
+      WHERE t.component = ?1 AND t.state IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.name = t.host AND n.stale_since IS NOT NULL)),
+    EXISTS (SELECT 1 FROM feeds INDEXED BY feeds_stale WHERE component = ?1 AND stale)";
 /// Every node of a component with its tests' states and whether it is stale.
 const NODES_STATE_SQL: &str = "SELECT host, state,
       host IN (SELECT name FROM nodes INDEXED BY nodes_stale WHERE stale_since IS NOT NULL)
@@ -593,6 +597,14 @@ fn report_tx(
         .map_err(e)?;
     }
     alive(tx).map_err(e)?;
+    if stale_since.is_some() {
+        exec(
+            tx,
+            "UPDATE feeds SET stale = 0 WHERE node = ?1",
+            [report.node],
+        )
+        .map_err(e)?;
+    }
     let mark = whole && !outdated;
     exec(
         tx,
@@ -606,7 +618,12 @@ fn report_tx(
     let mut recorded = record_tx(tx, e, at, ev, &all, None, None)?;
     // Components whose nodes changed without a test changing (a node's first report on a
     // component, one it no longer feeds, a stale node back) are recomputed too.
-    let mut again: Vec<String> = fresh.iter().map(|c| c.to_string()).collect();
+    // (A component the node already fed, its test changes were recomputed just above.)
+    let mut again: Vec<String> = fresh
+        .iter()
+        .filter(|c| !feeds.contains_key(**c))
+        .map(|c| c.to_string())
+        .collect();
     again.extend(dropped);
     if stale_since.is_some() {
         again.extend(feeds.into_keys());
