@@ -32,10 +32,7 @@ CREATE TABLE relay (
     snapshot_due  INTEGER NOT NULL DEFAULT 1
 );
 
--- An aggregator's spool holds every node's tests: what a node reports failing, a component's
--- failing tests, and the stale nodes are found through these, not by scanning every row.
--- Partial: only failing rows (and stale nodes) are in them, so a handler's writes of passing
--- tests cost nothing more.
-CREATE INDEX tests_failing_by_host ON tests (host) WHERE state IS NOT NULL;
-CREATE INDEX tests_failing_by_component ON tests (component) WHERE state IS NOT NULL;
+-- The stale nodes are found through this, not by scanning every node. Partial: only stale
+-- nodes are in it. (Tests get no index of their own: a node's spool writes them at every
+-- event, and an index page more per failure is a page more to write and sync.)
 CREATE INDEX nodes_stale ON nodes (name) WHERE stale_since IS NOT NULL;

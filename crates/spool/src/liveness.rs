@@ -80,19 +80,18 @@ impl Spool {
             let mut st = self
                 .conn
                 .prepare_cached(
-                    "SELECT component, service, test, state FROM tests
-                     WHERE host = ?1 AND state IS NOT NULL",
+                    "SELECT service, test, state FROM tests
+                     WHERE component = ?1 AND host = ?2 AND state IS NOT NULL",
                 )
                 .map_err(self.err())?;
-            let rows = st
-                .query_map([report.node], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                })
-                .map_err(self.err())?;
-            for row in rows {
-                let row = row.map_err(self.err())?;
-                if whole || scope.contains(&row.0) {
-                    have.push(row);
+            for c in scope {
+                let rows = st
+                    .query_map(params![c, report.node], |r| {
+                        Ok((c.clone(), r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .map_err(self.err())?;
+                for row in rows {
+                    have.push(row.map_err(self.err())?);
                 }
             }
         }

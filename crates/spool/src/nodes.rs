@@ -228,6 +228,7 @@ impl Spool {
                 path: &path,
                 file,
                 now,
+                aggregator: true,
             };
             let mut out = Vec::new();
             for (node, period_ms, silent_ms, stale) in crossed {
@@ -288,6 +289,7 @@ impl Spool {
                         recorded.event_id,
                         Some(&description),
                         now,
+                        true,
                     )? {
                         recorded.changes.push(change);
                     }

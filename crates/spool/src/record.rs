@@ -61,10 +61,12 @@ impl Spool {
         let now = self.now();
         let (path, file) = (self.path.clone(), self.file);
         self.write(|tx, e| {
+            let aggregator = exec_bool(tx, "SELECT EXISTS (SELECT 1 FROM nodes)").map_err(e)?;
             let at = At {
                 path: &path,
                 file,
                 now,
+                aggregator,
             };
             record_tx(tx, e, &at, ev, applies, replay_of, snapshot)
         })
@@ -100,6 +102,7 @@ impl Spool {
                 path: &path,
                 file,
                 now,
+                aggregator: true,
             };
             reports
                 .iter()
@@ -254,6 +257,7 @@ pub(crate) fn refresh_desired(
     event_id: i64,
     message: Option<&str>,
     now: i64,
+    aggregator: bool,
 ) -> Result<Option<Change>> {
     let e = |source| sqlite_error(path, file, source);
     // The reads in one statement (see apply_test: compiling SQL is the handler's main cost).
@@ -263,8 +267,13 @@ pub(crate) fn refresh_desired(
     // rare (failing tests, stale nodes), so an aggregator with a thousand nodes visits only
     // those; and no JOIN on a bound component, which SQLite re-prepares at every run (see the
     // spool test `the_hot_statements_are_compiled_once`).
+    let sql = if aggregator {
+        REFRESH_SQL
+    } else {
+        NODE_REFRESH_SQL
+    };
     let (prev, failing, stale): (Option<String>, Option<String>, bool) = tx
-        .prepare_cached(REFRESH_SQL)
+        .prepare_cached(sql)
         .and_then(|mut st| st.query_row([component], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
         .map_err(e)?;
     let worst = if rule.counts() {
@@ -369,7 +378,7 @@ fn nodes_state(
 
 /// A component's previous desired state, failing states, and whether a stale node feeds it.
 const REFRESH_SQL: &str = "SELECT (SELECT state FROM desired WHERE component = ?1),
-    (SELECT group_concat(t.state, ',') FROM tests t INDEXED BY tests_failing_by_component
+    (SELECT group_concat(t.state, ',') FROM tests t
       WHERE t.component = ?1 AND t.state IS NOT NULL
         AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.name = t.host AND n.stale_since IS NOT NULL)),
     EXISTS (SELECT 1 FROM feeds INDEXED BY feeds_stale WHERE component = ?1 AND stale)";
@@ -381,10 +390,15 @@ const NODES_STATE_SQL: &str = "SELECT host, state,
     SELECT node, NULL,
       node IN (SELECT name FROM nodes INDEXED BY nodes_stale WHERE stale_since IS NOT NULL)
     FROM feeds WHERE component = ?1";
+/// The same on a spool with no nodes (a node's own): no table of the fleet's is read.
+const NODE_REFRESH_SQL: &str = "SELECT (SELECT state FROM desired WHERE component = ?1),
+    (SELECT group_concat(state, ',') FROM tests WHERE component = ?1 AND state IS NOT NULL), 0";
 const REPORT_NODE_SQL: &str = "SELECT epoch, last_seq, stale_since FROM nodes WHERE name = ?1";
 const REPORT_FEEDS_SQL: &str = "SELECT component, epoch, seq FROM feeds WHERE node = ?1";
 
 /// The statements `the_hot_statements_are_compiled_once` watches.
+#[cfg(test)]
+pub(crate) const HOT_NODE_FOR_TEST: [&str; 1] = [NODE_REFRESH_SQL];
 #[cfg(test)]
 pub(crate) const HOT_FOR_TEST: [&str; 4] = [
     REFRESH_SQL,
@@ -392,6 +406,10 @@ pub(crate) const HOT_FOR_TEST: [&str; 4] = [
     REPORT_NODE_SQL,
     REPORT_FEEDS_SQL,
 ];
+
+fn exec_bool(tx: &rusqlite::Connection, sql: &str) -> rusqlite::Result<bool> {
+    tx.prepare_cached(sql)?.query_row([], |r| r.get(0))
+}
 
 /// Run a statement through the connection's statement cache: a long-running aggregator then
 /// compiles each statement once, not per request (a one-shot handler pays the same either way).
@@ -404,6 +422,9 @@ pub(crate) struct At<'a> {
     pub(crate) path: &'a Path,
     pub(crate) file: Option<(u64, u64)>,
     pub(crate) now: i64,
+    /// The spool has nodes (an aggregator's): states take stale nodes into account. A
+    /// node's own spool takes the plain path, which reads no table of the fleet's.
+    pub(crate) aggregator: bool,
 }
 
 /// The recording itself, inside the caller's transaction (see `Spool::record_inner`).
@@ -444,8 +465,17 @@ pub(crate) fn record_tx(
     let mut changes = Vec::new();
     for (comp, rule) in touched {
         let message = ev.description.as_deref();
-        if let Some(c) = refresh_desired(tx, at.path, at.file, comp, rule, event_id, message, now)?
-        {
+        if let Some(c) = refresh_desired(
+            tx,
+            at.path,
+            at.file,
+            comp,
+            rule,
+            event_id,
+            message,
+            now,
+            at.aggregator,
+        )? {
             changes.push(c);
         }
     }
@@ -537,28 +567,37 @@ fn report_tx(
         .filter(|a| fresh.contains(&a.component.as_str()))
         .cloned()
         .collect();
-    let mut st = tx
-        .prepare_cached(
-            "SELECT component, service, test FROM tests WHERE host = ?1 AND state IS NOT NULL",
-        )
-        .map_err(e)?;
-    let failing = st
-        .query_map([report.node], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })
-        .map_err(e)?
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(e)?;
+    // The node's failing tests where the report speaks: the components it fed and those it
+    // names (by the primary key, component first: no index of tests by host is kept, so a
+    // node's own spool pays for none).
+    let mut failing: Vec<(String, String, String)> = Vec::new();
+    {
+        let mut st = tx
+            .prepare_cached(
+                "SELECT service, test FROM tests WHERE component = ?1 AND host = ?2 AND state IS NOT NULL",
+            )
+            .map_err(e)?;
+        let mut comps: Vec<&str> = feeds.keys().map(String::as_str).collect();
+        comps.extend(scope.iter().map(String::as_str));
+        comps.sort_unstable();
+        comps.dedup();
+        for c in comps {
+            let rows = st
+                .query_map(params![c, report.node], |r| {
+                    Ok((
+                        c.to_string(),
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                    ))
+                })
+                .map_err(e)?;
+            for row in rows {
+                failing.push(row.map_err(e)?);
+            }
+        }
+    }
     for (component, service, test) in failing {
-        let replaced = fresh.contains(&component.as_str())
-            || dropped.contains(&component)
-            // A whole report speaks for everything: a failing row of a component the node
-            // never reported on (an event before it had feeds) is its word too.
-            || (whole && !outdated && !scope.contains(&component) && !feeds.contains_key(&component));
+        let replaced = fresh.contains(&component.as_str()) || dropped.contains(&component);
         if !replaced {
             continue;
         }
@@ -644,6 +683,7 @@ fn report_tx(
             recorded.event_id,
             msg,
             at.now,
+            true,
         )? {
             recorded.changes.push(change);
         }

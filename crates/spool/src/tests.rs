@@ -1079,6 +1079,24 @@ fn the_hot_statements_are_compiled_once() {
         // Another connection writing in between, as the flusher does.
         let _ = other.claim_next("c1");
     }
+    // A node's own spool (no nodes) takes the plain path.
+    let g = Fixture::new("reprepare-node");
+    let mut plain = g.open();
+    for i in 0..6 {
+        let change = if i % 2 == 0 {
+            fail("db", "h", "existence", State::MajorOutage)
+        } else {
+            recover("db", "h", "existence")
+        };
+        plain.record(&ev("z"), &[change], None).unwrap();
+    }
+    for sql in crate::record::HOT_NODE_FOR_TEST {
+        let st = plain.conn.prepare_cached(sql).unwrap();
+        let runs = st.get_status(rusqlite::StatementStatus::Run);
+        let again = st.get_status(rusqlite::StatementStatus::RePrepare);
+        assert!(runs > 1, "{sql} ran {runs} times");
+        assert_eq!(again, 0, "re-prepared {again} of {runs} runs: {sql}");
+    }
     // The statements watched, from the connection's cache: none was re-prepared.
     for sql in crate::record::HOT_FOR_TEST {
         let st = s.conn.prepare_cached(sql).unwrap();
