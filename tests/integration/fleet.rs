@@ -29,6 +29,12 @@ impl Aggregator {
         Aggregator { sb, port }
     }
 
+    /// Append to its config; bare keys land in `[serve]`, its last table.
+    pub fn append_config(&self, lines: &str) {
+        let cfg = std::fs::read_to_string(self.sb.path("config.toml")).unwrap();
+        self.sb.write("config.toml", &format!("{cfg}{lines}"));
+    }
+
     pub fn start(&self) -> LiveFlusher {
         let serve = LiveFlusher::spawn(self.sb.cmd(&["serve", "--log-level", "debug"]));
         serve.wait_log("serving nodes on", Duration::from_secs(20));
@@ -148,11 +154,7 @@ fn a_node_cannot_report_without_its_own_credential() {
     assert!(!serve.log().contains(&s1), "the secret is never logged");
     assert_eq!(agg.node_failing("db2"), 0);
     // A node limited to other components may not feed this one (403, dead-lettered).
-    let cfg = std::fs::read_to_string(agg.sb.path("config.toml")).unwrap();
-    agg.sb.write(
-        "config.toml",
-        &format!("{cfg}[[component]]\nname = \"web\"\nservices = [\"nginx\"]\n"),
-    );
+    agg.append_config("[[component]]\nname = \"web\"\nservices = [\"nginx\"]\n");
     let r = agg.sb.run(&["nodes", "add", "web1", "--component", "web"]);
     assert_code(&r, 0);
     let s3 = r
@@ -290,13 +292,7 @@ fn a_real_monit_pushes_to_serve_and_the_page_follows() {
     );
     let shows = |want: &str| {
         wait_until(Duration::from_secs(30), || {
-            db(&agg.sb)
-                .query_row(
-                    "SELECT state FROM desired WHERE component = 'backend'",
-                    [],
-                    |r| r.get::<_, String>(0),
-                )
-                .is_ok_and(|s| s == want)
+            desired_state(&agg.sb, "backend") == want
         })
     };
     assert!(shows("major_outage"), "{}\n{}", monit.log(), serve.log());
@@ -348,11 +344,7 @@ pub fn raw_request(port: u16, bytes: &[u8]) -> u16 {
 #[test]
 fn hostile_requests_get_a_clear_4xx_and_change_nothing() {
     let agg = Aggregator::on(html_sandbox("fleet-hostile", DB));
-    let cfg = std::fs::read_to_string(agg.sb.path("config.toml")).unwrap();
-    agg.sb.write(
-        "config.toml",
-        &format!("{cfg}max_body = 4096\nrequest_timeout = \"1s\"\n"),
-    );
+    agg.append_config("max_body = 4096\nrequest_timeout = \"1s\"\n");
     let secret = agg.add_node("db1");
     let serve = agg.start();
     let port = agg.port;
@@ -469,9 +461,7 @@ pub fn beating_node(name: &str, agg: &Aggregator, secret: &str) -> Sandbox {
 fn a_silent_node_goes_stale_and_resumes_with_its_snapshot() {
     let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
     let agg = Aggregator::new("fleet-stale", &fake);
-    let cfg = std::fs::read_to_string(agg.sb.path("config.toml")).unwrap();
-    agg.sb
-        .write("config.toml", &format!("{cfg}stale_after = 2\n"));
+    agg.append_config("stale_after = 2\n");
     let (s1, s2) = (agg.add_node("db1"), agg.add_node("db2"));
     let serve = agg.start();
     let (db1, db2) = (
@@ -559,11 +549,7 @@ fn a_silent_node_goes_stale_and_resumes_with_its_snapshot() {
 #[test]
 fn a_node_over_its_rate_is_told_to_wait_and_others_are_not() {
     let agg = Aggregator::on(html_sandbox("fleet-rate", DB));
-    let cfg = std::fs::read_to_string(agg.sb.path("config.toml")).unwrap();
-    agg.sb.write(
-        "config.toml",
-        &format!("{cfg}node_rate = 1\nnode_burst = 3\n"),
-    );
+    agg.append_config("node_rate = 1\nnode_burst = 3\n");
     let (s1, s2) = (agg.add_node("db1"), agg.add_node("db2"));
     let serve = agg.start();
     let port = agg.port;
@@ -680,11 +666,7 @@ fn serve_speaks_tls_and_reloads_a_renewed_certificate() {
     self_signed(&dir, "two");
     std::fs::copy(dir.join("one.crt"), dir.join("serve.crt")).unwrap();
     std::fs::copy(dir.join("one.key"), dir.join("serve.key")).unwrap();
-    let cfg = std::fs::read_to_string(agg.sb.path("config.toml")).unwrap();
-    agg.sb.write(
-        "config.toml",
-        &format!("{cfg}tls_cert = \"serve.crt\"\ntls_key = \"serve.key\"\n"),
-    );
+    agg.append_config("tls_cert = \"serve.crt\"\ntls_key = \"serve.key\"\n");
     // A key that does not fit its certificate: refused before anything listens.
     std::fs::copy(dir.join("two.key"), dir.join("serve.key")).unwrap();
     let r = agg.sb.run(&["check"]);
@@ -932,13 +914,7 @@ fn a_monit_only_node_is_configured_by_monit_config_and_feeds_serve() {
     );
     let shows = |want: &str| {
         wait_until(Duration::from_secs(30), || {
-            db(&agg.sb)
-                .query_row(
-                    "SELECT state FROM desired WHERE component = 'api'",
-                    [],
-                    |r| r.get::<_, String>(0),
-                )
-                .is_ok_and(|s| s == want)
+            desired_state(&agg.sb, "api") == want
         })
     };
     assert!(

@@ -107,18 +107,9 @@ fn hosts() -> Hosts {
     h
 }
 
-/// Start Monit inside host `ns` on `rc` (checked with `monit -t` first).
+/// Start Monit inside host `ns` on a lab monitrc of `checks`.
 fn monit_in(h: &mut Hosts, ns: &str, dir: &std::path::Path, name: &str, checks: &str) {
-    let rc = dir.join(format!("{name}.monitrc"));
-    let p = |f: &str| dir.join(format!("{name}.{f}")).display().to_string();
-    let text = format!(
-        "set daemon 1 with start delay 0\nset logfile {}\nset pidfile {}\nset idfile {}\nset statefile {}\n{checks}\n",
-        p("log"),
-        p("pid"),
-        p("id"),
-        p("state")
-    );
-    statusrelay_testkit::monit::write_rc_and_check(&rc, &text).unwrap();
+    let rc = statusrelay_testkit::monit::lab_rc(dir, name, checks);
     let child = h
         .cmd(ns, "monit", dir)
         .arg("-c")
@@ -129,16 +120,6 @@ fn monit_in(h: &mut Hosts, ns: &str, dir: &std::path::Path, name: &str, checks: 
         .spawn()
         .unwrap();
     h.children.push(child);
-}
-
-fn desired(sb: &Sandbox) -> String {
-    db(sb)
-        .query_row(
-            "SELECT state FROM desired WHERE component = 'api'",
-            [],
-            |r| r.get::<_, String>(0),
-        )
-        .unwrap_or_default()
 }
 
 #[test]
@@ -236,7 +217,11 @@ fn nodes_in_their_own_network_namespaces_go_stale_when_their_link_is_cut() {
         })
     };
     assert!(both_seen(), "{}\n{}", serve.log(), f1.log());
-    let shows = |want: &str| wait_until(Duration::from_secs(30), || desired(&agg) == want);
+    let shows = |want: &str| {
+        wait_until(Duration::from_secs(30), || {
+            desired_state(&agg, "api") == want
+        })
+    };
 
     // n2's api goes away: the page goes down. n1's fails and recovers meanwhile: still down.
     std::fs::remove_file(n2.path("api.flag")).unwrap();
@@ -261,7 +246,11 @@ fn nodes_in_their_own_network_namespaces_go_stale_when_their_link_is_cut() {
         serve.log(),
         f1.log()
     );
-    assert_eq!(desired(&agg), "major_outage", "n2 is still down");
+    assert_eq!(
+        desired_state(&agg, "api"),
+        "major_outage",
+        "n2 is still down"
+    );
 
     // n2's link is cut on the aggregator's side: after two missed cycles n2 is stale, and
     // "api" shows unknown rather than n2's last word.

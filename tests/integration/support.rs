@@ -79,6 +79,17 @@ pub fn count(sb: &Sandbox, sql: &str) -> i64 {
     db(sb).query_row(sql, [], |r| r.get(0)).unwrap()
 }
 
+/// The state the spool wants `component` to show ("" before any).
+pub fn desired_state(sb: &Sandbox, component: &str) -> String {
+    db(sb)
+        .query_row(
+            "SELECT state FROM desired WHERE component = ?1",
+            [component],
+            |r| r.get::<_, String>(0),
+        )
+        .unwrap_or_default()
+}
+
 pub fn assert_code(r: &Run, code: i32) {
     assert_eq!(
         r.code, code,

@@ -159,24 +159,29 @@ fn serve(bin: &Path, dir: &Path, cfg: &Path, port: u16) -> Serve {
     }
 }
 
-/// Add `n` nodes through `nodes add --secret-file`; their basic-auth values.
+/// `nodes add NAME --secret-file` on the aggregator's config, as a config manager does.
+fn add_node(bin: &Path, dir: &Path, cfg: &Path, name: &str, secret: &str) {
+    let f = dir.join("node.secret");
+    std::fs::write(&f, secret).unwrap();
+    let st = Command::new(bin)
+        .env_clear()
+        .current_dir(dir)
+        .args(["--config", cfg.to_str().unwrap(), "nodes", "add", name])
+        .arg("--secret-file")
+        .arg(&f)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "nodes add {name}");
+}
+
+/// Add `n` nodes; their basic-auth values.
 fn add_nodes(bin: &Path, dir: &Path, cfg: &Path, n: usize) -> Vec<String> {
     (0..n)
         .map(|i| {
             let name = format!("n{i}");
             let secret = format!("{:064x}", 0xfeed_0000_u64 + i as u64);
-            let f = dir.join("node.secret");
-            std::fs::write(&f, &secret).unwrap();
-            let st = Command::new(bin)
-                .env_clear()
-                .current_dir(dir)
-                .args(["--config", cfg.to_str().unwrap(), "nodes", "add", &name])
-                .arg("--secret-file")
-                .arg(&f)
-                .stdout(Stdio::null())
-                .status()
-                .unwrap();
-            assert!(st.success());
+            add_node(bin, dir, cfg, &name, &secret);
             base64(format!("{name}:{secret}").as_bytes())
         })
         .collect()
@@ -527,25 +532,10 @@ pub fn end_to_end(bin: &Path, dir: &Path, n: usize) {
     .unwrap();
     let secrets: Vec<String> = ["relay1", "monit1"]
         .iter()
-        .map(|name| {
-            let secret = format!("{:064x}", name.len() as u64 * 7919);
-            std::fs::write(dir.join("node.secret"), &secret).unwrap();
-            let st = Command::new(bin)
-                .env_clear()
-                .current_dir(dir)
-                .args([
-                    "--config",
-                    cfg.to_str().unwrap(),
-                    "nodes",
-                    "add",
-                    name,
-                    "--secret-file",
-                ])
-                .arg(dir.join("node.secret"))
-                .stdout(Stdio::null())
-                .status()
-                .unwrap();
-            assert!(st.success());
+        .enumerate()
+        .map(|(i, name)| {
+            let secret = format!("{:064x}", 0xe2e0_u64 + i as u64);
+            add_node(bin, dir, &cfg, name, &secret);
             secret
         })
         .collect();

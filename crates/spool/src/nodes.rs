@@ -65,18 +65,7 @@ impl Spool {
         secret_sha256: &str,
         components: Option<&[String]>,
     ) -> Result<bool> {
-        let now = self.now();
-        let components = components.map(|c| serde_json::to_string(c).unwrap_or_default());
-        self.write(|tx, e| {
-            let n = tx
-                .execute(
-                    "INSERT INTO nodes (name, secret_sha256, components, added_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (name) DO NOTHING",
-                    params![name, secret_sha256, components, now],
-                )
-                .map_err(e)?;
-            Ok(n == 1)
-        })
+        self.insert_node(name, secret_sha256, components, "DO NOTHING")
     }
 
     /// Set a node's secret and components, adding it if new; false when it was already so.
@@ -86,16 +75,33 @@ impl Spool {
         secret_sha256: &str,
         components: Option<&[String]>,
     ) -> Result<bool> {
+        self.insert_node(
+            name,
+            secret_sha256,
+            components,
+            "DO UPDATE SET secret_sha256 = excluded.secret_sha256, components = excluded.components
+             WHERE nodes.secret_sha256 IS NOT excluded.secret_sha256
+                OR nodes.components IS NOT excluded.components",
+        )
+    }
+
+    /// Insert a node, `on_conflict` deciding what an existing one of that name becomes.
+    fn insert_node(
+        &mut self,
+        name: &str,
+        secret_sha256: &str,
+        components: Option<&[String]>,
+        on_conflict: &str,
+    ) -> Result<bool> {
         let now = self.now();
         let components = components.map(|c| serde_json::to_string(c).unwrap_or_default());
         self.write(|tx, e| {
             let n = tx
                 .execute(
-                    "INSERT INTO nodes (name, secret_sha256, components, added_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT (name) DO UPDATE SET secret_sha256 = excluded.secret_sha256,
-                       components = excluded.components
-                     WHERE nodes.secret_sha256 IS NOT excluded.secret_sha256
-                        OR nodes.components IS NOT excluded.components",
+                    &format!(
+                        "INSERT INTO nodes (name, secret_sha256, components, added_at) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (name) {on_conflict}"
+                    ),
                     params![name, secret_sha256, components, now],
                 )
                 .map_err(e)?;

@@ -21,6 +21,24 @@ pub fn available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Write `<dir>/<name>.monitrc`: a 1-second cycle, its files beside it, then `body`; checked
+/// with `monit -t` (panics with Monit's words if refused). Returns its path.
+pub fn lab_rc(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let rc = dir.join(format!("{name}.monitrc"));
+    let p = |f: &str| dir.join(format!("{name}.{f}")).display().to_string();
+    let text = format!(
+        "set daemon 1 with start delay 0\nset logfile {}\nset pidfile {}\nset idfile {}\nset statefile {}\n{body}\n",
+        p("log"),
+        p("pid"),
+        p("id"),
+        p("state")
+    );
+    if let Err(e) = write_rc_and_check(&rc, &text) {
+        panic!("monit -t rejected the lab monitrc: {e}");
+    }
+    rc
+}
+
 /// Write a monitrc (mode 0600, as Monit demands) and run `monit -t` on it.
 pub fn write_rc_and_check(rc: &Path, text: &str) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
@@ -124,19 +142,11 @@ impl MonitLab {
             available(),
             "monit is not installed: apt-get install -y monit (.ci/run does)"
         );
-        let rc = dir.join(format!("{name}.monitrc"));
-        let p = |f: &str| dir.join(format!("{name}.{f}")).display().to_string();
-        let text = format!(
-            "set daemon 1 with start delay 0\nset logfile {}\nset pidfile {}\nset idfile {}\nset statefile {}\n\
-             {httpd}check system {system}\n{checks}\n",
-            p("log"),
-            p("pid"),
-            p("id"),
-            p("state")
+        let rc = lab_rc(
+            dir,
+            name,
+            &format!("{httpd}check system {system}\n{checks}"),
         );
-        if let Err(e) = write_rc_and_check(&rc, &text) {
-            panic!("monit -t rejected the lab monitrc: {e}");
-        }
         let child = Command::new("monit")
             .arg("-c")
             .arg(&rc)
