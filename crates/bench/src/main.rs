@@ -141,6 +141,16 @@ fn main() {
         baseline_commit(Path::new(&args[2]), mode != "baseline-commit");
         return;
     }
+    if args.get(1).map(String::as_str) == Some("fake-cachet") {
+        // The strict fake Cachet as a process of its own (the systemd test's page): prints
+        // its URL, serves until its standard input closes.
+        let token = args.get(2).cloned().unwrap_or_else(|| "fake-token".into());
+        let fake = statusrelay_testkit::FakeCachet::start(&token, &[(1, "web")]);
+        println!("{}", fake.url());
+        let mut sink = String::new();
+        let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut sink);
+        return;
+    }
     if args.get(1).map(String::as_str) == Some("peak-rss") {
         load::peak_rss_of(&args[2..]);
     }
