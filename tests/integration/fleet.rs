@@ -61,6 +61,16 @@ impl Aggregator {
     }
 }
 
+/// Wait until the page got exactly these PUTs (component, status); the aggregator's log if not.
+pub fn wait_puts(fake: &FakeCachet, serve: &LiveFlusher, want: &[(u64, i64)]) {
+    assert!(
+        wait_until(Duration::from_secs(20), || fake.puts() == want),
+        "{:?}\n{}",
+        fake.puts(),
+        serve.log()
+    );
+}
+
 /// A node: its own spool and Monit events, relaying to the aggregator as `name`.
 pub fn node(name: &str, agg: &Aggregator, secret: &str) -> Sandbox {
     let sb = Sandbox::new(BIN, &format!("fleet-{name}"));
@@ -97,12 +107,7 @@ fn one_nodes_recovery_never_hides_another_nodes_outage() {
     relay(&db1);
     assert_code(&monit(&db2, &fail("mysql")), 0);
     relay(&db2);
-    assert!(
-        wait_until(Duration::from_secs(20), || fake.puts() == [(2, 4)]),
-        "{:?}\n{}",
-        fake.puts(),
-        serve.log()
-    );
+    wait_puts(&fake, &serve, &[(2, 4)]);
     // db1 recovers; db2 is still down: the page stays down.
     assert_code(&monit(&db1, &ok("mysql")), 0);
     relay(&db1);
@@ -120,12 +125,7 @@ fn one_nodes_recovery_never_hides_another_nodes_outage() {
     assert_eq!(fake.puts(), [(2, 4)]);
     assert_code(&monit(&db2, &ok("mysql")), 0);
     relay(&db2);
-    assert!(
-        wait_until(Duration::from_secs(20), || fake.puts() == [(2, 4), (2, 1)]),
-        "{:?}\n{}",
-        fake.puts(),
-        serve.log()
-    );
+    wait_puts(&fake, &serve, &[(2, 4), (2, 1)]);
     // The aggregator knows who reported what.
     let nodes = agg.sb.run(&["nodes"]);
     assert_contains(&nodes.stdout, "db1: last seen");
@@ -471,12 +471,7 @@ fn a_silent_node_goes_stale_and_resumes_with_its_snapshot() {
     let f1 = LiveFlusher::start(&db1);
     let mut f2 = LiveFlusher::start(&db2);
     assert_code(&monit(&db2, &fail("mysql")), 0);
-    assert!(
-        wait_until(Duration::from_secs(20), || fake.puts() == [(2, 4)]),
-        "{:?}\n{}",
-        fake.puts(),
-        serve.log()
-    );
+    wait_puts(&fake, &serve, &[(2, 4)]);
     // db2 dies: nothing more from it. Two missed seconds later it is stale.
     f2.child.kill().unwrap();
     f2.child.wait().unwrap();
@@ -701,12 +696,7 @@ fn serve_speaks_tls_and_reloads_a_renewed_certificate() {
     assert_code(&db1.run(&["check", "--online"]), 0);
     assert_code(&monit(&db1, &fail("mysql")), 0);
     relay(&db1);
-    assert!(
-        wait_until(Duration::from_secs(20), || fake.puts() == [(2, 4)]),
-        "{:?}\n{}",
-        fake.puts(),
-        serve.log()
-    );
+    wait_puts(&fake, &serve, &[(2, 4)]);
     // The certificate is renewed on disk (another key): served from the next connection on.
     std::fs::copy(dir.join("two.key"), dir.join("serve.key")).unwrap();
     std::fs::copy(dir.join("two.crt"), dir.join("serve.crt")).unwrap();
@@ -741,12 +731,7 @@ fn serve_speaks_tls_and_reloads_a_renewed_certificate() {
     assert_code(&db1.run(&["check", "--online"]), 0);
     assert_code(&monit(&db1, &ok("mysql")), 0);
     relay(&db1);
-    assert!(
-        wait_until(Duration::from_secs(20), || fake.puts() == [(2, 4), (2, 1)]),
-        "{:?}\n{}",
-        fake.puts(),
-        serve.log()
-    );
+    wait_puts(&fake, &serve, &[(2, 4), (2, 1)]);
     let (code, _, log) = serve.stop();
     assert_eq!(code, 0, "{log}");
     assert!(!log.contains(&secret), "the secret is never logged");
@@ -971,12 +956,7 @@ fn a_node_passes_over_an_aggregator_it_cannot_reach() {
     assert_contains(&r.stdout, &format!("[FAIL] http://127.0.0.1:{dead}"));
     assert_code(&monit(&db1, &fail("mysql")), 0);
     relay(&db1);
-    assert!(
-        wait_until(Duration::from_secs(20), || fake.puts() == [(2, 4)]),
-        "{:?}\n{}",
-        fake.puts(),
-        serve.log()
-    );
+    wait_puts(&fake, &serve, &[(2, 4)]);
     let (code, _, log) = serve.stop();
     assert_eq!(code, 0, "{log}");
 }
