@@ -209,10 +209,7 @@ pub fn maintenance_apply(
     };
     let apply = Apply {
         component: component.to_string(),
-        rule: config
-            .component(component)
-            .map(|c| c.nodes)
-            .unwrap_or_default(),
+        rule: config.node_rule(component),
         host: MAINTENANCE_SOURCE.into(),
         service: "-".into(),
         test: "maintenance".into(),

@@ -34,7 +34,7 @@ impl Spool {
     pub fn report_is_noop(&self, report: &NodeReport<'_>, applies: &[Apply]) -> Result<bool> {
         let node: Option<(i64, Option<i64>, Option<i64>)> = self
             .conn
-            .prepare_cached("SELECT epoch, last_seq, stale_since FROM nodes WHERE name = ?1")
+            .prepare_cached(crate::record::REPORT_NODE_SQL)
             .and_then(|mut st| {
                 rusqlite::OptionalExtension::optional(
                     st.query_row([report.node], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))),
@@ -55,7 +55,7 @@ impl Spool {
         {
             let mut st = self
                 .conn
-                .prepare_cached("SELECT component, epoch, seq FROM feeds WHERE node = ?1")
+                .prepare_cached(crate::record::REPORT_FEEDS_SQL)
                 .map_err(self.err())?;
             let rows = st
                 .query_map([report.node], |r| {

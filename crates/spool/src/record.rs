@@ -393,8 +393,9 @@ const NODES_STATE_SQL: &str = "SELECT host, state,
 /// The same on a spool with no nodes (a node's own): no table of the fleet's is read.
 const NODE_REFRESH_SQL: &str = "SELECT (SELECT state FROM desired WHERE component = ?1),
     (SELECT group_concat(state, ',') FROM tests WHERE component = ?1 AND state IS NOT NULL), 0";
-const REPORT_NODE_SQL: &str = "SELECT epoch, last_seq, stale_since FROM nodes WHERE name = ?1";
-const REPORT_FEEDS_SQL: &str = "SELECT component, epoch, seq FROM feeds WHERE node = ?1";
+pub(crate) const REPORT_NODE_SQL: &str =
+    "SELECT epoch, last_seq, stale_since FROM nodes WHERE name = ?1";
+pub(crate) const REPORT_FEEDS_SQL: &str = "SELECT component, epoch, seq FROM feeds WHERE node = ?1";
 
 /// The statements `the_hot_statements_are_compiled_once` watches.
 #[cfg(test)]

@@ -145,10 +145,7 @@ fn forget(config: &Config, spool: &mut Spool, name: &str) -> Result<String, AppE
         .iter()
         .map(|(component, service, test)| Apply {
             component: component.clone(),
-            rule: config
-                .component(component)
-                .map(|c| c.nodes)
-                .unwrap_or_default(),
+            rule: config.node_rule(component),
             host: name.to_string(),
             service: service.clone(),
             test: test.clone(),

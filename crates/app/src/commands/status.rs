@@ -138,7 +138,7 @@ pub fn status(config: &Config, json_out: bool, clock: Arc<dyn Clock>) -> Result<
             }
             let nodes = spool.component_nodes(c)?;
             if !nodes.is_empty() {
-                let rule = config.component(c).map(|x| x.nodes).unwrap_or_default();
+                let rule = config.node_rule(c);
                 let stale_as = match rule.stale.state() {
                     Some(s) => format!("counts as {s}"),
                     None => "left out".into(),

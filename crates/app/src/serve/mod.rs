@@ -15,10 +15,11 @@
 //! - Bounded: bodies over `[serve] max_body` are 413, a request (headers and body) taking longer
 //!   than `request_timeout` is cut off with 408 (headers alone: the connection is closed, see
 //!   `listen`), a node over its rate is 429 with `Retry-After` (see `limit`).
-//! - One connection to the spool serves every request, on a blocking thread, one at a time:
+//! - One connection to the spool serves every request, one at a time, on the worker that took
+//!   the request, marked as blocking (`block_in_place`, so the runtime moves its other tasks):
 //!   SQLite has one writer anyway, and requests queue on a mutex instead of sleeping in
 //!   SQLite's busy handler. It is reopened after a spool error or when the file at the path was
-//!   replaced. The async side never touches SQLite.
+//!   replaced. No async task awaits while holding it.
 
 pub mod limit;
 pub mod listen;
@@ -223,9 +224,7 @@ fn answer(status: StatusCode, message: &str) -> Response {
 }
 
 async fn ready(State(st): State<Arc<Ingest>>) -> Response {
-    let ok = tokio::task::spawn_blocking(move || st.with_spool(|_, _| Ok(())))
-        .await
-        .is_ok_and(|r| r.is_ok());
+    let ok = tokio::task::block_in_place(|| st.with_spool(|_, _| Ok(()))).is_ok();
     if ok {
         (
             StatusCode::OK,
@@ -248,15 +247,17 @@ async fn reports(
     body: Bytes,
 ) -> Response {
     let auth = basic_auth(&headers);
-    match blocking(move || st.ingest(auth, &body, peer)).await {
-        Ok(ack) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            serde_json::to_string(&ack).unwrap_or_default(),
-        )
-            .into_response(),
-        Err(refused) => refused,
-    }
+    blocking(
+        || st.with_spool(|spool, pending| st.ingest(spool, pending, auth, &body, peer)),
+        |ack| {
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                serde_json::to_string(&ack).unwrap_or_default(),
+            )
+                .into_response()
+        },
+    )
 }
 
 async fn collector(
@@ -267,21 +268,22 @@ async fn collector(
 ) -> Response {
     let auth = basic_auth(&headers);
     // Monit wants a 2xx and nothing else.
-    match blocking(move || st.collect(auth, &body, peer)).await {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(refused) => refused,
-    }
+    blocking(
+        || st.with_spool(|spool, pending| st.collect(spool, pending, auth, &body, peer)),
+        |()| StatusCode::OK.into_response(),
+    )
 }
 
 /// Run the spool work where it is, telling the runtime this worker blocks (its other tasks
 /// move to the other worker): no hand-off to a blocking thread and back per request, and
 /// requests take the spool one at a time anyway. A refusal becomes its answer.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, Refusal> + Send + 'static,
-) -> Result<T, Response> {
-    match Ok::<_, ()>(tokio::task::block_in_place(work)) {
-        Ok(Ok(t)) => Ok(t),
-        Ok(Err((status, message))) => {
+fn blocking<T>(
+    work: impl FnOnce() -> Result<T, Refusal>,
+    done: impl FnOnce(T) -> Response,
+) -> Response {
+    match tokio::task::block_in_place(work) {
+        Ok(t) => done(t),
+        Err((status, message)) => {
             let mut r = answer(status, &message);
             if status == StatusCode::TOO_MANY_REQUESTS
                 && let Some(secs) = message.rsplit("retry after ").next()
@@ -289,19 +291,8 @@ async fn blocking<T: Send + 'static>(
             {
                 r.headers_mut().insert(header::RETRY_AFTER, v);
             }
-            Err(r)
+            r
         }
-        Err(_) => Err(answer(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the ingest task failed",
-        )),
-    }
-}
-
-/// A stale node is back with any report it makes (the report clears the mark).
-fn back_again(node: &statusrelay_spool::Node) {
-    if node.stale_since.is_some() {
-        crate::info!("node {} reports again: no longer stale", node.name);
     }
 }
 
@@ -321,12 +312,7 @@ impl Ingest {
     /// and recomputes the components it feeds (see `Spool::sweep_stale`).
     pub fn sweep(&self) -> Result<(), crate::AppError> {
         let stale_after = self.config.serve.clone().unwrap_or_default().stale_after;
-        let rule_of = |c: &str| {
-            self.config
-                .component(c)
-                .map(|x| x.nodes)
-                .unwrap_or_default()
-        };
+        let rule_of = |c: &str| self.config.node_rule(c);
         let swept = self
             .with_spool(|spool, pending| {
                 // The nodes' last-seen times first: staleness is judged on them.
@@ -356,7 +342,8 @@ impl Ingest {
     }
 
     /// Find the node the credential names; 401 for anything else, logged with the peer's
-    /// address and never with the secret.
+    /// address and never with the secret. A stale node is back with any report it makes (the
+    /// report clears the mark): said here, once for both ways in.
     fn authenticate(
         &self,
         spool: &statusrelay_spool::Spool,
@@ -402,6 +389,9 @@ impl Ingest {
                 ),
             ));
         }
+        if node.stale_since.is_some() {
+            crate::info!("node {} reports again: no longer stale", node.name);
+        }
         Ok(node)
     }
 
@@ -411,15 +401,6 @@ impl Ingest {
     /// stored, logged or echoed: only what it says of each service is kept.
     fn collect(
         &self,
-        auth: Option<(String, String)>,
-        body: &[u8],
-        peer: SocketAddr,
-    ) -> Result<(), Refusal> {
-        self.with_spool(|spool, pending| self.collect_in(spool, pending, auth, body, peer))
-    }
-
-    fn collect_in(
-        &self,
         spool: &mut statusrelay_spool::Spool,
         pending: &mut Pending,
         auth: Option<(String, String)>,
@@ -427,7 +408,6 @@ impl Ingest {
         peer: SocketAddr,
     ) -> Result<(), Refusal> {
         let node = self.authenticate(spool, auth, peer)?;
-        back_again(&node);
         let status = monit_status::parse(body).map_err(|e| {
             warn!(
                 "{peer}: node {}: a collector document refused (400): {e}",
@@ -497,12 +477,7 @@ impl Ingest {
                 },
             )
         };
-        let rule_of = |c: &str| {
-            self.config
-                .component(c)
-                .map(|x| x.nodes)
-                .unwrap_or_default()
-        };
+        let rule_of = |c: &str| self.config.node_rule(c);
         let report = NodeReport {
             node: &node.name,
             // Monit's collected time orders documents; no epoch: it is the wall clock's.
@@ -547,15 +522,6 @@ impl Ingest {
     /// Check a batch whole, then apply it in one transaction; the answer once it is committed.
     fn ingest(
         &self,
-        auth: Option<(String, String)>,
-        body: &[u8],
-        peer: SocketAddr,
-    ) -> Result<RelayAck, Refusal> {
-        self.with_spool(|spool, pending| self.ingest_in(spool, pending, auth, body, peer))
-    }
-
-    fn ingest_in(
-        &self,
         spool: &mut statusrelay_spool::Spool,
         pending: &mut Pending,
         auth: Option<(String, String)>,
@@ -563,7 +529,6 @@ impl Ingest {
         peer: SocketAddr,
     ) -> Result<RelayAck, Refusal> {
         let node = self.authenticate(spool, auth, peer)?;
-        back_again(&node);
         let name = node.name.clone();
         let batch: RelayBatch = serde_json::from_slice(body).map_err(|e| {
             (
@@ -650,12 +615,7 @@ impl Ingest {
                 )
             }
         };
-        let rule_of = |c: &str| {
-            self.config
-                .component(c)
-                .map(|x| x.nodes)
-                .unwrap_or_default()
-        };
+        let rule_of = |c: &str| self.config.node_rule(c);
         let report = |seq: i64, snapshot| NodeReport {
             node: &name,
             order: (batch.epoch, seq),

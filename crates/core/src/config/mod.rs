@@ -279,6 +279,18 @@ impl Config {
 
     /// A configured component by name or slug (or, with no components configured, a
     /// synthesised one).
+    /// How a component combines its nodes (`[component.nodes]`); the default for a component
+    /// the config does not name. Found without copying the component: the aggregator asks for
+    /// every component of every report.
+    pub fn node_rule(&self, name: &str) -> crate::nodes::NodeRule {
+        self.components
+            .iter()
+            .find(|c| c.name == name)
+            .or_else(|| self.components.iter().find(|c| c.slug() == name))
+            .map(|c| c.nodes)
+            .unwrap_or_default()
+    }
+
     pub fn component(&self, name: &str) -> Result<ComponentConfig, CoreError> {
         if self.components.is_empty() {
             return Ok(ComponentConfig::auto(name));
