@@ -115,7 +115,8 @@ pub fn plan(config: &Config, raw: &RawEvent, component: Option<&str>) -> Planned
     Ok(Plan { event, applies })
 }
 
-/// Plan for `statusrelay event`: the source is the "host", the test is "manual".
+/// Plan for `statusrelay event`: the source is the "host" (as `@source`, a local source no
+/// node can speak for), the test is "manual".
 pub fn plan_manual(
     config: &Config,
     component: &str,
@@ -123,9 +124,11 @@ pub fn plan_manual(
     message: Option<&str>,
     source: &str,
 ) -> Planned {
+    // A local source: its own namespace ('@'), which no node's name can enter.
+    let host = statusrelay_spool::local_source(source);
     let event = NewEvent {
         origin: "event".into(),
-        host: Some(source.to_string()),
+        host: Some(host.clone()),
         service: None,
         event: Some(format!("set {state}")),
         description: message.map(str::to_string),
@@ -159,7 +162,7 @@ pub fn plan_manual(
     let applies = vec![Apply {
         rule: c.nodes,
         component: c.name,
-        host: source.to_string(),
+        host,
         service: "-".into(),
         test: "manual".into(),
         change,

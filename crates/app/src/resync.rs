@@ -8,7 +8,10 @@
 //!   difference, no event, no delivery.
 //! - Writes are guarded by the snapshot sequence taken before Monit was asked, so an exec event
 //!   that lands meanwhile is never overridden by the older snapshot.
-//! - Unmonitored services and services routed to no component are skipped, not errors.
+//! - A service Monit has no word on (unmonitored, or initialising after a start or `monit
+//!   reload`: `ServiceStatus::speaks`) is skipped: its tests keep what they were. The collector
+//!   on the aggregator follows the same rule, so one Monit state gives one page either way in.
+//! - Services routed to no component are skipped, not errors.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -42,7 +45,7 @@ pub fn apply(
 ) -> Result<Vec<Difference>, AppError> {
     let host = status.system.clone().unwrap_or_else(|| config.node_name());
     let mut out = Vec::new();
-    for svc in status.services.iter().filter(|s| s.monitored) {
+    for svc in status.services.iter().filter(|s| s.speaks()) {
         let failing: BTreeSet<&str> = svc.failing().into_iter().collect();
         let mut applies = Vec::new();
         for comp in config.route(&svc.name) {

@@ -301,8 +301,14 @@ fn record_outage(
 }
 
 impl Backend for Html {
+    /// The page's canonical directory: the same page whether the config (or `--config`) was
+    /// spelled relative or absolute, through a symlink or not. A directory not made yet is
+    /// made absolute as written.
     fn identity(&self) -> String {
-        format!("html {}", self.dir.display())
+        let dir = fs::canonicalize(&self.dir)
+            .or_else(|_| std::path::absolute(&self.dir))
+            .unwrap_or_else(|_| self.dir.clone());
+        format!("html {}", dir.display())
     }
 
     fn resolve(&mut self, component: &ComponentRef) -> Result<String, BackendError> {

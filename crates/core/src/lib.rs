@@ -12,6 +12,7 @@ pub mod duration;
 pub mod error;
 pub mod fsutil;
 pub mod glob;
+pub mod liveness;
 pub mod mapping;
 pub mod monit;
 pub mod monit_status;

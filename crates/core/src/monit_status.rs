@@ -4,7 +4,14 @@
 //! - A service's `<status>` is Monit's bitmask of failed event types (monit src/event.h); each
 //!   bit is mapped to the same test family the exec-event table uses, so a state learnt from
 //!   the XML and one learnt from an exec event land on the same keys.
-//! - Monit declares ISO-8859-1: bytes are decoded as Latin-1, never assumed UTF-8.
+//! - UTF-8 first: Monit declares ISO-8859-1 but writes the monitrc's bytes as they are, so a
+//!   document that is valid UTF-8 is read as UTF-8 (a service named `café` in a UTF-8 monitrc
+//!   stays `café`); only bytes that are not valid UTF-8 are decoded as the Latin-1 declared.
+//! - Monit has a word on a service only while it monitors it and has checked it once
+//!   ([`ServiceStatus::speaks`]): an initialising (`<monitor>2`, the first document after a
+//!   start or `monit reload`) or unmonitored (`0`) service says nothing about its tests. This
+//!   is the one place that rule is written; resync and the collector both ask it.
+//! - A collected time that does not fit in microseconds is an error, never a wrapped number.
 //! - Anything that is not a Monit status document is an error naming what is missing, never a
 //!   panic and never an empty success.
 
@@ -68,13 +75,21 @@ pub struct ServiceStatus {
     pub kind: u32,
     /// Bitmask of failed event types.
     pub status: u32,
-    /// Monit is watching it (`<monitor>` 1 or 2). Unmonitored services say nothing about health.
-    pub monitored: bool,
+    /// Monit's `<monitor>` bits: 0 not monitored, 1 monitored, 2 initialising (not checked
+    /// yet), 4 waiting (an `every` cycle skipped; its status is the last check's).
+    pub monitor: u32,
     /// When Monit last checked it, in microseconds since the epoch (collector documents).
     pub collected_us: Option<i64>,
 }
 
 impl ServiceStatus {
+    /// Does Monit have a word on this service's tests now? Only while it is monitored and past
+    /// its first check: an initialising or unmonitored service's `<status>` is 0 because
+    /// nothing was checked, not because everything passed, so its tests keep what they were.
+    pub fn speaks(&self) -> bool {
+        self.monitor & 0x1 != 0 && self.monitor & 0x2 == 0
+    }
+
     /// The test families failing now, deduplicated, in bit order.
     pub fn failing(&self) -> Vec<&'static str> {
         let mut out: Vec<&'static str> = Vec::new();
@@ -95,7 +110,35 @@ pub struct MonitStatus {
     pub localhostname: Option<String>,
     /// Monit's poll cycle in seconds (`<server><poll>`).
     pub poll_secs: Option<u32>,
+    /// The Monit's own id (the root's `id`, `<server><id>` in `/_status`): stable across
+    /// restarts, different on every machine.
+    pub id: Option<String>,
+    /// When this Monit process started (the root's `incarnation`): a restart is a new one.
+    pub incarnation: Option<String>,
     pub services: Vec<ServiceStatus>,
+    /// The events a collector document carries (what Monit said, in its words).
+    pub events: Vec<MonitEvent>,
+}
+
+/// An `<event>` of a collector document: Monit's own description of what just happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitEvent {
+    pub service: String,
+    /// The event bit (the same bits as a service's `<status>`).
+    pub id: u32,
+    /// Monit's State_Type: 0 succeeded, 1 failed, 2 changed, 3 changed-not, 4 init.
+    pub state: u32,
+    pub message: String,
+}
+
+impl MonitEvent {
+    /// The test family the event is about, as [`ServiceStatus::failing`] names it.
+    pub fn family(&self) -> Option<&'static str> {
+        EVENT_BITS
+            .iter()
+            .find(|(bit, _)| *bit == self.id)
+            .map(|(_, f)| *f)
+    }
 }
 
 impl MonitStatus {
@@ -110,9 +153,18 @@ fn bad(msg: impl Into<String>) -> CoreError {
     CoreError::MonitXml(msg.into())
 }
 
+/// The document's text: its bytes as UTF-8 when they are valid UTF-8, else as the Latin-1
+/// Monit declares (see the module's invariants).
+fn decode(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => std::borrow::Cow::Owned(bytes.iter().map(|&b| b as char).collect()),
+    }
+}
+
 /// Parse `/_status?format=xml` (bytes as served).
 pub fn parse(bytes: &[u8]) -> Result<MonitStatus, CoreError> {
-    let text: String = bytes.iter().map(|&b| b as char).collect();
+    let text = decode(bytes);
     let doc = roxmltree::Document::parse(&text).map_err(|e| bad(format!("not XML: {e}")))?;
     let root = doc.root_element();
     if !root.has_tag_name("monit") {
@@ -156,25 +208,36 @@ pub fn parse(bytes: &[u8]) -> Result<MonitStatus, CoreError> {
                     "service {name:?} has no numeric type attribute (or <type>)"
                 ))
             })?;
-        let collected_us = child_text(s, "collected_sec")
-            .and_then(|t| t.parse::<i64>().ok())
-            .map(|sec| {
-                sec * 1_000_000
-                    + child_text(s, "collected_usec")
-                        .and_then(|u| u.parse::<i64>().ok())
-                        .unwrap_or(0)
-            });
+        let collected_us = match child_text(s, "collected_sec") {
+            None => None,
+            Some(t) => {
+                let usec = child_text(s, "collected_usec")
+                    .and_then(|u| u.parse::<i64>().ok())
+                    .unwrap_or(0);
+                let us = t
+                    .parse::<i64>()
+                    .ok()
+                    .and_then(|sec| sec.checked_mul(1_000_000)?.checked_add(usec))
+                    .filter(|us| *us >= 0)
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "service {name:?}: <collected_sec> {t:?} is not a time in seconds since 1970 that fits in microseconds"
+                        ))
+                    })?;
+                Some(us)
+            }
+        };
         let status = child_text(s, "status")
             .and_then(|t| t.parse::<u32>().ok())
             .ok_or_else(|| bad(format!("service {name:?} has no numeric <status>")))?;
-        let monitored = child_text(s, "monitor")
+        let monitor = child_text(s, "monitor")
             .and_then(|t| t.parse::<u32>().ok())
-            .is_some_and(|m| m != 0);
+            .unwrap_or(0);
         services.push(ServiceStatus {
             name,
             kind,
             status,
-            monitored,
+            monitor,
             collected_us,
         });
     }
@@ -187,11 +250,34 @@ pub fn parse(bytes: &[u8]) -> Result<MonitStatus, CoreError> {
         .iter()
         .find(|s| s.kind == 5)
         .map(|s| s.name.clone());
+    let events = root
+        .children()
+        .filter(|c| c.has_tag_name("event"))
+        .filter_map(|ev| {
+            Some(MonitEvent {
+                service: child_text(ev, "service")?,
+                id: child_text(ev, "id")?.parse().ok()?,
+                state: child_text(ev, "state")?.parse().ok()?,
+                message: child_text(ev, "message").unwrap_or_default(),
+            })
+        })
+        .collect();
+    let id = root
+        .attribute("id")
+        .map(str::to_string)
+        .or_else(|| server.and_then(|s| child_text(s, "id")));
+    let incarnation = root
+        .attribute("incarnation")
+        .map(str::to_string)
+        .or_else(|| server.and_then(|s| child_text(s, "incarnation")));
     Ok(MonitStatus {
         system,
         localhostname,
         poll_secs,
+        id,
+        incarnation,
         services,
+        events,
     })
 }
 
@@ -239,8 +325,62 @@ mod tests {
         assert_eq!(s.services.len(), 4);
         assert_eq!(s.services[0].failing(), vec!["status"]);
         assert_eq!(s.services[1].failing(), vec!["existence"]);
-        assert!(!s.services[2].monitored);
+        assert!(!s.services[2].speaks());
+        assert!(s.services[0].speaks());
+        assert_eq!(s.id.as_deref(), Some("e5b9"));
+        assert_eq!(s.incarnation.as_deref(), Some("1795310119"));
         assert_eq!(type_name(s.services[0].kind), "program");
+    }
+
+    /// Monit's first document after a start (or `monit reload`) lists every service as
+    /// initialising, status 0: pinned from the real capture, and said to have no word.
+    #[test]
+    fn an_initialising_service_has_no_word_from_the_real_start_document() {
+        let raw = std::fs::read(format!(
+            "{}/../../tests/data/mmonit/01-start-event.http",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let at = raw.windows(5).position(|w| w == b"<?xml").unwrap();
+        let s = parse(&raw[at..]).unwrap();
+        let init: Vec<&ServiceStatus> = s.services.iter().filter(|s| s.monitor == 2).collect();
+        assert!(
+            !init.is_empty(),
+            "the start document has initialising services"
+        );
+        assert!(init.iter().all(|s| !s.speaks() && s.status == 0));
+        assert!(s.id.is_some() && s.incarnation.is_some());
+        // The start event carries Monit's own words.
+        assert!(s.events.iter().any(|e| !e.message.is_empty()));
+        let waiting = ServiceStatus {
+            name: "w".into(),
+            kind: 3,
+            status: 0x200,
+            monitor: 0x1 | 0x4,
+            collected_us: None,
+        };
+        assert!(
+            waiting.speaks(),
+            "a service waiting for its `every` cycle keeps its word"
+        );
+    }
+
+    #[test]
+    fn utf8_names_stay_utf8_though_latin1_is_declared() {
+        // Monit writes the monitrc's UTF-8 bytes under encoding="ISO-8859-1".
+        let b = SAMPLE.replace("sleeper", "caf\u{e9}-\u{65e5}\u{672c}");
+        let s = parse(b.as_bytes()).unwrap();
+        assert_eq!(s.services[1].name, "caf\u{e9}-\u{65e5}\u{672c}");
+    }
+
+    #[test]
+    fn a_collected_time_that_overflows_is_an_error() {
+        let b = SAMPLE.replace(
+            "<status>512</status>",
+            "<status>512</status><collected_sec>9223372036854775807</collected_sec>",
+        );
+        let e = parse(b.as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("collected_sec"), "{e}");
     }
 
     #[test]
@@ -262,7 +402,7 @@ mod tests {
             name: "x".into(),
             kind: 3,
             status: 0x2 | 0x20 | 0x200 | 0x40000000,
-            monitored: true,
+            monitor: 1,
             collected_us: None,
         };
         assert_eq!(s.failing(), vec!["resource", "connection", "existence"]);

@@ -18,6 +18,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::State;
 
+/// How far ahead of the aggregator's clock a node's mark may be (a relay's epoch, a Monit
+/// document's collected time): beyond, the report is refused (422, naming how far ahead),
+/// since a mark far in the future would make every later report look outdated.
+pub const MAX_AHEAD_MS: i64 = 10 * 60 * 1000;
+
 /// One request: several reports, applied in one transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +35,10 @@ pub struct RelayBatch {
     /// The node's whole truth: every component it feeds is in `reports`.
     #[serde(default)]
     pub snapshot: bool,
+    /// The node's spool id (random, kept for the spool's life): a new one starts a new
+    /// sequence on the aggregator. Absent from nodes older than it; they are ordered as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reporter: Option<String>,
     pub reports: Vec<RelayReport>,
 }
 
@@ -57,10 +66,13 @@ pub struct RelayTest {
 
 /// The aggregator's answer: how many reports were applied, and how many were not newer than
 /// what it had (acknowledged all the same: nothing is lost by sending one again).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelayAck {
     pub applied: usize,
     pub outdated: usize,
+    /// Why reports were outdated (the mark they were not newer than), so the node can say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outdated_why: Option<String>,
 }
 
 #[cfg(test)]

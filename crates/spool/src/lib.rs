@@ -27,8 +27,8 @@ pub mod retry;
 
 pub use incidents::{EventContext, Incident, Window};
 pub use liveness::Touch;
-pub use nodes::{Node, StaleChange};
-pub use relay::RelayView;
+pub use nodes::{Forgotten, Node, Silence, StaleChange};
+pub use relay::{RelayStart, RelayView};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -48,11 +48,25 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (3, include_str!("../migrations/0003_verify.sql")),
     (4, include_str!("../migrations/0004_nodes.sql")),
     (5, include_str!("../migrations/0005_feeds_stale.sql")),
+    (6, include_str!("../migrations/0006_fleet_truth.sql")),
 ];
 
 /// The host under which local maintenance windows are recorded: a source of its own, never a
-/// node that counts toward a component's outage.
-pub const MAINTENANCE_SOURCE: &str = "maintenance";
+/// node that counts toward a component's outage. Local sources start with [`LOCAL_MARK`],
+/// which no node's name may hold, so a node can never speak for one.
+pub const MAINTENANCE_SOURCE: &str = "@maintenance";
+
+/// What a local source's host starts with (maintenance, `statusrelay event --source`).
+pub const LOCAL_MARK: char = '@';
+
+/// The host a local source (`statusrelay event --source NAME`) is recorded under.
+pub fn local_source(name: &str) -> String {
+    if name.starts_with(LOCAL_MARK) {
+        name.to_string()
+    } else {
+        format!("{LOCAL_MARK}{name}")
+    }
+}
 
 /// Rows one pruning transaction removes at most, per table.
 pub const PRUNE_BATCH: u32 = 2000;
@@ -240,6 +254,22 @@ pub struct NodeReport<'a> {
     pub period_ms: Option<i64>,
     /// The rule of a component, for the recoveries a snapshot implies.
     pub rule_of: &'a dyn Fn(&str) -> statusrelay_core::nodes::NodeRule,
+    /// Services the node has no word on now (Monit initialising or not monitoring them):
+    /// their rows are kept as they are, whatever the report's scope.
+    pub keep: &'a [String],
+    /// Who sent it; None for a relaying node too old to say (its marks then go on as before).
+    pub identity: Option<Identity<'a>>,
+}
+
+/// The reporter behind a node's report (see `record::judge_reporter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity<'a> {
+    /// `relay:<spool id>` or `monit:<id>:<incarnation>`: a new one starts a new sequence.
+    pub reporter: &'a str,
+    /// The peer's address, for the operator.
+    pub peer: &'a str,
+    /// How long a reporter counts as live after it was last heard (its node's stale window).
+    pub window_ms: i64,
 }
 
 /// What a node's report is the whole truth about.
@@ -259,10 +289,22 @@ pub enum Reported {
     /// Recorded, with what changed.
     Applied(Recorded),
     /// Not newer than the last report applied from the node to any component it speaks
-    /// for: nothing changed.
-    Outdated,
+    /// for: nothing changed. The mark it was not newer than.
+    Outdated { mark: (i64, i64) },
     /// No such node (forgotten meanwhile): nothing changed.
     UnknownNode,
+    /// Two live reporters alternate on the node's credential: refused, nothing changed.
+    Conflict(Conflict),
+}
+
+/// Two reporters speaking for one node (a copied config, an old VM still running).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Conflict {
+    pub reporter: String,
+    pub peer: String,
+    pub rival: String,
+    pub rival_peer: String,
+    pub since: i64,
 }
 
 /// What recording an event did.

@@ -8,8 +8,12 @@
 //!   node is not stale, it names exactly the failing tests the node has in every component it
 //!   speaks for, and it feeds no component it did not before (nor, whole, drops one). Anything
 //!   else goes through `record_reports` as before.
-//! - `touch_nodes` only moves marks and times forward: a touch older than what the spool has
-//!   changes nothing.
+//! - `touch_nodes` only moves marks forward: a touch older than what the spool has changes no
+//!   mark. Last-seen times are the aggregator's wall clock as it was, shown to the operator
+//!   and never used to judge silence (that is measured on a monotonic clock, see
+//!   `Spool::apply_silence`).
+//! - A report from a reporter other than the node's, or while the node is in conflict, is
+//!   never a no-op: it goes through `record_reports`, which judges it.
 
 use rusqlite::params;
 
@@ -32,19 +36,25 @@ impl Spool {
     /// Would recording this report change nothing but the node's liveness and marks? (See the
     /// module's invariants.) A read, no lock.
     pub fn report_is_noop(&self, report: &NodeReport<'_>, applies: &[Apply]) -> Result<bool> {
-        let node: Option<(i64, Option<i64>, Option<i64>)> = self
+        let node: Option<crate::record::ReportNode> = self
             .conn
             .prepare_cached(crate::record::REPORT_NODE_SQL)
             .and_then(|mut st| {
-                rusqlite::OptionalExtension::optional(
-                    st.query_row([report.node], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))),
-                )
+                rusqlite::OptionalExtension::optional(st.query_row([report.node], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                }))
             })
             .map_err(self.err())?;
-        let Some((epoch, last_seq, stale_since)) = node else {
+        let Some((epoch, last_seq, stale_since, reporter, conflict)) = node else {
             return Ok(false);
         };
         if stale_since.is_some() || last_seq.is_some_and(|s| (epoch, s) >= report.order) {
+            return Ok(false);
+        }
+        // Only the node's own reporter, out of any conflict, is judged here.
+        if let Some(id) = report.identity
+            && (reporter.as_deref() != Some(id.reporter) || conflict.is_some())
+        {
             return Ok(false);
         }
         let (scope, whole) = match report.snapshot {
@@ -91,7 +101,11 @@ impl Spool {
                     })
                     .map_err(self.err())?;
                 for row in rows {
-                    have.push(row.map_err(self.err())?);
+                    let row = row.map_err(self.err())?;
+                    // Kept rows are not the report's to match (see `NodeReport::keep`).
+                    if !report.keep.contains(&row.1) {
+                        have.push(row);
+                    }
                 }
             }
         }
@@ -121,7 +135,7 @@ impl Spool {
         self.write(|tx, e| {
             for t in touches {
                 tx.prepare_cached(
-                    "UPDATE nodes SET last_seen_at = max(coalesce(last_seen_at, 0), ?2), via = ?3,
+                    "UPDATE nodes SET last_seen_at = ?2, via = ?3,
                        period_ms = coalesce(?4, period_ms) WHERE name = ?1",
                 )
                 .and_then(|mut st| st.execute(params![t.node, t.at, t.via, t.period_ms]))

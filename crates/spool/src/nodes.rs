@@ -4,11 +4,14 @@
 //! Invariants:
 //! - A node's secret is never stored: only its SHA-256 (the secret is 256 random bits, so a
 //!   fast hash is enough to verify it and useless to reverse).
-//! - A node's name is unique; forgetting a node removes its row, every test it reported and
-//!   what it fed, so a decommissioned node no longer counts toward any component.
-//! - A node is stale once it has been silent for more than `stale_after` of its periods; the
-//!   change (either way) is an event that recomputes every component the node feeds, so the
-//!   page follows without any report arriving. A node with no known period is never stale.
+//! - A node's name is unique; forgetting a node is one transaction that removes its row,
+//!   every test it reported and what it fed, and recomputes every component it fed, so a
+//!   decommissioned node no longer counts toward any component and no report of it can land
+//!   between the two (one that comes after finds no node: 401).
+//! - Whether a node is stale is decided by the caller on a monotonic clock (`serve`'s
+//!   liveness); [`Spool::apply_silence`] records each change (either way) as an event that
+//!   recomputes every component the node feeds, so the page follows without any report
+//!   arriving. A node with no known period is never stale.
 
 use rusqlite::{OptionalExtension, params};
 
@@ -31,6 +34,18 @@ pub struct Node {
     pub stale_since: Option<i64>,
     /// The components it reports on.
     pub feeds: Vec<String>,
+    /// The reporter its word is taken from, and that reporter's peer.
+    pub reporter: Option<String>,
+    pub reporter_peer: Option<String>,
+    /// The reporter it replaced, or that contends with it, and its peer.
+    pub rival: Option<String>,
+    pub rival_peer: Option<String>,
+    /// Since when two live reporters alternate on its credential (none is taken).
+    pub conflict_since: Option<i64>,
+    /// The last report it was refused, as it was told, when, and how many in all.
+    pub refused: Option<String>,
+    pub refused_at: Option<i64>,
+    pub refusals: i64,
 }
 
 fn row_node(r: &rusqlite::Row<'_>) -> rusqlite::Result<Node> {
@@ -49,13 +64,22 @@ fn row_node(r: &rusqlite::Row<'_>) -> rusqlite::Result<Node> {
             .get::<_, Option<String>>(9)?
             .map(|f| f.split('\n').map(str::to_string).collect())
             .unwrap_or_default(),
+        reporter: r.get(10)?,
+        reporter_peer: r.get(11)?,
+        rival: r.get(12)?,
+        rival_peer: r.get(13)?,
+        conflict_since: r.get(14)?,
+        refused: r.get(15)?,
+        refused_at: r.get(16)?,
+        refusals: r.get(17)?,
     })
 }
 
 const NODE_COLS: &str =
     "name, secret_sha256, components, added_at, via, period_ms, last_seen_at, last_seq,
      stale_since, (SELECT group_concat(component, char(10)) FROM
-                     (SELECT component FROM feeds WHERE node = name ORDER BY component))";
+                     (SELECT component FROM feeds WHERE node = name ORDER BY component)),
+     reporter, reporter_peer, rival, rival_peer, conflict_since, refused, refused_at, refusals";
 
 impl Spool {
     /// Add a node; false when one of that name exists already (nothing changes then).
@@ -160,20 +184,145 @@ impl Spool {
             .map_err(self.err())
     }
 
-    /// Remove a node and every test row it reported; false when there was no such node. Clear
-    /// its failures first (an event, so the components' states are recomputed and delivered).
-    pub fn forget_node(&mut self, name: &str) -> Result<bool> {
+    /// Forget a node in one transaction: its row, every test it reported and what it fed go,
+    /// and every component it fed is recomputed from what remains (`ev` is the event that says
+    /// so). None when there was no such node.
+    pub fn forget_node(
+        &mut self,
+        name: &str,
+        ev: &NewEvent,
+        rule_of: &dyn Fn(&str) -> statusrelay_core::nodes::NodeRule,
+    ) -> Result<Option<Forgotten>> {
+        let now = self.now();
+        let (path, file) = (self.path.clone(), self.file);
         self.write(|tx, e| {
             let n = tx
                 .execute("DELETE FROM nodes WHERE name = ?1", [name])
                 .map_err(e)?;
-            tx.execute("DELETE FROM tests WHERE host = ?1", [name])
+            if n == 0 {
+                return Ok(None);
+            }
+            let comps = {
+                let mut st = tx
+                    .prepare(
+                        "SELECT component FROM feeds WHERE node = ?1
+                         UNION SELECT component FROM tests WHERE host = ?1",
+                    )
+                    .map_err(e)?;
+                st.query_map([name], |r| r.get::<_, String>(0))
+                    .map_err(e)?
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(e)?
+            };
+            let cleared = tx
+                .execute(
+                    "DELETE FROM tests WHERE host = ?1 AND state IS NOT NULL",
+                    [name],
+                )
                 .map_err(e)?;
-            tx.execute("DELETE FROM feeds WHERE node = ?1", [name])
-                .map_err(e)?;
-            Ok(n == 1)
+            for sql in [
+                "DELETE FROM tests WHERE host = ?1",
+                "DELETE FROM feeds WHERE node = ?1",
+                "DELETE FROM unrouted WHERE node = ?1",
+            ] {
+                tx.execute(sql, [name]).map_err(e)?;
+            }
+            let at = crate::record::At {
+                path: &path,
+                file,
+                now,
+                aggregator: true,
+            };
+            let mut recorded = crate::record::record_tx(tx, e, &at, ev, &[], None, None)?;
+            for c in comps {
+                if let Some(change) = crate::record::refresh_desired(
+                    tx,
+                    &path,
+                    file,
+                    &c,
+                    rule_of(&c),
+                    recorded.event_id,
+                    ev.description.as_deref(),
+                    now,
+                    true,
+                )? {
+                    recorded.changes.push(change);
+                }
+            }
+            Ok(Some(Forgotten { cleared, recorded }))
         })
     }
+
+    /// Note a report of a node that was refused before it reached the spool's judgement (its
+    /// marks far ahead, say): what it was told, counted, for `nodes` and `status`.
+    pub fn note_refusal(&mut self, name: &str, told: &str) -> Result<()> {
+        let now = self.now();
+        self.write(|tx, e| {
+            tx.execute(
+                "UPDATE nodes SET refused = ?2, refused_at = ?3, refusals = refusals + 1 WHERE name = ?1",
+                params![name, told, now],
+            )
+            .map_err(e)?;
+            Ok(())
+        })
+    }
+
+    /// Replace what a node's failing services that no component takes are: (service, test
+    /// families). Rows of services still listed keep their `since`.
+    pub fn set_unrouted(&mut self, name: &str, services: &[(String, String)]) -> Result<()> {
+        let now = self.now();
+        self.write(|tx, e| {
+            let keep: Vec<&str> = services.iter().map(|s| s.0.as_str()).collect();
+            let old: Vec<String> = {
+                let mut st = tx
+                    .prepare_cached("SELECT service FROM unrouted WHERE node = ?1")
+                    .map_err(e)?;
+                st.query_map([name], |r| r.get(0))
+                    .map_err(e)?
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(e)?
+            };
+            for o in old.iter().filter(|o| !keep.contains(&o.as_str())) {
+                tx.execute(
+                    "DELETE FROM unrouted WHERE node = ?1 AND service = ?2",
+                    params![name, o],
+                )
+                .map_err(e)?;
+            }
+            for (service, tests) in services {
+                tx.execute(
+                    "INSERT INTO unrouted (node, service, tests, since) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (node, service) DO UPDATE SET tests = excluded.tests",
+                    params![name, service, tests, now],
+                )
+                .map_err(e)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// A node's failing services that no component takes: (service, tests, since).
+    pub fn unrouted(&self, name: &str) -> Result<Vec<(String, String, i64)>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT service, tests, since FROM unrouted WHERE node = ?1 ORDER BY service",
+            )
+            .map_err(self.err())?;
+        let rows = st
+            .query_map([name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(self.err())?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(self.err())
+    }
+}
+
+/// What forgetting a node did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forgotten {
+    /// Failing tests of the node that went with it.
+    pub cleared: usize,
+    pub recorded: Recorded,
 }
 
 /// A node found stale, or back, by [`Spool::sweep_stale`].
@@ -187,49 +336,38 @@ pub struct StaleChange {
     pub recorded: Recorded,
 }
 
+pub use statusrelay_core::liveness::Silence;
+
 impl Spool {
-    /// Mark the nodes silent for more than `stale_after` periods stale (and clear a node no
-    /// longer silent, should one be marked), each change an event recomputing the components
-    /// the node feeds by their rules. Returns the changes; none when nothing crossed.
-    pub fn sweep_stale(
+    /// Record the nodes whose staleness changed, as the caller judged it (silent for more than
+    /// `stale_after` periods on a monotonic clock, counted from the aggregator's start at the
+    /// earliest): each change an event recomputing the components the node feeds by their
+    /// rules. A node already so, or gone, is passed over. Returns the changes made.
+    pub fn apply_silence(
         &mut self,
-        stale_after: u32,
+        silences: &[Silence],
         rule_of: &dyn Fn(&str) -> statusrelay_core::nodes::NodeRule,
     ) -> Result<Vec<StaleChange>> {
-        let now = self.now();
-        // Most sweeps find nothing: a read, so the write lock is taken only for a change.
-        let crossing: i64 = self
-            .conn
-            .query_row(
-                "SELECT count(*) FROM nodes WHERE period_ms > 0 AND last_seen_at IS NOT NULL
-                   AND ((?1 - last_seen_at > period_ms * ?2) != (stale_since IS NOT NULL))",
-                params![now, stale_after],
-                |r| r.get(0),
-            )
-            .map_err(self.err())?;
-        if crossing == 0 {
+        if silences.is_empty() {
             return Ok(Vec::new());
         }
+        let now = self.now();
         let (path, file) = (self.path.clone(), self.file);
         self.write(|tx, e| {
-            let mut st = tx
-                .prepare(
-                    "SELECT name, period_ms, last_seen_at, stale_since IS NOT NULL FROM nodes
-                     WHERE period_ms > 0 AND last_seen_at IS NOT NULL",
-                )
-                .map_err(e)?;
-            let crossed: Vec<(String, i64, i64, bool)> = st
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                .map_err(e)?
-                .collect::<std::result::Result<Vec<(String, i64, i64, bool)>, _>>()
-                .map_err(e)?
-                .into_iter()
-                .filter_map(|(name, period, seen, was)| {
-                    let silent = now - seen;
-                    let is = silent > period.saturating_mul(i64::from(stale_after));
-                    (is != was).then_some((name, period, silent, is))
-                })
-                .collect();
+            let mut crossed = Vec::new();
+            for s in silences {
+                let was: Option<bool> = tx
+                    .query_row(
+                        "SELECT stale_since IS NOT NULL FROM nodes WHERE name = ?1",
+                        [&s.node],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(e)?;
+                if was.is_some_and(|w| w != s.stale) {
+                    crossed.push((s.node.clone(), s.period_ms, s.silent_ms, s.stale));
+                }
+            }
             let at = crate::record::At {
                 path: &path,
                 file,

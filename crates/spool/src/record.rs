@@ -272,9 +272,13 @@ pub(crate) fn refresh_desired(
     } else {
         NODE_REFRESH_SQL
     };
-    let (prev, failing, stale): (Option<String>, Option<String>, bool) = tx
+    let (prev, failing, stale, live): (Option<String>, Option<String>, bool, bool) = tx
         .prepare_cached(sql)
-        .and_then(|mut st| st.query_row([component], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
+        .and_then(|mut st| {
+            st.query_row([component], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+        })
         .map_err(e)?;
     let worst = if rule.counts() {
         nodes_state(tx, path, file, component, rule)?
@@ -289,6 +293,13 @@ pub(crate) fn refresh_desired(
             Some(s) if stale => worst.worst(s),
             _ => worst,
         }
+    };
+    // Nodes feed it and every one of them is silent: nobody can say it is fine, whatever the
+    // stale policy leaves out (a lost rack is never `operational`).
+    let worst = if stale && !live {
+        worst.worst(State::Unknown)
+    } else {
+        worst
     };
     let prev = prev.map(|p| parse_state(path, &p)).transpose()?;
     if prev == Some(worst) {
@@ -376,12 +387,14 @@ fn nodes_state(
     Ok(rule.combine(&nodes).worst(maintenance))
 }
 
-/// A component's previous desired state, failing states, and whether a stale node feeds it.
+/// A component's previous desired state, failing states, whether a stale node feeds it, and
+/// whether a live one does.
 const REFRESH_SQL: &str = "SELECT (SELECT state FROM desired WHERE component = ?1),
     (SELECT group_concat(t.state, ',') FROM tests t
       WHERE t.component = ?1 AND t.state IS NOT NULL
         AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.name = t.host AND n.stale_since IS NOT NULL)),
-    EXISTS (SELECT 1 FROM feeds INDEXED BY feeds_stale WHERE component = ?1 AND stale)";
+    EXISTS (SELECT 1 FROM feeds INDEXED BY feeds_stale WHERE component = ?1 AND stale),
+    EXISTS (SELECT 1 FROM feeds WHERE component = ?1 AND NOT stale)";
 /// Every node of a component with its tests' states and whether it is stale.
 const NODES_STATE_SQL: &str = "SELECT host, state,
       host IN (SELECT name FROM nodes INDEXED BY nodes_stale WHERE stale_since IS NOT NULL)
@@ -392,9 +405,11 @@ const NODES_STATE_SQL: &str = "SELECT host, state,
     FROM feeds WHERE component = ?1";
 /// The same on a spool with no nodes (a node's own): no table of the fleet's is read.
 const NODE_REFRESH_SQL: &str = "SELECT (SELECT state FROM desired WHERE component = ?1),
-    (SELECT group_concat(state, ',') FROM tests WHERE component = ?1 AND state IS NOT NULL), 0";
+    (SELECT group_concat(state, ',') FROM tests WHERE component = ?1 AND state IS NOT NULL), 0, 1";
+/// What `REPORT_NODE_SQL` reads: epoch, last_seq, stale_since, reporter, conflict_since.
+pub(crate) type ReportNode = (i64, Option<i64>, Option<i64>, Option<String>, Option<i64>);
 pub(crate) const REPORT_NODE_SQL: &str =
-    "SELECT epoch, last_seq, stale_since FROM nodes WHERE name = ?1";
+    "SELECT epoch, last_seq, stale_since, reporter, conflict_since FROM nodes WHERE name = ?1";
 pub(crate) const REPORT_FEEDS_SQL: &str = "SELECT component, epoch, seq FROM feeds WHERE node = ?1";
 
 /// The statements `the_hot_statements_are_compiled_once` watches.
@@ -497,17 +512,43 @@ fn report_tx(
     ev: &NewEvent,
     applies: &[Apply],
 ) -> Result<Reported> {
-    let node: Option<(i64, Option<i64>, Option<i64>)> = tx
+    let node: Option<ReportNode> = tx
         .prepare_cached(REPORT_NODE_SQL)
         .and_then(|mut st| {
-            st.query_row([report.node], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()
+            st.query_row([report.node], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .optional()
         })
         .map_err(e)?;
-    let Some((epoch, last_seq, stale_since)) = node else {
+    let Some((epoch, last_seq, stale_since, _, _)) = node else {
         return Ok(Reported::UnknownNode);
     };
-    let whole_mark = last_seq.map(|s| (epoch, s));
+    let mut whole_mark = last_seq.map(|s| (epoch, s));
+    if let Some(id) = report.identity {
+        match judge_reporter(tx, at.now, report.node, id).map_err(e)? {
+            Judged::Refuse(c) => return Ok(Reported::Conflict(c)),
+            Judged::Same => {}
+            Judged::New => {
+                // A new reporter's sequence has nothing to do with the old one's: its marks
+                // start anew, so a reinstalled node or a Monit restarted with its clock set
+                // back is heard at once.
+                exec(
+                    tx,
+                    "UPDATE nodes SET epoch = 0, last_seq = NULL WHERE name = ?1",
+                    [report.node],
+                )
+                .map_err(e)?;
+                exec(
+                    tx,
+                    "UPDATE feeds SET epoch = ?2, seq = ?2 WHERE node = ?1",
+                    params![report.node, i64::MIN],
+                )
+                .map_err(e)?;
+                whole_mark = None;
+            }
+        }
+    }
     // A node that reports is alive, whatever the report is worth.
     let alive = |tx: &rusqlite::Transaction<'_>| {
         exec(
@@ -521,7 +562,9 @@ fn report_tx(
     let too_old = whole_mark.is_some_and(|m| m >= report.order);
     if too_old && stale_since.is_none() {
         alive(tx).map_err(e)?;
-        return Ok(Reported::Outdated);
+        return Ok(Reported::Outdated {
+            mark: whole_mark.unwrap_or_default(),
+        });
     }
     let mut feeds: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     {
@@ -559,9 +602,14 @@ fn report_tx(
     };
     // Outdated everywhere it speaks: nothing to apply, unless a stale node is back.
     let outdated = too_old || (fresh.is_empty() && dropped.is_empty() && !whole);
+    let mark = whole_mark
+        .into_iter()
+        .chain(scope.iter().filter_map(|c| feeds.get(c).copied()))
+        .max()
+        .unwrap_or_default();
     if outdated && stale_since.is_none() {
         alive(tx).map_err(e)?;
-        return Ok(Reported::Outdated);
+        return Ok(Reported::Outdated { mark });
     }
     let mut all: Vec<Apply> = applies
         .iter()
@@ -599,7 +647,9 @@ fn report_tx(
     }
     for (component, service, test) in failing {
         let replaced = fresh.contains(&component.as_str()) || dropped.contains(&component);
-        if !replaced {
+        // A service the node has no word on keeps its rows (Monit initialising or not
+        // monitoring it: its status 0 means "not checked", not "passing").
+        if !replaced || report.keep.contains(&service) {
             continue;
         }
         let reported = all
@@ -645,14 +695,14 @@ fn report_tx(
         )
         .map_err(e)?;
     }
-    let mark = whole && !outdated;
+    let set_mark = whole && !outdated;
     exec(
         tx,
         "UPDATE nodes SET stale_since = NULL,
            epoch = CASE WHEN ?2 THEN ?3 ELSE epoch END,
            last_seq = CASE WHEN ?2 THEN ?4 ELSE last_seq END
          WHERE name = ?1",
-        params![report.node, mark, report.order.0, report.order.1],
+        params![report.node, set_mark, report.order.0, report.order.1],
     )
     .map_err(e)?;
     let mut recorded = record_tx(tx, e, at, ev, &all, None, None)?;
@@ -690,8 +740,112 @@ fn report_tx(
         }
     }
     Ok(if outdated {
-        Reported::Outdated
+        Reported::Outdated { mark }
     } else {
         Reported::Applied(recorded)
     })
+}
+
+/// Who may speak for a node now.
+enum Judged {
+    /// The reporter its marks are in.
+    Same,
+    /// A new reporter takes over (the node reinstalled, its Monit restarted, its way in
+    /// changed): its marks start anew.
+    New,
+    /// Two live reporters alternate: refused.
+    Refuse(Conflict),
+}
+
+/// Judge a report's reporter against the node's (see `Spool::record_reports`):
+/// - the node's reporter speaks, unless the rival it contends with was heard within the
+///   window (then both are refused until one of them falls silent);
+/// - another reporter takes over, unless it is the rival the node's live reporter replaced,
+///   or the node is in conflict: two live reporters alternate on one credential, and no
+///   order between their sequences exists, so neither is taken.
+///
+/// Every report of the node's reporter moves its last-seen time, taken or not, so a conflict
+/// ends only once one side has been silent for the whole window.
+fn judge_reporter(
+    tx: &rusqlite::Transaction<'_>,
+    now: i64,
+    node: &str,
+    id: crate::Identity<'_>,
+) -> rusqlite::Result<Judged> {
+    type Row = (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    );
+    let (reporter, reporter_peer, rival, rival_peer, rival_seen, conflict, seen): Row = tx
+        .prepare_cached(
+            "SELECT reporter, reporter_peer, rival, rival_peer, rival_seen_at, conflict_since,
+                    last_seen_at FROM nodes WHERE name = ?1",
+        )?
+        .query_row([node], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        })?;
+    let live = |t: Option<i64>| t.is_some_and(|t| now - t < id.window_ms);
+    let conflict_of = |since: i64, rival: &str, rival_peer: &str| Conflict {
+        reporter: reporter.clone().unwrap_or_default(),
+        peer: reporter_peer.clone().unwrap_or_default(),
+        rival: rival.to_string(),
+        rival_peer: rival_peer.to_string(),
+        since,
+    };
+    match reporter.as_deref() {
+        Some(cur) if cur == id.reporter => {
+            if conflict.is_some() && live(rival_seen) {
+                exec(
+                    tx,
+                    "UPDATE nodes SET last_seen_at = ?2, reporter_peer = ?3 WHERE name = ?1",
+                    params![node, now, id.peer],
+                )?;
+                let mut c = conflict_of(
+                    conflict.unwrap_or(now),
+                    rival.as_deref().unwrap_or_default(),
+                    rival_peer.as_deref().unwrap_or_default(),
+                );
+                c.peer = id.peer.to_string();
+                return Ok(Judged::Refuse(c));
+            }
+            exec(
+                tx,
+                "UPDATE nodes SET conflict_since = NULL, reporter_peer = ?2 WHERE name = ?1",
+                params![node, id.peer],
+            )?;
+            Ok(Judged::Same)
+        }
+        Some(_) if (rival.as_deref() == Some(id.reporter) || conflict.is_some()) && live(seen) => {
+            let since = conflict.unwrap_or(now);
+            exec(
+                tx,
+                "UPDATE nodes SET conflict_since = ?2, rival = ?3, rival_peer = ?4, rival_seen_at = ?5
+                 WHERE name = ?1",
+                params![node, since, id.reporter, id.peer, now],
+            )?;
+            Ok(Judged::Refuse(conflict_of(since, id.reporter, id.peer)))
+        }
+        _ => {
+            exec(
+                tx,
+                "UPDATE nodes SET rival = reporter, rival_peer = reporter_peer, rival_seen_at = last_seen_at,
+                   reporter = ?2, reporter_peer = ?3, conflict_since = NULL WHERE name = ?1",
+                params![node, id.reporter, id.peer],
+            )?;
+            Ok(Judged::New)
+        }
+    }
 }

@@ -102,7 +102,7 @@ fn pragmas_are_durable_and_schema_is_current() {
     drop(s);
     // Re-opening runs no migration twice.
     let s = f.open();
-    assert_eq!(s.pragma("user_version").unwrap(), "5");
+    assert_eq!(s.pragma("user_version").unwrap(), "6");
 }
 
 #[test]
@@ -784,6 +784,8 @@ fn node_reports_are_ordered_per_node_and_a_snapshot_replaces_the_nodes_state() {
         via: "relay",
         period_ms: Some(30_000),
         rule_of: &rule,
+        keep: &[],
+        identity: None,
     };
     let down = |node: &str| fail("db", node, "existence", State::MajorOutage);
     let desired = |s: &Spool| s.desired().unwrap()[0].1;
@@ -810,7 +812,7 @@ fn node_reports_are_ordered_per_node_and_a_snapshot_replaces_the_nodes_state() {
     assert_eq!(
         s.record_report(&report("db1", 1, false), &ev("mysql"), &[down("db1")])
             .unwrap(),
-        Reported::Outdated
+        Reported::Outdated { mark: (1, 1) }
     );
     s.record_report(&report("db2", 7, false), &ev("mysql"), &[down("db2")])
         .unwrap();
@@ -827,7 +829,7 @@ fn node_reports_are_ordered_per_node_and_a_snapshot_replaces_the_nodes_state() {
     assert_eq!(
         s.record_report(&report("db1", 2, false), &ev("mysql"), &[down("db1")])
             .unwrap(),
-        Reported::Outdated
+        Reported::Outdated { mark: (1, 3) }
     );
     assert!(s.node_failing("db1").unwrap().is_empty());
     s.record_report(&report("db2", 8, true), &ev("mysql"), &[])
@@ -879,6 +881,8 @@ fn node_reports_are_ordered_per_component_and_a_new_epoch_starts_over() {
         via: "relay",
         period_ms: None,
         rule_of: &rule,
+        keep: &[],
+        identity: None,
     };
     let db: &'static [String] = db.leak();
     let web: &'static [String] = web.leak();
@@ -905,7 +909,7 @@ fn node_reports_are_ordered_per_component_and_a_new_epoch_starts_over() {
     assert_eq!(
         s.record_report(&rep(db, (1, 9)), &ev("mysql"), &[dbdown])
             .unwrap(),
-        Reported::Outdated
+        Reported::Outdated { mark: (2, 1) }
     );
 }
 
@@ -940,11 +944,25 @@ fn a_silent_node_goes_stale_and_comes_back() {
         via: "collector",
         period_ms: Some(30_000),
         rule_of: &rule,
+        keep: &[],
+        identity: None,
     };
     let down = |c: &str, n: &str| Apply {
         rule: rule(c),
         ..fail(c, n, "existence", State::MajorOutage)
     };
+    // Silence is judged on a monotonic clock (here: `t`), the spool records the verdicts.
+    let mut live = statusrelay_core::liveness::Liveness::new(3);
+    let sweep = |s: &mut Spool, live: &mut statusrelay_core::liveness::Liveness, t| {
+        let swept = s.apply_silence(&live.due(t), &rule).unwrap();
+        for c in &swept {
+            live.settle(&c.node, c.stale);
+        }
+        swept
+    };
+    for n in ["db1", "db2", "db3"] {
+        live.heard(n, Some(30_000), 0);
+    }
     s.record_report(&doc("db1", 1), &ev("mysql"), &[down("db", "db1")])
         .unwrap();
     s.record_report(&doc("db2", 1), &ev("mysql"), &[]).unwrap();
@@ -962,19 +980,20 @@ fn a_silent_node_goes_stale_and_comes_back() {
     f.advance(60_000);
     for n in ["db2", "db3"] {
         s.record_report(&doc(n, 2), &ev("mysql"), &[]).unwrap();
+        live.heard(n, None, 60_000);
     }
-    assert!(s.sweep_stale(3, &rule).unwrap().is_empty());
+    assert!(sweep(&mut s, &mut live, 60_000).is_empty());
     // db1 has now been silent 100 s > 3 x 30 s: stale. "db" (default: unknown) no longer
     // shows db1's last word (major outage) but unknown; "counted" counts it as failing.
     f.advance(40_000);
-    let swept = s.sweep_stale(3, &rule).unwrap();
+    let swept = sweep(&mut s, &mut live, 100_000);
     assert_eq!(swept.len(), 1, "{swept:?}");
     assert!(swept[0].stale && swept[0].node == "db1");
     assert_eq!(state(&s, "db"), Some(State::Unknown));
     assert_eq!(state(&s, "counted"), Some(State::PartialOutage));
     assert!(s.node("db1").unwrap().unwrap().stale_since.is_some());
     assert!(
-        s.sweep_stale(3, &rule).unwrap().is_empty(),
+        sweep(&mut s, &mut live, 100_500).is_empty(),
         "once, not at every sweep"
     );
     // Another node's outage still shows over the unknown.
@@ -985,7 +1004,7 @@ fn a_silent_node_goes_stale_and_comes_back() {
     // nothing of it applies, but the node is alive, so it resumes with its last word.
     assert_eq!(
         s.record_report(&doc("db1", 1), &ev("mysql"), &[]).unwrap(),
-        Reported::Outdated
+        Reported::Outdated { mark: (0, 1) }
     );
     assert!(s.node("db1").unwrap().unwrap().stale_since.is_none());
     assert_eq!(state(&s, "db"), Some(State::MajorOutage));
@@ -1000,14 +1019,42 @@ fn a_silent_node_goes_stale_and_comes_back() {
 /// Issue 15: a relaying node's epoch grows at every start, even with the clock set back; a
 /// snapshot request made while one is in flight is still owed after it is sent.
 #[test]
+fn a_relay_epoch_far_ahead_of_the_clock_starts_a_new_sequence() {
+    // Issue 20, situation 1: the node's clock was once in 2099, then corrected.
+    let f = Fixture::new("ahead");
+    let mut s = f.open();
+    f.clock.0.store(4_070_908_800_000, Ordering::SeqCst);
+    let in_2099 = s.relay_start().unwrap();
+    f.clock.0.store(1_796_000_000_000, Ordering::SeqCst);
+    let back = s.relay_start().unwrap();
+    assert_eq!(back.restarted, Some(in_2099.epoch));
+    assert_eq!(back.epoch, 1_796_000_000_000, "back on the clock");
+    assert_ne!(
+        back.reporter, in_2099.reporter,
+        "a new sequence, a new reporter"
+    );
+    // A few minutes ahead is not far: the epoch just grows.
+    f.clock.0.store(1_795_999_900_000, Ordering::SeqCst);
+    let next = s.relay_start().unwrap();
+    assert_eq!((next.epoch, next.restarted), (back.epoch + 1, None));
+}
+
+#[test]
 fn the_relay_epoch_grows_and_snapshot_requests_are_not_lost() {
     let f = Fixture::new("relay");
     let mut s = f.open();
     let first = s.relay_start().unwrap();
-    assert_eq!(first, 1_000_000);
-    f.clock.0.store(10, Ordering::SeqCst);
+    assert_eq!(first.epoch, 1_000_000);
+    assert_eq!(first.reporter.len(), 32, "a random id: {first:?}");
+    // The clock set back (less than the far-ahead bound): the epoch still grows.
+    f.clock.0.store(990_000, Ordering::SeqCst);
     let second = s.relay_start().unwrap();
-    assert!(second > first, "{second} after {first}");
+    assert!(second.epoch > first.epoch, "{second:?} after {first:?}");
+    assert_eq!(
+        second.reporter, first.reporter,
+        "the id is the spool's, for its life"
+    );
+    assert_eq!(second.restarted, None);
     let due = s.snapshot_due().unwrap();
     assert!(due > 0);
     s.request_snapshot().unwrap();
@@ -1063,6 +1110,8 @@ fn the_hot_statements_are_compiled_once() {
             via: "collector",
             period_ms: Some(1000),
             rule_of: &rule,
+            keep: &[],
+            identity: None,
         };
         let applies = if i % 2 == 0 {
             vec![fail("db", n, "existence", State::MajorOutage)]
@@ -1126,6 +1175,8 @@ fn a_report_that_repeats_the_nodes_word_is_a_noop_and_touches_only_move_forward(
         via: "collector",
         period_ms: Some(1000),
         rule_of: &rule,
+        keep: &[],
+        identity: None,
     };
     let db: &'static [String] = db.leak();
     let both: &'static [String] = both.leak();
@@ -1166,13 +1217,294 @@ fn a_report_that_repeats_the_nodes_word_is_a_noop_and_touches_only_move_forward(
     }])
     .unwrap();
     let n = s.node("a").unwrap().unwrap();
+    // Marks only move forward; the last-seen time is the wall clock as it was (stepped back
+    // here), shown to the operator and never used to judge silence.
     assert_eq!(
         (n.last_seen_at, n.last_seq, n.period_ms),
-        (Some(5_000_000), Some(7), Some(2000))
+        (Some(4_000_000), Some(7), Some(2000))
     );
     assert!(
         !s.report_is_noop(&doc(6, db), &down).unwrap(),
         "older than the touch"
     );
     assert!(s.report_is_noop(&doc(8, db), &down).unwrap());
+}
+
+/// Issue 20: a report as one node, with a reporter identity.
+fn doc_as<'a>(
+    node: &'a str,
+    reporter: &'a str,
+    seq: i64,
+    comps: &'a [String],
+    keep: &'a [String],
+    rule: &'a dyn Fn(&str) -> statusrelay_core::nodes::NodeRule,
+) -> NodeReport<'a> {
+    NodeReport {
+        node,
+        order: (0, seq),
+        snapshot: Snapshot::Node(comps),
+        via: "collector",
+        period_ms: Some(10_000),
+        rule_of: rule,
+        keep,
+        identity: Some(Identity {
+            reporter,
+            peer: if reporter.ends_with('b') {
+                "10.0.0.2"
+            } else {
+                "10.0.0.1"
+            },
+            window_ms: 30_000,
+        }),
+    }
+}
+
+/// Issue 20, situation 1: a new reporter (a reinstalled node's fresh spool, a Monit restarted
+/// with its clock set back, a switch from relaying to Monit alone) starts a new sequence and
+/// is heard at once, whatever the old one's marks were; the old one coming back while the new
+/// one is live is a conflict, refused both ways, until one side falls silent a whole window.
+#[test]
+fn a_new_reporter_starts_anew_and_two_live_ones_are_a_conflict() {
+    use statusrelay_core::nodes::NodeRule;
+    let f = Fixture::new("reporter");
+    let mut s = f.open();
+    s.add_node("n1", "h", None).unwrap();
+    let rule = |_: &str| NodeRule::default();
+    let comps = vec!["db".to_string()];
+    let down = || vec![fail("db", "n1", "existence", State::MajorOutage)];
+    let state = |s: &Spool| s.desired().unwrap()[0].1;
+    // The old reporter's mark is far ahead (its clock was in 2099 when it collected).
+    let r = s
+        .record_report(
+            &doc_as("n1", "a", 4_070_908_800, &comps, &[], &rule),
+            &ev("m"),
+            &[],
+        )
+        .unwrap();
+    assert!(matches!(r, Reported::Applied(_)), "{r:?}");
+    // Before: any later report of the node was outdated for good. Now a new reporter (the
+    // node reinstalled) is heard at once, with a much smaller mark.
+    f.advance(40_000);
+    let r = s
+        .record_report(&doc_as("n1", "b", 5, &comps, &[], &rule), &ev("m"), &down())
+        .unwrap();
+    assert!(matches!(r, Reported::Applied(_)), "{r:?}");
+    assert_eq!(state(&s), State::MajorOutage);
+    let n = s.node("n1").unwrap().unwrap();
+    assert_eq!(
+        (n.reporter.as_deref(), n.rival.as_deref(), n.conflict_since),
+        (Some("b"), Some("a"), None)
+    );
+    // Its own next report goes on in its sequence.
+    f.advance(1_000);
+    assert!(matches!(
+        s.record_report(&doc_as("n1", "b", 6, &comps, &[], &rule), &ev("m"), &down())
+            .unwrap(),
+        Reported::Applied(_)
+    ));
+    // The old reporter speaks again while b is live: a conflict, refused.
+    f.advance(1_000);
+    let r = s
+        .record_report(&doc_as("n1", "a", 7, &comps, &[], &rule), &ev("m"), &[])
+        .unwrap();
+    let Reported::Conflict(c) = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(
+        (
+            c.reporter.as_str(),
+            c.peer.as_str(),
+            c.rival.as_str(),
+            c.rival_peer.as_str()
+        ),
+        ("b", "10.0.0.2", "a", "10.0.0.1")
+    );
+    assert_eq!(state(&s), State::MajorOutage, "a conflict changes nothing");
+    // Neither is taken while both are live: b is refused too.
+    f.advance(1_000);
+    assert!(matches!(
+        s.record_report(&doc_as("n1", "b", 8, &comps, &[], &rule), &ev("m"), &[])
+            .unwrap(),
+        Reported::Conflict(_)
+    ));
+    assert!(s.node("n1").unwrap().unwrap().conflict_since.is_some());
+    // a stops (the copied VM shut down); once it has been silent a whole window, b is taken.
+    f.advance(31_000);
+    let r = s
+        .record_report(&doc_as("n1", "b", 9, &comps, &[], &rule), &ev("m"), &[])
+        .unwrap();
+    assert!(matches!(r, Reported::Applied(_)), "{r:?}");
+    assert_eq!(state(&s), State::Operational);
+    assert_eq!(s.node("n1").unwrap().unwrap().conflict_since, None);
+}
+
+/// Issue 20, situations 2 and 3: services Monit has no word on (initialising after a reload,
+/// unmonitored) keep their rows in a whole-node report; the others are replaced as before.
+#[test]
+fn a_service_without_monits_word_keeps_its_rows() {
+    use statusrelay_core::nodes::NodeRule;
+    let f = Fixture::new("keep");
+    let mut s = f.open();
+    s.add_node("n1", "h", None).unwrap();
+    let rule = |_: &str| NodeRule::default();
+    let comps = vec!["db".to_string()];
+    let mysql = Apply {
+        service: "mysql".into(),
+        ..fail("db", "n1", "existence", State::MajorOutage)
+    };
+    s.record_report(
+        &doc_as("n1", "a", 1, &comps, &[], &rule),
+        &ev("m"),
+        std::slice::from_ref(&mysql),
+    )
+    .unwrap();
+    assert_eq!(s.desired().unwrap()[0].1, State::MajorOutage);
+    // Monit reloaded: every service initialising, status 0. Nothing recovers.
+    let keep = vec!["mysql".to_string()];
+    let r = s
+        .record_report(&doc_as("n1", "a", 2, &comps, &keep, &rule), &ev("m"), &[])
+        .unwrap();
+    assert!(
+        matches!(r, Reported::Applied(ref x) if x.changes.is_empty()),
+        "{r:?}"
+    );
+    assert_eq!(s.node_failing("n1").unwrap().len(), 1);
+    assert!(
+        !s.report_is_noop(&doc_as("n1", "a", 3, &comps, &[], &rule), &[])
+            .unwrap(),
+        "Monit's word again (all passing) is a change"
+    );
+    assert!(
+        s.report_is_noop(&doc_as("n1", "a", 3, &comps, &keep, &rule), &[])
+            .unwrap(),
+        "still no word: nothing to write"
+    );
+    // Monit has its word again: the service passes, the failure ends.
+    s.record_report(&doc_as("n1", "a", 4, &comps, &[], &rule), &ev("m"), &[])
+        .unwrap();
+    assert_eq!(s.desired().unwrap()[0].1, State::Operational);
+}
+
+/// Issue 20, situation 4: forgetting a node is one transaction that recomputes what it fed;
+/// a report of it after that finds no node.
+#[test]
+fn forgetting_a_node_recomputes_what_it_fed_at_once() {
+    use statusrelay_core::nodes::NodeRule;
+    let f = Fixture::new("forget");
+    let mut s = f.open();
+    s.add_node("n1", "h", None).unwrap();
+    let rule = |_: &str| NodeRule::default();
+    let comps = vec!["db".to_string()];
+    s.record_report(
+        &doc_as("n1", "a", 1, &comps, &[], &rule),
+        &ev("m"),
+        &[fail("db", "n1", "existence", State::MajorOutage)],
+    )
+    .unwrap();
+    let done = s.forget_node("n1", &ev("forget"), &rule).unwrap().unwrap();
+    assert_eq!(done.cleared, 1);
+    assert_eq!(done.recorded.changes.len(), 1);
+    assert_eq!(s.desired().unwrap()[0].1, State::Operational);
+    assert!(s.node_failing("n1").unwrap().is_empty());
+    assert_eq!(
+        s.record_report(
+            &doc_as("n1", "a", 2, &comps, &[], &rule),
+            &ev("m"),
+            &[fail("db", "n1", "existence", State::MajorOutage)]
+        )
+        .unwrap(),
+        Reported::UnknownNode
+    );
+    assert_eq!(s.desired().unwrap()[0].1, State::Operational);
+    assert!(s.forget_node("n1", &ev("forget"), &rule).unwrap().is_none());
+}
+
+/// Issue 20, situation 7: with `stale = "ignore"`, a component every node of which is silent
+/// is `unknown`, never `operational`: a lost rack does not read as healthy.
+#[test]
+fn a_component_with_no_live_node_is_unknown_whatever_the_policy() {
+    use statusrelay_core::liveness::Silence;
+    use statusrelay_core::nodes::{NodeRule, StalePolicy};
+    let f = Fixture::new("nolive");
+    let mut s = f.open();
+    let ignore = NodeRule {
+        stale: StalePolicy::Ignore,
+        ..NodeRule::default()
+    };
+    let rule = move |_: &str| ignore;
+    let comps = vec!["db".to_string()];
+    for n in ["a", "b"] {
+        s.add_node(n, "h", None).unwrap();
+        s.record_report(
+            &doc_as(n, n, 1, &comps, &[], &rule),
+            &ev("m"),
+            &[Apply {
+                rule: ignore,
+                ..fail("db", n, "existence", State::MajorOutage)
+            }],
+        )
+        .unwrap();
+    }
+    let silent = |n: &str| Silence {
+        node: n.into(),
+        stale: true,
+        silent_ms: 100_000,
+        period_ms: 10_000,
+    };
+    s.apply_silence(&[silent("a")], &rule).unwrap();
+    assert_eq!(
+        s.desired().unwrap()[0].1,
+        State::MajorOutage,
+        "b still says so"
+    );
+    s.apply_silence(&[silent("b")], &rule).unwrap();
+    assert_eq!(s.desired().unwrap()[0].1, State::Unknown);
+}
+
+/// Issue 20, situation 9: nodes and local sources cannot collide. A node named
+/// `maintenance` or `manual` reports "all clear" and the operator's window and manual outage
+/// stay; the migration renames what older spools hold.
+#[test]
+fn node_names_never_speak_for_local_sources() {
+    use statusrelay_core::nodes::{NodeRule, RuleKind};
+    let f = Fixture::new("namespace");
+    // An older spool (schema 5) with a maintenance row and a manual outage.
+    {
+        let c = rusqlite::Connection::open(f.dir.join("spool.db")).unwrap();
+        for (v, sql) in MIGRATIONS.iter().take(5) {
+            c.execute_batch(sql).unwrap();
+            c.pragma_update(None, "user_version", v).unwrap();
+        }
+        c.execute_batch(
+            "INSERT INTO tests VALUES ('db', 'maintenance', '-', 'maintenance', 'under_maintenance', 1, 0);
+             INSERT INTO tests VALUES ('db', 'manual', '-', 'manual', 'major_outage', 2, 0);",
+        )
+        .unwrap();
+    }
+    let mut s = f.open();
+    let hosts: Vec<String> = s
+        .failing_tests("db")
+        .unwrap()
+        .into_iter()
+        .map(|t| t.host)
+        .collect();
+    assert_eq!(hosts, ["@maintenance", "@manual"]);
+    let count = NodeRule {
+        rule: RuleKind::Count,
+        ..NodeRule::default()
+    };
+    let rule = move |_: &str| count;
+    let comps = vec!["db".to_string()];
+    for n in ["maintenance", "manual"] {
+        s.add_node(n, "h", None).unwrap();
+        s.record_report(&doc_as(n, n, 1, &comps, &[], &rule), &ev("m"), &[])
+            .unwrap();
+    }
+    assert_eq!(
+        s.failing_tests("db").unwrap().len(),
+        2,
+        "the nodes' all-clear clears nothing of the operator's"
+    );
+    assert_eq!(crate::local_source("manual"), "@manual");
+    assert_eq!(crate::local_source("@manual"), "@manual");
 }

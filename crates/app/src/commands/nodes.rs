@@ -14,7 +14,7 @@ use serde_json::json;
 use statusrelay_core::source::{EventSource, ForgetNode};
 use statusrelay_core::time::{Clock, rfc3339};
 use statusrelay_core::{Config, Effect};
-use statusrelay_spool::{Apply, NewEvent, Spool, TestChange};
+use statusrelay_spool::{NewEvent, Node, Spool};
 
 use crate::cli::{NodesAction, NodesArgs};
 use crate::spooling::{open_spool, retry_corrupt};
@@ -134,58 +134,41 @@ fn put(
     )
 }
 
+/// Forget a node: one transaction removes it with every test it reported and recomputes each
+/// component it fed, so no report of it can land in between (one that comes after is 401).
 fn forget(config: &Config, spool: &mut Spool, name: &str) -> Result<String, AppError> {
-    if spool.node(name)?.is_none() {
-        return Err(AppError::NoSuchItem(format!("node {name}")));
-    }
-    // Its failures end with it: recorded as an event, so each component it fed is recomputed
-    // from the nodes that remain and the page is told.
-    let failing = spool.node_failing(name)?;
-    let applies: Vec<Apply> = failing
-        .iter()
-        .map(|(component, service, test)| Apply {
-            component: component.clone(),
-            rule: config.node_rule(component),
-            host: name.to_string(),
-            service: service.clone(),
-            test: test.clone(),
-            change: TestChange::Recover {
-                one_shot_families: vec![],
-            },
-        })
-        .collect();
-    let mut out = String::new();
-    if !applies.is_empty() {
-        let ev = NewEvent {
-            host: Some(name.to_string()),
-            description: Some(format!("node {name} forgotten (decommissioned)")),
-            effect: Some(Effect::Recover),
-            ..NewEvent::new(
-                "nodes",
-                EventSource::Forget {
-                    forget: ForgetNode {
-                        node: name.to_string(),
-                    },
+    let ev = NewEvent {
+        host: Some(name.to_string()),
+        description: Some(format!("node {name} forgotten (decommissioned)")),
+        effect: Some(Effect::Recover),
+        ..NewEvent::new(
+            "nodes",
+            EventSource::Forget {
+                forget: ForgetNode {
+                    node: name.to_string(),
                 },
-            )
-        };
-        let r = spool.record(&ev, &applies, None)?;
-        for c in &r.changes {
-            let _ = writeln!(
-                out,
-                "{}: {} -> {} without {name} (delivery {})",
-                c.component,
-                c.from.map(|s| s.as_str()).unwrap_or("none"),
-                c.to,
-                c.outbox_id
-            );
-        }
+            },
+        )
+    };
+    let rule_of = |c: &str| config.node_rule(c);
+    let Some(done) = spool.forget_node(name, &ev, &rule_of)? else {
+        return Err(AppError::NoSuchItem(format!("node {name}")));
+    };
+    let mut out = String::new();
+    for c in &done.recorded.changes {
+        let _ = writeln!(
+            out,
+            "{}: {} -> {} without {name} (delivery {})",
+            c.component,
+            c.from.map(|s| s.as_str()).unwrap_or("none"),
+            c.to,
+            c.outbox_id
+        );
     }
-    spool.forget_node(name)?;
     let _ = writeln!(
         out,
         "forgot node {name} ({} failing test(s) cleared); its credential no longer works",
-        failing.len()
+        done.cleared
     );
     Ok(out)
 }
@@ -205,6 +188,16 @@ fn list(spool: &Spool, json_out: bool) -> Result<String, AppError> {
                     "stale_since": n.stale_since.map(rfc3339),
                     "feeds": n.feeds,
                     "failing": spool.node_failing(&n.name).map(|f| f.len()).unwrap_or(0),
+                    "reporter": n.reporter, "reporter_peer": n.reporter_peer,
+                    "rival": n.rival, "rival_peer": n.rival_peer,
+                    "conflict_since": n.conflict_since.map(rfc3339),
+                    "refused": n.refused, "refused_at": n.refused_at.map(rfc3339),
+                    "refusals": n.refusals,
+                    "unrouted": spool.unrouted(&n.name).unwrap_or_default().into_iter()
+                        .map(|(service, tests, since)| json!({
+                            "service": service, "tests": tests, "since": rfc3339(since)
+                        }))
+                        .collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -256,6 +249,40 @@ fn list(spool: &Spool, json_out: bool) -> Result<String, AppError> {
                     .collect::<Vec<_>>()
                     .join("; ")
             }
+        );
+        out.push_str(&node_troubles(spool, n, now)?);
+    }
+    Ok(out)
+}
+
+/// What the aggregator does not take from a node, indented under it: a conflict, the last
+/// refusal, failing services no component takes. Empty when there is nothing to say.
+pub(crate) fn node_troubles(spool: &Spool, n: &Node, now: i64) -> Result<String, AppError> {
+    let mut out = String::new();
+    if let Some(since) = n.conflict_since {
+        let _ = writeln!(
+            out,
+            "  CONFLICT since {}: two reporters use its credential, {} from {} and {} from {}; neither is taken until one stops",
+            rfc3339(since),
+            n.reporter.as_deref().unwrap_or("?"),
+            n.reporter_peer.as_deref().unwrap_or("?"),
+            n.rival.as_deref().unwrap_or("?"),
+            n.rival_peer.as_deref().unwrap_or("?"),
+        );
+    }
+    if let (Some(why), Some(at)) = (&n.refused, n.refused_at) {
+        let _ = writeln!(
+            out,
+            "  refused {} report(s), the last {}s ago: {why}",
+            n.refusals,
+            (now - at).max(0) / 1000
+        );
+    }
+    for (service, tests, since) in spool.unrouted(&n.name)? {
+        let _ = writeln!(
+            out,
+            "  reports {service} failing ({tests}) since {}: no component takes it",
+            rfc3339(since)
         );
     }
     Ok(out)

@@ -229,6 +229,7 @@ pub fn flush(
 }
 
 mod relay;
+pub(crate) use relay::OUTDATED_WARN_AFTER;
 
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@
 //!   the rest are debug lines until one succeeds.
 
 use statusrelay_backend::BackendError;
-use statusrelay_core::relay::{RelayBatch, RelayReport, RelayTest};
+use statusrelay_core::relay::{RelayAck, RelayBatch, RelayReport, RelayTest};
 use statusrelay_spool::FailingTest;
 
 use super::Flusher;
@@ -20,22 +20,56 @@ use crate::{AppError, debug, info, warn};
 /// The relay's state in one flusher run.
 pub(crate) struct RelayRun {
     pub(crate) epoch: i64,
+    /// The spool's reporter id, sent with every batch.
+    pub(crate) reporter: String,
     pub(crate) heartbeat_ms: i64,
     pub(crate) next_snapshot: i64,
     /// The last snapshot failed (its warning was logged).
     failing: bool,
+    /// Reports the aggregator answered outdated in a row (a warning at the third).
+    outdated_run: u32,
 }
 
 impl RelayRun {
-    pub(crate) fn new(epoch: i64, heartbeat_ms: i64, now: i64) -> RelayRun {
+    pub(crate) fn new(epoch: i64, reporter: String, heartbeat_ms: i64, now: i64) -> RelayRun {
         RelayRun {
             epoch,
+            reporter,
             heartbeat_ms,
             next_snapshot: now,
             failing: false,
+            outdated_run: 0,
+        }
+    }
+
+    /// Note an acknowledgement: a run of outdated answers is a warning, once, with the
+    /// aggregator's reason; the first applied report after it says so.
+    fn acknowledged(&mut self, ack: &RelayAck) {
+        if ack.outdated > 0 && ack.applied == 0 {
+            self.outdated_run += 1;
+            if self.outdated_run == OUTDATED_WARN_AFTER {
+                warn!(
+                    "the aggregator answered {} reports in a row as outdated: {}; if this goes on, the aggregator is not taking this node's word (see `statusrelay nodes` there)",
+                    self.outdated_run,
+                    ack.outdated_why.as_deref().unwrap_or("no reason given")
+                );
+            } else {
+                debug!(
+                    "report outdated: {}",
+                    ack.outdated_why.as_deref().unwrap_or("no reason given")
+                );
+            }
+        } else if ack.applied > 0 {
+            if self.outdated_run >= OUTDATED_WARN_AFTER {
+                info!("the aggregator takes this node's reports again");
+            }
+            self.outdated_run = 0;
         }
     }
 }
+
+/// Outdated answers in a row that make a warning, on the node as on the aggregator.
+pub(crate) const OUTDATED_WARN_AFTER: u32 = 3;
 
 /// One report per (service, test), the worst state where several sources of the node report
 /// the same test.
@@ -84,6 +118,7 @@ impl Flusher<'_> {
             epoch: run.epoch,
             period_ms: Some(run.heartbeat_ms),
             snapshot,
+            reporter: Some(run.reporter.clone()),
             reports: view
                 .components
                 .into_iter()
@@ -95,7 +130,10 @@ impl Flusher<'_> {
     /// Deliver one component's present failing tests.
     pub(crate) fn relay_component(&mut self, component: &str) -> Result<(), BackendError> {
         let batch = self.relay_batch(&[component], false)?;
-        self.backend.relay(&batch)?;
+        let ack = self.backend.relay(&batch)?;
+        if let Some(run) = self.relay.as_mut() {
+            run.acknowledged(&ack);
+        }
         Ok(())
     }
 
@@ -104,6 +142,20 @@ impl Flusher<'_> {
         let Some(run) = &self.relay else {
             return Ok(());
         };
+        if run.epoch > now.saturating_add(statusrelay_core::relay::MAX_AHEAD_MS) {
+            // The clock was set right while this run's epoch was taken far ahead: the
+            // aggregator refuses it, so a new sequence starts now, under a new reporter id.
+            let start = self.spool.relay_start()?;
+            warn!(
+                "this run's relay epoch {} is far ahead of the clock (it was set right since): reports start a new sequence under a new reporter id",
+                run.epoch
+            );
+            let run = self.relay.as_mut().expect("checked above");
+            run.epoch = start.epoch;
+            run.reporter = start.reporter;
+            run.next_snapshot = now;
+            return Ok(());
+        }
         let due = self.spool.snapshot_due()?;
         if due == 0 && now < run.next_snapshot {
             return Ok(());
@@ -131,6 +183,7 @@ impl Flusher<'_> {
                     ack.outdated
                 );
                 run.failing = false;
+                run.acknowledged(&ack);
                 run.next_snapshot = now + run.heartbeat_ms;
                 self.spool.snapshot_sent(due)?;
             }

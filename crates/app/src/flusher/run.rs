@@ -34,14 +34,20 @@ impl Run {
         f.spool.heartbeat(self.pid, self.started)?;
         if f.backend.wants_tests() {
             // A new run (or a new spool): a new epoch, and a snapshot is owed.
-            let epoch = f.spool.relay_start()?;
+            let start = f.spool.relay_start()?;
+            if let Some(old) = start.restarted {
+                crate::warn!(
+                    "the spool's relay epoch {old} is far ahead of this clock (it was set ahead once): reports start a new sequence under a new reporter id, so the aggregator hears this node again"
+                );
+            }
             let heartbeat = f
                 .config
                 .backend
                 .remote()
                 .map_or(statusrelay_core::config::DEFAULT_HEARTBEAT, |r| r.heartbeat);
             f.relay = Some(super::relay::RelayRun::new(
-                epoch,
+                start.epoch,
+                start.reporter,
                 heartbeat.as_millis() as i64,
                 f.spool.now(),
             ));

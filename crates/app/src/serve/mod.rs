@@ -36,13 +36,19 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
+use statusrelay_core::liveness::{Liveness, clamp_period};
 use statusrelay_core::mapping::{self, Mapped};
 use statusrelay_core::monit_status;
+use statusrelay_core::relay::MAX_AHEAD_MS;
 use statusrelay_core::relay::{RelayAck, RelayBatch};
 use statusrelay_core::source::{CollectorDocument, EventSource, MonitObservation, RelayedReport};
 use statusrelay_core::time::Clock;
 use statusrelay_core::{Config, Effect, State as ComponentState};
-use statusrelay_spool::{Apply, NewEvent, NodeReport, Reported, Snapshot, TestChange, Touch};
+use statusrelay_spool::{
+    Apply, Identity, NewEvent, NodeReport, Reported, Snapshot, TestChange, Touch,
+};
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
 
 use crate::spooling::open_spool;
 use crate::{credentials, error, warn};
@@ -53,13 +59,32 @@ pub struct Ingest {
     pub clock: Arc<dyn Clock>,
     pub limit: limit::RateLimit,
     shared: std::sync::Mutex<Shared>,
+    /// The monotonic origin silence is measured from (see `statusrelay_core::liveness`).
+    started: Instant,
 }
 
-/// The one connection, and what unchanged reports left to write (see `record_or_touch`).
+/// The one connection, and what the aggregator keeps in memory about its nodes.
 #[derive(Default)]
 struct Shared {
     spool: Option<statusrelay_spool::Spool>,
-    pending: std::collections::BTreeMap<String, Touch>,
+    memory: Memory,
+}
+
+/// What the aggregator keeps in memory about its nodes (one process writes the spool).
+#[derive(Default)]
+pub(crate) struct Memory {
+    /// What unchanged reports left to write (see `record_or_touch`).
+    pending: Pending,
+    /// The nodes' silence on the monotonic clock; loaded from the spool at the first open.
+    liveness: Option<Liveness>,
+    /// Outdated answers in a row, per node (a warning at the third).
+    outdated_runs: HashMap<String, u32>,
+    /// Nodes whose refusal (a conflict, a mark far ahead) was logged: once per episode.
+    refused_logged: HashSet<String>,
+    /// Nodes whose announced period was clamped (logged once).
+    period_warned: HashSet<String>,
+    /// Each node's failing services that no component takes, as last written.
+    unrouted: HashMap<String, Vec<(String, String)>>,
 }
 
 impl Ingest {
@@ -70,14 +95,24 @@ impl Ingest {
             config,
             clock,
             shared: std::sync::Mutex::new(Shared::default()),
+            started: Instant::now(),
         }
+    }
+
+    /// Milliseconds on the monotonic clock since this aggregator started.
+    fn mono_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn stale_after(&self) -> u32 {
+        self.config.serve.clone().unwrap_or_default().stale_after
     }
 
     /// Run `f` on the shared connection, (re)opened as needed; a 503 (the spool failed) drops
     /// it, so the next request opens it afresh.
     fn with_spool<T>(
         &self,
-        f: impl FnOnce(&mut statusrelay_spool::Spool, &mut Pending) -> Result<T, Refusal>,
+        f: impl FnOnce(&mut statusrelay_spool::Spool, &mut Memory) -> Result<T, Refusal>,
     ) -> Result<T, Refusal> {
         let mut guard = self.shared.lock().unwrap_or_else(|p| p.into_inner());
         let shared = &mut *guard;
@@ -96,7 +131,24 @@ impl Ingest {
             shared.spool = Some(spool);
         }
         let spool = shared.spool.as_mut().expect("opened above");
-        let r = f(spool, &mut shared.pending);
+        if shared.memory.liveness.is_none() {
+            // Every node the spool knows counts as heard now: silence while the aggregator
+            // itself was down is not the nodes'.
+            let nodes = spool.nodes().map_err(|e| {
+                error!("cannot read the nodes: {e}");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the aggregator's spool is unavailable; try again".to_string(),
+                )
+            })?;
+            let mut l = Liveness::new(self.stale_after());
+            let now = self.mono_ms();
+            for n in nodes.iter().filter(|n| n.last_seen_at.is_some()) {
+                l.known(&n.name, n.period_ms, n.stale_since.is_some(), now);
+            }
+            shared.memory.liveness = Some(l);
+        }
+        let r = f(spool, &mut shared.memory);
         if matches!(&r, Err((StatusCode::SERVICE_UNAVAILABLE, _))) {
             shared.spool = None;
         }
@@ -112,10 +164,8 @@ impl Ingest {
 
 type Pending = std::collections::BTreeMap<String, Touch>;
 
-fn write_touches(
-    spool: &mut statusrelay_spool::Spool,
-    pending: &mut Pending,
-) -> Result<(), Refusal> {
+fn write_touches(spool: &mut statusrelay_spool::Spool, memory: &mut Memory) -> Result<(), Refusal> {
+    let pending = &mut memory.pending;
     let touches: Vec<Touch> = pending.values().cloned().collect();
     spool.touch_nodes(&touches).map_err(|e| {
         error!("could not write when nodes were last seen: {e}");
@@ -133,13 +183,14 @@ fn write_touches(
 /// found outdated there).
 fn record_or_touch(
     spool: &mut statusrelay_spool::Spool,
-    pending: &mut Pending,
+    memory: &mut Memory,
     now: i64,
     reports: &[(&NodeReport<'_>, &NewEvent, &[Apply])],
 ) -> Result<Vec<Reported>, statusrelay_spool::SpoolError> {
     let Some(node) = reports.first().map(|r| r.0.node) else {
         return Ok(Vec::new());
     };
+    let pending = &mut memory.pending;
     let covered = |r: &NodeReport<'_>| {
         pending.get(node).is_some_and(|t| match r.snapshot {
             Snapshot::Node(_) => t.whole.is_some_and(|m| m >= r.order),
@@ -248,7 +299,7 @@ async fn reports(
 ) -> Response {
     let auth = basic_auth(&headers);
     blocking(
-        || st.with_spool(|spool, pending| st.ingest(spool, pending, auth, &body, peer)),
+        || st.with_spool(|spool, memory| st.ingest(spool, memory, auth, &body, peer)),
         |ack| {
             (
                 StatusCode::OK,
@@ -269,7 +320,7 @@ async fn collector(
     let auth = basic_auth(&headers);
     // Monit wants a 2xx and nothing else.
     blocking(
-        || st.with_spool(|spool, pending| st.collect(spool, pending, auth, &body, peer)),
+        || st.with_spool(|spool, memory| st.collect(spool, memory, auth, &body, peer)),
         |()| StatusCode::OK.into_response(),
     )
 }
@@ -308,21 +359,33 @@ fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
 type Refusal = (StatusCode, String);
 
 impl Ingest {
-    /// Find the nodes that went silent past `[serve] stale_after` periods; each is logged once
-    /// and recomputes the components it feeds (see `Spool::sweep_stale`).
+    /// Find the nodes that went silent past `[serve] stale_after` periods, on the monotonic
+    /// clock and never before that many periods since the aggregator started; each is logged
+    /// once and recomputes the components it feeds (see `Spool::apply_silence`).
     pub fn sweep(&self) -> Result<(), crate::AppError> {
-        let stale_after = self.config.serve.clone().unwrap_or_default().stale_after;
+        let stale_after = self.stale_after();
         let rule_of = |c: &str| self.config.node_rule(c);
+        let now = self.mono_ms();
         let swept = self
-            .with_spool(|spool, pending| {
-                // The nodes' last-seen times first: staleness is judged on them.
-                write_touches(spool, pending)?;
-                spool
-                    .sweep_stale(stale_after, &rule_of)
-                    .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
+            .with_spool(|spool, memory| {
+                // The nodes' last-seen times first, as `nodes` shows them.
+                write_touches(spool, memory)?;
+                let Some(live) = memory.liveness.as_mut() else {
+                    return Ok(Vec::new());
+                };
+                let due = live.due(now);
+                let swept = spool
+                    .apply_silence(&due, &rule_of)
+                    .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+                // Settled whether or not the spool had the node (one forgotten meanwhile is
+                // passed over there), so a verdict is never made twice.
+                for d in &due {
+                    live.settle(&d.node, d.stale);
+                }
+                Ok(swept)
             })
             .map_err(|(_, e)| crate::AppError::Usage(e))?;
-        for c in swept {
+        for c in swept.iter().filter(|c| c.stale) {
             let changed: Vec<String> = c
                 .recorded
                 .changes
@@ -339,6 +402,114 @@ impl Ingest {
             );
         }
         Ok(())
+    }
+
+    /// What became of an authenticated node's report(s): the node is alive when its report was
+    /// taken (applied or outdated), a run of outdated answers is a warning, a conflict is
+    /// refused (409) and logged once with both peers.
+    fn settle(
+        &self,
+        spool: &mut statusrelay_spool::Spool,
+        memory: &mut Memory,
+        node: &str,
+        period_ms: Option<i64>,
+        done: &[Reported],
+    ) -> Result<Option<String>, Refusal> {
+        let mut outdated_why = None;
+        for d in done {
+            match d {
+                Reported::Conflict(c) => {
+                    let told = format!(
+                        "two reporters use node {node}'s credential: {} from {} and {} from {} (since {}); neither is taken until one of them stops. Find the second machine (a copied config, an old VM still running) and stop it, or give it a node of its own (`statusrelay nodes add`)",
+                        c.reporter,
+                        c.peer,
+                        c.rival,
+                        c.rival_peer,
+                        statusrelay_core::time::rfc3339(c.since)
+                    );
+                    if memory.refused_logged.insert(node.to_string()) {
+                        warn!("{told} (409)");
+                    }
+                    let _ = spool.note_refusal(node, &told);
+                    return Err((StatusCode::CONFLICT, told));
+                }
+                Reported::UnknownNode => {
+                    return Err((StatusCode::UNAUTHORIZED, "unknown node".into()));
+                }
+                Reported::Applied(_) => {
+                    memory.outdated_runs.remove(node);
+                }
+                Reported::Outdated { mark } => {
+                    let run = memory.outdated_runs.entry(node.to_string()).or_default();
+                    *run += 1;
+                    let why = format!(
+                        "not newer than the report already applied (epoch {}, seq {}); a retried or delayed report changes nothing",
+                        mark.0, mark.1
+                    );
+                    if *run == crate::flusher::OUTDATED_WARN_AFTER {
+                        warn!(
+                            "node {node}: {run} reports in a row were outdated: {why}. If its reports keep being outdated, its marks are not moving: see `statusrelay nodes`"
+                        );
+                    }
+                    outdated_why = Some(why);
+                }
+            }
+        }
+        if memory.refused_logged.remove(node) {
+            crate::info!("node {node}: its reports are taken again");
+        }
+        if let Some(live) = memory.liveness.as_mut() {
+            live.heard(node, period_ms, self.mono_ms());
+        }
+        Ok(outdated_why)
+    }
+
+    /// Refuse a report whose mark is far ahead of the aggregator's clock (422): taken, it would
+    /// make every later report of the node look outdated. Logged once, counted for `nodes`.
+    fn refuse_ahead(
+        &self,
+        spool: &mut statusrelay_spool::Spool,
+        memory: &mut Memory,
+        node: &str,
+        mark_ms: i64,
+        what: &str,
+        fix: &str,
+    ) -> Result<(), Refusal> {
+        let now = self.clock.now_ms();
+        if mark_ms <= now.saturating_add(MAX_AHEAD_MS) {
+            return Ok(());
+        }
+        let told = format!(
+            "node {node}'s {what} is {} s ahead of the aggregator's clock ({}, the aggregator has {}); more than {} s ahead is refused, since it would make every later report look outdated: {fix}",
+            mark_ms.saturating_sub(now) / 1000,
+            statusrelay_core::time::rfc3339(mark_ms),
+            statusrelay_core::time::rfc3339(now),
+            MAX_AHEAD_MS / 1000
+        );
+        if memory.refused_logged.insert(node.to_string()) {
+            warn!("{told} (422)");
+        }
+        let _ = spool.note_refusal(node, &told);
+        Err((StatusCode::UNPROCESSABLE_ENTITY, told))
+    }
+
+    /// The node's announced period, clamped to a second .. an hour (warned once per node).
+    fn period(&self, memory: &mut Memory, node: &str, announced: Option<i64>) -> Option<i64> {
+        let (p, clamped) = clamp_period(announced?);
+        if clamped && memory.period_warned.insert(node.to_string()) {
+            warn!(
+                "node {node} announces a period of {} ms; taken as {p} ms (periods are 1 s to 1 h)",
+                announced.unwrap_or_default()
+            );
+        }
+        Some(p)
+    }
+
+    /// How long a reporter of the node counts as live after it was last heard.
+    fn window_ms(&self, period_ms: Option<i64>) -> i64 {
+        period_ms
+            .unwrap_or(statusrelay_core::config::DEFAULT_HEARTBEAT.as_millis() as i64)
+            .saturating_mul(i64::from(self.stale_after()))
     }
 
     /// Find the node the credential names; 401 for anything else, logged with the peer's
@@ -396,13 +567,16 @@ impl Ingest {
     }
 
     /// A status document a node's Monit pushed: the node's whole truth at the time Monit
-    /// collected it. Documents are ordered by that time, never by arrival, so a queued older
-    /// one re-sent after an outage changes nothing. The document's Monit credentials are never
-    /// stored, logged or echoed: only what it says of each service is kept.
+    /// collected it, where Monit has a word (`ServiceStatus::speaks`: a service initialising
+    /// or not monitored keeps its rows). Documents are ordered by that time within one Monit
+    /// incarnation, never by arrival, so a queued older one re-sent after an outage changes
+    /// nothing; a new incarnation (Monit restarted, its clock maybe set back) starts anew. The
+    /// document's Monit credentials are never stored, logged or echoed: only what it says of
+    /// each service is kept.
     fn collect(
         &self,
         spool: &mut statusrelay_spool::Spool,
-        pending: &mut Pending,
+        memory: &mut Memory,
         auth: Option<(String, String)>,
         body: &[u8],
         peer: SocketAddr,
@@ -421,28 +595,53 @@ impl Ingest {
                 "no <collected_sec> in the document: it cannot be ordered".into(),
             ));
         };
+        self.refuse_ahead(
+            spool,
+            memory,
+            &node.name,
+            seq / 1000,
+            "Monit clock (the document's collected time)",
+            "set the node's clock right (NTP); its documents are taken again from the next one collected in time",
+        )?;
         let mut applies = Vec::new();
         let mut seen = Vec::new();
         let mut feeds: Vec<String> = Vec::new();
-        for svc in status.services.iter().filter(|s| s.monitored) {
+        let mut keep: Vec<String> = Vec::new();
+        let mut unrouted: Vec<(String, String)> = Vec::new();
+        for svc in &status.services {
+            let routes: Vec<_> = self
+                .config
+                .route(&svc.name)
+                .into_iter()
+                .filter(|comp| {
+                    node.components
+                        .as_ref()
+                        .is_none_or(|only| only.contains(&comp.name))
+                })
+                .collect();
+            // What the node feeds does not depend on Monit's word now: a service initialising
+            // still feeds its components, so they are not dropped from the node.
+            for comp in &routes {
+                if !feeds.contains(&comp.name) {
+                    feeds.push(comp.name.clone());
+                }
+            }
+            if !svc.speaks() {
+                keep.push(svc.name.clone());
+                continue;
+            }
             seen.push(MonitObservation {
                 service: svc.name.clone(),
                 kind: svc.kind,
                 status: svc.status,
                 host: node.name.clone(),
             });
-            for comp in self.config.route(&svc.name) {
-                let allowed = node
-                    .components
-                    .as_ref()
-                    .is_none_or(|only| only.contains(&comp.name));
-                if !allowed {
-                    continue;
-                }
-                if !feeds.contains(&comp.name) {
-                    feeds.push(comp.name.clone());
-                }
-                for fam in svc.failing() {
+            let failing = svc.failing();
+            if routes.is_empty() && !failing.is_empty() {
+                unrouted.push((svc.name.clone(), failing.join(",")));
+            }
+            for comp in routes {
+                for fam in &failing {
                     let Mapped::State(state) =
                         mapping::state_for(fam, &comp.mapping.0, &self.config.mapping.0)
                     else {
@@ -459,6 +658,7 @@ impl Ingest {
                 }
             }
         }
+        self.note_unrouted(spool, memory, &node.name, unrouted);
         let ev = NewEvent {
             host: Some(node.name.clone()),
             description: Some(format!(
@@ -478,44 +678,90 @@ impl Ingest {
             )
         };
         let rule_of = |c: &str| self.config.node_rule(c);
+        let period_ms = self.period(
+            memory,
+            &node.name,
+            status.poll_secs.map(|p| i64::from(p) * 1000),
+        );
+        let reporter = format!(
+            "monit:{}:{}",
+            status.id.as_deref().unwrap_or("-"),
+            status.incarnation.as_deref().unwrap_or("-")
+        );
+        let peer_ip = peer.ip().to_string();
         let report = NodeReport {
             node: &node.name,
-            // Monit's collected time orders documents; no epoch: it is the wall clock's.
+            // Monit's collected time orders documents; no epoch: the reporter (Monit's id and
+            // incarnation) is the sequence.
             order: (0, seq),
             snapshot: Snapshot::Node(&feeds),
             via: "collector",
-            period_ms: status.poll_secs.map(|p| i64::from(p) * 1000),
+            period_ms,
             rule_of: &rule_of,
+            keep: &keep,
+            identity: Some(Identity {
+                reporter: &reporter,
+                peer: &peer_ip,
+                window_ms: self.window_ms(period_ms),
+            }),
         };
         let now = self.clock.now_ms();
-        match record_or_touch(spool, pending, now, &[(&report, &ev, &applies)])
-            .map(|mut v| v.pop().unwrap_or(Reported::UnknownNode))
-        {
-            Ok(Reported::UnknownNode) => Err((StatusCode::UNAUTHORIZED, "unknown node".into())),
-            Ok(r) => {
-                crate::debug!(
-                    "{peer}: node {}: status document of {} µs, {} failing test(s): {}",
-                    node.name,
-                    seq,
-                    applies.len(),
-                    if matches!(r, Reported::Outdated) {
-                        "outdated"
-                    } else {
-                        "applied"
-                    }
-                );
-                Ok(())
-            }
-            Err(e) => {
+        let done =
+            record_or_touch(spool, memory, now, &[(&report, &ev, &applies)]).map_err(|e| {
                 error!(
                     "a document from node {} ({peer}) was not recorded: {e}",
                     node.name
                 );
-                Err((
+                (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "not recorded; Monit sends its status again next cycle".into(),
-                ))
+                )
+            })?;
+        self.settle(spool, memory, &node.name, period_ms, &done)?;
+        crate::debug!(
+            "{peer}: node {}: status document of {} µs, {} failing test(s){}: {}",
+            node.name,
+            seq,
+            applies.len(),
+            if keep.is_empty() {
+                String::new()
+            } else {
+                format!(", no word on {} (kept)", keep.join(", "))
+            },
+            if matches!(done.first(), Some(Reported::Outdated { .. })) {
+                "outdated"
+            } else {
+                "applied"
             }
+        );
+        Ok(())
+    }
+
+    /// A node's failing services that no component takes: written when they change, each
+    /// logged once, and shown by `nodes` ("no component takes it"); never dropped unsaid.
+    fn note_unrouted(
+        &self,
+        spool: &mut statusrelay_spool::Spool,
+        memory: &mut Memory,
+        node: &str,
+        now: Vec<(String, String)>,
+    ) {
+        let before = memory.unrouted.get(node);
+        if before.is_some_and(|b| *b == now) || (before.is_none() && now.is_empty()) {
+            return;
+        }
+        for (service, tests) in &now {
+            if !before.is_some_and(|b| b.iter().any(|x| &x.0 == service)) {
+                warn!(
+                    "node {node} reports {service:?} failing ({tests}), and no component on this aggregator takes it: add it to a component's `services` (or a pattern) in the aggregator's config, or leave it off the page on purpose; `statusrelay nodes` lists it meanwhile"
+                );
+            }
+        }
+        match spool.set_unrouted(node, &now) {
+            Ok(()) => {
+                memory.unrouted.insert(node.to_string(), now);
+            }
+            Err(e) => warn!("could not note node {node}'s unrouted services: {e}"),
         }
     }
 
@@ -523,7 +769,7 @@ impl Ingest {
     fn ingest(
         &self,
         spool: &mut statusrelay_spool::Spool,
-        pending: &mut Pending,
+        memory: &mut Memory,
         auth: Option<(String, String)>,
         body: &[u8],
         peer: SocketAddr,
@@ -615,14 +861,32 @@ impl Ingest {
                 )
             }
         };
+        self.refuse_ahead(
+            spool,
+            memory,
+            &name,
+            batch.epoch,
+            "relay epoch (its flusher's start time)",
+            "set the node's clock right (NTP); its flusher then starts a new sequence by itself",
+        )?;
         let rule_of = |c: &str| self.config.node_rule(c);
+        let period_ms = self.period(memory, &name, batch.period_ms);
+        let reporter = batch.reporter.as_ref().map(|r| format!("relay:{r}"));
+        let peer_ip = peer.ip().to_string();
+        let identity = reporter.as_deref().map(|reporter| Identity {
+            reporter,
+            peer: &peer_ip,
+            window_ms: self.window_ms(period_ms),
+        });
         let report = |seq: i64, snapshot| NodeReport {
             node: &name,
             order: (batch.epoch, seq),
             snapshot,
             via: "relay",
-            period_ms: batch.period_ms,
+            period_ms,
             rule_of: &rule_of,
+            keep: &[],
+            identity,
         };
         let now = self.clock.now_ms();
         let done = if batch.snapshot {
@@ -632,7 +896,7 @@ impl Ingest {
             let seq = batch.reports.first().map_or(0, |r| r.seq);
             let ev = event(batch.reports.clone(), applies.len());
             let r = report(seq, Snapshot::Node(&feeds));
-            record_or_touch(spool, pending, now, &[(&r, &ev, &applies)])
+            record_or_touch(spool, memory, now, &[(&r, &ev, &applies)])
         } else {
             let scopes: Vec<Vec<String>> = items.iter().map(|i| vec![i.0.clone()]).collect();
             let evs: Vec<NewEvent> = items
@@ -650,7 +914,7 @@ impl Ingest {
                 .zip(&items)
                 .map(|((r, ev), i)| (r, ev, i.2.as_slice()))
                 .collect();
-            record_or_touch(spool, pending, now, &refs)
+            record_or_touch(spool, memory, now, &refs)
         }
         .map_err(|e| {
             error!("a report from node {name} ({peer}) was not recorded: {e}");
@@ -659,9 +923,11 @@ impl Ingest {
                 "not recorded; send it again".to_string(),
             )
         })?;
+        let outdated_why = self.settle(spool, memory, &name, period_ms, &done)?;
         let mut ack = RelayAck {
             applied: 0,
             outdated: 0,
+            outdated_why,
         };
         // A snapshot is acknowledged report by report, as the node counts them.
         let each = if batch.snapshot {
@@ -672,10 +938,7 @@ impl Ingest {
         for d in done {
             match d {
                 Reported::Applied(_) => ack.applied += each,
-                Reported::Outdated => ack.outdated += each,
-                Reported::UnknownNode => {
-                    return Err((StatusCode::UNAUTHORIZED, "unknown node".into()));
-                }
+                _ => ack.outdated += each,
             }
         }
         crate::debug!(
