@@ -7,6 +7,7 @@ mod faults;
 mod fleet;
 mod fleet_faults;
 mod fleet_hosts;
+mod fleet_truth;
 mod handler;
 mod hardening;
 mod incidents;

@@ -390,6 +390,30 @@ mod tests {
     use super::*;
     use statusrelay_core::time::SystemClock;
 
+    /// Issue 20: the page's identity (what `status` checks confirmations against) is the same
+    /// however its directory was spelled, relative or absolute.
+    #[test]
+    fn the_identity_is_the_canonical_directory() {
+        let base = std::env::temp_dir().join(format!("sr-html-id-{}", std::process::id()));
+        fs::create_dir_all(base.join("www")).unwrap();
+        fs::create_dir_all(base.join("x")).unwrap();
+        let _ = std::os::unix::fs::symlink(base.join("www"), base.join("link"));
+        let clock = Arc::new(SystemClock);
+        let abs = Html::new(&base.join("www"), "t", vec![], clock.clone());
+        let dotted = Html::new(&base.join("./x/../www"), "t", vec![], clock.clone());
+        let linked = Html::new(&base.join("link"), "t", vec![], clock.clone());
+        // Relative to the working directory, as `--config conf/config.toml` resolves it.
+        let cwd = std::env::current_dir().unwrap();
+        let up = cwd.components().count() - 1;
+        let rel = std::path::PathBuf::from("../".repeat(up))
+            .join(base.strip_prefix("/").unwrap().join("www"));
+        let relative = Html::new(&rel, "t", vec![], clock);
+        assert_eq!(abs.identity(), dotted.identity());
+        assert_eq!(abs.identity(), linked.identity());
+        assert_eq!(abs.identity(), relative.identity());
+        fs::remove_dir_all(&base).unwrap();
+    }
+
     #[test]
     fn writes_both_files_escaped_and_confirms_from_disk() {
         let dir = std::env::temp_dir().join(format!("sr-html-{}", std::process::id()));

@@ -176,15 +176,20 @@ impl MonitLab {
 
     /// `monit reload`: Monit forgets its state and re-fires failures that still hold.
     pub fn reload(&self) {
+        self.command(&["reload"]);
+    }
+
+    /// Any `monit` action on this lab (`unmonitor NAME`, `monitor NAME`, `reload`).
+    pub fn command(&self, args: &[&str]) {
         let out = Command::new("monit")
             .arg("-c")
             .arg(&self.rc)
-            .arg("reload")
+            .args(args)
             .output()
             .unwrap();
         assert!(
             out.status.success(),
-            "monit reload: {}",
+            "monit {args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
