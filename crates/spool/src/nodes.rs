@@ -202,18 +202,7 @@ impl Spool {
             if n == 0 {
                 return Ok(None);
             }
-            let comps = {
-                let mut st = tx
-                    .prepare(
-                        "SELECT component FROM feeds WHERE node = ?1
-                         UNION SELECT component FROM tests WHERE host = ?1",
-                    )
-                    .map_err(e)?;
-                st.query_map([name], |r| r.get::<_, String>(0))
-                    .map_err(e)?
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(e)?
-            };
+            let comps = node_components(tx, name).map_err(e)?;
             let cleared = tx
                 .execute(
                     "DELETE FROM tests WHERE host = ?1 AND state IS NOT NULL",
@@ -234,21 +223,14 @@ impl Spool {
                 aggregator: true,
             };
             let mut recorded = crate::record::record_tx(tx, e, &at, ev, &[], None, None)?;
-            for c in comps {
-                if let Some(change) = crate::record::refresh_desired(
-                    tx,
-                    &path,
-                    file,
-                    &c,
-                    rule_of(&c),
-                    recorded.event_id,
-                    ev.description.as_deref(),
-                    now,
-                    true,
-                )? {
-                    recorded.changes.push(change);
-                }
-            }
+            recompute(
+                tx,
+                &at,
+                &comps,
+                rule_of,
+                &mut recorded,
+                ev.description.as_deref(),
+            )?;
             Ok(Some(Forgotten { cleared, recorded }))
         })
     }
@@ -412,32 +394,8 @@ impl Spool {
                     )
                 };
                 let mut recorded = crate::record::record_tx(tx, e, &at, &ev, &[], None, None)?;
-                let mut comps = tx
-                    .prepare(
-                        "SELECT component FROM feeds WHERE node = ?1
-                         UNION SELECT component FROM tests WHERE host = ?1",
-                    )
-                    .map_err(e)?;
-                let comps = comps
-                    .query_map([&node], |r| r.get::<_, String>(0))
-                    .map_err(e)?
-                    .collect::<std::result::Result<Vec<_>, _>>()
-                    .map_err(e)?;
-                for c in comps {
-                    if let Some(change) = crate::record::refresh_desired(
-                        tx,
-                        &path,
-                        file,
-                        &c,
-                        rule_of(&c),
-                        recorded.event_id,
-                        Some(&description),
-                        now,
-                        true,
-                    )? {
-                        recorded.changes.push(change);
-                    }
-                }
+                let comps = node_components(tx, &node).map_err(e)?;
+                recompute(tx, &at, &comps, rule_of, &mut recorded, Some(&description))?;
                 out.push(StaleChange {
                     node,
                     stale,
@@ -449,4 +407,40 @@ impl Spool {
             Ok(out)
         })
     }
+}
+
+/// The components a node touches: those it feeds and those it has test rows in.
+fn node_components(tx: &rusqlite::Transaction<'_>, node: &str) -> rusqlite::Result<Vec<String>> {
+    let mut st = tx.prepare_cached(
+        "SELECT component FROM feeds WHERE node = ?1
+         UNION SELECT component FROM tests WHERE host = ?1",
+    )?;
+    st.query_map([node], |r| r.get::<_, String>(0))?.collect()
+}
+
+/// Recompute each of `comps` by its rule under `recorded`'s event, adding what changed.
+fn recompute(
+    tx: &rusqlite::Transaction<'_>,
+    at: &crate::record::At<'_>,
+    comps: &[String],
+    rule_of: &dyn Fn(&str) -> statusrelay_core::nodes::NodeRule,
+    recorded: &mut Recorded,
+    message: Option<&str>,
+) -> Result<()> {
+    for c in comps {
+        if let Some(change) = crate::record::refresh_desired(
+            tx,
+            at.path,
+            at.file,
+            c,
+            rule_of(c),
+            recorded.event_id,
+            message,
+            at.now,
+            true,
+        )? {
+            recorded.changes.push(change);
+        }
+    }
+    Ok(())
 }
