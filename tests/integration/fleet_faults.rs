@@ -87,7 +87,7 @@ fn the_aggregator_down_loses_nothing_and_the_page_converges_with_one_incident() 
 }
 
 /// A report sent as node `user`; its acknowledgement's status (0: no answer).
-fn post(port: u16, user: &str, secret: &str, body: &str) -> u16 {
+pub fn post(port: u16, user: &str, secret: &str, body: &str) -> u16 {
     let auth = statusrelay_backend::http::base64(format!("{user}:{secret}").as_bytes());
     let req = format!(
         "POST /v1/reports HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

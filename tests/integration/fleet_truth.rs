@@ -222,3 +222,58 @@ fn an_aggregator_restarted_after_a_long_stop_flashes_nothing() {
     let (code, _, log) = serve.stop();
     assert_eq!(code, 0, "{log}");
 }
+
+/// Situations 9 and 10: a node named `manual` reporting "all clear" leaves the operator's
+/// manual outage (`statusrelay event`) on the page; its announced period of 1 ms is taken as
+/// a second, said once.
+#[test]
+fn a_node_named_like_a_local_source_clears_nothing_and_its_period_is_clamped() {
+    let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
+    let agg = Aggregator::new("truth-names", &fake);
+    let secret = agg.add_node("manual");
+    let serve = agg.start();
+    let r = agg.sb.run(&[
+        "event",
+        "--component",
+        "db cluster",
+        "--status",
+        "major_outage",
+        "--message",
+        "fibre cut",
+    ]);
+    assert_code(&r, 0);
+    wait_puts(&fake, &serve, &[(2, 4)]);
+    let all_clear = |seq: i64| {
+        format!(
+            r#"{{"epoch":1,"period_ms":1,"snapshot":true,"reporter":"r1","reports":[{{"seq":{seq},"component":"db cluster","failing":[]}}]}}"#
+        )
+    };
+    for seq in 1..=3 {
+        assert_eq!(
+            crate::fleet_faults::post(agg.port, "manual", &secret, &all_clear(seq)),
+            200
+        );
+    }
+    serve.wait_log(
+        "node manual announces a period of 1 ms; taken as 1000 ms",
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        serve.log().matches("announces a period").count(),
+        1,
+        "said once"
+    );
+    // The node's word is in (it feeds the component) and the operator's outage stands.
+    assert_eq!(
+        count(
+            &agg.sb,
+            "SELECT count(*) FROM feeds WHERE node = 'manual' AND component = 'db cluster'"
+        ),
+        1
+    );
+    assert_eq!(desired_state(&agg.sb, "db cluster"), "major_outage");
+    assert_contains(&agg.sb.run(&["status"]).stdout, "@manual");
+    assert_eq!(fake.puts(), [(2, 4)]);
+    let (code, _, log) = serve.stop();
+    assert_eq!(code, 0, "{log}");
+}
