@@ -12,6 +12,8 @@
 //!   truth). The aggregator keeps the newest `(epoch, seq)` per node and component and applies a
 //!   report only if it is newer, so a retried or delayed older report never overrides a newer
 //!   one, whatever component it is about.
+//! - A batch names its `reporter` (the node's spool id): order holds within one reporter, and
+//!   a new one (a reinstalled node) starts a new sequence on the aggregator.
 //! - Strict: unknown fields and unknown states are refused (HTTP 400, naming them).
 
 use serde::{Deserialize, Serialize};

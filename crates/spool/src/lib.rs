@@ -289,8 +289,10 @@ pub enum Reported {
     /// Recorded, with what changed.
     Applied(Recorded),
     /// Not newer than the last report applied from the node to any component it speaks
-    /// for: nothing changed. The mark it was not newer than.
-    Outdated { mark: (i64, i64) },
+    /// for: nothing changed. The mark it was not newer than; `repeat`: the mark is the
+    /// report's own (the same truth sent again, as an idle node's heartbeat is), not a sign
+    /// that anything is wrong.
+    Outdated { mark: (i64, i64), repeat: bool },
     /// No such node (forgotten meanwhile): nothing changed.
     UnknownNode,
     /// Two live reporters alternate on the node's credential: refused, nothing changed.

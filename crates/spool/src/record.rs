@@ -562,8 +562,10 @@ fn report_tx(
     let too_old = whole_mark.is_some_and(|m| m >= report.order);
     if too_old && stale_since.is_none() {
         alive(tx).map_err(e)?;
+        let mark = whole_mark.unwrap_or_default();
         return Ok(Reported::Outdated {
-            mark: whole_mark.unwrap_or_default(),
+            mark,
+            repeat: mark == report.order,
         });
     }
     let mut feeds: BTreeMap<String, (i64, i64)> = BTreeMap::new();
@@ -609,7 +611,10 @@ fn report_tx(
         .unwrap_or_default();
     if outdated && stale_since.is_none() {
         alive(tx).map_err(e)?;
-        return Ok(Reported::Outdated { mark });
+        return Ok(Reported::Outdated {
+            mark,
+            repeat: mark == report.order,
+        });
     }
     let mut all: Vec<Apply> = applies
         .iter()
@@ -740,7 +745,10 @@ fn report_tx(
         }
     }
     Ok(if outdated {
-        Reported::Outdated { mark }
+        Reported::Outdated {
+            mark,
+            repeat: mark == report.order,
+        }
     } else {
         Reported::Applied(recorded)
     })

@@ -812,7 +812,10 @@ fn node_reports_are_ordered_per_node_and_a_snapshot_replaces_the_nodes_state() {
     assert_eq!(
         s.record_report(&report("db1", 1, false), &ev("mysql"), &[down("db1")])
             .unwrap(),
-        Reported::Outdated { mark: (1, 1) }
+        Reported::Outdated {
+            mark: (1, 1),
+            repeat: true
+        }
     );
     s.record_report(&report("db2", 7, false), &ev("mysql"), &[down("db2")])
         .unwrap();
@@ -829,7 +832,10 @@ fn node_reports_are_ordered_per_node_and_a_snapshot_replaces_the_nodes_state() {
     assert_eq!(
         s.record_report(&report("db1", 2, false), &ev("mysql"), &[down("db1")])
             .unwrap(),
-        Reported::Outdated { mark: (1, 3) }
+        Reported::Outdated {
+            mark: (1, 3),
+            repeat: false
+        }
     );
     assert!(s.node_failing("db1").unwrap().is_empty());
     s.record_report(&report("db2", 8, true), &ev("mysql"), &[])
@@ -909,7 +915,10 @@ fn node_reports_are_ordered_per_component_and_a_new_epoch_starts_over() {
     assert_eq!(
         s.record_report(&rep(db, (1, 9)), &ev("mysql"), &[dbdown])
             .unwrap(),
-        Reported::Outdated { mark: (2, 1) }
+        Reported::Outdated {
+            mark: (2, 1),
+            repeat: false
+        }
     );
 }
 
@@ -1004,7 +1013,10 @@ fn a_silent_node_goes_stale_and_comes_back() {
     // nothing of it applies, but the node is alive, so it resumes with its last word.
     assert_eq!(
         s.record_report(&doc("db1", 1), &ev("mysql"), &[]).unwrap(),
-        Reported::Outdated { mark: (0, 1) }
+        Reported::Outdated {
+            mark: (0, 1),
+            repeat: true
+        }
     );
     assert!(s.node("db1").unwrap().unwrap().stale_since.is_none());
     assert_eq!(state(&s, "db"), Some(State::MajorOutage));

@@ -45,7 +45,8 @@ impl RelayRun {
     /// Note an acknowledgement: a run of outdated answers is a warning, once, with the
     /// aggregator's reason; the first applied report after it says so.
     fn acknowledged(&mut self, ack: &RelayAck) {
-        if ack.outdated > 0 && ack.applied == 0 {
+        // An outdated answer with no reason is the same truth sent again (an idle heartbeat).
+        if ack.outdated > 0 && ack.applied == 0 && ack.outdated_why.is_some() {
             self.outdated_run += 1;
             if self.outdated_run == OUTDATED_WARN_AFTER {
                 warn!(

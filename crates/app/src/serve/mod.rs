@@ -12,6 +12,12 @@
 //!   aggregator and allowed to the node, every state a failure), then applied in one
 //!   transaction; the answer (200) is sent only after that commit. A report older than the
 //!   node's last applied one is acknowledged and changes nothing.
+//! - Order within one reporter (a relaying spool's id, a Monit's id and incarnation): a new
+//!   reporter starts a new sequence; two live ones alternating on one credential are refused
+//!   (409) and logged once with both peers; a mark more than `MAX_AHEAD_MS` ahead of the
+//!   aggregator's clock is refused (422). Every refusal is counted for `nodes` and `status`.
+//! - Silence is judged in memory on the monotonic clock (`statusrelay_core::liveness`), from
+//!   this process's start at the earliest; announced periods are clamped, warned once.
 //! - Bounded: bodies over `[serve] max_body` are 413, a request (headers and body) taking longer
 //!   than `request_timeout` is cut off with 408 (headers alone: the connection is closed, see
 //!   `listen`), a node over its rate is 429 with `Retry-After` (see `limit`).
@@ -439,7 +445,9 @@ impl Ingest {
                 Reported::Applied(_) => {
                     memory.outdated_runs.remove(node);
                 }
-                Reported::Outdated { mark } => {
+                // The same truth again (an idle node's heartbeat): nothing to say.
+                Reported::Outdated { repeat: true, .. } => {}
+                Reported::Outdated { mark, .. } => {
                     let run = memory.outdated_runs.entry(node.to_string()).or_default();
                     *run += 1;
                     let why = format!(
