@@ -11,6 +11,10 @@
 //! - A node with no known period is never stale; a period is clamped to
 //!   [`MIN_PERIOD_MS`]..=[`MAX_PERIOD_MS`] (see [`clamp_period`]), so no announced period makes
 //!   a node flap or never go stale.
+//! - Only going silent is judged here. A node comes back by its own report alone (which
+//!   clears its staleness in the spool and here, [`Liveness::heard`]): a node already stale
+//!   when the aggregator starts stays stale until it reports, so its last word is never shown
+//!   again by the start itself.
 //! - Pure: no I/O. The spool records what [`Liveness::due`] finds (`Spool::apply_silence`),
 //!   then the caller [`Liveness::settle`]s it.
 
@@ -28,12 +32,10 @@ pub fn clamp_period(ms: i64) -> (i64, bool) {
     (c, c != ms)
 }
 
-/// A node whose staleness changes now.
+/// A node that goes stale now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Silence {
     pub node: String,
-    /// True: it is stale now; false: it reports again.
-    pub stale: bool,
     pub silent_ms: i64,
     pub period_ms: i64,
 }
@@ -93,18 +95,16 @@ impl Liveness {
         self.nodes.remove(node);
     }
 
-    /// The nodes whose staleness is not what it was: silent past `stale_after` periods, or
-    /// marked stale and heard since.
+    /// The nodes that go stale now: not stale yet, and silent past `stale_after` periods.
     pub fn due(&self, now_ms: u64) -> Vec<Silence> {
         self.nodes
             .iter()
+            .filter(|(_, h)| !h.stale)
             .filter_map(|(node, h)| {
                 let period = h.period_ms?;
                 let silent = now_ms.saturating_sub(h.at_ms) as i64;
-                let stale = silent > period.saturating_mul(i64::from(self.stale_after));
-                (stale != h.stale).then(|| Silence {
+                (silent > period.saturating_mul(i64::from(self.stale_after))).then(|| Silence {
                     node: node.clone(),
-                    stale,
                     silent_ms: silent,
                     period_ms: period,
                 })
@@ -112,10 +112,10 @@ impl Liveness {
             .collect()
     }
 
-    /// What was recorded: the node is (or is no longer) stale.
-    pub fn settle(&mut self, node: &str, stale: bool) {
+    /// What was recorded: the node is stale (until it is [`Liveness::heard`] again).
+    pub fn settle(&mut self, node: &str) {
         if let Some(h) = self.nodes.get_mut(node) {
-            h.stale = stale;
+            h.stale = true;
         }
     }
 
@@ -129,8 +129,8 @@ impl Liveness {
 mod tests {
     use super::*;
 
-    fn names(v: &[Silence]) -> Vec<(&str, bool)> {
-        v.iter().map(|s| (s.node.as_str(), s.stale)).collect()
+    fn names(v: &[Silence]) -> Vec<&str> {
+        v.iter().map(|s| s.node.as_str()).collect()
     }
 
     /// Issue 20, situation 5: the aggregator was down longer than the stale window; nodes it
@@ -147,12 +147,26 @@ mod tests {
             "exactly 3 periods: not yet"
         );
         l.heard("a", Some(30_000), start + 10_000);
-        assert_eq!(names(&l.due(start + 90_001)), [("b", true)]);
-        l.settle("b", true);
+        assert_eq!(names(&l.due(start + 90_001)), ["b"]);
+        l.settle("b");
         assert!(l.due(start + 90_002).is_empty(), "once");
         l.heard("b", None, start + 95_000);
         assert!(!l.is_stale("b"), "a report brings it back");
         assert!(l.due(start + 95_000).is_empty());
+    }
+
+    /// A node already stale when the aggregator starts stays stale until it reports: the
+    /// start is not a report, so its last word is not shown again (and then hidden again).
+    #[test]
+    fn a_node_stale_at_the_start_stays_stale_until_it_reports() {
+        let mut l = Liveness::new(3);
+        l.known("gone", Some(10_000), true, 0);
+        assert!(l.due(0).is_empty(), "{:?}", l.due(0));
+        assert!(l.due(31_000).is_empty());
+        assert!(l.is_stale("gone"));
+        l.heard("gone", None, 40_000);
+        assert!(!l.is_stale("gone"));
+        assert_eq!(names(&l.due(71_000)), ["gone"]);
     }
 
     /// Issue 20, situation 6: the wall clock steps back an hour on the aggregator. Silence is
@@ -169,7 +183,7 @@ mod tests {
         for t in (6_000..40_000).step_by(1_000) {
             l.heard("lives", None, t);
         }
-        assert_eq!(names(&l.due(35_001)), [("dies", true)]);
+        assert_eq!(names(&l.due(35_001)), ["dies"]);
     }
 
     /// Issue 20, situation 10: announced periods are clamped, so none flaps the page or makes
@@ -187,13 +201,13 @@ mod tests {
             l.due(2_999).is_empty(),
             "1 ms is taken as 1 s: 3 s of grace"
         );
-        assert_eq!(names(&l.due(3_001)), [("fast", true)]);
+        assert_eq!(names(&l.due(3_001)), ["fast"]);
         l.heard("huge", Some(i64::MAX), 0);
         assert!(
-            names(&l.due(3 * 3_600_000 + 1)).contains(&("huge", true)),
+            names(&l.due(3 * 3_600_000 + 1)).contains(&"huge"),
             "an hour at most"
         );
         l.heard("none", None, 0);
-        assert!(!names(&l.due(u64::MAX / 2)).iter().any(|n| n.0 == "none"));
+        assert!(!names(&l.due(u64::MAX / 2)).contains(&"none"));
     }
 }

@@ -299,6 +299,16 @@ pub enum Reported {
     Conflict(Conflict),
 }
 
+impl Reported {
+    /// Outdated against `mark`: a repeat when the mark is the report's own order.
+    pub(crate) fn outdated(mark: (i64, i64), order: (i64, i64)) -> Reported {
+        Reported::Outdated {
+            mark,
+            repeat: mark == order,
+        }
+    }
+}
+
 /// Two reporters speaking for one node (a copied config, an old VM still running).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Conflict {

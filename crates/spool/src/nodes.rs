@@ -8,10 +8,11 @@
 //!   every test it reported and what it fed, and recomputes every component it fed, so a
 //!   decommissioned node no longer counts toward any component and no report of it can land
 //!   between the two (one that comes after finds no node: 401).
-//! - Whether a node is stale is decided by the caller on a monotonic clock (`serve`'s
-//!   liveness); [`Spool::apply_silence`] records each change (either way) as an event that
-//!   recomputes every component the node feeds, so the page follows without any report
-//!   arriving. A node with no known period is never stale.
+//! - Whether a node goes stale is decided by the caller on a monotonic clock (`serve`'s
+//!   liveness); [`Spool::apply_silence`] records it as an event that recomputes every
+//!   component the node feeds, so the page follows without any report arriving. A node comes
+//!   back only by its own report (`record_reports` clears the mark). A node with no known
+//!   period is never stale.
 
 use rusqlite::{OptionalExtension, params};
 
@@ -307,12 +308,10 @@ pub struct Forgotten {
     pub recorded: Recorded,
 }
 
-/// A node found stale, or back, by [`Spool::sweep_stale`].
+/// A node found stale by [`Spool::apply_silence`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaleChange {
     pub node: String,
-    /// True: it went stale.
-    pub stale: bool,
     pub silent_ms: i64,
     pub period_ms: i64,
     pub recorded: Recorded,
@@ -321,10 +320,10 @@ pub struct StaleChange {
 pub use statusrelay_core::liveness::Silence;
 
 impl Spool {
-    /// Record the nodes whose staleness changed, as the caller judged it (silent for more than
-    /// `stale_after` periods on a monotonic clock, counted from the aggregator's start at the
-    /// earliest): each change an event recomputing the components the node feeds by their
-    /// rules. A node already so, or gone, is passed over. Returns the changes made.
+    /// Mark stale the nodes the caller found silent (for more than `stale_after` periods on a
+    /// monotonic clock, counted from the aggregator's start at the earliest): each an event
+    /// recomputing the components the node feeds by their rules. A node already stale, or
+    /// gone, is passed over. Returns the changes made.
     pub fn apply_silence(
         &mut self,
         silences: &[Silence],
@@ -346,8 +345,8 @@ impl Spool {
                     )
                     .optional()
                     .map_err(e)?;
-                if was.is_some_and(|w| w != s.stale) {
-                    crossed.push((s.node.clone(), s.period_ms, s.silent_ms, s.stale));
+                if was == Some(false) {
+                    crossed.push((s.node.clone(), s.period_ms, s.silent_ms));
                 }
             }
             let at = crate::record::At {
@@ -357,27 +356,20 @@ impl Spool {
                 aggregator: true,
             };
             let mut out = Vec::new();
-            for (node, period_ms, silent_ms, stale) in crossed {
+            for (node, period_ms, silent_ms) in crossed {
                 tx.execute(
                     "UPDATE nodes SET stale_since = ?2 WHERE name = ?1",
-                    params![node, stale.then_some(now)],
+                    params![node, now],
                 )
                 .map_err(e)?;
-                tx.execute(
-                    "UPDATE feeds SET stale = ?2 WHERE node = ?1",
-                    params![node, stale],
-                )
-                .map_err(e)?;
-                let description = if stale {
-                    format!(
-                        "node {node} is stale: not heard from for {} s ({} periods of {} s)",
-                        silent_ms / 1000,
-                        silent_ms / period_ms.max(1),
-                        period_ms / 1000
-                    )
-                } else {
-                    format!("node {node} reports again")
-                };
+                tx.execute("UPDATE feeds SET stale = 1 WHERE node = ?1", [&node])
+                    .map_err(e)?;
+                let description = format!(
+                    "node {node} is stale: not heard from for {} s ({} periods of {} s)",
+                    silent_ms / 1000,
+                    silent_ms / period_ms.max(1),
+                    period_ms / 1000
+                );
                 let ev = NewEvent {
                     host: Some(node.clone()),
                     description: Some(description.clone()),
@@ -386,7 +378,7 @@ impl Spool {
                         statusrelay_core::EventSource::Stale {
                             stale: statusrelay_core::source::StaleNode {
                                 node: node.clone(),
-                                stale,
+                                stale: true,
                                 silent_ms,
                                 period_ms,
                             },
@@ -398,7 +390,6 @@ impl Spool {
                 recompute(tx, &at, &comps, rule_of, &mut recorded, Some(&description))?;
                 out.push(StaleChange {
                     node,
-                    stale,
                     silent_ms,
                     period_ms,
                     recorded,

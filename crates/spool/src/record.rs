@@ -562,11 +562,10 @@ fn report_tx(
     let too_old = whole_mark.is_some_and(|m| m >= report.order);
     if too_old && stale_since.is_none() {
         alive(tx).map_err(e)?;
-        let mark = whole_mark.unwrap_or_default();
-        return Ok(Reported::Outdated {
-            mark,
-            repeat: mark == report.order,
-        });
+        return Ok(Reported::outdated(
+            whole_mark.unwrap_or_default(),
+            report.order,
+        ));
     }
     let mut feeds: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     {
@@ -611,10 +610,7 @@ fn report_tx(
         .unwrap_or_default();
     if outdated && stale_since.is_none() {
         alive(tx).map_err(e)?;
-        return Ok(Reported::Outdated {
-            mark,
-            repeat: mark == report.order,
-        });
+        return Ok(Reported::outdated(mark, report.order));
     }
     let mut all: Vec<Apply> = applies
         .iter()
@@ -745,10 +741,7 @@ fn report_tx(
         }
     }
     Ok(if outdated {
-        Reported::Outdated {
-            mark,
-            repeat: mark == report.order,
-        }
+        Reported::outdated(mark, report.order)
     } else {
         Reported::Applied(recorded)
     })

@@ -965,7 +965,7 @@ fn a_silent_node_goes_stale_and_comes_back() {
     let sweep = |s: &mut Spool, live: &mut statusrelay_core::liveness::Liveness, t| {
         let swept = s.apply_silence(&live.due(t), &rule).unwrap();
         for c in &swept {
-            live.settle(&c.node, c.stale);
+            live.settle(&c.node);
         }
         swept
     };
@@ -997,7 +997,7 @@ fn a_silent_node_goes_stale_and_comes_back() {
     f.advance(40_000);
     let swept = sweep(&mut s, &mut live, 100_000);
     assert_eq!(swept.len(), 1, "{swept:?}");
-    assert!(swept[0].stale && swept[0].node == "db1");
+    assert_eq!(swept[0].node, "db1");
     assert_eq!(state(&s, "db"), Some(State::Unknown));
     assert_eq!(state(&s, "counted"), Some(State::PartialOutage));
     assert!(s.node("db1").unwrap().unwrap().stale_since.is_some());
@@ -1459,7 +1459,6 @@ fn a_component_with_no_live_node_is_unknown_whatever_the_policy() {
     }
     let silent = |n: &str| Silence {
         node: n.into(),
-        stale: true,
         silent_ms: 100_000,
         period_ms: 10_000,
     };

@@ -177,30 +177,7 @@ fn list(spool: &Spool, json_out: bool) -> Result<String, AppError> {
     let nodes = spool.nodes()?;
     let now = spool.now();
     if json_out {
-        let list: Vec<_> = nodes
-            .iter()
-            .map(|n| {
-                json!({
-                    "name": n.name, "components": n.components, "added_at": rfc3339(n.added_at),
-                    "via": n.via, "period_ms": n.period_ms,
-                    "last_seen_at": n.last_seen_at.map(rfc3339),
-                    "stale": n.stale_since.is_some(),
-                    "stale_since": n.stale_since.map(rfc3339),
-                    "feeds": n.feeds,
-                    "failing": spool.node_failing(&n.name).map(|f| f.len()).unwrap_or(0),
-                    "reporter": n.reporter, "reporter_peer": n.reporter_peer,
-                    "rival": n.rival, "rival_peer": n.rival_peer,
-                    "conflict_since": n.conflict_since.map(rfc3339),
-                    "refused": n.refused, "refused_at": n.refused_at.map(rfc3339),
-                    "refusals": n.refusals,
-                    "unrouted": spool.unrouted(&n.name).unwrap_or_default().into_iter()
-                        .map(|(service, tests, since)| json!({
-                            "service": service, "tests": tests, "since": rfc3339(since)
-                        }))
-                        .collect::<Vec<_>>(),
-                })
-            })
-            .collect();
+        let list: Vec<_> = nodes.iter().map(|n| node_json(spool, n)).collect();
         return Ok(
             serde_json::to_string_pretty(&json!({ "nodes": list })).unwrap_or_default() + "\n",
         );
@@ -253,6 +230,29 @@ fn list(spool: &Spool, json_out: bool) -> Result<String, AppError> {
         out.push_str(&node_troubles(spool, n, now)?);
     }
     Ok(out)
+}
+
+/// A node as `nodes --json` (and `status --json`, for nodes with troubles) shows it.
+pub(crate) fn node_json(spool: &Spool, n: &Node) -> serde_json::Value {
+    json!({
+        "name": n.name, "components": n.components, "added_at": rfc3339(n.added_at),
+        "via": n.via, "period_ms": n.period_ms,
+        "last_seen_at": n.last_seen_at.map(rfc3339),
+        "stale": n.stale_since.is_some(),
+        "stale_since": n.stale_since.map(rfc3339),
+        "feeds": n.feeds,
+        "failing": spool.node_failing(&n.name).map(|f| f.len()).unwrap_or(0),
+        "reporter": n.reporter, "reporter_peer": n.reporter_peer,
+        "rival": n.rival, "rival_peer": n.rival_peer,
+        "conflict_since": n.conflict_since.map(rfc3339),
+        "refused": n.refused, "refused_at": n.refused_at.map(rfc3339),
+        "refusals": n.refusals,
+        "unrouted": spool.unrouted(&n.name).unwrap_or_default().into_iter()
+            .map(|(service, tests, since)| json!({
+                "service": service, "tests": tests, "since": rfc3339(since)
+            }))
+            .collect::<Vec<_>>(),
+    })
 }
 
 /// What the aggregator does not take from a node, indented under it: a conflict, the last

@@ -73,16 +73,10 @@ pub fn status(config: &Config, json_out: bool, clock: Arc<dyn Clock>) -> Result<
                        "failing": failing, "nodes": nodes})
             }).collect::<Vec<_>>(),
             // What the aggregator does not take from its nodes: never silent.
-            "node_troubles": spool.nodes().unwrap_or_default().into_iter().filter_map(|n| {
-                let unrouted = spool.unrouted(&n.name).unwrap_or_default();
-                (n.conflict_since.is_some() || n.refusals > 0 || !unrouted.is_empty()).then(|| json!({
-                    "name": n.name, "conflict_since": n.conflict_since.map(rfc3339),
-                    "reporter": n.reporter, "reporter_peer": n.reporter_peer,
-                    "rival": n.rival, "rival_peer": n.rival_peer,
-                    "refused": n.refused, "refusals": n.refusals,
-                    "unrouted": unrouted.into_iter().map(|(s, t, _)| json!({"service": s, "tests": t})).collect::<Vec<_>>(),
-                }))
-            }).collect::<Vec<_>>(),
+            "node_troubles": spool.nodes().unwrap_or_default().iter()
+                .filter(|n| super::nodes::node_troubles(&spool, n, now).is_ok_and(|t| !t.is_empty()))
+                .map(|n| super::nodes::node_json(&spool, n))
+                .collect::<Vec<_>>(),
         })
         .to_string()
             + "\n");

@@ -46,19 +46,15 @@ impl RelayRun {
     /// aggregator's reason; the first applied report after it says so.
     fn acknowledged(&mut self, ack: &RelayAck) {
         // An outdated answer with no reason is the same truth sent again (an idle heartbeat).
-        if ack.outdated > 0 && ack.applied == 0 && ack.outdated_why.is_some() {
+        if let Some(why) = ack.outdated_why.as_deref().filter(|_| ack.applied == 0) {
             self.outdated_run += 1;
             if self.outdated_run == OUTDATED_WARN_AFTER {
                 warn!(
-                    "the aggregator answered {} reports in a row as outdated: {}; if this goes on, the aggregator is not taking this node's word (see `statusrelay nodes` there)",
-                    self.outdated_run,
-                    ack.outdated_why.as_deref().unwrap_or("no reason given")
+                    "the aggregator answered {} reports in a row as outdated: {why}; if this goes on, the aggregator is not taking this node's word (see `statusrelay nodes` there)",
+                    self.outdated_run
                 );
             } else {
-                debug!(
-                    "report outdated: {}",
-                    ack.outdated_why.as_deref().unwrap_or("no reason given")
-                );
+                debug!("report outdated: {why}");
             }
         } else if ack.applied > 0 {
             if self.outdated_run >= OUTDATED_WARN_AFTER {

@@ -15,7 +15,8 @@
 //! - Order within one reporter (a relaying spool's id, a Monit's id and incarnation): a new
 //!   reporter starts a new sequence; two live ones alternating on one credential are refused
 //!   (409) and logged once with both peers; a mark more than `MAX_AHEAD_MS` ahead of the
-//!   aggregator's clock is refused (422). Every refusal is counted for `nodes` and `status`.
+//!   aggregator's clock is refused (422). Every refusal is counted for `nodes` and `status`
+//!   (see `verdict`).
 //! - Silence is judged in memory on the monotonic clock (`statusrelay_core::liveness`), from
 //!   this process's start at the earliest; announced periods are clamped, warned once.
 //! - Bounded: bodies over `[serve] max_body` are 413, a request (headers and body) taking longer
@@ -30,6 +31,9 @@
 pub mod limit;
 pub mod listen;
 pub mod tls;
+mod verdict;
+
+use verdict::Memory;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,10 +46,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
-use statusrelay_core::liveness::{Liveness, clamp_period};
+use statusrelay_core::liveness::Liveness;
 use statusrelay_core::mapping::{self, Mapped};
 use statusrelay_core::monit_status;
-use statusrelay_core::relay::MAX_AHEAD_MS;
 use statusrelay_core::relay::{RelayAck, RelayBatch};
 use statusrelay_core::source::{CollectorDocument, EventSource, MonitObservation, RelayedReport};
 use statusrelay_core::time::Clock;
@@ -53,7 +56,6 @@ use statusrelay_core::{Config, Effect, State as ComponentState};
 use statusrelay_spool::{
     Apply, Identity, NewEvent, NodeReport, Reported, Snapshot, TestChange, Touch,
 };
-use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use crate::spooling::open_spool;
@@ -74,23 +76,6 @@ pub struct Ingest {
 struct Shared {
     spool: Option<statusrelay_spool::Spool>,
     memory: Memory,
-}
-
-/// What the aggregator keeps in memory about its nodes (one process writes the spool).
-#[derive(Default)]
-pub(crate) struct Memory {
-    /// What unchanged reports left to write (see `record_or_touch`).
-    pending: Pending,
-    /// The nodes' silence on the monotonic clock; loaded from the spool at the first open.
-    liveness: Option<Liveness>,
-    /// Outdated answers in a row, per node (a warning at the third).
-    outdated_runs: HashMap<String, u32>,
-    /// Nodes whose refusal (a conflict, a mark far ahead) was logged: once per episode.
-    refused_logged: HashSet<String>,
-    /// Nodes whose announced period was clamped (logged once).
-    period_warned: HashSet<String>,
-    /// Each node's failing services that no component takes, as last written.
-    unrouted: HashMap<String, Vec<(String, String)>>,
 }
 
 impl Ingest {
@@ -386,12 +371,12 @@ impl Ingest {
                 // Settled whether or not the spool had the node (one forgotten meanwhile is
                 // passed over there), so a verdict is never made twice.
                 for d in &due {
-                    live.settle(&d.node, d.stale);
+                    live.settle(&d.node);
                 }
                 Ok(swept)
             })
             .map_err(|(_, e)| crate::AppError::Usage(e))?;
-        for c in swept.iter().filter(|c| c.stale) {
+        for c in &swept {
             let changed: Vec<String> = c
                 .recorded
                 .changes
@@ -408,116 +393,6 @@ impl Ingest {
             );
         }
         Ok(())
-    }
-
-    /// What became of an authenticated node's report(s): the node is alive when its report was
-    /// taken (applied or outdated), a run of outdated answers is a warning, a conflict is
-    /// refused (409) and logged once with both peers.
-    fn settle(
-        &self,
-        spool: &mut statusrelay_spool::Spool,
-        memory: &mut Memory,
-        node: &str,
-        period_ms: Option<i64>,
-        done: &[Reported],
-    ) -> Result<Option<String>, Refusal> {
-        let mut outdated_why = None;
-        for d in done {
-            match d {
-                Reported::Conflict(c) => {
-                    let told = format!(
-                        "two reporters use node {node}'s credential: {} from {} and {} from {} (since {}); neither is taken until one of them stops. Find the second machine (a copied config, an old VM still running) and stop it, or give it a node of its own (`statusrelay nodes add`)",
-                        c.reporter,
-                        c.peer,
-                        c.rival,
-                        c.rival_peer,
-                        statusrelay_core::time::rfc3339(c.since)
-                    );
-                    if memory.refused_logged.insert(node.to_string()) {
-                        warn!("{told} (409)");
-                    }
-                    let _ = spool.note_refusal(node, &told);
-                    return Err((StatusCode::CONFLICT, told));
-                }
-                Reported::UnknownNode => {
-                    return Err((StatusCode::UNAUTHORIZED, "unknown node".into()));
-                }
-                Reported::Applied(_) => {
-                    memory.outdated_runs.remove(node);
-                }
-                // The same truth again (an idle node's heartbeat): nothing to say.
-                Reported::Outdated { repeat: true, .. } => {}
-                Reported::Outdated { mark, .. } => {
-                    let run = memory.outdated_runs.entry(node.to_string()).or_default();
-                    *run += 1;
-                    let why = format!(
-                        "not newer than the report already applied (epoch {}, seq {}); a retried or delayed report changes nothing",
-                        mark.0, mark.1
-                    );
-                    if *run == crate::flusher::OUTDATED_WARN_AFTER {
-                        warn!(
-                            "node {node}: {run} reports in a row were outdated: {why}. If its reports keep being outdated, its marks are not moving: see `statusrelay nodes`"
-                        );
-                    }
-                    outdated_why = Some(why);
-                }
-            }
-        }
-        if memory.refused_logged.remove(node) {
-            crate::info!("node {node}: its reports are taken again");
-        }
-        if let Some(live) = memory.liveness.as_mut() {
-            live.heard(node, period_ms, self.mono_ms());
-        }
-        Ok(outdated_why)
-    }
-
-    /// Refuse a report whose mark is far ahead of the aggregator's clock (422): taken, it would
-    /// make every later report of the node look outdated. Logged once, counted for `nodes`.
-    fn refuse_ahead(
-        &self,
-        spool: &mut statusrelay_spool::Spool,
-        memory: &mut Memory,
-        node: &str,
-        mark_ms: i64,
-        what: &str,
-        fix: &str,
-    ) -> Result<(), Refusal> {
-        let now = self.clock.now_ms();
-        if mark_ms <= now.saturating_add(MAX_AHEAD_MS) {
-            return Ok(());
-        }
-        let told = format!(
-            "node {node}'s {what} is {} s ahead of the aggregator's clock ({}, the aggregator has {}); more than {} s ahead is refused, since it would make every later report look outdated: {fix}",
-            mark_ms.saturating_sub(now) / 1000,
-            statusrelay_core::time::rfc3339(mark_ms),
-            statusrelay_core::time::rfc3339(now),
-            MAX_AHEAD_MS / 1000
-        );
-        if memory.refused_logged.insert(node.to_string()) {
-            warn!("{told} (422)");
-        }
-        let _ = spool.note_refusal(node, &told);
-        Err((StatusCode::UNPROCESSABLE_ENTITY, told))
-    }
-
-    /// The node's announced period, clamped to a second .. an hour (warned once per node).
-    fn period(&self, memory: &mut Memory, node: &str, announced: Option<i64>) -> Option<i64> {
-        let (p, clamped) = clamp_period(announced?);
-        if clamped && memory.period_warned.insert(node.to_string()) {
-            warn!(
-                "node {node} announces a period of {} ms; taken as {p} ms (periods are 1 s to 1 h)",
-                announced.unwrap_or_default()
-            );
-        }
-        Some(p)
-    }
-
-    /// How long a reporter of the node counts as live after it was last heard.
-    fn window_ms(&self, period_ms: Option<i64>) -> i64 {
-        period_ms
-            .unwrap_or(statusrelay_core::config::DEFAULT_HEARTBEAT.as_millis() as i64)
-            .saturating_mul(i64::from(self.stale_after()))
     }
 
     /// Find the node the credential names; 401 for anything else, logged with the peer's
@@ -666,7 +541,6 @@ impl Ingest {
                 }
             }
         }
-        self.note_unrouted(spool, memory, &node.name, unrouted);
         let ev = NewEvent {
             host: Some(node.name.clone()),
             description: Some(format!(
@@ -726,6 +600,9 @@ impl Ingest {
                 )
             })?;
         self.settle(spool, memory, &node.name, period_ms, &done)?;
+        // Only a document that was taken says what the node's unrouted services are (a
+        // conflicting reporter's, refused above, does not).
+        self.note_unrouted(spool, memory, &node.name, unrouted);
         crate::debug!(
             "{peer}: node {}: status document of {} µs, {} failing test(s){}: {}",
             node.name,
@@ -743,34 +620,6 @@ impl Ingest {
             }
         );
         Ok(())
-    }
-
-    /// A node's failing services that no component takes: written when they change, each
-    /// logged once, and shown by `nodes` ("no component takes it"); never dropped unsaid.
-    fn note_unrouted(
-        &self,
-        spool: &mut statusrelay_spool::Spool,
-        memory: &mut Memory,
-        node: &str,
-        now: Vec<(String, String)>,
-    ) {
-        let before = memory.unrouted.get(node);
-        if before.is_some_and(|b| *b == now) || (before.is_none() && now.is_empty()) {
-            return;
-        }
-        for (service, tests) in &now {
-            if !before.is_some_and(|b| b.iter().any(|x| &x.0 == service)) {
-                warn!(
-                    "node {node} reports {service:?} failing ({tests}), and no component on this aggregator takes it: add it to a component's `services` (or a pattern) in the aggregator's config, or leave it off the page on purpose; `statusrelay nodes` lists it meanwhile"
-                );
-            }
-        }
-        match spool.set_unrouted(node, &now) {
-            Ok(()) => {
-                memory.unrouted.insert(node.to_string(), now);
-            }
-            Err(e) => warn!("could not note node {node}'s unrouted services: {e}"),
-        }
     }
 
     /// Check a batch whole, then apply it in one transaction; the answer once it is committed.
