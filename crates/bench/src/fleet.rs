@@ -213,8 +213,9 @@ fn batch(
             format!(r#"{{"seq":{seq},"component":"{comp}","failing":{failing}}}"#)
         })
         .collect();
+    // One reporter id per node, as a node's spool sends it (ids are per node, so one will do).
     format!(
-        r#"{{"epoch":{epoch},"period_ms":{period_ms},"snapshot":{snapshot},"reports":[{}]}}"#,
+        r#"{{"epoch":{epoch},"period_ms":{period_ms},"snapshot":{snapshot},"reporter":"bench-spool","reports":[{}]}}"#,
         reports.join(",")
     )
     .into_bytes()
@@ -359,6 +360,11 @@ pub fn ingest(bin: &Path, dir: &Path, load: &Load) {
     println!("  each node every {every} s, announcing a period of {poll} s");
     let gap = Duration::from_secs(window).as_secs_f64() / total as f64;
     let start = Instant::now() + Duration::from_millis(200);
+    // Collection times from the present, one second a round: a document dated ahead of the
+    // aggregator's clock by more than its bound is refused, as a real node's would be.
+    let now_sec = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     let jobs: Vec<_> = (0..total)
         .map(|i| {
             let node = i % nodes;
@@ -370,7 +376,7 @@ pub fn ingest(bin: &Path, dir: &Path, load: &Load) {
                 (
                     auths[node].clone(),
                     "/collector",
-                    vec![document(cap, 1_800_000_000 + round, poll)],
+                    vec![document(cap, now_sec + round, poll)],
                     Some(at),
                 )
             } else {
