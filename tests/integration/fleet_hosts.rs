@@ -124,18 +124,26 @@ fn monit_in(h: &mut Hosts, ns: &str, dir: &std::path::Path, name: &str, checks: 
 
 #[test]
 fn nodes_in_their_own_network_namespaces_go_stale_when_their_link_is_cut() {
-    if !is_root() {
-        eprintln!(
-            "SKIPPED: the multi-host test makes network namespaces, which needs root (CI is root)"
-        );
+    if !can_run(
+        (!is_root()).then_some(
+            "the multi-host test makes network namespaces, which needs root (CI is root)",
+        ),
+    ) {
         return;
     }
-    if Command::new("ip").arg("-V").output().is_err() {
-        eprintln!("SKIPPED: no `ip` (apt-get install iproute2; .ci/run does)");
+    if !can_run(
+        Command::new("ip")
+            .arg("-V")
+            .output()
+            .is_err()
+            .then_some("no `ip` (apt-get install iproute2; .ci/run does)"),
+    ) {
         return;
     }
-    if !statusrelay_testkit::monit::available() {
-        eprintln!("SKIPPED: monit is not installed (apt-get install monit; .ci/run does)");
+    if !can_run(
+        (!statusrelay_testkit::monit::available())
+            .then_some("monit is not installed (apt-get install monit; .ci/run does)"),
+    ) {
         return;
     }
     let mut h = hosts();

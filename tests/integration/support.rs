@@ -214,6 +214,21 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Can this test go on? When `missing` names what it lacks (root, a tool), it is skipped with a
+/// message, except under `CI=true`, where a test that cannot run fails: CI has root and
+/// installs its tools, so a skip there would be a pass that tested nothing.
+pub fn can_run(missing: Option<&str>) -> bool {
+    let Some(what) = missing else {
+        return true;
+    };
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true and this test cannot run: {what}"
+    );
+    eprintln!("SKIPPED: {what}");
+    false
+}
+
 /// `text` contains `needle`; the failure shows the whole text.
 pub fn assert_contains(text: &str, needle: &str) {
     assert!(text.contains(needle), "{needle:?} not in:\n{text}");
