@@ -194,6 +194,18 @@ fn post_capture(port: u16, capture: &str, user: &str, secret: &str) -> u16 {
     raw_request(port, &req)
 }
 
+/// What the built-in page says of `component` now (status.json), if it says anything.
+pub fn page_message(sb: &Sandbox, component: &str) -> Option<String> {
+    let page: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.path("www/status.json")).ok()?).ok()?;
+    page["components"]
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == component)?["message"]
+        .as_str()
+        .map(str::to_string)
+}
+
 /// Monit's own push, as captured from a real Monit 5.33: documents are ordered by when Monit
 /// collected them, never by arrival; the node's Monit credentials in them are never kept.
 #[test]
@@ -223,6 +235,16 @@ fn monits_collector_documents_are_ordered_by_collection_time() {
         );
     }
     assert_eq!(failing("backend"), 1, "the port test failed");
+    // The page says it in Monit's words, from the document's <event>: not the node's name.
+    let said = "backend: failed protocol test [DEFAULT] at [127.0.0.1]:18090 [TCP/IP] -- Connection refused";
+    assert!(
+        wait_until(Duration::from_secs(20), || page_message(&agg.sb, "backend")
+            .as_deref()
+            == Some(said)),
+        "{:?}\n{}",
+        page_message(&agg.sb, "backend"),
+        serve.log()
+    );
     assert_eq!(
         post_capture(
             port,
@@ -296,6 +318,17 @@ fn a_real_monit_pushes_to_serve_and_the_page_follows() {
         })
     };
     assert!(shows("major_outage"), "{}\n{}", monit.log(), serve.log());
+    // Monit's words (its event's message, or its name for the failure where the document
+    // that showed it carried no event), never the node's name.
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            page_message(&agg.sb, "backend")
+                .is_some_and(|m| m.starts_with("backend: ") && !m.contains("alpha"))
+        }),
+        "{:?}\n{}",
+        page_message(&agg.sb, "backend"),
+        serve.log()
+    );
     let listener = std::net::TcpListener::bind(("127.0.0.1", backend_port)).unwrap();
     assert!(shows("operational"), "{}\n{}", monit.log(), serve.log());
     // The steady state: Monit keeps sending its document every cycle, and the aggregator

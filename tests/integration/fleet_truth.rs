@@ -277,3 +277,114 @@ fn a_node_named_like_a_local_source_clears_nothing_and_its_period_is_clamped() {
     let (code, _, log) = serve.stop();
     assert_eq!(code, 0, "{log}");
 }
+
+/// The public words: an aggregator's incidents and page say what Monit said on the nodes,
+/// grouped by service, like a single node's; never the node names (unless the operator asks
+/// with `[backend] show_nodes`) nor how the aggregator heard it ("reports 1 failing test(s)").
+#[test]
+fn an_aggregators_page_speaks_monits_words_never_its_own() {
+    let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
+    let agg = Aggregator::on(cachet_sandbox(
+        "truth-words",
+        &fake,
+        &format!("{DB}incidents = true\n"),
+    ));
+    let (s1, s2) = (agg.add_node("db1"), agg.add_node("db2"));
+    let serve = agg.start();
+    let (db1, db2) = (node("db1", &agg, &s1), node("db2", &agg, &s2));
+    let checksum = vec![
+        ("MONIT_SERVICE", "mysql-replica".to_string()),
+        ("MONIT_EVENT", "Checksum failed".into()),
+        (
+            "MONIT_DESCRIPTION",
+            "checksum failed, expected 1a2b got 3c4d".into(),
+        ),
+        ("MONIT_HOST", "node1".into()),
+    ];
+    assert_code(&monit(&db2, &checksum), 0);
+    crate::fleet::relay(&db2);
+    // (Cachet sets the component with the incident, and statusrelay sets it again.)
+    assert!(
+        wait_until(Duration::from_secs(20), || fake.incidents().len() == 1),
+        "{:?}\n{}",
+        fake.incidents(),
+        serve.log()
+    );
+    let opened = fake.incidents()[0].message.clone();
+    assert_contains(&opened, "Partial outage since 20");
+    assert_contains(
+        &opened,
+        ": mysql-replica: checksum failed, expected 1a2b got 3c4d\n",
+    );
+    // db1's mysql is down: the incident's update names what makes the major outage.
+    assert_code(&monit(&db1, &fail("mysql")), 0);
+    crate::fleet::relay(&db1);
+    assert!(
+        wait_until(Duration::from_secs(20), || fake.updates().len() == 1),
+        "{:?}\n{}",
+        fake.updates(),
+        serve.log()
+    );
+    let (_, status, update) = fake.updates()[0].clone();
+    assert_ne!(status, 4, "still open");
+    assert_contains(&update, "Major outage since ");
+    assert!(
+        update.ends_with(": mysql: process is not running"),
+        "{update}"
+    );
+    for text in [&opened, &update] {
+        // (The marker statusrelay finds its own incidents by is its name, not the text's.)
+        let text = text.split("\n\n[statusrelay ").next().unwrap();
+        for internal in [
+            "db1",
+            "db2",
+            "node1",
+            "reports",
+            "failing test",
+            "relay",
+            " on ",
+        ] {
+            assert!(!text.contains(internal), "{internal:?} in {text:?}");
+        }
+    }
+    let (code, _, log) = serve.stop();
+    assert_eq!(code, 0, "{log}");
+}
+
+/// `[backend] show_nodes = true`: the page names the nodes each failure is on.
+#[test]
+fn show_nodes_names_the_nodes_on_the_page() {
+    // Counted: one node down is a partial outage, two a major one, so the page changes (and
+    // speaks) once each node's failure has landed.
+    let agg = Aggregator::on(html_sandbox(
+        "truth-show-nodes",
+        &format!("show_nodes = true\n{DB}[component.nodes]\nrule = \"count\"\nmajor_at = 2\n"),
+    ));
+    let (s1, s2) = (agg.add_node("db1"), agg.add_node("db2"));
+    let serve = agg.start();
+    let (db1, db2) = (node("db1", &agg, &s1), node("db2", &agg, &s2));
+    let page = || -> Option<(String, String)> {
+        let page: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(agg.sb.path("www/status.json")).ok()?)
+                .ok()?;
+        let c = &page["components"][0];
+        Some((c["state"].as_str()?.into(), c["message"].as_str()?.into()))
+    };
+    let shows = |state: &str, message: &str| {
+        assert!(
+            wait_until(Duration::from_secs(20), || page()
+                == Some((state.into(), message.into()))),
+            "{:?}\n{}",
+            page(),
+            serve.log()
+        );
+    };
+    assert_code(&monit(&db1, &fail("mysql")), 0);
+    crate::fleet::relay(&db1);
+    shows("partial_outage", "mysql on db1: process is not running");
+    assert_code(&monit(&db2, &fail("mysql")), 0);
+    crate::fleet::relay(&db2);
+    shows("major_outage", "mysql on db1, db2: process is not running");
+    let (code, _, log) = serve.stop();
+    assert_eq!(code, 0, "{log}");
+}

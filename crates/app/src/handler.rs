@@ -13,7 +13,7 @@ use std::sync::Arc;
 use statusrelay_core::mapping::{self, Mapped, TESTS};
 use statusrelay_core::source::{EventSource, MaintenanceChange, ManualEvent};
 use statusrelay_core::time::Clock;
-use statusrelay_core::{Config, CoreError, Effect, RawEvent, State};
+use statusrelay_core::{Config, CoreError, Effect, RawEvent, State, words};
 use statusrelay_spool::{Apply, MAINTENANCE_SOURCE, NewEvent, Spool, TestChange};
 
 use crate::{AppError, debug};
@@ -110,6 +110,7 @@ pub fn plan(config: &Config, raw: &RawEvent, component: Option<&str>) -> Planned
             service: ev.service.clone(),
             test: class.test.clone(),
             change,
+            description: words::said(&ev.description),
         });
     }
     Ok(Plan { event, applies })
@@ -166,6 +167,7 @@ pub fn plan_manual(
         service: "-".into(),
         test: "manual".into(),
         change,
+        description: message.and_then(words::said),
     }];
     Ok(Plan { event, applies })
 }
@@ -217,6 +219,7 @@ pub fn maintenance_apply(
         service: "-".into(),
         test: "maintenance".into(),
         change,
+        description: words::said(why),
     };
     spool.record(&ev, &[apply], None)?;
     Ok(())

@@ -20,7 +20,7 @@ use statusrelay_core::mapping::{self, Mapped};
 use statusrelay_core::monit_status::{self, MonitStatus};
 use statusrelay_core::source::{EventSource, MonitObservation};
 use statusrelay_core::time::Clock;
-use statusrelay_core::{Config, CoreError};
+use statusrelay_core::{Config, CoreError, words};
 use statusrelay_spool::{Apply, NewEvent, Spool, TestChange};
 
 use crate::{AppError, monit_http};
@@ -71,6 +71,8 @@ pub fn apply(
                     service: svc.name.clone(),
                     test: fam.to_string(),
                     change: TestChange::Fail(state),
+                    // A status document has no words: the page falls back to Monit's name.
+                    description: None,
                 });
                 out.push(Difference {
                     component: comp.name.clone(),
@@ -92,6 +94,7 @@ pub fn apply(
                         change: TestChange::Recover {
                             one_shot_families: vec![],
                         },
+                        description: None,
                     });
                     out.push(Difference {
                         component: comp.name.clone(),
@@ -110,19 +113,9 @@ pub fn apply(
             host: Some(host.clone()),
             service: Some(svc.name.clone()),
             event: Some("resync".into()),
-            description: Some(format!(
-                "Monit reports {} {:?} {}",
-                monit_status::type_name(svc.kind),
-                svc.name,
-                if failing.is_empty() {
-                    "passing".to_string()
-                } else {
-                    format!(
-                        "failing: {}",
-                        failing.iter().copied().collect::<Vec<_>>().join(", ")
-                    )
-                }
-            )),
+            // Public words (the page may show them): Monit's own names for what changed,
+            // as its events would have said them.
+            description: Some(resync_words(&applies)),
             monit_date: None,
             raw: EventSource::Resync {
                 resync: MonitObservation {
@@ -138,6 +131,21 @@ pub fn apply(
         spool.record_resync(&ev, &applies, snapshot)?;
     }
     Ok(out)
+}
+
+/// Monit's names for the changes a resync found (`Does not exist, Connection succeeded`).
+fn resync_words(applies: &[Apply]) -> String {
+    let mut words: Vec<String> = Vec::new();
+    for a in applies {
+        let w = match a.change {
+            TestChange::Fail(_) => words::failure_name(&a.test),
+            TestChange::Recover { .. } => words::recovery_name(&a.test),
+        };
+        if !words.contains(&w) {
+            words.push(w);
+        }
+    }
+    words.join(", ")
 }
 
 /// Fetch Monit's status and apply it. Used by `statusrelay resync` and the flusher.

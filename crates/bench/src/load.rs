@@ -141,6 +141,7 @@ pub fn flusher(bin: &Path, me: &Path, dir: &Path, components: usize, events: usi
             service: format!("svc-{}", i % components),
             test: "existence".into(),
             change,
+            description: None,
         };
         spool.record(&ev, &[apply], None).unwrap();
     }

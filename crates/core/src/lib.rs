@@ -22,6 +22,7 @@ pub mod source;
 pub mod state;
 pub mod template;
 pub mod time;
+pub mod words;
 
 pub use config::{BackendConfig, ComponentConfig, Config, DeliveryConfig};
 pub use error::CoreError;

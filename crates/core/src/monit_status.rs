@@ -120,6 +120,17 @@ pub struct MonitStatus {
     pub events: Vec<MonitEvent>,
 }
 
+impl MonitStatus {
+    /// What Monit said, in this document, of `service` failing its `family` test: the
+    /// message of a failed event (state 1) about it.
+    pub fn failure_said(&self, service: &str, family: &str) -> Option<&str> {
+        self.events
+            .iter()
+            .find(|e| e.state == 1 && e.service == service && e.family() == Some(family))
+            .map(|e| e.message.as_str())
+    }
+}
+
 /// An `<event>` of a collector document: Monit's own description of what just happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MonitEvent {

@@ -49,6 +49,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (4, include_str!("../migrations/0004_nodes.sql")),
     (5, include_str!("../migrations/0005_feeds_stale.sql")),
     (6, include_str!("../migrations/0006_fleet_truth.sql")),
+    (7, include_str!("../migrations/0007_descriptions.sql")),
 ];
 
 /// The host under which local maintenance windows are recorded: a source of its own, never a
@@ -205,6 +206,9 @@ pub struct Apply {
     pub change: TestChange,
     /// How the component's nodes (hosts) make its one state.
     pub rule: statusrelay_core::nodes::NodeRule,
+    /// The failure's own words (Monit's description, the operator's message), if any: kept
+    /// with the failing test, for the page of an aggregator. Ignored on a recovery.
+    pub description: Option<String>,
 }
 
 /// An event as it is recorded.
@@ -394,6 +398,8 @@ pub struct FailingTest {
     pub test: String,
     pub state: State,
     pub since: i64,
+    /// The failure's own words, if any were said (see [`Apply::description`]).
+    pub description: Option<String>,
 }
 
 /// A rejected event awaiting replay.

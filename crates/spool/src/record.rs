@@ -116,7 +116,7 @@ impl Spool {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT host, service, test, state, since FROM tests
+                "SELECT host, service, test, state, since, description FROM tests
                  WHERE component = ?1 AND state IS NOT NULL ORDER BY host, service, test",
             )
             .map_err(self.err())?;
@@ -128,19 +128,21 @@ impl Spool {
                     r.get(2)?,
                     r.get::<_, String>(3)?,
                     r.get(4)?,
+                    r.get(5)?,
                 ))
             })
             .map_err(self.err())?
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(self.err())?;
         rows.into_iter()
-            .map(|(host, service, test, state, since)| {
+            .map(|(host, service, test, state, since, description)| {
                 Ok(FailingTest {
                     host,
                     service,
                     test,
                     state: parse_state(&self.path, &state)?,
                     since,
+                    description,
                 })
             })
             .collect()
@@ -193,14 +195,18 @@ pub(crate) fn apply_test(
     now: i64,
     snapshot: Option<i64>,
 ) -> rusqlite::Result<()> {
-    let upsert = "INSERT INTO tests (component, host, service, test, state, event_id, since) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+    // A failure reported without words keeps those it began with (a status document after
+    // Monit's event); a passing test has none.
+    let upsert = "INSERT INTO tests (component, host, service, test, state, event_id, since, description) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?9)
                   ON CONFLICT (component, host, service, test) DO UPDATE SET
                     state = excluded.state, event_id = excluded.event_id,
-                    since = CASE WHEN tests.state IS excluded.state THEN tests.since ELSE excluded.since END
+                    since = CASE WHEN tests.state IS excluded.state THEN tests.since ELSE excluded.since END,
+                    description = CASE WHEN excluded.state IS NULL THEN NULL
+                      ELSE coalesce(excluded.description, CASE WHEN tests.state IS NOT NULL THEN tests.description END) END
                   WHERE excluded.event_id > tests.event_id AND (?8 IS NULL OR tests.event_id <= ?8)";
-    let (state, one_shot_families) = match &a.change {
-        TestChange::Fail(state) => (Some(state.as_str()), None),
-        TestChange::Recover { one_shot_families } => (None, Some(one_shot_families)),
+    let (state, one_shot_families, description) = match &a.change {
+        TestChange::Fail(state) => (Some(state.as_str()), None, a.description.as_deref()),
+        TestChange::Recover { one_shot_families } => (None, Some(one_shot_families), None),
     };
     exec(
         tx,
@@ -213,7 +219,8 @@ pub(crate) fn apply_test(
             state,
             event_id,
             now,
-            snapshot
+            snapshot,
+            description
         ],
     )?;
     if let Some(one_shot_families) = one_shot_families {
@@ -235,7 +242,7 @@ pub(crate) fn apply_test(
         }
         exec(
                 tx,
-                "UPDATE tests SET state = NULL, event_id = ?4, since = ?5
+                "UPDATE tests SET state = NULL, event_id = ?4, since = ?5, description = NULL
                  WHERE component = ?1 AND host = ?2 AND service = ?3 AND state IS NOT NULL AND event_id < ?4
                    AND (?6 IS NULL OR event_id <= ?6)
                    AND (test = ?7 OR instr(?8, ',' || substr(test, 1, instr(test || ':', ':') - 1) || ',') > 0)",
@@ -666,6 +673,7 @@ fn report_tx(
                 change: TestChange::Recover {
                     one_shot_families: vec![],
                 },
+                description: None,
             });
         }
     }

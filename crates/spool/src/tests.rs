@@ -61,6 +61,7 @@ fn fail(comp: &str, host: &str, test: &str, st: State) -> Apply {
         service: "svc".into(),
         test: test.into(),
         change: TestChange::Fail(st),
+        description: None,
     }
 }
 
@@ -74,6 +75,7 @@ fn recover(comp: &str, host: &str, test: &str) -> Apply {
         change: TestChange::Recover {
             one_shot_families: vec!["timeout".into()],
         },
+        description: None,
     }
 }
 
@@ -102,7 +104,7 @@ fn pragmas_are_durable_and_schema_is_current() {
     drop(s);
     // Re-opening runs no migration twice.
     let s = f.open();
-    assert_eq!(s.pragma("user_version").unwrap(), "6");
+    assert_eq!(s.pragma("user_version").unwrap(), "7");
 }
 
 #[test]
@@ -218,6 +220,49 @@ fn one_hosts_recovery_never_hides_anothers_outage() {
     s.record(&ev("svc"), &[recover("db", "h2", "existence")], None)
         .unwrap();
     assert_eq!(desired_of(&s, "db"), Some(State::Operational));
+}
+
+#[test]
+fn a_failure_keeps_the_words_it_began_with_until_it_passes() {
+    let f = Fixture::new("words");
+    let mut s = f.open();
+    let said = |s: &Spool| -> Vec<Option<String>> {
+        s.failing_tests("db")
+            .unwrap()
+            .into_iter()
+            .map(|t| t.description)
+            .collect()
+    };
+    let with = |d: &str| Apply {
+        description: Some(d.into()),
+        ..fail("db", "h1", "existence", State::MajorOutage)
+    };
+    s.record(&ev("svc"), &[with("process is not running")], None)
+        .unwrap();
+    assert_eq!(said(&s), vec![Some("process is not running".to_string())]);
+    // A status document's report of the same failure has no words: the first ones stay.
+    s.record(
+        &ev("svc"),
+        &[fail("db", "h1", "existence", State::MajorOutage)],
+        None,
+    )
+    .unwrap();
+    assert_eq!(said(&s), vec![Some("process is not running".to_string())]);
+    // New words replace them.
+    s.record(&ev("svc"), &[with("failed to start")], None)
+        .unwrap();
+    assert_eq!(said(&s), vec![Some("failed to start".to_string())]);
+    // Passing clears them: the next failure without words has none, not the old outage's.
+    s.record(&ev("svc"), &[recover("db", "h1", "existence")], None)
+        .unwrap();
+    assert!(said(&s).is_empty());
+    s.record(
+        &ev("svc"),
+        &[fail("db", "h1", "existence", State::MajorOutage)],
+        None,
+    )
+    .unwrap();
+    assert_eq!(said(&s), vec![None]);
 }
 
 #[test]

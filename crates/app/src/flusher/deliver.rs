@@ -65,7 +65,16 @@ impl Flusher<'_> {
             return Ok(c.item.state);
         }
         let comp = self.component_ref(&c.item.component);
-        self.send_state(&comp, c.item.state, c.item.message.as_deref())
+        // An aggregator's page says what fails in Monit's words, not what event changed it.
+        let fleet = self
+            .page_words(&c.item)
+            .map_err(|e| super::relay::spool_failure(self, e))?
+            .map(|w| w.description);
+        let message = match &fleet {
+            Some(words) => words.as_deref(),
+            None => c.item.message.as_deref(),
+        };
+        self.send_state(&comp, c.item.state, message)
     }
 
     /// Set a component's state; a cached id the page no longer knows is looked up again once.

@@ -15,7 +15,9 @@
 use std::collections::BTreeMap;
 
 use statusrelay_backend::BackendError;
-use statusrelay_core::config::{DEFAULT_INCIDENT_MESSAGE, DEFAULT_INCIDENT_NAME};
+use statusrelay_core::config::{
+    DEFAULT_FLEET_INCIDENT_MESSAGE, DEFAULT_INCIDENT_MESSAGE, DEFAULT_INCIDENT_NAME,
+};
 use statusrelay_core::time::rfc3339;
 use statusrelay_core::{State, duration, template};
 use statusrelay_spool::{Claimed, Incident, IncidentStatus, Item};
@@ -90,19 +92,32 @@ impl Flusher<'_> {
         &self,
         item: &Item,
         incident: Option<&Incident>,
-    ) -> BTreeMap<&'static str, String> {
-        let ctx = item
+    ) -> Result<BTreeMap<&'static str, String>, AppError> {
+        let mut ctx = item
             .event_id
             .and_then(|id| self.spool.event_context(id).ok())
             .unwrap_or_default();
+        // An aggregator's event is internal (a batch, a document, a silence): the page gets
+        // the failing tests' words, their services and, where asked, their nodes.
+        let fleet = self.page_words(item)?;
+        if let Some(w) = &fleet {
+            ctx.description = w.description.clone();
+            ctx.service = Some(w.services.clone());
+            ctx.host = Some(w.hosts.clone());
+        }
         let now = self.spool.now();
         let since = incident
             .map(|i| i.opened_at.unwrap_or(i.intent_at))
             .unwrap_or(now);
+        let message = if fleet.is_some() {
+            None
+        } else {
+            item.message.as_deref()
+        };
         let description = ctx
             .description
             .as_deref()
-            .or(item.message.as_deref())
+            .or(message)
             .unwrap_or("")
             .lines()
             .next()
@@ -110,7 +125,7 @@ impl Flusher<'_> {
             .chars()
             .take(500)
             .collect();
-        BTreeMap::from([
+        Ok(BTreeMap::from([
             ("component", item.component.clone()),
             ("state", item.state.as_str().to_string()),
             ("state_label", item.state.label().to_string()),
@@ -131,7 +146,7 @@ impl Flusher<'_> {
                     (now - since).max(0) as u64 / 1000 * 1000,
                 )),
             ),
-        ])
+        ]))
     }
 
     /// Deliver a state with its incident: open, update or resolve, then set the component.
@@ -162,7 +177,14 @@ impl Flusher<'_> {
         let msg_t = cfg
             .as_ref()
             .and_then(|c| c.incident_message.clone())
-            .unwrap_or_else(|| DEFAULT_INCIDENT_MESSAGE.into());
+            .unwrap_or_else(|| {
+                if self.is_fleet() {
+                    DEFAULT_FLEET_INCIDENT_MESSAGE
+                } else {
+                    DEFAULT_INCIDENT_MESSAGE
+                }
+                .into()
+            });
         let notify = self.config.incidents.notify;
         let mut open = self.spool.open_incident(&self.identity, &item.component)?;
 
@@ -205,7 +227,7 @@ impl Flusher<'_> {
 
         if item.state == State::Operational {
             if let Some(i) = open.filter(|i| i.status != IncidentStatus::Opening) {
-                let vars = self.template_vars(item, Some(&i));
+                let vars = self.template_vars(item, Some(&i))?;
                 let msg = template::render(
                     "Resolved: {component} is operational again after {duration}.",
                     &vars,
@@ -232,7 +254,7 @@ impl Flusher<'_> {
             return Ok(self.send_state(&comp, State::Operational, None));
         }
 
-        let vars = self.template_vars(item, open.as_ref());
+        let vars = self.template_vars(item, open.as_ref())?;
         let msg = template::render(&msg_t, &vars);
         match open {
             Some(i)

@@ -24,6 +24,7 @@ mod holds;
 mod incidents;
 mod run;
 mod upkeep;
+mod words;
 
 use run::Run;
 

@@ -70,19 +70,24 @@ pub(crate) const OUTDATED_WARN_AFTER: u32 = 3;
 
 /// One report per (service, test), the worst state where several sources of the node report
 /// the same test.
-fn report(component: &str, seq: i64, tests: Vec<FailingTest>) -> RelayReport {
+fn report(component: &str, seq: i64, mut tests: Vec<FailingTest>) -> RelayReport {
+    // Worst first, so the words sent are the worst source's (the first of them that has any).
+    tests.sort_by_key(|t| std::cmp::Reverse(t.state.severity()));
     let mut failing: Vec<RelayTest> = Vec::new();
     for t in tests {
         match failing
             .iter_mut()
             .find(|o| o.service == t.service && o.test == t.test)
         {
-            Some(o) => o.state = o.state.worst(t.state),
+            Some(o) => {
+                o.state = o.state.worst(t.state);
+                o.description = o.description.take().or(t.description);
+            }
             None => failing.push(RelayTest {
                 service: t.service,
                 test: t.test,
                 state: t.state,
-                description: None,
+                description: t.description,
             }),
         }
     }
@@ -93,7 +98,8 @@ fn report(component: &str, seq: i64, tests: Vec<FailingTest>) -> RelayReport {
     }
 }
 
-fn spool_failure(f: &Flusher<'_>, e: statusrelay_spool::SpoolError) -> BackendError {
+/// A spool read that failed mid-delivery: retried as the page's failure would be.
+pub(super) fn spool_failure(f: &Flusher<'_>, e: statusrelay_spool::SpoolError) -> BackendError {
     BackendError::Io {
         path: f.config.spool.clone(),
         source: std::io::Error::other(e.to_string()),
@@ -207,20 +213,28 @@ mod tests {
 
     #[test]
     fn a_test_reported_by_two_sources_is_sent_once_at_its_worst() {
-        let t = |host: &str, state| FailingTest {
+        let t = |host: &str, state, said: Option<&str>| FailingTest {
             host: host.into(),
             service: "mysql".into(),
             test: "existence".into(),
             state,
             since: 0,
+            description: said.map(str::to_string),
         };
         let r = report(
             "db",
             7,
-            vec![t("a", State::PartialOutage), t("b", State::MajorOutage)],
+            vec![
+                t("a", State::PartialOutage, Some("process is not running")),
+                t("b", State::MajorOutage, None),
+                t("c", State::MajorOutage, Some("failed to start")),
+                t("d", State::MajorOutage, Some("not this one")),
+            ],
         );
         assert_eq!(r.seq, 7);
         assert_eq!(r.failing.len(), 1);
         assert_eq!(r.failing[0].state, State::MajorOutage);
+        // The worst sources' words, the first of them that has any.
+        assert_eq!(r.failing[0].description.as_deref(), Some("failed to start"));
     }
 }

@@ -52,7 +52,7 @@ use statusrelay_core::monit_status;
 use statusrelay_core::relay::{RelayAck, RelayBatch};
 use statusrelay_core::source::{CollectorDocument, EventSource, MonitObservation, RelayedReport};
 use statusrelay_core::time::Clock;
-use statusrelay_core::{Config, Effect, State as ComponentState};
+use statusrelay_core::{Config, Effect, State as ComponentState, words};
 use statusrelay_spool::{
     Apply, Identity, NewEvent, NodeReport, Reported, Snapshot, TestChange, Touch,
 };
@@ -537,6 +537,9 @@ impl Ingest {
                         service: svc.name.clone(),
                         test: fam.to_string(),
                         change: TestChange::Fail(state),
+                        // Monit's words come with the event that reported the failure;
+                        // later documents have none, and the row keeps the first ones.
+                        description: status.failure_said(&svc.name, fam).and_then(words::said),
                     });
                 }
             }
@@ -677,6 +680,7 @@ impl Ingest {
                     service: t.service.clone(),
                     test: t.test.clone(),
                     change: TestChange::Fail(t.state),
+                    description: t.description.as_deref().and_then(words::said),
                 });
             }
             items.push((comp.name, r, applies));

@@ -297,6 +297,8 @@ pub struct BackendTable {
     pub title: Option<String>,
     pub groups: Option<Vec<HtmlGroup>>,
     pub history_days: Option<u32>,
+    // Every page kind (not the relay): an aggregator's page names the nodes a failure is on.
+    pub show_nodes: Option<bool>,
 }
 
 const API_KINDS: &str = "\"cachet\", \"cachet3\", \"statuspage\", \"statusio\" or \"relay\"";
@@ -359,6 +361,11 @@ impl BackendTable {
             self.api_id.is_some() && kind != BackendKind::Statusio,
             "api_id",
             "\"statusio\"",
+        )?;
+        only(
+            self.show_nodes.is_some() && kind == BackendKind::Relay,
+            "show_nodes",
+            "\"html\", \"cachet\", \"cachet3\", \"statuspage\" or \"statusio\" (a relaying node writes no page)",
         )?;
         only(
             self.heartbeat.is_some() && kind != BackendKind::Relay,

@@ -20,9 +20,9 @@ pub use backend::{
     MAX_MIN_INTERVAL, Remote, STATUSIO_URL, STATUSPAGE_URL, Schedules,
 };
 pub use sections::{
-    CHECK_TYPES, CheckConfig, CollectorConfig, ComponentConfig, DEFAULT_INCIDENT_MESSAGE,
-    DEFAULT_INCIDENT_NAME, DeliveryConfig, IncidentsConfig, MappingTable, MonitConfig,
-    RetentionConfig, ServeConfig, slug,
+    CHECK_TYPES, CheckConfig, CollectorConfig, ComponentConfig, DEFAULT_FLEET_INCIDENT_MESSAGE,
+    DEFAULT_INCIDENT_MESSAGE, DEFAULT_INCIDENT_NAME, DeliveryConfig, IncidentsConfig, MappingTable,
+    MonitConfig, RetentionConfig, ServeConfig, slug,
 };
 
 use std::path::{Path, PathBuf};
@@ -67,6 +67,10 @@ pub struct Config {
     pub backend_table: BackendTable,
     #[serde(skip)]
     pub backend: BackendConfig,
+    /// `[backend] show_nodes`: an aggregator's page names the nodes a failure is on (by
+    /// default it says what fails, never where: node names are internal).
+    #[serde(skip)]
+    pub show_nodes: bool,
     #[serde(default)]
     pub delivery: DeliveryConfig,
     #[serde(default)]
@@ -105,6 +109,7 @@ impl Default for Config {
             backend_table: BackendTable::default(),
             node: None,
             backend: BackendConfig::default(),
+            show_nodes: false,
             delivery: DeliveryConfig::default(),
             retention: RetentionConfig::default(),
             mapping: MappingTable::default(),
@@ -191,6 +196,7 @@ impl Config {
                 message: format!("{at}{}", e.message()),
             }
         })?;
+        cfg.show_nodes = cfg.backend_table.show_nodes.unwrap_or(false);
         cfg.backend = std::mem::take(&mut cfg.backend_table)
             .into_config()
             .map_err(|(key, message)| invalid_at(text, path, key, message))?;
@@ -230,6 +236,11 @@ impl Config {
         {
             out.push(
                 "backend.groups names components, but no [[component]] is configured: every Monit service is its own component, so each name in groups must be a Monit service name (they cannot be checked here)".into(),
+            );
+        }
+        if self.show_nodes && self.serve.is_none() {
+            out.push(
+                "backend.show_nodes is for an aggregator's page ([serve]); a single node's page already says the host through {host} in incident_message".into(),
             );
         }
         out

@@ -234,6 +234,9 @@ fn id_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::
 pub const DEFAULT_INCIDENT_NAME: &str = "{component}: {state_label}";
 pub const DEFAULT_INCIDENT_MESSAGE: &str =
     "{state_label} since {time}: {description} ({service} on {host})";
+/// An aggregator's: `{description}` already names the services (and the nodes, with
+/// `[backend] show_nodes`), in Monit's words.
+pub const DEFAULT_FLEET_INCIDENT_MESSAGE: &str = "{state_label} since {time}: {description}";
 
 /// How incidents are handled for components with `incidents = true`.
 #[derive(Debug, Clone, Deserialize)]

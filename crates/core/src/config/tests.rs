@@ -253,3 +253,29 @@ fn spool_hint_survives_a_broken_config() {
     assert_eq!(Config::spool_hint(Some(&p)), PathBuf::from(DEFAULT_SPOOL));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn show_nodes_is_for_a_page_and_off_by_default() {
+    assert!(!parse(GOOD).unwrap().show_nodes);
+    let c = parse(
+        "[backend]\nkind = \"html\"\nshow_nodes = true\n[serve]\nlisten = \"127.0.0.1:8731\"\nallow_plain_http = true\n",
+    );
+    let c = c.unwrap();
+    assert!(c.show_nodes);
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    // On a single node it does nothing: said by `check`.
+    let c = parse("[backend]\nkind = \"html\"\nshow_nodes = true\n").unwrap();
+    assert!(
+        c.warnings()
+            .iter()
+            .any(|w| w.contains("show_nodes is for an aggregator"))
+    );
+    // A relaying node writes no page.
+    let e = parse("[backend]\nkind = \"relay\"\nurl = \"http://agg.example:8731\"\ntoken_file = \"t\"\nshow_nodes = false\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("line 5: backend.show_nodes: applies only to kind = \"html\""),
+        "{e}"
+    );
+}
