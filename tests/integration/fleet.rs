@@ -176,7 +176,7 @@ fn a_node_cannot_report_without_its_own_credential() {
 
 /// Send one request captured from a real Monit (tests/data/mmonit) to `port`, with `user`'s
 /// credential in place of the lab's; the HTTP status of the answer.
-fn post_capture(port: u16, capture: &str, user: &str, secret: &str) -> u16 {
+pub fn post_capture(port: u16, capture: &str, user: &str, secret: &str) -> u16 {
     let raw = std::fs::read(format!(
         "{}/../../tests/data/mmonit/{capture}",
         env!("CARGO_MANIFEST_DIR")

@@ -388,3 +388,246 @@ fn show_nodes_names_the_nodes_on_the_page() {
     let (code, _, log) = serve.stop();
     assert_eq!(code, 0, "{log}");
 }
+
+/// Situation 4: `nodes forget` while the node reports as fast as it is answered. Round after
+/// round, whatever lands first, the forgotten node leaves nothing behind: no test, nothing
+/// fed, the component recomputed (operational, no node left), and its later reports are 401.
+#[test]
+fn forgetting_a_node_that_reports_leaves_nothing_behind() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
+    let agg = Aggregator::new("truth-forget", &fake);
+    agg.append_config("node_rate = 1000\nnode_burst = 1000\n");
+    agg.sb
+        .write("db1.secret", &format!("{}\n", "ab".repeat(32)));
+    let secret = "ab".repeat(32);
+    let serve = agg.start();
+    let port = agg.port;
+    for round in 0..10 {
+        assert_code(
+            &agg.sb
+                .run(&["nodes", "add", "db1", "--secret-file", "db1.secret"]),
+            0,
+        );
+        let stop = Arc::new(AtomicBool::new(false));
+        let (taken, refused) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        let sender = {
+            let (stop, taken, refused, secret) =
+                (stop.clone(), taken.clone(), refused.clone(), secret.clone());
+            std::thread::spawn(move || {
+                let mut seq = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    seq += 1;
+                    let body = format!(
+                        r#"{{"epoch":{round},"snapshot":true,"reporter":"r{round}","reports":[{{"seq":{seq},"component":"db cluster","failing":[{{"service":"mysql","test":"existence","state":"major_outage","description":"process is not running"}}]}}]}}"#
+                    );
+                    match crate::fleet_faults::post(port, "db1", &secret, &body) {
+                        200 => taken.fetch_add(1, Ordering::SeqCst),
+                        401 => refused.fetch_add(1, Ordering::SeqCst),
+                        _ => 0,
+                    };
+                }
+            })
+        };
+        // Forget it while its reports land: at least one was taken first.
+        assert!(
+            wait_until(Duration::from_secs(20), || taken.load(Ordering::SeqCst) > 0),
+            "{}",
+            serve.log()
+        );
+        assert_code(&agg.sb.run(&["nodes", "forget", "db1"]), 0);
+        // And some arrive after it, refused.
+        assert!(
+            wait_until(Duration::from_secs(20), || refused.load(Ordering::SeqCst)
+                > 0),
+            "round {round}: {}",
+            serve.log()
+        );
+        stop.store(true, Ordering::SeqCst);
+        sender.join().unwrap();
+        assert_eq!(agg.node_failing("db1"), 0, "round {round}");
+        assert_eq!(
+            count(&agg.sb, "SELECT count(*) FROM feeds WHERE node = 'db1'"),
+            0,
+            "round {round}"
+        );
+        assert_eq!(
+            desired_state(&agg.sb, "db cluster"),
+            "operational",
+            "round {round}: a component down with no node"
+        );
+    }
+    // The page followed: down while the node was, up once it was forgotten.
+    assert!(
+        wait_until(Duration::from_secs(20), || fake.puts().last()
+            == Some(&(2, 1))),
+        "{:?}\n{}",
+        fake.puts(),
+        serve.log()
+    );
+    let (code, _, log) = serve.stop();
+    assert_eq!(code, 0, "{log}");
+}
+
+/// Situation 6: the aggregator's wall clock steps (faketime, re-read from a file while it
+/// runs; its monotonic clock left alone, as NTP leaves it). Two hours forward flashes no live
+/// node stale; a step back leaves no dead node alive: it is stale within its window.
+#[test]
+fn the_aggregators_clock_stepping_neither_flashes_nor_hides_a_node() {
+    let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
+    let agg = Aggregator::new("truth-step", &fake);
+    agg.append_config("stale_after = 3\n");
+    let secret = agg.add_node("n1");
+    let offset = agg.sb.path("faketime");
+    agg.sb.write("faketime", "+0\n");
+    let mut cmd = agg.sb.cmd(&["serve", "--log-level", "debug"]);
+    cmd.env("LD_PRELOAD", faketime_lib())
+        .env("FAKETIME_TIMESTAMP_FILE", &offset)
+        .env("FAKETIME_CACHE_DURATION", "1")
+        .env("DONT_FAKE_MONOTONIC", "1");
+    let serve = crate::support::LiveFlusher::spawn(cmd);
+    serve.wait_log("serving nodes on", Duration::from_secs(20));
+    let n1 = crate::fleet::beating_node("n1", &agg, &secret);
+    assert_code(&monit(&n1, &fail("mysql")), 0);
+    let beat = crate::support::LiveFlusher::start(&n1);
+    wait_puts(&fake, &serve, &[(2, 4)]);
+    let real_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    let seen = || count(&agg.sb, "SELECT last_seen_at FROM nodes WHERE name = 'n1'");
+    // Forward two hours: the aggregator's last-seen times say it has stepped...
+    agg.sb.write("faketime", "+2h\n");
+    assert!(
+        wait_until(Duration::from_secs(20), || seen() > real_now() + 3_600_000),
+        "{}",
+        serve.log()
+    );
+    // ...and the node's next reports, over more than its stale window, find it live.
+    let reports = |log: &str| log.matches("node n1: 1 report(s)").count();
+    let after = reports(&serve.log());
+    assert!(
+        wait_until(Duration::from_secs(20), || reports(&serve.log())
+            >= after + 5),
+        "{}",
+        serve.log()
+    );
+    assert!(!serve.log().contains("node n1 is stale"), "{}", serve.log());
+    assert_eq!(fake.puts(), [(2, 4)], "no flash of unknown");
+    // The node dies, then the clock steps back four hours: it is stale all the same.
+    let (code, _, log) = beat.stop();
+    assert_eq!(code, 0, "{log}");
+    agg.sb.write("faketime", "-2h\n");
+    serve.wait_log("node n1 is stale", Duration::from_secs(20));
+    wait_puts(&fake, &serve, &[(2, 4), (2, 0)]);
+    assert_contains(&agg.sb.run(&["nodes"]).stdout, "n1: STALE");
+    let (code, _, log) = serve.stop();
+    assert_eq!(code, 0, "{log}");
+}
+
+/// Situation 7: `stale = "ignore"` leaves a silent node out while others are heard; when
+/// every node is silent, nobody can say the component is fine: `unknown`, never operational.
+#[test]
+fn every_node_silent_is_unknown_whatever_the_stale_policy() {
+    let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
+    let agg = Aggregator::on(cachet_sandbox(
+        "truth-all-silent",
+        &fake,
+        &format!("{DB}[component.nodes]\nstale = \"ignore\"\n"),
+    ));
+    agg.append_config("stale_after = 2\n");
+    let (s1, s2) = (agg.add_node("db1"), agg.add_node("db2"));
+    let serve = agg.start();
+    let (db1, db2) = (
+        crate::fleet::beating_node("db1", &agg, &s1),
+        crate::fleet::beating_node("db2", &agg, &s2),
+    );
+    assert_code(&monit(&db1, &fail("mysql")), 0);
+    let (f1, f2) = (
+        crate::support::LiveFlusher::start(&db1),
+        crate::support::LiveFlusher::start(&db2),
+    );
+    wait_puts(&fake, &serve, &[(2, 4)]);
+    assert!(
+        wait_until(Duration::from_secs(20), || count(
+            &agg.sb,
+            "SELECT count(*) FROM feeds WHERE component = 'db cluster'"
+        ) == 2),
+        "{}",
+        serve.log()
+    );
+    // db1 (the failing one) goes silent: ignored, db2 says all is well.
+    let (code, _, log) = f1.stop();
+    assert_eq!(code, 0, "{log}");
+    serve.wait_log("node db1 is stale", Duration::from_secs(20));
+    wait_puts(&fake, &serve, &[(2, 4), (2, 1)]);
+    // db2 too: the last word was an outage, and no one is left to say otherwise.
+    let (code, _, log) = f2.stop();
+    assert_eq!(code, 0, "{log}");
+    serve.wait_log("node db2 is stale", Duration::from_secs(20));
+    wait_puts(&fake, &serve, &[(2, 4), (2, 1), (2, 0)]);
+    let status = agg.sb.run(&["status"]).stdout;
+    assert_contains(&status, "unknown");
+    let (code, _, log) = serve.stop();
+    assert_eq!(code, 0, "{log}");
+}
+
+/// Situation 1, the rest: a relaying node whose clock ran in 2099 is refused with a clear
+/// answer (how far ahead, what to do), and heard again as soon as its clock is right; the
+/// same node then switched to Monit alone (`set mmonit`, here a document captured from a
+/// real Monit 5.33) is a new reporter, heard at once, not outdated by the relay's marks.
+#[test]
+fn a_node_from_the_future_is_told_and_a_switch_to_monit_alone_is_heard() {
+    let fake = FakeCachet::start(TOKEN, &[(2, "db cluster"), (3, "backend")]);
+    let agg = Aggregator::on(cachet_sandbox(
+        "truth-future",
+        &fake,
+        &format!("{DB}[[component]]\nname = \"backend\"\n"),
+    ));
+    let secret = agg.add_node("n1");
+    let serve = agg.start();
+    let n1 = node("n1", &agg, &secret);
+    assert_code(&monit(&n1, &fail("mysql")), 0);
+    let mut future = n1.cmd(&["flush", "--once"]);
+    future
+        .env("LD_PRELOAD", faketime_lib())
+        .env("FAKETIME", "@2099-01-01 00:00:00");
+    let r = future.output().unwrap();
+    let said = String::from_utf8_lossy(&r.stderr).to_string();
+    assert_contains(&said, "ahead of the aggregator's clock");
+    assert_contains(&said, "NTP");
+    assert_eq!(agg.node_failing("n1"), 0, "nothing taken from 2099");
+    let listed = agg.sb.run(&["nodes"]).stdout;
+    assert_contains(&listed, "refused");
+    // The clock set right: the next run starts a new sequence by itself, and is heard.
+    crate::fleet::relay(&n1);
+    wait_puts(&fake, &serve, &[(2, 4)]);
+    // Monit alone from now on: its first document is the node's whole truth at once
+    // (mysql is not in it: the relay's word on it ends), never "outdated".
+    assert_eq!(
+        crate::fleet::post_capture(agg.port, "02-status-all-ok.http", "n1", &secret),
+        200
+    );
+    // (Monit is not really there: its next document never comes, so the node goes stale
+    // after it; the order of the two components' writes is the flusher's.)
+    assert!(
+        wait_until(Duration::from_secs(20), || fake.puts().contains(&(2, 1))),
+        "{:?}\n{}",
+        fake.puts(),
+        serve.log()
+    );
+    assert!(
+        !serve.log().contains("µs, 0 failing test(s): outdated")
+            && serve
+                .log()
+                .contains("µs, 0 failing test(s), no word on payments-api (kept): applied"),
+        "the switch was taken as outdated: {}",
+        serve.log()
+    );
+    assert_contains(&agg.sb.run(&["nodes"]).stdout, "via collector");
+    let (code, _, log) = serve.stop();
+    assert_eq!(code, 0, "{log}");
+}
