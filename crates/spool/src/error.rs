@@ -48,6 +48,16 @@ pub enum SpoolError {
         found: u32,
         known: u32,
     },
+    /// Another process held the spool locked while it was being opened (created, migrated)
+    /// for longer than the busy timeout.
+    #[error(
+        "spool {path}: another process held it locked for {} s while it was being opened (created or upgraded), the most statusrelay waits",
+        waited.as_secs()
+    )]
+    Locked {
+        path: PathBuf,
+        waited: std::time::Duration,
+    },
     /// A delivery was finished by a worker whose claim is no longer valid.
     #[error(
         "delivery {id}: claim {claim} is stale (another worker or a replay took the row); result not recorded"
@@ -62,13 +72,17 @@ pub enum SpoolError {
     },
 }
 
+/// What to do about a spool another process holds locked, whichever command met it.
+const LOCKED_HINT: &str = "another process holds the spool locked (an sqlite3 shell left open? a stuck process?): find it with `fuser` on the spool file, let it finish or stop it, then run the command again";
+
 impl SpoolError {
     /// Is it lock contention (another writer, a checkpoint, a WAL-index rebuild)?
     pub fn is_busy(&self) -> bool {
-        matches!(self, SpoolError::Sqlite { source, .. } if matches!(
-            source.sqlite_error_code(),
-            Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked)
-        ))
+        matches!(self, SpoolError::Locked { .. })
+            || matches!(self, SpoolError::Sqlite { source, .. } if matches!(
+                source.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked)
+            ))
     }
 
     /// Is the failure likely to pass by itself (lock contention, a full disk being cleaned)?
@@ -76,6 +90,7 @@ impl SpoolError {
     /// the path, an I/O error) needs a person: it is not temporary.
     pub fn is_temporary(&self) -> bool {
         match self {
+            SpoolError::Locked { .. } => true,
             SpoolError::Sqlite { source, .. } => matches!(
                 source.sqlite_error_code(),
                 Some(rusqlite::ErrorCode::DatabaseBusy)
@@ -88,6 +103,9 @@ impl SpoolError {
 
     /// What the operator should do about it, where that is clear.
     pub fn hint(&self) -> Option<&'static str> {
+        if let SpoolError::Locked { .. } = self {
+            return Some(LOCKED_HINT);
+        }
         let SpoolError::Sqlite { source, .. } = self else {
             return None;
         };
@@ -100,9 +118,7 @@ impl SpoolError {
             rusqlite::ErrorCode::DiskFull => {
                 "free space on the spool's filesystem; events Monit sent meanwhile are not resent, so run `statusrelay resync` once it has room"
             }
-            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => {
-                "another process holds the spool locked (an sqlite3 shell left open? a stuck process?); the handler gave up after the busy timeout"
-            }
+            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => LOCKED_HINT,
             _ => return None,
         })
     }

@@ -25,6 +25,7 @@ pub mod heap;
 pub mod incidents;
 pub mod retry;
 
+pub use credentials::{Credential, CredentialReader};
 pub use incidents::{EventContext, Incident, Window};
 pub use liveness::Touch;
 pub use nodes::{Forgotten, Node, Silence, StaleChange};
@@ -50,6 +51,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (5, include_str!("../migrations/0005_feeds_stale.sql")),
     (6, include_str!("../migrations/0006_fleet_truth.sql")),
     (7, include_str!("../migrations/0007_descriptions.sql")),
+    (
+        8,
+        include_str!("../migrations/0008_credentials_version.sql"),
+    ),
 ];
 
 /// The host under which local maintenance windows are recorded: a source of its own, never a
@@ -453,6 +458,7 @@ fn parse_state(path: &Path, s: &str) -> Result<State> {
 
 const ITEM_COLS: &str = "id, component, state, status, attempts, created_at, queued_at, next_attempt_at, last_error, message, force, event_id, held";
 
+mod credentials;
 mod deliver;
 mod liveness;
 mod nodes;

@@ -14,7 +14,7 @@ impl Spool {
     /// Open (creating if needed) the spool at `path`, apply pending migrations. A file SQLite
     /// finds corrupt while opening is moved aside and a fresh spool started.
     pub fn open(path: &Path, clock: Arc<dyn Clock>) -> Result<Spool> {
-        match Spool::open_once(path, clock.clone()) {
+        match Spool::open_waiting(path, clock.clone()) {
             Err(e @ SpoolError::CorruptFile { .. }) => {
                 let aside = move_aside(&e, clock.now_ms())?;
                 let mut spool = Spool::open_once(path, clock)?;
@@ -22,6 +22,28 @@ impl Spool {
                 Ok(spool)
             }
             other => other,
+        }
+    }
+
+    /// Open, waiting out another process's lock for up to [`BUSY_TIMEOUT`]: making a fresh
+    /// file WAL, or migrating it, meets a lock SQLite's busy handler does not wait for (a
+    /// second process creating the same new spool), so it is retried here.
+    fn open_waiting(path: &Path, clock: Arc<dyn Clock>) -> Result<Spool> {
+        let started = std::time::Instant::now();
+        loop {
+            match Spool::open_once(path, clock.clone()) {
+                Err(e) if e.is_busy() => {
+                    let waited = started.elapsed();
+                    if waited >= BUSY_TIMEOUT {
+                        return Err(SpoolError::Locked {
+                            path: path.to_path_buf(),
+                            waited,
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => return other,
+            }
         }
     }
 
@@ -86,6 +108,13 @@ impl Spool {
         let out = f(&tx, &map)?;
         tx.commit().map_err(&map)?;
         Ok(out)
+    }
+
+    /// Wait at most `d` for another process's lock (the default is [`BUSY_TIMEOUT`]): a
+    /// server answering within a deadline waits no longer than it.
+    pub fn set_busy_timeout(&mut self, d: Duration) -> Result<()> {
+        let e = self.err();
+        self.conn.busy_timeout(d).map_err(e)
     }
 
     pub(crate) fn configure(&mut self) -> Result<()> {

@@ -104,7 +104,7 @@ fn pragmas_are_durable_and_schema_is_current() {
     drop(s);
     // Re-opening runs no migration twice.
     let s = f.open();
-    assert_eq!(s.pragma("user_version").unwrap(), "7");
+    assert_eq!(s.pragma("user_version").unwrap(), "8");
 }
 
 #[test]
@@ -1563,4 +1563,40 @@ fn node_names_never_speak_for_local_sources() {
     );
     assert_eq!(crate::local_source("manual"), "@manual");
     assert_eq!(crate::local_source("@manual"), "@manual");
+}
+
+#[test]
+fn credentials_are_read_apart_and_their_version_moves_only_with_them() {
+    let f = Fixture::new("creds");
+    let mut s = f.open();
+    let r = CredentialReader::open(&f.dir.join("spool.db")).unwrap();
+    let v0 = r.version().unwrap();
+    assert!(s.add_node("db1", "h1", None).unwrap());
+    let (v1, creds) = r.load().unwrap();
+    assert!(v1 > v0);
+    assert_eq!(creds["db1"].secret_sha256, "h1");
+    assert_eq!(creds["db1"].components, None);
+    // A report's trace (last seen, marks) is not a credential.
+    s.touch_nodes(&[Touch {
+        node: "db1".into(),
+        at: 5,
+        via: "relay".into(),
+        period_ms: Some(1000),
+        whole: Some((1, 1)),
+        components: vec![],
+    }])
+    .unwrap();
+    s.note_refusal("db1", "told").unwrap();
+    assert_eq!(r.version().unwrap(), v1);
+    // Re-keyed, limited, forgotten: each moves it.
+    assert!(s.put_node("db1", "h2", Some(&["db".to_string()])).unwrap());
+    let (v2, creds) = r.load().unwrap();
+    assert!(v2 > v1);
+    assert_eq!(creds["db1"].secret_sha256, "h2");
+    assert_eq!(creds["db1"].components, Some(vec!["db".to_string()]));
+    s.forget_node("db1", &ev("-"), &|_| Default::default())
+        .unwrap();
+    let (v3, creds) = r.load().unwrap();
+    assert!(v3 > v2);
+    assert!(creds.is_empty());
 }

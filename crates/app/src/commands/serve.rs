@@ -86,6 +86,26 @@ pub fn run(
         })
     };
     let ingest = Arc::new(Ingest::new(config.clone(), clock));
+    // Open the spool before listening: `/ready` is true from the first request on. A spool
+    // another process holds (a config manager's `nodes add` creating it) is waited out, as
+    // the flusher waits; anything else stops the aggregator.
+    let mut said = false;
+    loop {
+        match ingest.open_now() {
+            Ok(()) => break,
+            Err(AppError::Spool(e)) if e.is_busy() && !shutdown.load(Ordering::SeqCst) => {
+                if !said {
+                    warn!("{e}; waiting for it");
+                    said = true;
+                }
+            }
+            Err(e) => {
+                shutdown.store(true, Ordering::SeqCst);
+                let _ = delivery.join();
+                return Err(e);
+            }
+        }
+    }
     let sweeper = {
         let (ingest, shutdown) = (ingest.clone(), shutdown.clone());
         std::thread::spawn(move || {

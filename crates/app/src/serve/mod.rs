@@ -22,12 +22,16 @@
 //! - Bounded: bodies over `[serve] max_body` are 413, a request (headers and body) taking longer
 //!   than `request_timeout` is cut off with 408 (headers alone: the connection is closed, see
 //!   `listen`), a node over its rate is 429 with `Retry-After` (see `limit`).
+//! - Authentication and every limit run on the headers, before the body is read or the spool
+//!   taken (`gate`): a stranger never costs a buffer or the lock.
 //! - One connection to the spool serves every request, one at a time, on the worker that took
 //!   the request, marked as blocking (`block_in_place`, so the runtime moves its other tasks):
-//!   SQLite has one writer anyway, and requests queue on a mutex instead of sleeping in
-//!   SQLite's busy handler. It is reopened after a spool error or when the file at the path was
-//!   replaced. No async task awaits while holding it.
+//!   SQLite has one writer anyway, and requests queue on an async mutex instead of sleeping in
+//!   SQLite's busy handler. A request waits for it, and SQLite for another process's lock, at
+//!   most half its `request_timeout`: then 503 with `Retry-After`. `/ready` never waits for it.
+//!   It is reopened after a spool error or when the file at the path was replaced.
 
+pub mod gate;
 pub mod limit;
 pub mod listen;
 pub mod tls;
@@ -41,7 +45,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -59,14 +63,17 @@ use statusrelay_spool::{
 use std::time::Instant;
 
 use crate::spooling::open_spool;
-use crate::{credentials, error, warn};
+use crate::{error, warn};
 
 /// What every request needs.
 pub struct Ingest {
     pub config: Config,
     pub clock: Arc<dyn Clock>,
-    pub limit: limit::RateLimit,
-    shared: std::sync::Mutex<Shared>,
+    /// Authentication and limits, on the headers (see `gate`).
+    pub gate: gate::Gate,
+    /// Taken by one request at a time; a request waits for it at most half its
+    /// `request_timeout` (then 503 with `Retry-After`).
+    shared: tokio::sync::Mutex<Shared>,
     /// The monotonic origin silence is measured from (see `statusrelay_core::liveness`).
     started: Instant,
 }
@@ -82,10 +89,10 @@ impl Ingest {
     pub fn new(config: Config, clock: Arc<dyn Clock>) -> Ingest {
         let serve = config.serve.clone().unwrap_or_default();
         Ingest {
-            limit: limit::RateLimit::new(serve.node_rate, serve.node_burst),
+            gate: gate::Gate::new(config.spool.clone(), &serve),
             config,
             clock,
-            shared: std::sync::Mutex::new(Shared::default()),
+            shared: tokio::sync::Mutex::new(Shared::default()),
             started: Instant::now(),
         }
     }
@@ -99,14 +106,73 @@ impl Ingest {
         self.config.serve.clone().unwrap_or_default().stale_after
     }
 
-    /// Run `f` on the shared connection, (re)opened as needed; a 503 (the spool failed) drops
-    /// it, so the next request opens it afresh.
+    /// Run `f` on the shared connection from a thread outside the runtime (the sweeper),
+    /// waiting as long as it takes.
     fn with_spool<T>(
         &self,
         f: impl FnOnce(&mut statusrelay_spool::Spool, &mut Memory) -> Result<T, Refusal>,
     ) -> Result<T, Refusal> {
-        let mut guard = self.shared.lock().unwrap_or_else(|p| p.into_inner());
-        let shared = &mut *guard;
+        let mut guard = self.shared.blocking_lock();
+        self.on_shared(&mut guard, f)
+    }
+
+    /// Run `f` on the shared connection for a request: it waits for the connection at most
+    /// `wait` (503 after), and SQLite waits for another process's lock at most as long (the
+    /// connection's busy timeout), so a held spool is a prompt 503, never a hung request.
+    async fn with_spool_within<T>(
+        &self,
+        wait: std::time::Duration,
+        f: impl FnOnce(&mut statusrelay_spool::Spool, &mut Memory) -> Result<T, Refusal>,
+    ) -> Result<T, Refusal> {
+        let Ok(mut guard) = tokio::time::timeout(wait, self.shared.lock()).await else {
+            return Err((
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the aggregator is busy with other reports: retry after the time given".into(),
+            ));
+        };
+        tokio::task::block_in_place(|| self.on_shared(&mut guard, f))
+    }
+
+    /// Is the spool open? Never waits: a request holding the connection proves it is.
+    pub fn spool_open(&self) -> bool {
+        match self.shared.try_lock() {
+            Ok(g) => g.spool.is_some(),
+            Err(_) => true,
+        }
+    }
+
+    /// Open the spool now (at start, before listening), so `/ready` says so at once; the
+    /// spool's own error (locked, corrupt, unwritable) for the caller to judge.
+    pub fn open_now(&self) -> Result<(), crate::AppError> {
+        let mut g = self.shared.blocking_lock();
+        if g.spool.is_none() {
+            g.spool = Some(self.bounded(open_spool(&self.config.spool, self.clock.clone())?));
+        }
+        Ok(())
+    }
+
+    /// The spool with its busy wait bounded by the request's deadline.
+    fn bounded(&self, mut spool: statusrelay_spool::Spool) -> statusrelay_spool::Spool {
+        let wait = self
+            .config
+            .serve
+            .clone()
+            .unwrap_or_default()
+            .request_timeout
+            / 2;
+        if let Err(e) = spool.set_busy_timeout(wait) {
+            warn!("could not bound the spool's busy wait: {e}");
+        }
+        spool
+    }
+
+    /// Run `f` on the shared connection, (re)opened as needed; a 503 (the spool failed) drops
+    /// it, so the next request opens it afresh.
+    fn on_shared<T>(
+        &self,
+        shared: &mut Shared,
+        f: impl FnOnce(&mut statusrelay_spool::Spool, &mut Memory) -> Result<T, Refusal>,
+    ) -> Result<T, Refusal> {
         let replaced = shared
             .spool
             .as_ref()
@@ -119,7 +185,7 @@ impl Ingest {
                     "the aggregator's spool is unavailable; try again".to_string(),
                 )
             })?;
-            shared.spool = Some(spool);
+            shared.spool = Some(self.bounded(spool));
         }
         let spool = shared.spool.as_mut().expect("opened above");
         if shared.memory.liveness.is_none() {
@@ -235,39 +301,139 @@ fn record_or_touch(
         .collect())
 }
 
-/// The aggregator's routes: `POST /v1/reports` (nodes), `GET /ready` (load balancers).
+/// The aggregator's routes: `POST /v1/reports` (nodes), `POST /collector` (Monit), `GET
+/// /ready` (load balancers); anything else is a JSON 404 or 405 naming them.
 pub fn router(ingest: Arc<Ingest>) -> Router {
     let serve = ingest.config.serve.clone().unwrap_or_default();
     let timeout = serve.request_timeout;
     Router::new()
         .route("/v1/reports", post(reports))
         .route("/collector", post(collector))
+        .route_layer(middleware::from_fn_with_state(ingest.clone(), admit))
         .route("/ready", get(ready))
+        .fallback(not_found)
+        .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(serve.max_body))
         .layer(middleware::from_fn(
             move |req: Request, next: Next| async move {
                 // The body is read inside `next`: a client that trickles it is cut off too.
                 match tokio::time::timeout(timeout, next.run(req)).await {
                     Ok(r) => r,
-                    Err(_) => answer(StatusCode::REQUEST_TIMEOUT, "request took too long"),
+                    Err(_) => answer_with(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "the request took longer than [serve] request_timeout",
+                        "send the whole request at once; a slow link needs a longer request_timeout on the aggregator",
+                    ),
                 }
             },
         ))
         .with_state(ingest)
 }
 
-fn answer(status: StatusCode, message: &str) -> Response {
+/// The endpoints, as a wrong URL's answer names them.
+const ENDPOINTS: &str = "POST /v1/reports (a node's statusrelay, [backend] kind = \"relay\" with url = the aggregator's base URL) or POST /collector (Monit: set mmonit https://NODE:SECRET@HOST:PORT/collector)";
+
+async fn not_found(req: Request) -> Response {
+    answer_with(
+        StatusCode::NOT_FOUND,
+        &format!("no such endpoint: {}", gate::shown(req.uri().path())),
+        ENDPOINTS,
+    )
+}
+
+async fn wrong_method(req: Request) -> Response {
+    answer_with(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!(
+            "{} is not accepted at {}",
+            req.method(),
+            gate::shown(req.uri().path())
+        ),
+        ENDPOINTS,
+    )
+}
+
+/// The node a request's credential named, once the gate let it in.
+#[derive(Clone)]
+struct AdmittedNode(String);
+
+/// The gate, before any body is read: a refusal is answered at once; an admitted request
+/// holds its share of the body budget until it is answered.
+async fn admit(
+    State(st): State<Arc<Ingest>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let serve = st.config.serve.clone().unwrap_or_default();
+    let admitted = st
+        .gate
+        .admit(
+            req.headers(),
+            peer.ip(),
+            st.clock.now_ms(),
+            serve.request_timeout / 2,
+        )
+        .await;
+    match admitted {
+        Ok(a) => {
+            req.extensions_mut().insert(AdmittedNode(a.node));
+            let response = next.run(req).await;
+            drop(a.permit);
+            response
+        }
+        Err(t) => {
+            let mut r = answer_with(t.status, &t.error, t.fix);
+            if let Some(secs) = t.retry_after {
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+            }
+            r
+        }
+    }
+}
+
+/// A JSON answer: what is wrong (`error`) and what to do (`fix`).
+fn answer_with(status: StatusCode, error: &str, fix: &str) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
-        json!({ "error": message }).to_string(),
+        format!("{}\n", json!({ "error": error, "fix": fix })),
     )
         .into_response()
 }
 
+fn answer(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        format!("{}\n", json!({ "error": message })),
+    )
+        .into_response()
+}
+
+/// A body that could not be read: over `max_body` (a body sent without a declared length),
+/// or broken off.
+fn unread(st: &Ingest, e: axum::extract::rejection::BytesRejection) -> Response {
+    let max = st.config.serve.clone().unwrap_or_default().max_body;
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        answer_with(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the body is over [serve] max_body = {max} bytes"),
+            "send smaller batches, or raise [serve] max_body on the aggregator",
+        )
+    } else {
+        answer_with(
+            e.status(),
+            &format!("the body could not be read: {e}"),
+            "send the whole body with its Content-Length",
+        )
+    }
+}
+
 async fn ready(State(st): State<Arc<Ingest>>) -> Response {
-    let ok = tokio::task::block_in_place(|| st.with_spool(|_, _| Ok(()))).is_ok();
-    if ok {
+    // Never waits on the spool: a request holding it proves it open.
+    if st.spool_open() {
         (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],
@@ -275,9 +441,10 @@ async fn ready(State(st): State<Arc<Ingest>>) -> Response {
         )
             .into_response()
     } else {
-        answer(
+        answer_with(
             StatusCode::SERVICE_UNAVAILABLE,
             "the spool cannot be opened",
+            "see the aggregator's log",
         )
     }
 }
@@ -285,66 +452,63 @@ async fn ready(State(st): State<Arc<Ingest>>) -> Response {
 async fn reports(
     State(st): State<Arc<Ingest>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
+    axum::Extension(AdmittedNode(name)): axum::Extension<AdmittedNode>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    let auth = basic_auth(&headers);
-    blocking(
-        || st.with_spool(|spool, memory| st.ingest(spool, memory, auth, &body, peer)),
-        |ack| {
-            (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                serde_json::to_string(&ack).unwrap_or_default(),
-            )
-                .into_response()
-        },
-    )
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return unread(&st, e),
+    };
+    let wait = st.config.serve.clone().unwrap_or_default().request_timeout / 2;
+    let done = st
+        .with_spool_within(wait, |spool, memory| {
+            st.ingest(spool, memory, &name, &body, peer)
+        })
+        .await;
+    answered(done, |ack| {
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::to_string(&ack).unwrap_or_default(),
+        )
+            .into_response()
+    })
 }
 
 async fn collector(
     State(st): State<Arc<Ingest>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
+    axum::Extension(AdmittedNode(name)): axum::Extension<AdmittedNode>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    let auth = basic_auth(&headers);
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return unread(&st, e),
+    };
     // Monit wants a 2xx and nothing else.
-    blocking(
-        || st.with_spool(|spool, memory| st.collect(spool, memory, auth, &body, peer)),
-        |()| StatusCode::OK.into_response(),
-    )
+    let wait = st.config.serve.clone().unwrap_or_default().request_timeout / 2;
+    let done = st
+        .with_spool_within(wait, |spool, memory| {
+            st.collect(spool, memory, &name, &body, peer)
+        })
+        .await;
+    answered(done, |()| StatusCode::OK.into_response())
 }
 
-/// Run the spool work where it is, telling the runtime this worker blocks (its other tasks
-/// move to the other worker): no hand-off to a blocking thread and back per request, and
-/// requests take the spool one at a time anyway. A refusal becomes its answer.
-fn blocking<T>(
-    work: impl FnOnce() -> Result<T, Refusal>,
-    done: impl FnOnce(T) -> Response,
-) -> Response {
-    match tokio::task::block_in_place(work) {
+/// The answer to a request's spool work; a refusal becomes its JSON answer (a 503 with
+/// `Retry-After`).
+fn answered<T>(work: Result<T, Refusal>, done: impl FnOnce(T) -> Response) -> Response {
+    match work {
         Ok(t) => done(t),
         Err((status, message)) => {
             let mut r = answer(status, &message);
-            if status == StatusCode::TOO_MANY_REQUESTS
-                && let Some(secs) = message.rsplit("retry after ").next()
-                && let Ok(v) = secs.trim_end_matches(" s").parse::<header::HeaderValue>()
-            {
-                r.headers_mut().insert(header::RETRY_AFTER, v);
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from(1u64));
             }
             r
         }
     }
-}
-
-/// (user, password) of an HTTP basic `Authorization` header.
-fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let encoded = v.strip_prefix("Basic ")?.trim();
-    let decoded = String::from_utf8(statusrelay_backend::http::base64_decode(encoded)?).ok()?;
-    let (user, password) = decoded.split_once(':')?;
-    Some((user.to_string(), password.to_string()))
 }
 
 type Refusal = (StatusCode, String);
@@ -354,6 +518,8 @@ impl Ingest {
     /// clock and never before that many periods since the aggregator started; each is logged
     /// once and recomputes the components it feeds (see `Spool::apply_silence`).
     pub fn sweep(&self) -> Result<(), crate::AppError> {
+        // Refusals counted in a minute now over are said first (no spool needed).
+        self.gate.flush_log();
         let stale_after = self.stale_after();
         let rule_of = |c: &str| self.config.node_rule(c);
         let now = self.mono_ms();
@@ -395,54 +561,29 @@ impl Ingest {
         Ok(())
     }
 
-    /// Find the node the credential names; 401 for anything else, logged with the peer's
-    /// address and never with the secret. A stale node is back with any report it makes (the
-    /// report clears the mark): said here, once for both ways in.
+    /// The node the gate let in (its credential checked there, before the body), as the
+    /// spool has it now; 401 if it was forgotten in between. A stale node is back with any
+    /// report it makes (the report clears the mark): said here, once for both ways in.
     fn authenticate(
         &self,
         spool: &statusrelay_spool::Spool,
-        auth: Option<(String, String)>,
+        name: &str,
         peer: SocketAddr,
     ) -> Result<statusrelay_spool::Node, Refusal> {
-        let Some((name, secret)) = auth else {
-            warn!("{peer}: a report without credentials refused (401)");
-            return Err((
-                StatusCode::UNAUTHORIZED,
-                "credentials required: HTTP basic auth with the node's name and secret".into(),
-            ));
-        };
-        let node = spool.node(&name).map_err(|e| {
+        let node = spool.node(name).map_err(|e| {
             error!("cannot read the nodes for a report from {peer}: {e}");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the aggregator's spool is unavailable; try again".to_string(),
             )
         })?;
-        let Some(node) = node.filter(|n| credentials::verify(&secret, &n.secret_sha256)) else {
-            warn!(
-                "{peer}: a report as node {name:?} refused (401): no such node, or a wrong secret"
-            );
+        let Some(node) = node else {
+            warn!("{peer}: a report as node {name} refused (401): forgotten meanwhile");
             return Err((
                 StatusCode::UNAUTHORIZED,
                 "unknown node or wrong secret".into(),
             ));
         };
-        if let Err((wait, first)) = self.limit.take(&node.name, self.clock.now_ms()) {
-            let serve = self.config.serve.clone().unwrap_or_default();
-            if first {
-                warn!(
-                    "{peer}: node {} is over its rate limit (429 until it slows down): {} requests/s after a burst of {}",
-                    node.name, serve.node_rate, serve.node_burst
-                );
-            }
-            return Err((
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "node {} is over its rate limit ({} requests/s after a burst of {}): retry after {wait} s",
-                    node.name, serve.node_rate, serve.node_burst
-                ),
-            ));
-        }
         if node.stale_since.is_some() {
             crate::info!("node {} reports again: no longer stale", node.name);
         }
@@ -460,11 +601,11 @@ impl Ingest {
         &self,
         spool: &mut statusrelay_spool::Spool,
         memory: &mut Memory,
-        auth: Option<(String, String)>,
+        name: &str,
         body: &[u8],
         peer: SocketAddr,
     ) -> Result<(), Refusal> {
-        let node = self.authenticate(spool, auth, peer)?;
+        let node = self.authenticate(spool, name, peer)?;
         let status = monit_status::parse(body).map_err(|e| {
             warn!(
                 "{peer}: node {}: a collector document refused (400): {e}",
@@ -630,11 +771,11 @@ impl Ingest {
         &self,
         spool: &mut statusrelay_spool::Spool,
         memory: &mut Memory,
-        auth: Option<(String, String)>,
+        name: &str,
         body: &[u8],
         peer: SocketAddr,
     ) -> Result<RelayAck, Refusal> {
-        let node = self.authenticate(spool, auth, peer)?;
+        let node = self.authenticate(spool, name, peer)?;
         let name = node.name.clone();
         let batch: RelayBatch = serde_json::from_slice(body).map_err(|e| {
             (
@@ -819,7 +960,7 @@ mod tests {
 
     #[test]
     fn basic_auth_is_read_from_the_header() {
-        let mut h = HeaderMap::new();
+        let mut h = axum::http::HeaderMap::new();
         h.insert(
             header::AUTHORIZATION,
             format!(
@@ -829,10 +970,10 @@ mod tests {
             .parse()
             .unwrap(),
         );
-        assert_eq!(basic_auth(&h), Some(("db1".into(), "s3cr:et".into())));
+        assert_eq!(gate::basic_auth(&h), Some(("db1".into(), "s3cr:et".into())));
         h.insert(header::AUTHORIZATION, "Basic !!!".parse().unwrap());
-        assert_eq!(basic_auth(&h), None);
+        assert_eq!(gate::basic_auth(&h), None);
         h.insert(header::AUTHORIZATION, "Bearer x".parse().unwrap());
-        assert_eq!(basic_auth(&h), None);
+        assert_eq!(gate::basic_auth(&h), None);
     }
 }

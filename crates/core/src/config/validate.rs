@@ -226,6 +226,21 @@ impl Config {
                     "max_body must be at least 1024 bytes and request_timeout at least 1s".into(),
                 ));
             }
+            if sv.body_budget < sv.max_body {
+                return Err(invalid(
+                    "serve.body_budget".into(),
+                    format!(
+                        "= {} is below max_body = {}: one largest request could never be read; make it at least max_body (default 32 MiB)",
+                        sv.body_budget, sv.max_body
+                    ),
+                ));
+            }
+            if sv.max_connections_per_peer == 0 || sv.max_failed_auth == 0 {
+                return Err(invalid(
+                    "serve".into(),
+                    "max_connections_per_peer and max_failed_auth must be at least 1".into(),
+                ));
+            }
             if sv.stale_after < 2 {
                 return Err(invalid(
                     "serve.stale_after".into(),
