@@ -10,6 +10,7 @@ mod fleet_hosts;
 mod fleet_truth;
 mod handler;
 mod hardening;
+mod hostile;
 mod incidents;
 mod nodes;
 mod operator;

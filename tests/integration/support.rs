@@ -177,6 +177,16 @@ impl LiveFlusher {
         );
     }
 
+    /// A line of /proc/PID/status in KiB (VmRSS: resident now, VmHWM: the peak).
+    pub fn mem_kib(&self, field: &str) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Still running?
     pub fn running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()

@@ -145,6 +145,7 @@ pub fn run(
     let stop = shutdown.clone();
     let limits = Limits {
         max_connections: serve.max_connections,
+        max_connections_per_peer: serve.max_connections_per_peer,
         request_timeout: serve.request_timeout,
     };
     let served: Result<(), std::io::Error> = runtime.block_on(async move {

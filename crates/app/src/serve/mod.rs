@@ -362,6 +362,7 @@ struct AdmittedNode(String);
 async fn admit(
     State(st): State<Arc<Ingest>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    conn: Option<axum::Extension<Arc<listen::Conn>>>,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -377,6 +378,9 @@ async fn admit(
         .await;
     match admitted {
         Ok(a) => {
+            if let Some(axum::Extension(c)) = conn {
+                c.authenticated();
+            }
             req.extensions_mut().insert(AdmittedNode(a.node));
             let response = next.run(req).await;
             drop(a.permit);
