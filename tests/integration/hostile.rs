@@ -356,3 +356,116 @@ fn a_spool_held_by_another_process_is_a_prompt_503() {
     let (code, _, log) = serve.stop();
     assert_eq!(code, 0, "{log}");
 }
+
+/// A node's snapshot that clears 12,000 failing tests is one statement per component, not a
+/// statement per test: the other nodes wait for it a moment, not seconds. A report over the
+/// bounds (1,000 failing tests, 10,000 a request) is refused with what to do.
+#[test]
+fn clearing_twelve_thousand_tests_does_not_stall_the_other_nodes() {
+    let components: String = (0..12)
+        .map(|i| format!("[[component]]\nname = \"c{i}\"\n"))
+        .collect();
+    let agg = Aggregator::on(html_sandbox("hostile-big", &components));
+    agg.append_config("node_rate = 1000\nnode_burst = 1000\n");
+    let (big, small) = (agg.add_node("big"), agg.add_node("small"));
+    let serve = agg.start();
+    let port = agg.port;
+    let post = |user: &str, secret: &str, body: &str| -> (u16, String, Duration) {
+        let t = Instant::now();
+        let (code, answer) = exchange(
+            port,
+            format!(
+                "POST /v1/reports HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                auth(user, secret),
+                body.len()
+            )
+            .as_bytes(),
+        );
+        (code, answer, t.elapsed())
+    };
+    let report = |c: usize, seq: usize, n: usize| {
+        let failing: Vec<String> = (0..n)
+            .map(|j| format!(r#"{{"service":"svc{j}","test":"existence","state":"major_outage"}}"#))
+            .collect();
+        format!(
+            r#"{{"seq":{seq},"component":"c{c}","failing":[{}]}}"#,
+            failing.join(",")
+        )
+    };
+    // 12 components of 1,000 failing tests each, in two batches.
+    for half in [0..6, 6..12] {
+        let reports: Vec<String> = half.map(|c| report(c, 1, 1000)).collect();
+        let body = format!(
+            r#"{{"epoch":1,"reporter":"big","reports":[{}]}}"#,
+            reports.join(",")
+        );
+        let (code, answer, _) = post("big", &big, &body);
+        assert_eq!(code, 200, "{answer}");
+    }
+    assert_eq!(agg.node_failing("big"), 12_000);
+    // Over the bounds: refused, saying what to do.
+    let (code, answer, _) = post(
+        "big",
+        &big,
+        &format!(
+            r#"{{"epoch":1,"reporter":"big","reports":[{}]}}"#,
+            report(0, 2, 1001)
+        ),
+    );
+    assert_eq!(code, 422, "{answer}");
+    assert_contains(&answer, "more than 1000");
+    // The other node reports as fast as it is answered while the big one clears it all.
+    let stop = Arc::new(AtomicBool::new(false));
+    let worst = Arc::new(std::sync::Mutex::new(Duration::ZERO));
+    let other = {
+        let (stop, worst, small) = (stop.clone(), worst.clone(), small.clone());
+        std::thread::spawn(move || {
+            let mut seq = 0;
+            while !stop.load(Ordering::SeqCst) && seq < 100_000 {
+                seq += 1;
+                let state = if seq % 2 == 0 {
+                    "major_outage"
+                } else {
+                    "partial_outage"
+                };
+                let body = format!(
+                    r#"{{"epoch":1,"reporter":"small","reports":[{{"seq":{seq},"component":"c0","failing":[{{"service":"web","test":"connection","state":"{state}"}}]}}]}}"#
+                );
+                let t = Instant::now();
+                let (code, _) = exchange(
+                    port,
+                    format!(
+                        "POST /v1/reports HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        auth("small", &small),
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+                assert_eq!(code, 200);
+                let took = t.elapsed();
+                let mut w = worst.lock().unwrap();
+                *w = (*w).max(took);
+            }
+        })
+    };
+    let empty: Vec<String> = (0..12).map(|c| report(c, 3, 0)).collect();
+    let (code, answer, took) = post(
+        "big",
+        &big,
+        &format!(
+            r#"{{"epoch":1,"snapshot":true,"reporter":"big","reports":[{}]}}"#,
+            empty.join(",")
+        ),
+    );
+    assert_eq!(code, 200, "{answer}");
+    stop.store(true, Ordering::SeqCst);
+    other.join().unwrap();
+    assert_eq!(agg.node_failing("big"), 0);
+    let worst = *worst.lock().unwrap();
+    assert!(
+        worst < Duration::from_secs(3) && took < Duration::from_secs(3),
+        "clearing 12,000 tests took {took:?}; the other node waited up to {worst:?}"
+    );
+    let (code, _, log) = serve.stop();
+    assert_eq!(code, 0, "{log}");
+}

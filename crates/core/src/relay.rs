@@ -25,6 +25,13 @@ use crate::State;
 /// since a mark far in the future would make every later report look outdated.
 pub const MAX_AHEAD_MS: i64 = 10 * 60 * 1000;
 
+/// The most failing tests one report (one component of one node) may carry: a Monit service
+/// has a few dozen test families at most, so this is hundreds of services failing at once.
+pub const MAX_FAILING_PER_REPORT: usize = 1_000;
+
+/// The most failing tests one request (a batch, a status document) may carry in all.
+pub const MAX_FAILING_PER_REQUEST: usize = 10_000;
+
 /// One request: several reports, applied in one transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -223,7 +223,7 @@ impl Spool {
                 now,
                 aggregator: true,
             };
-            let mut recorded = crate::record::record_tx(tx, e, &at, ev, &[], None, None)?;
+            let mut recorded = crate::record::record_tx(tx, e, &at, ev, &[], Default::default())?;
             recompute(
                 tx,
                 &at,
@@ -385,7 +385,8 @@ impl Spool {
                         },
                     )
                 };
-                let mut recorded = crate::record::record_tx(tx, e, &at, &ev, &[], None, None)?;
+                let mut recorded =
+                    crate::record::record_tx(tx, e, &at, &ev, &[], Default::default())?;
                 let comps = node_components(tx, &node).map_err(e)?;
                 recompute(tx, &at, &comps, rule_of, &mut recorded, Some(&description))?;
                 out.push(StaleChange {

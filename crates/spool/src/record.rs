@@ -68,7 +68,18 @@ impl Spool {
                 now,
                 aggregator,
             };
-            record_tx(tx, e, &at, ev, applies, replay_of, snapshot)
+            record_tx(
+                tx,
+                e,
+                &at,
+                ev,
+                applies,
+                How {
+                    replay_of,
+                    snapshot,
+                    clear: None,
+                },
+            )
         })
     }
 
@@ -440,6 +451,25 @@ fn exec(tx: &rusqlite::Connection, sql: &str, p: impl rusqlite::Params) -> rusql
     tx.prepare_cached(sql)?.execute(p)
 }
 
+/// How a recording applies: as a replay of an event, under a resync's snapshot, clearing a
+/// node's word where a report replaces it.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct How<'a> {
+    /// The rejected event this recording replays (its row is updated, not added).
+    pub(crate) replay_of: Option<i64>,
+    /// A resync's snapshot: events newer than this id are not overridden.
+    pub(crate) snapshot: Option<i64>,
+    pub(crate) clear: Option<&'a Clear<'a>>,
+}
+
+/// A node's word replaced in `components`: its failing tests there that the report did not
+/// name pass, except those of the services in `keep`.
+pub(crate) struct Clear<'a> {
+    pub(crate) node: &'a str,
+    pub(crate) components: Vec<(&'a str, NodeRule)>,
+    pub(crate) keep: &'a [String],
+}
+
 /// Where and when a recording happens.
 pub(crate) struct At<'a> {
     pub(crate) path: &'a Path,
@@ -457,11 +487,15 @@ pub(crate) fn record_tx(
     at: &At<'_>,
     ev: &NewEvent,
     applies: &[Apply],
-    replay_of: Option<i64>,
-    snapshot: Option<i64>,
+    how: How<'_>,
 ) -> Result<Recorded> {
+    let How {
+        replay_of,
+        snapshot,
+        clear,
+    } = how;
     let now = at.now;
-    let status = if applies.is_empty() {
+    let status = if applies.is_empty() && clear.is_none_or(|c| c.components.is_empty()) {
         EventStatus::Info
     } else {
         EventStatus::Applied
@@ -483,6 +517,24 @@ pub(crate) fn record_tx(
         apply_test(tx, a, event_id, now, snapshot).map_err(e)?;
         if !touched.iter().any(|(c, _)| *c == a.component) {
             touched.push((&a.component, a.rule));
+        }
+    }
+    // Set-based: one statement per component, whatever the number of tests it clears (a
+    // report's own tests were just written under this event, so they are left).
+    if let Some(c) = clear {
+        let keep = serde_json::to_string(c.keep).unwrap_or_else(|_| "[]".into());
+        for (component, rule) in &c.components {
+            let n = exec(
+                tx,
+                "UPDATE tests SET state = NULL, event_id = ?3, since = ?4, description = NULL
+                 WHERE component = ?1 AND host = ?2 AND state IS NOT NULL AND event_id < ?3
+                   AND service NOT IN (SELECT value FROM json_each(?5))",
+                params![component, c.node, event_id, now, keep],
+            )
+            .map_err(e)?;
+            if n > 0 && !touched.iter().any(|(t, _)| t == component) {
+                touched.push((component, *rule));
+            }
         }
     }
     let mut changes = Vec::new();
@@ -619,64 +671,24 @@ fn report_tx(
         alive(tx).map_err(e)?;
         return Ok(Reported::outdated(mark, report.order));
     }
-    let mut all: Vec<Apply> = applies
+    let all: Vec<Apply> = applies
         .iter()
         .filter(|a| fresh.contains(&a.component.as_str()))
         .cloned()
         .collect();
-    // The node's failing tests where the report speaks: the components it fed and those it
-    // names (by the primary key, component first: no index of tests by host is kept, so a
-    // node's own spool pays for none).
-    let mut failing: Vec<(String, String, String)> = Vec::new();
-    {
-        let mut st = tx
-            .prepare_cached(
-                "SELECT service, test FROM tests WHERE component = ?1 AND host = ?2 AND state IS NOT NULL",
-            )
-            .map_err(e)?;
-        let mut comps: Vec<&str> = feeds.keys().map(String::as_str).collect();
-        comps.extend(scope.iter().map(String::as_str));
-        comps.sort_unstable();
-        comps.dedup();
-        for c in comps {
-            let rows = st
-                .query_map(params![c, report.node], |r| {
-                    Ok((
-                        c.to_string(),
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                    ))
-                })
-                .map_err(e)?;
-            for row in rows {
-                failing.push(row.map_err(e)?);
-            }
-        }
-    }
-    for (component, service, test) in failing {
-        let replaced = fresh.contains(&component.as_str()) || dropped.contains(&component);
-        // A service the node has no word on keeps its rows (Monit initialising or not
-        // monitoring it: its status 0 means "not checked", not "passing").
-        if !replaced || report.keep.contains(&service) {
-            continue;
-        }
-        let reported = all
+    // Where the report replaces the node's word, its failing tests the report does not name
+    // pass: cleared set-based in `record_tx` (a service the node has no word on keeps its
+    // rows: Monit initialising or not monitoring it, its status 0 means "not checked").
+    let clear = Clear {
+        node: report.node,
+        components: fresh
             .iter()
-            .any(|a| a.component == component && a.service == service && a.test == test);
-        if !reported {
-            all.push(Apply {
-                rule: (report.rule_of)(&component),
-                component,
-                host: report.node.to_string(),
-                service,
-                test,
-                change: TestChange::Recover {
-                    one_shot_families: vec![],
-                },
-                description: None,
-            });
-        }
-    }
+            .copied()
+            .chain(dropped.iter().map(String::as_str))
+            .map(|c| (c, (report.rule_of)(c)))
+            .collect(),
+        keep: report.keep,
+    };
     // What the node feeds, and whether it is back, before the states are computed.
     for c in &fresh {
         exec(
@@ -714,7 +726,17 @@ fn report_tx(
         params![report.node, set_mark, report.order.0, report.order.1],
     )
     .map_err(e)?;
-    let mut recorded = record_tx(tx, e, at, ev, &all, None, None)?;
+    let mut recorded = record_tx(
+        tx,
+        e,
+        at,
+        ev,
+        &all,
+        How {
+            clear: Some(&clear),
+            ..How::default()
+        },
+    )?;
     // Components whose nodes changed without a test changing (a node's first report on a
     // component, one it no longer feeds, a stale node back) are recomputed too.
     // (A component the node already fed, its test changes were recomputed just above.)

@@ -53,7 +53,9 @@ use serde_json::json;
 use statusrelay_core::liveness::Liveness;
 use statusrelay_core::mapping::{self, Mapped};
 use statusrelay_core::monit_status;
-use statusrelay_core::relay::{RelayAck, RelayBatch};
+use statusrelay_core::relay::{
+    MAX_FAILING_PER_REPORT, MAX_FAILING_PER_REQUEST, RelayAck, RelayBatch,
+};
 use statusrelay_core::source::{CollectorDocument, EventSource, MonitObservation, RelayedReport};
 use statusrelay_core::time::Clock;
 use statusrelay_core::{Config, Effect, State as ComponentState, words};
@@ -689,6 +691,15 @@ impl Ingest {
                 }
             }
         }
+        if applies.len() > MAX_FAILING_PER_REQUEST {
+            return Err((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "the document has {} failing tests, more than {MAX_FAILING_PER_REQUEST}: check the node's monitrc and the aggregator's components",
+                    applies.len()
+                ),
+            ));
+        }
         let ev = NewEvent {
             host: Some(node.name.clone()),
             description: Some(format!(
@@ -788,6 +799,31 @@ impl Ingest {
             )
         })?;
         let mut items = Vec::new();
+        // Bounded before anything is looked up: one request's work under the spool's lock
+        // is bounded, whoever sends it.
+        let total: usize = batch.reports.iter().map(|r| r.failing.len()).sum();
+        if let Some(r) = batch
+            .reports
+            .iter()
+            .find(|r| r.failing.len() > MAX_FAILING_PER_REPORT)
+        {
+            return Err((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "the report on {:?} has {} failing tests, more than {MAX_FAILING_PER_REPORT} (a test per service and test family): check the node's mapping",
+                    r.component,
+                    r.failing.len()
+                ),
+            ));
+        }
+        if total > MAX_FAILING_PER_REQUEST {
+            return Err((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "the batch has {total} failing tests, more than {MAX_FAILING_PER_REQUEST}: send it in smaller batches"
+                ),
+            ));
+        }
         for r in &batch.reports {
             let comp = self.config.component(&r.component).map_err(|_| {
                 (
