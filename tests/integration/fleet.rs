@@ -893,6 +893,14 @@ fn a_monit_only_node_is_configured_by_monit_config_and_feeds_serve() {
         .run(&["nodes", "add", "n2", "--secret-file", "short.secret"]);
     assert_code(&r, 64);
     assert_contains(&r.stderr, "openssl rand -hex 32");
+    // Long enough, but 32 times the same letter: no strength at all.
+    agg.sb
+        .write("weak.secret", &format!("{}\n", "a".repeat(32)));
+    let r = agg
+        .sb
+        .run(&["nodes", "add", "n2", "--secret-file", "weak.secret"]);
+    assert_code(&r, 64);
+    assert_contains(&r.stderr, "too weak: about 0 bits");
     let serve = agg.start();
     let node = Sandbox::new(BIN, "fleet-mmonit-n1");
     node.write("secret", &format!("{secret}\n"));

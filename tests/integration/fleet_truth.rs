@@ -399,9 +399,8 @@ fn forgetting_a_node_that_reports_leaves_nothing_behind() {
     let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
     let agg = Aggregator::new("truth-forget", &fake);
     agg.append_config("node_rate = 1000\nnode_burst = 1000\n");
-    agg.sb
-        .write("db1.secret", &format!("{}\n", "ab".repeat(32)));
-    let secret = "ab".repeat(32);
+    let secret = "7f3a9c1e5b2d8f4a6c0e9b3d7a1f5c2e8b4d6a0f9e3c7b1d5a2f8e4c6b0d9a3f".to_string();
+    agg.sb.write("db1.secret", &format!("{secret}\n"));
     let serve = agg.start();
     let port = agg.port;
     for round in 0..10 {

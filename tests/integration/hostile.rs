@@ -469,3 +469,22 @@ fn clearing_twelve_thousand_tests_does_not_stall_the_other_nodes() {
     let (code, _, log) = serve.stop();
     assert_eq!(code, 0, "{log}");
 }
+
+/// Under an address-space limit it cannot serve in, `serve` says so at start and names the
+/// limit (exit 64), where it used to acknowledge a report and abort at its first page write.
+#[test]
+fn serve_under_a_small_address_space_limit_refuses_by_name() {
+    let agg = Aggregator::on(html_sandbox("hostile-ulimit", DB));
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v 60000 && exec {BIN} --config {} serve",
+            agg.sb.path("config.toml").display()
+        ))
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_contains(&err, "limited to 60000 KiB (ulimit -v)");
+}

@@ -155,7 +155,9 @@ pub struct NodesAddArgs {
     pub components: Vec<String>,
     /// Take the secret from this file instead of making one (a config manager that holds the
     /// secrets): nothing is printed, an unchanged node is left alone, a changed secret or
-    /// component list replaces the old one
+    /// component list replaces the old one. The secret must carry at least 128 bits by a
+    /// simple estimate (its length times log2 of the characters it uses): make one with
+    /// `openssl rand -hex 32`
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<std::path::PathBuf>,
 }

@@ -26,6 +26,10 @@ use ureq::Agent;
 
 use crate::BackendError;
 
+/// The stack of a request's thread: a TLS handshake and a JSON parse, nothing deep (the
+/// default 2 MiB of address space each is what an `ulimit -v` runs out of).
+const REQUEST_STACK: usize = 512 * 1024;
+
 /// A backend that reaches its page through an [`Api`]: pacing and trusted roots are set the
 /// same way for all of them.
 pub trait OverHttp: Sized {
@@ -202,10 +206,22 @@ impl Api {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        std::thread::spawn(move || {
-            let q: Vec<(&str, &str)> = q.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            let _ = tx.send(exchange(&agent, &base, &auth, &m, &p, &q, body));
-        });
+        // A thread that cannot be made (a memory limit, too many threads) is a failure to
+        // send, retried like a network error: never an abort. Its stack is small (the
+        // exchange is shallow), so an address-space limit leaves room for it.
+        std::thread::Builder::new()
+            .name("http".into())
+            .stack_size(REQUEST_STACK)
+            .spawn(move || {
+                let q: Vec<(&str, &str)> =
+                    q.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let _ = tx.send(exchange(&agent, &base, &auth, &m, &p, &q, body));
+            })
+            .map_err(|e| {
+                BackendError::Transport(format!(
+                    "could not start a thread for {method} {path} ({e}): nothing was sent; retried (is the process's memory limited, `ulimit -v`?)"
+                ))
+            })?;
         loop {
             match rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(answer) => return answer,

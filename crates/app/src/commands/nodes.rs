@@ -117,6 +117,14 @@ fn put(
             file.display()
         )));
     }
+    let bits = credentials::strength_bits(&secret);
+    if bits < credentials::MIN_SECRET_BITS {
+        return Err(AppError::Usage(format!(
+            "{}: the secret is too weak: about {bits:.0} bits by length and the characters it uses, at least {:.0} needed; make one with `openssl rand -hex 32`",
+            file.display(),
+            credentials::MIN_SECRET_BITS
+        )));
+    }
     let limited = (!names.is_empty()).then_some(names.as_slice());
     let existed = spool.node(name)?.is_some();
     Ok(

@@ -32,6 +32,7 @@ pub fn run(
     clock: Arc<dyn Clock>,
 ) -> Result<String, AppError> {
     let mut config = Config::load(config)?;
+    refuse_small_address_space(address_space_limit())?;
     let mut serve = config.serve.clone().unwrap_or_default();
     if let Some(listen) = a.listen {
         serve.listen = listen;
@@ -136,6 +137,9 @@ pub fn run(
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // Requests are shallow; the default 2 MiB of address space per thread is what a
+        // memory limit runs out of.
+        .thread_stack_size(1 << 20)
         .enable_all()
         .build()
         .map_err(|source| AppError::Io {
@@ -173,4 +177,48 @@ pub fn run(
         r.sent, r.retried, r.dead
     );
     Ok(String::new())
+}
+
+/// The least address space `serve` works in: its runtime's threads, a request thread per
+/// page write, SQLite's page cache, and the bodies of `[serve] body_budget` in flight.
+const MIN_ADDRESS_SPACE: u64 = 64 << 20;
+
+/// The process's address-space limit (`ulimit -v`), if it has one.
+fn address_space_limit() -> Option<u64> {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given and nothing else.
+    let r = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut l) };
+    (r == 0 && l.rlim_cur != libc::RLIM_INFINITY).then_some(l.rlim_cur)
+}
+
+/// Refuse to start under a limit too small to serve in: better said at start than an
+/// allocation failing under load.
+fn refuse_small_address_space(limit: Option<u64>) -> Result<(), AppError> {
+    match limit {
+        Some(l) if l < MIN_ADDRESS_SPACE => Err(AppError::Usage(format!(
+            "serve needs at least {} MiB of address space, and this process is limited to {} KiB (ulimit -v): raise or remove the limit (a unit's MemoryMax= bounds memory without starving the address space)",
+            MIN_ADDRESS_SPACE >> 20,
+            l / 1024
+        ))),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_too_small_address_space_is_refused_by_name() {
+        assert!(refuse_small_address_space(None).is_ok());
+        assert!(refuse_small_address_space(Some(1 << 30)).is_ok());
+        let e = refuse_small_address_space(Some(30_000 * 1024)).unwrap_err();
+        assert!(
+            e.to_string().contains("limited to 30000 KiB (ulimit -v)"),
+            "{e}"
+        );
+    }
 }
