@@ -418,3 +418,87 @@ fn keys_of_another_kind_are_refused_by_check() {
     assert_code(&r, 78);
     assert!(r.stderr.contains("needs api_id"), "{}", r.stderr);
 }
+
+// ---- Read-back after an unknown outcome ----
+
+/// A write that outlives the client's timeout and lands late, over the newer one: the flusher
+/// reads the component back after `verify_after` and repairs it, on Statuspage and status.io
+/// as on Cachet. (1 s client timeout, writes held 4 s, read back after 6 s.)
+fn late(sb: &Sandbox) {
+    let cfg = std::fs::read_to_string(sb.path("config.toml")).unwrap();
+    sb.write(
+        "config.toml",
+        &cfg.replace("timeout = \"2s\"", "timeout = \"1s\"")
+            .replace("[delivery]\n", "[delivery]\nverify_after = \"6s\"\n"),
+    );
+}
+
+#[test]
+fn statuspage_reads_back_a_late_write_and_repairs_it() {
+    let fake = FakeStatuspage::statuspage(TOKEN, "pg1", &[("dbc1", "db cluster")]);
+    fake.api().min_gap = Duration::from_millis(0);
+    let backend = format!(
+        "url = \"{}\"\npage_id = \"pg1\"\nmin_interval = \"10ms\"",
+        fake.api_url()
+    );
+    let sb = api_sandbox(
+        "sp-late",
+        "statuspage",
+        &backend,
+        "[[component]]\nname = \"db cluster\"\nid = \"dbc1\"\nservices = [\"mysql\"]\n",
+    );
+    late(&sb);
+    fake.push_fault_on(
+        "PATCH",
+        "/v1/pages/pg1/components/dbc1",
+        Fault::Slow(Duration::from_secs(4)),
+    );
+    let flusher = LiveFlusher::start(&sb);
+    say(&sb, "Does not exist");
+    flusher.wait_log("retry delivery", Duration::from_secs(10));
+    say(&sb, "Exists");
+    // The recovery lands, then the late outage over it; the read-back finds and repairs it.
+    flusher.wait_log("was carried out late", Duration::from_secs(30));
+    assert!(
+        wait_until(Duration::from_secs(10), || fake
+            .component_status("dbc1")
+            .as_deref()
+            == Some("operational")),
+        "{:?}\n{}",
+        fake.component_status("dbc1"),
+        flusher.log()
+    );
+    let (code, _, log) = flusher.stop();
+    assert_eq!(code, 0, "{log}");
+}
+
+#[test]
+fn statusio_reads_back_a_late_write_and_repairs_it() {
+    let fake = sio_fake();
+    let sb = api_sandbox(
+        "sio-late",
+        "statusio",
+        &sio_backend(&fake, "api-id-1"),
+        "[[component]]\nname = \"db cluster\"\nid = \"5a1b-c0eu\"\nservices = [\"mysql\"]\n",
+    );
+    late(&sb);
+    fake.push_fault_on(
+        "POST",
+        "/v2/component/status/update",
+        Fault::Slow(Duration::from_secs(4)),
+    );
+    let flusher = LiveFlusher::start(&sb);
+    say(&sb, "Does not exist");
+    flusher.wait_log("retry delivery", Duration::from_secs(10));
+    say(&sb, "Exists");
+    flusher.wait_log("was carried out late", Duration::from_secs(30));
+    assert!(
+        wait_until(Duration::from_secs(10), || fake.status_of("5a1b-c0eu")
+            == Some(100)),
+        "{:?}\n{}",
+        fake.status_of("5a1b-c0eu"),
+        flusher.log()
+    );
+    let (code, _, log) = flusher.stop();
+    assert_eq!(code, 0, "{log}");
+}

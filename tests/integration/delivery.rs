@@ -316,7 +316,7 @@ fn the_daemon_picks_up_new_events_within_a_second_and_stops_on_sigterm() {
     assert!(
         second
             .stderr
-            .contains("another `statusrelay flush` is running"),
+            .contains("another statusrelay already delivers"),
         "{}",
         second.stderr
     );

@@ -771,6 +771,12 @@ fn serve_speaks_tls_and_reloads_a_renewed_certificate() {
         "{}",
         serve.log()
     );
+    // Said in words, not as the bytes of the missing marker.
+    assert_contains(
+        &serve.log(),
+        "cut short: no \"-----END CERTIFICATE-----\" line",
+    );
+    assert!(!serve.log().contains("[45, 45"), "{}", serve.log());
     assert_code(&db1.run(&["check", "--online"]), 0);
     assert_code(&monit(&db1, &ok("mysql")), 0);
     relay(&db1);

@@ -219,7 +219,7 @@ fn the_flusher_notices_its_spool_was_replaced_and_reopens_it() {
     // The lock moved with the spool: a second flusher is refused.
     let r = sb.run(&["flush", "--once"]);
     assert_code(&r, 75);
-    assert_contains(&r.stderr, "another `statusrelay flush` is running");
+    assert_contains(&r.stderr, "another statusrelay already delivers");
     let (code, _, log) = flusher.stop();
     assert_eq!(code, 0, "{log}");
 }

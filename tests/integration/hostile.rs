@@ -488,3 +488,75 @@ fn serve_under_a_small_address_space_limit_refuses_by_name() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_contains(&err, "limited to 60000 KiB (ulimit -v)");
 }
+
+/// What an operator meets when something around `serve` is wrong: each said in words, with
+/// what to do, before anything starts.
+#[test]
+fn an_operator_is_told_what_is_wrong_around_serve() {
+    // No [serve] table: refused, not served on a default address.
+    let single = html_sandbox("hostile-op-single", DB);
+    let r = single.run(&["serve"]);
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    assert_contains(&r.stderr, "no [serve] table");
+    // A relaying node's config: no second, chained aggregator.
+    let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
+    let agg = Aggregator::new("hostile-op-agg", &fake);
+    let secret = agg.add_node("db1");
+    let n = node("db1", &agg, &secret);
+    n.write(
+        "config.toml",
+        &format!(
+            "{}[serve]\nlisten = \"127.0.0.1:1\"\n",
+            std::fs::read_to_string(n.path("config.toml")).unwrap()
+        ),
+    );
+    let r = n.run(&["serve"]);
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    assert_contains(&r.stderr, "relaying node's config");
+    // check --online with the aggregator down claims nothing about the components.
+    let r = crate::fleet::node("db1b", &agg, &secret).run(&["check", "--online"]);
+    assert_ne!(r.code, 0);
+    assert!(!r.stdout.contains("[ok] component"), "{}", r.stdout);
+    // `nodes add` on a plain-HTTP aggregator suggests http URLs with its port.
+    let r = agg.sb.run(&["nodes", "add", "db2"]);
+    assert_code(&r, 0);
+    assert_contains(&r.stdout, "set mmonit http://db2:");
+    assert_contains(&r.stdout, &format!("@AGGREGATOR:{}/collector", agg.port));
+    // The port in use: said as such, exit 69, and the flusher never started.
+    let serve = agg.start();
+    let second = Aggregator::on(html_sandbox("hostile-op-second", DB));
+    let cfg = std::fs::read_to_string(second.sb.path("config.toml")).unwrap();
+    second.sb.write(
+        "config.toml",
+        &cfg.replace(
+            &format!("127.0.0.1:{}", second.port),
+            &format!("127.0.0.1:{}", agg.port),
+        ),
+    );
+    let r = second.sb.run(&["serve"]);
+    assert_eq!(r.code, 69, "{}", r.stderr);
+    assert_contains(
+        &r.stderr,
+        &format!("cannot listen on 127.0.0.1:{}", agg.port),
+    );
+    assert_contains(&r.stderr, "another process listens there");
+    assert!(!r.stderr.contains("flushing"), "{}", r.stderr);
+    // A second serve on the same spool (another port): the spool's deliverer is named.
+    let other = Sandbox::new(BIN, "hostile-op-other");
+    let cfg = std::fs::read_to_string(agg.sb.path("config.toml")).unwrap();
+    other.write(
+        "config.toml",
+        &cfg.replace(&format!("127.0.0.1:{}", agg.port), "127.0.0.1:0")
+            .replace(
+                "spool = \"spool.db\"",
+                &format!("spool = {:?}", agg.sb.spool_path().display().to_string()),
+            ),
+    );
+    other.write("token", &format!("{TOKEN}\n"));
+    let r = other.run(&["serve"]);
+    assert_eq!(r.code, 75, "{}", r.stderr);
+    assert_contains(&r.stderr, "another statusrelay already delivers");
+    assert_contains(&r.stderr, "statusrelay serve");
+    let (code, _, log) = serve.stop();
+    assert_eq!(code, 0, "{log}");
+}

@@ -43,11 +43,17 @@ pub enum AppError {
         spool: PathBuf,
         reason: CoreError,
     },
-    /// Another flusher holds the lock on this spool.
+    /// Another process delivers this spool (a `flush`, or a `serve` whose flusher it is).
     #[error(
-        "another `statusrelay flush` is running on {spool} (lock {lock} is held); stop it first"
+        "another statusrelay already delivers {spool} (`statusrelay flush`, or `statusrelay serve`, which delivers its own spool; it holds {lock}): one process delivers a spool, so stop the other first (`systemctl status statusrelay statusrelay-serve`)"
     )]
     FlusherRunning { spool: PathBuf, lock: PathBuf },
+    /// `serve` cannot listen where it is told to.
+    #[error("cannot listen on {addr}: {why}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        why: String,
+    },
     /// `flush --once` finished with deliveries still waiting for a retry.
     #[error("{count} deliveries still pending (next attempt {next}); see `statusrelay queue`")]
     StillPending { count: usize, next: String },
@@ -86,7 +92,9 @@ impl AppError {
             AppError::Backend(e) if e.is_retryable() => EX_TEMPFAIL,
             AppError::Backend(_) => EX_UNAVAILABLE,
             AppError::FlusherRunning { .. } | AppError::StillPending { .. } => EX_TEMPFAIL,
-            AppError::CheckFailed(_) | AppError::Monit(_) => EX_UNAVAILABLE,
+            AppError::CheckFailed(_) | AppError::Monit(_) | AppError::Listen { .. } => {
+                EX_UNAVAILABLE
+            }
             AppError::NoSuchItem(_) | AppError::Usage(_) => EX_USAGE,
             AppError::Io { .. } => EX_IOERR,
         }

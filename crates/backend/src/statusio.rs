@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use statusrelay_core::State;
 
+use crate::ReadBack;
 use crate::http::{Api, OverHttp};
 use crate::{
     Backend, BackendError, CheckLine, ComponentRef, PageIncident, PageMaintenance, probed_check,
@@ -226,6 +227,24 @@ impl Backend for Statusio {
             })),
         )?;
         Ok(state)
+    }
+
+    fn read_back(&mut self, remote_id: &str, state: State) -> Result<ReadBack, BackendError> {
+        // status/summary is the page's own view of every component and container.
+        let (component, container) = Self::split(remote_id)?;
+        let comps = self.summary()?;
+        let shows = comps
+            .iter()
+            .find(|c| oid(c) == component)
+            .and_then(|c| c.get("containers").and_then(Value::as_array))
+            .and_then(|ks| ks.iter().find(|k| oid(k) == container))
+            .and_then(|k| k.get("status_code").and_then(Value::as_i64))
+            .ok_or_else(|| BackendError::NotFound(format!("{remote_id} in status/summary")))?;
+        Ok(if shows == i64::from(status_code(state)) {
+            ReadBack::Shows
+        } else {
+            ReadBack::Differs(format!("status {shows}"))
+        })
     }
 
     fn supports_incidents(&self) -> bool {

@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use statusrelay_core::State;
 
+use crate::ReadBack;
 use crate::http::{Api, OverHttp};
 use crate::{
     Backend, BackendError, CheckLine, ComponentRef, PageIncident, PageMaintenance, component_keys,
@@ -162,6 +163,22 @@ impl Backend for Statuspage {
             )));
         }
         Ok(state)
+    }
+
+    fn read_back(&mut self, remote_id: &str, state: State) -> Result<ReadBack, BackendError> {
+        let v = self
+            .api
+            .call("GET", &format!("/components/{remote_id}"), &[], None)?;
+        let shows = v.get("status").and_then(Value::as_str).ok_or_else(|| {
+            BackendError::Protocol(format!(
+                "GET /components/{remote_id}: no status in the answer"
+            ))
+        })?;
+        Ok(if shows == status_str(state) {
+            ReadBack::Shows
+        } else {
+            ReadBack::Differs(shows.to_string())
+        })
     }
 
     fn supports_incidents(&self) -> bool {

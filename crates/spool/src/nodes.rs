@@ -364,11 +364,16 @@ impl Spool {
                 .map_err(e)?;
                 tx.execute("UPDATE feeds SET stale = 1 WHERE node = ?1", [&node])
                     .map_err(e)?;
+                let ms = |v: i64| {
+                    statusrelay_core::duration::format(std::time::Duration::from_millis(
+                        v.max(0) as u64
+                    ))
+                };
                 let description = format!(
-                    "node {node} is stale: not heard from for {} s ({} periods of {} s)",
-                    silent_ms / 1000,
+                    "node {node} is stale: not heard from for {} ({} periods of {})",
+                    ms(silent_ms),
                     silent_ms / period_ms.max(1),
-                    period_ms / 1000
+                    ms(period_ms)
                 );
                 let ev = NewEvent {
                     host: Some(node.clone()),

@@ -81,10 +81,22 @@ fn add(
             format!(", limited to {}", names.join(", "))
         }
     );
+    // The URL as this aggregator serves it: https with a certificate, else http.
+    let (scheme, port) = match &config.serve {
+        Some(s) => (
+            if s.tls_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            },
+            s.listen.port(),
+        ),
+        None => ("https", 8731),
+    };
     let _ = writeln!(
         out,
-        "a node running statusrelay: [backend] kind = \"relay\", token_file holding the secret\n\
-         a node with Monit alone: set mmonit https://{name}:{secret}@AGGREGATOR:PORT/collector"
+        "a node running statusrelay: [backend] kind = \"relay\", url = \"{scheme}://AGGREGATOR:{port}\", token_file holding the secret\n\
+         a node with Monit alone: set mmonit {scheme}://{name}:{secret}@AGGREGATOR:{port}/collector"
     );
     Ok(out)
 }

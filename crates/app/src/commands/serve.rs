@@ -33,7 +33,21 @@ pub fn run(
 ) -> Result<String, AppError> {
     let mut config = Config::load(config)?;
     refuse_small_address_space(address_space_limit())?;
-    let mut serve = config.serve.clone().unwrap_or_default();
+    let source = config
+        .source
+        .as_ref()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    if config.backend.kind() == statusrelay_core::config::BackendKind::Relay {
+        return Err(AppError::Usage(format!(
+            "{source}: this is a relaying node's config ([backend] kind = \"relay\"): `serve` would start a second aggregator that relays to the first; run `statusrelay flush` here, and `serve` on the aggregator with its page in [backend]"
+        )));
+    }
+    let Some(mut serve) = config.serve.clone() else {
+        return Err(AppError::Usage(format!(
+            "{source}: no [serve] table: `serve` is the fleet's aggregator and listens where [serve] says (listen = \"127.0.0.1:8731\", see docs/fleet.md); on a single node run `statusrelay flush`"
+        )));
+    };
     if let Some(listen) = a.listen {
         serve.listen = listen;
     }
@@ -65,6 +79,10 @@ pub fn run(
         );
     }
     config.serve = Some(serve.clone());
+    // Before anything starts: the address (a port in use is said as such, not as a spool
+    // error after the flusher started), then the spool's delivery lock (a second `serve`).
+    let listener = bind(serve.listen)?;
+    drop(flusher::take_lock(&config)?);
     let shutdown = super::stop_on_signals()?;
     let delivery = {
         let (config, clock, shutdown) = (config.clone(), clock.clone(), shutdown.clone());
@@ -153,7 +171,7 @@ pub fn run(
         request_timeout: serve.request_timeout,
     };
     let served: Result<(), std::io::Error> = runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(serve.listen).await?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
         info!(
             "serving nodes on {}://{}",
             if tls.is_some() { "https" } else { "http" },
@@ -177,6 +195,32 @@ pub fn run(
         r.sent, r.retried, r.dead
     );
     Ok(String::new())
+}
+
+/// Listen on `addr`, or say why not and what to do.
+fn bind(addr: std::net::SocketAddr) -> Result<std::net::TcpListener, AppError> {
+    let l = std::net::TcpListener::bind(addr).map_err(|e| AppError::Listen {
+        addr,
+        why: match e.kind() {
+            std::io::ErrorKind::AddrInUse => format!(
+                "another process listens there (a second `statusrelay serve`? `ss -ltnp 'sport = :{}'` names it): stop it, or set [serve] listen to a free port",
+                addr.port()
+            ),
+            std::io::ErrorKind::PermissionDenied => format!(
+                "permission denied (ports below 1024 need privileges): use a port above 1024, e.g. {}:8731",
+                addr.ip()
+            ),
+            std::io::ErrorKind::AddrNotAvailable => {
+                "no interface of this machine has that address: use one of its addresses, or 0.0.0.0".into()
+            }
+            _ => e.to_string(),
+        },
+    })?;
+    l.set_nonblocking(true).map_err(|e| AppError::Listen {
+        addr,
+        why: e.to_string(),
+    })?;
+    Ok(l)
 }
 
 /// The least address space `serve` works in: its runtime's threads, a request thread per

@@ -79,7 +79,7 @@ fn lock_path(config: &Config) -> PathBuf {
 }
 
 /// Take the one-flusher-per-spool lock; held until the returned file is dropped.
-fn take_lock(config: &Config) -> Result<File, AppError> {
+pub(crate) fn take_lock(config: &Config) -> Result<File, AppError> {
     let lock = lock_path(config);
     if let Some(dir) = lock.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| AppError::Io {

@@ -62,7 +62,7 @@ use statusrelay_core::{Config, Effect, State as ComponentState, words};
 use statusrelay_spool::{
     Apply, Identity, NewEvent, NodeReport, Reported, Snapshot, TestChange, Touch,
 };
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::spooling::open_spool;
 use crate::{error, warn};
@@ -555,11 +555,12 @@ impl Ingest {
                 .iter()
                 .map(|x| format!("{} now {}", x.component, x.to))
                 .collect();
+            let ms = |v: u64| statusrelay_core::duration::format(Duration::from_millis(v));
             warn!(
-                "node {} is stale: not heard from for {} s, over {stale_after} periods of {} s{}{}",
+                "node {} is stale: not heard from for {}, over {stale_after} periods of {}{}{}",
                 c.node,
-                c.silent_ms / 1000,
-                c.period_ms / 1000,
+                ms(c.silent_ms as u64),
+                ms(c.period_ms as u64),
                 if changed.is_empty() { "" } else { "; " },
                 changed.join(", ")
             );

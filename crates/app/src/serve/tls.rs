@@ -46,12 +46,37 @@ struct Loaded {
     checked: Instant,
 }
 
+/// What is wrong with a PEM file, in words (the library prints byte lists for a cut file).
+fn pem_problem(e: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error as E;
+    match e {
+        E::MissingSectionEnd { end_marker } => format!(
+            "cut short: no \"-----END {}-----\" line (half written? renew it again)",
+            String::from_utf8_lossy(end_marker)
+        ),
+        E::IllegalSectionStart { line } => format!(
+            "a damaged \"-----BEGIN\" line: {:?}",
+            String::from_utf8_lossy(line)
+        ),
+        E::Base64Decode(m) => format!("damaged base64 inside a PEM block ({m})"),
+        E::Io(e) => e.to_string(),
+        E::NoItemsFound => "nothing of the expected kind in it".into(),
+        other => other.to_string(),
+    }
+}
+
 /// Read and check the chain and key: an error names the file and what is wrong with it.
 pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, String> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("{}: {e}", cert.display()))?
+        .map_err(|e| format!("{}: {}", cert.display(), pem_problem(&e)))?
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: not a PEM certificate chain: {e}", cert.display()))?;
+        .map_err(|e| {
+            format!(
+                "{}: not a PEM certificate chain: {}",
+                cert.display(),
+                pem_problem(&e)
+            )
+        })?;
     if chain.is_empty() {
         return Err(format!(
             "{}: no certificate in it (expected PEM \"BEGIN CERTIFICATE\" blocks)",
@@ -60,8 +85,9 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, St
     }
     let private = PrivateKeyDer::from_pem_file(key).map_err(|e| {
         format!(
-            "{}: not a PEM private key (PKCS#8, PKCS#1 or SEC1): {e}",
-            key.display()
+            "{}: not a PEM private key (PKCS#8, PKCS#1 or SEC1): {}",
+            key.display(),
+            pem_problem(&e)
         )
     })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());

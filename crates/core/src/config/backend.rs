@@ -448,6 +448,21 @@ pub(super) fn validate_remote(r: &Remote, kind: BackendKind) -> Result<(), (Stri
             format!("{url:?} is not an http(s) URL, e.g. https://status.example.com"),
         ));
     }
+    if kind == BackendKind::Relay {
+        let path = url
+            .splitn(4, '/')
+            .nth(3)
+            .unwrap_or("")
+            .trim_end_matches('/');
+        if path.ends_with("collector") || path.ends_with("v1/reports") {
+            return Err((
+                "backend.url".into(),
+                format!(
+                    "{url:?} names an endpoint: url is the aggregator's base URL (e.g. \"https://aggregator.example.com:8731\"); the node posts to /v1/reports under it, and /collector is Monit's own way in (`set mmonit`)"
+                ),
+            ));
+        }
+    }
     let need = |v: &Option<String>, key: &str, example: &str| match v.as_deref() {
         Some(s)
             if !s.trim().is_empty()

@@ -279,3 +279,25 @@ fn show_nodes_is_for_a_page_and_off_by_default() {
         "{e}"
     );
 }
+
+#[test]
+fn a_relay_url_is_the_aggregators_base_not_an_endpoint() {
+    for url in [
+        "https://agg.example:8731/collector",
+        "https://agg.example:8731/v1/reports/",
+    ] {
+        let e = parse(&format!(
+            "[backend]\nkind = \"relay\"\nurl = \"{url}\"\ntoken_file = \"t\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("line 3: backend.url"), "{e}");
+        assert!(e.contains("names an endpoint"), "{e}");
+    }
+    assert!(
+        parse(
+            "[backend]\nkind = \"relay\"\nurl = \"https://agg.example:8731/\"\ntoken_file = \"t\"\n"
+        )
+        .is_ok()
+    );
+}
