@@ -254,7 +254,7 @@ pub const TESTS: &[TestSpec] = &[
         "content_match",
         Ignore,
         true,
-        "a log line matched: a notice, not a service state (Monit sends no recovery)",
+        "a log line matched: a notice, not a service state",
     ),
     t(
         "type",

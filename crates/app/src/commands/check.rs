@@ -66,6 +66,16 @@ pub fn check(config: &Config, online: bool, clock: Arc<dyn Clock>) -> Result<Str
                 let _ = writeln!(out, "  trusted CA: {}", ca.display());
             }
         }
+        // A node with Monit alone writes no page: Monit pushes to the aggregator.
+        (BackendConfig::Html { .. }, None) if config.collector.is_some() => {
+            let c = config.collector.as_ref().expect("matched");
+            let _ = writeln!(
+                out,
+                "  node:    {}, Monit alone: it pushes to {} (`monit-config` writes the line); no page is written here",
+                config.node.as_deref().unwrap_or("-"),
+                c.url
+            );
+        }
         (BackendConfig::Html { dir, .. }, None) => {
             let _ = writeln!(out, "  backend: static page in {}", dir.display());
         }
