@@ -119,12 +119,22 @@ fn days(c: &PageComponent, days: u32, now: i64) -> String {
             &rfc3339(from)[..10]
         );
     }
+    // The time the figure covers: the whole window once the page has seen it, else since the
+    // first state it knows (a fresh install's 10 s blip is not "84% over 90 days").
+    let window_start = (today - i64::from(days) + 1) * DAY_MS;
+    let over = match c.history.first() {
+        Some(first) if first.at_ms > window_start => {
+            let t = rfc3339(first.at_ms);
+            format!("since {} {} UTC", &t[..10], &t[11..16])
+        }
+        _ => format!("over the last {days} days"),
+    };
     let up = c
         .uptime
-        .map(|u| format!("{u:.2}% uptime"))
+        .map(|u| format!("{u:.2}% uptime {over}"))
         .unwrap_or_else(|| "no data yet".into());
     format!(
-        "<div class=\"history\"><div class=\"bar\" role=\"img\" aria-label=\"{name}: {up} over the last {days} days\">{cells}</div><div class=\"legend\"><span>{days} days ago</span><span class=\"uptime\">{up}</span><span>today</span></div></div>",
+        "<div class=\"history\"><div class=\"bar\" role=\"img\" aria-label=\"{name}: {up}\">{cells}</div><div class=\"legend\"><span>{days} days ago</span><span class=\"uptime\">{up}</span><span>today</span></div></div>",
         name = escape(&c.name)
     )
 }
@@ -305,11 +315,11 @@ h1 {{ font-size: 1.6rem; margin: .5rem 0 1rem; }}
 h2 {{ font-size: 1.15rem; margin: 1.5rem 0 .5rem; display: flex; gap: .75rem; align-items: center; flex-wrap: wrap; }}
 h3 {{ font-size: 1rem; margin: 0 0 .25rem; }}
 ul {{ list-style: none; padding: 0; margin: 0; }}
-.overall {{ padding: 1rem; border-radius: .5rem; font-size: 1.2rem; font-weight: 600; color: #fff; background: var(--major); }}
+.overall {{ padding: 1rem; border-radius: .5rem; font-size: 1.2rem; font-weight: 600; background: var(--major); }}
 .overall.operational {{ background: var(--ok); }} .overall.performance_issues {{ background: var(--perf); }}
 .overall.partial_outage {{ background: var(--partial); }} .overall.under_maintenance {{ background: var(--maint); }}
 .overall.unknown {{ background: var(--unknown); }}
-@media (prefers-color-scheme: dark) {{ .overall {{ color: #0d1117; }} }}
+
 .group ul.components {{ border: 1px solid var(--line); border-radius: .5rem; }}
 li.component {{ padding: .75rem 1rem; border-top: 1px solid var(--line); }}
 li.component:first-child {{ border-top: 0; }}
@@ -320,7 +330,12 @@ li.component:first-child {{ border-top: 0; }}
 .operational {{ color: var(--ok); }} .performance_issues {{ color: var(--perf); }}
 .partial_outage {{ color: var(--partial); }} .major_outage {{ color: var(--major); }}
 .under_maintenance {{ color: var(--maint); }} .unknown {{ color: var(--unknown); }}
-.overall .badge, .overall {{ color: inherit; }}
+.overall .badge {{ color: inherit; }}
+/* The banner's text on its state colour, at WCAG AA (4.5:1) or better in both schemes: white
+   on the light scheme's dark colours (4.9:1 at worst), near-black on the dark scheme's light
+   ones (5.6:1). `p.overall` outranks the state classes that colour other text. */
+p.overall {{ color: #fff; }}
+@media (prefers-color-scheme: dark) {{ p.overall {{ color: #0d1117; }} }}
 .bar {{ display: flex; gap: 1px; height: 1.75rem; margin-top: .5rem; }}
 .day {{ flex: 1; border-radius: 1px; background: var(--nodata); }}
 .day.operational {{ background: var(--ok); }} .day.performance_issues {{ background: var(--perf); }}

@@ -213,3 +213,84 @@ fn the_page_renders_states_groups_history_and_incidents_in_chromium() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The overall banner's text against its state colour, as Chromium computes both from the
+/// rendered page, for every state, in the light and the dark scheme: WCAG AA (4.5:1) at least.
+/// A probe script is appended to a copy of the page (the page itself carries no script).
+#[test]
+fn the_banner_is_readable_in_both_schemes_in_chromium() {
+    let dir = std::env::temp_dir().join(format!("sr-contrast-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let clock = Arc::new(TestClock(AtomicI64::new(NOW)));
+    let mut h = Html::new(&dir, "Status", vec!["db".into()], clock);
+    set(&mut h, "db", State::MajorOutage, "down");
+    let page = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(!page.contains("<script"), "the page itself has no script");
+    let probe = r#"<script>
+function lin(c) { c /= 255; return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); }
+function lum(css) { const [r, g, b] = css.match(/\d+(\.\d+)?/g).map(Number);
+  return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b); }
+function ratio(a, b) { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); }
+const p = document.querySelector('p.overall'); const out = [];
+for (const s of ['operational', 'performance_issues', 'partial_outage', 'major_outage', 'under_maintenance', 'unknown']) {
+  p.className = 'overall ' + s;
+  const cs = getComputedStyle(p);
+  out.push(s + '=' + ratio(cs.color, cs.backgroundColor).toFixed(2));
+}
+document.body.setAttribute('data-contrast', out.join(' '));
+document.body.setAttribute('data-scheme', matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light');
+</script>"#;
+    std::fs::write(
+        dir.join("index.html"),
+        page.replace("</body>", &format!("{probe}</body>")),
+    )
+    .unwrap();
+    for (scheme, flag) in [
+        ("light", "--blink-settings=preferredColorScheme=1"),
+        ("dark", "--blink-settings=preferredColorScheme=0"),
+    ] {
+        let dom = browser(&dir, &["--dump-dom".into(), flag.into()]);
+        assert!(
+            dom.contains(&format!("data-scheme=\"{scheme}\"")),
+            "{scheme} not emulated:\n{dom}"
+        );
+        let figures = dom
+            .split("data-contrast=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_else(|| panic!("no figures:\n{dom}"));
+        for f in figures.split(' ') {
+            let (state, r) = f.split_once('=').unwrap();
+            let r: f64 = r.parse().unwrap();
+            assert!(
+                r >= 4.5,
+                "{scheme} scheme, {state}: the banner's text is {r}:1 on its colour (AA needs 4.5:1); all: {figures}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// On a fresh install the uptime figure says the time it covers: a 10 s blip an hour after
+/// the first state is not "99.72% over the last 90 days".
+#[test]
+fn uptime_says_since_when_until_a_whole_window_is_seen() {
+    let dir = std::env::temp_dir().join(format!("sr-uptime-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let clock = Arc::new(TestClock(AtomicI64::new(NOW - 3_600_000)));
+    let at = |ms: i64| clock.0.store(ms, Ordering::SeqCst);
+    let mut h = Html::new(&dir, "Status", vec!["db".into()], clock.clone());
+    set(&mut h, "db", State::Operational, "ok");
+    at(NOW - 10_000);
+    set(&mut h, "db", State::MajorOutage, "down");
+    at(NOW);
+    set(&mut h, "db", State::Operational, "ok");
+    let page = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(
+        page.contains("uptime since 2026-11-22 11:00 UTC"),
+        "{}",
+        &page[page.find("class=\"uptime\"").unwrap_or(0)..][..120]
+    );
+    assert!(!page.contains("over the last 90 days"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
