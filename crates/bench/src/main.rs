@@ -20,7 +20,7 @@
 //! Usage: statusrelay-bench [--runs N] [--sizes 0,100000] [--bin target/release/statusrelay]
 //!        [--storm 20000] [--flusher 10000]
 //!        statusrelay-bench --prune 1500000
-//!        statusrelay-bench --bin BIN --ingest 1000 [--docs-per-minute 10000] [--window 60]
+//!        statusrelay-bench --bin BIN --ingest 1000 [--docs-per-minute 10000] [--window 60] [--flood N]
 //!                          [--burst 50000] [--e2e 40]
 
 use std::path::{Path, PathBuf};
@@ -211,6 +211,7 @@ fn main() {
                     announce_poll: get("--announce-poll")
                         .map(|v| v.parse().expect("--announce-poll S")),
                     partition: get("--partition").map(|v| v.parse().expect("--partition S")),
+                    flood: get("--flood").map(|v| v.parse().expect("--flood N")),
                 },
             );
         }
