@@ -288,6 +288,25 @@ fn every_answer_says_what_is_wrong_and_the_fix() {
     );
     assert_eq!(code, 401);
     assert_contains(json(&answer)["fix"].as_str().unwrap(), "nodes add");
+    // A known node's wrong secret is counted for `nodes` (written by the next sweep).
+    let (code, _) = exchange(
+        port,
+        format!(
+            "POST /v1/reports HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}",
+            auth("db1", "not-its-secret")
+        )
+        .as_bytes(),
+    );
+    assert_eq!(code, 401);
+    assert!(
+        wait_until(Duration::from_secs(10), || agg
+            .sb
+            .run(&["nodes"])
+            .stdout
+            .contains("a wrong secret from 127.0.0.1")),
+        "{}",
+        agg.sb.run(&["nodes"]).stdout
+    );
     // The scheme is case-insensitive (RFC 9110): `basic` is let in.
     let body = r#"{"epoch":1,"reports":[]}"#;
     let (code, answer) = exchange(

@@ -239,13 +239,21 @@ impl Spool {
     /// Note a report of a node that was refused before it reached the spool's judgement (its
     /// marks far ahead, say): what it was told, counted, for `nodes` and `status`.
     pub fn note_refusal(&mut self, name: &str, told: &str) -> Result<()> {
+        self.note_refusals(&[(name.to_string(), told.to_string(), 1)])
+    }
+
+    /// Note refusals counted elsewhere (the aggregator's gate, in memory): for each node,
+    /// the last thing it was told and how many more it was refused, in one transaction.
+    pub fn note_refusals(&mut self, counted: &[(String, String, u64)]) -> Result<()> {
         let now = self.now();
         self.write(|tx, e| {
-            tx.execute(
-                "UPDATE nodes SET refused = ?2, refused_at = ?3, refusals = refusals + 1 WHERE name = ?1",
-                params![name, told, now],
-            )
-            .map_err(e)?;
+            for (name, told, n) in counted {
+                tx.execute(
+                    "UPDATE nodes SET refused = ?2, refused_at = ?3, refusals = refusals + ?4 WHERE name = ?1",
+                    params![name, told, now, *n as i64],
+                )
+                .map_err(e)?;
+            }
             Ok(())
         })
     }

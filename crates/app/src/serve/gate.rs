@@ -12,6 +12,8 @@
 //! - Refusals are logged aggregated per peer: the first of a minute in full (the claimed name
 //!   cut to 64 characters and escaped), the rest counted and said once when the minute is
 //!   over (`flush_log`, from the sweeper). A flood writes a line a minute per peer.
+//! - A known node refused here (a wrong secret, over its rate) is counted in memory and
+//!   written with the sweeper's next pass, so `nodes` and `status` show it.
 //! - Peers are addresses, IPv6 by /64 (one host holds a whole /64); every per-peer table is
 //!   bounded, and an entry whose minute is over is dropped.
 
@@ -206,6 +208,9 @@ pub struct Gate {
     pub limit: RateLimit,
     failures: Mutex<Failures>,
     log: Mutex<RefusalLog>,
+    /// Refusals of known nodes (a wrong secret, over the rate) not yet written to the spool:
+    /// node -> (what it was told, how many); `take_refusals` hands them to the sweeper.
+    refused: Mutex<HashMap<String, (String, u64)>>,
     budget: Arc<Semaphore>,
     budget_kib: u32,
     max_body: usize,
@@ -232,6 +237,7 @@ impl Gate {
             limit: RateLimit::new(serve.node_rate, serve.node_burst),
             failures: Mutex::new(Failures::default()),
             log: Mutex::new(RefusalLog::default()),
+            refused: Mutex::new(HashMap::new()),
             budget: Arc::new(Semaphore::new(budget_kib as usize)),
             budget_kib,
             max_body: serve.max_body,
@@ -315,6 +321,9 @@ impl Gate {
             Ok(true) => {}
             Ok(false) => {
                 self.failed(key, now);
+                if self.is_node(&name) {
+                    self.count_refusal(&name, format!("a wrong secret from {peer} (401)"));
+                }
                 return Err(self.turn(
                     peer,
                     Some(&name),
@@ -337,6 +346,7 @@ impl Gate {
             }
         }
         if let Err((secs, first)) = self.limit.take(&name, now_ms) {
+            self.count_refusal(&name, format!("over its rate limit, from {peer} (429)"));
             if first {
                 warn!("{peer}: node {name} is over its rate limit (429 until it slows down)");
             }
@@ -380,6 +390,32 @@ impl Gate {
             }
         };
         Ok(Admitted { node: name, permit })
+    }
+
+    /// Is `name` a node (as the credentials last read say)?
+    fn is_node(&self, name: &str) -> bool {
+        self.creds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .table
+            .contains_key(name)
+    }
+
+    fn count_refusal(&self, node: &str, told: String) {
+        let mut r = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        let e = r
+            .entry(node.to_string())
+            .or_insert_with(|| (String::new(), 0));
+        e.0 = told;
+        e.1 += 1;
+    }
+
+    /// The refusals of known nodes counted since the last call, for `nodes` and `status`.
+    pub fn take_refusals(&self) -> Vec<(String, String, u64)> {
+        std::mem::take(&mut *self.refused.lock().unwrap_or_else(|p| p.into_inner()))
+            .into_iter()
+            .map(|(node, (told, n))| (node, told, n))
+            .collect()
     }
 
     fn failed(&self, peer: IpAddr, now: Instant) {

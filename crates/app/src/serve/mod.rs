@@ -531,8 +531,15 @@ impl Ingest {
         let now = self.mono_ms();
         let swept = self
             .with_spool(|spool, memory| {
-                // The nodes' last-seen times first, as `nodes` shows them.
+                // The nodes' last-seen times first, as `nodes` shows them, and what the gate
+                // refused them.
                 write_touches(spool, memory)?;
+                let refused = self.gate.take_refusals();
+                if !refused.is_empty() {
+                    spool
+                        .note_refusals(&refused)
+                        .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+                }
                 let Some(live) = memory.liveness.as_mut() else {
                     return Ok(Vec::new());
                 };
