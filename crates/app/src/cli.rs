@@ -16,7 +16,7 @@ use statusrelay_core::State;
     name = "statusrelay",
     version,
     about = "Keep a public status page true to what Monit on each node knows",
-    after_help = "Exit codes: 0 ok, 64 usage, 65 bad event data (recorded for replay), 69 status page unavailable,\n74 spool I/O error, 75 temporary failure (retry later), 78 configuration error."
+    after_help = "Exit codes: 0 ok, 64 usage, 65 bad event data (recorded for replay), 69 status page or listen address unavailable,\n74 spool I/O error, 75 temporary failure (retry later), 78 configuration error."
 )]
 pub struct Cli {
     #[command(flatten)]

@@ -140,7 +140,13 @@ fn serve(bin: &Path, dir: &Path, cfg: &Path, port: u16) -> Serve {
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        // Its warnings (a thousand nodes going stale in the partition) into a file beside it,
+        // not between the figures.
+        .stderr(
+            std::fs::File::create(dir.join("serve.log"))
+                .map(Stdio::from)
+                .unwrap_or_else(|_| Stdio::inherit()),
+        )
         .spawn()
         .expect("spawn serve");
     let s = Serve { child };

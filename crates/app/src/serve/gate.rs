@@ -1,8 +1,10 @@
 //! What runs on a report's headers, before its body is read or the spool is taken.
 //!
 //! Invariants:
-//! - In this order, each refusal ending the request at once: a peer over its failed
-//!   authentications (429), the credential (401, checked in memory against the digests read
+//! - In this order, each refusal ending the request at once: the credential (401, or 429 from
+//!   an address over its failed authentications this minute; a valid credential from that
+//!   address still passes, as nodes behind one NAT or proxy share it), checked in memory
+//!   against the digests read
 //!   by `statusrelay_spool::CredentialReader`, reloaded when their version moves), the node's
 //!   rate (429), the declared length (413), room in the body budget (503 with `Retry-After`
 //!   after `request_timeout`). Only then is the body read: a stranger costs a header parse and
@@ -284,27 +286,27 @@ impl Gate {
     ) -> Result<Admitted, Turned> {
         let now = Instant::now();
         let key = peer_key(peer);
+        // An address over its failed authentications is held off, but only for what fails:
+        // a valid credential from it is still let in (nodes behind one NAT or proxy share an
+        // address with whoever fails there).
         let blocked = self
             .failures
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .blocked(key, self.max_failed_auth, now);
-        if let Some(secs) = blocked {
-            return Err(self.turn(
-                peer,
-                None,
-                Turned {
-                    status: StatusCode::TOO_MANY_REQUESTS,
-                    error: format!(
-                        "too many failed authentications from {key} this minute (more than [serve] max_failed_auth = {})",
-                        self.max_failed_auth
-                    ),
-                    fix: "check the node's name and secret (`statusrelay nodes` on the aggregator); retry after the minute",
-                    retry_after: Some(secs),
-                },
-            ));
-        }
+        let held_off = |secs: u64| Turned {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            error: format!(
+                "too many failed authentications from {key} this minute (more than [serve] max_failed_auth = {})",
+                self.max_failed_auth
+            ),
+            fix: "check the node's name and secret (`statusrelay nodes` on the aggregator); retry after the minute",
+            retry_after: Some(secs),
+        };
         let Some((name, secret)) = basic_auth(headers) else {
+            if let Some(secs) = blocked {
+                return Err(self.turn(peer, None, held_off(secs)));
+            }
             self.failed(key, now);
             return Err(self.turn(
                 peer,
@@ -320,6 +322,9 @@ impl Gate {
         match self.verify(&name, &secret, now) {
             Ok(true) => {}
             Ok(false) => {
+                if let Some(secs) = blocked {
+                    return Err(self.turn(peer, Some(&name), held_off(secs)));
+                }
                 self.failed(key, now);
                 if self.is_node(&name) {
                     self.count_refusal(&name, format!("a wrong secret from {peer} (401)"));

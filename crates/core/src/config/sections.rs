@@ -346,13 +346,15 @@ pub struct ServeConfig {
     /// Connections served at once; more wait in the kernel's backlog.
     pub max_connections: usize,
     /// Connections one peer address (an IPv6 /64) may hold at once; its next is closed.
+    /// Behind a TLS-terminating proxy every node has the proxy's address: raise it to
+    /// `max_connections` there.
     pub max_connections_per_peer: usize,
     /// Request bodies held in memory at once, all requests together, in bytes: a request
     /// waits for room (503 with `Retry-After` after `request_timeout`), so a flood of large
     /// bodies costs this much memory at most. At least `max_body`.
     pub body_budget: usize,
-    /// Failed authentications one peer address may make in a minute; beyond, its requests
-    /// are refused (429) until the minute is over, before anything is checked.
+    /// Failed authentications one peer address may make in a minute; beyond, its failing
+    /// requests are answered 429 until the minute is over (a valid credential still passes).
     pub max_failed_auth: u32,
     /// Requests a second one node may make, after a burst of `node_burst` (429 beyond).
     pub node_rate: u32,
@@ -372,7 +374,7 @@ impl Default for ServeConfig {
             tls_cert: None,
             tls_key: None,
             max_connections: 512,
-            max_connections_per_peer: 64,
+            max_connections_per_peer: 256,
             body_budget: 32 << 20,
             max_failed_auth: 60,
             node_rate: 20,
