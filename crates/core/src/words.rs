@@ -88,9 +88,10 @@ pub fn for_page(
     }
     let silent: Vec<&str> = nodes.iter().filter(|n| n.1).map(|n| n.0).collect();
     let live = nodes.iter().any(|n| !n.1);
+    let quiet: std::collections::HashSet<&str> = silent.iter().copied().collect();
     let heard: Vec<Failing<'_>> = failing
         .iter()
-        .filter(|f| f.local || !silent.contains(&f.host))
+        .filter(|f| f.local || !quiet.contains(f.host))
         .copied()
         .collect();
     let mut why: Vec<Failing<'_>> = heard.iter().filter(|f| f.state == state).copied().collect();
@@ -121,8 +122,9 @@ pub fn fleet(failing: &[Failing<'_>], silent: &[&str], show_nodes: bool) -> Opti
             .iter_mut()
             .find(|(s, w, _)| *s == service && *w == words)
         {
+            // Deduplicated once, below: a thousand nodes failing alike stay linear.
             Some((_, _, hosts)) => {
-                if !f.local && !hosts.contains(&f.host) {
+                if !f.local {
                     hosts.push(f.host)
                 }
             }
@@ -139,6 +141,7 @@ pub fn fleet(failing: &[Failing<'_>], silent: &[&str], show_nodes: bool) -> Opti
             Some(s) if show_nodes && !hosts.is_empty() => {
                 let mut hosts = hosts.clone();
                 hosts.sort_unstable();
+                hosts.dedup();
                 format!("{s} on {}: {words}", hosts.join(", "))
             }
             Some(s) => format!("{s}: {words}"),

@@ -52,9 +52,11 @@ impl Flusher<'_> {
         let show = self.config.show_nodes;
         let rule = self.config.node_rule(&item.component);
         let description = words::for_page(item.state, &said, &nodes, rule.stale, show);
+        let quiet: std::collections::HashSet<&str> =
+            nodes.iter().filter(|n| n.1).map(|n| n.0).collect();
         let heard: Vec<&Failing<'_>> = said
             .iter()
-            .filter(|f| !f.local && !nodes.iter().any(|(n, stale)| *stale && *n == f.host))
+            .filter(|f| !f.local && !quiet.contains(f.host))
             .collect();
         let list = |of: &dyn Fn(&Failing<'_>) -> String| {
             let mut v: Vec<String> = heard.iter().map(|f| of(f)).collect();

@@ -184,22 +184,21 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let (id, conn) = table.lock().unwrap_or_else(|p| p.into_inner()).add(key);
         let marked = conn.clone();
-        let app = app
-            .clone()
-            // A connection answering a request is never closed to make room.
-            .layer(axum::middleware::from_fn(
-                move |req: axum::extract::Request, next: axum::middleware::Next| {
-                    let c = marked.clone();
-                    async move {
-                        c.busy.fetch_add(1, Ordering::Relaxed);
-                        let r = next.run(req).await;
-                        c.busy.fetch_sub(1, Ordering::Relaxed);
-                        r
-                    }
-                },
-            ))
-            .layer(axum::Extension(ConnectInfo(peer)))
-            .layer(axum::Extension(conn.clone()));
+        // One layer per connection: the peer and the connection for the handlers, and the
+        // mark that it is answering a request (then it is never closed to make room).
+        let app = app.clone().layer(axum::middleware::from_fn(
+            move |mut req: axum::extract::Request, next: axum::middleware::Next| {
+                let c = marked.clone();
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req.extensions_mut().insert(c.clone());
+                async move {
+                    c.busy.fetch_add(1, Ordering::Relaxed);
+                    let r = next.run(req).await;
+                    c.busy.fetch_sub(1, Ordering::Relaxed);
+                    r
+                }
+            },
+        ));
         let (tls, stop, open, table) = (tls.clone(), stop.clone(), open.clone(), table.clone());
         tokio::spawn(async move {
             let _permit = permit;

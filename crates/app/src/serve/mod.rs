@@ -26,14 +26,15 @@
 //!   taken (`gate`): a stranger never costs a buffer or the lock.
 //! - One connection to the spool serves every request, one at a time, on the worker that took
 //!   the request, marked as blocking (`block_in_place`, so the runtime moves its other tasks):
-//!   SQLite has one writer anyway, and requests queue on an async mutex instead of sleeping in
-//!   SQLite's busy handler. A request waits for it, and SQLite for another process's lock, at
+//!   SQLite has one writer anyway, and requests queue on a mutex (`timed`) instead of sleeping
+//!   in SQLite's busy handler. A request waits for it, and SQLite for another process's lock, at
 //!   most half its `request_timeout`: then 503 with `Retry-After`. `/ready` never waits for it.
 //!   It is reopened after a spool error or when the file at the path was replaced.
 
 pub mod gate;
 pub mod limit;
 pub mod listen;
+mod timed;
 pub mod tls;
 mod verdict;
 
@@ -75,7 +76,7 @@ pub struct Ingest {
     pub gate: gate::Gate,
     /// Taken by one request at a time; a request waits for it at most half its
     /// `request_timeout` (then 503 with `Retry-After`).
-    shared: tokio::sync::Mutex<Shared>,
+    shared: timed::TimedMutex<Shared>,
     /// The monotonic origin silence is measured from (see `statusrelay_core::liveness`).
     started: Instant,
 }
@@ -94,7 +95,7 @@ impl Ingest {
             gate: gate::Gate::new(config.spool.clone(), &serve),
             config,
             clock,
-            shared: tokio::sync::Mutex::new(Shared::default()),
+            shared: timed::TimedMutex::new(Shared::default()),
             started: Instant::now(),
         }
     }
@@ -114,39 +115,43 @@ impl Ingest {
         &self,
         f: impl FnOnce(&mut statusrelay_spool::Spool, &mut Memory) -> Result<T, Refusal>,
     ) -> Result<T, Refusal> {
-        let mut guard = self.shared.blocking_lock();
+        let mut guard = self.shared.lock();
         self.on_shared(&mut guard, f)
     }
 
     /// Run `f` on the shared connection for a request: it waits for the connection at most
     /// `wait` (503 after), and SQLite waits for another process's lock at most as long (the
     /// connection's busy timeout), so a held spool is a prompt 503, never a hung request.
-    async fn with_spool_within<T>(
+    fn with_spool_within<T>(
         &self,
         wait: std::time::Duration,
         f: impl FnOnce(&mut statusrelay_spool::Spool, &mut Memory) -> Result<T, Refusal>,
     ) -> Result<T, Refusal> {
-        let Ok(mut guard) = tokio::time::timeout(wait, self.shared.lock()).await else {
-            return Err((
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the aggregator is busy with other reports: retry after the time given".into(),
-            ));
-        };
-        tokio::task::block_in_place(|| self.on_shared(&mut guard, f))
+        // Waited for where it is used, on a thread marked blocking (the runtime moves its
+        // other tasks): a release wakes the next request directly.
+        tokio::task::block_in_place(|| {
+            let Some(mut guard) = self.shared.lock_for(wait) else {
+                return Err((
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the aggregator is busy with other reports: retry after the time given".into(),
+                ));
+            };
+            self.on_shared(&mut guard, f)
+        })
     }
 
     /// Is the spool open? Never waits: a request holding the connection proves it is.
     pub fn spool_open(&self) -> bool {
         match self.shared.try_lock() {
-            Ok(g) => g.spool.is_some(),
-            Err(_) => true,
+            Some(g) => g.spool.is_some(),
+            None => true,
         }
     }
 
     /// Open the spool now (at start, before listening), so `/ready` says so at once; the
     /// spool's own error (locked, corrupt, unwritable) for the caller to judge.
     pub fn open_now(&self) -> Result<(), crate::AppError> {
-        let mut g = self.shared.blocking_lock();
+        let mut g = self.shared.lock();
         if g.spool.is_none() {
             g.spool = Some(self.bounded(open_spool(&self.config.spool, self.clock.clone())?));
         }
@@ -466,11 +471,9 @@ async fn reports(
         Err(e) => return unread(&st, e),
     };
     let wait = st.config.serve.clone().unwrap_or_default().request_timeout / 2;
-    let done = st
-        .with_spool_within(wait, |spool, memory| {
-            st.ingest(spool, memory, &name, &body, peer)
-        })
-        .await;
+    let done = st.with_spool_within(wait, |spool, memory| {
+        st.ingest(spool, memory, &name, &body, peer)
+    });
     answered(done, |ack| {
         (
             StatusCode::OK,
@@ -493,11 +496,9 @@ async fn collector(
     };
     // Monit wants a 2xx and nothing else.
     let wait = st.config.serve.clone().unwrap_or_default().request_timeout / 2;
-    let done = st
-        .with_spool_within(wait, |spool, memory| {
-            st.collect(spool, memory, &name, &body, peer)
-        })
-        .await;
+    let done = st.with_spool_within(wait, |spool, memory| {
+        st.collect(spool, memory, &name, &body, peer)
+    });
     answered(done, |()| StatusCode::OK.into_response())
 }
 
