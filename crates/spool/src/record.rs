@@ -522,13 +522,20 @@ pub(crate) fn record_tx(
     // Set-based: one statement per component, whatever the number of tests it clears (a
     // report's own tests were just written under this event, so they are left).
     if let Some(c) = clear {
-        let keep = serde_json::to_string(c.keep).unwrap_or_else(|_| "[]".into());
+        // The kept services as one string, each between unit separators (no service name
+        // holds one): a plain `instr`, where a subquery (`json_each`) built an ephemeral
+        // table at every report, a third more CPU in the partition burst on musl.
+        let keep: String = c
+            .keep
+            .iter()
+            .map(|k| format!("\u{1f}{k}\u{1f}"))
+            .collect();
         for (component, rule) in &c.components {
             let n = exec(
                 tx,
                 "UPDATE tests SET state = NULL, event_id = ?3, since = ?4, description = NULL
                  WHERE component = ?1 AND host = ?2 AND state IS NOT NULL AND event_id < ?3
-                   AND service NOT IN (SELECT value FROM json_each(?5))",
+                   AND instr(?5, char(31) || service || char(31)) = 0",
                 params![component, c.node, event_id, now, keep],
             )
             .map_err(e)?;
