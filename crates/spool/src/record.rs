@@ -525,11 +525,7 @@ pub(crate) fn record_tx(
         // The kept services as one string, each between unit separators (no service name
         // holds one): a plain `instr`, where a subquery (`json_each`) built an ephemeral
         // table at every report, a third more CPU in the partition burst on musl.
-        let keep: String = c
-            .keep
-            .iter()
-            .map(|k| format!("\u{1f}{k}\u{1f}"))
-            .collect();
+        let keep: String = c.keep.iter().map(|k| format!("\u{1f}{k}\u{1f}")).collect();
         for (component, rule) in &c.components {
             let n = exec(
                 tx,

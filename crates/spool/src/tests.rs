@@ -1442,6 +1442,39 @@ fn a_service_without_monits_word_keeps_its_rows() {
     assert_eq!(s.desired().unwrap()[0].1, State::Operational);
 }
 
+/// Issue 21: a whole-node report clears the node's other failing tests in one statement per
+/// component; a kept service is matched by its whole name ("my" keeps "my", not "mysql").
+#[test]
+fn a_kept_service_is_matched_by_its_whole_name_in_the_clear() {
+    use statusrelay_core::nodes::NodeRule;
+    let f = Fixture::new("keepname");
+    let mut s = f.open();
+    s.add_node("n1", "h", None).unwrap();
+    let rule = |_: &str| NodeRule::default();
+    let comps = vec!["db".to_string()];
+    let on = |svc: &str| Apply {
+        service: svc.into(),
+        ..fail("db", "n1", "existence", State::MajorOutage)
+    };
+    s.record_report(
+        &doc_as("n1", "a", 1, &comps, &[], &rule),
+        &ev("m"),
+        &[on("my"), on("mysql"), on("my,sql")],
+    )
+    .unwrap();
+    assert_eq!(s.node_failing("n1").unwrap().len(), 3);
+    let keep = vec!["my".to_string()];
+    s.record_report(&doc_as("n1", "a", 2, &comps, &keep, &rule), &ev("m"), &[])
+        .unwrap();
+    let left: Vec<String> = s
+        .failing_tests("db")
+        .unwrap()
+        .into_iter()
+        .map(|t| t.service)
+        .collect();
+    assert_eq!(left, ["my"]);
+}
+
 /// Issue 20, situation 4: forgetting a node is one transaction that recomputes what it fed;
 /// a report of it after that finds no node.
 #[test]
