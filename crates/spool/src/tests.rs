@@ -1633,3 +1633,123 @@ fn credentials_are_read_apart_and_their_version_moves_only_with_them() {
     assert!(v3 > v2);
     assert!(creds.is_empty());
 }
+
+/// The aggregator computes a component's state in SQL (worst of: failing tests of live nodes,
+/// what a stale node counts as, nobody live means at least unknown; a count rule per node);
+/// `NodeRule::combine` is the rule as written. On random fleets (nodes, failing tests, stale
+/// flags, stale policies, worst or count rules) the two agree.
+mod worst_rule {
+    use super::*;
+    use proptest::prelude::*;
+    use statusrelay_core::nodes::{AllWord, MajorAt, NodeRule, RuleKind, StalePolicy};
+    use std::collections::BTreeMap;
+
+    fn state() -> impl Strategy<Value = State> {
+        prop_oneof![
+            Just(State::PerformanceIssues),
+            Just(State::PartialOutage),
+            Just(State::MajorOutage),
+            Just(State::UnderMaintenance),
+            Just(State::Unknown),
+        ]
+    }
+
+    /// The worst-of rule, or a count with `partial_at <= major_at` (a number or "all").
+    fn rule_with(stale: StalePolicy) -> impl Strategy<Value = NodeRule> {
+        prop_oneof![
+            Just(NodeRule {
+                stale,
+                ..NodeRule::default()
+            }),
+            (1u32..3, 0u32..3, any::<bool>()).prop_map(move |(partial, more, all)| NodeRule {
+                rule: RuleKind::Count,
+                partial_at: partial,
+                major_at: if all {
+                    MajorAt::Word(AllWord::All)
+                } else {
+                    MajorAt::Nodes(partial + more)
+                },
+                stale,
+            }),
+        ]
+    }
+
+    fn policy() -> impl Strategy<Value = StalePolicy> {
+        prop_oneof![
+            Just(StalePolicy::Unknown),
+            Just(StalePolicy::Failing),
+            Just(StalePolicy::Ignore),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        #[test]
+        fn the_sql_path_equals_the_rule(
+            fleet in prop::collection::vec(
+                (prop::collection::vec((0u8..3, state()), 0..4), any::<bool>()),
+                1..5,
+            ),
+            rule in policy().prop_flat_map(rule_with),
+        ) {
+            let f = Fixture::new("worst-prop");
+            let mut s = f.open();
+            let rule_of = move |_: &str| rule;
+            let comps = vec!["c".to_string()];
+            let mut map = BTreeMap::new();
+            let (mut any_stale, mut any_live) = (false, false);
+            for (i, (tests, stale)) in fleet.iter().enumerate() {
+                let node = format!("n{i}");
+                s.add_node(&node, "h", None).unwrap();
+                // One state per service: the first given (a later one under the same event
+                // would not override it).
+                let mut seen = Vec::new();
+                let mut applies = Vec::new();
+                let mut own = State::Operational;
+                for (svc, st) in tests {
+                    if seen.contains(svc) {
+                        continue;
+                    }
+                    seen.push(*svc);
+                    own = own.worst(*st);
+                    applies.push(Apply {
+                        service: format!("s{svc}"),
+                        rule,
+                        ..fail("c", &node, "existence", *st)
+                    });
+                }
+                let report = NodeReport {
+                    node: &node,
+                    order: (0, 1),
+                    snapshot: Snapshot::Node(&comps),
+                    via: "relay",
+                    period_ms: Some(10_000),
+                    rule_of: &rule_of,
+                    keep: &[],
+                    identity: None,
+                };
+                s.record_report(&report, &ev("x"), &applies).unwrap();
+                if *stale {
+                    any_stale = true;
+                } else {
+                    any_live = true;
+                }
+                if let Some(st) = rule.node_state(own, *stale) {
+                    map.insert(node, st);
+                }
+            }
+            let silent: Vec<Silence> = fleet
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, stale))| *stale)
+                .map(|(i, _)| Silence { node: format!("n{i}"), silent_ms: 40_000, period_ms: 10_000 })
+                .collect();
+            s.apply_silence(&silent, &rule_of).unwrap();
+            let mut want = rule.combine(&map);
+            if any_stale && !any_live {
+                want = want.worst(State::Unknown);
+            }
+            prop_assert_eq!(desired_of(&s, "c"), Some(want), "{:?} {:?}", fleet, rule);
+        }
+    }
+}
