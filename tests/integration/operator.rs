@@ -130,3 +130,55 @@ fn the_flusher_writes_prometheus_metrics_atomically() {
     let v: serde_json::Value = serde_json::from_str(&sb.run(&["status", "--json"]).stdout).unwrap();
     assert_eq!(v["held"], 0);
 }
+
+/// docs/architecture.md walks the code as `file: function` lists: every file it names exists
+/// and defines every function named for it, so the page stays true through renames.
+#[test]
+fn the_architecture_walks_name_functions_that_exist() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let page = std::fs::read_to_string(root.join("docs/architecture.md")).unwrap();
+    let mut checked = 0;
+    let mut file: Option<String> = None;
+    let mut in_item = false;
+    for line in page.lines() {
+        let starts_item = line
+            .split_once(". ")
+            .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        if starts_item {
+            in_item = true;
+            file = None;
+        } else if !line.starts_with("   ") {
+            in_item = false;
+        }
+        if !in_item {
+            continue;
+        }
+        for quoted in line.split('`').skip(1).step_by(2) {
+            let name = match quoted.split_once(": ") {
+                Some((path, name)) => {
+                    assert!(
+                        root.join(path).is_file(),
+                        "docs/architecture.md: no file {path}"
+                    );
+                    file = Some(path.to_string());
+                    name
+                }
+                None => quoted,
+            };
+            if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                continue;
+            }
+            let Some(path) = &file else { continue };
+            let text = std::fs::read_to_string(root.join(path)).unwrap();
+            let defined = text
+                .match_indices(&format!("fn {name}"))
+                .any(|(at, m)| text[at + m.len()..].starts_with(['(', '<']));
+            assert!(defined, "docs/architecture.md: {path} defines no fn {name}");
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 40,
+        "only {checked} functions found: is the page's format intact?"
+    );
+}
