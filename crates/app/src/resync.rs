@@ -54,7 +54,7 @@ pub fn apply(
                 .into_iter()
                 .filter(|t| t.host == host && t.service == svc.name)
                 .collect();
-            let family_of = |test: &str| test.split(':').next().unwrap_or(test).to_string();
+            let family_of = |test: &str| mapping::family(test).to_string();
             for fam in &failing {
                 let Mapped::State(state) =
                     mapping::state_for(fam, &comp.mapping.0, &config.mapping.0)

@@ -277,9 +277,15 @@ pub const TESTS: &[TestSpec] = &[
     ),
 ];
 
+/// The family of a test key: the part before `:` (`resource:cpu` is a `resource` test). The
+/// one place a key is taken apart.
+pub fn family(test: &str) -> &str {
+    test.split(':').next().unwrap_or(test)
+}
+
 /// Look up a test family by key.
 pub fn test_spec(key: &str) -> Option<&'static TestSpec> {
-    let base = key.split(':').next().unwrap_or(key);
+    let base = family(key);
     TESTS.iter().find(|t| t.key == base)
 }
 
@@ -379,7 +385,7 @@ pub struct Classified {
 impl Classified {
     /// The test family (the part before `:`).
     pub fn family(&self) -> &str {
-        self.test.split(':').next().unwrap_or(&self.test)
+        family(&self.test)
     }
 }
 

@@ -88,6 +88,40 @@ impl StalePolicy {
     }
 }
 
+/// How a node reports to the aggregator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// Its own statusrelay relays its spool (`POST /v1/reports`).
+    Relay,
+    /// Its Monit pushes status documents (`POST /collector`).
+    Collector,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Relay => "relay",
+            Via::Collector => "collector",
+        }
+    }
+
+    /// The stored word back; None for one no statusrelay writes.
+    pub fn parse(word: &str) -> Option<Via> {
+        match word {
+            "relay" => Some(Via::Relay),
+            "collector" => Some(Via::Collector),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Via {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// `[component.nodes]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -177,6 +211,15 @@ impl NodeRule {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_way_in_is_stored_and_shown_as_its_word() {
+        for v in [Via::Relay, Via::Collector] {
+            assert_eq!(Via::parse(v.as_str()), Some(v));
+            assert_eq!(serde_json::to_string(&v).unwrap(), format!("\"{v}\""));
+        }
+        assert_eq!(Via::parse("carrier pigeon"), None);
+    }
+
     use super::*;
 
     fn nodes(states: &[(&str, State)]) -> BTreeMap<String, State> {

@@ -10,7 +10,7 @@
 //!   [`MAX_SAID`] characters; what is left out is counted ("and 3 more").
 
 use crate::State;
-use crate::mapping::{EVENT_TABLE, Effect};
+use crate::mapping::{EVENT_TABLE, Effect, family};
 use crate::nodes::StalePolicy;
 
 /// The longest description kept, in characters (the rest is cut, marked with "…").
@@ -44,10 +44,6 @@ pub fn failure_name(test: &str) -> String {
 /// Monit's own name for a recovery of `test` (`connection` -> "Connection succeeded").
 pub fn recovery_name(test: &str) -> String {
     monit_name(test, Effect::Recover).unwrap_or_else(|| format!("{} succeeded", family(test)))
-}
-
-fn family(test: &str) -> &str {
-    test.split(':').next().unwrap_or(test)
 }
 
 fn monit_name(test: &str, effect: Effect) -> Option<String> {

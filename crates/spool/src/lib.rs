@@ -258,7 +258,7 @@ pub struct NodeReport<'a> {
     /// What the report says all of: a test in its scope that it does not report is passing.
     pub snapshot: Snapshot<'a>,
     /// How it reported: relay | collector.
-    pub via: &'a str,
+    pub via: statusrelay_core::nodes::Via,
     /// Its reporting period, when the report says.
     pub period_ms: Option<i64>,
     /// The rule of a component, for the recoveries a snapshot implies.

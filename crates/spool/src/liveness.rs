@@ -24,7 +24,7 @@ use super::*;
 pub struct Touch {
     pub node: String,
     pub at: i64,
-    pub via: String,
+    pub via: statusrelay_core::nodes::Via,
     pub period_ms: Option<i64>,
     /// A whole-node report's order (the node's mark).
     pub whole: Option<(i64, i64)>,
@@ -138,7 +138,7 @@ impl Spool {
                     "UPDATE nodes SET last_seen_at = ?2, via = ?3,
                        period_ms = coalesce(?4, period_ms) WHERE name = ?1",
                 )
-                .and_then(|mut st| st.execute(params![t.node, t.at, t.via, t.period_ms]))
+                .and_then(|mut st| st.execute(params![t.node, t.at, t.via.as_str(), t.period_ms]))
                 .map_err(e)?;
                 if let Some((epoch, seq)) = t.whole {
                     tx.prepare_cached(

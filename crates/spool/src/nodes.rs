@@ -27,7 +27,7 @@ pub struct Node {
     /// The components it may feed; None: any.
     pub components: Option<Vec<String>>,
     pub added_at: i64,
-    pub via: Option<String>,
+    pub via: Option<statusrelay_core::nodes::Via>,
     pub period_ms: Option<i64>,
     pub last_seen_at: Option<i64>,
     pub last_seq: Option<i64>,
@@ -56,7 +56,9 @@ fn row_node(r: &rusqlite::Row<'_>) -> rusqlite::Result<Node> {
         secret_sha256: r.get(1)?,
         components: components.and_then(|c| serde_json::from_str(&c).ok()),
         added_at: r.get(3)?,
-        via: r.get(4)?,
+        via: r
+            .get::<_, Option<String>>(4)?
+            .and_then(|v| statusrelay_core::nodes::Via::parse(&v)),
         period_ms: r.get(5)?,
         last_seen_at: r.get(6)?,
         last_seq: r.get(7)?,

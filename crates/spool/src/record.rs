@@ -240,7 +240,7 @@ pub(crate) fn apply_test(
         // of LIKEs cost four times as much to compile as this).
         // A sub-test recovery (`resource:cpu`) clears the bare family key (`resource`); a
         // bare recovery clears the whole family; a one-shot family is cleared whole by any.
-        let family = a.test.split(':').next().unwrap_or(&a.test);
+        let family = statusrelay_core::mapping::family(&a.test);
         let bare_key = a.test.contains(':').then_some(family);
         let mut families = String::from(",");
         if bare_key.is_none() {
@@ -617,7 +617,7 @@ fn report_tx(
             tx,
             "UPDATE nodes SET last_seen_at = ?2, via = ?3, period_ms = coalesce(?4, period_ms)
              WHERE name = ?1",
-            params![report.node, at.now, report.via, report.period_ms],
+            params![report.node, at.now, report.via.as_str(), report.period_ms],
         )
         .map(|_| ())
     };

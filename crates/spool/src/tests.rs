@@ -826,7 +826,7 @@ fn node_reports_are_ordered_per_node_and_a_snapshot_replaces_the_nodes_state() {
         } else {
             Snapshot::Components(&db)
         },
-        via: "relay",
+        via: statusrelay_core::nodes::Via::Relay,
         period_ms: Some(30_000),
         rule_of: &rule,
         keep: &[],
@@ -901,8 +901,12 @@ fn node_reports_are_ordered_per_node_and_a_snapshot_replaces_the_nodes_state() {
     assert_eq!(left[0].0, "web");
     let n = s.node("db2").unwrap().unwrap();
     assert_eq!(
-        (n.last_seq, n.via.as_deref(), n.period_ms),
-        (Some(8), Some("relay"), Some(30_000)),
+        (n.last_seq, n.via, n.period_ms),
+        (
+            Some(8),
+            Some(statusrelay_core::nodes::Via::Relay),
+            Some(30_000)
+        ),
         "last_seq is the newest whole report"
     );
     assert_eq!(n.feeds, both);
@@ -929,7 +933,7 @@ fn node_reports_are_ordered_per_component_and_a_new_epoch_starts_over() {
         node: "n1",
         order,
         snapshot: Snapshot::Components(scope),
-        via: "relay",
+        via: statusrelay_core::nodes::Via::Relay,
         period_ms: None,
         rule_of: &rule,
         keep: &[],
@@ -995,7 +999,7 @@ fn a_silent_node_goes_stale_and_comes_back() {
         node,
         order: (0, seq),
         snapshot: Snapshot::Node(&comps),
-        via: "collector",
+        via: statusrelay_core::nodes::Via::Collector,
         period_ms: Some(30_000),
         rule_of: &rule,
         keep: &[],
@@ -1164,7 +1168,7 @@ fn the_hot_statements_are_compiled_once() {
             node: n,
             order: (0, i),
             snapshot: Snapshot::Node(&comps),
-            via: "collector",
+            via: statusrelay_core::nodes::Via::Collector,
             period_ms: Some(1000),
             rule_of: &rule,
             keep: &[],
@@ -1229,7 +1233,7 @@ fn a_report_that_repeats_the_nodes_word_is_a_noop_and_touches_only_move_forward(
         node: "a",
         order: (0, seq),
         snapshot: Snapshot::Node(scope),
-        via: "collector",
+        via: statusrelay_core::nodes::Via::Collector,
         period_ms: Some(1000),
         rule_of: &rule,
         keep: &[],
@@ -1258,7 +1262,7 @@ fn a_report_that_repeats_the_nodes_word_is_a_noop_and_touches_only_move_forward(
     s.touch_nodes(&[Touch {
         node: "a".into(),
         at: 5_000_000,
-        via: "collector".into(),
+        via: statusrelay_core::nodes::Via::Collector,
         period_ms: Some(2000),
         whole: Some((0, 7)),
         components: vec![("db".into(), (0, 7))],
@@ -1267,7 +1271,7 @@ fn a_report_that_repeats_the_nodes_word_is_a_noop_and_touches_only_move_forward(
     s.touch_nodes(&[Touch {
         node: "a".into(),
         at: 4_000_000,
-        via: "collector".into(),
+        via: statusrelay_core::nodes::Via::Collector,
         period_ms: None,
         whole: Some((0, 3)),
         components: vec![("db".into(), (0, 3))],
@@ -1300,7 +1304,7 @@ fn doc_as<'a>(
         node,
         order: (0, seq),
         snapshot: Snapshot::Node(comps),
-        via: "collector",
+        via: statusrelay_core::nodes::Via::Collector,
         period_ms: Some(10_000),
         rule_of: rule,
         keep,
@@ -1613,7 +1617,7 @@ fn credentials_are_read_apart_and_their_version_moves_only_with_them() {
     s.touch_nodes(&[Touch {
         node: "db1".into(),
         at: 5,
-        via: "relay".into(),
+        via: statusrelay_core::nodes::Via::Relay,
         period_ms: Some(1000),
         whole: Some((1, 1)),
         components: vec![],
@@ -1722,7 +1726,7 @@ mod worst_rule {
                     node: &node,
                     order: (0, 1),
                     snapshot: Snapshot::Node(&comps),
-                    via: "relay",
+                    via: statusrelay_core::nodes::Via::Relay,
                     period_ms: Some(10_000),
                     rule_of: &rule_of,
                     keep: &[],

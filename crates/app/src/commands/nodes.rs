@@ -221,10 +221,7 @@ fn list(spool: &Spool, json_out: bool) -> Result<String, AppError> {
             } else {
                 ""
             },
-            n.via
-                .as_deref()
-                .map(|v| format!(" via {v}"))
-                .unwrap_or_default(),
+            n.via.map(|v| format!(" via {v}")).unwrap_or_default(),
             n.period_ms
                 .map(|p| format!(" every {}s", p / 1000))
                 .unwrap_or_default(),

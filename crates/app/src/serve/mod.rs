@@ -280,13 +280,13 @@ fn record_or_touch(
         let t = pending.entry(node.to_string()).or_insert_with(|| Touch {
             node: node.to_string(),
             at: now,
-            via: r.via.to_string(),
+            via: r.via,
             period_ms: None,
             whole: None,
             components: Vec::new(),
         });
         t.at = now;
-        t.via = r.via.to_string();
+        t.via = r.via;
         t.period_ms = r.period_ms.or(t.period_ms);
         let scope = match r.snapshot {
             Snapshot::Node(cs) => {
@@ -745,7 +745,7 @@ impl Ingest {
             // incarnation) is the sequence.
             order: (0, seq),
             snapshot: Snapshot::Node(&feeds),
-            via: "collector",
+            via: statusrelay_core::nodes::Via::Collector,
             period_ms,
             rule_of: &rule_of,
             keep: &keep,
@@ -933,7 +933,7 @@ impl Ingest {
             node: &name,
             order: (batch.epoch, seq),
             snapshot,
-            via: "relay",
+            via: statusrelay_core::nodes::Via::Relay,
             period_ms,
             rule_of: &rule_of,
             keep: &[],
