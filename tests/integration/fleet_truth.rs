@@ -37,7 +37,20 @@ fn monit_reload_restart_and_unmonitor_never_show_a_false_recovery() {
         "alpha-system",
         &checks,
     ));
-    wait_puts(&fake, &serve, &[(2, 4)]);
+    // Monit's first document has no word on any service (all initialising): the component's
+    // first state may be written as operational before the failure is known (the flusher is
+    // woken by each commit), so the page is read from the first outage on.
+    let page = || {
+        let p = fake.puts();
+        let from = p.iter().position(|w| *w == (2, 4)).unwrap_or(p.len());
+        p[from..].to_vec()
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || page() == [(2, 4)]),
+        "{:?}\n{}",
+        fake.puts(),
+        serve.log()
+    );
     // Every document seen from now on is counted in the log; a document about the reloaded
     // Monit's initialising services says so ("no word on ... (kept)").
     let kept = |log: &str| {
@@ -57,7 +70,7 @@ fn monit_reload_restart_and_unmonitor_never_show_a_false_recovery() {
     let docs = |log: &str| log.matches("status document").count();
     let n = docs(&serve.log());
     assert!(wait_until(Duration::from_secs(30), || docs(&serve.log()) >= n + 2));
-    assert_eq!(fake.puts(), [(2, 4)], "no false recovery after reload");
+    assert_eq!(page(), [(2, 4)], "no false recovery after reload");
     // Monit restarted (a new incarnation): the same.
     let before = kept(&serve.log());
     drop(monit.take());
@@ -75,7 +88,7 @@ fn monit_reload_restart_and_unmonitor_never_show_a_false_recovery() {
     );
     let n = docs(&serve.log());
     assert!(wait_until(Duration::from_secs(30), || docs(&serve.log()) >= n + 2));
-    assert_eq!(fake.puts(), [(2, 4)], "no false recovery after a restart");
+    assert_eq!(page(), [(2, 4)], "no false recovery after a restart");
     // Unmonitored while failing: the failure is kept, as resync keeps it.
     monit.as_ref().unwrap().command(&["unmonitor", "bäckend"]);
     let before = kept(&serve.log());
@@ -84,7 +97,7 @@ fn monit_reload_restart_and_unmonitor_never_show_a_false_recovery() {
         "{}",
         serve.log()
     );
-    assert_eq!(fake.puts(), [(2, 4)], "no recovery published by unmonitor");
+    assert_eq!(page(), [(2, 4)], "no recovery published by unmonitor");
     let listed = agg.sb.run(&["nodes"]).stdout;
     assert_contains(&listed, "api: bäckend connection");
     // The failing service no component takes is said, not dropped.
@@ -94,7 +107,12 @@ fn monit_reload_restart_and_unmonitor_never_show_a_false_recovery() {
     // Monitored again, and up: the one recovery.
     let _up = std::net::TcpListener::bind(("127.0.0.1", down_port)).unwrap();
     monit.as_ref().unwrap().command(&["monitor", "bäckend"]);
-    wait_puts(&fake, &serve, &[(2, 4), (2, 1)]);
+    assert!(
+        wait_until(Duration::from_secs(20), || page() == [(2, 4), (2, 1)]),
+        "{:?}\n{}",
+        fake.puts(),
+        serve.log()
+    );
     drop(monit);
     let (code, _, log) = serve.stop();
     assert_eq!(code, 0, "{log}");

@@ -10,6 +10,7 @@ pub mod alloc;
 pub mod cli;
 pub mod commands;
 pub mod credentials;
+pub mod doorbell;
 pub mod error;
 pub mod flusher;
 pub mod handler;

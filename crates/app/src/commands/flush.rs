@@ -29,6 +29,8 @@ pub fn run(
         poll: Duration::from_millis(200),
         shutdown,
         clock: clock.clone(),
+        // Events come from other processes (the handler): their commits are polled for.
+        doorbell: None,
     };
     let r = retry_corrupt(&*clock, || {
         let backend = flusher::build_backend(&config, clock.clone(), Some(opts.shutdown.clone()))?;

@@ -84,6 +84,8 @@ pub fn run(
     let listener = bind(serve.listen)?;
     drop(flusher::take_lock(&config)?);
     let shutdown = super::stop_on_signals()?;
+    // Ingest rings it after a commit that changed a component: delivery starts at once.
+    let doorbell = Arc::new(crate::doorbell::Doorbell::default());
     let delivery = {
         let (config, clock, shutdown) = (config.clone(), clock.clone(), shutdown.clone());
         let opts = FlushOptions {
@@ -92,6 +94,7 @@ pub fn run(
             poll: Duration::from_millis(200),
             shutdown: shutdown.clone(),
             clock: clock.clone(),
+            doorbell: Some(doorbell.clone()),
         };
         std::thread::spawn(move || {
             let r = retry_corrupt(&*clock, || {
@@ -104,7 +107,9 @@ pub fn run(
             r
         })
     };
-    let ingest = Arc::new(Ingest::new(config.clone(), clock));
+    let mut ingest = Ingest::new(config.clone(), clock);
+    ingest.doorbell = doorbell;
+    let ingest = Arc::new(ingest);
     // Open the spool before listening: `/ready` is true from the first request on. A spool
     // another process holds (a config manager's `nodes add` creating it) is waited out, as
     // the flusher waits; anything else stops the aggregator.

@@ -53,6 +53,9 @@ pub struct FlushOptions {
     pub clock: Arc<dyn Clock>,
     /// Write Prometheus text-format metrics here (for node_exporter's textfile collector).
     pub metrics_file: Option<PathBuf>,
+    /// Rung by a producer in this process (the aggregator's ingest) after a commit: the pause
+    /// between steps ends at once instead of at the next poll.
+    pub doorbell: Option<Arc<crate::doorbell::Doorbell>>,
 }
 
 pub use crate::metrics::FlushReport;

@@ -150,12 +150,23 @@ impl Run {
         Ok(true)
     }
 
-    /// Sleep in poll steps until `until`, shutdown, a commit by another process, or the spool
-    /// file being replaced. A failed probe ends the pause; the next step says why.
+    /// Sleep in poll steps until `until`, shutdown, a commit by another process, the
+    /// doorbell (a commit in this process), or the spool file being replaced. A failed probe
+    /// ends the pause; the next step says why.
     pub(super) fn pause(&self, f: &Flusher<'_>, opts: &FlushOptions, until: i64) {
         let version = f.spool.data_version().ok();
+        let mut rung = opts.doorbell.as_ref().map(|d| d.count());
         while opts.clock.now_ms() < until && !opts.shutdown.load(Ordering::SeqCst) {
-            std::thread::sleep(opts.poll);
+            match (&opts.doorbell, rung) {
+                (Some(d), Some(seen)) => {
+                    let now = d.wait(seen, opts.poll);
+                    if now != seen {
+                        break;
+                    }
+                    rung = Some(now);
+                }
+                _ => std::thread::sleep(opts.poll),
+            }
             if version.is_none() || f.spool.data_version().ok() != version || self.spool_replaced(f)
             {
                 break;

@@ -87,6 +87,7 @@ impl Fixture {
                 shutdown: Arc::new(AtomicBool::new(false)),
                 clock: self.clock(),
                 metrics_file: None,
+                doorbell: None,
             },
         )
     }

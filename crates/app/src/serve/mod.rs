@@ -74,6 +74,8 @@ pub struct Ingest {
     pub clock: Arc<dyn Clock>,
     /// Authentication and limits, on the headers (see `gate`).
     pub gate: gate::Gate,
+    /// Rung after a commit that changed a component: the flusher sends it at once.
+    pub doorbell: Arc<crate::doorbell::Doorbell>,
     /// Taken by one request at a time; a request waits for it at most half its
     /// `request_timeout` (then 503 with `Retry-After`).
     shared: timed::TimedMutex<Shared>,
@@ -93,6 +95,7 @@ impl Ingest {
         let serve = config.serve.clone().unwrap_or_default();
         Ingest {
             gate: gate::Gate::new(config.spool.clone(), &serve),
+            doorbell: Arc::new(crate::doorbell::Doorbell::default()),
             config,
             clock,
             shared: timed::TimedMutex::new(Shared::default()),
@@ -145,6 +148,16 @@ impl Ingest {
         match self.shared.try_lock() {
             Some(g) => g.spool.is_some(),
             None => true,
+        }
+    }
+
+    /// Ring the flusher's doorbell when a recording changed a component's state.
+    fn ring_if_changed(&self, done: &[Reported]) {
+        if done
+            .iter()
+            .any(|r| matches!(r, Reported::Applied(x) if !x.changes.is_empty()))
+        {
+            self.doorbell.ring();
         }
     }
 
@@ -556,6 +569,9 @@ impl Ingest {
                 Ok(swept)
             })
             .map_err(|(_, e)| crate::AppError::Usage(e))?;
+        if swept.iter().any(|c| !c.recorded.changes.is_empty()) {
+            self.doorbell.ring();
+        }
         for c in &swept {
             let changed: Vec<String> = c
                 .recorded
@@ -767,6 +783,7 @@ impl Ingest {
                     "not recorded; Monit sends its status again next cycle".into(),
                 )
             })?;
+        self.ring_if_changed(&done);
         self.settle(spool, memory, &node.name, period_ms, &done)?;
         // Only a document that was taken says what the node's unrouted services are (a
         // conflicting reporter's, refused above, does not).
@@ -974,6 +991,7 @@ impl Ingest {
                 "not recorded; send it again".to_string(),
             )
         })?;
+        self.ring_if_changed(&done);
         let outdated_why = self.settle(spool, memory, &name, period_ms, &done)?;
         let mut ack = RelayAck {
             applied: 0,
