@@ -20,6 +20,7 @@ pub mod monit_http;
 pub mod resync;
 pub mod serve;
 pub mod spooling;
+pub mod walwatch;
 
 use std::sync::Arc;
 

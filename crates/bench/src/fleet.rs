@@ -165,6 +165,21 @@ fn serve(bin: &Path, dir: &Path, cfg: &Path, port: u16) -> Serve {
     }
 }
 
+/// A node's secret, 64 hex digits from `seed` (splitmix64): varied enough for the
+/// aggregator's strength check, the same from run to run.
+fn node_secret(seed: u64) -> String {
+    let mut x = seed;
+    (0..4)
+        .map(|_| {
+            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            format!("{:016x}", z ^ (z >> 31))
+        })
+        .collect()
+}
+
 /// `nodes add NAME --secret-file` on the aggregator's config, as a config manager does.
 fn add_node(bin: &Path, dir: &Path, cfg: &Path, name: &str, secret: &str) {
     let f = dir.join("node.secret");
@@ -186,7 +201,7 @@ fn add_nodes(bin: &Path, dir: &Path, cfg: &Path, n: usize) -> Vec<String> {
     (0..n)
         .map(|i| {
             let name = format!("n{i}");
-            let secret = format!("{:064x}", 0xfeed_0000_u64 + i as u64);
+            let secret = node_secret(0xfeed_0000_u64 + i as u64);
             add_node(bin, dir, cfg, &name, &secret);
             base64(format!("{name}:{secret}").as_bytes())
         })
@@ -615,7 +630,7 @@ pub fn end_to_end(bin: &Path, dir: &Path, n: usize) {
         .iter()
         .enumerate()
         .map(|(i, name)| {
-            let secret = format!("{:064x}", 0xe2e0_u64 + i as u64);
+            let secret = node_secret(0xe2e0_u64 + i as u64);
             add_node(bin, dir, &cfg, name, &secret);
             secret
         })

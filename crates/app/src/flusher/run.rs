@@ -150,20 +150,30 @@ impl Run {
         Ok(true)
     }
 
-    /// Sleep in poll steps until `until`, shutdown, a commit by another process, the
-    /// doorbell (a commit in this process), or the spool file being replaced. A failed probe
+    /// Sleep in poll steps until `until`, shutdown, a commit by another process (seen at once
+    /// through the WAL's inotify watch, else at the next poll), the doorbell (a commit in this
+    /// process), or the spool file being replaced. A failed probe
     /// ends the pause; the next step says why.
     pub(super) fn pause(&self, f: &Flusher<'_>, opts: &FlushOptions, until: i64) {
         let version = f.spool.data_version().ok();
         let mut rung = opts.doorbell.as_ref().map(|d| d.count());
+        // Another process's commit (a handler's event) writes the WAL: watched, it wakes the
+        // pause at once; the poll is the fallback.
+        let wal = match &opts.doorbell {
+            None => crate::walwatch::WalWatch::new(&f.config.spool),
+            Some(_) => None,
+        };
         while opts.clock.now_ms() < until && !opts.shutdown.load(Ordering::SeqCst) {
-            match (&opts.doorbell, rung) {
-                (Some(d), Some(seen)) => {
+            match (&opts.doorbell, rung, &wal) {
+                (Some(d), Some(seen), _) => {
                     let now = d.wait(seen, opts.poll);
                     if now != seen {
                         break;
                     }
                     rung = Some(now);
+                }
+                (_, _, Some(w)) => {
+                    w.wait(opts.poll);
                 }
                 _ => std::thread::sleep(opts.poll),
             }
