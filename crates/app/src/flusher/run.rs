@@ -105,6 +105,9 @@ impl Run {
         if self.spool_replaced(f) {
             self.reopen(f, opts)?;
         }
+        // What the spool held before this step looked at it: a commit from here on (a
+        // handler's, while this step delivers) ends the pause below at once.
+        let seen = f.spool.data_version().ok();
         self.reclaim_claims(f)?;
         f.expire_maintenance()?;
         f.drain(&opts.shutdown)?;
@@ -146,7 +149,7 @@ impl Run {
             // The next batch after one poll interval: the lock stays free meanwhile.
             until = until.min(now + opts.poll.as_millis() as i64);
         }
-        self.pause(f, opts, until);
+        self.pause_since(f, opts, until, seen);
         Ok(true)
     }
 
@@ -155,7 +158,15 @@ impl Run {
     /// process), or the spool file being replaced. A failed probe
     /// ends the pause; the next step says why.
     pub(super) fn pause(&self, f: &Flusher<'_>, opts: &FlushOptions, until: i64) {
-        let version = f.spool.data_version().ok();
+        self.pause_since(f, opts, until, f.spool.data_version().ok());
+    }
+
+    /// The same, from the spool's `version` as the caller last saw it: a commit since then
+    /// (even one made before the pause began) ends it at once.
+    fn pause_since(&self, f: &Flusher<'_>, opts: &FlushOptions, until: i64, version: Option<i64>) {
+        if version.is_some() && f.spool.data_version().ok() != version {
+            return;
+        }
         let mut rung = opts.doorbell.as_ref().map(|d| d.count());
         // Another process's commit (a handler's event) writes the WAL: watched, it wakes the
         // pause at once; the poll is the fallback.
@@ -172,8 +183,13 @@ impl Run {
                     }
                     rung = Some(now);
                 }
+                // A write to the WAL may come just before its commit is visible (the WAL
+                // index is updated after the frames): step anyway. A step that finds nothing
+                // pauses again, from the version it saw at its start.
                 (_, _, Some(w)) => {
-                    w.wait(opts.poll);
+                    if w.wait(opts.poll) {
+                        break;
+                    }
                 }
                 _ => std::thread::sleep(opts.poll),
             }
