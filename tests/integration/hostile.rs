@@ -27,6 +27,19 @@ fn exchange(port: u16, bytes: &[u8]) -> (u16, String) {
     (code, answer)
 }
 
+/// POST `body` to /v1/reports as `user` (HTTP basic), on a connection of its own.
+fn post_as(port: u16, user: &str, secret: &str, body: &str) -> (u16, String) {
+    exchange(
+        port,
+        format!(
+            "POST /v1/reports HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            auth(user, secret),
+            body.len()
+        )
+        .as_bytes(),
+    )
+}
+
 fn auth(user: &str, secret: &str) -> String {
     statusrelay_backend::http::base64(format!("{user}:{secret}").as_bytes())
 }
@@ -112,28 +125,13 @@ fn a_flood_of_refusals_writes_a_line_not_megabytes() {
     let serve = agg.start();
     let name = format!("{}\n{}", "n".repeat(20_000), "m".repeat(20_000));
     for i in 0..1000 {
-        let (code, answer) = exchange(
-            agg.port,
-            format!(
-                "POST /v1/reports HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}",
-                auth(&name, "x")
-            )
-            .as_bytes(),
-        );
+        let (code, answer) = post_as(agg.port, &name, "x", "{}");
         // Past max_failed_auth (60 a minute by default) the peer is held off: 429.
         assert!(code == 401 || (i >= 60 && code == 429), "{i}: {answer}");
     }
     // The address is held off for what fails; a node behind it (one NAT, one proxy) is not.
     let body = r#"{"epoch":1,"reports":[]}"#;
-    let (code, answer) = exchange(
-        agg.port,
-        format!(
-            "POST /v1/reports HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            auth("db1", &secret),
-            body.len()
-        )
-        .as_bytes(),
-    );
+    let (code, answer) = post_as(agg.port, "db1", &secret, body);
     assert_eq!(code, 200, "{answer}");
     let log = serve.log();
     assert!(
@@ -302,14 +300,7 @@ fn every_answer_says_what_is_wrong_and_the_fix() {
     assert_eq!(code, 401);
     assert_contains(json(&answer)["fix"].as_str().unwrap(), "nodes add");
     // A known node's wrong secret is counted for `nodes` (written by the next sweep).
-    let (code, _) = exchange(
-        port,
-        format!(
-            "POST /v1/reports HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}",
-            auth("db1", "not-its-secret")
-        )
-        .as_bytes(),
-    );
+    let (code, _) = post_as(port, "db1", "not-its-secret", "{}");
     assert_eq!(code, 401);
     assert!(
         wait_until(Duration::from_secs(10), || agg
@@ -350,15 +341,7 @@ fn a_spool_held_by_another_process_is_a_prompt_503() {
         .unwrap();
     let body = r#"{"epoch":1,"snapshot":true,"reports":[{"seq":1,"component":"db cluster","failing":[{"service":"mysql","test":"existence","state":"major_outage"}]}]}"#;
     let t = Instant::now();
-    let (code, answer) = exchange(
-        port,
-        format!(
-            "POST /v1/reports HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            auth("db1", &secret),
-            body.len()
-        )
-        .as_bytes(),
-    );
+    let (code, answer) = post_as(port, "db1", &secret, body);
     assert_eq!(code, 503, "{answer}");
     assert_contains(&answer.to_ascii_lowercase(), "retry-after: 1");
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
@@ -375,15 +358,7 @@ fn a_spool_held_by_another_process_is_a_prompt_503() {
     );
     conn.execute_batch("ROLLBACK").unwrap();
     // Released: the same report is taken.
-    let (code, answer) = exchange(
-        port,
-        format!(
-            "POST /v1/reports HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            auth("db1", &secret),
-            body.len()
-        )
-        .as_bytes(),
-    );
+    let (code, answer) = post_as(port, "db1", &secret, body);
     assert_eq!(code, 200, "{answer}");
     let (code, _, log) = serve.stop();
     assert_eq!(code, 0, "{log}");
@@ -404,15 +379,7 @@ fn clearing_twelve_thousand_tests_does_not_stall_the_other_nodes() {
     let port = agg.port;
     let post = |user: &str, secret: &str, body: &str| -> (u16, String, Duration) {
         let t = Instant::now();
-        let (code, answer) = exchange(
-            port,
-            format!(
-                "POST /v1/reports HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                auth(user, secret),
-                body.len()
-            )
-            .as_bytes(),
-        );
+        let (code, answer) = post_as(port, user, secret, body);
         (code, answer, t.elapsed())
     };
     let report = |c: usize, seq: usize, n: usize| {
@@ -464,15 +431,7 @@ fn clearing_twelve_thousand_tests_does_not_stall_the_other_nodes() {
                     r#"{{"epoch":1,"reporter":"small","reports":[{{"seq":{seq},"component":"c0","failing":[{{"service":"web","test":"connection","state":"{state}"}}]}}]}}"#
                 );
                 let t = Instant::now();
-                let (code, _) = exchange(
-                    port,
-                    format!(
-                        "POST /v1/reports HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        auth("small", &small),
-                        body.len()
-                    )
-                    .as_bytes(),
-                );
+                let (code, _) = post_as(port, "small", &small, &body);
                 assert_eq!(code, 200);
                 let took = t.elapsed();
                 let mut w = worst.lock().unwrap();

@@ -173,9 +173,10 @@ impl Spool {
 
     /// The nodes that report on a component: (name, stale), by name.
     pub fn component_nodes(&self, component: &str) -> Result<Vec<(String, bool)>> {
+        // Cached: the aggregator's flusher asks at every delivery (the page's words).
         let mut st = self
             .conn
-            .prepare(
+            .prepare_cached(
                 "SELECT f.node, n.stale_since IS NOT NULL FROM feeds f JOIN nodes n ON n.name = f.node
                  WHERE f.component = ?1 ORDER BY f.node",
             )
