@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use statusrelay_backend::BackendError;
 use statusrelay_core::CoreError;
+use statusrelay_serve::ServeError;
 use statusrelay_spool::SpoolError;
 
 use crate::{error, warn};
@@ -30,6 +31,9 @@ pub enum AppError {
     /// The status page could not be set up or reached.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// The aggregator could not run (its spool, its runtime, its listener).
+    #[error(transparent)]
+    Serve(#[from] ServeError),
     /// An event was recorded but could not be applied; it waits for `replay --rejected`.
     #[error("event e{event_id} recorded but not applied: {reason}")]
     Rejected { event_id: i64, reason: CoreError },
@@ -84,9 +88,8 @@ impl AppError {
         match self {
             AppError::Core(e) | AppError::Rejected { reason: e, .. } => core_code(e),
             AppError::RejectedByConfig { .. } => EX_CONFIG,
-            AppError::Spool(e) if e.is_temporary() => EX_TEMPFAIL,
-            AppError::Spool(SpoolError::TooNew { .. }) => EX_CONFIG,
-            AppError::Spool(_) => EX_IOERR,
+            AppError::Spool(e) | AppError::Serve(ServeError::Spool(e)) => spool_code(e),
+            AppError::Serve(_) => EX_UNAVAILABLE,
             AppError::Backend(BackendError::Token(_))
             | AppError::Backend(BackendError::Config(_)) => EX_CONFIG,
             AppError::Backend(e) if e.is_retryable() => EX_TEMPFAIL,
@@ -103,6 +106,14 @@ impl AppError {
     /// Should this be printed as a quiet note rather than an error (work still pending)?
     pub fn is_pending_only(&self) -> bool {
         matches!(self, AppError::StillPending { .. })
+    }
+}
+
+fn spool_code(e: &SpoolError) -> i32 {
+    match e {
+        e if e.is_temporary() => EX_TEMPFAIL,
+        SpoolError::TooNew { .. } => EX_CONFIG,
+        _ => EX_IOERR,
     }
 }
 
@@ -123,7 +134,7 @@ pub fn report(err: &AppError) {
     } else {
         error!("{err}");
     }
-    if let AppError::Spool(e) = err
+    if let AppError::Spool(e) | AppError::Serve(ServeError::Spool(e)) = err
         && let Some(hint) = e.hint()
     {
         error!("hint: {hint}");

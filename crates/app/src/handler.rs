@@ -286,7 +286,7 @@ pub fn monit(
                 Err(r) => r.event,
             };
             let event_id = with_busy_retry(&*clock, || {
-                let mut spool = crate::spooling::open_spool(&spool_path, clock.clone())?;
+                let mut spool = statusrelay_spool::Spool::open(&spool_path, clock.clone())?;
                 Ok(spool.record_rejected(&ev, &format!("config error: {reason}"))?)
             })?;
             return Err(AppError::RejectedByConfig {
@@ -298,7 +298,7 @@ pub fn monit(
     };
     // Planning is pure and cheap: each attempt plans again.
     with_busy_retry(&*clock, || {
-        let mut spool = crate::spooling::open_spool(&config.spool, clock.clone())?;
+        let mut spool = statusrelay_spool::Spool::open(&config.spool, clock.clone())?;
         let planned = match plan(&config, &raw, component) {
             // The rejoined words name a configured component: that is what the line meant.
             Ok(p) if !stray.is_empty() => {
@@ -349,7 +349,7 @@ pub fn event(
     clock: Arc<dyn Clock>,
 ) -> Result<String, AppError> {
     with_busy_retry(&*clock, || {
-        let mut spool = crate::spooling::open_spool(&config.spool, clock.clone())?;
+        let mut spool = statusrelay_spool::Spool::open(&config.spool, clock.clone())?;
         record(
             &mut spool,
             plan_manual(config, component, state, message, source),

@@ -9,23 +9,22 @@
 pub mod alloc;
 pub mod cli;
 pub mod commands;
-pub mod credentials;
-pub mod doorbell;
 pub mod error;
 pub mod flusher;
 pub mod handler;
-pub mod log;
 pub mod metrics;
 pub mod monit_http;
 pub mod resync;
-pub mod serve;
 pub mod spooling;
 pub mod walwatch;
 
 use std::sync::Arc;
 
 pub use cli::{Cli, Command};
+// One logger for every crate: `crate::warn!` here is the core's.
 pub use error::{AppError, report};
+pub use statusrelay_core::log;
+pub use statusrelay_core::log::{debug, error, info, warn};
 use statusrelay_core::time::{Clock, SystemClock};
 
 /// Run a parsed command line; returns the exit code for a success.

@@ -165,7 +165,7 @@ pub fn run(config: &Config, spool: &mut Spool, dry_run: bool) -> Result<Vec<Diff
 
 /// `statusrelay resync [--dry-run]`.
 pub fn command(config: &Config, dry_run: bool, clock: Arc<dyn Clock>) -> Result<String, AppError> {
-    let mut spool = crate::spooling::open_spool(&config.spool, clock)?;
+    let mut spool = statusrelay_spool::Spool::open(&config.spool, clock)?;
     let diffs = run(config, &mut spool, dry_run)?;
     if !dry_run && config.backend.kind() == statusrelay_core::config::BackendKind::Relay {
         // The aggregator gets the node's whole state again, not only what changed.

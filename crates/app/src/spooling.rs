@@ -4,8 +4,6 @@
 //! Invariant: a corrupt file is moved aside at most [`MAX_QUARANTINES`] times per command, and
 //! only the file found corrupt (never a fresh spool another process just started).
 
-use std::sync::Arc;
-
 use statusrelay_core::time::Clock;
 
 use crate::{AppError, error, warn};
@@ -43,20 +41,4 @@ pub fn quarantine(e: &statusrelay_spool::SpoolError, clock: &dyn Clock) -> Resul
         None => warn!("{e}: another process has already moved it aside; using the fresh spool"),
     }
     Ok(())
-}
-
-/// Open the spool; a corrupt spool file moved aside is said loudly, whatever the command.
-pub fn open_spool(
-    path: &std::path::Path,
-    clock: Arc<dyn Clock>,
-) -> Result<statusrelay_spool::Spool, AppError> {
-    let spool = statusrelay_spool::Spool::open(path, clock)?;
-    if let Some(aside) = spool.moved_aside() {
-        error!(
-            "the spool {} was corrupt: it was moved to {} (kept for inspection, never deleted) and a fresh spool started",
-            path.display(),
-            aside.display()
-        );
-    }
-    Ok(spool)
 }

@@ -3,7 +3,8 @@
 //!
 //! Invariants:
 //! - Nothing here touches the network, the spool or the clock; every function is pure or reads
-//!   only the file it is handed, so the handler's hot path stays cheap and fully testable.
+//!   only the file it is handed, so the handler's hot path stays cheap and fully testable. The
+//!   one exception is [`log`]: a line per decision on stderr, shared by every crate.
 //! - Every Monit event string is either in the documented table ([`mapping::EVENT_TABLE`]),
 //!   matched by the documented pairing rule, or reported as unmapped: never guessed silently.
 
@@ -13,6 +14,7 @@ pub mod error;
 pub mod fsutil;
 pub mod glob;
 pub mod liveness;
+pub mod log;
 pub mod mapping;
 pub mod monit;
 pub mod monit_status;

@@ -20,6 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::State;
 
+/// Outdated answers in a row that make a warning, on the node as on the aggregator.
+pub const OUTDATED_WARN_AFTER: u32 = 3;
+
 /// How far ahead of the aggregator's clock a node's mark may be (a relay's epoch, a Monit
 /// document's collected time): beyond, the report is refused (422, naming how far ahead),
 /// since a mark far in the future would make every later report look outdated.

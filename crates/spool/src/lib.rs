@@ -21,11 +21,13 @@
 //! (claim and finish), `page` (what the page was confirmed to show, ids, read-backs), `replay`,
 //! `upkeep` (heartbeat, pruning, stats), `incidents` (incidents and maintenance windows).
 
+pub mod doorbell;
 pub mod heap;
 pub mod incidents;
 pub mod retry;
 
 pub use credentials::{Credential, CredentialReader};
+pub use doorbell::Doorbell;
 pub use incidents::{EventContext, Incident, Window};
 pub use liveness::Touch;
 pub use nodes::{Forgotten, Node, Silence, StaleChange};

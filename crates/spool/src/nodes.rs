@@ -19,7 +19,7 @@ use rusqlite::{OptionalExtension, params};
 use super::*;
 
 /// A node as the aggregator knows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Node {
     pub name: String,
     #[serde(skip)]

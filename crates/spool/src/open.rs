@@ -1,4 +1,5 @@
-//! Opening the spool: creating and migrating it, its pragmas, and a corrupt file moved aside.
+//! Opening the spool: creating and migrating it, its pragmas, and a corrupt file moved aside
+//! (said at error level, whatever the command).
 //!
 //! Invariants:
 //! - WAL mode, `synchronous=FULL` (a commit survives power loss), a busy timeout: many handler
@@ -18,6 +19,14 @@ impl Spool {
             Err(e @ SpoolError::CorruptFile { .. }) => {
                 let aside = move_aside(&e, clock.now_ms())?;
                 let mut spool = Spool::open_once(path, clock)?;
+                if let Some(aside) = &aside {
+                    // Whatever the command, said loudly where the operator looks.
+                    statusrelay_core::log::error!(
+                        "the spool {} was corrupt: it was moved to {} (kept for inspection, never deleted) and a fresh spool started",
+                        path.display(),
+                        aside.display()
+                    );
+                }
                 spool.moved_aside = aside;
                 Ok(spool)
             }

@@ -85,7 +85,7 @@ pub fn check(config: &Config, online: bool, clock: Arc<dyn Clock>) -> Result<Str
         // The certificate is loaded exactly as `serve` will: a bad one fails here, not at 3 a.m.
         let tls = match (&sv.tls_cert, &sv.tls_key) {
             (Some(cert), Some(key)) => {
-                crate::serve::tls::server_config(cert, key).map_err(|message| {
+                statusrelay_serve::tls::server_config(cert, key).map_err(|message| {
                     AppError::Core(statusrelay_core::CoreError::ConfigInvalid {
                         path: src.clone().into(),
                         key: "serve.tls_cert".into(),

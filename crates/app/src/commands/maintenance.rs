@@ -33,7 +33,7 @@ pub fn command(
     clock: Arc<dyn Clock>,
 ) -> Result<String, AppError> {
     let now = clock.now_ms();
-    let mut spool = crate::spooling::open_spool(&config.spool, clock)?;
+    let mut spool = statusrelay_spool::Spool::open(&config.spool, clock)?;
     match action {
         MaintenanceAction::Start(a) => {
             let (component, d, reason, show) = (&a.component, &a.duration, &a.reason, &a.show);

@@ -4,7 +4,7 @@
 //! decommissioned node's failures and removes it.
 //!
 //! Invariant: the secret is printed once, by `add`, and stored only as its digest
-//! (`crate::credentials`); nothing else ever shows it.
+//! (`statusrelay_serve::credentials`); nothing else ever shows it.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -17,8 +17,10 @@ use statusrelay_core::{Config, Effect};
 use statusrelay_spool::{NewEvent, Node, Spool};
 
 use crate::cli::{NodesAction, NodesArgs};
-use crate::spooling::{open_spool, retry_corrupt};
-use crate::{AppError, credentials};
+use crate::spooling::retry_corrupt;
+use statusrelay_serve::credentials;
+
+use crate::AppError;
 
 pub fn run(
     a: &NodesArgs,
@@ -27,7 +29,7 @@ pub fn run(
 ) -> Result<String, AppError> {
     let config = Config::load(config)?;
     retry_corrupt(&*clock, || {
-        let mut spool = open_spool(&config.spool, clock.clone())?;
+        let mut spool = statusrelay_spool::Spool::open(&config.spool, clock.clone())?;
         match &a.action {
             None => list(&spool, a.json),
             Some(NodesAction::Add(x)) => match &x.secret_file {

@@ -110,7 +110,8 @@ fn move_rejected(
             from.display()
         )));
     }
-    let mut src = crate::spooling::open_spool(from, Arc::new(statusrelay_core::time::SystemClock))?;
+    let mut src =
+        statusrelay_spool::Spool::open(from, Arc::new(statusrelay_core::time::SystemClock))?;
     let target = config.spool.display().to_string();
     for r in src.rejected_events()? {
         let Some(planned) = plan_rejected(config, &r) else {
@@ -177,7 +178,7 @@ pub fn replay(
     }
     let since = a.since.map(duration::parse).transpose()?;
     let now = clock.now_ms();
-    let mut spool = crate::spooling::open_spool(&config.spool, clock)?;
+    let mut spool = statusrelay_spool::Spool::open(&config.spool, clock)?;
     let verb = if a.dry_run { "would" } else { "will" };
     let mut out = String::new();
 

@@ -1,12 +1,13 @@
 //! `statusrelay serve`: the fleet's aggregator. It alone writes to the page: nodes report to it
-//! (`crate::serve`), and its own flusher delivers its spool, as `flush` does on a single node.
+//! (`statusrelay_serve`), and its own flusher delivers its spool, as `flush` does on a single
+//! node.
 //!
 //! Invariants:
 //! - Ingest and delivery run in one process on one spool: the flusher on a thread of its own,
-//!   the HTTP side on a small tokio runtime. SIGTERM stops both; the flusher within about a
+//!   the HTTP side and the sweep on the serve crate's small runtime. SIGTERM stops both; the flusher within about a
 //!   second whatever is in flight, the server after the requests it is answering.
 //! - TLS when `[serve] tls_cert` and `tls_key` are set (reloaded when the files change, see
-//!   `crate::serve::tls`); plain HTTP only on loopback unless the config says so by name (and
+//!   `statusrelay_serve::tls`); plain HTTP only on loopback unless the config says so by name (and
 //!   then a warning at every start): node credentials must not cross a network in the clear.
 //! - A certificate that cannot be loaded stops `serve` before it listens (exit 78).
 
@@ -20,9 +21,10 @@ use statusrelay_core::time::Clock;
 
 use crate::cli::ServeArgs;
 use crate::flusher::{self, FlushOptions};
-use crate::serve::listen::{self, Limits};
-use crate::serve::tls::Tls;
-use crate::serve::{Ingest, router};
+use statusrelay_serve::Ingest;
+use statusrelay_serve::listen::Limits;
+use statusrelay_serve::tls::Tls;
+
 use crate::spooling::retry_corrupt;
 use crate::{AppError, info, warn};
 
@@ -85,7 +87,7 @@ pub fn run(
     drop(flusher::take_lock(&config)?);
     let shutdown = super::stop_on_signals()?;
     // Ingest rings it after a commit that changed a component: delivery starts at once.
-    let doorbell = Arc::new(crate::doorbell::Doorbell::default());
+    let doorbell = Arc::new(statusrelay_spool::Doorbell::default());
     let delivery = {
         let (config, clock, shutdown) = (config.clone(), clock.clone(), shutdown.clone());
         let opts = FlushOptions {
@@ -117,7 +119,9 @@ pub fn run(
     loop {
         match ingest.open_now() {
             Ok(()) => break,
-            Err(AppError::Spool(e)) if e.is_busy() && !shutdown.load(Ordering::SeqCst) => {
+            Err(statusrelay_serve::ServeError::Spool(e))
+                if e.is_busy() && !shutdown.load(Ordering::SeqCst) =>
+            {
                 if !said {
                     warn!("{e}; waiting for it");
                     said = true;
@@ -126,74 +130,23 @@ pub fn run(
             Err(e) => {
                 shutdown.store(true, Ordering::SeqCst);
                 let _ = delivery.join();
-                return Err(e);
+                return Err(e.into());
             }
         }
     }
-    let sweeper = {
-        let (ingest, shutdown) = (ingest.clone(), shutdown.clone());
-        std::thread::spawn(move || {
-            // Every second: what unchanged reports left is written, then staleness is checked
-            // (periods are seconds at least).
-            let mut failing = false;
-            while !shutdown.load(Ordering::SeqCst) {
-                match ingest.sweep() {
-                    Ok(()) => failing = false,
-                    Err(e) if !failing => {
-                        warn!("could not check for stale nodes: {e}; trying again");
-                        failing = true;
-                    }
-                    Err(_) => {}
-                }
-                for _ in 0..10 {
-                    if shutdown.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
-            // What unchanged reports left is written before the process ends.
-            if let Err(e) = ingest.flush_touches() {
-                warn!("could not write when nodes were last seen: {e}");
-            }
-        })
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        // Requests are shallow; the default 2 MiB of address space per thread is what a
-        // memory limit runs out of.
-        .thread_stack_size(1 << 20)
-        .enable_all()
-        .build()
-        .map_err(|source| AppError::Io {
-            path: "tokio runtime".into(),
-            source,
-        })?;
     let stop = shutdown.clone();
     let limits = Limits {
         max_connections: serve.max_connections,
         max_connections_per_peer: serve.max_connections_per_peer,
         request_timeout: serve.request_timeout,
     };
-    let served: Result<(), std::io::Error> = runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        info!(
-            "serving nodes on {}://{}",
-            if tls.is_some() { "https" } else { "http" },
-            listener.local_addr()?
-        );
-        listen::serve(listener, router(ingest), tls, limits, stop).await;
-        Ok(())
-    });
+    // Until SIGTERM; the sweep writes what unchanged reports left before this returns.
+    let served = statusrelay_serve::serve(listener, ingest, tls, limits, stop);
     shutdown.store(true, Ordering::SeqCst);
-    let _ = sweeper.join();
     let delivered = delivery
         .join()
         .map_err(|_| AppError::Usage("the aggregator's flusher thread panicked".into()))?;
-    served.map_err(|source| AppError::Io {
-        path: format!("listen {}", serve.listen).into(),
-        source,
-    })?;
+    served?;
     let r = delivered?;
     info!(
         "aggregator stopped: {} sent, {} retried, {} dead-lettered",

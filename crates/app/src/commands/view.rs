@@ -32,7 +32,7 @@ pub(super) fn open_existing(
     if !config.spool.exists() {
         return Ok(None);
     }
-    Ok(Some(crate::spooling::open_spool(&config.spool, clock)?))
+    Ok(Some(statusrelay_spool::Spool::open(&config.spool, clock)?))
 }
 
 pub(super) fn item_json(i: &Item) -> Value {

@@ -55,7 +55,7 @@ pub struct FlushOptions {
     pub metrics_file: Option<PathBuf>,
     /// Rung by a producer in this process (the aggregator's ingest) after a commit: the pause
     /// between steps ends at once instead of at the next poll.
-    pub doorbell: Option<Arc<crate::doorbell::Doorbell>>,
+    pub doorbell: Option<Arc<statusrelay_spool::Doorbell>>,
 }
 
 pub use crate::metrics::FlushReport;
@@ -143,7 +143,7 @@ pub fn flush(
     opts: FlushOptions,
 ) -> Result<FlushReport, AppError> {
     let lock = take_lock(config)?;
-    let spool = crate::spooling::open_spool(&config.spool, opts.clock.clone())?;
+    let spool = statusrelay_spool::Spool::open(&config.spool, opts.clock.clone())?;
     let started = opts.clock.now_ms();
     let pid = std::process::id();
     let d = &config.delivery;
@@ -233,7 +233,6 @@ pub fn flush(
 }
 
 mod relay;
-pub(crate) use relay::OUTDATED_WARN_AFTER;
 
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@
 //!   the rest are debug lines until one succeeds.
 
 use statusrelay_backend::BackendError;
-use statusrelay_core::relay::{RelayAck, RelayBatch, RelayReport, RelayTest};
+use statusrelay_core::relay::{OUTDATED_WARN_AFTER, RelayAck, RelayBatch, RelayReport, RelayTest};
 use statusrelay_spool::FailingTest;
 
 use super::Flusher;
@@ -64,9 +64,6 @@ impl RelayRun {
         }
     }
 }
-
-/// Outdated answers in a row that make a warning, on the node as on the aggregator.
-pub(crate) const OUTDATED_WARN_AFTER: u32 = 3;
 
 /// One report per (service, test), the worst state where several sources of the node report
 /// the same test.

@@ -90,7 +90,7 @@ impl Run {
             f.config.spool.display()
         );
         self.lock = take_lock(f.config)?;
-        f.spool = crate::spooling::open_spool(&f.config.spool, opts.clock.clone())?;
+        f.spool = statusrelay_spool::Spool::open(&f.config.spool, opts.clock.clone())?;
         self.reclaim = true;
         self.start(f)
     }

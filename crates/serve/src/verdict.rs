@@ -13,38 +13,19 @@
 //! - Memory is this process's only: what it keeps is rebuilt from the spool, or starts empty,
 //!   at every start (one aggregator writes the spool).
 
-use std::collections::{HashMap, HashSet};
-
-use axum::http::StatusCode;
-use statusrelay_core::liveness::{Liveness, clamp_period};
+use statusrelay_core::liveness::clamp_period;
 use statusrelay_core::relay::MAX_AHEAD_MS;
 use statusrelay_spool::Reported;
 
-use super::{Ingest, Pending, Refusal};
-use crate::warn;
-
-/// What the aggregator keeps in memory about its nodes (one process writes the spool).
-#[derive(Default)]
-pub(super) struct Memory {
-    /// What unchanged reports left to write (see `record_or_touch`).
-    pub(super) pending: Pending,
-    /// The nodes' silence on the monotonic clock; loaded from the spool at the first open.
-    pub(super) liveness: Option<Liveness>,
-    /// Outdated answers in a row, per node (a warning at the third).
-    pub(super) outdated_runs: HashMap<String, u32>,
-    /// Nodes whose refusal (a conflict, a mark far ahead) was logged: once per episode.
-    pub(super) refused_logged: HashSet<String>,
-    /// Nodes whose announced period was clamped (logged once).
-    pub(super) period_warned: HashSet<String>,
-    /// Each node's failing services that no component takes, as last written.
-    pub(super) unrouted: HashMap<String, Vec<(String, String)>>,
-}
+use crate::http::Refusal;
+use crate::ingest::Memory;
+use crate::{Ingest, warn};
 
 impl Ingest {
     /// What became of an authenticated node's report(s): the node is alive when its report was
     /// taken (applied or outdated), a run of outdated answers is a warning, a conflict is
     /// refused (409) and logged once with both peers.
-    pub(super) fn settle(
+    pub(crate) fn settle(
         &self,
         spool: &mut statusrelay_spool::Spool,
         memory: &mut Memory,
@@ -68,10 +49,13 @@ impl Ingest {
                         warn!("{told} (409)");
                     }
                     let _ = spool.note_refusal(node, &told);
-                    return Err((StatusCode::CONFLICT, told));
+                    return Err(Refusal::Conflict(told));
                 }
                 Reported::UnknownNode => {
-                    return Err((StatusCode::UNAUTHORIZED, "unknown node".into()));
+                    return Err(Refusal::Unauthenticated {
+                        error: "unknown node".into(),
+                        fix: crate::auth::WRONG_SECRET_FIX,
+                    });
                 }
                 Reported::Applied(_) => {
                     memory.outdated_runs.remove(node);
@@ -85,7 +69,7 @@ impl Ingest {
                         "not newer than the report already applied (epoch {}, seq {}); a retried or delayed report changes nothing",
                         mark.0, mark.1
                     );
-                    if *run == crate::flusher::OUTDATED_WARN_AFTER {
+                    if *run == statusrelay_core::relay::OUTDATED_WARN_AFTER {
                         warn!(
                             "node {node}: {run} reports in a row were outdated: {why}. If its reports keep being outdated, its marks are not moving: see `statusrelay nodes`"
                         );
@@ -105,7 +89,7 @@ impl Ingest {
 
     /// Refuse a report whose mark is far ahead of the aggregator's clock (422): taken, it would
     /// make every later report of the node look outdated. Logged once, counted for `nodes`.
-    pub(super) fn refuse_ahead(
+    pub(crate) fn refuse_ahead(
         &self,
         spool: &mut statusrelay_spool::Spool,
         memory: &mut Memory,
@@ -129,11 +113,11 @@ impl Ingest {
             warn!("{told} (422)");
         }
         let _ = spool.note_refusal(node, &told);
-        Err((StatusCode::UNPROCESSABLE_ENTITY, told))
+        Err(Refusal::Unprocessable(told))
     }
 
     /// The node's announced period, clamped to a second .. an hour (warned once per node).
-    pub(super) fn period(
+    pub(crate) fn period(
         &self,
         memory: &mut Memory,
         node: &str,
@@ -150,7 +134,7 @@ impl Ingest {
     }
 
     /// How long a reporter of the node counts as live after it was last heard.
-    pub(super) fn window_ms(&self, period_ms: Option<i64>) -> i64 {
+    pub(crate) fn window_ms(&self, period_ms: Option<i64>) -> i64 {
         period_ms
             .unwrap_or(statusrelay_core::config::DEFAULT_HEARTBEAT.as_millis() as i64)
             .saturating_mul(i64::from(self.stale_after()))
@@ -158,7 +142,7 @@ impl Ingest {
 
     /// A node's failing services that no component takes: written when they change, each
     /// logged once, and shown by `nodes` ("no component takes it"); never dropped unsaid.
-    pub(super) fn note_unrouted(
+    pub(crate) fn note_unrouted(
         &self,
         spool: &mut statusrelay_spool::Spool,
         memory: &mut Memory,

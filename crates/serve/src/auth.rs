@@ -29,8 +29,12 @@ use axum::http::{HeaderMap, StatusCode, header};
 use statusrelay_spool::{Credential, CredentialReader};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::limit::RateLimit;
+use crate::http::Refusal;
+use crate::limit::RateLimit;
 use crate::{credentials, warn};
+
+/// What a 401 for a wrong secret (or an unknown node, said the same way) tells to do.
+pub const WRONG_SECRET_FIX: &str = "use the name and secret `statusrelay nodes add` printed (or --secret-file); `statusrelay nodes` lists the nodes";
 
 /// The window failed authentications are counted in, and refusals logged per.
 const MINUTE: Duration = Duration::from_secs(60);
@@ -75,16 +79,6 @@ pub fn shown(name: &str) -> String {
     } else {
         format!("{cut:?}")
     }
-}
-
-/// Why a request was turned away before its body: its status, what to say, and when to come
-/// back (seconds, for `Retry-After`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Turned {
-    pub status: StatusCode,
-    pub error: String,
-    pub fix: &'static str,
-    pub retry_after: Option<u64>,
 }
 
 /// Failed authentications per peer, in the current minute.
@@ -283,7 +277,7 @@ impl Gate {
         peer: IpAddr,
         now_ms: i64,
         wait: Duration,
-    ) -> Result<Admitted, Turned> {
+    ) -> Result<Admitted, Refusal> {
         let now = Instant::now();
         let key = peer_key(peer);
         // An address over its failed authentications is held off, but only for what fails:
@@ -294,14 +288,13 @@ impl Gate {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .blocked(key, self.max_failed_auth, now);
-        let held_off = |secs: u64| Turned {
-            status: StatusCode::TOO_MANY_REQUESTS,
+        let held_off = |secs: u64| Refusal::TooMany {
             error: format!(
                 "too many failed authentications from {key} this minute (more than [serve] max_failed_auth = {})",
                 self.max_failed_auth
             ),
             fix: "check the node's name and secret (`statusrelay nodes` on the aggregator); retry after the minute",
-            retry_after: Some(secs),
+            retry_after: secs,
         };
         let Some((name, secret)) = basic_auth(headers) else {
             if let Some(secs) = blocked {
@@ -311,11 +304,9 @@ impl Gate {
             return Err(self.turn(
                 peer,
                 None,
-                Turned {
-                    status: StatusCode::UNAUTHORIZED,
+                Refusal::Unauthenticated {
                     error: "credentials required".into(),
                     fix: "send HTTP basic auth with the node's name and secret (`statusrelay nodes add NAME` prints them)",
-                    retry_after: None,
                 },
             ));
         };
@@ -332,21 +323,18 @@ impl Gate {
                 return Err(self.turn(
                     peer,
                     Some(&name),
-                    Turned {
-                        status: StatusCode::UNAUTHORIZED,
+                    Refusal::Unauthenticated {
                         error: "unknown node or wrong secret".into(),
-                        fix: "use the name and secret `statusrelay nodes add` printed (or --secret-file); `statusrelay nodes` lists the nodes",
-                        retry_after: None,
+                        fix: WRONG_SECRET_FIX,
                     },
                 ));
             }
             Err(e) => {
                 crate::error!("cannot read the nodes' credentials: {e}");
-                return Err(Turned {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
+                return Err(Refusal::Busy {
                     error: "the aggregator cannot read its nodes' credentials now".into(),
                     fix: "retry; if it lasts, see the aggregator's log",
-                    retry_after: Some(1),
+                    retry_after: 1,
                 });
             }
         }
@@ -355,11 +343,10 @@ impl Gate {
             if first {
                 warn!("{peer}: node {name} is over its rate limit (429 until it slows down)");
             }
-            return Err(Turned {
-                status: StatusCode::TOO_MANY_REQUESTS,
+            return Err(Refusal::TooMany {
                 error: format!("node {name} is over its rate limit"),
                 fix: "send less often (see [serve] node_rate and node_burst); retry after the time given",
-                retry_after: Some(secs),
+                retry_after: secs,
             });
         }
         let declared = headers
@@ -369,14 +356,9 @@ impl Gate {
         if let Some(len) = declared
             && len > self.max_body as u64
         {
-            return Err(Turned {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-                error: format!(
-                    "the body is {len} bytes, over [serve] max_body = {} bytes",
-                    self.max_body
-                ),
-                fix: "send smaller batches, or raise [serve] max_body on the aggregator",
-                retry_after: None,
+            return Err(Refusal::TooLarge {
+                declared: Some(len),
+                max_body: self.max_body,
             });
         }
         let share = declared.map_or(self.max_body as u64, |l| l.max(1));
@@ -386,11 +368,10 @@ impl Gate {
         {
             Ok(Ok(p)) => p,
             _ => {
-                return Err(Turned {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
+                return Err(Refusal::Busy {
                     error: "too many request bodies in memory at once ([serve] body_budget)".into(),
                     fix: "retry after the time given",
-                    retry_after: Some(1),
+                    retry_after: 1,
                 });
             }
         };
@@ -431,12 +412,12 @@ impl Gate {
     }
 
     /// Log a refusal the aggregated way, and hand it back.
-    fn turn(&self, peer: IpAddr, name: Option<&str>, t: Turned) -> Turned {
+    fn turn(&self, peer: IpAddr, name: Option<&str>, t: Refusal) -> Refusal {
         let line = self.log.lock().unwrap_or_else(|p| p.into_inner()).refused(
             peer_key(peer),
-            t.status,
+            t.status(),
             name,
-            &t.error,
+            &t.error(),
             Instant::now(),
         );
         if let Some(line) = line {

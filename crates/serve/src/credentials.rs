@@ -9,14 +9,14 @@
 
 use ring::rand::SecureRandom;
 
-use crate::AppError;
+use crate::ServeError;
 
 /// A new secret: 32 bytes from the system's CSPRNG, as 64 hex digits.
-pub fn new_secret() -> Result<String, AppError> {
+pub fn new_secret() -> Result<String, ServeError> {
     let mut bytes = [0u8; 32];
     ring::rand::SystemRandom::new()
         .fill(&mut bytes)
-        .map_err(|_| AppError::Usage("the system's random number generator failed".into()))?;
+        .map_err(|_| ServeError::Random)?;
     Ok(hex(&bytes))
 }
 

@@ -8,7 +8,7 @@
 //!   then does a new one wait in the kernel's backlog. A TLS handshake must finish within
 //!   `request_timeout`, and so must each request's headers (hyper's header-read timeout), so
 //!   a slow client holds one connection for a bounded time and never a worker.
-//! - No HTTP is parsed here: hyper does it, the router (`super::router`) answers.
+//! - No HTTP is parsed here: hyper does it, the router (`http::router`) answers.
 //! - Shutdown: no new connection is accepted; those open finish the request they are
 //!   answering (a graceful close), within `request_timeout`.
 
@@ -25,7 +25,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 
-use super::tls::Tls;
+use crate::tls::Tls;
 use crate::{debug, warn};
 
 /// What bounds the listener.
@@ -129,7 +129,7 @@ pub async fn serve(
             },
             _ = stopped(&stop) => break,
         };
-        let key = super::gate::peer_key(peer.ip());
+        let key = crate::auth::peer_key(peer.ip());
         let held = table
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -229,7 +229,7 @@ pub async fn serve(
     }
 }
 
-async fn stopped(stop: &AtomicBool) {
+pub(crate) async fn stopped(stop: &AtomicBool) {
     while !stop.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
