@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use statusrelay_backend::BackendError;
 use statusrelay_core::CoreError;
+use statusrelay_handler::HandlerError;
 use statusrelay_serve::ServeError;
-use statusrelay_spool::SpoolError;
+use statusrelay_spool::{SpoolCause, SpoolError};
 
 use crate::{error, warn};
 
@@ -34,19 +35,9 @@ pub enum AppError {
     /// The aggregator could not run (its spool, its runtime, its listener).
     #[error(transparent)]
     Serve(#[from] ServeError),
-    /// An event was recorded but could not be applied; it waits for `replay --rejected`.
-    #[error("event e{event_id} recorded but not applied: {reason}")]
-    Rejected { event_id: i64, reason: CoreError },
-    /// The config is broken and the raw event went to the spool named by the fallback lookup.
-    #[error(
-        "{reason}\n(the raw event was kept as e{event_id} in {spool}; fix the config, then `statusrelay replay --rejected --from {spool}`)",
-        spool = spool.display()
-    )]
-    RejectedByConfig {
-        event_id: i64,
-        spool: PathBuf,
-        reason: CoreError,
-    },
+    /// The handler could not record an event, or recorded it as rejected.
+    #[error(transparent)]
+    Handler(#[from] HandlerError),
     /// Another process delivers this spool (a `flush`, or a `serve` whose flusher it is).
     #[error(
         "another statusrelay already delivers {spool} (`statusrelay flush`, or `statusrelay serve`, which delivers its own spool; it holds {lock}): one process delivers a spool, so stop the other first (`systemctl status statusrelay statusrelay-serve`)"
@@ -86,9 +77,13 @@ impl AppError {
     /// The documented exit code for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            AppError::Core(e) | AppError::Rejected { reason: e, .. } => core_code(e),
-            AppError::RejectedByConfig { .. } => EX_CONFIG,
-            AppError::Spool(e) | AppError::Serve(ServeError::Spool(e)) => spool_code(e),
+            AppError::Core(e)
+            | AppError::Handler(HandlerError::Core(e))
+            | AppError::Handler(HandlerError::Rejected { reason: e, .. }) => core_code(e),
+            AppError::Handler(HandlerError::RejectedByConfig { .. }) => EX_CONFIG,
+            AppError::Spool(e)
+            | AppError::Serve(ServeError::Spool(e))
+            | AppError::Handler(HandlerError::Spool(e)) => spool_code(e),
             AppError::Serve(_) => EX_UNAVAILABLE,
             AppError::Backend(BackendError::Token(_))
             | AppError::Backend(BackendError::Config(_)) => EX_CONFIG,
@@ -106,6 +101,17 @@ impl AppError {
     /// Should this be printed as a quiet note rather than an error (work still pending)?
     pub fn is_pending_only(&self) -> bool {
         matches!(self, AppError::StillPending { .. })
+    }
+}
+
+impl SpoolCause for AppError {
+    fn spool_error(&self) -> Option<&SpoolError> {
+        match self {
+            AppError::Spool(e)
+            | AppError::Serve(ServeError::Spool(e))
+            | AppError::Handler(HandlerError::Spool(e)) => Some(e),
+            _ => None,
+        }
     }
 }
 
@@ -134,9 +140,7 @@ pub fn report(err: &AppError) {
     } else {
         error!("{err}");
     }
-    if let AppError::Spool(e) | AppError::Serve(ServeError::Spool(e)) = err
-        && let Some(hint) = e.hint()
-    {
+    if let Some(hint) = err.spool_error().and_then(|e| e.hint()) {
         error!("hint: {hint}");
     }
 }

@@ -6,21 +6,20 @@
 //! - Every command returns `Result<String, AppError>`, where the string is what goes to stdout
 //!   and [`AppError::exit_code`] is the one place exit codes are decided.
 
-pub mod alloc;
 pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod flusher;
-pub mod handler;
 pub mod metrics;
 pub mod monit_http;
 pub mod resync;
-pub mod spooling;
 pub mod walwatch;
 
 use std::sync::Arc;
 
 pub use cli::{Cli, Command};
+// The handler's crate, under the names the commands (and the binary's allocator) use.
+pub use statusrelay_handler::{self as handler, alloc};
 // One logger for every crate: `crate::warn!` here is the core's.
 pub use error::{AppError, report};
 pub use statusrelay_core::log;

@@ -19,13 +19,17 @@
 //! One file per operation: `open` (create, migrate, move a corrupt file aside), `record`
 //! (events, tests, desired state, and `enqueue`, the one place a delivery is queued), `deliver`
 //! (claim and finish), `page` (what the page was confirmed to show, ids, read-backs), `replay`,
-//! `upkeep` (heartbeat, pruning, stats), `incidents` (incidents and maintenance windows).
+//! `upkeep` (heartbeat, pruning, stats), `incidents` (incidents and maintenance windows),
+//! `corrupt` (a command run again on a fresh spool), `doorbell` (a commit said to the flusher
+//! in the same process), and the fleet's: `nodes`, `credentials`, `liveness`, `relay`.
 
+pub mod corrupt;
 pub mod doorbell;
 pub mod heap;
 pub mod incidents;
 pub mod retry;
 
+pub use corrupt::{SpoolCause, retry_corrupt};
 pub use credentials::{Credential, CredentialReader};
 pub use doorbell::Doorbell;
 pub use incidents::{EventContext, Incident, Window};

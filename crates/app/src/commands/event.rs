@@ -23,13 +23,13 @@ pub fn run(
         .map(String::len)
         .sum();
     Ok(on_fixed_heap(bytes, || {
-        handler::event(
+        Ok(handler::event(
             &config,
             &a.component,
             a.status,
             a.message.as_deref(),
             &a.source,
             clock,
-        )
+        )?)
     })? + "\n")
 }

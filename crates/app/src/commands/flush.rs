@@ -14,7 +14,7 @@ use statusrelay_core::time::Clock;
 use crate::AppError;
 use crate::cli::FlushArgs;
 use crate::flusher::{self, FlushOptions};
-use crate::spooling::retry_corrupt;
+use statusrelay_spool::retry_corrupt;
 
 pub fn run(
     a: &FlushArgs,

@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use statusrelay_core::time::Clock;
 
+use statusrelay_spool::SpoolCause;
+
 use crate::cli::MonitArgs;
 use crate::{AppError, debug, handler, warn};
 
@@ -21,7 +23,13 @@ pub fn run(
 ) -> Result<String, AppError> {
     let raw = statusrelay_core::RawEvent::from_env(std::env::vars_os());
     let out = on_fixed_heap(raw.bytes(), || {
-        handler::monit(config, raw, a.component.as_deref(), &a.stray, clock)
+        Ok(handler::monit(
+            config,
+            raw,
+            a.component.as_deref(),
+            &a.stray,
+            clock,
+        )?)
     })?;
     // Monit discards stdout; a person trying it by hand wants to see what happened.
     Ok(if std::io::stdout().is_terminal() {
@@ -47,8 +55,9 @@ pub(super) fn on_fixed_heap(
         debug!("sqlite: {sqlite}");
     }
     match record() {
-        Err(AppError::Spool(e))
-            if e.is_out_of_memory() && matches!(sqlite, heap::Allocator::Fixed(_)) =>
+        Err(e)
+            if e.spool_error().is_some_and(|e| e.is_out_of_memory())
+                && matches!(sqlite, heap::Allocator::Fixed(_)) =>
         {
             warn!(
                 "sqlite ran out of {sqlite} ({e}); nothing was recorded, so recording again on the system allocator"

@@ -17,8 +17,8 @@ use statusrelay_core::{Config, Effect};
 use statusrelay_spool::{NewEvent, Node, Spool};
 
 use crate::cli::{NodesAction, NodesArgs};
-use crate::spooling::retry_corrupt;
 use statusrelay_serve::credentials;
+use statusrelay_spool::retry_corrupt;
 
 use crate::AppError;
 

@@ -19,7 +19,7 @@ pub fn run(
     clock: Arc<dyn Clock>,
 ) -> Result<String, AppError> {
     let config = Config::load(config)?;
-    crate::spooling::retry_corrupt(&*clock, || queue(&config, a.json, clock.clone()))
+    statusrelay_spool::retry_corrupt(&*clock, || queue(&config, a.json, clock.clone()))
 }
 
 /// `statusrelay queue`.

@@ -28,7 +28,7 @@ pub fn run(
         dry_run: a.dry_run,
     };
     let config = Config::load(config)?;
-    crate::spooling::retry_corrupt(&*clock, || replay(&config, &args, clock.clone()))
+    statusrelay_spool::retry_corrupt(&*clock, || replay(&config, &args, clock.clone()))
 }
 
 /// An id on the replay command line.

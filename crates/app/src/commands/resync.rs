@@ -8,8 +8,8 @@ use statusrelay_core::Config;
 use statusrelay_core::time::Clock;
 
 use crate::cli::ResyncArgs;
-use crate::spooling::retry_corrupt;
 use crate::{AppError, resync};
+use statusrelay_spool::retry_corrupt;
 
 pub fn run(
     a: &ResyncArgs,

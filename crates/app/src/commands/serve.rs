@@ -25,8 +25,8 @@ use statusrelay_serve::Ingest;
 use statusrelay_serve::listen::Limits;
 use statusrelay_serve::tls::Tls;
 
-use crate::spooling::retry_corrupt;
 use crate::{AppError, info, warn};
+use statusrelay_spool::retry_corrupt;
 
 pub fn run(
     a: &ServeArgs,

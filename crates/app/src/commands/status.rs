@@ -21,7 +21,7 @@ pub fn run(
     clock: Arc<dyn Clock>,
 ) -> Result<String, AppError> {
     let config = Config::load(config)?;
-    crate::spooling::retry_corrupt(&*clock, || status(&config, a.json, clock.clone()))
+    statusrelay_spool::retry_corrupt(&*clock, || status(&config, a.json, clock.clone()))
 }
 
 /// `statusrelay status`.

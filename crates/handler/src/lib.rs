@@ -1,4 +1,5 @@
-//! The handler: `statusrelay monit` and `statusrelay event`.
+//! The handler: `statusrelay monit` and `statusrelay event`, in a crate of its own so that what
+//! Monit execs per event links no runtime, no HTTP and no TLS (only core and the spool).
 //!
 //! Invariants:
 //! - Never touches the network and never reads stdin; one spool transaction, then exit.
@@ -6,6 +7,9 @@
 //!   mapped or routed (or arrives while the config is broken) is kept as 'rejected' and can be
 //!   re-applied with `replay --rejected` once the cause is fixed.
 //! - [`plan`] is pure (config + raw event in, spool writes out), shared with replay.
+
+pub mod alloc;
+mod error;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -16,7 +20,8 @@ use statusrelay_core::time::Clock;
 use statusrelay_core::{Config, CoreError, Effect, RawEvent, State, words};
 use statusrelay_spool::{Apply, MAINTENANCE_SOURCE, NewEvent, Spool, TestChange};
 
-use crate::{AppError, debug};
+pub use error::HandlerError;
+use statusrelay_core::log::{debug, warn};
 
 /// What the spool should record for an event.
 #[derive(Debug, Clone)]
@@ -180,7 +185,7 @@ pub fn maintenance_apply(
     component: &str,
     on: bool,
     why: &str,
-) -> Result<(), AppError> {
+) -> Result<(), HandlerError> {
     let change = if on {
         TestChange::Fail(State::UnderMaintenance)
     } else {
@@ -226,7 +231,7 @@ pub fn maintenance_apply(
 }
 
 /// Record a plan (or its rejection) and report the outcome.
-fn record(spool: &mut Spool, planned: Planned) -> Result<String, AppError> {
+fn record(spool: &mut Spool, planned: Planned) -> Result<String, HandlerError> {
     match planned {
         Ok(p) => {
             let r = spool.record(&p.event, &p.applies, None)?;
@@ -248,7 +253,7 @@ fn record(spool: &mut Spool, planned: Planned) -> Result<String, AppError> {
         }
         Err(r) => {
             let event_id = spool.record_rejected(&r.event, &r.reason.to_string())?;
-            Err(AppError::Rejected {
+            Err(HandlerError::Rejected {
                 event_id,
                 reason: r.reason,
             })
@@ -263,7 +268,7 @@ pub fn monit(
     component: Option<&str>,
     stray: &[String],
     clock: Arc<dyn Clock>,
-) -> Result<String, AppError> {
+) -> Result<String, HandlerError> {
     if raw.env.is_empty() {
         return Err(CoreError::NotFromMonit.into());
     }
@@ -289,7 +294,7 @@ pub fn monit(
                 let mut spool = statusrelay_spool::Spool::open(&spool_path, clock.clone())?;
                 Ok(spool.record_rejected(&ev, &format!("config error: {reason}"))?)
             })?;
-            return Err(AppError::RejectedByConfig {
+            return Err(HandlerError::RejectedByConfig {
                 event_id,
                 spool: spool_path,
                 reason,
@@ -302,7 +307,7 @@ pub fn monit(
         let planned = match plan(&config, &raw, component) {
             // The rejoined words name a configured component: that is what the line meant.
             Ok(p) if !stray.is_empty() => {
-                crate::warn!(
+                warn!(
                     "Monit split the component name {:?} on whitespace; applied it whole, but regenerate the exec lines (`statusrelay monit-config`), which name it by its slug",
                     component.unwrap_or_default()
                 );
@@ -323,13 +328,13 @@ pub fn monit(
 /// A spool SQLite finds corrupt mid-write is moved aside and the event recorded in a fresh one.
 fn with_busy_retry<T>(
     clock: &dyn Clock,
-    mut op: impl FnMut() -> Result<T, AppError>,
-) -> Result<T, AppError> {
+    mut op: impl FnMut() -> Result<T, HandlerError>,
+) -> Result<T, HandlerError> {
     let deadline = std::time::Instant::now() + statusrelay_spool::BUSY_TIMEOUT;
-    crate::spooling::retry_corrupt(clock, || {
+    statusrelay_spool::retry_corrupt(clock, || {
         loop {
             match op() {
-                Err(AppError::Spool(e)) if e.is_busy() && std::time::Instant::now() < deadline => {
+                Err(e) if e.is_busy() && std::time::Instant::now() < deadline => {
                     debug!("spool busy ({e}); trying again");
                     std::thread::sleep(std::time::Duration::from_millis(25));
                 }
@@ -347,7 +352,7 @@ pub fn event(
     message: Option<&str>,
     source: &str,
     clock: Arc<dyn Clock>,
-) -> Result<String, AppError> {
+) -> Result<String, HandlerError> {
     with_busy_retry(&*clock, || {
         let mut spool = statusrelay_spool::Spool::open(&config.spool, clock.clone())?;
         record(
