@@ -466,6 +466,7 @@ const ITEM_COLS: &str = "id, component, state, status, attempts, created_at, que
 
 mod credentials;
 mod deliver;
+mod judge;
 mod liveness;
 mod nodes;
 mod open;
@@ -476,6 +477,7 @@ mod replay;
 mod upkeep;
 
 use deliver::row_item;
+pub(crate) use judge::{Marks, Verdict, judge};
 use open::sqlite_error;
 pub use open::{file_id, move_aside};
 use page::forget_page_state;

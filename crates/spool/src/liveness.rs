@@ -4,10 +4,11 @@
 //! its word is, for every such node at once, about once a second (`touch_nodes`).
 //!
 //! Invariants:
-//! - A report is a no-op only if, read from the spool, it is newer than the marks there, the
-//!   node is not stale, it names exactly the failing tests the node has in every component it
-//!   speaks for, and it feeds no component it did not before (nor, whole, drops one). Anything
-//!   else goes through `record_reports` as before.
+//! - A report is a no-op only if the recording transaction's own decision (`judge`, on the
+//!   marks read from the spool) calls it routine (newer than the marks there, the node not
+//!   stale, feeding no component it did not before nor, whole, dropping one) and it names
+//!   exactly the failing tests the node has in every component it speaks for. Anything else
+//!   goes through `record_reports`.
 //! - `touch_nodes` only moves marks forward: a touch older than what the spool has changes no
 //!   mark. Last-seen times are the aggregator's wall clock as it was, shown to the operator
 //!   and never used to judge silence (that is measured on a monotonic clock, see
@@ -36,55 +37,22 @@ impl Spool {
     /// Would recording this report change nothing but the node's liveness and marks? (See the
     /// module's invariants.) A read, no lock.
     pub fn report_is_noop(&self, report: &NodeReport<'_>, applies: &[Apply]) -> Result<bool> {
-        let node: Option<crate::record::ReportNode> = self
-            .conn
-            .prepare_cached(crate::record::REPORT_NODE_SQL)
-            .and_then(|mut st| {
-                rusqlite::OptionalExtension::optional(st.query_row([report.node], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                }))
-            })
-            .map_err(self.err())?;
-        let Some((epoch, last_seq, stale_since, reporter, conflict)) = node else {
+        // The transaction's own decision (`judge`): only a routine report may skip it.
+        let Some(mut marks) =
+            crate::record::read_marks(&self.conn, report.node).map_err(self.err())?
+        else {
             return Ok(false);
         };
-        if stale_since.is_some() || last_seq.is_some_and(|s| (epoch, s) >= report.order) {
+        marks.feeds = crate::record::read_feeds(&self.conn, report.node).map_err(self.err())?;
+        if !matches!(
+            crate::judge(&marks, report),
+            crate::Verdict::Apply { routine: true, .. }
+        ) {
             return Ok(false);
         }
-        // Only the node's own reporter, out of any conflict, is judged here.
-        if let Some(id) = report.identity
-            && (reporter.as_deref() != Some(id.reporter) || conflict.is_some())
-        {
-            return Ok(false);
-        }
-        let (scope, whole) = match report.snapshot {
-            Snapshot::Components(c) => (c, false),
-            Snapshot::Node(c) => (c, true),
+        let scope = match report.snapshot {
+            Snapshot::Components(c) | Snapshot::Node(c) => c,
         };
-        let mut feeds: Vec<(String, (i64, i64))> = Vec::new();
-        {
-            let mut st = self
-                .conn
-                .prepare_cached(crate::record::REPORT_FEEDS_SQL)
-                .map_err(self.err())?;
-            let rows = st
-                .query_map([report.node], |r| {
-                    Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?)))
-                })
-                .map_err(self.err())?;
-            for row in rows {
-                feeds.push(row.map_err(self.err())?);
-            }
-        }
-        for c in scope {
-            match feeds.iter().find(|f| &f.0 == c) {
-                Some((_, mark)) if report.order > *mark => {}
-                _ => return Ok(false),
-            }
-        }
-        if whole && feeds.iter().any(|f| !scope.contains(&f.0)) {
-            return Ok(false);
-        }
         let mut have: Vec<(String, String, String, String)> = Vec::new();
         {
             let mut st = self

@@ -424,11 +424,41 @@ const NODES_STATE_SQL: &str = "SELECT host, state,
 /// The same on a spool with no nodes (a node's own): no table of the fleet's is read.
 const NODE_REFRESH_SQL: &str = "SELECT (SELECT state FROM desired WHERE component = ?1),
     (SELECT group_concat(state, ',') FROM tests WHERE component = ?1 AND state IS NOT NULL), 0, 1";
-/// What `REPORT_NODE_SQL` reads: epoch, last_seq, stale_since, reporter, conflict_since.
-pub(crate) type ReportNode = (i64, Option<i64>, Option<i64>, Option<String>, Option<i64>);
-pub(crate) const REPORT_NODE_SQL: &str =
+/// The marks the spool holds of a node (its feeds read apart, see [`read_feeds`]); None for
+/// a node it does not know.
+pub(crate) fn read_marks(
+    conn: &rusqlite::Connection,
+    node: &str,
+) -> rusqlite::Result<Option<Marks>> {
+    conn.prepare_cached(REPORT_NODE_SQL)?
+        .query_row([node], |r| {
+            let (epoch, last_seq): (i64, Option<i64>) = (r.get(0)?, r.get(1)?);
+            Ok(Marks {
+                whole: last_seq.map(|s| (epoch, s)),
+                stale: r.get::<_, Option<i64>>(2)?.is_some(),
+                reporter: r.get(3)?,
+                conflict: r.get::<_, Option<i64>>(4)?.is_some(),
+                feeds: BTreeMap::new(),
+            })
+        })
+        .optional()
+}
+
+/// Per component a node feeds, the mark of the last report applied there.
+pub(crate) fn read_feeds(
+    conn: &rusqlite::Connection,
+    node: &str,
+) -> rusqlite::Result<BTreeMap<String, (i64, i64)>> {
+    conn.prepare_cached(REPORT_FEEDS_SQL)?
+        .query_map([node], |r| {
+            Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?)))
+        })?
+        .collect()
+}
+
+const REPORT_NODE_SQL: &str =
     "SELECT epoch, last_seq, stale_since, reporter, conflict_since FROM nodes WHERE name = ?1";
-pub(crate) const REPORT_FEEDS_SQL: &str = "SELECT component, epoch, seq FROM feeds WHERE node = ?1";
+const REPORT_FEEDS_SQL: &str = "SELECT component, epoch, seq FROM feeds WHERE node = ?1";
 
 /// The statements `the_hot_statements_are_compiled_once` watches.
 #[cfg(test)]
@@ -574,19 +604,9 @@ fn report_tx(
     ev: &NewEvent,
     applies: &[Apply],
 ) -> Result<Reported> {
-    let node: Option<ReportNode> = tx
-        .prepare_cached(REPORT_NODE_SQL)
-        .and_then(|mut st| {
-            st.query_row([report.node], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })
-            .optional()
-        })
-        .map_err(e)?;
-    let Some((epoch, last_seq, stale_since, _, _)) = node else {
+    let Some(mut marks) = read_marks(tx, report.node).map_err(e)? else {
         return Ok(Reported::UnknownNode);
     };
-    let mut whole_mark = last_seq.map(|s| (epoch, s));
     if let Some(id) = report.identity {
         match judge_reporter(tx, at.now, report.node, id).map_err(e)? {
             Judged::Refuse(c) => return Ok(Reported::Conflict(c)),
@@ -607,10 +627,14 @@ fn report_tx(
                     params![report.node, i64::MIN],
                 )
                 .map_err(e)?;
-                whole_mark = None;
+                marks.whole = None;
             }
         }
+        // The reporter now speaks for the node, out of any conflict (`judge_reporter`).
+        marks.reporter = Some(id.reporter.to_string());
+        marks.conflict = false;
     }
+    marks.feeds = read_feeds(tx, report.node).map_err(e)?;
     // A node that reports is alive, whatever the report is worth.
     let alive = |tx: &rusqlite::Transaction<'_>| {
         exec(
@@ -621,59 +645,21 @@ fn report_tx(
         )
         .map(|_| ())
     };
-    let too_old = whole_mark.is_some_and(|m| m >= report.order);
-    if too_old && stale_since.is_none() {
-        alive(tx).map_err(e)?;
-        return Ok(Reported::outdated(
-            whole_mark.unwrap_or_default(),
-            report.order,
-        ));
-    }
-    let mut feeds: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    {
-        let mut st = tx.prepare_cached(REPORT_FEEDS_SQL).map_err(e)?;
-        let rows = st
-            .query_map([report.node], |r| {
-                Ok((r.get::<_, String>(0)?, (r.get(1)?, r.get(2)?)))
-            })
-            .map_err(e)?;
-        for row in rows {
-            let (c, o) = row.map_err(e)?;
-            feeds.insert(c, o);
+    let (fresh, dropped, whole, outdated) = match judge(&marks, report) {
+        Verdict::Outdated { mark } => {
+            alive(tx).map_err(e)?;
+            return Ok(Reported::outdated(mark, report.order));
         }
-    }
-    let newer = |c: &str| !too_old && feeds.get(c).is_none_or(|o| report.order > *o);
-    let (scope, whole) = match report.snapshot {
-        Snapshot::Components(c) => (c, false),
-        Snapshot::Node(c) => (c, true),
+        Verdict::Apply {
+            fresh,
+            dropped,
+            whole,
+            outdated,
+            ..
+        } => (fresh, dropped, whole, outdated),
     };
-    // The components this report replaces the node's word on; for a whole report, also those
-    // the node no longer feeds.
-    let fresh: Vec<&str> = scope
-        .iter()
-        .map(String::as_str)
-        .filter(|c| newer(c))
-        .collect();
-    let dropped: Vec<String> = if whole {
-        feeds
-            .keys()
-            .filter(|c| !scope.contains(c) && newer(c))
-            .cloned()
-            .collect()
-    } else {
-        Vec::new()
-    };
-    // Outdated everywhere it speaks: nothing to apply, unless a stale node is back.
-    let outdated = too_old || (fresh.is_empty() && dropped.is_empty() && !whole);
-    let mark = whole_mark
-        .into_iter()
-        .chain(scope.iter().filter_map(|c| feeds.get(c).copied()))
-        .max()
-        .unwrap_or_default();
-    if outdated && stale_since.is_none() {
-        alive(tx).map_err(e)?;
-        return Ok(Reported::outdated(mark, report.order));
-    }
+    let back = marks.stale;
+    let feeds = marks.feeds;
     let all: Vec<Apply> = applies
         .iter()
         .filter(|a| fresh.contains(&a.component.as_str()))
@@ -711,7 +697,7 @@ fn report_tx(
         .map_err(e)?;
     }
     alive(tx).map_err(e)?;
-    if stale_since.is_some() {
+    if back {
         exec(
             tx,
             "UPDATE feeds SET stale = 0 WHERE node = ?1",
@@ -719,7 +705,7 @@ fn report_tx(
         )
         .map_err(e)?;
     }
-    let set_mark = whole && !outdated;
+    let set_mark = whole && outdated.is_none();
     exec(
         tx,
         "UPDATE nodes SET stale_since = NULL,
@@ -749,7 +735,7 @@ fn report_tx(
         .map(|c| c.to_string())
         .collect();
     again.extend(dropped);
-    if stale_since.is_some() {
+    if back {
         again.extend(feeds.into_keys());
     }
     again.sort();
@@ -773,10 +759,9 @@ fn report_tx(
             recorded.changes.push(change);
         }
     }
-    Ok(if outdated {
-        Reported::outdated(mark, report.order)
-    } else {
-        Reported::Applied(recorded)
+    Ok(match outdated {
+        Some(mark) => Reported::outdated(mark, report.order),
+        None => Reported::Applied(recorded),
     })
 }
 
