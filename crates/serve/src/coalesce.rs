@@ -3,14 +3,12 @@
 //! Invariants:
 //! - When none of a request's reports would change anything (the steady state), no event row
 //!   and no transaction is written: the node is noted as seen, with how new its word is.
-//! - What is noted is written about once a second (the sweep), at shutdown, and before
-//!   anything else is recorded, so the spool's marks are always checked against the newest
-//!   word. A report not newer than a noted mark goes the recorded way (and is found outdated
-//!   there).
+//! - What is noted is written about once a second (the sweep), at shutdown, and in the
+//!   group's commit before anything else is recorded (`group`), so the spool's marks are
+//!   always checked against the newest word. A report not newer than a noted mark goes the
+//!   recorded way (and is found outdated there).
 
-use statusrelay_spool::{
-    Apply, NewEvent, NodeReport, Reported, Snapshot, Spool, SpoolError, Touch,
-};
+use statusrelay_spool::{Apply, NewEvent, NodeReport, Snapshot, Spool, SpoolError, Touch};
 
 use crate::ingest::Memory;
 
@@ -25,48 +23,46 @@ pub(crate) fn write_touches(spool: &mut Spool, memory: &mut Memory) -> Result<()
     Ok(())
 }
 
-/// Record a node's reports, or, when none of them would change anything, only note them (see
-/// the module's invariants).
-pub(crate) fn record_or_touch(
-    spool: &mut Spool,
-    memory: &mut Memory,
-    now: i64,
+/// Would recording these reports (one request's, of one node) change nothing? Read from
+/// the spool (see `Spool::report_is_noop`), unless memory holds a mark at least as new, which
+/// the spool has not seen yet: then the recorded way judges it.
+pub(crate) fn unchanged(
+    spool: &Spool,
+    memory: &Memory,
     reports: &[(&NodeReport<'_>, &NewEvent, &[Apply])],
-) -> Result<Vec<Reported>, SpoolError> {
+) -> Result<bool, SpoolError> {
     let Some(node) = reports.first().map(|r| r.0.node) else {
-        return Ok(Vec::new());
+        return Ok(true);
     };
-    let pending = &mut memory.pending;
     let covered = |r: &NodeReport<'_>| {
-        pending.get(node).is_some_and(|t| match r.snapshot {
+        memory.pending.get(node).is_some_and(|t| match r.snapshot {
             Snapshot::Node(_) => t.whole.is_some_and(|m| m >= r.order),
             Snapshot::Components(cs) => cs
                 .iter()
                 .any(|c| t.components.iter().any(|(tc, m)| tc == c && *m >= r.order)),
         })
     };
-    let mut noop = true;
     for (r, _, applies) in reports {
         if covered(r) || !spool.report_is_noop(r, applies)? {
-            noop = false;
-            break;
+            return Ok(false);
         }
     }
-    if !noop {
-        write_touches(spool, memory)?;
-        return spool.record_reports(reports);
-    }
+    Ok(true)
+}
+
+/// Note unchanged reports in memory: their node seen now, its word as new as their marks.
+pub(crate) fn note(
+    memory: &mut Memory,
+    now: i64,
+    reports: &[(&NodeReport<'_>, &NewEvent, &[Apply])],
+) {
     for (r, _, _) in reports {
-        note(pending, node, now, r);
+        note_one(&mut memory.pending, r.node, now, r);
     }
-    Ok(reports
-        .iter()
-        .map(|_| Reported::Applied(statusrelay_spool::Recorded::default()))
-        .collect())
 }
 
 /// Note an unchanged report of `node` in memory: seen now, its word as new as `r`'s mark.
-fn note(pending: &mut Pending, node: &str, now: i64, r: &NodeReport<'_>) {
+fn note_one(pending: &mut Pending, node: &str, now: i64, r: &NodeReport<'_>) {
     let t = pending.entry(node.to_string()).or_insert_with(|| Touch {
         node: node.to_string(),
         at: now,

@@ -23,7 +23,6 @@ use statusrelay_spool::{Apply, NewEvent, Node, Reported, TestChange};
 
 use crate::Ingest;
 use crate::http::Refusal;
-use crate::ingest::Memory;
 use crate::ingest::{Ahead, Plan, Planned, Scope};
 
 /// What a node's Monit document asks the aggregator to record, or why it is refused.
@@ -145,33 +144,25 @@ pub fn plan(config: &Config, node: &Node, body: &[u8]) -> Result<Plan, Refusal> 
 
 impl Ingest {
     /// A status document a node's Monit pushed (see the module's invariants).
-    pub(crate) fn collect(
-        &self,
-        spool: &mut statusrelay_spool::Spool,
-        memory: &mut Memory,
-        name: &str,
-        body: &[u8],
-        peer: SocketAddr,
-    ) -> Result<(), Refusal> {
-        let node = self.authenticate(spool, name, peer)?;
-        let plan = plan(&self.config, &node, body).inspect_err(|r| {
-            if let Refusal::Malformed(e) = r {
-                crate::warn!(
-                    "{peer}: node {}: a collector document refused (400): {e}",
-                    node.name
-                );
+    pub(crate) fn collect(&self, name: &str, body: &[u8], peer: SocketAddr) -> Result<(), Refusal> {
+        let (mut seq, mut failing, mut kept) = (0, 0, String::new());
+        let (node, done, _) = self.report(name, peer, |node| {
+            let plan = plan(&self.config, node, body).inspect_err(|r| {
+                if let Refusal::Malformed(e) = r {
+                    crate::warn!(
+                        "{peer}: node {}: a collector document refused (400): {e}",
+                        node.name
+                    );
+                }
+            })?;
+            (seq, failing) = (plan.reports[0].seq, plan.reports[0].applies.len());
+            if !plan.keep.is_empty() {
+                kept = format!(", no word on {} (kept)", plan.keep.join(", "));
             }
+            Ok(plan)
         })?;
-        let (seq, failing) = (plan.reports[0].seq, plan.reports[0].applies.len());
-        let kept = if plan.keep.is_empty() {
-            String::new()
-        } else {
-            format!(", no word on {} (kept)", plan.keep.join(", "))
-        };
-        let (done, _) = self.take(spool, memory, &node.name, plan, peer)?;
         crate::debug!(
-            "{peer}: node {}: status document of {seq} µs, {failing} failing test(s){kept}: {}",
-            node.name,
+            "{peer}: node {node}: status document of {seq} µs, {failing} failing test(s){kept}: {}",
             if matches!(done.first(), Some(Reported::Outdated { .. })) {
                 "outdated"
             } else {

@@ -28,13 +28,14 @@ use std::time::Instant;
 use statusrelay_core::Config;
 use statusrelay_core::config::ServeConfig;
 use statusrelay_core::liveness::Liveness;
-use statusrelay_core::nodes::Via;
+use statusrelay_core::nodes::{NodeRule, Via};
 use statusrelay_core::time::Clock;
 use statusrelay_spool::{
     Apply, Doorbell, Identity, NewEvent, NodeReport, Reported, Snapshot, Spool, SpoolError,
 };
 
 use crate::coalesce::{self, Pending};
+use crate::group::{Group, Job};
 use crate::http::Refusal;
 use crate::{ServeError, auth, error, timed, warn};
 
@@ -50,14 +51,16 @@ pub struct Ingest {
     pub doorbell: Arc<Doorbell>,
     /// Taken by one request at a time; a request waits for it at most half its
     /// `request_timeout` (then 503 with `Retry-After`).
-    shared: timed::TimedMutex<Shared>,
+    pub(crate) shared: timed::TimedMutex<Shared>,
+    /// Reports waiting for the group's commit (see `group`).
+    pub(crate) group: Group,
     /// The monotonic origin silence is measured from (see `statusrelay_core::liveness`).
     started: Instant,
 }
 
 /// The one connection, and what the aggregator keeps in memory about its nodes.
 #[derive(Default)]
-struct Shared {
+pub(crate) struct Shared {
     spool: Option<Spool>,
     memory: Memory,
 }
@@ -129,7 +132,7 @@ pub enum Scope {
 }
 
 impl Scope {
-    fn snapshot(&self) -> Snapshot<'_> {
+    pub(crate) fn snapshot(&self) -> Snapshot<'_> {
         match self {
             Scope::Node(cs) => Snapshot::Node(cs),
             Scope::Components(cs) => Snapshot::Components(cs),
@@ -147,6 +150,7 @@ impl Ingest {
             config,
             clock,
             shared: timed::TimedMutex::new(Shared::default()),
+            group: Group::default(),
             started: Instant::now(),
         }
     }
@@ -225,7 +229,7 @@ impl Ingest {
 
     /// Run `f` on the shared connection, (re)opened as needed; a refusal that
     /// [drops the spool](Refusal::drops_spool) drops it, so the next request opens it afresh.
-    fn on_shared<T>(
+    pub(crate) fn on_shared<T>(
         &self,
         shared: &mut Shared,
         f: impl FnOnce(&mut Spool, &mut Memory) -> Result<T, Refusal>,
@@ -307,66 +311,108 @@ impl Ingest {
         Ok(node)
     }
 
-    /// Take a planned report of `node` into the spool (see the module's invariants): what
-    /// became of each recorded report, and why the last outdated one was, for the node.
-    pub(crate) fn take(
+    /// A node's report, whichever way it came in: authenticated and planned (`plan`) under the
+    /// spool's lock, then prepared; a report that changes nothing is answered at once, any
+    /// other committed with the group (`group`). The node, each recorded report's verdict, and
+    /// why the last outdated one was.
+    pub(crate) fn report(
+        &self,
+        name: &str,
+        peer: SocketAddr,
+        plan: impl FnOnce(&statusrelay_spool::Node) -> Result<Plan, Refusal>,
+    ) -> Result<(String, Vec<Reported>, Option<String>), Refusal> {
+        let deadline = Instant::now() + self.serve.request_timeout / 2;
+        let (node, prepared) = self.with_spool_within(|spool, memory| {
+            let node = self.authenticate(spool, name, peer)?;
+            let plan = plan(&node)?;
+            let prepared = self.prepare(spool, memory, &node.name, plan, peer)?;
+            Ok((node.name, prepared))
+        })?;
+        let (done, why) = match prepared {
+            Prepared::Done(taken) => taken,
+            Prepared::Queued(job) => self.commit(job, deadline)?,
+        };
+        Ok((node, done, why))
+    }
+
+    /// Everything about a planned report of `node` that is its own (see the module's
+    /// invariants): the mark checked against the clock, the period clamped; then either noted
+    /// in memory (it changes nothing) or queued for the group's commit.
+    pub(crate) fn prepare(
         &self,
         spool: &mut Spool,
         memory: &mut Memory,
         node: &str,
         plan: Plan,
         peer: SocketAddr,
-    ) -> Result<(Vec<Reported>, Option<String>), Refusal> {
+    ) -> Result<Prepared, Refusal> {
         if let Some(a) = &plan.ahead {
             self.refuse_ahead(spool, memory, node, a.mark_ms, a.what, a.fix)?;
         }
-        let rule_of = |c: &str| self.config.node_rule(c);
         let period_ms = self.period(memory, node, plan.period_ms);
-        let peer_ip = peer.ip().to_string();
-        let identity = plan.reporter.as_deref().map(|reporter| Identity {
-            reporter,
-            peer: &peer_ip,
-            window_ms: self.window_ms(period_ms),
-        });
-        let reports: Vec<NodeReport<'_>> = plan
-            .reports
-            .iter()
-            .map(|p| NodeReport {
-                node,
-                order: (plan.epoch, p.seq),
-                snapshot: p.scope.snapshot(),
-                via: plan.via,
-                period_ms,
-                rule_of: &rule_of,
-                keep: &plan.keep,
-                identity,
-            })
-            .collect();
-        let refs: Vec<_> = reports
-            .iter()
-            .zip(&plan.reports)
-            .map(|(r, p)| (r, &p.event, p.applies.as_slice()))
-            .collect();
-        let done =
-            coalesce::record_or_touch(spool, memory, self.clock.now_ms(), &refs).map_err(|e| {
-                error!("a report from node {node} ({peer}) was not recorded: {e}");
-                Refusal::spool(match plan.via {
-                    Via::Collector => "not recorded; Monit sends its status again next cycle",
-                    Via::Relay => "not recorded; send it again",
-                })
+        // A node whose report is queued is about to change: its next one is judged after it.
+        if !self.group.has(node) {
+            let rule_of = |c: &str| self.config.node_rule(c);
+            let peer_ip = peer.ip().to_string();
+            let identity = plan.reporter.as_deref().map(|reporter| Identity {
+                reporter,
+                peer: &peer_ip,
+                window_ms: self.window_ms(period_ms),
+            });
+            let reports = node_reports(node, &plan, period_ms, identity, &rule_of);
+            let refs: Vec<_> = reports
+                .iter()
+                .zip(&plan.reports)
+                .map(|(r, p)| (r, &p.event, p.applies.as_slice()))
+                .collect();
+            let unchanged = coalesce::unchanged(spool, memory, &refs).map_err(|e| {
+                error!("cannot read node {node}'s marks ({peer}): {e}");
+                Refusal::spool("the aggregator's spool is unavailable; try again")
             })?;
-        if done
-            .iter()
-            .any(|r| matches!(r, Reported::Applied(x) if !x.changes.is_empty()))
-        {
-            self.doorbell.ring();
+            if unchanged {
+                coalesce::note(memory, self.clock.now_ms(), &refs);
+                let done: Vec<Reported> = refs
+                    .iter()
+                    .map(|_| Reported::Applied(statusrelay_spool::Recorded::default()))
+                    .collect();
+                let why = self.settle(spool, memory, node, period_ms, &done)?;
+                if let Some(unrouted) = plan.unrouted {
+                    self.note_unrouted(spool, memory, node, unrouted);
+                }
+                return Ok(Prepared::Done((done, why)));
+            }
         }
-        let outdated_why = self.settle(spool, memory, node, period_ms, &done)?;
-        // Only a report that was taken says what the node's unrouted services are (a
-        // conflicting reporter's, refused above, does not).
-        if let Some(unrouted) = plan.unrouted {
-            self.note_unrouted(spool, memory, node, unrouted);
-        }
-        Ok((done, outdated_why))
+        let job = Arc::new(Job::new(node.to_string(), plan, peer, period_ms));
+        self.group.push(job.clone());
+        Ok(Prepared::Queued(job))
     }
+}
+
+/// What preparing a report left: its answer, or its place in the group's queue.
+pub(crate) enum Prepared {
+    Done((Vec<Reported>, Option<String>)),
+    Queued(Arc<Job>),
+}
+
+/// A plan's reports as the spool records them.
+pub(crate) fn node_reports<'a>(
+    node: &'a str,
+    plan: &'a Plan,
+    period_ms: Option<i64>,
+    identity: Option<Identity<'a>>,
+    rule_of: &'a dyn Fn(&str) -> NodeRule,
+) -> Vec<NodeReport<'a>> {
+    plan.reports
+        .iter()
+        .map(|p| NodeReport {
+            node,
+            order: (plan.epoch, p.seq),
+            snapshot: p.scope.snapshot(),
+            via: plan.via,
+            period_ms,
+            rule_of,
+            keep: &plan.keep,
+            identity,
+        })
+        .collect()
 }

@@ -13,8 +13,9 @@
 //!   401, logged with the peer's address, never with the secret.
 //! - Authentication and every limit run on the headers, before the body is read or the spool
 //!   taken (`auth`): a stranger never costs a buffer or the lock.
-//! - A batch is checked whole before anything is applied, then applied in one transaction;
-//!   the answer (200) is sent only after that commit. A report older than the node's last
+//! - A batch is checked whole before anything is applied, then applied in one transaction
+//!   (with the reports of other requests waiting at that moment: group commit); the answer
+//!   (200) is sent only after that commit. A report older than the node's last
 //!   applied one is acknowledged and changes nothing.
 //! - Order within one reporter (a relaying spool's id, a Monit's id and incarnation): a new
 //!   reporter starts a new sequence; two live ones alternating on one credential are refused
@@ -29,15 +30,16 @@
 //!
 //! One file per part: `http` (routes, refusals), `auth` (the gate on the headers),
 //! `credentials`, `limit`, `listen` (connections, TLS from `tls`), `ingest` (the shared spool
-//! and the step that takes a plan), `relay` and `collector` (the two plans), `coalesce`
-//! (reports that change nothing), `verdict` (what is said of a report), `sweep` (staleness),
-//! `timed` (the spool's mutex).
+//! and the step that prepares a plan), `relay` and `collector` (the two plans), `coalesce`
+//! (reports that change nothing), `group` (the others, committed together), `verdict` (what
+//! is said of a report), `sweep` (staleness), `timed` (the spool's mutex).
 
 pub mod auth;
 mod coalesce;
 pub mod collector;
 pub mod credentials;
 mod error;
+pub mod group;
 pub mod http;
 pub mod ingest;
 pub mod limit;

@@ -20,7 +20,6 @@ use statusrelay_spool::{Apply, NewEvent, Node, Reported, TestChange};
 
 use crate::Ingest;
 use crate::http::Refusal;
-use crate::ingest::Memory;
 use crate::ingest::{Plan, Planned, Scope};
 
 /// What a node's batch asks the aggregator to record, or why it is refused.
@@ -167,22 +166,22 @@ impl Ingest {
     /// once it is committed.
     pub(crate) fn relay(
         &self,
-        spool: &mut statusrelay_spool::Spool,
-        memory: &mut Memory,
         name: &str,
         body: &[u8],
         peer: SocketAddr,
     ) -> Result<RelayAck, Refusal> {
-        let node = self.authenticate(spool, name, peer)?;
-        let plan = plan(&self.config, &node, body).inspect_err(|r| {
-            if let Refusal::Forbidden { node, component } = r {
-                crate::warn!("{peer}: node {node} may not feed {component:?} (403)");
-            }
+        let (mut each, mut count, mut snapshot) = (1, 0, false);
+        let (node, done, outdated_why) = self.report(name, peer, |node| {
+            let plan = plan(&self.config, node, body).inspect_err(|r| {
+                if let Refusal::Forbidden { node, component } = r {
+                    crate::warn!("{peer}: node {node} may not feed {component:?} (403)");
+                }
+            })?;
+            each = plan.each;
+            count = plan.reports.len();
+            snapshot = matches!(plan.reports.first(), Some(p) if matches!(p.scope, Scope::Node(_)));
+            Ok(plan)
         })?;
-        let each = plan.each;
-        let count = plan.reports.len();
-        let snapshot = matches!(plan.reports.first(), Some(p) if matches!(p.scope, Scope::Node(_)));
-        let (done, outdated_why) = self.take(spool, memory, &node.name, plan, peer)?;
         let mut ack = RelayAck {
             applied: 0,
             outdated: 0,
@@ -195,8 +194,7 @@ impl Ingest {
             }
         }
         crate::debug!(
-            "{peer}: node {}: {} report(s){}: {} applied, {} outdated",
-            node.name,
+            "{peer}: node {node}: {} report(s){}: {} applied, {} outdated",
             if snapshot { each } else { count },
             if snapshot { " (snapshot)" } else { "" },
             ack.applied,

@@ -9,7 +9,8 @@
 //! - The spool's work runs on the blocking pool, never on a worker: a sweep waiting for the
 //!   spool holds up no request.
 //! - A failing sweep is said once until it succeeds again; at shutdown, what unchanged reports
-//!   left is written before the task ends.
+//!   left is written before the task ends, and how many requests the group commit took in how
+//!   many transactions is said.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,6 +44,12 @@ pub async fn run(ingest: Arc<Ingest>, stop: Arc<AtomicBool>) {
             Ok(Err(_)) => {}
             Err(e) => warn!("the sweep stopped short: {e}; trying again"),
         }
+    }
+    let (commits, jobs) = ingest.group.counts();
+    if jobs > 0 {
+        crate::info!(
+            "{jobs} request(s) with changes committed in {commits} transaction(s) (group commit)"
+        );
     }
     let i = ingest.clone();
     match tokio::task::spawn_blocking(move || i.flush_touches()).await {
