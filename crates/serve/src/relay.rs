@@ -20,16 +20,72 @@ use statusrelay_spool::{Apply, NewEvent, Node, Reported, TestChange};
 
 use crate::Ingest;
 use crate::http::Refusal;
-use crate::ingest::{Plan, Planned, Scope};
+use crate::ingest::{Ahead, Plan, Planned, Scope};
 
 /// What a node's batch asks the aggregator to record, or why it is refused.
 pub fn plan(config: &Config, node: &Node, body: &[u8]) -> Result<Plan, Refusal> {
-    let name = &node.name;
     let batch: RelayBatch = serde_json::from_slice(body).map_err(|e| {
         Refusal::Malformed(format!("not a report batch (see the relay format): {e}"))
     })?;
-    // Bounded before anything is looked up: one request's work under the spool's lock is
-    // bounded, whoever sends it.
+    bounded(&batch)?;
+    let items = batch
+        .reports
+        .iter()
+        .map(|r| failing_of(config, node, r).map(|(c, applies)| (c, r, applies)))
+        .collect::<Result<Vec<_>, Refusal>>()?;
+    if batch.snapshot
+        && let Some(first) = batch.reports.first()
+        && batch.reports.iter().any(|r| r.seq != first.seq)
+    {
+        return Err(Refusal::Malformed(
+            "a snapshot is one instant of the node: every report in it has the same seq".into(),
+        ));
+    }
+    let reports = if batch.snapshot {
+        // The node's whole truth: one report, one event, one transaction.
+        let feeds: Vec<String> = items.iter().map(|i| i.0.clone()).collect();
+        let applies: Vec<Apply> = items.into_iter().flat_map(|i| i.2).collect();
+        vec![Planned {
+            seq: batch.reports.first().map_or(0, |r| r.seq),
+            scope: Scope::Node(feeds),
+            event: event(&node.name, &batch, batch.reports.clone(), applies.len()),
+            applies,
+        }]
+    } else {
+        items
+            .into_iter()
+            .map(|(component, r, applies)| Planned {
+                seq: r.seq,
+                scope: Scope::Components(vec![component]),
+                event: event(&node.name, &batch, vec![r.clone()], applies.len()),
+                applies,
+            })
+            .collect()
+    };
+    Ok(Plan {
+        via: Via::Relay,
+        epoch: batch.epoch,
+        ahead: Some(Ahead {
+            mark_ms: batch.epoch,
+            what: "relay epoch (its flusher's start time)",
+            fix: "set the node's clock right (NTP); its flusher then starts a new sequence by itself",
+        }),
+        reporter: batch.reporter.as_ref().map(|r| format!("relay:{r}")),
+        period_ms: batch.period_ms,
+        keep: Vec::new(),
+        unrouted: None,
+        each: if batch.snapshot {
+            batch.reports.len()
+        } else {
+            1
+        },
+        reports,
+    })
+}
+
+/// Bounded before anything is looked up: one request's work under the spool's lock is
+/// bounded, whoever sends it.
+fn bounded(batch: &RelayBatch) -> Result<(), Refusal> {
     if let Some(r) = batch
         .reports
         .iter()
@@ -47,118 +103,83 @@ pub fn plan(config: &Config, node: &Node, body: &[u8]) -> Result<Plan, Refusal> 
             "the batch has {total} failing tests, more than {MAX_FAILING_PER_REQUEST}: send it in smaller batches"
         )));
     }
-    let mut items = Vec::new();
-    for r in &batch.reports {
-        let comp = config.component(&r.component).map_err(|_| {
-            Refusal::Unprocessable(format!(
-                "no component named {:?} on the aggregator: add it to the aggregator's config",
-                r.component
-            ))
-        })?;
-        if let Some(allowed) = &node.components
-            && !allowed.contains(&comp.name)
-        {
-            return Err(Refusal::Forbidden {
-                node: name.clone(),
-                component: comp.name,
-            });
-        }
-        let mut applies = Vec::new();
-        for t in &r.failing {
+    Ok(())
+}
+
+/// A report's component, as the aggregator names it, and its failing tests; refused when
+/// the aggregator has no such component, the node may not feed it, or a failing test is
+/// said to be operational.
+fn failing_of(
+    config: &Config,
+    node: &Node,
+    r: &RelayReport,
+) -> Result<(String, Vec<Apply>), Refusal> {
+    let comp = config.component(&r.component).map_err(|_| {
+        Refusal::Unprocessable(format!(
+            "no component named {:?} on the aggregator: add it to the aggregator's config",
+            r.component
+        ))
+    })?;
+    if let Some(allowed) = &node.components
+        && !allowed.contains(&comp.name)
+    {
+        return Err(Refusal::Forbidden {
+            node: node.name.clone(),
+            component: comp.name,
+        });
+    }
+    let applies = r
+        .failing
+        .iter()
+        .map(|t| {
             if t.state == State::Operational {
                 return Err(Refusal::Malformed(format!(
                     "{} {}: a failing test cannot be operational",
                     t.service, t.test
                 )));
             }
-            applies.push(Apply {
+            Ok(Apply {
                 component: comp.name.clone(),
                 rule: comp.nodes,
-                host: name.clone(),
+                host: node.name.clone(),
                 service: t.service.clone(),
                 test: t.test.clone(),
                 change: TestChange::Fail(t.state),
                 description: t.description.as_deref().and_then(words::said),
-            });
-        }
-        items.push((comp.name, r, applies));
-    }
-    if batch.snapshot
-        && let Some(first) = batch.reports.first()
-        && batch.reports.iter().any(|r| r.seq != first.seq)
-    {
-        return Err(Refusal::Malformed(
-            "a snapshot is one instant of the node: every report in it has the same seq".into(),
-        ));
-    }
-    let event = |reports: Vec<RelayReport>, failing: usize| {
-        let what = match reports.as_slice() {
-            [one] if !batch.snapshot => format!("{:?}", one.component),
-            _ => format!("{} components (snapshot)", reports.len()),
-        };
-        NewEvent {
-            host: Some(name.clone()),
-            description: Some(format!(
-                "{name} reports {failing} failing test(s) of {what}"
-            )),
-            effect: Some(if failing == 0 {
-                Effect::Recover
-            } else {
-                Effect::Fail
-            }),
-            ..NewEvent::new(
-                "relay",
-                EventSource::Relay {
-                    relay: RelayedReport {
-                        node: name.clone(),
-                        epoch: batch.epoch,
-                        snapshot: batch.snapshot,
-                        reports,
-                    },
-                },
-            )
-        }
-    };
-    let reports = if batch.snapshot {
-        // The node's whole truth: one report, one event, one transaction.
-        let feeds: Vec<String> = items.iter().map(|i| i.0.clone()).collect();
-        let applies: Vec<Apply> = items.into_iter().flat_map(|i| i.2).collect();
-        vec![Planned {
-            seq: batch.reports.first().map_or(0, |r| r.seq),
-            scope: Scope::Node(feeds),
-            event: event(batch.reports.clone(), applies.len()),
-            applies,
-        }]
-    } else {
-        items
-            .into_iter()
-            .map(|(component, r, applies)| Planned {
-                seq: r.seq,
-                scope: Scope::Components(vec![component]),
-                event: event(vec![r.clone()], applies.len()),
-                applies,
             })
-            .collect()
+        })
+        .collect::<Result<Vec<_>, Refusal>>()?;
+    Ok((comp.name, applies))
+}
+
+/// The event a relayed report is recorded as (what `queue` and `replay` show).
+fn event(name: &str, batch: &RelayBatch, reports: Vec<RelayReport>, failing: usize) -> NewEvent {
+    let what = match reports.as_slice() {
+        [one] if !batch.snapshot => format!("{:?}", one.component),
+        _ => format!("{} components (snapshot)", reports.len()),
     };
-    Ok(Plan {
-        via: Via::Relay,
-        epoch: batch.epoch,
-        ahead: Some(crate::ingest::Ahead {
-            mark_ms: batch.epoch,
-            what: "relay epoch (its flusher's start time)",
-            fix: "set the node's clock right (NTP); its flusher then starts a new sequence by itself",
-        }),
-        reporter: batch.reporter.as_ref().map(|r| format!("relay:{r}")),
-        period_ms: batch.period_ms,
-        keep: Vec::new(),
-        unrouted: None,
-        each: if batch.snapshot {
-            batch.reports.len()
+    NewEvent {
+        host: Some(name.to_string()),
+        description: Some(format!(
+            "{name} reports {failing} failing test(s) of {what}"
+        )),
+        effect: Some(if failing == 0 {
+            Effect::Recover
         } else {
-            1
-        },
-        reports,
-    })
+            Effect::Fail
+        }),
+        ..NewEvent::new(
+            "relay",
+            EventSource::Relay {
+                relay: RelayedReport {
+                    node: name.to_string(),
+                    epoch: batch.epoch,
+                    snapshot: batch.snapshot,
+                    reports,
+                },
+            },
+        )
+    }
 }
 
 impl Ingest {

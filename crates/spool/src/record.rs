@@ -635,19 +635,9 @@ fn report_tx(
         marks.conflict = false;
     }
     marks.feeds = read_feeds(tx, report.node).map_err(e)?;
-    // A node that reports is alive, whatever the report is worth.
-    let alive = |tx: &rusqlite::Transaction<'_>| {
-        exec(
-            tx,
-            "UPDATE nodes SET last_seen_at = ?2, via = ?3, period_ms = coalesce(?4, period_ms)
-             WHERE name = ?1",
-            params![report.node, at.now, report.via.as_str(), report.period_ms],
-        )
-        .map(|_| ())
-    };
     let (fresh, dropped, whole, outdated) = match judge(&marks, report) {
         Verdict::Outdated { mark } => {
-            alive(tx).map_err(e)?;
+            heard(tx, at, report).map_err(e)?;
             return Ok(Reported::outdated(mark, report.order));
         }
         Verdict::Apply {
@@ -679,40 +669,14 @@ fn report_tx(
         keep: report.keep,
     };
     // What the node feeds, and whether it is back, before the states are computed.
-    for c in &fresh {
-        exec(
-            tx,
-            "INSERT INTO feeds (node, component, epoch, seq, since) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (node, component) DO UPDATE SET epoch = excluded.epoch, seq = excluded.seq",
-            params![report.node, c, report.order.0, report.order.1, at.now],
-        )
-        .map_err(e)?;
-    }
-    for c in &dropped {
-        exec(
-            tx,
-            "DELETE FROM feeds WHERE node = ?1 AND component = ?2",
-            params![report.node, c],
-        )
-        .map_err(e)?;
-    }
-    alive(tx).map_err(e)?;
-    if back {
-        exec(
-            tx,
-            "UPDATE feeds SET stale = 0 WHERE node = ?1",
-            [report.node],
-        )
-        .map_err(e)?;
-    }
-    let set_mark = whole && outdated.is_none();
-    exec(
+    move_marks(
         tx,
-        "UPDATE nodes SET stale_since = NULL,
-           epoch = CASE WHEN ?2 THEN ?3 ELSE epoch END,
-           last_seq = CASE WHEN ?2 THEN ?4 ELSE last_seq END
-         WHERE name = ?1",
-        params![report.node, set_mark, report.order.0, report.order.1],
+        at,
+        report,
+        &fresh,
+        &dropped,
+        back,
+        whole && outdated.is_none(),
     )
     .map_err(e)?;
     let mut recorded = record_tx(
@@ -738,13 +702,90 @@ fn report_tx(
     if back {
         again.extend(feeds.into_keys());
     }
+    recompute(tx, at, report, ev, again, &mut recorded)?;
+    Ok(match outdated {
+        Some(mark) => Reported::outdated(mark, report.order),
+        None => Reported::Applied(recorded),
+    })
+}
+
+/// A node that reports is alive, whatever the report is worth.
+fn heard(
+    tx: &rusqlite::Transaction<'_>,
+    at: &At<'_>,
+    report: &NodeReport<'_>,
+) -> rusqlite::Result<()> {
+    exec(
+        tx,
+        "UPDATE nodes SET last_seen_at = ?2, via = ?3, period_ms = coalesce(?4, period_ms)
+         WHERE name = ?1",
+        params![report.node, at.now, report.via.as_str(), report.period_ms],
+    )
+    .map(|_| ())
+}
+
+/// The node's marks moved by an applied report: the components it now feeds and no longer
+/// feeds, no longer stale (`back`), and its whole mark when the report was its whole truth
+/// (`whole_mark`).
+fn move_marks(
+    tx: &rusqlite::Transaction<'_>,
+    at: &At<'_>,
+    report: &NodeReport<'_>,
+    fresh: &[&str],
+    dropped: &[String],
+    back: bool,
+    whole_mark: bool,
+) -> rusqlite::Result<()> {
+    for c in fresh {
+        exec(
+            tx,
+            "INSERT INTO feeds (node, component, epoch, seq, since) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (node, component) DO UPDATE SET epoch = excluded.epoch, seq = excluded.seq",
+            params![report.node, c, report.order.0, report.order.1, at.now],
+        )?;
+    }
+    for c in dropped {
+        exec(
+            tx,
+            "DELETE FROM feeds WHERE node = ?1 AND component = ?2",
+            params![report.node, c],
+        )?;
+    }
+    heard(tx, at, report)?;
+    if back {
+        exec(
+            tx,
+            "UPDATE feeds SET stale = 0 WHERE node = ?1",
+            [report.node],
+        )?;
+    }
+    exec(
+        tx,
+        "UPDATE nodes SET stale_since = NULL,
+           epoch = CASE WHEN ?2 THEN ?3 ELSE epoch END,
+           last_seq = CASE WHEN ?2 THEN ?4 ELSE last_seq END
+         WHERE name = ?1",
+        params![report.node, whole_mark, report.order.0, report.order.1],
+    )?;
+    Ok(())
+}
+
+/// Recompute the components in `again` that the recorded tests did not already, adding their
+/// changes to `recorded`.
+fn recompute(
+    tx: &rusqlite::Transaction<'_>,
+    at: &At<'_>,
+    report: &NodeReport<'_>,
+    ev: &NewEvent,
+    mut again: Vec<String>,
+    recorded: &mut Recorded,
+) -> Result<()> {
     again.sort();
     again.dedup();
     for c in again {
         if recorded.changes.iter().any(|x| x.component == c) {
             continue;
         }
-        let msg = ev.description.as_deref();
         if let Some(change) = refresh_desired(
             tx,
             at.path,
@@ -752,17 +793,14 @@ fn report_tx(
             &c,
             (report.rule_of)(&c),
             recorded.event_id,
-            msg,
+            ev.description.as_deref(),
             at.now,
             true,
         )? {
             recorded.changes.push(change);
         }
     }
-    Ok(match outdated {
-        Some(mark) => Reported::outdated(mark, report.order),
-        None => Reported::Applied(recorded),
-    })
+    Ok(())
 }
 
 /// Who may speak for a node now.
