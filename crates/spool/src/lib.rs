@@ -61,6 +61,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
         8,
         include_str!("../migrations/0008_credentials_version.sql"),
     ),
+    (9, include_str!("../migrations/0009_failing_by_state.sql")),
 ];
 
 /// The host under which local maintenance windows are recorded: a source of its own, never a

@@ -407,10 +407,40 @@ fn nodes_state(
 
 /// A component's previous desired state, failing states, whether a stale node feeds it, and
 /// whether a live one does.
+/// The component's shown state; the worst state of its failing tests on nodes that are not
+/// stale (index seeks, the worst state first: see migration 9); whether a stale node feeds it;
+/// whether a live one does. The states are in `State::severity` order, worst first (a test
+/// holds it); a word no state has is read last, so it is an error, never passed over.
 const REFRESH_SQL: &str = "SELECT (SELECT state FROM desired WHERE component = ?1),
-    (SELECT group_concat(t.state, ',') FROM tests t
-      WHERE t.component = ?1 AND t.state IS NOT NULL
-        AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.name = t.host AND n.stale_since IS NOT NULL)),
+    CASE
+      WHEN EXISTS (SELECT 1 FROM tests t INDEXED BY tests_failing
+        WHERE t.component = ?1 AND t.state = 'under_maintenance' AND NOT EXISTS
+          (SELECT 1 FROM nodes n WHERE n.name = t.host AND n.stale_since IS NOT NULL))
+        THEN 'under_maintenance'
+      WHEN EXISTS (SELECT 1 FROM tests t INDEXED BY tests_failing
+        WHERE t.component = ?1 AND t.state = 'major_outage' AND NOT EXISTS
+          (SELECT 1 FROM nodes n WHERE n.name = t.host AND n.stale_since IS NOT NULL))
+        THEN 'major_outage'
+      WHEN EXISTS (SELECT 1 FROM tests t INDEXED BY tests_failing
+        WHERE t.component = ?1 AND t.state = 'partial_outage' AND NOT EXISTS
+          (SELECT 1 FROM nodes n WHERE n.name = t.host AND n.stale_since IS NOT NULL))
+        THEN 'partial_outage'
+      WHEN EXISTS (SELECT 1 FROM tests t INDEXED BY tests_failing
+        WHERE t.component = ?1 AND t.state = 'performance_issues' AND NOT EXISTS
+          (SELECT 1 FROM nodes n WHERE n.name = t.host AND n.stale_since IS NOT NULL))
+        THEN 'performance_issues'
+      WHEN EXISTS (SELECT 1 FROM tests t INDEXED BY tests_failing
+        WHERE t.component = ?1 AND t.state = 'unknown' AND NOT EXISTS
+          (SELECT 1 FROM nodes n WHERE n.name = t.host AND n.stale_since IS NOT NULL))
+        THEN 'unknown'
+      ELSE (SELECT t.state FROM tests t INDEXED BY tests_failing
+        WHERE t.component = ?1 AND t.state IS NOT NULL
+          AND t.state NOT IN ('under_maintenance', 'major_outage', 'partial_outage',
+                              'performance_issues', 'unknown', 'operational')
+          AND NOT EXISTS
+          (SELECT 1 FROM nodes n WHERE n.name = t.host AND n.stale_since IS NOT NULL)
+        LIMIT 1)
+    END,
     EXISTS (SELECT 1 FROM feeds INDEXED BY feeds_stale WHERE component = ?1 AND stale),
     EXISTS (SELECT 1 FROM feeds WHERE component = ?1 AND NOT stale)";
 /// Every node of a component with its tests' states and whether it is stale.
@@ -751,7 +781,6 @@ fn move_marks(
             params![report.node, c],
         )?;
     }
-    heard(tx, at, report)?;
     if back {
         exec(
             tx,
@@ -759,13 +788,23 @@ fn move_marks(
             [report.node],
         )?;
     }
+    // Heard, no longer stale, and its whole mark moved: one write of the node's row.
     exec(
         tx,
-        "UPDATE nodes SET stale_since = NULL,
+        "UPDATE nodes SET last_seen_at = ?5, via = ?6, period_ms = coalesce(?7, period_ms),
+           stale_since = NULL,
            epoch = CASE WHEN ?2 THEN ?3 ELSE epoch END,
            last_seq = CASE WHEN ?2 THEN ?4 ELSE last_seq END
          WHERE name = ?1",
-        params![report.node, whole_mark, report.order.0, report.order.1],
+        params![
+            report.node,
+            whole_mark,
+            report.order.0,
+            report.order.1,
+            at.now,
+            report.via.as_str(),
+            report.period_ms
+        ],
     )?;
     Ok(())
 }
@@ -880,7 +919,9 @@ fn judge_reporter(
             }
             exec(
                 tx,
-                "UPDATE nodes SET conflict_since = NULL, reporter_peer = ?2 WHERE name = ?1",
+                // Written only when it changes: most reports are the same reporter's again.
+                "UPDATE nodes SET conflict_since = NULL, reporter_peer = ?2
+                 WHERE name = ?1 AND (conflict_since IS NOT NULL OR reporter_peer IS NOT ?2)",
                 params![node, id.peer],
             )?;
             Ok(Judged::Same)
@@ -904,5 +945,29 @@ fn judge_reporter(
             )?;
             Ok(Judged::New)
         }
+    }
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::*;
+
+    #[test]
+    fn the_refresh_looks_for_the_worst_state_first() {
+        let looked: Vec<&str> = REFRESH_SQL
+            .split("THEN '")
+            .skip(1)
+            .map(|s| s.split('\'').next().unwrap())
+            .collect();
+        let mut want: Vec<State> = State::ALL
+            .into_iter()
+            .filter(|s| *s != State::Operational)
+            .collect();
+        want.sort_by_key(|s| std::cmp::Reverse(s.severity()));
+        assert_eq!(
+            looked,
+            want.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            "REFRESH_SQL must try every failing state, worst first"
+        );
     }
 }

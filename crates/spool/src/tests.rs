@@ -104,7 +104,7 @@ fn pragmas_are_durable_and_schema_is_current() {
     drop(s);
     // Re-opening runs no migration twice.
     let s = f.open();
-    assert_eq!(s.pragma("user_version").unwrap(), "8");
+    assert_eq!(s.pragma("user_version").unwrap(), "9");
 }
 
 #[test]
