@@ -12,11 +12,12 @@
 //!   reload`: `ServiceStatus::speaks`) is skipped: its tests keep what they were. The collector
 //!   on the aggregator follows the same rule, so one Monit state gives one page either way in.
 //! - Services routed to no component are skipped, not errors.
+//! - A service is mapped by `monit_status::observe`, as the collector maps it.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use statusrelay_core::mapping::{self, Mapped};
+use statusrelay_core::mapping;
 use statusrelay_core::monit_status::{self, MonitStatus};
 use statusrelay_core::source::{EventSource, MonitObservation};
 use statusrelay_core::time::Clock;
@@ -46,39 +47,41 @@ pub fn apply(
     let host = status.system.clone().unwrap_or_else(|| config.node_name());
     let mut out = Vec::new();
     for svc in status.services.iter().filter(|s| s.speaks()) {
-        let failing: BTreeSet<&str> = svc.failing().into_iter().collect();
+        let seen_as = monit_status::observe(config, svc, |_| true);
+        let failing: BTreeSet<&str> = seen_as.families.iter().copied().collect();
         let mut applies = Vec::new();
-        for comp in config.route(&svc.name) {
+        for comp in &seen_as.routes {
             let rows: Vec<_> = spool
                 .failing_tests(&comp.name)?
                 .into_iter()
                 .filter(|t| t.host == host && t.service == svc.name)
                 .collect();
             let family_of = |test: &str| mapping::family(test).to_string();
-            for fam in &failing {
-                let Mapped::State(state) =
-                    mapping::state_for(fam, &comp.mapping.0, &config.mapping.0)
-                else {
-                    continue;
-                };
-                if rows.iter().any(|r| family_of(&r.test) == *fam) {
+            let mut fails: Vec<_> = seen_as
+                .failing
+                .iter()
+                .filter(|f| f.component == comp.name)
+                .collect();
+            fails.sort_by_key(|f| f.family);
+            for f in fails {
+                if rows.iter().any(|r| family_of(&r.test) == f.family) {
                     continue;
                 }
                 applies.push(Apply {
-                    rule: comp.nodes,
+                    rule: f.rule,
                     component: comp.name.clone(),
                     host: host.clone(),
                     service: svc.name.clone(),
-                    test: fam.to_string(),
-                    change: TestChange::Fail(state),
+                    test: f.family.to_string(),
+                    change: TestChange::Fail(f.state),
                     // A status document has no words: the page falls back to Monit's name.
                     description: None,
                 });
                 out.push(Difference {
                     component: comp.name.clone(),
                     service: svc.name.clone(),
-                    test: fam.to_string(),
-                    now: Some(state),
+                    test: f.family.to_string(),
+                    now: Some(f.state),
                 });
             }
             let mut cleared = BTreeSet::new();
@@ -109,7 +112,6 @@ pub fn apply(
             continue;
         }
         let ev = NewEvent {
-            origin: "resync".into(),
             host: Some(host.clone()),
             service: Some(svc.name.clone()),
             event: Some("resync".into()),

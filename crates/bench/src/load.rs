@@ -126,13 +126,10 @@ pub fn flusher(bin: &Path, me: &Path, dir: &Path, components: usize, events: usi
         };
         let ev = NewEvent {
             service: Some(format!("svc-{}", i % components)),
-            ..NewEvent::new(
-                "bench",
-                statusrelay_core::EventSource::Monit {
-                    monit: statusrelay_core::RawEvent::default(),
-                    component: None,
-                },
-            )
+            ..NewEvent::new(statusrelay_core::EventSource::Monit {
+                monit: statusrelay_core::RawEvent::default(),
+                component: None,
+            })
         };
         let apply = Apply {
             rule: statusrelay_core::nodes::NodeRule::default(),

@@ -11,6 +11,8 @@
 //!   ([`ServiceStatus::speaks`]): an initialising (`<monitor>2`, the first document after a
 //!   start or `monit reload`) or unmonitored (`0`) service says nothing about its tests. This
 //!   is the one place that rule is written; resync and the collector both ask it.
+//! - "Service, its components, its failing families, the state of each" is [`observe`]: the
+//!   one mapping of a status document, for resync and the collector alike.
 //! - A collected time that does not fit in microseconds is an error, never a wrapped number.
 //! - Anything that is not a Monit status document is an error naming what is missing, never a
 //!   panic and never an empty success.
@@ -170,6 +172,66 @@ fn decode(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     match std::str::from_utf8(bytes) {
         Ok(s) => std::borrow::Cow::Borrowed(s),
         Err(_) => std::borrow::Cow::Owned(bytes.iter().map(|&b| b as char).collect()),
+    }
+}
+
+/// One failing test of a service, as a component shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failing {
+    /// The component's name, and its rule for several nodes.
+    pub component: String,
+    pub rule: crate::nodes::NodeRule,
+    /// The test family (`connection`, `exist`...): the key a test is recorded under.
+    pub family: &'static str,
+    pub state: crate::State,
+}
+
+/// What one service of a status document says, as the config maps it.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    /// The components it feeds (those `allowed` of the ones the config routes it to).
+    pub routes: Vec<crate::ComponentConfig>,
+    /// Its failing test families, whatever the components make of them.
+    pub families: Vec<&'static str>,
+    /// Each failing family on each component it feeds, with the state the component's (or
+    /// the global) mapping gives it; a family mapped to nothing is left out.
+    pub failing: Vec<Failing>,
+}
+
+/// Map one service of a status document: its components (of those the config routes it to,
+/// the ones `allowed`), its failing families, and the state of each on each component. It
+/// says nothing of whether Monit has a word on the service ([`ServiceStatus::speaks`]): the
+/// caller asks.
+pub fn observe(
+    config: &crate::Config,
+    svc: &ServiceStatus,
+    allowed: impl Fn(&str) -> bool,
+) -> Observed {
+    let routes: Vec<_> = config
+        .route(&svc.name)
+        .into_iter()
+        .filter(|c| allowed(&c.name))
+        .collect();
+    let families = svc.failing();
+    let mut failing = Vec::new();
+    for comp in &routes {
+        for fam in &families {
+            if let crate::mapping::Mapped::State(state) =
+                crate::mapping::state_for(fam, &comp.mapping.0, &config.mapping.0)
+            {
+                failing.push(Failing {
+                    component: comp.name.clone(),
+                    rule: comp.nodes,
+                    family: fam,
+                    state,
+                });
+            }
+        }
+    }
+    Observed {
+        routes,
+        families,
+        failing,
     }
 }
 
@@ -442,5 +504,48 @@ mod tests {
             let e = parse(doc.as_bytes()).unwrap_err().to_string();
             assert!(e.contains(want), "{doc}: {e}");
         }
+    }
+
+    #[test]
+    fn observe_maps_a_service_to_its_components_failing_families_and_states() {
+        let config = crate::Config::parse(
+            "[[component]]\nname = \"api\"\nservices = [\"backend\"]\n\
+             [component.mapping]\nconnection = \"partial_outage\"\npermission = \"ignore\"\n\
+             [[component]]\nname = \"db\"\nservices = [\"backend\"]\n",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        // Its connection (0x20) and permission (0x40) tests failing.
+        let svc = ServiceStatus {
+            name: "backend".into(),
+            kind: 3,
+            status: 0x20 | 0x40,
+            monitor: 1,
+            collected_us: None,
+        };
+        let o = observe(&config, &svc, |_| true);
+        assert_eq!(o.routes.len(), 2);
+        assert_eq!(o.families, vec!["connection", "permission"]);
+        let said: Vec<(String, &str, crate::State)> = o
+            .failing
+            .iter()
+            .map(|f| (f.component.clone(), f.family, f.state))
+            .collect();
+        let want = [
+            ("api", "connection", crate::State::PartialOutage),
+            ("db", "connection", crate::State::MajorOutage),
+            ("db", "permission", crate::State::PartialOutage),
+        ];
+        assert_eq!(
+            said,
+            want.iter()
+                .map(|(c, f, s)| (c.to_string(), *f, *s))
+                .collect::<Vec<_>>(),
+            "api ignores permission; db takes the default mapping"
+        );
+        // Only the components allowed.
+        let only_db = observe(&config, &svc, |c| c == "db");
+        assert_eq!(only_db.routes.len(), 1);
+        assert!(only_db.failing.iter().all(|f| f.component == "db"));
     }
 }

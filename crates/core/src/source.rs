@@ -40,6 +40,23 @@ pub enum EventSource {
     Stale { stale: StaleNode },
 }
 
+impl EventSource {
+    /// The word an event from this source is recorded under (the events' `origin`, shown by
+    /// `queue`): one per source, so no caller can say another.
+    pub fn origin(&self) -> &'static str {
+        match self {
+            EventSource::Monit { .. } => "monit",
+            EventSource::Manual { .. } => "event",
+            EventSource::Maintenance { .. } => "maintenance",
+            EventSource::Resync { .. } => "resync",
+            EventSource::Forget { .. } => "nodes",
+            EventSource::Relay { .. } => "relay",
+            EventSource::Collector { .. } => "collector",
+            EventSource::Stale { .. } => "stale",
+        }
+    }
+}
+
 /// A node going stale (silent past `[serve] stale_after` periods) or coming back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StaleNode {

@@ -56,7 +56,6 @@ fn one_shot_families() -> Vec<String> {
 /// record as rejected.
 pub fn plan(config: &Config, raw: &RawEvent, component: Option<&str>) -> Planned {
     let mut event = NewEvent {
-        origin: "monit".into(),
         host: raw.get("MONIT_HOST").map(str::to_string),
         service: raw.get("MONIT_SERVICE").map(str::to_string),
         event: raw.get("MONIT_EVENT").map(str::to_string),
@@ -133,7 +132,6 @@ pub fn plan_manual(
     // A local source: its own namespace ('@'), which no node's name can enter.
     let host = statusrelay_spool::local_source(source);
     let event = NewEvent {
-        origin: "event".into(),
         host: Some(host.clone()),
         service: None,
         event: Some(format!("set {state}")),
@@ -194,7 +192,6 @@ pub fn maintenance_apply(
         }
     };
     let ev = NewEvent {
-        origin: "maintenance".into(),
         host: Some(MAINTENANCE_SOURCE.into()),
         service: None,
         event: Some(

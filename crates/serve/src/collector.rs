@@ -13,7 +13,6 @@
 
 use std::net::SocketAddr;
 
-use statusrelay_core::mapping::{self, Mapped};
 use statusrelay_core::monit_status;
 use statusrelay_core::nodes::Via;
 use statusrelay_core::relay::MAX_FAILING_PER_REQUEST;
@@ -39,18 +38,14 @@ pub fn plan(config: &Config, node: &Node, body: &[u8]) -> Result<Plan, Refusal> 
     let mut keep: Vec<String> = Vec::new();
     let mut unrouted: Vec<(String, String)> = Vec::new();
     for svc in &status.services {
-        let routes: Vec<_> = config
-            .route(&svc.name)
-            .into_iter()
-            .filter(|comp| {
-                node.components
-                    .as_ref()
-                    .is_none_or(|only| only.contains(&comp.name))
-            })
-            .collect();
+        let seen_as = monit_status::observe(config, svc, |c| {
+            node.components
+                .as_ref()
+                .is_none_or(|only| only.iter().any(|o| o == c))
+        });
         // What the node feeds does not depend on Monit's word now: a service initialising
         // still feeds its components, so they are not dropped from the node.
-        for comp in &routes {
+        for comp in &seen_as.routes {
             if !feeds.contains(&comp.name) {
                 feeds.push(comp.name.clone());
             }
@@ -65,29 +60,23 @@ pub fn plan(config: &Config, node: &Node, body: &[u8]) -> Result<Plan, Refusal> 
             status: svc.status,
             host: node.name.clone(),
         });
-        let failing = svc.failing();
-        if routes.is_empty() && !failing.is_empty() {
-            unrouted.push((svc.name.clone(), failing.join(",")));
+        if seen_as.routes.is_empty() && !seen_as.families.is_empty() {
+            unrouted.push((svc.name.clone(), seen_as.families.join(",")));
         }
-        for comp in routes {
-            for fam in &failing {
-                let Mapped::State(state) =
-                    mapping::state_for(fam, &comp.mapping.0, &config.mapping.0)
-                else {
-                    continue;
-                };
-                applies.push(Apply {
-                    component: comp.name.clone(),
-                    rule: comp.nodes,
-                    host: node.name.clone(),
-                    service: svc.name.clone(),
-                    test: fam.to_string(),
-                    change: TestChange::Fail(state),
-                    // Monit's words come with the event that reported the failure; later
-                    // documents have none, and the row keeps the first ones.
-                    description: status.failure_said(&svc.name, fam).and_then(words::said),
-                });
-            }
+        for f in seen_as.failing {
+            applies.push(Apply {
+                rule: f.rule,
+                host: node.name.clone(),
+                service: svc.name.clone(),
+                test: f.family.to_string(),
+                change: TestChange::Fail(f.state),
+                // Monit's words come with the event that reported the failure; later
+                // documents have none, and the row keeps the first ones.
+                description: status
+                    .failure_said(&svc.name, f.family)
+                    .and_then(words::said),
+                component: f.component,
+            });
         }
     }
     if applies.len() > MAX_FAILING_PER_REQUEST {
@@ -103,16 +92,13 @@ pub fn plan(config: &Config, node: &Node, body: &[u8]) -> Result<Plan, Refusal> 
             node.name,
             applies.len()
         )),
-        ..NewEvent::new(
-            "collector",
-            EventSource::Collector {
-                collector: CollectorDocument {
-                    node: node.name.clone(),
-                    collected_us: seq,
-                    services: seen,
-                },
+        ..NewEvent::new(EventSource::Collector {
+            collector: CollectorDocument {
+                node: node.name.clone(),
+                collected_us: seq,
+                services: seen,
             },
-        )
+        })
     };
     Ok(Plan {
         via: Via::Collector,

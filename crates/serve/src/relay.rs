@@ -168,17 +168,14 @@ fn event(name: &str, batch: &RelayBatch, reports: Vec<RelayReport>, failing: usi
         } else {
             Effect::Fail
         }),
-        ..NewEvent::new(
-            "relay",
-            EventSource::Relay {
-                relay: RelayedReport {
-                    node: name.to_string(),
-                    epoch: batch.epoch,
-                    snapshot: batch.snapshot,
-                    reports,
-                },
+        ..NewEvent::new(EventSource::Relay {
+            relay: RelayedReport {
+                node: name.to_string(),
+                epoch: batch.epoch,
+                snapshot: batch.snapshot,
+                reports,
             },
-        )
+        })
     }
 }
 

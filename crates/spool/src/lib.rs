@@ -226,7 +226,6 @@ pub struct Apply {
 /// An event as it is recorded.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
-    pub origin: String,
     pub host: Option<String>,
     pub service: Option<String>,
     pub event: Option<String>,
@@ -239,10 +238,10 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    /// An event from `origin` with nothing known yet but its source.
-    pub fn new(origin: &str, raw: statusrelay_core::EventSource) -> NewEvent {
+    /// An event with nothing known yet but its source (which also says its origin, see
+    /// `EventSource::origin`).
+    pub fn new(raw: statusrelay_core::EventSource) -> NewEvent {
         NewEvent {
-            origin: origin.to_string(),
             host: None,
             service: None,
             event: None,

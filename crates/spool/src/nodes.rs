@@ -389,17 +389,14 @@ impl Spool {
                 let ev = NewEvent {
                     host: Some(node.clone()),
                     description: Some(description.clone()),
-                    ..NewEvent::new(
-                        "stale",
-                        statusrelay_core::EventSource::Stale {
-                            stale: statusrelay_core::source::StaleNode {
-                                node: node.clone(),
-                                stale: true,
-                                silent_ms,
-                                period_ms,
-                            },
+                    ..NewEvent::new(statusrelay_core::EventSource::Stale {
+                        stale: statusrelay_core::source::StaleNode {
+                            node: node.clone(),
+                            stale: true,
+                            silent_ms,
+                            period_ms,
                         },
-                    )
+                    })
                 };
                 let mut recorded =
                     crate::record::record_tx(tx, e, &at, &ev, &[], Default::default())?;

@@ -193,7 +193,7 @@ pub(crate) fn insert_event(
         tx,
         "INSERT INTO events (received_at, origin, host, service, event, description, monit_date, raw, test, effect, status, error)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        params![now, ev.origin, ev.host, ev.service, ev.event, ev.description, ev.monit_date, ev.raw.to_json(), ev.test, ev.effect.map(|x| x.as_str()), status, error],
+        params![now, ev.raw.origin(), ev.host, ev.service, ev.event, ev.description, ev.monit_date, ev.raw.to_json(), ev.test, ev.effect.map(|x| x.as_str()), status, error],
     )?;
     Ok(tx.last_insert_rowid())
 }

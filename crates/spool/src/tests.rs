@@ -43,13 +43,10 @@ impl Drop for Fixture {
 fn ev(service: &str) -> NewEvent {
     NewEvent {
         service: Some(service.into()),
-        ..NewEvent::new(
-            "monit",
-            statusrelay_core::EventSource::Monit {
-                monit: statusrelay_core::RawEvent::default(),
-                component: None,
-            },
-        )
+        ..NewEvent::new(statusrelay_core::EventSource::Monit {
+            monit: statusrelay_core::RawEvent::default(),
+            component: None,
+        })
     }
 }
 

@@ -163,14 +163,11 @@ fn forget(config: &Config, spool: &mut Spool, name: &str) -> Result<String, AppE
         host: Some(name.to_string()),
         description: Some(format!("node {name} forgotten (decommissioned)")),
         effect: Some(Effect::Recover),
-        ..NewEvent::new(
-            "nodes",
-            EventSource::Forget {
-                forget: ForgetNode {
-                    node: name.to_string(),
-                },
+        ..NewEvent::new(EventSource::Forget {
+            forget: ForgetNode {
+                node: name.to_string(),
             },
-        )
+        })
     };
     let rule_of = |c: &str| config.node_rule(c);
     let Some(done) = spool.forget_node(name, &ev, &rule_of)? else {
