@@ -23,7 +23,7 @@ use crate::http::{OverHttp, transport_warnings};
 use crate::relay::Relay;
 use crate::statusio::Statusio;
 use crate::statuspage::Statuspage;
-use crate::{Backend, BackendError, read_token};
+use crate::{Backend, BackendError, Sink, read_token};
 
 /// Build the backend `config` names; what is weak about how it is reached goes to `warn`.
 pub fn from_config(
@@ -31,7 +31,7 @@ pub fn from_config(
     clock: Arc<dyn Clock>,
     shutdown: Option<Arc<AtomicBool>>,
     warn: &mut dyn FnMut(String),
-) -> Result<Box<dyn Backend>, BackendError> {
+) -> Result<Sink, BackendError> {
     let kind = config.backend.kind();
     let r = match &config.backend {
         BackendConfig::Html {
@@ -48,9 +48,9 @@ pub fn from_config(
                     components: g.components.clone(),
                 })
                 .collect();
-            return Ok(Box::new(
+            return Ok(Sink::Page(Box::new(
                 Html::new(dir, title, names, clock).with_layout(groups, *history_days),
-            ));
+            )));
         }
         BackendConfig::Api { remote, .. } => remote,
     };
@@ -75,23 +75,25 @@ pub fn from_config(
     };
     let page = r.page_id.as_deref().unwrap_or_default();
     // The one place that knows which file implements which kind.
-    let backend: Box<dyn Backend> = match kind {
+    let sink = match kind {
         BackendKind::Cachet => {
-            http.wrap(Cachet::new(&url, token, r.timeout).with_version(r.version))?
+            http.page(Cachet::new(&url, token, r.timeout).with_version(r.version))?
         }
-        BackendKind::Cachet3 => http.wrap(Cachet3::new(&url, &r.api_prefix(), token, r.timeout))?,
-        BackendKind::Statuspage => http.wrap(Statuspage::new(&url, page, token, r.timeout))?,
+        BackendKind::Cachet3 => http.page(Cachet3::new(&url, &r.api_prefix(), token, r.timeout))?,
+        BackendKind::Statuspage => http.page(Statuspage::new(&url, page, token, r.timeout))?,
         BackendKind::Statusio => {
             let api_id = r.api_id.as_deref().unwrap_or_default();
-            http.wrap(Statusio::new(&url, page, api_id, token, r.timeout))?
+            http.page(Statusio::new(&url, page, api_id, token, r.timeout))?
         }
-        BackendKind::Relay => http.wrap(
-            Relay::new(&url, &config.node_name(), token, r.timeout)
-                .with_fallbacks(&r.fallback_urls),
-        )?,
+        BackendKind::Relay => Sink::Aggregator(Box::new(
+            http.configure(
+                Relay::new(&url, &config.node_name(), token, r.timeout)
+                    .with_fallbacks(&r.fallback_urls),
+            )?,
+        )),
         BackendKind::Html => unreachable!("built above"),
     };
-    Ok(backend)
+    Ok(sink)
 }
 
 /// What every API client gets: pacing, the trusted CA, the shutdown flag.
@@ -102,10 +104,13 @@ struct Client<'a> {
 }
 
 impl Client<'_> {
-    fn wrap<B: OverHttp + Backend + 'static>(
-        &self,
-        c: B,
-    ) -> Result<Box<dyn Backend>, BackendError> {
+    /// A status page over HTTP, configured.
+    fn page<B: OverHttp + Backend + 'static>(&self, c: B) -> Result<Sink, BackendError> {
+        Ok(Sink::Page(Box::new(self.configure(c)?)))
+    }
+
+    /// Any client over HTTP, with the pacing, the shutdown flag and the CA.
+    fn configure<B: OverHttp>(&self, c: B) -> Result<B, BackendError> {
         let mut c = c.paced(self.pace);
         if let Some(flag) = &self.shutdown {
             c = c.stopped_by(flag.clone());
@@ -113,6 +118,6 @@ impl Client<'_> {
         if let Some(p) = self.pem {
             c = c.with_ca_pem(p)?;
         }
-        Ok(Box::new(c))
+        Ok(c)
     }
 }

@@ -1,6 +1,9 @@
-//! Status page backends behind one trait.
+//! Status page backends behind one trait, and the relay to an aggregator beside it: a
+//! flusher delivers to a [`Sink`], one or the other.
 //!
 //! Invariants:
+//! - [`Backend`] is a status page: it takes states. The aggregator takes a node's failing
+//!   tests ([`relay::Relay`]) and is no `Backend`.
 //! - A backend only talks to its page; it never touches the spool. The flusher owns retries,
 //!   coalescing and bookkeeping. A new backend is one file implementing [`Backend`], one
 //!   variant of `statusrelay_core::config::BackendKind`, and the match arms the compiler then
@@ -92,6 +95,41 @@ pub enum ReadBack {
     Differs(String),
 }
 
+/// Where a flusher delivers: a status page, which takes states, or an aggregator, which
+/// takes the node's failing tests. [`build::from_config`] returns one or the other.
+pub enum Sink {
+    /// A status page (or the built-in one).
+    Page(Box<dyn Backend>),
+    /// The fleet's aggregator (`[backend] kind = "relay"`).
+    Aggregator(Box<relay::Relay>),
+}
+
+impl Sink {
+    /// Stable identity (see [`Backend::identity`]).
+    pub fn identity(&self) -> String {
+        match self {
+            Sink::Page(b) => b.identity(),
+            Sink::Aggregator(r) => r.identity(),
+        }
+    }
+
+    /// Check reachability, write access and that every component exists.
+    pub fn check(&mut self, components: &[ComponentRef]) -> Vec<CheckLine> {
+        match self {
+            Sink::Page(b) => b.check(components),
+            Sink::Aggregator(r) => r.check(components),
+        }
+    }
+
+    /// The status page, when this is one.
+    pub fn page(&mut self) -> Option<&mut (dyn Backend + 'static)> {
+        match self {
+            Sink::Page(b) => Some(b.as_mut()),
+            Sink::Aggregator(_) => None,
+        }
+    }
+}
+
 /// A status page.
 pub trait Backend {
     /// Stable identity ("cachet https://status.example.com"): cached ids and confirmed states
@@ -112,23 +150,6 @@ pub trait Backend {
 
     /// Check reachability, write access and that every component exists.
     fn check(&mut self, components: &[ComponentRef]) -> Vec<CheckLine>;
-
-    /// Does this page take a node's failing tests rather than a state (an aggregator)? Then
-    /// the flusher calls [`Backend::relay`] instead of [`Backend::set_state`].
-    fn wants_tests(&self) -> bool {
-        false
-    }
-
-    /// Deliver a batch of the node's reports (an aggregator); returns its acknowledgement,
-    /// sent only once the aggregator has committed them.
-    fn relay(
-        &mut self,
-        _batch: &statusrelay_core::relay::RelayBatch,
-    ) -> Result<statusrelay_core::relay::RelayAck, BackendError> {
-        Err(BackendError::Protocol(
-            "this status page takes states, not a node's reports".into(),
-        ))
-    }
 
     /// Does the page show `state` on the component now? Asked after a write whose outcome was
     /// unknown (the server may carry it out late, over a newer one).

@@ -18,11 +18,10 @@
 use std::time::Duration;
 
 use serde_json::json;
-use statusrelay_core::State;
 use statusrelay_core::relay::{RelayAck, RelayBatch};
 
 use crate::http::{Api, OverHttp, base64};
-use crate::{Backend, BackendError, CheckLine, ComponentRef};
+use crate::{BackendError, CheckLine, ComponentRef};
 
 /// A client of the fleet's aggregator (and its fallbacks).
 pub struct Relay {
@@ -89,34 +88,15 @@ impl OverHttp for Relay {
     }
 }
 
-impl Backend for Relay {
-    fn identity(&self) -> String {
+impl Relay {
+    /// Stable identity ("relay https://aggregator:8731").
+    pub fn identity(&self) -> String {
         format!("relay {}", self.bases[0])
     }
 
-    /// The aggregator knows components by name.
-    fn resolve(&mut self, component: &ComponentRef) -> Result<String, BackendError> {
-        Ok(component.name.clone())
-    }
-
-    fn set_state(
-        &mut self,
-        _remote_id: &str,
-        component: &ComponentRef,
-        _state: State,
-        _message: Option<&str>,
-    ) -> Result<State, BackendError> {
-        Err(BackendError::Protocol(format!(
-            "{:?}: an aggregator takes a node's failing tests, not a state",
-            component.name
-        )))
-    }
-
-    fn wants_tests(&self) -> bool {
-        true
-    }
-
-    fn relay(&mut self, batch: &RelayBatch) -> Result<RelayAck, BackendError> {
+    /// Deliver a batch of the node's reports; the aggregator's acknowledgement, sent only
+    /// once it has committed them.
+    pub fn relay(&mut self, batch: &RelayBatch) -> Result<RelayAck, BackendError> {
         let body = serde_json::to_value(batch)
             .map_err(|e| BackendError::Protocol(format!("report: {e}")))?;
         let v = self.call("POST", "/v1/reports", Some(body))?;
@@ -134,7 +114,7 @@ impl Backend for Relay {
     }
 
     /// Every aggregator, fallbacks too: each should be ready and take this node's credential.
-    fn check(&mut self, components: &[ComponentRef]) -> Vec<CheckLine> {
+    pub fn check(&mut self, components: &[ComponentRef]) -> Vec<CheckLine> {
         let mut out = Vec::new();
         for base in self.bases.clone() {
             self.api.set_base(&base);

@@ -47,7 +47,7 @@ impl Flusher<'_> {
         if let (false, Ok(Some(id))) = (fresh, self.spool.remote_id(&self.identity, &comp.name)) {
             return Ok(id);
         }
-        let id = self.backend.resolve(comp)?;
+        let id = self.page()?.resolve(comp)?;
         if let Err(e) = self
             .spool
             .set_remote_id(&self.identity, &comp.name, Some(&id))
@@ -58,7 +58,7 @@ impl Flusher<'_> {
     }
 
     pub(crate) fn send(&mut self, c: &Claimed) -> Result<statusrelay_core::State, BackendError> {
-        if self.backend.wants_tests() {
+        if matches!(self.sink, statusrelay_backend::Sink::Aggregator(_)) {
             // An aggregator gets the failing tests behind the state, so it can show which
             // service and test failed on which node and combine the nodes by its own rule.
             self.relay_component(&c.item.component)?;
@@ -86,7 +86,7 @@ impl Flusher<'_> {
     ) -> Result<statusrelay_core::State, BackendError> {
         let comp = comp.clone();
         let id = self.resolve(&comp, false)?;
-        match self.backend.set_state(&id, &comp, state, msg) {
+        match self.page()?.set_state(&id, &comp, state, msg) {
             // A cached id may point at a component deleted and re-created on the page.
             Err(e) if e.is_not_found() && comp.id.is_none() => {
                 warn!(
@@ -95,7 +95,7 @@ impl Flusher<'_> {
                 );
                 let _ = self.spool.set_remote_id(&self.identity, &comp.name, None);
                 let id = self.resolve(&comp, true)?;
-                self.backend.set_state(&id, &comp, state, msg)
+                self.page()?.set_state(&id, &comp, state, msg)
             }
             other => other,
         }

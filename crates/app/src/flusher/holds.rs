@@ -47,7 +47,7 @@ impl Flusher<'_> {
         }
         if item.state == State::Operational
             && self.config.incidents.respect_manual
-            && self.backend.supports_incidents()
+            && self.page_has_incidents()
         {
             let comp = self.component_ref(&item.component);
             let ours = self
@@ -57,7 +57,7 @@ impl Flusher<'_> {
             // If the page cannot be asked now, deliver: the delivery's own retry handles the outage.
             let theirs = self
                 .resolve(&comp, false)
-                .and_then(|id| self.backend.open_incidents(&id));
+                .and_then(|id| self.page()?.open_incidents(&id));
             if let Ok(list) = theirs
                 && let Some(i) = list
                     .into_iter()
@@ -74,6 +74,8 @@ impl Flusher<'_> {
 
     /// The name of an in-progress page maintenance that covers the component, if any.
     pub(super) fn page_maintenance_covering(&mut self, component: &str) -> Option<String> {
+        // An aggregator has no schedule of its own to read: its page holds on the aggregator.
+        self.sink.page()?;
         let mode = self.config.backend.remote()?.schedules;
         if mode == Schedules::Off {
             return None;
@@ -84,7 +86,7 @@ impl Flusher<'_> {
             .as_ref()
             .is_none_or(|(at, _)| now - at >= MAINTENANCE_CACHE_MS)
         {
-            match self.backend.active_maintenance() {
+            match self.page().and_then(|p| p.active_maintenance()) {
                 Ok(list) => self.page_maintenance = Some((now, list)),
                 Err(e) => {
                     warn!("cannot read the page's maintenance schedule (assuming none): {e}");

@@ -54,9 +54,9 @@ impl Flusher<'_> {
         msg: &str,
     ) -> Result<(), BackendError> {
         let m = marker_of(i);
-        for dup in self.backend.open_incidents(remote_id)? {
+        for dup in self.page()?.open_incidents(remote_id)? {
             if dup.id != resolved && dup.carries(&m) {
-                self.backend
+                self.page()?
                     .resolve_incident(&dup.id, remote_id, msg, false)?;
                 info!(
                     "resolved incident #{} for {} too: a duplicate of #{resolved}, opened late by a request whose answer was lost",
@@ -67,9 +67,14 @@ impl Flusher<'_> {
         Ok(())
     }
 
+    /// Is the sink a status page that has incidents (an aggregator has none)?
+    pub(crate) fn page_has_incidents(&self) -> bool {
+        matches!(&self.sink, statusrelay_backend::Sink::Page(p) if p.supports_incidents())
+    }
+
     /// Is `incidents = true` for this component, on a page that has incidents?
     pub(crate) fn incidents_for(&self, component: &str) -> bool {
-        self.backend.supports_incidents()
+        self.page_has_incidents()
             && self
                 .config
                 .components
@@ -193,7 +198,7 @@ impl Flusher<'_> {
             .as_ref()
             .filter(|i| i.status == IncidentStatus::Opening)
         {
-            match self.backend.open_incidents(&id) {
+            match self.page()?.open_incidents(&id) {
                 Err(e) => return Ok(Err(e)),
                 Ok(list) => match list
                     .iter()
@@ -235,7 +240,7 @@ impl Flusher<'_> {
                 self.spool
                     .incident_status(i.id, IncidentStatus::Resolving, None)?;
                 let rid = i.remote_id.clone().unwrap_or_default();
-                match self.backend.resolve_incident(&rid, &id, &msg, notify) {
+                match self.page()?.resolve_incident(&rid, &id, &msg, notify) {
                     Ok(()) => {
                         self.spool
                             .incident_status(i.id, IncidentStatus::Resolved, None)?;
@@ -262,7 +267,7 @@ impl Flusher<'_> {
             {
                 if i.state != item.state {
                     let rid = i.remote_id.clone().unwrap_or_default();
-                    match self.backend.update_incident(&rid, &id, item.state, &msg) {
+                    match self.page()?.update_incident(&rid, &id, item.state, &msg) {
                         Ok(()) => {
                             self.spool.incident_state(i.id, item.state)?;
                             info!(
@@ -281,7 +286,7 @@ impl Flusher<'_> {
             existing => {
                 // A human's incident already speaks for this outage: do not open a second one.
                 if existing.is_none() && self.config.incidents.respect_manual {
-                    match self.backend.open_incidents(&id) {
+                    match self.page()?.open_incidents(&id) {
                         Err(e) => return Ok(Err(e)),
                         Ok(list) => {
                             if let Some(h) = list.iter().find(|p| !p.by_statusrelay()) {
@@ -308,7 +313,7 @@ impl Flusher<'_> {
                 // when the answer to this request is lost.
                 let body = format!("{msg}\n\n{}", marker_of(&intent));
                 match self
-                    .backend
+                    .page()?
                     .open_incident(&id, item.state, &intent.name, &body, notify)
                 {
                     Ok(rid) => {

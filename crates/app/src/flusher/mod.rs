@@ -1,4 +1,5 @@
-//! The flusher: delivers the spool to the status page.
+//! The flusher: delivers the spool to the status page, or, on a relaying node, the node's
+//! failing tests to the aggregator (the `Sink` it is given says which).
 //!
 //! Invariants:
 //! - One flusher per spool, enforced by an exclusive lock on `<spool>.flush.lock`; deliveries a
@@ -13,11 +14,13 @@
 //! - The daemon never exits because the spool stays locked (an operator's sqlite3 shell, a
 //!   backup): it says so and waits. A spool file removed or replaced under it is noticed within
 //!   a poll interval, said at error level, and reopened (the lock taken again on the new path).
-
+//! - Only the page's path asks for the page (`Flusher::page`), only the relay's for the
+//!   aggregator; asking for the other is an error, never a panic.
 //!
 //! The module's files: the loop and its timers (`run`), delivery (`deliver`), incidents and
-//! holds (`incidents`, `holds`), and the upkeep between deliveries (`upkeep`: metrics, resync,
-//! pruning, reading the page back).
+//! holds (`incidents`, `holds`), the relay to an aggregator (`relay`), what an aggregator's page
+//! says (`words`), and the upkeep between deliveries (`upkeep`: metrics, resync, pruning,
+//! reading the page back).
 
 mod deliver;
 mod holds;
@@ -34,7 +37,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use statusrelay_backend::Backend;
+use statusrelay_backend::{Backend, BackendError, Sink};
 use statusrelay_core::Config;
 use statusrelay_core::time::{Clock, rfc3339};
 use statusrelay_spool::retry::RetryPolicy;
@@ -66,7 +69,7 @@ pub fn build_backend(
     config: &Config,
     clock: Arc<dyn Clock>,
     shutdown: Option<Arc<AtomicBool>>,
-) -> Result<Box<dyn Backend>, AppError> {
+) -> Result<Sink, AppError> {
     Ok(statusrelay_backend::build::from_config(
         config,
         clock,
@@ -124,7 +127,8 @@ impl Jitter {
 pub(crate) struct Flusher<'a> {
     pub(crate) config: &'a Config,
     pub(crate) spool: Spool,
-    pub(crate) backend: Box<dyn Backend>,
+    /// The page, or the aggregator (see `statusrelay_backend::Sink`).
+    pub(crate) sink: Sink,
     pub(crate) identity: String,
     policy: RetryPolicy,
     jitter: Jitter,
@@ -136,23 +140,31 @@ pub(crate) struct Flusher<'a> {
     pub(crate) relay: Option<relay::RelayRun>,
 }
 
+impl Flusher<'_> {
+    /// The status page. Only the page's delivery path asks: a relaying node's run relays
+    /// instead (`Run::step`), so an aggregator here is a bug, said as an error, never a panic.
+    pub(crate) fn page(&mut self) -> Result<&mut (dyn Backend + 'static), BackendError> {
+        self.sink.page().ok_or_else(|| {
+            BackendError::Protocol(
+                "an aggregator takes a node's failing tests, not a state: this delivery belongs to a status page".into(),
+            )
+        })
+    }
+}
+
 /// Run the flusher until shutdown (or, with `once`, until nothing is due).
-pub fn flush(
-    config: &Config,
-    backend: Box<dyn Backend>,
-    opts: FlushOptions,
-) -> Result<FlushReport, AppError> {
+pub fn flush(config: &Config, sink: Sink, opts: FlushOptions) -> Result<FlushReport, AppError> {
     let lock = take_lock(config)?;
     let spool = statusrelay_spool::Spool::open(&config.spool, opts.clock.clone())?;
     let started = opts.clock.now_ms();
     let pid = std::process::id();
     let d = &config.delivery;
-    let identity = backend.identity();
+    let identity = sink.identity();
     info!("flushing {} to {identity}", config.spool.display());
     let mut f = Flusher {
         config,
         spool,
-        backend,
+        sink,
         identity,
         policy: RetryPolicy {
             base: d.backoff_base,

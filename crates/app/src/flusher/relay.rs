@@ -127,10 +127,20 @@ impl Flusher<'_> {
         })
     }
 
+    /// The aggregator this node relays to.
+    fn aggregator(&mut self) -> Result<&mut statusrelay_backend::relay::Relay, BackendError> {
+        match &mut self.sink {
+            statusrelay_backend::Sink::Aggregator(r) => Ok(r),
+            statusrelay_backend::Sink::Page(_) => Err(BackendError::Protocol(
+                "a status page takes states, not a node's reports".into(),
+            )),
+        }
+    }
+
     /// Deliver one component's present failing tests.
     pub(crate) fn relay_component(&mut self, component: &str) -> Result<(), BackendError> {
         let batch = self.relay_batch(&[component], false)?;
-        let ack = self.backend.relay(&batch)?;
+        let ack = self.aggregator()?.relay(&batch)?;
         if let Some(run) = self.relay.as_mut() {
             run.acknowledged(&ack);
         }
@@ -168,7 +178,7 @@ impl Flusher<'_> {
             .collect();
         let sent = self
             .relay_batch(&names, true)
-            .and_then(|b| self.backend.relay(&b).map(|ack| (b, ack)));
+            .and_then(|b| self.aggregator()?.relay(&b).map(|ack| (b, ack)));
         let run = self.relay.as_mut().expect("checked above");
         match sent {
             Ok((b, ack)) => {

@@ -32,7 +32,7 @@ impl Run {
     pub(super) fn start(&mut self, f: &mut Flusher<'_>) -> Result<(), AppError> {
         self.reclaim_claims(f)?;
         f.spool.heartbeat(self.pid, self.started)?;
-        if f.backend.wants_tests() {
+        if matches!(f.sink, statusrelay_backend::Sink::Aggregator(_)) {
             // A new run (or a new spool): a new epoch, and a snapshot is owed.
             let start = f.spool.relay_start()?;
             if let Some(old) = start.restarted {

@@ -80,7 +80,7 @@ impl Fixture {
     fn flush(&self, page: MemoryPage) -> Result<FlushReport, AppError> {
         flush(
             &self.config,
-            Box::new(page),
+            statusrelay_backend::Sink::Page(Box::new(page)),
             FlushOptions {
                 once: true,
                 poll: Duration::from_millis(1),
