@@ -139,19 +139,7 @@ pub async fn serve(
             .unwrap_or(0);
         if held >= limits.max_connections_per_peer {
             // Said once a minute per peer; the connection is closed unanswered.
-            let now = Instant::now();
-            if capped
-                .get(&key)
-                .is_none_or(|t| now.saturating_duration_since(*t) >= Duration::from_secs(60))
-            {
-                if capped.len() > 4096 {
-                    capped.clear();
-                }
-                capped.insert(key, now);
-                warn!(
-                    "{key} holds {held} connections, the most [serve] max_connections_per_peer allows: its next ones are closed"
-                );
-            }
+            say_capped(&mut capped, key, held);
             continue;
         }
         let permit = match slots.clone().try_acquire_owned() {
@@ -183,22 +171,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let (id, conn) = table.lock().unwrap_or_else(|p| p.into_inner()).add(key);
-        let marked = conn.clone();
-        // One layer per connection: the peer and the connection for the handlers, and the
-        // mark that it is answering a request (then it is never closed to make room).
-        let app = app.clone().layer(axum::middleware::from_fn(
-            move |mut req: axum::extract::Request, next: axum::middleware::Next| {
-                let c = marked.clone();
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req.extensions_mut().insert(c.clone());
-                async move {
-                    c.busy.fetch_add(1, Ordering::Relaxed);
-                    let r = next.run(req).await;
-                    c.busy.fetch_sub(1, Ordering::Relaxed);
-                    r
-                }
-            },
-        ));
+        let app = with_conn(&app, peer, conn.clone());
         let (tls, stop, open, table) = (tls.clone(), stop.clone(), open.clone(), table.clone());
         tokio::spawn(async move {
             let _permit = permit;
@@ -229,6 +202,42 @@ pub async fn serve(
     }
 }
 
+/// The router for one connection: the peer and the connection for the handlers, and the mark
+/// that it is answering a request (then it is never closed to make room).
+fn with_conn(app: &Router, peer: SocketAddr, conn: Arc<Conn>) -> Router {
+    app.clone().layer(axum::middleware::from_fn(
+        move |mut req: axum::extract::Request, next: axum::middleware::Next| {
+            let c = conn.clone();
+            req.extensions_mut().insert(ConnectInfo(peer));
+            req.extensions_mut().insert(c.clone());
+            async move {
+                c.busy.fetch_add(1, Ordering::Relaxed);
+                let r = next.run(req).await;
+                c.busy.fetch_sub(1, Ordering::Relaxed);
+                r
+            }
+        },
+    ))
+}
+
+/// Say, once a minute per peer, that a peer holds the most connections it may.
+fn say_capped(capped: &mut HashMap<IpAddr, Instant>, key: IpAddr, held: usize) {
+    let now = Instant::now();
+    if capped
+        .get(&key)
+        .is_none_or(|t| now.saturating_duration_since(*t) >= Duration::from_secs(60))
+    {
+        if capped.len() > 4096 {
+            capped.clear();
+        }
+        capped.insert(key, now);
+        warn!(
+            "{key} holds {held} connections, the most [serve] max_connections_per_peer allows: its next ones are closed"
+        );
+    }
+}
+
+/// Until `stop` is set (looked at every 100 ms).
 pub(crate) async fn stopped(stop: &AtomicBool) {
     while !stop.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(100)).await;

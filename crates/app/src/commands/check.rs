@@ -35,52 +35,7 @@ pub fn check(config: &Config, online: bool, clock: Arc<dyn Clock>) -> Result<Str
     let mut backend = build_backend(config, clock, None)?;
     let _ = writeln!(out, "config OK: {src}");
     let _ = writeln!(out, "  spool:   {}", config.spool.display());
-    let kind = config.backend.kind();
-    match (&config.backend, config.backend.remote()) {
-        (_, Some(r)) => {
-            let from = r
-                .token_file
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .or(r.token_env.as_ref().map(|v| format!("${v}")))
-                .unwrap_or_default();
-            let what = kind.label();
-            let page = r
-                .page_id
-                .as_ref()
-                .map(|p| format!(", page {p}"))
-                .unwrap_or_default();
-            let pace = r.min_interval_for(kind);
-            let pace = if pace.is_zero() {
-                String::new()
-            } else {
-                format!(", one request per {}", duration::format(pace))
-            };
-            let _ = writeln!(
-                out,
-                "  backend: {what} at {}{page} (token from {from}, timeout {}{pace})",
-                r.url_for(kind),
-                duration::format(r.timeout),
-            );
-            if let Some(ca) = &r.ca_file {
-                let _ = writeln!(out, "  trusted CA: {}", ca.display());
-            }
-        }
-        // A node with Monit alone writes no page: Monit pushes to the aggregator.
-        (BackendConfig::Html { .. }, None) if config.collector.is_some() => {
-            let c = config.collector.as_ref().expect("matched");
-            let _ = writeln!(
-                out,
-                "  node:    {}, Monit alone: it pushes to {} (`monit-config` writes the line); no page is written here",
-                config.node.as_deref().unwrap_or("-"),
-                c.url
-            );
-        }
-        (BackendConfig::Html { dir, .. }, None) => {
-            let _ = writeln!(out, "  backend: static page in {}", dir.display());
-        }
-        _ => {}
-    }
+    describe_backend(config, &mut out);
     if let Some(sv) = &config.serve {
         // The certificate is loaded exactly as `serve` will: a bad one fails here, not at 3 a.m.
         let tls = match (&sv.tls_cert, &sv.tls_key) {
@@ -146,4 +101,55 @@ pub fn check(config: &Config, online: bool, clock: Arc<dyn Clock>) -> Result<Str
         }
     }
     Ok(out)
+}
+
+/// Where the flusher delivers, as the config says: the page's kind, URL, token source,
+/// timeout and pacing; the static page's directory; or Monit alone pushing to an aggregator.
+fn describe_backend(config: &Config, out: &mut String) {
+    let kind = config.backend.kind();
+    match (&config.backend, config.backend.remote()) {
+        (_, Some(r)) => {
+            let from = r
+                .token_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .or(r.token_env.as_ref().map(|v| format!("${v}")))
+                .unwrap_or_default();
+            let what = kind.label();
+            let page = r
+                .page_id
+                .as_ref()
+                .map(|p| format!(", page {p}"))
+                .unwrap_or_default();
+            let pace = r.min_interval_for(kind);
+            let pace = if pace.is_zero() {
+                String::new()
+            } else {
+                format!(", one request per {}", duration::format(pace))
+            };
+            let _ = writeln!(
+                out,
+                "  backend: {what} at {}{page} (token from {from}, timeout {}{pace})",
+                r.url_for(kind),
+                duration::format(r.timeout),
+            );
+            if let Some(ca) = &r.ca_file {
+                let _ = writeln!(out, "  trusted CA: {}", ca.display());
+            }
+        }
+        // A node with Monit alone writes no page: Monit pushes to the aggregator.
+        (BackendConfig::Html { .. }, None) if config.collector.is_some() => {
+            let c = config.collector.as_ref().expect("matched");
+            let _ = writeln!(
+                out,
+                "  node:    {}, Monit alone: it pushes to {} (`monit-config` writes the line); no page is written here",
+                config.node.as_deref().unwrap_or("-"),
+                c.url
+            );
+        }
+        (BackendConfig::Html { dir, .. }, None) => {
+            let _ = writeln!(out, "  backend: static page in {}", dir.display());
+        }
+        _ => {}
+    }
 }

@@ -186,61 +186,7 @@ pub fn replay(
     if let Some(from) = elsewhere {
         move_rejected(config, &mut spool, from, a, &mut out)?;
     } else if a.rejected || !events.is_empty() {
-        let all = spool.rejected_events()?;
-        for id in &events {
-            if !all.iter().any(|r| r.id == *id) {
-                return Err(AppError::NoSuchItem(format!("e{id}")));
-            }
-        }
-        for r in all
-            .iter()
-            .filter(|r| events.is_empty() || events.contains(&r.id))
-        {
-            let Some(planned) = plan_rejected(config, r) else {
-                let _ = writeln!(out, "e{}: raw event is unreadable; left as rejected", r.id);
-                continue;
-            };
-            match planned {
-                Ok(p)
-                    if a.component
-                        .is_some_and(|c| !p.applies.iter().any(|x| x.component == c)) => {}
-                Ok(p) => {
-                    if a.dry_run {
-                        let _ = writeln!(
-                            out,
-                            "e{}: would apply ({} test change(s))",
-                            r.id,
-                            p.applies.len()
-                        );
-                    } else {
-                        let rec = spool.record(&p.event, &p.applies, Some(r.id))?;
-                        let changes: Vec<String> = rec
-                            .changes
-                            .iter()
-                            .map(|c| {
-                                format!("{} -> {} (delivery {})", c.component, c.to, c.outbox_id)
-                            })
-                            .collect();
-                        let _ = writeln!(
-                            out,
-                            "e{}: applied{}",
-                            r.id,
-                            if changes.is_empty() {
-                                "; no state change".into()
-                            } else {
-                                format!("; {}", changes.join(", "))
-                            }
-                        );
-                    }
-                }
-                Err(rej) => {
-                    if !a.dry_run {
-                        spool.set_rejected_error(r.id, &rej.reason.to_string())?;
-                    }
-                    let _ = writeln!(out, "e{}: still rejected: {}", r.id, rej.reason);
-                }
-            }
-        }
+        replay_rejected(config, &mut spool, &events, a, &mut out)?;
     }
     if let Some(since) = since {
         let from = now - since.as_millis() as i64;
@@ -283,4 +229,69 @@ pub fn replay(
         out.push_str("dry run: nothing changed\n");
     }
     Ok(out)
+}
+
+/// Apply the rejected events asked for (`events`, or all of them) again, each as the config
+/// now plans it; one still rejected keeps its new reason.
+fn replay_rejected(
+    config: &Config,
+    spool: &mut statusrelay_spool::Spool,
+    events: &[i64],
+    a: &ReplayArgs<'_>,
+    out: &mut String,
+) -> Result<(), AppError> {
+    let all = spool.rejected_events()?;
+    for id in events {
+        if !all.iter().any(|r| r.id == *id) {
+            return Err(AppError::NoSuchItem(format!("e{id}")));
+        }
+    }
+    for r in all
+        .iter()
+        .filter(|r| events.is_empty() || events.contains(&r.id))
+    {
+        let Some(planned) = plan_rejected(config, r) else {
+            let _ = writeln!(out, "e{}: raw event is unreadable; left as rejected", r.id);
+            continue;
+        };
+        match planned {
+            Ok(p)
+                if a.component
+                    .is_some_and(|c| !p.applies.iter().any(|x| x.component == c)) => {}
+            Ok(p) => {
+                if a.dry_run {
+                    let _ = writeln!(
+                        out,
+                        "e{}: would apply ({} test change(s))",
+                        r.id,
+                        p.applies.len()
+                    );
+                } else {
+                    let rec = spool.record(&p.event, &p.applies, Some(r.id))?;
+                    let changes: Vec<String> = rec
+                        .changes
+                        .iter()
+                        .map(|c| format!("{} -> {} (delivery {})", c.component, c.to, c.outbox_id))
+                        .collect();
+                    let _ = writeln!(
+                        out,
+                        "e{}: applied{}",
+                        r.id,
+                        if changes.is_empty() {
+                            "; no state change".into()
+                        } else {
+                            format!("; {}", changes.join(", "))
+                        }
+                    );
+                }
+            }
+            Err(rej) => {
+                if !a.dry_run {
+                    spool.set_rejected_error(r.id, &rej.reason.to_string())?;
+                }
+                let _ = writeln!(out, "e{}: still rejected: {}", r.id, rej.reason);
+            }
+        }
+    }
+    Ok(())
 }

@@ -88,51 +88,14 @@ pub fn run(
     let shutdown = super::stop_on_signals()?;
     // Ingest rings it after a commit that changed a component: delivery starts at once.
     let doorbell = Arc::new(statusrelay_spool::Doorbell::default());
-    let delivery = {
-        let (config, clock, shutdown) = (config.clone(), clock.clone(), shutdown.clone());
-        let opts = FlushOptions {
-            metrics_file: a.metrics_file.clone(),
-            once: false,
-            poll: Duration::from_millis(200),
-            shutdown: shutdown.clone(),
-            clock: clock.clone(),
-            doorbell: Some(doorbell.clone()),
-        };
-        std::thread::spawn(move || {
-            let r = retry_corrupt(&*clock, || {
-                let backend =
-                    flusher::build_backend(&config, clock.clone(), Some(shutdown.clone()))?;
-                flusher::flush(&config, backend, opts.clone())
-            });
-            // A flusher that cannot run (another one holds the spool) stops the aggregator.
-            shutdown.store(true, Ordering::SeqCst);
-            r
-        })
-    };
+    let delivery = start_delivery(&config, a, &clock, &shutdown, &doorbell);
     let mut ingest = Ingest::new(config.clone(), clock);
     ingest.doorbell = doorbell;
     let ingest = Arc::new(ingest);
-    // Open the spool before listening: `/ready` is true from the first request on. A spool
-    // another process holds (a config manager's `nodes add` creating it) is waited out, as
-    // the flusher waits; anything else stops the aggregator.
-    let mut said = false;
-    loop {
-        match ingest.open_now() {
-            Ok(()) => break,
-            Err(statusrelay_serve::ServeError::Spool(e))
-                if e.is_busy() && !shutdown.load(Ordering::SeqCst) =>
-            {
-                if !said {
-                    warn!("{e}; waiting for it");
-                    said = true;
-                }
-            }
-            Err(e) => {
-                shutdown.store(true, Ordering::SeqCst);
-                let _ = delivery.join();
-                return Err(e.into());
-            }
-        }
+    if let Err(e) = open_waiting(&ingest, &shutdown) {
+        shutdown.store(true, Ordering::SeqCst);
+        let _ = delivery.join();
+        return Err(e.into());
     }
     let stop = shutdown.clone();
     let limits = Limits {
@@ -153,6 +116,58 @@ pub fn run(
         r.sent, r.retried, r.dead
     );
     Ok(String::new())
+}
+
+/// The aggregator's own flusher, on a thread of its own; its end (another one holds the
+/// spool) stops the aggregator.
+fn start_delivery(
+    config: &Config,
+    a: &ServeArgs,
+    clock: &Arc<dyn Clock>,
+    shutdown: &Arc<std::sync::atomic::AtomicBool>,
+    doorbell: &Arc<statusrelay_spool::Doorbell>,
+) -> std::thread::JoinHandle<Result<flusher::FlushReport, AppError>> {
+    let (config, clock, shutdown) = (config.clone(), clock.clone(), shutdown.clone());
+    let opts = FlushOptions {
+        metrics_file: a.metrics_file.clone(),
+        once: false,
+        poll: Duration::from_millis(200),
+        shutdown: shutdown.clone(),
+        clock: clock.clone(),
+        doorbell: Some(doorbell.clone()),
+    };
+    std::thread::spawn(move || {
+        let r = retry_corrupt(&*clock, || {
+            let sink = flusher::build_backend(&config, clock.clone(), Some(shutdown.clone()))?;
+            flusher::flush(&config, sink, opts.clone())
+        });
+        shutdown.store(true, Ordering::SeqCst);
+        r
+    })
+}
+
+/// Open the spool before listening: `/ready` is true from the first request on. A spool
+/// another process holds (a config manager's `nodes add` creating it) is waited out, as the
+/// flusher waits; anything else is the error.
+fn open_waiting(
+    ingest: &Ingest,
+    shutdown: &std::sync::atomic::AtomicBool,
+) -> Result<(), statusrelay_serve::ServeError> {
+    let mut said = false;
+    loop {
+        match ingest.open_now() {
+            Ok(()) => return Ok(()),
+            Err(statusrelay_serve::ServeError::Spool(e))
+                if e.is_busy() && !shutdown.load(Ordering::SeqCst) =>
+            {
+                if !said {
+                    warn!("{e}; waiting for it");
+                    said = true;
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Listen on `addr`, or say why not and what to do.

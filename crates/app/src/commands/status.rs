@@ -44,7 +44,7 @@ pub fn status(config: &Config, json_out: bool, clock: Arc<dyn Clock>) -> Result<
     let backend = build_backend(config, Arc::new(statusrelay_core::time::SystemClock), None)
         .map(|b| b.identity())
         .ok();
-    let comps: Vec<(String, State, Option<State>, i64)> = spool
+    let comps: Vec<Shown> = spool
         .desired()?
         .into_iter()
         .map(|(c, st, t)| {
@@ -55,32 +55,67 @@ pub fn status(config: &Config, json_out: bool, clock: Arc<dyn Clock>) -> Result<
         })
         .collect();
     if json_out {
-        return Ok(json!({
-            "spool": config.spool, "events": s.events, "rejected_events": s.rejected_events,
-            "pending": s.pending, "held": s.held, "in_flight": s.sending, "dead": s.dead,
-            "oldest_pending_age_seconds": s.oldest_pending_at.map(|t| (now - t) / 1000),
-            "flusher": {"alive": alive, "pid": s.flusher_pid, "heartbeat_at": s.flusher_heartbeat_at.map(rfc3339)},
-            "last_success_at": s.last_success_at.map(rfc3339),
-            "last_error": s.last_error, "last_error_at": s.last_error_at.map(rfc3339),
-            "components": comps.iter().map(|(c, st, page, t)| {
-                let failing: Vec<_> = spool.failing_tests(c).unwrap_or_default().into_iter().map(|f| json!({
-                    "host": f.host, "service": f.service, "test": f.test, "state": f.state,
-                    "since": rfc3339(f.since),
-                })).collect();
-                let nodes: Vec<_> = spool.component_nodes(c).unwrap_or_default().into_iter()
-                    .map(|(n, stale)| json!({"name": n, "stale": stale})).collect();
-                json!({"name": c, "desired": st, "page": page, "changed_at": rfc3339(*t),
-                       "failing": failing, "nodes": nodes})
-            }).collect::<Vec<_>>(),
-            // What the aggregator does not take from its nodes: never silent.
-            "node_troubles": spool.nodes().unwrap_or_default().iter()
-                .filter(|n| super::nodes::node_troubles(&spool, n, now).is_ok_and(|t| !t.is_empty()))
-                .map(|n| super::nodes::node_json(&spool, n))
-                .collect::<Vec<_>>(),
-        })
-        .to_string()
-            + "\n");
+        return Ok(as_json(config, &spool, &s, alive, &comps, now));
     }
+    let mut out = summary(config, &s, alive, now);
+    if !comps.is_empty() {
+        let _ = writeln!(out, "components:");
+        for c in &comps {
+            component(&mut out, config, &spool, backend.as_deref(), c, now)?;
+        }
+    }
+    // What the aggregator does not take from its nodes (see `nodes`): never silent.
+    for n in spool.nodes()? {
+        let troubles = super::nodes::node_troubles(&spool, &n, now)?;
+        if !troubles.is_empty() {
+            let _ = write!(out, "node {}:\n{troubles}", n.name);
+        }
+    }
+    Ok(out)
+}
+
+/// A component as `status` lists it: its desired state, what the page was confirmed to show,
+/// when it changed.
+type Shown = (String, State, Option<State>, i64);
+
+/// `status --json`.
+fn as_json(
+    config: &Config,
+    spool: &statusrelay_spool::Spool,
+    s: &statusrelay_spool::Stats,
+    alive: bool,
+    comps: &[Shown],
+    now: i64,
+) -> String {
+    json!({
+        "spool": config.spool, "events": s.events, "rejected_events": s.rejected_events,
+        "pending": s.pending, "held": s.held, "in_flight": s.sending, "dead": s.dead,
+        "oldest_pending_age_seconds": s.oldest_pending_at.map(|t| (now - t) / 1000),
+        "flusher": {"alive": alive, "pid": s.flusher_pid, "heartbeat_at": s.flusher_heartbeat_at.map(rfc3339)},
+        "last_success_at": s.last_success_at.map(rfc3339),
+        "last_error": s.last_error, "last_error_at": s.last_error_at.map(rfc3339),
+        "components": comps.iter().map(|(c, st, page, t)| {
+            let failing: Vec<_> = spool.failing_tests(c).unwrap_or_default().into_iter().map(|f| json!({
+                "host": f.host, "service": f.service, "test": f.test, "state": f.state,
+                "since": rfc3339(f.since),
+            })).collect();
+            let nodes: Vec<_> = spool.component_nodes(c).unwrap_or_default().into_iter()
+                .map(|(n, stale)| json!({"name": n, "stale": stale})).collect();
+            json!({"name": c, "desired": st, "page": page, "changed_at": rfc3339(*t),
+                   "failing": failing, "nodes": nodes})
+        }).collect::<Vec<_>>(),
+        // What the aggregator does not take from its nodes: never silent.
+        "node_troubles": spool.nodes().unwrap_or_default().iter()
+            .filter(|n| super::nodes::node_troubles(spool, n, now).is_ok_and(|t| !t.is_empty()))
+            .map(|n| super::nodes::node_json(spool, n))
+            .collect::<Vec<_>>(),
+    })
+    .to_string()
+        + "\n"
+}
+
+/// The spool, the flusher, the queue, the last delivery and error, in lines.
+fn summary(config: &Config, s: &statusrelay_spool::Stats, alive: bool, now: i64) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -121,86 +156,87 @@ pub fn status(config: &Config, json_out: bool, clock: Arc<dyn Clock>) -> Result<
     if let (Some(e), Some(t)) = (&s.last_error, s.last_error_at) {
         let _ = writeln!(out, "error:     {} ({})", e, rel(now, t));
     }
-    if !comps.is_empty() {
-        let _ = writeln!(out, "components:");
-        for (c, st, page, t) in &comps {
-            let page = match page {
-                Some(p) if p == st => "shown on the page".to_string(),
-                Some(p) => format!("page shows {p}"),
-                None => "not confirmed on the page yet".to_string(),
-            };
-            let _ = writeln!(out, "  {c}: {st} since {} ({page})", rel(now, *t));
-            for f in spool.failing_tests(c)? {
-                let _ = writeln!(
-                    out,
-                    "    {} on {}: {} failing since {} -> {}",
-                    f.service,
-                    f.host,
-                    f.test,
-                    rel(now, f.since),
-                    f.state
-                );
-            }
-            let nodes = spool.component_nodes(c)?;
-            if !nodes.is_empty() {
-                let rule = config.node_rule(c);
-                let stale_as = match rule.stale.state() {
-                    Some(s) => format!("counts as {s}"),
-                    None => "left out".into(),
-                };
-                let list: Vec<String> = nodes
-                    .iter()
-                    .map(|(n, stale)| {
-                        if *stale {
-                            format!("{n} (STALE, {stale_as})")
-                        } else {
-                            n.clone()
-                        }
-                    })
-                    .collect();
-                let how = if rule.counts() {
-                    "nodes counted"
+    out
+}
+
+/// One component's lines: its state, its failing tests, its nodes, its incident and
+/// maintenance.
+fn component(
+    out: &mut String,
+    config: &Config,
+    spool: &statusrelay_spool::Spool,
+    backend: Option<&str>,
+    (c, st, page, t): &Shown,
+    now: i64,
+) -> Result<(), AppError> {
+    let page = match page {
+        Some(p) if p == st => "shown on the page".to_string(),
+        Some(p) => format!("page shows {p}"),
+        None => "not confirmed on the page yet".to_string(),
+    };
+    let _ = writeln!(out, "  {c}: {st} since {} ({page})", rel(now, *t));
+    for f in spool.failing_tests(c)? {
+        let _ = writeln!(
+            out,
+            "    {} on {}: {} failing since {} -> {}",
+            f.service,
+            f.host,
+            f.test,
+            rel(now, f.since),
+            f.state
+        );
+    }
+    let nodes = spool.component_nodes(c)?;
+    if !nodes.is_empty() {
+        let rule = config.node_rule(c);
+        let stale_as = match rule.stale.state() {
+            Some(s) => format!("counts as {s}"),
+            None => "left out".into(),
+        };
+        let list: Vec<String> = nodes
+            .iter()
+            .map(|(n, stale)| {
+                if *stale {
+                    format!("{n} (STALE, {stale_as})")
                 } else {
-                    "worst of"
-                };
-                let _ = writeln!(out, "    nodes ({how}): {}", list.join(", "));
-            }
-            if let Some(b) = backend.as_deref()
-                && let Some(i) = spool.open_incident(b, c)?
-            {
-                let id = i
-                    .remote_id
-                    .as_deref()
-                    .map(|r| format!("#{r}"))
-                    .unwrap_or_else(|| "(being opened)".into());
-                let _ = writeln!(
-                    out,
-                    "    incident {id} {:?} {} since {}",
-                    i.name,
-                    i.status,
-                    rel(now, i.opened_at.unwrap_or(i.intent_at))
-                );
-            }
-            if let Some(w) = spool.maintenance_active(c)? {
-                let why = w
-                    .reason
-                    .as_deref()
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default();
-                let _ = writeln!(
-                    out,
-                    "    maintenance until {}{why}: updates are held",
-                    rfc3339(w.ends_at)
-                );
-            }
-        }
+                    n.clone()
+                }
+            })
+            .collect();
+        let how = if rule.counts() {
+            "nodes counted"
+        } else {
+            "worst of"
+        };
+        let _ = writeln!(out, "    nodes ({how}): {}", list.join(", "));
     }
-    // What the aggregator does not take from its nodes (see `nodes`): never silent.
-    for n in spool.nodes()? {
-        let troubles = super::nodes::node_troubles(&spool, &n, now)?;
-        if !troubles.is_empty() {
-            let _ = write!(out, "node {}:\n{troubles}", n.name);
-        }
+    if let Some(b) = backend
+        && let Some(i) = spool.open_incident(b, c)?
+    {
+        let id = i
+            .remote_id
+            .as_deref()
+            .map(|r| format!("#{r}"))
+            .unwrap_or_else(|| "(being opened)".into());
+        let _ = writeln!(
+            out,
+            "    incident {id} {:?} {} since {}",
+            i.name,
+            i.status,
+            rel(now, i.opened_at.unwrap_or(i.intent_at))
+        );
     }
-    Ok(out)
+    if let Some(w) = spool.maintenance_active(c)? {
+        let why = w
+            .reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    maintenance until {}{why}: updates are held",
+            rfc3339(w.ends_at)
+        );
+    }
+    Ok(())
 }

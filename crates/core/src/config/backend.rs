@@ -304,9 +304,8 @@ pub struct BackendTable {
 const API_KINDS: &str = "\"cachet\", \"cachet3\", \"statuspage\", \"statusio\" or \"relay\"";
 
 impl BackendTable {
-    /// The settings of the configured kind; the error is (key, message) for a key that does not
-    /// apply to it.
-    pub fn into_config(self) -> Result<BackendConfig, (String, String)> {
+    /// A key set for another kind of page is an error naming the kinds it applies to.
+    fn refuse_foreign_keys(&self) -> Result<(), (String, String)> {
         let kind = self.kind;
         let only = |set: bool, key: &str, kinds: &str| {
             if set {
@@ -377,6 +376,14 @@ impl BackendTable {
             "fallback_urls",
             "\"relay\"",
         )?;
+        Ok(())
+    }
+
+    /// The settings of the configured kind; the error is (key, message) for a key that does not
+    /// apply to it.
+    pub fn into_config(self) -> Result<BackendConfig, (String, String)> {
+        self.refuse_foreign_keys()?;
+        let kind = self.kind;
         for u in self.fallback_urls.iter().flatten() {
             if !(u.starts_with("http://") || u.starts_with("https://")) || u.contains('@') {
                 return Err((
