@@ -21,7 +21,9 @@
 //! (claim and finish), `page` (what the page was confirmed to show, ids, read-backs), `replay`,
 //! `upkeep` (heartbeat, pruning, stats), `incidents` (incidents and maintenance windows),
 //! `corrupt` (a command run again on a fresh spool), `doorbell` (a commit said to the flusher
-//! in the same process), and the fleet's: `nodes`, `credentials`, `liveness`, `relay`.
+//! in the same process), and the fleet's: `report` (a node's report recorded) with `judge`
+//! (the one decision on it), `nodes`, `credentials`, `liveness` (reports that change
+//! nothing), `relay` (a relaying node's side).
 
 pub mod corrupt;
 pub mod doorbell;
@@ -474,6 +476,7 @@ mod page;
 mod record;
 mod relay;
 mod replay;
+mod report;
 mod upkeep;
 
 use deliver::row_item;

@@ -39,11 +39,11 @@ impl Spool {
     pub fn report_is_noop(&self, report: &NodeReport<'_>, applies: &[Apply]) -> Result<bool> {
         // The transaction's own decision (`judge`): only a routine report may skip it.
         let Some(mut marks) =
-            crate::record::read_marks(&self.conn, report.node).map_err(self.err())?
+            crate::report::read_marks(&self.conn, report.node).map_err(self.err())?
         else {
             return Ok(false);
         };
-        marks.feeds = crate::record::read_feeds(&self.conn, report.node).map_err(self.err())?;
+        marks.feeds = crate::report::read_feeds(&self.conn, report.node).map_err(self.err())?;
         if !matches!(
             crate::judge(&marks, report),
             crate::Verdict::Apply { routine: true, .. }
