@@ -198,63 +198,17 @@ impl Flusher<'_> {
             .as_ref()
             .filter(|i| i.status == IncidentStatus::Opening)
         {
-            match self.page()?.open_incidents(&id) {
-                Err(e) => return Ok(Err(e)),
-                Ok(list) => match list
-                    .iter()
-                    .find(|p| p.carries(&marker_of(i)))
-                    // Pages that list no incident text: the name, if no statusrelay wrote it.
-                    .or_else(|| {
-                        list.iter()
-                            .find(|p| p.name == i.name && !p.by_statusrelay())
-                    })
-                    .cloned()
-                {
-                    Some(found) => {
-                        info!(
-                            "incident #{} for {} was opened by an earlier attempt whose answer was lost: using it, not opening another",
-                            found.id, item.component
-                        );
-                        self.spool.incident_opened(i.id, &found.id, i.state)?;
-                    }
-                    None if item.state == State::Operational => {
-                        self.spool.incident_status(
-                            i.id,
-                            IncidentStatus::Lost,
-                            Some("never confirmed by the page; nothing to resolve"),
-                        )?;
-                    }
-                    None => {} // Not on the page: open it below, under the same intent.
-                },
+            if let Err(e) = self.find_lost_opening(i, item, &id)? {
+                return Ok(Err(e));
             }
             open = self.spool.open_incident(&self.identity, &item.component)?;
         }
 
         if item.state == State::Operational {
-            if let Some(i) = open.filter(|i| i.status != IncidentStatus::Opening) {
-                let vars = self.template_vars(item, Some(&i))?;
-                let msg = template::render(
-                    "Resolved: {component} is operational again after {duration}.",
-                    &vars,
-                );
-                self.spool
-                    .incident_status(i.id, IncidentStatus::Resolving, None)?;
-                let rid = i.remote_id.clone().unwrap_or_default();
-                match self.page()?.resolve_incident(&rid, &id, &msg, notify) {
-                    Ok(()) => {
-                        self.spool
-                            .incident_status(i.id, IncidentStatus::Resolved, None)?;
-                        info!(
-                            "resolved incident #{rid} for {} after {}",
-                            item.component, vars["duration"]
-                        );
-                        if let Err(e) = self.resolve_duplicates(&i, &rid, &id, &msg) {
-                            return Ok(Err(e));
-                        }
-                    }
-                    Err(e) if e.is_not_found() => self.deleted_on_page(&i, "")?,
-                    Err(e) => return Ok(Err(e)),
-                }
+            if let Some(i) = open.filter(|i| i.status != IncidentStatus::Opening)
+                && let Err(e) = self.resolve_open(&i, item, &id, notify)?
+            {
+                return Ok(Err(e));
             }
             return Ok(self.send_state(&comp, State::Operational, None));
         }
@@ -300,34 +254,125 @@ impl Flusher<'_> {
                     }
                 }
                 let name = template::render(&name_t, &vars);
-                let intent = match existing {
-                    Some(i) => i,
-                    None => self.spool.incident_intent(
-                        &self.identity,
-                        &item.component,
-                        &name,
-                        item.state,
-                    )?,
-                };
-                // The marker lets a later lookup tell this incident from a human's, and find it
-                // when the answer to this request is lost.
-                let body = format!("{msg}\n\n{}", marker_of(&intent));
-                match self
-                    .page()?
-                    .open_incident(&id, item.state, &intent.name, &body, notify)
-                {
-                    Ok(rid) => {
-                        self.spool.incident_opened(intent.id, &rid, item.state)?;
-                        info!(
-                            "opened incident #{rid} {:?} for {}",
-                            intent.name, item.component
-                        );
-                    }
-                    Err(e) => return Ok(Err(e)),
+                if let Err(e) = self.open_new(existing, item, &id, &name, &msg, notify)? {
+                    return Ok(Err(e));
                 }
                 // Cachet sets the component with the incident; set it explicitly all the same.
                 Ok(self.send_state(&comp, item.state, Some(&msg)))
             }
         }
+    }
+
+    /// Open the outage's incident: under the intent an earlier attempt recorded, or a new one
+    /// recorded first, so a lost answer is found again by its marker.
+    fn open_new(
+        &mut self,
+        existing: Option<Incident>,
+        item: &statusrelay_spool::Item,
+        id: &str,
+        name: &str,
+        msg: &str,
+        notify: bool,
+    ) -> Result<Result<(), BackendError>, AppError> {
+        let intent = match existing {
+            Some(i) => i,
+            None => {
+                self.spool
+                    .incident_intent(&self.identity, &item.component, name, item.state)?
+            }
+        };
+        // The marker lets a later lookup tell this incident from a human's, and find it
+        // when the answer to this request is lost.
+        let body = format!("{msg}\n\n{}", marker_of(&intent));
+        match self
+            .page()?
+            .open_incident(id, item.state, &intent.name, &body, notify)
+        {
+            Ok(rid) => {
+                self.spool.incident_opened(intent.id, &rid, item.state)?;
+                info!(
+                    "opened incident #{rid} {:?} for {}",
+                    intent.name, item.component
+                );
+            }
+            Err(e) => return Ok(Err(e)),
+        }
+        Ok(Ok(()))
+    }
+
+    /// An incident whose opening answer was lost: found on the page by its marker (or, on
+    /// pages that list no text, by its name) and adopted; not there and the component back,
+    /// it is marked lost; not there and still failing, it is opened below under the same
+    /// intent.
+    fn find_lost_opening(
+        &mut self,
+        i: &Incident,
+        item: &statusrelay_spool::Item,
+        id: &str,
+    ) -> Result<Result<(), BackendError>, AppError> {
+        match self.page()?.open_incidents(id) {
+            Err(e) => return Ok(Err(e)),
+            Ok(list) => match list
+                .iter()
+                .find(|p| p.carries(&marker_of(i)))
+                // Pages that list no incident text: the name, if no statusrelay wrote it.
+                .or_else(|| {
+                    list.iter()
+                        .find(|p| p.name == i.name && !p.by_statusrelay())
+                })
+                .cloned()
+            {
+                Some(found) => {
+                    info!(
+                        "incident #{} for {} was opened by an earlier attempt whose answer was lost: using it, not opening another",
+                        found.id, item.component
+                    );
+                    self.spool.incident_opened(i.id, &found.id, i.state)?;
+                }
+                None if item.state == State::Operational => {
+                    self.spool.incident_status(
+                        i.id,
+                        IncidentStatus::Lost,
+                        Some("never confirmed by the page; nothing to resolve"),
+                    )?;
+                }
+                None => {} // Not on the page: open it below, under the same intent.
+            },
+        }
+        Ok(Ok(()))
+    }
+
+    /// The component is operational again: resolve its incident (and any duplicate of it).
+    fn resolve_open(
+        &mut self,
+        i: &Incident,
+        item: &statusrelay_spool::Item,
+        id: &str,
+        notify: bool,
+    ) -> Result<Result<(), BackendError>, AppError> {
+        let vars = self.template_vars(item, Some(i))?;
+        let msg = template::render(
+            "Resolved: {component} is operational again after {duration}.",
+            &vars,
+        );
+        self.spool
+            .incident_status(i.id, IncidentStatus::Resolving, None)?;
+        let rid = i.remote_id.clone().unwrap_or_default();
+        match self.page()?.resolve_incident(&rid, id, &msg, notify) {
+            Ok(()) => {
+                self.spool
+                    .incident_status(i.id, IncidentStatus::Resolved, None)?;
+                info!(
+                    "resolved incident #{rid} for {} after {}",
+                    item.component, vars["duration"]
+                );
+                if let Err(e) = self.resolve_duplicates(i, &rid, id, &msg) {
+                    return Ok(Err(e));
+                }
+            }
+            Err(e) if e.is_not_found() => self.deleted_on_page(i, "")?,
+            Err(e) => return Ok(Err(e)),
+        }
+        Ok(Ok(()))
     }
 }
