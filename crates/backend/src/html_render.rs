@@ -192,6 +192,47 @@ fn outage(o: &Outage, now: i64) -> String {
 /// `index.html`.
 pub fn page(doc: &PageDoc, now: i64) -> String {
     let mut body = String::new();
+    open_and_maintenance(&mut body, doc, now);
+    groups(&mut body, doc, now);
+    past(&mut body, doc, now);
+    let headline = match doc.overall {
+        State::Operational => "All systems operational".to_string(),
+        s => s.label().to_string(),
+    };
+    format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
+<title>{title}</title>
+<link rel="alternate" type="application/atom+xml" title="Incidents" href="feed.atom">
+<style>
+{style}</style>
+</head>
+<body>
+<header>
+<h1>{title}</h1>
+<p class="overall {ost}" role="status" data-state="{ost}"><span aria-hidden="true">{osym}</span> {headline}</p>
+</header>
+<main>
+{body}</main>
+<footer>Last updated {upd}. Machine-readable: <a href="status.json">status.json</a> · Incidents feed: <a href="feed.atom">feed.atom</a></footer>
+</body>
+</html>
+"#,
+        title = escape(&doc.title),
+        ost = doc.overall.as_str(),
+        osym = symbol(doc.overall),
+        headline = escape(&headline),
+        upd = time(now),
+        style = STYLE,
+    )
+}
+
+/// The open incidents and the components under maintenance, at the top.
+fn open_and_maintenance(body: &mut String, doc: &PageDoc, now: i64) {
     let open: Vec<&Outage> = doc
         .incidents
         .iter()
@@ -228,6 +269,10 @@ pub fn page(doc: &PageDoc, now: i64) -> String {
         }
         body.push_str("</ul></section>\n");
     }
+}
+
+/// The components, by group (the ungrouped last, as "Other"), each group with its worst state.
+fn groups(body: &mut String, doc: &PageDoc, now: i64) {
     let find = |n: &str| doc.components.iter().find(|c| c.name == n);
     let grouped: Vec<&str> = doc
         .groups
@@ -273,6 +318,10 @@ pub fn page(doc: &PageDoc, now: i64) -> String {
         }
         body.push_str("</ul></section>\n");
     }
+}
+
+/// The resolved incidents of the history window.
+fn past(body: &mut String, doc: &PageDoc, now: i64) {
     let past: Vec<&Outage> = doc
         .incidents
         .iter()
@@ -290,84 +339,54 @@ pub fn page(doc: &PageDoc, now: i64) -> String {
         body.push_str(&outage(o, now));
     }
     body.push_str("</section>\n");
-    let headline = match doc.overall {
-        State::Operational => "All systems operational".to_string(),
-        s => s.label().to_string(),
-    };
-    format!(
-        r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="color-scheme" content="light dark">
-<title>{title}</title>
-<link rel="alternate" type="application/atom+xml" title="Incidents" href="feed.atom">
-<style>
-:root {{ color-scheme: light dark; font-family: system-ui, sans-serif; line-height: 1.4;
-  --bg: #fff; --fg: #1f2328; --muted: #59636e; --line: #d1d9e0; --card: #f6f8fa;
-  --ok: #1a7f37; --perf: #9a6700; --partial: #bc4c00; --major: #cf222e; --maint: #0969da; --unknown: #59636e; --nodata: #d1d9e0; }}
-@media (prefers-color-scheme: dark) {{ :root {{
-  --bg: #0d1117; --fg: #e6edf3; --muted: #9198a1; --line: #3d444d; --card: #151b23;
-  --ok: #3fb950; --perf: #d29922; --partial: #f0883e; --major: #f85149; --maint: #58a6ff; --unknown: #9198a1; --nodata: #3d444d; }} }}
-body {{ background: var(--bg); color: var(--fg); max-width: 56rem; margin: 0 auto; padding: 1rem; }}
-h1 {{ font-size: 1.6rem; margin: .5rem 0 1rem; }}
-h2 {{ font-size: 1.15rem; margin: 1.5rem 0 .5rem; display: flex; gap: .75rem; align-items: center; flex-wrap: wrap; }}
-h3 {{ font-size: 1rem; margin: 0 0 .25rem; }}
-ul {{ list-style: none; padding: 0; margin: 0; }}
-.overall {{ padding: 1rem; border-radius: .5rem; font-size: 1.2rem; font-weight: 600; background: var(--major); }}
-.overall.operational {{ background: var(--ok); }} .overall.performance_issues {{ background: var(--perf); }}
-.overall.partial_outage {{ background: var(--partial); }} .overall.under_maintenance {{ background: var(--maint); }}
-.overall.unknown {{ background: var(--unknown); }}
+}
 
-.group ul.components {{ border: 1px solid var(--line); border-radius: .5rem; }}
-li.component {{ padding: .75rem 1rem; border-top: 1px solid var(--line); }}
-li.component:first-child {{ border-top: 0; }}
-.row {{ display: flex; justify-content: space-between; gap: .5rem; flex-wrap: wrap; }}
-.name {{ font-weight: 600; }}
-.badge {{ font-weight: 600; white-space: nowrap; }}
-.message {{ margin: .25rem 0 0; color: var(--muted); font-size: .9rem; overflow-wrap: anywhere; }}
-.operational {{ color: var(--ok); }} .performance_issues {{ color: var(--perf); }}
-.partial_outage {{ color: var(--partial); }} .major_outage {{ color: var(--major); }}
-.under_maintenance {{ color: var(--maint); }} .unknown {{ color: var(--unknown); }}
-.overall .badge {{ color: inherit; }}
+/// The page's style: both colour schemes, the banner at WCAG AA contrast.
+const STYLE: &str = r#":root { color-scheme: light dark; font-family: system-ui, sans-serif; line-height: 1.4;
+  --bg: #fff; --fg: #1f2328; --muted: #59636e; --line: #d1d9e0; --card: #f6f8fa;
+  --ok: #1a7f37; --perf: #9a6700; --partial: #bc4c00; --major: #cf222e; --maint: #0969da; --unknown: #59636e; --nodata: #d1d9e0; }
+@media (prefers-color-scheme: dark) { :root {
+  --bg: #0d1117; --fg: #e6edf3; --muted: #9198a1; --line: #3d444d; --card: #151b23;
+  --ok: #3fb950; --perf: #d29922; --partial: #f0883e; --major: #f85149; --maint: #58a6ff; --unknown: #9198a1; --nodata: #3d444d; } }
+body { background: var(--bg); color: var(--fg); max-width: 56rem; margin: 0 auto; padding: 1rem; }
+h1 { font-size: 1.6rem; margin: .5rem 0 1rem; }
+h2 { font-size: 1.15rem; margin: 1.5rem 0 .5rem; display: flex; gap: .75rem; align-items: center; flex-wrap: wrap; }
+h3 { font-size: 1rem; margin: 0 0 .25rem; }
+ul { list-style: none; padding: 0; margin: 0; }
+.overall { padding: 1rem; border-radius: .5rem; font-size: 1.2rem; font-weight: 600; background: var(--major); }
+.overall.operational { background: var(--ok); } .overall.performance_issues { background: var(--perf); }
+.overall.partial_outage { background: var(--partial); } .overall.under_maintenance { background: var(--maint); }
+.overall.unknown { background: var(--unknown); }
+
+.group ul.components { border: 1px solid var(--line); border-radius: .5rem; }
+li.component { padding: .75rem 1rem; border-top: 1px solid var(--line); }
+li.component:first-child { border-top: 0; }
+.row { display: flex; justify-content: space-between; gap: .5rem; flex-wrap: wrap; }
+.name { font-weight: 600; }
+.badge { font-weight: 600; white-space: nowrap; }
+.message { margin: .25rem 0 0; color: var(--muted); font-size: .9rem; overflow-wrap: anywhere; }
+.operational { color: var(--ok); } .performance_issues { color: var(--perf); }
+.partial_outage { color: var(--partial); } .major_outage { color: var(--major); }
+.under_maintenance { color: var(--maint); } .unknown { color: var(--unknown); }
+.overall .badge { color: inherit; }
 /* The banner's text on its state colour, at WCAG AA (4.5:1) or better in both schemes: white
    on the light scheme's dark colours (4.9:1 at worst), near-black on the dark scheme's light
    ones (5.6:1). `p.overall` outranks the state classes that colour other text. */
-p.overall {{ color: #fff; }}
-@media (prefers-color-scheme: dark) {{ p.overall {{ color: #0d1117; }} }}
-.bar {{ display: flex; gap: 1px; height: 1.75rem; margin-top: .5rem; }}
-.day {{ flex: 1; border-radius: 1px; background: var(--nodata); }}
-.day.operational {{ background: var(--ok); }} .day.performance_issues {{ background: var(--perf); }}
-.day.partial_outage {{ background: var(--partial); }} .day.major_outage {{ background: var(--major); }}
-.day.under_maintenance {{ background: var(--maint); }}
-.legend {{ display: flex; justify-content: space-between; font-size: .75rem; color: var(--muted); }}
-.incident {{ background: var(--card); border: 1px solid var(--line); border-radius: .5rem; padding: .75rem 1rem; margin: .5rem 0; }}
-.incident .span, .updates {{ font-size: .85rem; color: var(--muted); overflow-wrap: anywhere; }}
-.updates li {{ margin-top: .25rem; }}
-footer {{ margin: 2rem 0 1rem; font-size: .85rem; color: var(--muted); }}
-a {{ color: var(--maint); }}
-@media (max-width: 40rem) {{ .bar {{ height: 1.25rem; }} body {{ padding: .5rem; }} }}
-</style>
-</head>
-<body>
-<header>
-<h1>{title}</h1>
-<p class="overall {ost}" role="status" data-state="{ost}"><span aria-hidden="true">{osym}</span> {headline}</p>
-</header>
-<main>
-{body}</main>
-<footer>Last updated {upd}. Machine-readable: <a href="status.json">status.json</a> · Incidents feed: <a href="feed.atom">feed.atom</a></footer>
-</body>
-</html>
-"#,
-        title = escape(&doc.title),
-        ost = doc.overall.as_str(),
-        osym = symbol(doc.overall),
-        headline = escape(&headline),
-        upd = time(now),
-    )
-}
+p.overall { color: #fff; }
+@media (prefers-color-scheme: dark) { p.overall { color: #0d1117; } }
+.bar { display: flex; gap: 1px; height: 1.75rem; margin-top: .5rem; }
+.day { flex: 1; border-radius: 1px; background: var(--nodata); }
+.day.operational { background: var(--ok); } .day.performance_issues { background: var(--perf); }
+.day.partial_outage { background: var(--partial); } .day.major_outage { background: var(--major); }
+.day.under_maintenance { background: var(--maint); }
+.legend { display: flex; justify-content: space-between; font-size: .75rem; color: var(--muted); }
+.incident { background: var(--card); border: 1px solid var(--line); border-radius: .5rem; padding: .75rem 1rem; margin: .5rem 0; }
+.incident .span, .updates { font-size: .85rem; color: var(--muted); overflow-wrap: anywhere; }
+.updates li { margin-top: .25rem; }
+footer { margin: 2rem 0 1rem; font-size: .85rem; color: var(--muted); }
+a { color: var(--maint); }
+@media (max-width: 40rem) { .bar { height: 1.25rem; } body { padding: .5rem; } }
+"#;
 
 /// `feed.atom`: one entry per outage, updated at its latest step.
 pub fn atom(doc: &PageDoc, now: i64) -> String {
