@@ -39,6 +39,9 @@ use crate::group::{Group, Job};
 use crate::http::Refusal;
 use crate::{ServeError, auth, error, timed, warn};
 
+/// The page cache of the aggregator's connection, in KiB (SQLite's default is 2 MiB).
+const SPOOL_CACHE_KIB: u32 = 16 * 1024;
+
 /// What every request needs.
 pub struct Ingest {
     pub config: Config,
@@ -223,6 +226,9 @@ impl Ingest {
     fn bounded(&self, mut spool: Spool) -> Spool {
         if let Err(e) = spool.set_busy_timeout(self.serve.request_timeout / 2) {
             warn!("could not bound the spool's busy wait: {e}");
+        }
+        if let Err(e) = spool.set_cache_kib(SPOOL_CACHE_KIB) {
+            warn!("could not size the spool's page cache: {e}");
         }
         spool
     }

@@ -126,6 +126,15 @@ impl Spool {
         self.conn.busy_timeout(d).map_err(e)
     }
 
+    /// Let SQLite cache up to `kib` KiB of the file's pages (its default is 2 MiB): a
+    /// long-running aggregator reads the same nodes, feeds and tests rows at every report.
+    pub fn set_cache_kib(&mut self, kib: u32) -> Result<()> {
+        let e = self.err();
+        self.conn
+            .pragma_update(None, "cache_size", -i64::from(kib))
+            .map_err(e)
+    }
+
     pub(crate) fn configure(&mut self) -> Result<()> {
         let e = self.err();
         self.conn.busy_timeout(BUSY_TIMEOUT).map_err(&e)?;
