@@ -132,7 +132,7 @@ impl Sink {
 
 /// A status page.
 pub trait Backend {
-    /// Stable identity ("cachet https://status.example.com"): cached ids and confirmed states
+    /// Stable identity (`cachet https://status.example.com`): cached ids and confirmed states
     /// are keyed by it, so pointing the config at another page starts from a clean slate.
     fn identity(&self) -> String;
 

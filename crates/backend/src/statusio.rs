@@ -81,7 +81,7 @@ fn envelope_error(v: &Value, what: &str) -> Option<BackendError> {
 }
 
 impl Statusio {
-    /// `url` is the API root (https://api.status.io/v2); `page` the status page id.
+    /// `url` is the API root (`https://api.status.io/v2`); `page` the status page id.
     pub fn new(url: &str, page: &str, api_id: &str, key: String, timeout: Duration) -> Statusio {
         Statusio {
             api: Api::new(

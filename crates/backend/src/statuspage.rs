@@ -45,7 +45,7 @@ pub struct Statuspage {
 }
 
 impl Statuspage {
-    /// `url` is the API root (https://api.statuspage.io/v1).
+    /// `url` is the API root (`https://api.statuspage.io/v1`).
     pub fn new(url: &str, page_id: &str, key: String, timeout: Duration) -> Statuspage {
         let base = format!("{}/pages/{page_id}", url.trim_end_matches('/'));
         Statuspage {

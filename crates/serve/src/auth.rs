@@ -13,9 +13,9 @@
 //!   (its declared length, or `max_body` when it declares none) until it is answered.
 //! - Refusals are logged aggregated per peer: the first of a minute in full (the claimed name
 //!   cut to 64 characters and escaped), the rest counted and said once when the minute is
-//!   over (`flush_log`, from the sweeper). A flood writes a line a minute per peer.
+//!   over (`flush_log`, from the sweep). A flood writes a line a minute per peer.
 //! - A known node refused here (a wrong secret, over its rate) is counted in memory and
-//!   written with the sweeper's next pass, so `nodes` and `status` show it.
+//!   written with the sweep's next pass, so `nodes` and `status` show it.
 //! - Peers are addresses, IPv6 by /64 (one host holds a whole /64); every per-peer table is
 //!   bounded, and an entry whose minute is over is dropped.
 
@@ -205,7 +205,7 @@ pub struct Gate {
     failures: Mutex<Failures>,
     log: Mutex<RefusalLog>,
     /// Refusals of known nodes (a wrong secret, over the rate) not yet written to the spool:
-    /// node -> (what it was told, how many); `take_refusals` hands them to the sweeper.
+    /// node -> (what it was told, how many); `take_refusals` hands them to the sweep.
     refused: Mutex<HashMap<String, (String, u64)>>,
     budget: Arc<Semaphore>,
     budget_kib: u32,
@@ -426,7 +426,7 @@ impl Gate {
         t
     }
 
-    /// Say the refusals counted in minutes now over (the sweeper calls this every second).
+    /// Say the refusals counted in minutes now over (the sweep calls this every second).
     pub fn flush_log(&self) {
         let lines = self
             .log

@@ -3,7 +3,7 @@
 //!
 //! Invariants:
 //! - A request's report is planned and checked alone (under the spool's lock, `Ingest::prepare`),
-//!   then queued here as a [`Job`]. One waiting request at a time is the committer: it takes
+//!   then queued here as a `Job`. One waiting request at a time is the committer: it takes
 //!   the spool's lock, then the queued jobs in order (at most [`MAX_GROUP`] jobs or about
 //!   [`MAX_FAILING_PER_REQUEST`] failing tests), records them in one transaction, settles each,
 //!   and hands every job its answer before it lets the lock go. Every other request waits for

@@ -3,11 +3,12 @@
 //! spool, whichever way it came in.
 //!
 //! Invariants:
-//! - Both ways in (`relay`, `collector`) end in [`Ingest::take`]: the mark checked against
-//!   the aggregator's clock, the announced period clamped, the report recorded in one
-//!   transaction (or only noted when it changes nothing, see `coalesce`), the flusher's
-//!   doorbell rung when a component changed, then the verdict said (`verdict`). The answer is
-//!   sent only after the commit.
+//! - Both ways in (`relay`, `collector`) end in `Ingest::report`: the node looked up, the
+//!   body planned, the mark checked against the aggregator's clock, the announced period
+//!   clamped; then the report is only noted when it changes nothing (`coalesce`), or queued
+//!   and recorded with the others waiting at that moment in one transaction (`group`), the
+//!   flusher's doorbell rung when a component changed, and the verdict said (`verdict`). The
+//!   answer is sent only after the commit.
 //! - A node is who its credential says, checked on the headers (`auth`); here it is only
 //!   looked up again, since it may have been forgotten in between (401).
 //! - One connection to the spool serves every request, one at a time, on the worker that took
@@ -71,7 +72,7 @@ pub(crate) struct Shared {
 /// What the aggregator keeps in memory about its nodes (one process writes the spool).
 #[derive(Default)]
 pub(crate) struct Memory {
-    /// What unchanged reports left to write (see `record_or_touch`).
+    /// What unchanged reports left to write (see `coalesce`).
     pub(crate) pending: Pending,
     /// The nodes' silence on the monotonic clock; loaded from the spool at the first open.
     pub(crate) liveness: Option<Liveness>,
@@ -86,7 +87,7 @@ pub(crate) struct Memory {
 }
 
 /// What a report (a relayed batch, a Monit document) asks to record, planned without the
-/// spool: `relay::plan` and `collector::plan` make it, [`Ingest::take`] applies it.
+/// spool: `relay::plan` and `collector::plan` make it, `Ingest::report` takes it in.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub via: Via,

@@ -6,7 +6,7 @@
 //! - Two ways in, one model: `POST /v1/reports` (a node's statusrelay relaying its spool,
 //!   `relay`) and `POST /collector` (a node's Monit pushing its status document, as to
 //!   M/Monit, `collector`). Each is planned by a pure function, then taken into the spool by
-//!   one step (`Ingest::take`), ordered by the node's sequence (a collector document's is the
+//!   one step (`Ingest::report`), ordered by the node's sequence (a collector document's is the
 //!   time Monit collected it, never its arrival).
 //! - A node is who its credential says (HTTP basic auth: node name and secret, checked against
 //!   the stored hash); nothing in a body names a node. An unknown node or a wrong secret is

@@ -15,7 +15,7 @@ pub enum SpoolError {
         source: rusqlite::Error,
     },
     /// SQLite found the file damaged in the middle of an operation (a bad b-tree page): the
-    /// caller moves it aside with [`move_aside`] (given the file's inode, so a spool somebody
+    /// caller moves it aside with [`move_aside`](crate::move_aside) (given the file's inode, so a spool somebody
     /// already replaced is left alone) and starts a fresh one.
     #[error("spool {path} is corrupt: {source}")]
     CorruptFile {
@@ -123,12 +123,12 @@ impl SpoolError {
         })
     }
 
-    /// Is the spool file damaged (move it aside with [`move_aside`] and start afresh)?
+    /// Is the spool file damaged (move it aside with [`move_aside`](crate::move_aside) and start afresh)?
     pub fn is_corrupt(&self) -> bool {
         matches!(self, SpoolError::CorruptFile { .. })
     }
 
-    /// Did SQLite run out of memory (on a fixed heap, see [`heap`])?
+    /// Did SQLite run out of memory (on a fixed heap, see [`heap`](crate::heap))?
     pub fn is_out_of_memory(&self) -> bool {
         matches!(self, SpoolError::Sqlite { source, .. }
             if source.sqlite_error_code() == Some(rusqlite::ErrorCode::OutOfMemory))
