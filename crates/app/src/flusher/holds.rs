@@ -7,6 +7,7 @@
 //! - An incident carrying statusrelay's marker is never a human's, so it never holds anything.
 //! - Expiry of a local window is recorded by the flusher, never inferred silently.
 
+use statusrelay_backend::PageMaintenance;
 use statusrelay_core::State;
 use statusrelay_core::config::Schedules;
 use statusrelay_core::time::rfc3339;
@@ -20,6 +21,44 @@ use crate::{AppError, info, warn};
 const RECHECK_MS: i64 = 30_000;
 /// How long the page's maintenance list is trusted.
 const MAINTENANCE_CACHE_MS: i64 = 60_000;
+
+/// The page's maintenance schedule as last read, and when: read again after
+/// [`MAINTENANCE_CACHE_MS`], so a delivery does not cost a request for it.
+#[derive(Default)]
+pub(crate) struct PageSchedule {
+    read: Option<(i64, Vec<PageMaintenance>)>,
+}
+
+impl PageSchedule {
+    /// Is it due to be read again?
+    fn stale(&self, now: i64) -> bool {
+        self.read
+            .as_ref()
+            .is_none_or(|(at, _)| now - at >= MAINTENANCE_CACHE_MS)
+    }
+
+    /// What the page says now (nothing, when it could not be read: a schedule is never
+    /// guessed).
+    fn read(&mut self, now: i64, list: Vec<PageMaintenance>) {
+        self.read = Some((now, list));
+    }
+
+    /// The name of the first maintenance that covers the component: every one with
+    /// `schedules = "all"`; else one that names it (by name in its title or text, or by name or
+    /// the page's id among its components).
+    fn covering(&self, mode: Schedules, component: &str, remote: Option<&str>) -> Option<String> {
+        let lc = component.to_lowercase();
+        self.read.as_ref()?.1.iter().find_map(|m| {
+            let covers = mode == Schedules::All
+                || m.name.to_lowercase().contains(&lc)
+                || m.message.to_lowercase().contains(&lc)
+                || m.components
+                    .iter()
+                    .any(|c| c == component || Some(c.as_str()) == remote);
+            covers.then(|| m.name.clone())
+        })
+    }
+}
 
 impl Flusher<'_> {
     /// Should this delivery wait? Returns until when, and why.
@@ -81,32 +120,20 @@ impl Flusher<'_> {
             return None;
         }
         let now = self.spool.now();
-        if self
-            .page_maintenance
-            .as_ref()
-            .is_none_or(|(at, _)| now - at >= MAINTENANCE_CACHE_MS)
-        {
-            match self.page().and_then(|p| p.active_maintenance()) {
-                Ok(list) => self.page_maintenance = Some((now, list)),
+        if self.schedule.stale(now) {
+            let list = match self.page().and_then(|p| p.active_maintenance()) {
+                Ok(list) => list,
                 Err(e) => {
                     warn!("cannot read the page's maintenance schedule (assuming none): {e}");
-                    self.page_maintenance = Some((now, Vec::new()));
+                    Vec::new()
                 }
-            }
+            };
+            self.schedule.read(now, list);
         }
         // Pages often list a maintenance's components by id only: resolve (and cache) ours.
         let comp = self.component_ref(component);
         let remote = self.resolve(&comp, false).ok();
-        let lc = component.to_lowercase();
-        self.page_maintenance.as_ref()?.1.iter().find_map(|m| {
-            let covers = mode == Schedules::All
-                || m.name.to_lowercase().contains(&lc)
-                || m.message.to_lowercase().contains(&lc)
-                || m.components
-                    .iter()
-                    .any(|c| c == component || Some(c) == remote.as_ref());
-            covers.then(|| m.name.clone())
-        })
+        self.schedule.covering(mode, component, remote.as_deref())
     }
 
     /// End expired local maintenance windows: a shown window's state is cleared, held
@@ -130,5 +157,65 @@ impl Flusher<'_> {
             self.spool.release_held(Some(&w.component))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule() -> PageSchedule {
+        let mut s = PageSchedule::default();
+        s.read(
+            1_000,
+            vec![
+                PageMaintenance {
+                    name: "Database upgrade".into(),
+                    message: "The DB cluster is read-only".into(),
+                    components: vec![],
+                },
+                PageMaintenance {
+                    name: "Network work".into(),
+                    message: String::new(),
+                    components: vec!["42".into()],
+                },
+            ],
+        );
+        s
+    }
+
+    #[test]
+    fn a_page_maintenance_covers_what_it_names_by_name_text_or_id() {
+        let s = schedule();
+        let on = Schedules::ByName;
+        assert_eq!(
+            s.covering(on, "database", None).as_deref(),
+            Some("Database upgrade"),
+            "by name, whatever the case"
+        );
+        assert_eq!(
+            s.covering(on, "db cluster", None).as_deref(),
+            Some("Database upgrade"),
+            "by its text"
+        );
+        assert_eq!(
+            s.covering(on, "edge", Some("42")).as_deref(),
+            Some("Network work"),
+            "by the page's id among its components"
+        );
+        assert_eq!(s.covering(on, "mail", Some("7")), None);
+        assert_eq!(
+            s.covering(Schedules::All, "mail", None).as_deref(),
+            Some("Database upgrade"),
+            "schedules = all: every maintenance covers every component"
+        );
+    }
+
+    #[test]
+    fn the_schedule_is_read_again_after_a_minute() {
+        let s = schedule();
+        assert!(!s.stale(1_000 + MAINTENANCE_CACHE_MS - 1));
+        assert!(s.stale(1_000 + MAINTENANCE_CACHE_MS));
+        assert!(PageSchedule::default().stale(0), "never read");
     }
 }

@@ -134,8 +134,8 @@ pub(crate) struct Flusher<'a> {
     jitter: Jitter,
     claim: String,
     report: FlushReport,
-    /// Page maintenance in progress, and when it was asked (unix ms).
-    pub(crate) page_maintenance: Option<(i64, Vec<statusrelay_backend::PageMaintenance>)>,
+    /// The page's maintenance schedule, as last read (see `holds::PageSchedule`).
+    pub(crate) schedule: holds::PageSchedule,
     /// Relaying to an aggregator: this run's epoch and snapshot timer.
     pub(crate) relay: Option<relay::RelayRun>,
 }
@@ -175,7 +175,7 @@ pub fn flush(config: &Config, sink: Sink, opts: FlushOptions) -> Result<FlushRep
         jitter: Jitter(started as u64 ^ ((pid as u64) << 32)),
         claim: format!("{pid}-{started}"),
         report: FlushReport::default(),
-        page_maintenance: None,
+        schedule: holds::PageSchedule::default(),
         relay: None,
     };
     let mut run = Run {
