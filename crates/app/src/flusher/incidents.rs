@@ -30,6 +30,50 @@ fn marker_of(i: &Incident) -> String {
     statusrelay_backend::marker(&format!("{}.{}", i.id, i.intent_at))
 }
 
+/// What a component's incident needs before its state is sent, once an opening whose answer
+/// was lost has been looked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IncidentStep {
+    /// Operational, and no incident to resolve: send the state.
+    Recovered,
+    /// Operational: resolve the open incident, then send.
+    Resolve,
+    /// Failing, the incident open with another state: update it, then send.
+    Update,
+    /// Failing, the incident open with this state: send.
+    Keep,
+    /// Failing, no incident: unless a human's is open on the page, open one.
+    OpenUnlessHuman,
+    /// Failing: open the incident (under the intent recorded, if any).
+    Open,
+}
+
+/// The step for a component's new `state` and its incident (pure: see [`IncidentStep`]).
+pub(crate) fn incident_step(
+    state: State,
+    open: Option<&Incident>,
+    respect_manual: bool,
+) -> IncidentStep {
+    let live = open.filter(|i| i.status != IncidentStatus::Opening);
+    if state == State::Operational {
+        return match live {
+            Some(_) => IncidentStep::Resolve,
+            None => IncidentStep::Recovered,
+        };
+    }
+    match open {
+        Some(i) if matches!(i.status, IncidentStatus::Open | IncidentStatus::Resolving) => {
+            if i.state != state {
+                IncidentStep::Update
+            } else {
+                IncidentStep::Keep
+            }
+        }
+        None if respect_manual => IncidentStep::OpenUnlessHuman,
+        _ => IncidentStep::Open,
+    }
+}
+
 impl Flusher<'_> {
     /// A person deleted our incident on the page (404): record it as lost, never block on it.
     fn deleted_on_page(&mut self, i: &Incident, and: &str) -> Result<(), AppError> {
@@ -204,42 +248,30 @@ impl Flusher<'_> {
             open = self.spool.open_incident(&self.identity, &item.component)?;
         }
 
-        if item.state == State::Operational {
-            if let Some(i) = open.filter(|i| i.status != IncidentStatus::Opening)
-                && let Err(e) = self.resolve_open(&i, item, &id, notify)?
-            {
-                return Ok(Err(e));
-            }
+        let step = incident_step(
+            item.state,
+            open.as_ref(),
+            self.config.incidents.respect_manual,
+        );
+        if let Some(i) = open.as_ref().filter(|_| step == IncidentStep::Resolve)
+            && let Err(e) = self.resolve_open(i, item, &id, notify)?
+        {
+            return Ok(Err(e));
+        }
+        if matches!(step, IncidentStep::Resolve | IncidentStep::Recovered) {
             return Ok(self.send_state(&comp, State::Operational, None));
         }
-
         let vars = self.template_vars(item, open.as_ref())?;
         let msg = template::render(&msg_t, &vars);
-        match open {
-            Some(i)
-                if i.status == IncidentStatus::Open || i.status == IncidentStatus::Resolving =>
-            {
-                if i.state != item.state {
-                    let rid = i.remote_id.clone().unwrap_or_default();
-                    match self.page()?.update_incident(&rid, &id, item.state, &msg) {
-                        Ok(()) => {
-                            self.spool.incident_state(i.id, item.state)?;
-                            info!(
-                                "updated incident #{rid} for {}: now {}",
-                                item.component, item.state
-                            );
-                        }
-                        Err(e) if e.is_not_found() => {
-                            self.deleted_on_page(&i, ", not reopened for this outage")?
-                        }
-                        Err(e) => return Ok(Err(e)),
-                    }
+        match (step, open) {
+            (IncidentStep::Update, Some(i)) => {
+                if let Err(e) = self.update_open(&i, item, &id, &msg)? {
+                    return Ok(Err(e));
                 }
-                Ok(self.send_state(&comp, item.state, Some(&msg)))
             }
-            existing => {
+            (IncidentStep::OpenUnlessHuman | IncidentStep::Open, existing) => {
                 // A human's incident already speaks for this outage: do not open a second one.
-                if existing.is_none() && self.config.incidents.respect_manual {
+                if step == IncidentStep::OpenUnlessHuman {
                     match self.page()?.open_incidents(&id) {
                         Err(e) => return Ok(Err(e)),
                         Ok(list) => {
@@ -258,9 +290,10 @@ impl Flusher<'_> {
                     return Ok(Err(e));
                 }
                 // Cachet sets the component with the incident; set it explicitly all the same.
-                Ok(self.send_state(&comp, item.state, Some(&msg)))
             }
+            _ => {}
         }
+        Ok(self.send_state(&comp, item.state, Some(&msg)))
     }
 
     /// Open the outage's incident: under the intent an earlier attempt recorded, or a new one
@@ -342,6 +375,32 @@ impl Flusher<'_> {
         Ok(Ok(()))
     }
 
+    /// The outage's state changed: say so on its incident (one deleted on the page is not
+    /// reopened for this outage).
+    fn update_open(
+        &mut self,
+        i: &Incident,
+        item: &statusrelay_spool::Item,
+        id: &str,
+        msg: &str,
+    ) -> Result<Result<(), BackendError>, AppError> {
+        let rid = i.remote_id.clone().unwrap_or_default();
+        match self.page()?.update_incident(&rid, id, item.state, msg) {
+            Ok(()) => {
+                self.spool.incident_state(i.id, item.state)?;
+                info!(
+                    "updated incident #{rid} for {}: now {}",
+                    item.component, item.state
+                );
+            }
+            Err(e) if e.is_not_found() => {
+                self.deleted_on_page(i, ", not reopened for this outage")?
+            }
+            Err(e) => return Ok(Err(e)),
+        }
+        Ok(Ok(()))
+    }
+
     /// The component is operational again: resolve its incident (and any duplicate of it).
     fn resolve_open(
         &mut self,
@@ -374,5 +433,87 @@ impl Flusher<'_> {
             Err(e) => return Ok(Err(e)),
         }
         Ok(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod step_tests {
+    use super::*;
+
+    fn incident(status: IncidentStatus, state: State) -> Incident {
+        Incident {
+            id: 1,
+            component: "db".into(),
+            remote_id: Some("7".into()),
+            status,
+            name: "db is down".into(),
+            state,
+            intent_at: 0,
+            opened_at: Some(0),
+            resolved_at: None,
+            note: None,
+        }
+    }
+
+    #[test]
+    fn a_table_of_outages_and_what_their_incident_needs() {
+        use IncidentStatus as S;
+        use State::{MajorOutage as Major, Operational as Ok_, PartialOutage as Partial};
+        let cases = [
+            (Ok_, None, true, IncidentStep::Recovered),
+            (
+                Ok_,
+                Some(incident(S::Open, Major)),
+                true,
+                IncidentStep::Resolve,
+            ),
+            (
+                Ok_,
+                Some(incident(S::Resolving, Major)),
+                false,
+                IncidentStep::Resolve,
+            ),
+            // An opening never confirmed is not resolved: nothing on the page to resolve.
+            (
+                Ok_,
+                Some(incident(S::Opening, Major)),
+                true,
+                IncidentStep::Recovered,
+            ),
+            (Major, None, true, IncidentStep::OpenUnlessHuman),
+            (Major, None, false, IncidentStep::Open),
+            (
+                Major,
+                Some(incident(S::Opening, Major)),
+                true,
+                IncidentStep::Open,
+            ),
+            (
+                Major,
+                Some(incident(S::Open, Major)),
+                true,
+                IncidentStep::Keep,
+            ),
+            (
+                Partial,
+                Some(incident(S::Open, Major)),
+                true,
+                IncidentStep::Update,
+            ),
+            (
+                Partial,
+                Some(incident(S::Resolving, Major)),
+                true,
+                IncidentStep::Update,
+            ),
+        ];
+        for (state, open, respect, want) in cases {
+            assert_eq!(
+                incident_step(state, open.as_ref(), respect),
+                want,
+                "{state} with {:?}, respect_manual {respect}",
+                open.map(|i| (i.status, i.state))
+            );
+        }
     }
 }
