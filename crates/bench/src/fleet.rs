@@ -9,19 +9,16 @@
 //! run: the same rows committed to the same spool file, one transaction per request, by one
 //! SQLite connection with the same durability and no HTTP.
 //!
-//! End to end: an event on a node to the page's PUT (a loopback fake Cachet), through a
-//! relaying node (the handler run as Monit runs it, the node's flusher and the aggregator
-//! running) and through a real Monit pushing to the collector (its poll cycle is 1 s).
+//! End to end (`--e2e N`) is `e2e.rs`, on the same helpers.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use statusrelay_testkit::FakeCachet;
-use statusrelay_testkit::monit::{MonitLab, free_port};
+use statusrelay_testkit::monit::free_port;
 
 use super::{ms, pct};
 
@@ -47,7 +44,7 @@ fn document(capture: &str, sec: i64, poll: u64) -> Vec<u8> {
     out.into_bytes()
 }
 
-fn base64(input: &[u8]) -> String {
+pub(crate) fn base64(input: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for c in input.chunks(3) {
@@ -65,7 +62,7 @@ fn base64(input: &[u8]) -> String {
 }
 
 /// One request on a new connection; (HTTP status, time to the answer).
-fn post(port: u16, path: &str, auth: &str, body: &[u8]) -> (u16, Duration) {
+pub(crate) fn post(port: u16, path: &str, auth: &str, body: &[u8]) -> (u16, Duration) {
     let t = Instant::now();
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
         return (0, t.elapsed());
@@ -88,7 +85,7 @@ fn post(port: u16, path: &str, auth: &str, body: &[u8]) -> (u16, Duration) {
 }
 
 /// ((user, system) CPU seconds, peak RSS in KiB) of a process, from /proc.
-fn cpu_and_peak(pid: u32) -> ((f64, f64), u64) {
+pub(crate) fn cpu_and_peak(pid: u32) -> ((f64, f64), u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
@@ -113,7 +110,7 @@ fn cpu_and_peak(pid: u32) -> ((f64, f64), u64) {
     (cpu, hwm)
 }
 
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
 }
 
@@ -127,7 +124,7 @@ impl Drop for Serve {
 }
 
 /// Start `serve` on `cfg` and wait until /ready answers.
-fn serve(bin: &Path, dir: &Path, cfg: &Path, port: u16) -> Serve {
+pub(crate) fn serve(bin: &Path, dir: &Path, cfg: &Path, port: u16) -> Serve {
     let child = Command::new(bin)
         .env_clear()
         .current_dir(dir)
@@ -167,7 +164,7 @@ fn serve(bin: &Path, dir: &Path, cfg: &Path, port: u16) -> Serve {
 
 /// A node's secret, 64 hex digits from `seed` (splitmix64): varied enough for the
 /// aggregator's strength check, the same from run to run.
-fn node_secret(seed: u64) -> String {
+pub(crate) fn node_secret(seed: u64) -> String {
     let mut x = seed;
     (0..4)
         .map(|_| {
@@ -181,7 +178,7 @@ fn node_secret(seed: u64) -> String {
 }
 
 /// `nodes add NAME --secret-file` on the aggregator's config, as a config manager does.
-fn add_node(bin: &Path, dir: &Path, cfg: &Path, name: &str, secret: &str) {
+pub(crate) fn add_node(bin: &Path, dir: &Path, cfg: &Path, name: &str, secret: &str) {
     let f = dir.join("node.secret");
     std::fs::write(&f, secret).unwrap();
     let st = Command::new(bin)
@@ -210,7 +207,7 @@ fn add_nodes(bin: &Path, dir: &Path, cfg: &Path, n: usize) -> Vec<String> {
 
 /// A relay batch of `n` reports from seq `first`; `failing` decides per report (by its seq)
 /// whether backend's connection test fails.
-fn batch(
+pub(crate) fn batch(
     epoch: i64,
     first: i64,
     n: usize,
@@ -491,7 +488,7 @@ pub fn ingest(bin: &Path, dir: &Path, load: &Load) {
         peak as f64 / 1024.0
     );
     if let Some(n) = flood {
-        flood_run(port, pid, &auths[1], n, poll);
+        super::flood::flood_run(port, pid, &auths[1], n, poll);
     }
     drop(s);
     let base = baseline(&db, requests, 10);
@@ -500,266 +497,5 @@ pub fn ingest(bin: &Path, dir: &Path, load: &Load) {
         requests * 10,
         base.as_secs_f64(),
         took.as_secs_f64() / base.as_secs_f64()
-    );
-}
-
-/// A genuine node's acknowledgement times for `n` reports, 20 a second (its rate limit),
-/// each a new connection.
-fn genuine(port: u16, auth: &str, n: usize, first: i64, poll: u64) -> Vec<Duration> {
-    let mut lat = Vec::with_capacity(n);
-    let t0 = Instant::now();
-    for i in 0..n {
-        let at = t0 + Duration::from_millis(50 * i as u64);
-        if let Some(wait) = at.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-        let body = batch(3, first + i as i64, 2, true, poll * 1000, |_| false);
-        let (code, took) = post(port, "/v1/reports", auth, &body);
-        if code == 200 {
-            lat.push(took);
-        }
-    }
-    lat.sort();
-    lat
-}
-
-/// `--flood N`: N unauthenticated requests with 1 MiB bodies from 32 clients, while a genuine
-/// node reports; its latency against the same reports with no flood, in the same run.
-fn flood_run(port: u16, pid: u32, auth: &str, n: usize, poll: u64) {
-    let alone = genuine(port, auth, 100, 1, poll);
-    let (_, before) = cpu_and_peak(pid);
-    let sent = Arc::new(AtomicUsize::new(0));
-    let t = Instant::now();
-    let flooders: Vec<_> = (0..32)
-        .map(|_| {
-            let sent = sent.clone();
-            std::thread::spawn(move || {
-                let body = vec![b'x'; 1 << 20];
-                let stranger = base64(b"nobody:wrong");
-                while sent.fetch_add(1, Ordering::SeqCst) < n {
-                    let _ = post(port, "/v1/reports", &stranger, &body);
-                }
-            })
-        })
-        .collect();
-    let during = genuine(port, auth, 100, 1_000, poll);
-    for f in flooders {
-        f.join().unwrap();
-    }
-    let took = t.elapsed();
-    let (_, peak) = cpu_and_peak(pid);
-    println!(
-        "  flood: {n} unauthenticated 1 MiB requests from 32 clients in {:.1} s ({:.0}/s); peak RSS {:.1} MB (before {:.1} MB)",
-        took.as_secs_f64(),
-        n as f64 / took.as_secs_f64(),
-        peak as f64 / 1024.0,
-        before as f64 / 1024.0
-    );
-    println!(
-        "  flood: a genuine node's ack p50 {} ms, p99 {} ms during it ({} of 100 taken); alone, same run: p50 {} ms, p99 {} ms; p99 ratio {:.2}x",
-        ms(pct(&during, 0.5)),
-        ms(pct(&during, 0.99)),
-        during.len(),
-        ms(pct(&alone, 0.5)),
-        ms(pct(&alone, 0.99)),
-        pct(&during, 0.99).as_secs_f64() / pct(&alone, 0.99).as_secs_f64().max(1e-9)
-    );
-}
-
-/// A token file as an operator keeps it (0600), so the flusher has nothing to warn about.
-fn write_secret(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
-
-/// A relaying node sandbox: config, secret, and its flusher.
-fn relay_node(bin: &Path, dir: &Path, agg_port: u16, secret: &str) -> (PathBuf, Child) {
-    let nd = dir.join("e2e-node");
-    std::fs::create_dir_all(&nd).unwrap();
-    write_secret(&nd.join("token"), &format!("{secret}\n"));
-    let cfg = nd.join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!("spool = \"spool.db\"\nnode = \"relay1\"\n[backend]\nkind = \"relay\"\nurl = \"http://127.0.0.1:{agg_port}\"\ntoken_file = \"token\"\n[[component]]\nname = \"api\"\nservices = [\"api\"]\n"),
-    )
-    .unwrap();
-    let child = Command::new(bin)
-        .env_clear()
-        .current_dir(&nd)
-        .args([
-            "--config",
-            cfg.to_str().unwrap(),
-            "--log-level",
-            "warn",
-            "flush",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    (cfg, child)
-}
-
-/// Wait for a PUT of `status` to component 1 that arrived after `t0`; how long after.
-fn put_arrival(fake: &FakeCachet, status: i64, t0: Instant) -> Option<Duration> {
-    let end = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < end {
-        let found = fake.seen().into_iter().find(|p| {
-            let body: String = p.body.split_whitespace().collect();
-            p.method == "PUT"
-                && p.url.contains("/components/1")
-                && p.at >= t0
-                && (body.contains(&format!("\"status\":{status}"))
-                    || body.contains(&format!("status={status}")))
-        });
-        if let Some(p) = found {
-            return Some(p.at.duration_since(t0));
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    None
-}
-
-/// The handler as Monit runs it, `n` times alternating `api` down and up; each time, how long
-/// until the page got the PUT.
-fn changes(bin: &Path, node_cfg: &Path, host: &str, fake: &FakeCachet, n: usize) -> Vec<Duration> {
-    let mut took = Vec::new();
-    for i in 0..n {
-        let (ev, status) = if i % 2 == 0 {
-            ("Does not exist", 4)
-        } else {
-            ("Exists", 1)
-        };
-        let t0 = Instant::now();
-        let st = Command::new(bin)
-            .env_clear()
-            .env("MONIT_SERVICE", "api")
-            .env("MONIT_EVENT", ev)
-            .env("MONIT_HOST", host)
-            .args(["--config", node_cfg.to_str().unwrap(), "monit"])
-            .status()
-            .unwrap();
-        assert!(st.success());
-        match put_arrival(fake, status, t0) {
-            Some(d) => took.push(d),
-            None => panic!("{host}: no PUT for change {i}"),
-        }
-    }
-    took.sort();
-    took
-}
-
-/// A single node: its handler, its flusher and the page, no aggregator.
-fn single_node(bin: &Path, dir: &Path, n: usize) {
-    let fake = FakeCachet::start("bench-token", &[(1, "api")]);
-    let nd = dir.join("e2e-single");
-    std::fs::create_dir_all(&nd).unwrap();
-    write_secret(&nd.join("token"), "bench-token\n");
-    let cfg = nd.join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!("spool = \"spool.db\"\n[backend]\nkind = \"cachet\"\nurl = \"{}\"\ntoken_file = \"token\"\nversion = \"2.4\"\nschedules = \"off\"\n[[component]]\nname = \"api\"\nid = 1\nservices = [\"api\"]\n", fake.url()),
-    )
-    .unwrap();
-    let mut flusher = Command::new(bin)
-        .env_clear()
-        .current_dir(&nd)
-        .args([
-            "--config",
-            cfg.to_str().unwrap(),
-            "--log-level",
-            "warn",
-            "flush",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let took = changes(bin, &cfg, "single1", &fake, n);
-    let _ = flusher.kill();
-    let _ = flusher.wait();
-    println!(
-        "  on a single node ({n} changes): p50 {} ms, p99 {} ms (target p99 under 50 ms)",
-        ms(pct(&took, 0.5)),
-        ms(pct(&took, 0.99))
-    );
-}
-
-/// `--e2e N`: N state changes through each way in, event to the page's PUT.
-pub fn end_to_end(bin: &Path, dir: &Path, n: usize) {
-    let fake = FakeCachet::start("bench-token", &[(1, "api")]);
-    std::fs::write(dir.join("token"), "bench-token\n").unwrap();
-    let port = free_port();
-    let cfg = dir.join("e2e.toml");
-    std::fs::write(
-        &cfg,
-        format!("spool = \"e2e.db\"\n[backend]\nkind = \"cachet\"\nurl = \"{}\"\ntoken_file = \"token\"\nversion = \"2.4\"\nschedules = \"off\"\n[[component]]\nname = \"api\"\nid = 1\nservices = [\"api\"]\n[serve]\nlisten = \"127.0.0.1:{port}\"\n", fake.url()),
-    )
-    .unwrap();
-    let secrets: Vec<String> = ["relay1", "monit1"]
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let secret = node_secret(0xe2e0_u64 + i as u64);
-            add_node(bin, dir, &cfg, name, &secret);
-            secret
-        })
-        .collect();
-    println!(
-        "\nend to end: an event on a node to the page's PUT (loopback fake Cachet), flushers running"
-    );
-    single_node(bin, dir, n);
-    let _s = serve(bin, dir, &cfg, port);
-    // Through a relaying node: the handler as Monit runs it.
-    let (node_cfg, mut flusher) = relay_node(bin, dir, port, &secrets[0]);
-    let relay = changes(bin, &node_cfg, "relay1", &fake, n);
-    let _ = flusher.kill();
-    let _ = flusher.wait();
-    println!(
-        "  through the relay and the aggregator ({n} changes): p50 {} ms, p99 {} ms (target p99 under 100 ms)",
-        ms(pct(&relay, 0.5)),
-        ms(pct(&relay, 0.99))
-    );
-    // Through the collector: a real Monit, poll cycle 1 s, watching a file the bench removes
-    // and puts back. The latency includes up to one poll cycle of Monit's own.
-    let md = dir.join("e2e-monit");
-    std::fs::create_dir_all(&md).unwrap();
-    let flag = md.join("api.flag");
-    std::fs::write(&flag, "up").unwrap();
-    let monit = MonitLab::start(
-        &md,
-        "monit1",
-        free_port(),
-        "monit1-system",
-        &format!(
-            "set mmonit http://monit1:{}@127.0.0.1:{port}/collector\ncheck file api with path {}\n  if does not exist then alert\n",
-            secrets[1],
-            flag.display()
-        ),
-    );
-    // Let the first documents arrive before measuring.
-    std::thread::sleep(Duration::from_secs(3));
-    let mut collector = Vec::new();
-    for i in 0..n {
-        let status = if i % 2 == 0 { 4 } else { 1 };
-        let t0 = Instant::now();
-        if i % 2 == 0 {
-            std::fs::remove_file(&flag).unwrap();
-        } else {
-            std::fs::write(&flag, "up").unwrap();
-        }
-        match put_arrival(&fake, status, t0) {
-            Some(d) => collector.push(d),
-            None => panic!("collector: no PUT for change {i}; {}", monit.log()),
-        }
-    }
-    collector.sort();
-    println!(
-        "  through the collector ({n} changes, real Monit, poll 1 s): p50 {} ms, p99 {} ms (Monit's own poll cycle included)",
-        ms(pct(&collector, 0.5)),
-        ms(pct(&collector, 0.99))
     );
 }

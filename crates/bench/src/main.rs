@@ -107,7 +107,9 @@ fn prefill(db: &Path, n: usize) {
     tx.commit().unwrap();
 }
 
+mod e2e;
 mod fleet;
+mod flood;
 mod load;
 mod prune;
 
@@ -217,7 +219,7 @@ fn main() {
         }
         if let Some(n) = get("--e2e") {
             let n: usize = n.parse().expect("--e2e N");
-            fleet::end_to_end(&bin, &dir, n + n % 2);
+            e2e::end_to_end(&bin, &dir, n + n % 2);
         }
         let _ = std::fs::remove_dir_all(&dir);
         return;
