@@ -40,7 +40,7 @@ impl Config {
     /// The page: a remote one's URL and credentials, the static page's directory, groups and history, status.io's containers.
     fn check_backend(&self) -> Result<(), Problem> {
         if let Some(r) = self.backend.remote() {
-            backend::validate_remote(r, self.backend.kind())?;
+            validate_remote(r, self.backend.kind())?;
         }
         if let BackendConfig::Html {
             dir,
@@ -369,4 +369,93 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Validate the API settings of `kind`; the error is (key, message).
+fn validate_remote(r: &Remote, kind: BackendKind) -> Result<(), (String, String)> {
+    let url = r.url_for(kind);
+    if url.is_empty() {
+        return Err((
+            "backend.url".into(),
+            "is required: the page's base URL, e.g. url = \"https://status.example.com\"".into(),
+        ));
+    }
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+        return Err((
+            "backend.url".into(),
+            format!("{url:?} is not an http(s) URL, e.g. https://status.example.com"),
+        ));
+    }
+    if kind == BackendKind::Relay {
+        let path = url
+            .splitn(4, '/')
+            .nth(3)
+            .unwrap_or("")
+            .trim_end_matches('/');
+        if path.ends_with("collector") || path.ends_with("v1/reports") {
+            return Err((
+                "backend.url".into(),
+                format!(
+                    "{url:?} names an endpoint: url is the aggregator's base URL (e.g. \"https://aggregator.example.com:8731\"); the node posts to /v1/reports under it, and /collector is Monit's own way in (`set mmonit`)"
+                ),
+            ));
+        }
+    }
+    let need = |v: &Option<String>, key: &str, example: &str| match v.as_deref() {
+        Some(s)
+            if !s.trim().is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+        {
+            Ok(())
+        }
+        Some(s) => Err((
+            format!("backend.{key}"),
+            format!("{s:?} is not an id (letters, digits, - and _ only)"),
+        )),
+        None => Err((
+            "backend".into(),
+            format!("kind = {:?} needs {key} = {example:?}", kind.as_str()),
+        )),
+    };
+    match kind {
+        BackendKind::Statuspage => need(&r.page_id, "page_id", "kctbh9vrtdwd")?,
+        BackendKind::Statusio => {
+            need(&r.page_id, "page_id", "568d8a3e3cada8c2490000dd")?;
+            need(&r.api_id, "api_id", "6d3f4c6e-....")?;
+        }
+        _ => {}
+    }
+    match (&r.token_file, &r.token_env) {
+        (None, None) => {
+            return Err((
+                "backend".into(),
+                format!(
+                    "kind = {:?} needs a token: set token_file = \"/etc/statusrelay/token\" or token_env = \"STATUSRELAY_TOKEN\"",
+                    kind.as_str()
+                ),
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return Err((
+                "backend".into(),
+                "set only one of token_file and token_env".into(),
+            ));
+        }
+        _ => {}
+    }
+    if r.timeout.is_zero() {
+        return Err(("backend.timeout".into(), "must be more than 0s".into()));
+    }
+    if r.min_interval.is_some_and(|d| d > MAX_MIN_INTERVAL) {
+        return Err((
+            "backend.min_interval".into(),
+            format!(
+                "{}: at most {}s; the first request of every run waits one interval (the published rate limits are about 1 request/s)",
+                crate::duration::format(r.min_interval.unwrap_or_default()),
+                MAX_MIN_INTERVAL.as_secs()
+            ),
+        ));
+    }
+    Ok(())
 }
