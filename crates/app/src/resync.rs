@@ -17,7 +17,6 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use statusrelay_core::mapping;
 use statusrelay_core::monit_status::{self, MonitStatus};
 use statusrelay_core::source::{EventSource, MonitObservation};
 use statusrelay_core::time::Clock;
@@ -56,7 +55,6 @@ pub fn apply(
                 .into_iter()
                 .filter(|t| t.host == host && t.service == svc.name)
                 .collect();
-            let family_of = |test: &str| mapping::family(test).to_string();
             let mut fails: Vec<_> = seen_as
                 .failing
                 .iter()
@@ -64,7 +62,7 @@ pub fn apply(
                 .collect();
             fails.sort_by_key(|f| f.family);
             for f in fails {
-                if rows.iter().any(|r| family_of(&r.test) == f.family) {
+                if rows.iter().any(|r| r.test.family() == f.family) {
                     continue;
                 }
                 applies.push(Apply {
@@ -72,7 +70,7 @@ pub fn apply(
                     component: comp.name.clone(),
                     host: host.clone(),
                     service: svc.name.clone(),
-                    test: f.family.to_string(),
+                    test: f.family.into(),
                     change: TestChange::Fail(f.state),
                     // A status document has no words: the page falls back to Monit's name.
                     description: None,
@@ -86,14 +84,14 @@ pub fn apply(
             }
             let mut cleared = BTreeSet::new();
             for r in &rows {
-                let fam = family_of(&r.test);
+                let fam = r.test.family().to_string();
                 if !failing.contains(fam.as_str()) && cleared.insert(fam.clone()) {
                     applies.push(Apply {
                         rule: comp.nodes,
                         component: comp.name.clone(),
                         host: host.clone(),
                         service: svc.name.clone(),
-                        test: fam.clone(),
+                        test: fam.as_str().into(),
                         change: TestChange::Recover {
                             one_shot_families: vec![],
                         },
@@ -140,8 +138,8 @@ fn resync_words(applies: &[Apply]) -> String {
     let mut words: Vec<String> = Vec::new();
     for a in applies {
         let w = match a.change {
-            TestChange::Fail(_) => words::failure_name(&a.test),
-            TestChange::Recover { .. } => words::recovery_name(&a.test),
+            TestChange::Fail(_) => words::failure_name(a.test.as_str()),
+            TestChange::Recover { .. } => words::recovery_name(a.test.as_str()),
         };
         if !words.contains(&w) {
             words.push(w);

@@ -283,6 +283,71 @@ pub fn family(test: &str) -> &str {
     test.split(':').next().unwrap_or(test)
 }
 
+/// A test's key as the spool records it: its family, then, after a `:`, what tells tests of one
+/// family apart (`resource:cpu usage`); the family alone for most. It is stored and sent as
+/// its text; [`TestKey::family`] is how it is taken apart.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct TestKey(String);
+
+impl TestKey {
+    /// The key from its text (`existence`, `resource:cpu usage`).
+    pub fn new(key: impl Into<String>) -> TestKey {
+        TestKey(key.into())
+    }
+
+    /// The test family (the part before `:`).
+    pub fn family(&self) -> &str {
+        family(&self.0)
+    }
+
+    /// The key's text, as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TestKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for TestKey {
+    fn from(key: &str) -> TestKey {
+        TestKey::new(key)
+    }
+}
+
+impl From<String> for TestKey {
+    fn from(key: String) -> TestKey {
+        TestKey(key)
+    }
+}
+
+impl PartialEq<str> for TestKey {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for TestKey {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 /// Look up a test family by key.
 pub fn test_spec(key: &str) -> Option<&'static TestSpec> {
     let base = family(key);
@@ -376,7 +441,7 @@ pub const EVENT_TABLE: &[(&str, &str, Effect)] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Classified {
     /// `family` or `family:sub-test`.
-    pub test: String,
+    pub test: TestKey,
     pub effect: Effect,
     /// `table` or `pairing rule`: how the event was recognised, for the audit trail.
     pub rule: &'static str,
@@ -385,7 +450,7 @@ pub struct Classified {
 impl Classified {
     /// The test family (the part before `:`).
     pub fn family(&self) -> &str {
-        family(&self.test)
+        self.test.family()
     }
 }
 
@@ -425,7 +490,11 @@ pub fn classify(event: &str, description: &str) -> Option<Classified> {
         None if family == "other" => format!("other:{}", stem(ev)),
         None => family.to_string(),
     };
-    Some(Classified { test, effect, rule })
+    Some(Classified {
+        test: TestKey(test),
+        effect,
+        rule,
+    })
 }
 
 /// The event string less its failure/recovery suffix, lowercased: `Foo bar failed` -> `foo bar`.
@@ -697,5 +766,17 @@ mod tests {
         assert_eq!(state_for("connection", &comp, &global), S(PartialOutage));
         comp.insert("connection".to_string(), Ignore);
         assert_eq!(state_for("connection", &comp, &global), Ignore);
+    }
+
+    #[test]
+    fn a_test_key_owns_its_family_and_travels_as_its_text() {
+        let k = TestKey::new("resource:cpu usage");
+        assert_eq!(k.family(), "resource");
+        assert_eq!(TestKey::from("existence").family(), "existence");
+        assert_eq!(k.to_string(), "resource:cpu usage");
+        // On the wire (the relay format) and in the spool it is its text, unchanged.
+        assert_eq!(serde_json::to_string(&k).unwrap(), "\"resource:cpu usage\"");
+        let back: TestKey = serde_json::from_str("\"connection\"").unwrap();
+        assert!(back == "connection");
     }
 }

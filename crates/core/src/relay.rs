@@ -69,7 +69,7 @@ pub struct RelayReport {
 #[serde(deny_unknown_fields)]
 pub struct RelayTest {
     pub service: String,
-    pub test: String,
+    pub test: crate::mapping::TestKey,
     pub state: State,
     /// What the node's Monit said about it, if anything.
     #[serde(default)]

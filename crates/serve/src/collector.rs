@@ -68,7 +68,7 @@ pub fn plan(config: &Config, node: &Node, body: &[u8]) -> Result<Plan, Refusal> 
                 rule: f.rule,
                 host: node.name.clone(),
                 service: svc.name.clone(),
-                test: f.family.to_string(),
+                test: f.family.into(),
                 change: TestChange::Fail(f.state),
                 // Monit's words come with the event that reported the failure; later
                 // documents have none, and the row keeps the first ones.

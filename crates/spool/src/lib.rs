@@ -216,7 +216,7 @@ pub struct Apply {
     pub component: String,
     pub host: String,
     pub service: String,
-    pub test: String,
+    pub test: statusrelay_core::mapping::TestKey,
     pub change: TestChange,
     /// How the component's nodes (hosts) make its one state.
     pub rule: statusrelay_core::nodes::NodeRule,
@@ -235,7 +235,7 @@ pub struct NewEvent {
     pub monit_date: Option<String>,
     /// Where it came from, as it arrived (stored as its JSON).
     pub raw: statusrelay_core::EventSource,
-    pub test: Option<String>,
+    pub test: Option<statusrelay_core::mapping::TestKey>,
     pub effect: Option<statusrelay_core::Effect>,
 }
 
@@ -408,7 +408,7 @@ pub enum Outcome {
 pub struct FailingTest {
     pub host: String,
     pub service: String,
-    pub test: String,
+    pub test: statusrelay_core::mapping::TestKey,
     pub state: State,
     pub since: i64,
     /// The failure's own words, if any were said (see [`Apply::description`]).

@@ -85,7 +85,7 @@ impl Spool {
             want.push((
                 a.component.clone(),
                 a.service.clone(),
-                a.test.clone(),
+                a.test.to_string(),
                 state.as_str().to_string(),
             ));
         }

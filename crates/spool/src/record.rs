@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use statusrelay_core::mapping::TestKey;
 use statusrelay_core::nodes::NodeRule;
 
 use super::*;
@@ -98,7 +99,7 @@ impl Spool {
                 Ok((
                     r.get(0)?,
                     r.get(1)?,
-                    r.get(2)?,
+                    TestKey::new(r.get::<_, String>(2)?),
                     r.get::<_, String>(3)?,
                     r.get(4)?,
                     r.get(5)?,
@@ -155,7 +156,7 @@ pub(crate) fn insert_event(
         tx,
         "INSERT INTO events (received_at, origin, host, service, event, description, monit_date, raw, test, effect, status, error)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        params![now, ev.raw.origin(), ev.host, ev.service, ev.event, ev.description, ev.monit_date, ev.raw.to_json(), ev.test, ev.effect.map(|x| x.as_str()), status, error],
+        params![now, ev.raw.origin(), ev.host, ev.service, ev.event, ev.description, ev.monit_date, ev.raw.to_json(), ev.test.as_ref().map(TestKey::as_str), ev.effect.map(|x| x.as_str()), status, error],
     )?;
     Ok(tx.last_insert_rowid())
 }
@@ -188,7 +189,7 @@ pub(crate) fn apply_test(
             a.component,
             a.host,
             a.service,
-            a.test,
+            a.test.as_str(),
             state,
             event_id,
             now,
@@ -202,8 +203,8 @@ pub(crate) fn apply_test(
         // of LIKEs cost four times as much to compile as this).
         // A sub-test recovery (`resource:cpu`) clears the bare family key (`resource`); a
         // bare recovery clears the whole family; a one-shot family is cleared whole by any.
-        let family = statusrelay_core::mapping::family(&a.test);
-        let bare_key = a.test.contains(':').then_some(family);
+        let family = a.test.family();
+        let bare_key = a.test.as_str().contains(':').then_some(family);
         let mut families = String::from(",");
         if bare_key.is_none() {
             families.push_str(family);
@@ -495,7 +496,12 @@ pub(crate) fn record_tx(
             exec(
                 tx,
                 "UPDATE events SET status = ?2, test = ?3, effect = ?4, error = NULL WHERE id = ?1",
-                params![old, status, ev.test, ev.effect.map(|x| x.as_str())],
+                params![
+                    old,
+                    status,
+                    ev.test.as_ref().map(TestKey::as_str),
+                    ev.effect.map(|x| x.as_str())
+                ],
             )
             .map_err(e)?;
             old

@@ -44,7 +44,7 @@ impl Flusher<'_> {
                 service: &t.service,
                 host: &t.host,
                 local: t.host.starts_with(LOCAL_MARK),
-                test: &t.test,
+                test: t.test.as_str(),
                 state: t.state,
                 description: t.description.as_deref(),
             })
