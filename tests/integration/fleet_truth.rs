@@ -563,11 +563,11 @@ fn every_node_silent_is_unknown_whatever_the_stale_policy() {
         crate::fleet::beating_node("db2", &agg, &s2),
     );
     assert_code(&monit(&db1, &fail("mysql")), 0);
-    let (f1, f2) = (
-        crate::support::LiveFlusher::start(&db1),
-        crate::support::LiveFlusher::start(&db2),
-    );
+    // db1's outage reaches the page first: with db2 alone heard, the page would rightly show
+    // operational for a moment, and the PUTs below would depend on which node came first.
+    let f1 = crate::support::LiveFlusher::start(&db1);
     wait_puts(&fake, &serve, &[(2, 4)]);
+    let f2 = crate::support::LiveFlusher::start(&db2);
     assert!(
         wait_until(Duration::from_secs(20), || count(
             &agg.sb,
@@ -576,6 +576,7 @@ fn every_node_silent_is_unknown_whatever_the_stale_policy() {
         "{}",
         serve.log()
     );
+    wait_puts(&fake, &serve, &[(2, 4)]);
     // db1 (the failing one) goes silent: ignored, db2 says all is well.
     let (code, _, log) = f1.stop();
     assert_eq!(code, 0, "{log}");
