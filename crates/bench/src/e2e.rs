@@ -20,20 +20,11 @@ fn write_secret(path: &Path, text: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
-/// A relaying node sandbox: config, secret, and its flusher.
-fn relay_node(bin: &Path, dir: &Path, agg_port: u16, secret: &str) -> (PathBuf, Child) {
-    let nd = dir.join("e2e-node");
-    std::fs::create_dir_all(&nd).unwrap();
-    write_secret(&nd.join("token"), &format!("{secret}\n"));
-    let cfg = nd.join("config.toml");
-    std::fs::write(
-        &cfg,
-        format!("spool = \"spool.db\"\nnode = \"relay1\"\n[backend]\nkind = \"relay\"\nurl = \"http://127.0.0.1:{agg_port}\"\ntoken_file = \"token\"\n[[component]]\nname = \"api\"\nservices = [\"api\"]\n"),
-    )
-    .unwrap();
-    let child = Command::new(bin)
+/// A node's flusher, running in `dir` on `cfg` (warnings to the bench's stderr).
+fn flusher(bin: &Path, dir: &Path, cfg: &Path) -> Child {
+    Command::new(bin)
         .env_clear()
-        .current_dir(&nd)
+        .current_dir(dir)
         .args([
             "--config",
             cfg.to_str().unwrap(),
@@ -45,7 +36,21 @@ fn relay_node(bin: &Path, dir: &Path, agg_port: u16, secret: &str) -> (PathBuf, 
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// A relaying node sandbox: config, secret, and its flusher.
+fn relay_node(bin: &Path, dir: &Path, agg_port: u16, secret: &str) -> (PathBuf, Child) {
+    let nd = dir.join("e2e-node");
+    std::fs::create_dir_all(&nd).unwrap();
+    write_secret(&nd.join("token"), &format!("{secret}\n"));
+    let cfg = nd.join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!("spool = \"spool.db\"\nnode = \"relay1\"\n[backend]\nkind = \"relay\"\nurl = \"http://127.0.0.1:{agg_port}\"\ntoken_file = \"token\"\n[[component]]\nname = \"api\"\nservices = [\"api\"]\n"),
+    )
+    .unwrap();
+    let child = flusher(bin, &nd, &cfg);
     (cfg, child)
 }
 
@@ -110,21 +115,7 @@ fn single_node(bin: &Path, dir: &Path, n: usize) {
         format!("spool = \"spool.db\"\n[backend]\nkind = \"cachet\"\nurl = \"{}\"\ntoken_file = \"token\"\nversion = \"2.4\"\nschedules = \"off\"\n[[component]]\nname = \"api\"\nid = 1\nservices = [\"api\"]\n", fake.url()),
     )
     .unwrap();
-    let mut flusher = Command::new(bin)
-        .env_clear()
-        .current_dir(&nd)
-        .args([
-            "--config",
-            cfg.to_str().unwrap(),
-            "--log-level",
-            "warn",
-            "flush",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let mut flusher = flusher(bin, &nd, &cfg);
     let took = changes(bin, &cfg, "single1", &fake, n);
     let _ = flusher.kill();
     let _ = flusher.wait();

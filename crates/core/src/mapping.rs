@@ -286,18 +286,7 @@ pub fn family(test: &str) -> &str {
 /// A test's key as the spool records it: its family, then, after a `:`, what tells tests of one
 /// family apart (`resource:cpu usage`); the family alone for most. It is stored and sent as
 /// its text; [`TestKey::family`] is how it is taken apart.
-#[derive(
-    Debug,
-    Clone,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Default,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct TestKey(String);
 
@@ -327,18 +316,6 @@ impl std::fmt::Display for TestKey {
 impl From<&str> for TestKey {
     fn from(key: &str) -> TestKey {
         TestKey::new(key)
-    }
-}
-
-impl From<String> for TestKey {
-    fn from(key: String) -> TestKey {
-        TestKey(key)
-    }
-}
-
-impl PartialEq<str> for TestKey {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
     }
 }
 

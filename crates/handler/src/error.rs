@@ -37,10 +37,3 @@ impl SpoolCause for HandlerError {
         }
     }
 }
-
-impl HandlerError {
-    /// Is this the spool held by another process past the busy timeout?
-    pub fn is_busy(&self) -> bool {
-        self.spool_error().is_some_and(SpoolError::is_busy)
-    }
-}

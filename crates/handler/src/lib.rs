@@ -18,7 +18,7 @@ use statusrelay_core::mapping::{self, Mapped, TESTS};
 use statusrelay_core::source::{EventSource, MaintenanceChange, ManualEvent};
 use statusrelay_core::time::Clock;
 use statusrelay_core::{Config, CoreError, Effect, RawEvent, State, words};
-use statusrelay_spool::{Apply, MAINTENANCE_SOURCE, NewEvent, Spool, TestChange};
+use statusrelay_spool::{Apply, MAINTENANCE_SOURCE, NewEvent, Spool, SpoolCause, TestChange};
 
 pub use error::HandlerError;
 use statusrelay_core::log::{debug, warn};
@@ -331,7 +331,7 @@ fn with_busy_retry<T>(
     statusrelay_spool::retry_corrupt(clock, || {
         loop {
             match op() {
-                Err(e) if e.is_busy() && std::time::Instant::now() < deadline => {
+                Err(e) if e.is_spool_busy() && std::time::Instant::now() < deadline => {
                     debug!("spool busy ({e}); trying again");
                     std::thread::sleep(std::time::Duration::from_millis(25));
                 }

@@ -57,12 +57,13 @@ pub(crate) fn note(
     reports: &[(&NodeReport<'_>, &NewEvent, &[Apply])],
 ) {
     for (r, _, _) in reports {
-        note_one(&mut memory.pending, r.node, now, r);
+        note_one(&mut memory.pending, now, r);
     }
 }
 
-/// Note an unchanged report of `node` in memory: seen now, its word as new as `r`'s mark.
-fn note_one(pending: &mut Pending, node: &str, now: i64, r: &NodeReport<'_>) {
+/// Note an unchanged report in memory: its node seen now, its word as new as its mark.
+fn note_one(pending: &mut Pending, now: i64, r: &NodeReport<'_>) {
+    let node = r.node;
     let t = pending.entry(node.to_string()).or_insert_with(|| Touch {
         node: node.to_string(),
         at: now,

@@ -169,15 +169,6 @@ impl Group {
     }
 }
 
-/// The answer to a job withdrawn at its request's deadline.
-fn busy() -> Refusal {
-    Refusal::Busy {
-        error: "the aggregator is busy with other reports".into(),
-        fix: "retry after the time given",
-        retry_after: 1,
-    }
-}
-
 impl Ingest {
     /// Wait for `job`'s answer, committing a group when no one else is (see the module's
     /// invariants); on a thread marked blocking.
@@ -191,7 +182,7 @@ impl Ingest {
                 let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                     drop(q);
                     if self.group.withdraw(&job) {
-                        return Err(busy());
+                        return Err(Refusal::busy());
                     }
                     // Being committed now: that commit answers it.
                     self.wait_answered(&job);
@@ -363,6 +354,21 @@ mod tests {
         .into_bytes()
     }
 
+    /// Run `f` on a worker of a multi-threaded runtime (the spool's work is marked blocking
+    /// there, as in `serve`), with an aggregator on a fresh spool in a directory of its own.
+    fn on_a_spool(name: &str, f: impl FnOnce(Arc<Ingest>) + Send + 'static) {
+        let dir = std::env::temp_dir().join(format!("sr-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let st = ingest(&dir);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        rt.block_on(rt.spawn(async move { f(st) })).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     /// Queue a report of `node` the way a request does, without committing it.
     fn queue(st: &Ingest, node: &str, body: &[u8]) -> Arc<Job> {
         let peer: SocketAddr = "192.0.2.1:1".parse().unwrap();
@@ -381,16 +387,7 @@ mod tests {
 
     #[test]
     fn queued_reports_are_committed_together_in_order_and_each_answered() {
-        let dir = std::env::temp_dir().join(format!("sr-group-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let st = ingest(&dir);
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .build()
-            .unwrap();
-        let s = st.clone();
-        let task = rt.spawn(async move {
+        on_a_spool("group", |s| {
             let deadline = Instant::now() + std::time::Duration::from_secs(5);
             // Five nodes' first reports, and a second report of n0 queued behind its first:
             // not judged unchanged against the spool while its first is queued.
@@ -426,22 +423,11 @@ mod tests {
                 .unwrap();
             assert_eq!(failing, vec!["n1", "n2", "n3", "n4"]);
         });
-        rt.block_on(task).unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_job_no_committer_took_by_its_deadline_is_withdrawn_never_recorded() {
-        let dir = std::env::temp_dir().join(format!("sr-group-late-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let st = ingest(&dir);
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .build()
-            .unwrap();
-        let s = st.clone();
-        let task = rt.spawn(async move {
+        on_a_spool("group-late", |s| {
             let job = queue(&s, "n1", &body(1, true));
             // Another request commits (it holds the turn) and the deadline passes meanwhile.
             s.group.lock().committing = true;
@@ -458,7 +444,5 @@ mod tests {
                 .unwrap();
             assert_eq!(failing, 0, "a refused report is not recorded");
         });
-        rt.block_on(task).unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -111,6 +111,16 @@ impl Refusal {
         matches!(self, Refusal::SpoolFailed(_))
     }
 
+    /// The spool's turn did not come within the request's time (other reports held it): the
+    /// same answer whether the request waited for the lock or for the group's commit.
+    pub fn busy() -> Refusal {
+        Refusal::Busy {
+            error: "the aggregator is busy with other reports".into(),
+            fix: "retry after the time given",
+            retry_after: 1,
+        }
+    }
+
     /// A spool error met while answering a request: said as such to the node, whose
     /// operator can do nothing but send again (the aggregator's log has the error).
     pub fn spool(what: &str) -> Refusal {

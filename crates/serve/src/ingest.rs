@@ -198,11 +198,7 @@ impl Ingest {
         // other tasks): a release wakes the next request directly.
         tokio::task::block_in_place(|| {
             let Some(mut guard) = self.shared.lock_for(wait) else {
-                return Err(Refusal::Busy {
-                    error: "the aggregator is busy with other reports".into(),
-                    fix: "retry after the time given",
-                    retry_after: 1,
-                });
+                return Err(Refusal::busy());
             };
             self.on_shared(&mut guard, f)
         })

@@ -18,6 +18,11 @@ pub const MAX_QUARANTINES: usize = 3;
 pub trait SpoolCause: From<SpoolError> {
     /// The spool's error inside, if this is one.
     fn spool_error(&self) -> Option<&SpoolError>;
+
+    /// Is this the spool held by another process past the busy timeout?
+    fn is_spool_busy(&self) -> bool {
+        self.spool_error().is_some_and(SpoolError::is_busy)
+    }
 }
 
 impl SpoolCause for SpoolError {

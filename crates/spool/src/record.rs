@@ -374,29 +374,32 @@ fn nodes_state(
 /// stale (index seeks, the worst state first: see migration 9); whether a stale node feeds it;
 /// whether a live one does. The states are in `State::severity` order, worst first (a test
 /// holds it); a word no state has is read last, so it is an error, never passed over.
-const REFRESH_SQL: &str = "SELECT (SELECT state FROM desired WHERE component = ?1),
+/// "A test of the component failing with `$state` on a node that is not stale", as an index
+/// seek (migration 9), and that state when there is one: one arm of `REFRESH_SQL`'s CASE.
+macro_rules! live_failing {
+    ($state:literal) => {
+        concat!(
+            "WHEN EXISTS (SELECT 1 FROM tests t INDEXED BY tests_failing
+        WHERE t.component = ?1 AND t.state = '",
+            $state,
+            "' AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.name = t.host AND n.stale_since IS NOT NULL))
+        THEN '",
+            $state,
+            "'
+      "
+        )
+    };
+}
+const REFRESH_SQL: &str = concat!(
+    "SELECT (SELECT state FROM desired WHERE component = ?1),
     CASE
-      WHEN EXISTS (SELECT 1 FROM tests t INDEXED BY tests_failing
-        WHERE t.component = ?1 AND t.state = 'under_maintenance' AND NOT EXISTS
-          (SELECT 1 FROM nodes n WHERE n.name = t.host AND n.stale_since IS NOT NULL))
-        THEN 'under_maintenance'
-      WHEN EXISTS (SELECT 1 FROM tests t INDEXED BY tests_failing
-        WHERE t.component = ?1 AND t.state = 'major_outage' AND NOT EXISTS
-          (SELECT 1 FROM nodes n WHERE n.name = t.host AND n.stale_since IS NOT NULL))
-        THEN 'major_outage'
-      WHEN EXISTS (SELECT 1 FROM tests t INDEXED BY tests_failing
-        WHERE t.component = ?1 AND t.state = 'partial_outage' AND NOT EXISTS
-          (SELECT 1 FROM nodes n WHERE n.name = t.host AND n.stale_since IS NOT NULL))
-        THEN 'partial_outage'
-      WHEN EXISTS (SELECT 1 FROM tests t INDEXED BY tests_failing
-        WHERE t.component = ?1 AND t.state = 'performance_issues' AND NOT EXISTS
-          (SELECT 1 FROM nodes n WHERE n.name = t.host AND n.stale_since IS NOT NULL))
-        THEN 'performance_issues'
-      WHEN EXISTS (SELECT 1 FROM tests t INDEXED BY tests_failing
-        WHERE t.component = ?1 AND t.state = 'unknown' AND NOT EXISTS
-          (SELECT 1 FROM nodes n WHERE n.name = t.host AND n.stale_since IS NOT NULL))
-        THEN 'unknown'
-      ELSE (SELECT t.state FROM tests t INDEXED BY tests_failing
+      ",
+    live_failing!("under_maintenance"),
+    live_failing!("major_outage"),
+    live_failing!("partial_outage"),
+    live_failing!("performance_issues"),
+    live_failing!("unknown"),
+    "ELSE (SELECT t.state FROM tests t INDEXED BY tests_failing
         WHERE t.component = ?1 AND t.state IS NOT NULL
           AND t.state NOT IN ('under_maintenance', 'major_outage', 'partial_outage',
                               'performance_issues', 'unknown', 'operational')
@@ -405,7 +408,8 @@ const REFRESH_SQL: &str = "SELECT (SELECT state FROM desired WHERE component = ?
         LIMIT 1)
     END,
     EXISTS (SELECT 1 FROM feeds INDEXED BY feeds_stale WHERE component = ?1 AND stale),
-    EXISTS (SELECT 1 FROM feeds WHERE component = ?1 AND NOT stale)";
+    EXISTS (SELECT 1 FROM feeds WHERE component = ?1 AND NOT stale)"
+);
 /// Every node of a component with its tests' states and whether it is stale.
 const NODES_STATE_SQL: &str = "SELECT host, state,
       host IN (SELECT name FROM nodes INDEXED BY nodes_stale WHERE stale_since IS NOT NULL)
@@ -428,7 +432,7 @@ pub(crate) const HOT_FOR_TEST: [&str; 4] = [
     crate::report::REPORT_FEEDS_SQL,
 ];
 
-pub(crate) fn exec_bool(tx: &rusqlite::Connection, sql: &str) -> rusqlite::Result<bool> {
+fn exec_bool(tx: &rusqlite::Connection, sql: &str) -> rusqlite::Result<bool> {
     tx.prepare_cached(sql)?.query_row([], |r| r.get(0))
 }
 

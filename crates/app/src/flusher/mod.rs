@@ -41,7 +41,7 @@ use statusrelay_backend::{Backend, BackendError, Sink};
 use statusrelay_core::Config;
 use statusrelay_core::time::{Clock, rfc3339};
 use statusrelay_spool::retry::RetryPolicy;
-use statusrelay_spool::{Spool, SpoolCause, SpoolError};
+use statusrelay_spool::{Spool, SpoolCause};
 
 use crate::{AppError, info, warn};
 
@@ -205,7 +205,7 @@ pub fn flush(config: &Config, sink: Sink, opts: FlushOptions) -> Result<FlushRep
             Ok(false) => break,
             // A daemon waits out a spool held locked past the busy timeout (an operator's
             // sqlite3 shell, a backup): only the handler has Monit waiting on it.
-            Err(e) if e.spool_error().is_some_and(SpoolError::is_busy) && !opts.once => {
+            Err(e) if e.is_spool_busy() && !opts.once => {
                 warn!(
                     "{e}: another process has held the spool locked for over {}s (an sqlite3 shell? a backup?); waiting for it and carrying on",
                     statusrelay_spool::BUSY_TIMEOUT.as_secs()
