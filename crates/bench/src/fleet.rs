@@ -6,7 +6,7 @@
 //! partition healing). Each request is a new connection, as Monit makes them. Figures: the
 //! aggregator's CPU (utime + stime of its process) as a share of one core, its peak RSS, p50 and
 //! p99 time to acknowledge, and the burst's time against the physical limit measured in the same
-//! run: the same rows committed to the same spool file, one transaction per request, by one
+//! run (`limit.rs`): the same rows committed to the same spool file, one transaction per request, by one
 //! SQLite connection with the same durability and no HTTP.
 //!
 //! End to end (`--e2e N`) is `e2e.rs`, on the same helpers.
@@ -288,44 +288,6 @@ fn count(db: &Path, sql: &str) -> i64 {
         .unwrap()
 }
 
-/// The physical limit: `batches` transactions, each committing `per` event rows and their
-/// test rows into the spool file, one connection, the spool's durability, no HTTP.
-fn baseline(db: &Path, batches: usize, per: usize) -> Duration {
-    let c = rusqlite::Connection::open(db).unwrap();
-    c.busy_timeout(Duration::from_secs(10)).unwrap();
-    let _: String = c
-        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .unwrap();
-    c.pragma_update(None, "synchronous", "FULL").unwrap();
-    let raw = String::from_utf8(batch(9, 1, 1, false, 30_000, |_| true)).unwrap();
-    let t = Instant::now();
-    for b in 0..batches {
-        c.execute_batch("BEGIN IMMEDIATE").unwrap();
-        for k in 0..per {
-            c.execute(
-                "INSERT INTO events (received_at, origin, host, description, raw, effect, status)
-                 VALUES (?1, 'baseline', ?2, 'n reports 1 failing test(s)', ?3, 'fail', 'applied')",
-                rusqlite::params![b as i64, format!("b{}", b % 1000), raw],
-            )
-            .unwrap();
-            c.execute(
-                "INSERT INTO tests (component, host, service, test, state, event_id, since)
-                 VALUES ('baseline', ?1, 'backend', ?2, 'major_outage', ?3, 0)
-                 ON CONFLICT (component, host, service, test) DO UPDATE SET
-                   state = excluded.state, event_id = excluded.event_id",
-                rusqlite::params![
-                    format!("b{}", b % 1000),
-                    format!("t{k}"),
-                    c.last_insert_rowid()
-                ],
-            )
-            .unwrap();
-        }
-        c.execute_batch("COMMIT").unwrap();
-    }
-    t.elapsed()
-}
-
 const COMPONENTS: &str = "[[component]]\nname = \"backend\"\nservices = [\"backend\"]\n[[component]]\nname = \"payments\"\nservices = [\"payments-api\"]\n";
 
 /// The ingest load: `--ingest NODES [--docs-per-minute N] [--window S] [--burst N]
@@ -491,7 +453,7 @@ pub fn ingest(bin: &Path, dir: &Path, load: &Load) {
         super::flood::flood_run(port, pid, &auths[1], n, poll);
     }
     drop(s);
-    let base = baseline(&db, requests, 10);
+    let base = super::limit::baseline(&db, requests, 10);
     println!(
         "  physical limit, same run: the same {} rows committed to the same spool, one transaction per request, no HTTP: {:.2} s; burst ratio {:.2}x",
         requests * 10,

@@ -110,6 +110,7 @@ fn prefill(db: &Path, n: usize) {
 mod e2e;
 mod fleet;
 mod flood;
+mod limit;
 mod load;
 mod prune;
 
