@@ -19,6 +19,7 @@ pub mod cachet3;
 pub mod html;
 mod html_render;
 pub mod http;
+mod http_text;
 pub mod memory;
 pub mod relay;
 pub mod statusio;
