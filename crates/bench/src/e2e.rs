@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use statusrelay_testkit::FakeCachet;
 use statusrelay_testkit::monit::{MonitLab, free_port};
 
-use super::fleet::{add_node, node_secret, serve};
+use super::fleet::{add_node, node_secret, serve, statusrelay};
 use super::{ms, pct};
 
 /// A token file as an operator keeps it (0600), so the flusher has nothing to warn about.
@@ -18,25 +18,6 @@ fn write_secret(path: &Path, text: &str) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, text).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-}
-
-/// A node's flusher, running in `dir` on `cfg` (warnings to the bench's stderr).
-fn flusher(bin: &Path, dir: &Path, cfg: &Path) -> Child {
-    Command::new(bin)
-        .env_clear()
-        .current_dir(dir)
-        .args([
-            "--config",
-            cfg.to_str().unwrap(),
-            "--log-level",
-            "warn",
-            "flush",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
 }
 
 /// A relaying node sandbox: config, secret, and its flusher.
@@ -50,7 +31,7 @@ fn relay_node(bin: &Path, dir: &Path, agg_port: u16, secret: &str) -> (PathBuf, 
         format!("spool = \"spool.db\"\nnode = \"relay1\"\n[backend]\nkind = \"relay\"\nurl = \"http://127.0.0.1:{agg_port}\"\ntoken_file = \"token\"\n[[component]]\nname = \"api\"\nservices = [\"api\"]\n"),
     )
     .unwrap();
-    let child = flusher(bin, &nd, &cfg);
+    let child = statusrelay(bin, &nd, &cfg, "flush", Stdio::inherit());
     (cfg, child)
 }
 
@@ -115,7 +96,7 @@ fn single_node(bin: &Path, dir: &Path, n: usize) {
         format!("spool = \"spool.db\"\n[backend]\nkind = \"cachet\"\nurl = \"{}\"\ntoken_file = \"token\"\nversion = \"2.4\"\nschedules = \"off\"\n[[component]]\nname = \"api\"\nid = 1\nservices = [\"api\"]\n", fake.url()),
     )
     .unwrap();
-    let mut flusher = flusher(bin, &nd, &cfg);
+    let mut flusher = statusrelay(bin, &nd, &cfg, "flush", Stdio::inherit());
     let took = changes(bin, &cfg, "single1", &fake, n);
     let _ = flusher.kill();
     let _ = flusher.wait();

@@ -123,9 +123,16 @@ impl Drop for Serve {
     }
 }
 
-/// Start `serve` on `cfg` and wait until /ready answers.
-pub(crate) fn serve(bin: &Path, dir: &Path, cfg: &Path, port: u16) -> Serve {
-    let child = Command::new(bin)
+/// `statusrelay COMMAND` on `cfg` in `dir`, its environment cleared, warnings only, to
+/// `stderr`.
+pub(crate) fn statusrelay(
+    bin: &Path,
+    dir: &Path,
+    cfg: &Path,
+    command: &str,
+    stderr: Stdio,
+) -> Child {
+    Command::new(bin)
         .env_clear()
         .current_dir(dir)
         .args([
@@ -133,19 +140,23 @@ pub(crate) fn serve(bin: &Path, dir: &Path, cfg: &Path, port: u16) -> Serve {
             cfg.to_str().unwrap(),
             "--log-level",
             "warn",
-            "serve",
+            command,
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        // Its warnings (a thousand nodes going stale in the partition) into a file beside it,
-        // not between the figures.
-        .stderr(
-            std::fs::File::create(dir.join("serve.log"))
-                .map(Stdio::from)
-                .unwrap_or_else(|_| Stdio::inherit()),
-        )
+        .stderr(stderr)
         .spawn()
-        .expect("spawn serve");
+        .unwrap_or_else(|e| panic!("spawn {command}: {e}"))
+}
+
+/// Start `serve` on `cfg` and wait until /ready answers.
+pub(crate) fn serve(bin: &Path, dir: &Path, cfg: &Path, port: u16) -> Serve {
+    // Its warnings (a thousand nodes going stale in the partition) into a file beside it,
+    // not between the figures.
+    let log = std::fs::File::create(dir.join("serve.log"))
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::inherit());
+    let child = statusrelay(bin, dir, cfg, "serve", log);
     let s = Serve { child };
     let end = Instant::now() + Duration::from_secs(20);
     loop {
