@@ -64,6 +64,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
         include_str!("../migrations/0008_credentials_version.sql"),
     ),
     (9, include_str!("../migrations/0009_failing_by_state.sql")),
+    (10, include_str!("../migrations/0010_no_in_lists.sql")),
 ];
 
 /// The host under which local maintenance windows are recorded: a source of its own, never a

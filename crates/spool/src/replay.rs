@@ -11,7 +11,7 @@ impl Spool {
         let mut st = self
             .conn
             .prepare(&format!(
-                "SELECT {ITEM_COLS} FROM outbox WHERE status IN ('pending', 'sending', 'dead') ORDER BY id"
+                "SELECT {ITEM_COLS} FROM outbox WHERE status = 'pending' OR status = 'sending' OR status = 'dead' ORDER BY id"
             ))
             .map_err(self.err())?;
         let rows = st.query_map([], row_item).map_err(self.err())?;

@@ -101,7 +101,7 @@ fn pragmas_are_durable_and_schema_is_current() {
     drop(s);
     // Re-opening runs no migration twice.
     let s = f.open();
-    assert_eq!(s.pragma("user_version").unwrap(), "9");
+    assert_eq!(s.pragma("user_version").unwrap(), "10");
 }
 
 #[test]
@@ -1753,4 +1753,100 @@ mod worst_rule {
             prop_assert_eq!(desired_of(&s, "c"), Some(want), "{:?} {:?}", fleet, rule);
         }
     }
+}
+
+/// Schema 10: no write of an event, a delivery or an incident builds a temporary table of an
+/// IN list (its CHECK is an OR of equalities), and the claim of the next delivery seeks the
+/// open deliveries' index instead of reading the whole outbox.
+#[test]
+fn writes_build_no_temporary_tables_and_the_claim_uses_the_open_index() {
+    let f = Fixture::new("no-in-lists");
+    let s = f.open();
+    let opcodes = |sql: &str| -> Vec<String> {
+        let mut st = s.conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+        st.query_map([], |r| r.get::<_, String>(1))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    };
+    for sql in [
+        "INSERT INTO events (received_at, origin, raw, status) VALUES (1, 'event', '{}', 'applied')",
+        "INSERT INTO outbox (component, state, created_at, queued_at, status, next_attempt_at)
+         VALUES ('web', 'operational', 1, 1, 'pending', 1)",
+        "UPDATE outbox SET status = 'done' WHERE id = 1",
+        "INSERT INTO incidents (backend, component, status, name, state, intent_at)
+         VALUES ('b', 'web', 'opening', 'n', 'major_outage', 1)",
+        "UPDATE incidents SET status = 'resolved' WHERE id = 1",
+    ] {
+        let ops = opcodes(sql);
+        assert!(ops.iter().any(|o| o == "Halt"), "{sql}: {ops:?}");
+        assert!(
+            !ops.iter().any(|o| o == "OpenEphemeral"),
+            "{sql} builds a temporary table: {ops:?}"
+        );
+    }
+    let plan: Vec<String> = s
+        .conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT id FROM outbox o WHERE status = 'pending' AND next_attempt_at <= 5
+             AND NOT EXISTS (SELECT 1 FROM outbox s WHERE s.component = o.component AND s.status = 'sending')",
+        )
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert!(
+        plan[0].contains("USING INDEX outbox_open"),
+        "the claim reads the outbox whole: {plan:?}"
+    );
+}
+
+/// Schema 10 rebuilt three tables: an older spool's rows, ids and sequences survive it.
+#[test]
+fn rebuilding_the_tables_keeps_rows_ids_and_sequences() {
+    let f = Fixture::new("rebuild-10");
+    {
+        let c = rusqlite::Connection::open(f.dir.join("spool.db")).unwrap();
+        for (v, sql) in MIGRATIONS.iter().take(9) {
+            c.execute_batch(sql).unwrap();
+            c.pragma_update(None, "user_version", v).unwrap();
+        }
+        c.execute_batch(
+            "INSERT INTO events (id, received_at, origin, raw, status) VALUES (7, 1, 'event', '{}', 'rejected');
+             INSERT INTO events (id, received_at, origin, raw, status) VALUES (40, 2, 'event', '{}', 'applied');
+             DELETE FROM events WHERE id = 40;
+             INSERT INTO outbox (id, component, state, created_at, queued_at, status, next_attempt_at, held)
+               VALUES (3, 'web', 'major_outage', 1, 1, 'pending', 9, 'window');
+             INSERT INTO incidents (id, backend, component, status, name, state, intent_at)
+               VALUES (5, 'b', 'web', 'open', 'Web is down', 'major_outage', 1);",
+        )
+        .unwrap();
+    }
+    let s = f.open();
+    let row = |sql: &str| -> String { s.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        row("SELECT group_concat(id || ':' || status) FROM events"),
+        "7:rejected"
+    );
+    assert_eq!(
+        row("SELECT id || ':' || status || ':' || next_attempt_at || ':' || held FROM outbox"),
+        "3:pending:9:window"
+    );
+    assert_eq!(
+        row("SELECT id || ':' || status || ':' || name FROM incidents"),
+        "5:open:Web is down"
+    );
+    assert_eq!(
+        row("SELECT group_concat(name || '=' || seq, ' ') FROM (SELECT * FROM sqlite_sequence WHERE name IN ('events', 'outbox', 'incidents') ORDER BY name)"),
+        "events=40 incidents=5 outbox=3",
+        "a pruned id is never given again"
+    );
+    assert_eq!(row("PRAGMA integrity_check"), "ok");
+    // The checks still refuse what they refused.
+    let bad = s.conn.execute(
+        "INSERT INTO events (received_at, origin, raw, status) VALUES (1, 'event', '{}', 'lost')",
+        [],
+    );
+    assert!(bad.is_err(), "an unknown status is refused");
 }

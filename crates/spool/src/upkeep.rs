@@ -97,7 +97,7 @@ impl Spool {
     /// Counts and times for `status`.
     pub fn stats(&self) -> Result<Stats> {
         let mut s = Stats::default();
-        let mut st = self.conn.prepare("SELECT status, count(*) FROM outbox WHERE status IN ('pending', 'sending', 'dead') GROUP BY status").map_err(self.err())?;
+        let mut st = self.conn.prepare("SELECT status, count(*) FROM outbox WHERE status = 'pending' OR status = 'sending' OR status = 'dead' GROUP BY status").map_err(self.err())?;
         let rows = st
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
             .map_err(self.err())?;
@@ -112,7 +112,7 @@ impl Spool {
         s.held = self
             .scalar("SELECT count(*) FROM outbox WHERE status = 'pending' AND held IS NOT NULL")?;
         s.oldest_pending_at = self
-            .scalar("SELECT min(queued_at) FROM outbox WHERE status IN ('pending', 'sending')")?;
+            .scalar("SELECT min(queued_at) FROM outbox WHERE status = 'pending' OR status = 'sending'")?;
         s.rejected_events = self.scalar("SELECT count(*) FROM events WHERE status = 'rejected'")?;
         s.events = self.scalar("SELECT count(*) FROM events")?;
         let f = self
