@@ -153,6 +153,13 @@ impl Spool {
         self.conn
             .pragma_update(None, "synchronous", "FULL")
             .map_err(&e)?;
+        // Statement journals (a statement that may change several rows keeps its pages to
+        // undo itself) in memory, in small pieces: left to a temporary file, SQLite buffers the
+        // first 64 KiB in one allocation per statement, which musl's allocator maps and unmaps
+        // every time (the aggregator's burst made thousands a second).
+        self.conn
+            .pragma_update(None, "temp_store", "MEMORY")
+            .map_err(&e)?;
         Ok(())
     }
 

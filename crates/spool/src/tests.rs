@@ -90,6 +90,7 @@ fn pragmas_are_durable_and_schema_is_current() {
     let s = f.open();
     assert_eq!(s.pragma("journal_mode").unwrap(), "wal");
     assert_eq!(s.pragma("synchronous").unwrap(), "2", "FULL");
+    assert_eq!(s.pragma("temp_store").unwrap(), "2", "MEMORY");
     assert_eq!(
         s.pragma("busy_timeout").unwrap(),
         BUSY_TIMEOUT.as_millis().to_string()
