@@ -1839,7 +1839,9 @@ fn rebuilding_the_tables_keeps_rows_ids_and_sequences() {
         "5:open:Web is down"
     );
     assert_eq!(
-        row("SELECT group_concat(name || '=' || seq, ' ') FROM (SELECT * FROM sqlite_sequence WHERE name IN ('events', 'outbox', 'incidents') ORDER BY name)"),
+        row(
+            "SELECT group_concat(name || '=' || seq, ' ') FROM (SELECT * FROM sqlite_sequence WHERE name IN ('events', 'outbox', 'incidents') ORDER BY name)"
+        ),
         "events=40 incidents=5 outbox=3",
         "a pruned id is never given again"
     );

@@ -111,8 +111,9 @@ impl Spool {
         }
         s.held = self
             .scalar("SELECT count(*) FROM outbox WHERE status = 'pending' AND held IS NOT NULL")?;
-        s.oldest_pending_at = self
-            .scalar("SELECT min(queued_at) FROM outbox WHERE status = 'pending' OR status = 'sending'")?;
+        s.oldest_pending_at = self.scalar(
+            "SELECT min(queued_at) FROM outbox WHERE status = 'pending' OR status = 'sending'",
+        )?;
         s.rejected_events = self.scalar("SELECT count(*) FROM events WHERE status = 'rejected'")?;
         s.events = self.scalar("SELECT count(*) FROM events")?;
         let f = self

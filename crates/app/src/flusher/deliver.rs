@@ -10,6 +10,7 @@ use statusrelay_spool::retry::{Verdict, next_attempt};
 use statusrelay_spool::{Claimed, Outcome};
 
 use super::Flusher;
+use super::incidents::Failure;
 use crate::{AppError, debug, error, info, warn};
 
 impl Flusher<'_> {
@@ -134,10 +135,14 @@ impl Flusher<'_> {
         }
         let attempt = item.attempts + 1;
         let started = std::time::Instant::now();
-        let result = if incidents {
-            self.send_with_incident(c)?
+        let result = match if incidents {
+            self.send_with_incident(c)
         } else {
-            self.send(c)
+            self.send(c).map_err(Failure::Page)
+        } {
+            Err(Failure::Spool(e)) => return Err(e),
+            Err(Failure::Page(e)) => Err(e),
+            Ok(state) => Ok(state),
         };
         let outcome = match result {
             Ok(state) => {

@@ -30,10 +30,47 @@ fn marker_of(i: &Incident) -> String {
     statusrelay_backend::marker(&format!("{}.{}", i.id, i.intent_at))
 }
 
-/// What a component's incident needs before its state is sent, once an opening whose answer
-/// was lost has been looked for.
+/// Why a delivery with its incident stopped short.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The spool failed: fatal to the flusher.
+    Spool(AppError),
+    /// The page failed: the delivery is retried or dead-lettered by its error.
+    Page(BackendError),
+}
+
+impl From<AppError> for Failure {
+    fn from(e: AppError) -> Self {
+        Failure::Spool(e)
+    }
+}
+
+impl From<statusrelay_spool::SpoolError> for Failure {
+    fn from(e: statusrelay_spool::SpoolError) -> Self {
+        Failure::Spool(e.into())
+    }
+}
+
+impl From<BackendError> for Failure {
+    fn from(e: BackendError) -> Self {
+        Failure::Page(e)
+    }
+}
+
+/// What a delivery has looked up on the page so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Looked {
+    /// For the incident of an opening whose answer was lost.
+    pub lost_opening: bool,
+    /// For a human's incident already open.
+    pub human: bool,
+}
+
+/// The next step of a component's incident before its state is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IncidentStep {
+    /// An opening whose answer was lost: look for it on the page first.
+    FindLost,
     /// Operational, and no incident to resolve: send the state.
     Recovered,
     /// Operational: resolve the open incident, then send.
@@ -42,18 +79,24 @@ pub(crate) enum IncidentStep {
     Update,
     /// Failing, the incident open with this state: send.
     Keep,
-    /// Failing, no incident: unless a human's is open on the page, open one.
-    OpenUnlessHuman,
-    /// Failing: open the incident (under the intent recorded, if any).
+    /// Failing, no incident, `respect_manual`: look for a human's incident on the page first.
+    LookForHuman,
+    /// Failing: open the incident (under the intent recorded, if any), then send.
     Open,
 }
 
-/// The step for a component's new `state` and its incident (pure: see [`IncidentStep`]).
+/// The next step for a component's new `state`, its incident and what was looked up
+/// already (pure: see [`IncidentStep`]). Each lookup is asked for once, so a delivery takes
+/// at most three steps.
 pub(crate) fn incident_step(
     state: State,
     open: Option<&Incident>,
     respect_manual: bool,
+    looked: Looked,
 ) -> IncidentStep {
+    if open.is_some_and(|i| i.status == IncidentStatus::Opening) && !looked.lost_opening {
+        return IncidentStep::FindLost;
+    }
     let live = open.filter(|i| i.status != IncidentStatus::Opening);
     if state == State::Operational {
         return match live {
@@ -69,7 +112,7 @@ pub(crate) fn incident_step(
                 IncidentStep::Keep
             }
         }
-        None if respect_manual => IncidentStep::OpenUnlessHuman,
+        None if respect_manual && !looked.human => IncidentStep::LookForHuman,
         _ => IncidentStep::Open,
     }
 }
@@ -198,102 +241,106 @@ impl Flusher<'_> {
         ]))
     }
 
-    /// Deliver a state with its incident: open, update or resolve, then set the component.
-    /// The outer error is the spool's (fatal); the inner one the page's (retried or dead-lettered).
-    pub(crate) fn send_with_incident(
-        &mut self,
-        c: &Claimed,
-    ) -> Result<Result<State, BackendError>, AppError> {
+    /// Deliver a state with its incident: the steps [`incident_step`] asks for, in a loop
+    /// that ends by setting the component.
+    pub(crate) fn send_with_incident(&mut self, c: &Claimed) -> Result<State, Failure> {
         let item = &c.item;
         let comp = self.component_ref(&item.component);
         if item.state == State::UnderMaintenance {
-            return Ok(self.send(c));
+            return Ok(self.send(c)?);
         }
-        let id = match self.resolve(&comp, false) {
-            Ok(id) => id,
-            Err(e) => return Ok(Err(e)),
-        };
+        let id = self.resolve(&comp, false)?;
+        let notify = self.config.incidents.notify;
+        let mut open = self.spool.open_incident(&self.identity, &item.component)?;
+        let mut looked = Looked::default();
+        loop {
+            let step = incident_step(
+                item.state,
+                open.as_ref(),
+                self.config.incidents.respect_manual,
+                looked,
+            );
+            let text = |f: &Self, open: Option<&Incident>| f.incident_text(item, open);
+            match (step, open.take()) {
+                (IncidentStep::FindLost, Some(i)) => {
+                    self.find_lost_opening(&i, item, &id)?;
+                    open = self.spool.open_incident(&self.identity, &item.component)?;
+                    looked.lost_opening = true;
+                }
+                (IncidentStep::LookForHuman, None) => {
+                    // A human's incident already speaks for this outage: no second one.
+                    let list = self.page()?.open_incidents(&id)?;
+                    if let Some(h) = list.iter().find(|p| !p.by_statusrelay()) {
+                        info!(
+                            "not opening an incident for {}: #{} {:?} is already open on the page",
+                            item.component, h.id, h.name
+                        );
+                        let (_, msg) = text(self, None)?;
+                        return Ok(self.send_state(&comp, item.state, Some(&msg))?);
+                    }
+                    looked.human = true;
+                }
+                (IncidentStep::Resolve, Some(i)) => {
+                    self.resolve_open(&i, item, &id, notify)?;
+                    return Ok(self.send_state(&comp, State::Operational, None)?);
+                }
+                (IncidentStep::Update, Some(i)) => {
+                    let (_, msg) = text(self, Some(&i))?;
+                    self.update_open(&i, item, &id, &msg)?;
+                    return Ok(self.send_state(&comp, item.state, Some(&msg))?);
+                }
+                (IncidentStep::Keep, i) => {
+                    let (_, msg) = text(self, i.as_ref())?;
+                    return Ok(self.send_state(&comp, item.state, Some(&msg))?);
+                }
+                (IncidentStep::Open, existing) => {
+                    let (name, msg) = text(self, existing.as_ref())?;
+                    self.open_new(existing, item, &id, &name, &msg, notify)?;
+                    // Cachet sets the component with the incident; set it explicitly all
+                    // the same.
+                    return Ok(self.send_state(&comp, item.state, Some(&msg))?);
+                }
+                (IncidentStep::Recovered, _) => {
+                    return Ok(self.send_state(&comp, State::Operational, None)?);
+                }
+                // Not made by `incident_step`: each step that acts on an incident has one.
+                (step, _) => {
+                    crate::error!(
+                        "incident step {step:?} for {} came without its incident; sending the state alone",
+                        item.component
+                    );
+                    return Ok(self.send_state(&comp, item.state, None)?);
+                }
+            }
+        }
+    }
+
+    /// The incident's name and message for `item`, from the component's templates.
+    fn incident_text(
+        &self,
+        item: &Item,
+        open: Option<&Incident>,
+    ) -> Result<(String, String), AppError> {
         let cfg = self
             .config
             .components
             .iter()
-            .find(|x| x.name == item.component)
-            .cloned();
+            .find(|x| x.name == item.component);
         let name_t = cfg
-            .as_ref()
-            .and_then(|c| c.incident_name.clone())
-            .unwrap_or_else(|| DEFAULT_INCIDENT_NAME.into());
+            .and_then(|c| c.incident_name.as_deref())
+            .unwrap_or(DEFAULT_INCIDENT_NAME);
         let msg_t = cfg
-            .as_ref()
-            .and_then(|c| c.incident_message.clone())
-            .unwrap_or_else(|| {
-                if self.is_fleet() {
-                    DEFAULT_FLEET_INCIDENT_MESSAGE
-                } else {
-                    DEFAULT_INCIDENT_MESSAGE
-                }
-                .into()
+            .and_then(|c| c.incident_message.as_deref())
+            .unwrap_or(if self.is_fleet() {
+                DEFAULT_FLEET_INCIDENT_MESSAGE
+            } else {
+                DEFAULT_INCIDENT_MESSAGE
             });
-        let notify = self.config.incidents.notify;
-        let mut open = self.spool.open_incident(&self.identity, &item.component)?;
-
-        // An earlier attempt may have opened the incident without learning its id.
-        if let Some(i) = open
-            .as_ref()
-            .filter(|i| i.status == IncidentStatus::Opening)
-        {
-            if let Err(e) = self.find_lost_opening(i, item, &id)? {
-                return Ok(Err(e));
-            }
-            open = self.spool.open_incident(&self.identity, &item.component)?;
-        }
-
-        let step = incident_step(
-            item.state,
-            open.as_ref(),
-            self.config.incidents.respect_manual,
-        );
-        if let Some(i) = open.as_ref().filter(|_| step == IncidentStep::Resolve)
-            && let Err(e) = self.resolve_open(i, item, &id, notify)?
-        {
-            return Ok(Err(e));
-        }
-        if matches!(step, IncidentStep::Resolve | IncidentStep::Recovered) {
-            return Ok(self.send_state(&comp, State::Operational, None));
-        }
-        let vars = self.template_vars(item, open.as_ref())?;
-        let msg = template::render(&msg_t, &vars);
-        match (step, open) {
-            (IncidentStep::Update, Some(i)) => {
-                if let Err(e) = self.update_open(&i, item, &id, &msg)? {
-                    return Ok(Err(e));
-                }
-            }
-            (IncidentStep::OpenUnlessHuman | IncidentStep::Open, existing) => {
-                // A human's incident already speaks for this outage: do not open a second one.
-                if step == IncidentStep::OpenUnlessHuman {
-                    match self.page()?.open_incidents(&id) {
-                        Err(e) => return Ok(Err(e)),
-                        Ok(list) => {
-                            if let Some(h) = list.iter().find(|p| !p.by_statusrelay()) {
-                                info!(
-                                    "not opening an incident for {}: #{} {:?} is already open on the page",
-                                    item.component, h.id, h.name
-                                );
-                                return Ok(self.send_state(&comp, item.state, Some(&msg)));
-                            }
-                        }
-                    }
-                }
-                let name = template::render(&name_t, &vars);
-                if let Err(e) = self.open_new(existing, item, &id, &name, &msg, notify)? {
-                    return Ok(Err(e));
-                }
-                // Cachet sets the component with the incident; set it explicitly all the same.
-            }
-            _ => {}
-        }
-        Ok(self.send_state(&comp, item.state, Some(&msg)))
+        let vars = self.template_vars(item, open)?;
+        Ok((
+            template::render(name_t, &vars),
+            template::render(msg_t, &vars),
+        ))
     }
 
     /// Open the outage's incident: under the intent an earlier attempt recorded, or a new one
@@ -306,7 +353,7 @@ impl Flusher<'_> {
         name: &str,
         msg: &str,
         notify: bool,
-    ) -> Result<Result<(), BackendError>, AppError> {
+    ) -> Result<(), Failure> {
         let intent = match existing {
             Some(i) => i,
             None => {
@@ -317,20 +364,15 @@ impl Flusher<'_> {
         // The marker lets a later lookup tell this incident from a human's, and find it
         // when the answer to this request is lost.
         let body = format!("{msg}\n\n{}", marker_of(&intent));
-        match self
+        let rid = self
             .page()?
-            .open_incident(id, item.state, &intent.name, &body, notify)
-        {
-            Ok(rid) => {
-                self.spool.incident_opened(intent.id, &rid, item.state)?;
-                info!(
-                    "opened incident #{rid} {:?} for {}",
-                    intent.name, item.component
-                );
-            }
-            Err(e) => return Ok(Err(e)),
-        }
-        Ok(Ok(()))
+            .open_incident(id, item.state, &intent.name, &body, notify)?;
+        self.spool.incident_opened(intent.id, &rid, item.state)?;
+        info!(
+            "opened incident #{rid} {:?} for {}",
+            intent.name, item.component
+        );
+        Ok(())
     }
 
     /// An incident whose opening answer was lost: found on the page by its marker (or, on
@@ -342,37 +384,34 @@ impl Flusher<'_> {
         i: &Incident,
         item: &statusrelay_spool::Item,
         id: &str,
-    ) -> Result<Result<(), BackendError>, AppError> {
-        match self.page()?.open_incidents(id) {
-            Err(e) => return Ok(Err(e)),
-            Ok(list) => match list
-                .iter()
-                .find(|p| p.carries(&marker_of(i)))
-                // Pages that list no incident text: the name, if no statusrelay wrote it.
-                .or_else(|| {
-                    list.iter()
-                        .find(|p| p.name == i.name && !p.by_statusrelay())
-                })
-                .cloned()
-            {
-                Some(found) => {
-                    info!(
-                        "incident #{} for {} was opened by an earlier attempt whose answer was lost: using it, not opening another",
-                        found.id, item.component
-                    );
-                    self.spool.incident_opened(i.id, &found.id, i.state)?;
-                }
-                None if item.state == State::Operational => {
-                    self.spool.incident_status(
-                        i.id,
-                        IncidentStatus::Lost,
-                        Some("never confirmed by the page; nothing to resolve"),
-                    )?;
-                }
-                None => {} // Not on the page: open it below, under the same intent.
-            },
+    ) -> Result<(), Failure> {
+        let list = self.page()?.open_incidents(id)?;
+        let found = list
+            .iter()
+            .find(|p| p.carries(&marker_of(i)))
+            // Pages that list no incident text: the name, if no statusrelay wrote it.
+            .or_else(|| {
+                list.iter()
+                    .find(|p| p.name == i.name && !p.by_statusrelay())
+            });
+        match found {
+            Some(found) => {
+                info!(
+                    "incident #{} for {} was opened by an earlier attempt whose answer was lost: using it, not opening another",
+                    found.id, item.component
+                );
+                self.spool.incident_opened(i.id, &found.id, i.state)?;
+            }
+            None if item.state == State::Operational => {
+                self.spool.incident_status(
+                    i.id,
+                    IncidentStatus::Lost,
+                    Some("never confirmed by the page; nothing to resolve"),
+                )?;
+            }
+            None => {} // Not on the page: opened next, under the same intent.
         }
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// The outage's state changed: say so on its incident (one deleted on the page is not
@@ -383,7 +422,7 @@ impl Flusher<'_> {
         item: &statusrelay_spool::Item,
         id: &str,
         msg: &str,
-    ) -> Result<Result<(), BackendError>, AppError> {
+    ) -> Result<(), Failure> {
         let rid = i.remote_id.clone().unwrap_or_default();
         match self.page()?.update_incident(&rid, id, item.state, msg) {
             Ok(()) => {
@@ -396,9 +435,9 @@ impl Flusher<'_> {
             Err(e) if e.is_not_found() => {
                 self.deleted_on_page(i, ", not reopened for this outage")?
             }
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Err(e.into()),
         }
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// The component is operational again: resolve its incident (and any duplicate of it).
@@ -408,7 +447,7 @@ impl Flusher<'_> {
         item: &statusrelay_spool::Item,
         id: &str,
         notify: bool,
-    ) -> Result<Result<(), BackendError>, AppError> {
+    ) -> Result<(), Failure> {
         let vars = self.template_vars(item, Some(i))?;
         let msg = template::render(
             "Resolved: {component} is operational again after {duration}.",
@@ -425,14 +464,12 @@ impl Flusher<'_> {
                     "resolved incident #{rid} for {} after {}",
                     item.component, vars["duration"]
                 );
-                if let Err(e) = self.resolve_duplicates(i, &rid, id, &msg) {
-                    return Ok(Err(e));
-                }
+                self.resolve_duplicates(i, &rid, id, &msg)?;
             }
             Err(e) if e.is_not_found() => self.deleted_on_page(i, "")?,
-            Err(e) => return Ok(Err(e)),
+            Err(e) => return Err(e.into()),
         }
-        Ok(Ok(()))
+        Ok(())
     }
 }
 
@@ -459,59 +496,92 @@ mod step_tests {
     fn a_table_of_outages_and_what_their_incident_needs() {
         use IncidentStatus as S;
         use State::{MajorOutage as Major, Operational as Ok_, PartialOutage as Partial};
+        let none = Looked::default();
+        let lost_looked = Looked {
+            lost_opening: true,
+            human: false,
+        };
+        let human_looked = Looked {
+            lost_opening: false,
+            human: true,
+        };
         let cases = [
-            (Ok_, None, true, IncidentStep::Recovered),
+            (Ok_, None, true, none, IncidentStep::Recovered),
             (
                 Ok_,
                 Some(incident(S::Open, Major)),
                 true,
+                none,
                 IncidentStep::Resolve,
             ),
             (
                 Ok_,
                 Some(incident(S::Resolving, Major)),
                 false,
+                none,
                 IncidentStep::Resolve,
             ),
-            // An opening never confirmed is not resolved: nothing on the page to resolve.
+            // An opening whose answer was lost is looked for first, whatever the state.
             (
                 Ok_,
                 Some(incident(S::Opening, Major)),
                 true,
+                none,
+                IncidentStep::FindLost,
+            ),
+            (
+                Major,
+                Some(incident(S::Opening, Major)),
+                false,
+                none,
+                IncidentStep::FindLost,
+            ),
+            // Not found: an opening never confirmed is not resolved (nothing on the page)...
+            (
+                Ok_,
+                Some(incident(S::Opening, Major)),
+                true,
+                lost_looked,
                 IncidentStep::Recovered,
             ),
-            (Major, None, true, IncidentStep::OpenUnlessHuman),
-            (Major, None, false, IncidentStep::Open),
+            // ... and a failing one is opened under the same intent, no human's looked for.
             (
                 Major,
                 Some(incident(S::Opening, Major)),
                 true,
+                lost_looked,
                 IncidentStep::Open,
             ),
+            (Major, None, true, none, IncidentStep::LookForHuman),
+            (Major, None, true, human_looked, IncidentStep::Open),
+            (Major, None, false, none, IncidentStep::Open),
             (
                 Major,
                 Some(incident(S::Open, Major)),
                 true,
+                none,
                 IncidentStep::Keep,
             ),
             (
                 Partial,
                 Some(incident(S::Open, Major)),
                 true,
+                none,
                 IncidentStep::Update,
             ),
             (
                 Partial,
                 Some(incident(S::Resolving, Major)),
                 true,
+                none,
                 IncidentStep::Update,
             ),
         ];
-        for (state, open, respect, want) in cases {
+        for (state, open, respect, looked, want) in cases {
             assert_eq!(
-                incident_step(state, open.as_ref(), respect),
+                incident_step(state, open.as_ref(), respect, looked),
                 want,
-                "{state} with {:?}, respect_manual {respect}",
+                "{state} with {:?}, respect_manual {respect}, {looked:?}",
                 open.map(|i| (i.status, i.state))
             );
         }
