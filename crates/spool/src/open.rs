@@ -3,7 +3,8 @@
 //!
 //! Invariants:
 //! - WAL mode, `synchronous=FULL` (a commit survives power loss), a busy timeout: many handler
-//!   processes may write at once while the flusher reads and writes.
+//!   processes may write at once while the flusher reads and writes. Temporary storage
+//!   (statement journals) in memory.
 //! - Migrations are numbered `.sql` files applied in order in one transaction; a spool from a
 //!   newer statusrelay is refused, never downgraded.
 //! - SQLite's corruption errors, wherever they surface, become [`SpoolError::CorruptFile`]
