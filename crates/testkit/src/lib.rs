@@ -10,6 +10,7 @@ pub mod cachet;
 pub mod cachet3;
 pub mod http;
 pub mod monit;
+pub mod postgres;
 pub mod sandbox;
 pub mod statusio;
 pub mod statuspage;

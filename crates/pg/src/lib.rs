@@ -1,0 +1,78 @@
+//! The aggregator's PostgreSQL store (issue 23), for several `serve` instances on one
+//! database: its numbered migrations, and the election of the one instance that writes the
+//! page (`lease`). SQLite stays the store of a single aggregator and of every node.
+//!
+//! Invariants:
+//! - Migrations are numbered `.sql` files applied in order, each recorded in
+//!   `schema_version`, in one transaction under an advisory lock: two instances starting at
+//!   once apply each migration exactly once; a database from a newer statusrelay is refused.
+//! - Every time that decides who writes is the database server's (`now()`), one clock for
+//!   every instance; an instance's own check of its lease is on its monotonic clock.
+
+pub mod lease;
+
+pub use lease::{Held, Lease, Term, WriterRow};
+
+/// The numbered migrations; `schema_version` records each one applied.
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../migrations/0001_writer.sql"))];
+
+/// The advisory lock every migration takes (any number: one for this purpose only).
+const MIGRATE_LOCK: i64 = 0x5354_5245_4c41_5901;
+
+/// What can go wrong with the PostgreSQL store.
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    /// The database could not be reached, or refused a statement.
+    #[error("PostgreSQL: {0}")]
+    Db(#[from] postgres::Error),
+    /// The database was migrated by a newer statusrelay.
+    #[error(
+        "the PostgreSQL store is at schema {found}, newer than this statusrelay's {known}: upgrade statusrelay on every instance"
+    )]
+    TooNew { found: i32, known: i32 },
+    /// This instance no longer holds the writer's lease under the term it acted on.
+    #[error("no longer the writer (term {term}): another instance took over; nothing was written")]
+    Deposed { term: i64 },
+}
+
+impl PgError {
+    /// Worth trying again later: the connection, not the statement, failed (the database
+    /// restarting, failing over, unreachable).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            PgError::Db(e) => e.is_closed() || e.code().is_none(),
+            PgError::TooNew { .. } | PgError::Deposed { .. } => false,
+        }
+    }
+
+    /// Another instance writes now: stop writing, follow.
+    pub fn is_deposed(&self) -> bool {
+        matches!(self, PgError::Deposed { .. })
+    }
+}
+
+/// Bring the database's schema up to date (see the module's invariants); the version it is at.
+pub fn migrate(client: &mut postgres::Client) -> Result<i32, PgError> {
+    let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)")?;
+    let current: i32 = tx
+        .query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])?
+        .get(0);
+    if current > known {
+        return Err(PgError::TooNew {
+            found: current,
+            known,
+        });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        tx.batch_execute(sql)?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES ($1)",
+            &[version],
+        )?;
+    }
+    tx.commit()?;
+    Ok(known)
+}
