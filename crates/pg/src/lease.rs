@@ -11,8 +11,9 @@
 //!   transaction in flight, so such a transaction commits wholly within its lease.
 //! - An instance trusts its lease on its own monotonic clock only until
 //!   [`valid_until`]: measured from before it asked, shortened by a margin for the two clocks'
-//!   rates. A writer frozen past that (SIGSTOP, a stalled VM) sees the lease gone when it
-//!   wakes, before it sends anything to the page.
+//!   rates. It starts a page request only when the lease outlasts the request's timeout
+//!   ([`Held::may_send`]). A writer frozen past that (SIGSTOP, a stalled VM) sees the lease
+//!   gone when it wakes, before it sends anything to the page.
 
 use std::time::{Duration, Instant};
 
@@ -58,8 +59,15 @@ pub enum Held {
 impl Held {
     /// The term to write under, if this instance may write at `now`.
     pub fn writes(&self, now: Instant) -> Option<Term> {
+        self.may_send(now, Duration::ZERO)
+    }
+
+    /// The term to send a page request under, if this instance may start one at `now` that
+    /// can take up to `takes` (its timeout): the lease must outlast the request, so no request
+    /// of a deposed writer is still in flight when another instance takes over.
+    pub fn may_send(&self, now: Instant, takes: Duration) -> Option<Term> {
         match self {
-            Held::Writer { term, valid_until } if now < *valid_until => Some(*term),
+            Held::Writer { term, valid_until } if now + takes < *valid_until => Some(*term),
             _ => None,
         }
     }
@@ -163,5 +171,13 @@ mod tests {
         assert_eq!(held.writes(until - Duration::from_millis(1)), Some(3));
         assert_eq!(held.writes(until), None, "not at the deadline itself");
         assert_eq!(Held::Follower { writer: None }.writes(asked), None);
+        // A request that may take 10 s starts only while the lease has more than that left.
+        let takes = Duration::from_secs(10);
+        assert_eq!(held.may_send(asked, takes), Some(3));
+        assert_eq!(held.may_send(until - takes, takes), None);
+        assert_eq!(
+            held.may_send(until - takes - Duration::from_millis(1), takes),
+            Some(3)
+        );
     }
 }
