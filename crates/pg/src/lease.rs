@@ -9,6 +9,11 @@
 //!   work begun under an older term is refused by [`fence`], which every claim and finish of a
 //!   delivery runs in its own transaction. Its row lock makes a takeover wait for a fenced
 //!   transaction in flight, so such a transaction commits wholly within its lease.
+//! - A fenced transaction holds the lease's row: an instance's session ends a transaction left
+//!   idle longer than a quarter of the lease ([`Lease::prepare_session`], PostgreSQL's
+//!   `idle_in_transaction_session_timeout`), so a writer frozen inside one (SIGSTOP between
+//!   its fence and its commit) delays a takeover by that much at most, and its work is rolled
+//!   back.
 //! - An instance trusts its lease on its own monotonic clock only until
 //!   [`valid_until`]: measured from before it asked, shortened by a margin for the two clocks'
 //!   rates. It starts a page request only when the lease outlasts the request's timeout
@@ -104,6 +109,14 @@ impl Lease {
                 writer: writer(client)?,
             }),
         }
+    }
+
+    /// Set up a connection of this instance (at every connect): its transactions left idle
+    /// for a quarter of the lease are ended by the server (see the module's invariants).
+    pub fn prepare_session(&self, client: &mut postgres::Client) -> Result<(), PgError> {
+        let ms = (self.duration.as_millis() / 4).max(1);
+        client.batch_execute(&format!("SET idle_in_transaction_session_timeout = {ms}"))?;
+        Ok(())
     }
 
     /// Give the lease up now (a clean stop), so another instance takes over at its next

@@ -27,9 +27,12 @@ fn cluster(name: &str) -> Option<Postgres> {
     }
 }
 
+/// A connection whose statements fail after 20 s instead of waiting on a lock forever.
 fn connect(pg: &Postgres) -> postgres::Client {
-    postgres::Client::connect(&pg.url(), postgres::NoTls)
-        .unwrap_or_else(|e| panic!("connect: {e}\n{}", pg.log()))
+    let mut c = postgres::Client::connect(&pg.url(), postgres::NoTls)
+        .unwrap_or_else(|e| panic!("connect: {e}\n{}", pg.log()));
+    c.batch_execute("SET statement_timeout = 20000").unwrap();
+    c
 }
 
 fn lease(name: &str, ms: u64) -> Lease {
@@ -241,5 +244,42 @@ fn a_database_from_a_newer_statusrelay_is_refused() {
     assert!(
         err.to_string()
             .contains("upgrade statusrelay on every instance")
+    );
+}
+
+#[test]
+fn a_writer_frozen_inside_a_fenced_transaction_holds_off_a_takeover_a_quarter_lease_at_most() {
+    let Some(pg) = cluster("frozen-in-tx") else {
+        return;
+    };
+    let (mut ca, mut cb) = (connect(&pg), connect(&pg));
+    migrate(&mut ca).unwrap();
+    let (a, b) = (lease("a", 1_000), lease("b", 1_000));
+    a.prepare_session(&mut ca).unwrap();
+    b.prepare_session(&mut cb).unwrap();
+    // Were a's transaction never ended, b's statement fails here instead of waiting forever.
+    cb.batch_execute("SET statement_timeout = 5000").unwrap();
+    assert!(matches!(
+        a.acquire(&mut ca).unwrap(),
+        Held::Writer { term: 1, .. }
+    ));
+    let frozen_at = Instant::now();
+    let mut tx = ca.transaction().unwrap();
+    fence(&mut tx, "a", 1).unwrap();
+    tx.execute("SELECT 1", &[]).unwrap();
+    // a freezes here, its transaction open and idle. Without the session's timeout b would
+    // wait on the row's lock for as long as a stays frozen.
+    let (held, took_at) = until_writer(&b, &mut cb, Duration::from_secs(10));
+    assert!(matches!(held, Held::Writer { term: 2, .. }), "{held:?}");
+    let takeover = took_at - frozen_at;
+    assert!(
+        takeover < Duration::from_millis(1_000 + 250 + 700),
+        "taken over after {takeover:?}: lease 1 s, idle transactions ended after 250 ms"
+    );
+    // a wakes: its transaction was ended by the server, nothing of it is written.
+    let r = tx.commit();
+    assert!(
+        r.is_err(),
+        "a's frozen transaction committed after the takeover"
     );
 }
