@@ -20,6 +20,7 @@
 //! Usage: statusrelay-bench [--runs N] [--sizes 0,100000] [--bin target/release/statusrelay]
 //!        [--storm 20000] [--flusher 10000]
 //!        statusrelay-bench --prune 1500000
+//!        statusrelay-bench --takeover 20 [--lease-ms 2000]
 //!        statusrelay-bench --bin BIN --ingest 1000 [--docs-per-minute 10000] [--window 60] [--flood N]
 //!                          [--burst 50000] [--e2e 40]
 
@@ -113,6 +114,7 @@ mod flood;
 mod limit;
 mod load;
 mod prune;
+mod takeover;
 
 /// One handler run, which creates the spool and its schema.
 fn warm(bin: &Path, config: &Path) {
@@ -154,6 +156,11 @@ fn main() {
         let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut sink);
         return;
     }
+    if args.get(1).map(String::as_str) == Some("lease-instance") {
+        // An aggregator instance's part in the election, for --takeover: NAME URL LEASE_MS.
+        let ms: u64 = args[4].parse().expect("lease-instance NAME URL LEASE_MS");
+        statusrelay_testkit::election::instance_loop(&args[2], &args[3], Duration::from_millis(ms));
+    }
     if args.get(1).map(String::as_str) == Some("peak-rss") {
         load::peak_rss_of(&args[2..]);
     }
@@ -171,6 +178,12 @@ fn main() {
         .split(',')
         .map(|s| s.parse().expect("--sizes"))
         .collect();
+    if let Some(n) = get("--takeover") {
+        // On its own: a PostgreSQL cluster and instance processes, no statusrelay binary.
+        let ms: u64 = get("--lease-ms").map_or(2_000, |v| v.parse().expect("--lease-ms MS"));
+        takeover::run(n.parse().expect("--takeover N"), Duration::from_millis(ms));
+        return;
+    }
     if let Some(n) = get("--prune") {
         // On its own: it needs no binary and no handler runs.
         let dir = std::env::temp_dir().join(format!("statusrelay-bench-{}", std::process::id()));
