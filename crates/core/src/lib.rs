@@ -22,6 +22,7 @@ pub mod nodes;
 pub mod relay;
 pub mod source;
 pub mod state;
+pub mod store;
 pub mod template;
 pub mod time;
 pub mod words;

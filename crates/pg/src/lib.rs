@@ -1,6 +1,7 @@
 //! The aggregator's PostgreSQL store (issue 23), for several `serve` instances on one
-//! database: its numbered migrations, and the election of the one instance that writes the
-//! page (`lease`). SQLite stays the store of a single aggregator and of every node.
+//! database: its numbered migrations, the election of the one instance that writes the page
+//! (`lease`), and the parts of the store's seam built so far (`store`). SQLite stays the store
+//! of a single aggregator and of every node.
 //!
 //! Invariants:
 //! - Migrations are numbered `.sql` files applied in order, each recorded in
@@ -10,11 +11,16 @@
 //!   every instance; an instance's own check of its lease is on its monotonic clock.
 
 pub mod lease;
+pub mod store;
 
 pub use lease::{Held, Lease, Term, WriterRow};
+pub use store::PgStore;
 
 /// The numbered migrations; `schema_version` records each one applied.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../migrations/0001_writer.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../migrations/0001_writer.sql")),
+    (2, include_str!("../migrations/0002_nodes.sql")),
+];
 
 /// The advisory lock every migration takes (any number: one for this purpose only).
 const MIGRATE_LOCK: i64 = 0x5354_5245_4c41_5901;

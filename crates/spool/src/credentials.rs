@@ -17,12 +17,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::*;
 
-/// What authenticates a node: the SHA-256 of its secret, and the components it may feed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Credential {
-    pub secret_sha256: String,
-    pub components: Option<Vec<String>>,
-}
+pub use statusrelay_core::store::Credential;
 
 /// A read-only view of the nodes' credentials.
 pub struct CredentialReader {
@@ -56,32 +51,72 @@ impl CredentialReader {
 
     /// Every node's credential, with the version they are as of (one read transaction).
     pub fn load(&self) -> Result<(i64, HashMap<String, Credential>)> {
-        let e = |source| sqlite_error(&self.path, None, source);
-        let tx = self.conn.unchecked_transaction().map_err(e)?;
-        let version: i64 = tx
-            .query_row("SELECT v FROM credentials_version WHERE id = 1", [], |r| {
-                r.get(0)
-            })
-            .map_err(e)?;
-        let mut st = tx
-            .prepare("SELECT name, secret_sha256, components FROM nodes")
-            .map_err(e)?;
-        let rows = st
-            .query_map([], |r| {
-                let components: Option<String> = r.get(2)?;
-                Ok((
-                    r.get::<_, String>(0)?,
-                    Credential {
-                        secret_sha256: r.get(1)?,
-                        components: components.and_then(|c| serde_json::from_str(&c).ok()),
-                    },
-                ))
-            })
-            .map_err(e)?
-            .collect::<std::result::Result<HashMap<_, _>, _>>()
-            .map_err(e)?;
-        drop(st);
-        tx.finish().map_err(e)?;
-        Ok((version, rows))
+        read_credentials(&self.conn, &self.path)
+    }
+}
+
+/// The credentials and their version, in one read transaction on `conn`.
+pub(crate) fn read_credentials(
+    conn: &Connection,
+    path: &Path,
+) -> Result<(i64, HashMap<String, Credential>)> {
+    let e = |source| sqlite_error(path, None, source);
+    let tx = conn.unchecked_transaction().map_err(e)?;
+    let version: i64 = tx
+        .query_row("SELECT v FROM credentials_version WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .map_err(e)?;
+    let mut st = tx
+        .prepare("SELECT name, secret_sha256, components FROM nodes")
+        .map_err(e)?;
+    let rows = st
+        .query_map([], |r| {
+            let components: Option<String> = r.get(2)?;
+            Ok((
+                r.get::<_, String>(0)?,
+                Credential {
+                    secret_sha256: r.get(1)?,
+                    components: components.and_then(|c| serde_json::from_str(&c).ok()),
+                },
+            ))
+        })
+        .map_err(e)?
+        .collect::<std::result::Result<HashMap<_, _>, _>>()
+        .map_err(e)?;
+    drop(st);
+    tx.finish().map_err(e)?;
+    Ok((version, rows))
+}
+
+/// The SQLite spool as the store of the nodes' credentials (the seam's conformance suite
+/// holds it to the PostgreSQL store's behaviour).
+impl statusrelay_core::store::NodeCredentials for Spool {
+    type Error = SpoolError;
+
+    fn add_node(
+        &mut self,
+        name: &str,
+        secret_sha256: &str,
+        components: Option<&[String]>,
+    ) -> Result<bool> {
+        Spool::add_node(self, name, secret_sha256, components)
+    }
+
+    fn put_node(
+        &mut self,
+        name: &str,
+        secret_sha256: &str,
+        components: Option<&[String]>,
+    ) -> Result<bool> {
+        Spool::put_node(self, name, secret_sha256, components)
+    }
+
+    fn credentials_version(&mut self) -> Result<i64> {
+        self.scalar("SELECT v FROM credentials_version WHERE id = 1")
+    }
+
+    fn credentials(&mut self) -> Result<(i64, HashMap<String, Credential>)> {
+        read_credentials(&self.conn, &self.path)
     }
 }

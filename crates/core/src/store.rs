@@ -1,0 +1,47 @@
+//! The aggregator's store as a seam (issue 23): what the aggregator does to its store, one
+//! trait per part, implemented by the SQLite spool (`statusrelay_spool::Spool`) and by the
+//! PostgreSQL store (`statusrelay_pg::PgStore`), both held to one conformance suite
+//! (`crates/pg/tests/conformance.rs`).
+//!
+//! Invariants:
+//! - A behaviour that differs between the two implementations is a bug: every part's
+//!   behaviour is pinned by the conformance suite, run against both.
+//! - Parts move here one at a time. So far: the nodes' credentials. The rest of the
+//!   aggregator still calls the SQLite spool directly.
+
+use std::collections::HashMap;
+
+/// What authenticates a node: the SHA-256 of its secret, and the components it may feed
+/// (None: any).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub secret_sha256: String,
+    pub components: Option<Vec<String>>,
+}
+
+/// The nodes' credentials, what the aggregator checks before anything else.
+pub trait NodeCredentials {
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Add a node; false when one of that name exists already (nothing changes then).
+    fn add_node(
+        &mut self,
+        name: &str,
+        secret_sha256: &str,
+        components: Option<&[String]>,
+    ) -> Result<bool, Self::Error>;
+
+    /// Set a node's secret and components, adding it if new; false when it was already so.
+    fn put_node(
+        &mut self,
+        name: &str,
+        secret_sha256: &str,
+        components: Option<&[String]>,
+    ) -> Result<bool, Self::Error>;
+
+    /// A number that moves with every change of a credential, and with nothing else.
+    fn credentials_version(&mut self) -> Result<i64, Self::Error>;
+
+    /// Every node's credential, with the version they are as of (one consistent read).
+    fn credentials(&mut self) -> Result<(i64, HashMap<String, Credential>), Self::Error>;
+}

@@ -1,0 +1,112 @@
+//! The PostgreSQL store's parts of the seam (`statusrelay_core::store`), one impl per part,
+//! each held to the SQLite spool's behaviour by `tests/conformance.rs`.
+//!
+//! Invariants:
+//! - Reads that must agree with each other (the credentials and their version) are one
+//!   REPEATABLE READ transaction.
+//! - A write that changes nothing reports false and moves no version (row triggers, not
+//!   statement triggers: an upsert that touches no row fires none).
+
+use std::collections::HashMap;
+
+use statusrelay_core::store::{Credential, NodeCredentials};
+
+use crate::PgError;
+
+/// The aggregator's store on PostgreSQL.
+pub struct PgStore {
+    client: postgres::Client,
+}
+
+impl PgStore {
+    /// A store on a connection already made (and migrated: [`crate::migrate`]).
+    pub fn new(client: postgres::Client) -> PgStore {
+        PgStore { client }
+    }
+
+    /// The connection, for what the seam does not cover yet (the lease).
+    pub fn client(&mut self) -> &mut postgres::Client {
+        &mut self.client
+    }
+
+    fn upsert(
+        &mut self,
+        name: &str,
+        secret_sha256: &str,
+        components: Option<&[String]>,
+        on_conflict: &str,
+    ) -> Result<bool, PgError> {
+        let components: Option<Vec<String>> = components.map(<[String]>::to_vec);
+        let n = self.client.execute(
+            &format!(
+                "INSERT INTO nodes (name, secret_sha256, components) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) {on_conflict}"
+            ),
+            &[&name, &secret_sha256, &components],
+        )?;
+        Ok(n == 1)
+    }
+}
+
+impl NodeCredentials for PgStore {
+    type Error = PgError;
+
+    fn add_node(
+        &mut self,
+        name: &str,
+        secret_sha256: &str,
+        components: Option<&[String]>,
+    ) -> Result<bool, PgError> {
+        self.upsert(name, secret_sha256, components, "DO NOTHING")
+    }
+
+    fn put_node(
+        &mut self,
+        name: &str,
+        secret_sha256: &str,
+        components: Option<&[String]>,
+    ) -> Result<bool, PgError> {
+        self.upsert(
+            name,
+            secret_sha256,
+            components,
+            "DO UPDATE SET secret_sha256 = excluded.secret_sha256, components = excluded.components
+             WHERE nodes.secret_sha256 IS DISTINCT FROM excluded.secret_sha256
+                OR nodes.components IS DISTINCT FROM excluded.components",
+        )
+    }
+
+    fn credentials_version(&mut self) -> Result<i64, PgError> {
+        Ok(self
+            .client
+            .query_one("SELECT v FROM credentials_version WHERE id = 1", &[])?
+            .get(0))
+    }
+
+    fn credentials(&mut self) -> Result<(i64, HashMap<String, Credential>), PgError> {
+        let mut tx = self
+            .client
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let version: i64 = tx
+            .query_one("SELECT v FROM credentials_version WHERE id = 1", &[])?
+            .get(0);
+        let rows = tx
+            .query("SELECT name, secret_sha256, components FROM nodes", &[])?
+            .into_iter()
+            .map(|r| {
+                (
+                    r.get::<_, String>(0),
+                    Credential {
+                        secret_sha256: r.get(1),
+                        components: r.get(2),
+                    },
+                )
+            })
+            .collect();
+        tx.commit()?;
+        Ok((version, rows))
+    }
+}
