@@ -22,6 +22,9 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("../migrations/0002_nodes.sql")),
 ];
 
+/// The schema version this statusrelay migrates to: the last migration's.
+pub const SCHEMA: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
 /// The advisory lock every migration takes (any number: one for this purpose only).
 const MIGRATE_LOCK: i64 = 0x5354_5245_4c41_5901;
 
@@ -59,7 +62,7 @@ impl PgError {
 
 /// Bring the database's schema up to date (see the module's invariants); the version it is at.
 pub fn migrate(client: &mut postgres::Client) -> Result<i32, PgError> {
-    let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+    let known = SCHEMA;
     let mut tx = client.transaction()?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])?;
     tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)")?;
