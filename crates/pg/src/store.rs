@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use statusrelay_core::store::{Credential, NodeCredentials};
+use statusrelay_core::store::{Credential, CredentialReads, NodeCredentials};
 
 use crate::PgError;
 
@@ -49,8 +49,6 @@ impl PgStore {
 }
 
 impl NodeCredentials for PgStore {
-    type Error = PgError;
-
     fn add_node(
         &mut self,
         name: &str,
@@ -75,6 +73,10 @@ impl NodeCredentials for PgStore {
                 OR nodes.components IS DISTINCT FROM excluded.components",
         )
     }
+}
+
+impl CredentialReads for PgStore {
+    type Error = PgError;
 
     fn credentials_version(&mut self) -> Result<i64, PgError> {
         Ok(self

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use statusrelay_core::store::{Credential, NodeCredentials};
+use statusrelay_core::store::{Credential, CredentialReads, NodeCredentials, any_reads};
 use statusrelay_pg::{PgStore, migrate};
 use statusrelay_testkit::postgres::Postgres;
 
@@ -123,6 +123,13 @@ fn postgres(name: &str) -> Option<(PgStore, Postgres)> {
 fn node_credentials_behave_the_same_on_both_stores() {
     let (mut spool, dir) = sqlite("credentials");
     let on_sqlite = credentials(&mut spool);
+    // The gate's reader (a connection of its own, through the seam) reads what was written.
+    let mut gate =
+        any_reads(statusrelay_spool::CredentialReader::open(&dir.join("spool.db")).unwrap());
+    assert_eq!(
+        gate.credentials().unwrap(),
+        CredentialReads::credentials(&mut spool).unwrap()
+    );
     let _ = std::fs::remove_dir_all(&dir);
     // The SQLite spool's own behaviour, pinned: the PostgreSQL store must match it.
     assert_eq!(
@@ -148,4 +155,6 @@ fn node_credentials_behave_the_same_on_both_stores() {
         return;
     };
     assert_eq!(credentials(&mut store), on_sqlite);
+    let written = CredentialReads::credentials(&mut store).unwrap();
+    assert_eq!(any_reads(store).credentials().unwrap(), written);
 }

@@ -4,8 +4,8 @@
 //! - In this order, each refusal ending the request at once: the credential (401, or 429 from
 //!   an address over its failed authentications this minute; a valid credential from that
 //!   address still passes, as nodes behind one NAT or proxy share it), checked in memory
-//!   against the digests read
-//!   by `statusrelay_spool::CredentialReader`, reloaded when their version moves), the node's
+//!   against the digests read through the store's seam (`statusrelay_core::store::
+//!   CredentialReads`: the spool's `CredentialReader`), reloaded when their version moves), the node's
 //!   rate (429), the declared length (413), room in the body budget (503 with `Retry-After`
 //!   after `request_timeout`). Only then is the body read: a stranger costs a header parse and
 //!   a table lookup, and never a buffer or the spool's lock.
@@ -26,7 +26,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode, header};
-use statusrelay_spool::{Credential, CredentialReader};
+use statusrelay_core::store::{AnyReads, Credential, any_reads};
+use statusrelay_spool::CredentialReader;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::http::Refusal;
@@ -188,9 +189,12 @@ impl RefusalLog {
     }
 }
 
+/// Opens a reader of the credentials (again, after one failed).
+type OpenReads = Box<dyn Fn() -> Result<AnyReads, String> + Send + Sync>;
+
 /// The nodes' credentials in memory.
 struct Creds {
-    reader: Option<CredentialReader>,
+    reader: Option<AnyReads>,
     version: Option<i64>,
     table: HashMap<String, Credential>,
     checked: Option<Instant>,
@@ -198,7 +202,7 @@ struct Creds {
 
 /// The gate every report passes before its body is read.
 pub struct Gate {
-    spool: PathBuf,
+    open: OpenReads,
     creds: Mutex<Creds>,
     /// The per-node token buckets.
     pub limit: RateLimit,
@@ -222,8 +226,14 @@ pub struct Admitted {
 impl Gate {
     pub fn new(spool: PathBuf, serve: &statusrelay_core::config::ServeConfig) -> Gate {
         let budget_kib = (serve.body_budget.div_ceil(1024)).min(u32::MAX as usize) as u32;
+        // The credentials are read on a connection of their own, never the spool's lock.
+        let open: OpenReads = Box::new(move || {
+            CredentialReader::open(&spool)
+                .map(any_reads)
+                .map_err(|e| e.to_string())
+        });
         Gate {
-            spool,
+            open,
             creds: Mutex::new(Creds {
                 reader: None,
                 version: None,
@@ -260,7 +270,7 @@ impl Gate {
             return Ok(true);
         }
         c.checked = Some(now);
-        if let Err(e) = reload(&mut c, &self.spool) {
+        if let Err(e) = reload(&mut c, &self.open) {
             if c.version.is_none() {
                 return Err(e);
             }
@@ -439,25 +449,24 @@ impl Gate {
     }
 }
 
-fn reload(c: &mut Creds, spool: &std::path::Path) -> Result<(), String> {
+fn reload(c: &mut Creds, open: &OpenReads) -> Result<(), String> {
     if c.reader.is_none() {
-        c.reader = Some(CredentialReader::open(spool).map_err(|e| e.to_string())?);
+        c.reader = Some(open()?);
     }
-    let reader = c.reader.as_ref().expect("opened above");
-    let version = reader.version().map_err(|e| {
-        c.reader = None;
-        e.to_string()
-    });
-    let version = version?;
+    let reader = c.reader.as_mut().expect("opened above");
+    let version = match reader.credentials_version() {
+        Ok(v) => v,
+        Err(e) => {
+            // Opened again at the next look: the file may have been replaced, the
+            // connection lost.
+            c.reader = None;
+            return Err(e.to_string());
+        }
+    };
     if c.version == Some(version) {
         return Ok(());
     }
-    let (version, table) = c
-        .reader
-        .as_ref()
-        .expect("kept above")
-        .load()
-        .map_err(|e| e.to_string())?;
+    let (version, table) = reader.credentials().map_err(|e| e.to_string())?;
     c.version = Some(version);
     c.table = table;
     Ok(())

@@ -89,11 +89,34 @@ pub(crate) fn read_credentials(
     Ok((version, rows))
 }
 
-/// The SQLite spool as the store of the nodes' credentials (the seam's conformance suite
-/// holds it to the PostgreSQL store's behaviour).
-impl statusrelay_core::store::NodeCredentials for Spool {
+/// The gate's reader, as the seam's read side.
+impl statusrelay_core::store::CredentialReads for CredentialReader {
     type Error = SpoolError;
 
+    fn credentials_version(&mut self) -> Result<i64> {
+        self.version()
+    }
+
+    fn credentials(&mut self) -> Result<(i64, HashMap<String, Credential>)> {
+        self.load()
+    }
+}
+
+/// The SQLite spool as the store of the nodes' credentials (the seam's conformance suite
+/// holds it to the PostgreSQL store's behaviour).
+impl statusrelay_core::store::CredentialReads for Spool {
+    type Error = SpoolError;
+
+    fn credentials_version(&mut self) -> Result<i64> {
+        self.scalar("SELECT v FROM credentials_version WHERE id = 1")
+    }
+
+    fn credentials(&mut self) -> Result<(i64, HashMap<String, Credential>)> {
+        read_credentials(&self.conn, &self.path)
+    }
+}
+
+impl statusrelay_core::store::NodeCredentials for Spool {
     fn add_node(
         &mut self,
         name: &str,
@@ -110,13 +133,5 @@ impl statusrelay_core::store::NodeCredentials for Spool {
         components: Option<&[String]>,
     ) -> Result<bool> {
         Spool::put_node(self, name, secret_sha256, components)
-    }
-
-    fn credentials_version(&mut self) -> Result<i64> {
-        self.scalar("SELECT v FROM credentials_version WHERE id = 1")
-    }
-
-    fn credentials(&mut self) -> Result<(i64, HashMap<String, Credential>)> {
-        read_credentials(&self.conn, &self.path)
     }
 }
