@@ -190,7 +190,7 @@ impl RefusalLog {
 }
 
 /// Opens a reader of the credentials (again, after one failed).
-type OpenReads = Box<dyn Fn() -> Result<AnyReads, String> + Send + Sync>;
+pub type OpenReads = Box<dyn Fn() -> Result<AnyReads, String> + Send + Sync>;
 
 /// The nodes' credentials in memory.
 struct Creds {
@@ -224,14 +224,23 @@ pub struct Admitted {
 }
 
 impl Gate {
+    /// The gate of an aggregator on the SQLite spool at `spool`.
     pub fn new(spool: PathBuf, serve: &statusrelay_core::config::ServeConfig) -> Gate {
-        let budget_kib = (serve.body_budget.div_ceil(1024)).min(u32::MAX as usize) as u32;
         // The credentials are read on a connection of their own, never the spool's lock.
-        let open: OpenReads = Box::new(move || {
-            CredentialReader::open(&spool)
-                .map(any_reads)
-                .map_err(|e| e.to_string())
-        });
+        Gate::with_reads(
+            Box::new(move || {
+                CredentialReader::open(&spool)
+                    .map(any_reads)
+                    .map_err(|e| e.to_string())
+            }),
+            serve,
+        )
+    }
+
+    /// The gate of an aggregator on any store: `open` makes a reader of its credentials, at
+    /// the first look and again after a reader failed.
+    pub fn with_reads(open: OpenReads, serve: &statusrelay_core::config::ServeConfig) -> Gate {
+        let budget_kib = (serve.body_budget.div_ceil(1024)).min(u32::MAX as usize) as u32;
         Gate {
             open,
             creds: Mutex::new(Creds {
@@ -475,6 +484,70 @@ fn reload(c: &mut Creds, open: &OpenReads) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store's version and credentials as the test sets them, and whether its reads fail.
+    type Held = (i64, HashMap<String, Credential>, bool);
+
+    #[derive(Clone, Default)]
+    struct Store(Arc<Mutex<Held>>);
+
+    impl statusrelay_core::store::CredentialReads for Store {
+        type Error = statusrelay_core::store::StoreError;
+
+        fn credentials_version(&mut self) -> Result<i64, Self::Error> {
+            let s = self.0.lock().unwrap();
+            if s.2 {
+                return Err(statusrelay_core::store::StoreError(
+                    "connection lost".into(),
+                ));
+            }
+            Ok(s.0)
+        }
+
+        fn credentials(&mut self) -> Result<(i64, HashMap<String, Credential>), Self::Error> {
+            let s = self.0.lock().unwrap();
+            Ok((s.0, s.1.clone()))
+        }
+    }
+
+    #[test]
+    fn the_gate_reads_any_store_keeps_what_it_read_when_a_read_fails_and_opens_again() {
+        let store = Store::default();
+        let cred = |secret: &str| Credential {
+            secret_sha256: crate::credentials::digest(secret),
+            components: None,
+        };
+        *store.0.lock().unwrap() = (
+            1,
+            HashMap::from([("db1".to_string(), cred("s3cret"))]),
+            false,
+        );
+        let opens = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let gate = Gate::with_reads(
+            Box::new({
+                let (store, opens) = (store.clone(), opens.clone());
+                move || {
+                    opens.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    Ok(any_reads(store.clone()))
+                }
+            }),
+            &statusrelay_core::config::ServeConfig::default(),
+        );
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(gate.verify("db1", "s3cret", at(0)), Ok(true));
+        assert_eq!(gate.verify("db1", "wrong", at(0)), Ok(false));
+        assert_eq!(opens.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // The store fails: what was read before stands, and the reader is dropped.
+        store.0.lock().unwrap().2 = true;
+        assert_eq!(gate.verify("db1", "wrong", at(2)), Ok(false));
+        assert_eq!(gate.verify("db1", "s3cret", at(2)), Ok(true));
+        // Back, with db1 forgotten and web1 added: opened again, and read anew.
+        *store.0.lock().unwrap() = (2, HashMap::from([("web1".to_string(), cred("x"))]), false);
+        assert_eq!(gate.verify("web1", "x", at(4)), Ok(true));
+        assert_eq!(gate.verify("db1", "s3cret", at(6)), Ok(false));
+        assert_eq!(opens.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn ipv6_peers_by_their_64_and_mapped_v4_as_v4() {
