@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-pub use statusrelay_testkit::sandbox::{Run, Sandbox, signal, wait_until};
+pub use statusrelay_testkit::sandbox::{Run, Sandbox, can_run, is_root, signal, wait_until};
 pub use statusrelay_testkit::{FakeCachet, Fault};
 
 pub const TOKEN: &str = "t0ken-for-tests-only";
@@ -210,33 +210,6 @@ impl Drop for LiveFlusher {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Is the test running as root (CI is)? Tests that mount or make namespaces need it.
-pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-/// Can this test go on? When `missing` names what it lacks (root, a tool), it is skipped with a
-/// message, except under `CI=true`, where a test that cannot run fails: CI has root and
-/// installs its tools, so a skip there would be a pass that tested nothing.
-pub fn can_run(missing: Option<&str>) -> bool {
-    let Some(what) = missing else {
-        return true;
-    };
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true and this test cannot run: {what}"
-    );
-    eprintln!("SKIPPED: {what}");
-    false
 }
 
 /// `text` contains `needle`; the failure shows the whole text.

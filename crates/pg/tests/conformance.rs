@@ -102,19 +102,8 @@ fn sqlite(name: &str) -> (statusrelay_spool::Spool, std::path::PathBuf) {
 
 /// A fresh PostgreSQL store, or None (a skip) where this machine has no server.
 fn postgres(name: &str) -> Option<(PgStore, Postgres)> {
-    let pg = match Postgres::start(name) {
-        Ok(pg) => pg,
-        Err(why) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true and this test cannot run: {why}"
-            );
-            eprintln!("SKIPPED (the PostgreSQL half): {why}");
-            return None;
-        }
-    };
-    let mut c = postgres::Client::connect(&pg.url(), postgres::NoTls).unwrap();
-    c.batch_execute("SET statement_timeout = 20000").unwrap();
+    let pg = Postgres::for_test(name)?;
+    let mut c = pg.connect();
     migrate(&mut c).unwrap();
     Some((PgStore::new(c), pg))
 }

@@ -12,29 +12,6 @@ use statusrelay_pg::lease::{fence, writer};
 use statusrelay_pg::{Held, Lease, PgError, migrate};
 use statusrelay_testkit::postgres::Postgres;
 
-/// The test's cluster, or None (a skip) where this machine has no PostgreSQL server.
-fn cluster(name: &str) -> Option<Postgres> {
-    match Postgres::start(name) {
-        Ok(pg) => Some(pg),
-        Err(why) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true and this test cannot run: {why}"
-            );
-            eprintln!("SKIPPED: {why}");
-            None
-        }
-    }
-}
-
-/// A connection whose statements fail after 20 s instead of waiting on a lock forever.
-fn connect(pg: &Postgres) -> postgres::Client {
-    let mut c = postgres::Client::connect(&pg.url(), postgres::NoTls)
-        .unwrap_or_else(|e| panic!("connect: {e}\n{}", pg.log()));
-    c.batch_execute("SET statement_timeout = 20000").unwrap();
-    c
-}
-
 fn lease(name: &str, ms: u64) -> Lease {
     Lease {
         instance: name.to_string(),
@@ -61,7 +38,9 @@ fn until_writer(l: &Lease, c: &mut postgres::Client, deadline: Duration) -> (Hel
 
 #[test]
 fn two_instances_starting_at_once_migrate_once_and_one_of_them_writes() {
-    let Some(pg) = cluster("at-once") else { return };
+    let Some(pg) = Postgres::for_test("at-once") else {
+        return;
+    };
     let url = pg.url();
     let start = Arc::new(Barrier::new(2));
     let handles: Vec<_> = ["a", "b"]
@@ -96,7 +75,7 @@ fn two_instances_starting_at_once_migrate_once_and_one_of_them_writes() {
         }
         other => panic!("the other instance: {other:?}"),
     }
-    let mut c = connect(&pg);
+    let mut c = pg.connect();
     let versions: Vec<i32> = c
         .query("SELECT version FROM schema_version ORDER BY version", &[])
         .unwrap()
@@ -112,8 +91,10 @@ fn two_instances_starting_at_once_migrate_once_and_one_of_them_writes() {
 
 #[test]
 fn a_frozen_writer_is_deposed_after_its_lease_and_fenced_when_it_wakes() {
-    let Some(pg) = cluster("frozen") else { return };
-    let (mut ca, mut cb) = (connect(&pg), connect(&pg));
+    let Some(pg) = Postgres::for_test("frozen") else {
+        return;
+    };
+    let (mut ca, mut cb) = (pg.connect(), pg.connect());
     migrate(&mut ca).unwrap();
     let (a, b) = (lease("a", 1_000), lease("b", 1_000));
     let held_a = a.acquire(&mut ca).unwrap();
@@ -151,8 +132,10 @@ fn a_frozen_writer_is_deposed_after_its_lease_and_fenced_when_it_wakes() {
 
 #[test]
 fn a_takeover_waits_for_the_fenced_transaction_in_flight() {
-    let Some(pg) = cluster("fenced") else { return };
-    let (mut ca, mut cb) = (connect(&pg), connect(&pg));
+    let Some(pg) = Postgres::for_test("fenced") else {
+        return;
+    };
+    let (mut ca, mut cb) = (pg.connect(), pg.connect());
     migrate(&mut ca).unwrap();
     let a = lease("a", 500);
     assert!(matches!(
@@ -185,8 +168,10 @@ fn a_takeover_waits_for_the_fenced_transaction_in_flight() {
 
 #[test]
 fn a_clean_stop_hands_the_lease_over_at_once() {
-    let Some(pg) = cluster("release") else { return };
-    let (mut ca, mut cb) = (connect(&pg), connect(&pg));
+    let Some(pg) = Postgres::for_test("release") else {
+        return;
+    };
+    let (mut ca, mut cb) = (pg.connect(), pg.connect());
     migrate(&mut ca).unwrap();
     let (a, b) = (lease("a", 60_000), lease("b", 60_000));
     assert!(matches!(
@@ -207,8 +192,10 @@ fn a_clean_stop_hands_the_lease_over_at_once() {
 
 #[test]
 fn the_database_restarting_is_a_retryable_error_and_the_lease_survives_it() {
-    let Some(pg) = cluster("restart") else { return };
-    let mut c = connect(&pg);
+    let Some(pg) = Postgres::for_test("restart") else {
+        return;
+    };
+    let mut c = pg.connect();
     migrate(&mut c).unwrap();
     let a = lease("a", 60_000);
     assert!(matches!(
@@ -219,7 +206,7 @@ fn the_database_restarting_is_a_retryable_error_and_the_lease_survives_it() {
     let err = a.acquire(&mut c).unwrap_err();
     assert!(err.is_retryable(), "{err}");
     pg.start_again().unwrap();
-    let mut c = connect(&pg);
+    let mut c = pg.connect();
     assert!(
         matches!(a.acquire(&mut c).unwrap(), Held::Writer { term: 1, .. }),
         "within its lease, the writer renews under the same term"
@@ -228,8 +215,10 @@ fn the_database_restarting_is_a_retryable_error_and_the_lease_survives_it() {
 
 #[test]
 fn a_database_from_a_newer_statusrelay_is_refused() {
-    let Some(pg) = cluster("too-new") else { return };
-    let mut c = connect(&pg);
+    let Some(pg) = Postgres::for_test("too-new") else {
+        return;
+    };
+    let mut c = pg.connect();
     migrate(&mut c).unwrap();
     c.execute("INSERT INTO schema_version (version) VALUES (99)", &[])
         .unwrap();
@@ -250,10 +239,10 @@ fn a_database_from_a_newer_statusrelay_is_refused() {
 
 #[test]
 fn a_writer_frozen_inside_a_fenced_transaction_holds_off_a_takeover_a_quarter_lease_at_most() {
-    let Some(pg) = cluster("frozen-in-tx") else {
+    let Some(pg) = Postgres::for_test("frozen-in-tx") else {
         return;
     };
-    let (mut ca, mut cb) = (connect(&pg), connect(&pg));
+    let (mut ca, mut cb) = (pg.connect(), pg.connect());
     migrate(&mut ca).unwrap();
     let (a, b) = (lease("a", 1_000), lease("b", 1_000));
     a.prepare_session(&mut ca).unwrap();

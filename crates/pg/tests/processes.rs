@@ -13,20 +13,6 @@ use statusrelay_testkit::postgres::Postgres;
 
 const LEASE: Duration = Duration::from_millis(1_000);
 
-fn cluster(name: &str) -> Option<Postgres> {
-    match Postgres::start(name) {
-        Ok(pg) => Some(pg),
-        Err(why) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true and this test cannot run: {why}"
-            );
-            eprintln!("SKIPPED: {why}");
-            None
-        }
-    }
-}
-
 #[test]
 #[ignore = "an instance process, started by the tests of this file"]
 fn instance_process() {
@@ -65,7 +51,9 @@ fn assert_bounded(what: &str, took: &[Duration]) {
 
 #[test]
 fn the_writer_killed_another_takes_over_within_the_lease_and_a_renewal() {
-    let Some(pg) = cluster("kill9") else { return };
+    let Some(pg) = Postgres::for_test("kill9") else {
+        return;
+    };
     let mut c = prepare(&pg);
     let took = takeovers(&mut c, Act::Kill, 3, &spawn(&pg));
     assert_bounded("kill -9", &took);
@@ -78,7 +66,9 @@ fn the_writer_killed_another_takes_over_within_the_lease_and_a_renewal() {
 
 #[test]
 fn the_writer_frozen_past_its_lease_is_taken_over_and_writes_nothing_when_woken() {
-    let Some(pg) = cluster("sigstop") else { return };
+    let Some(pg) = Postgres::for_test("sigstop") else {
+        return;
+    };
     let mut c = prepare(&pg);
     let took = takeovers(&mut c, Act::Freeze, 3, &spawn(&pg));
     assert_bounded("SIGSTOP", &took);

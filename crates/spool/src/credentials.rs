@@ -19,6 +19,9 @@ use super::*;
 
 pub use statusrelay_core::store::Credential;
 
+/// The number that moves with every change of a credential (schema 8's triggers).
+const VERSION_SQL: &str = "SELECT v FROM credentials_version WHERE id = 1";
+
 /// A read-only view of the nodes' credentials.
 pub struct CredentialReader {
     conn: Connection,
@@ -44,7 +47,7 @@ impl CredentialReader {
     /// The number that moves with every change of a credential.
     pub fn version(&self) -> Result<i64> {
         self.conn
-            .prepare_cached("SELECT v FROM credentials_version WHERE id = 1")
+            .prepare_cached(VERSION_SQL)
             .and_then(|mut st| st.query_row([], |r| r.get(0)))
             .map_err(|source| sqlite_error(&self.path, None, source))
     }
@@ -62,11 +65,7 @@ pub(crate) fn read_credentials(
 ) -> Result<(i64, HashMap<String, Credential>)> {
     let e = |source| sqlite_error(path, None, source);
     let tx = conn.unchecked_transaction().map_err(e)?;
-    let version: i64 = tx
-        .query_row("SELECT v FROM credentials_version WHERE id = 1", [], |r| {
-            r.get(0)
-        })
-        .map_err(e)?;
+    let version: i64 = tx.query_row(VERSION_SQL, [], |r| r.get(0)).map_err(e)?;
     let mut st = tx
         .prepare("SELECT name, secret_sha256, components FROM nodes")
         .map_err(e)?;
@@ -108,7 +107,7 @@ impl statusrelay_core::store::CredentialReads for Spool {
     type Error = SpoolError;
 
     fn credentials_version(&mut self) -> Result<i64> {
-        self.scalar("SELECT v FROM credentials_version WHERE id = 1")
+        self.scalar(VERSION_SQL)
     }
 
     fn credentials(&mut self) -> Result<(i64, HashMap<String, Credential>)> {

@@ -109,9 +109,7 @@ impl Drop for Instance {
 /// The schema, and the table instances write to; a connection whose statements give up after
 /// 20 s instead of waiting on a lock forever.
 pub fn prepare(pg: &Postgres) -> postgres::Client {
-    let mut c = postgres::Client::connect(&pg.url(), postgres::NoTls)
-        .unwrap_or_else(|e| panic!("connect: {e}\n{}", pg.log()));
-    c.batch_execute("SET statement_timeout = 20000").unwrap();
+    let mut c = pg.connect();
     migrate(&mut c).unwrap();
     c.batch_execute(
         "CREATE TABLE IF NOT EXISTS writes (instance TEXT NOT NULL, term BIGINT NOT NULL,

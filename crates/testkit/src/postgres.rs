@@ -7,12 +7,14 @@
 //! - Everything it starts is stopped when it is dropped (`pg_ctl stop -m immediate`), and its
 //!   directory removed.
 //! - [`Postgres::start`] says why it cannot run (no server binaries, no `postgres` user as
-//!   root) instead of failing; the caller decides whether that is a skip or, under CI, a
+//!   root) instead of failing; [`Postgres::for_test`] makes that a skip, or under CI a
 //!   failure.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::sandbox::{can_run, is_root};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -41,17 +43,6 @@ fn server_bin() -> Option<PathBuf> {
         .collect();
     found.sort();
     found.pop().map(|(_, b)| b)
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
 }
 
 fn free_port() -> u16 {
@@ -122,6 +113,27 @@ impl Postgres {
             &["-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", DB, DB],
         )?;
         Ok(pg)
+    }
+
+    /// A test's cluster, or None where this machine has none to give: the test is then
+    /// skipped with a message, except under `CI=true`, where it fails ([`can_run`]).
+    pub fn for_test(name: &str) -> Option<Postgres> {
+        match Postgres::start(name) {
+            Ok(pg) => Some(pg),
+            Err(why) => {
+                can_run(Some(&why));
+                None
+            }
+        }
+    }
+
+    /// A connection to the test database whose statements fail after 20 s instead of
+    /// waiting on a lock forever.
+    pub fn connect(&self) -> postgres::Client {
+        let mut c = postgres::Client::connect(&self.url(), postgres::NoTls)
+            .unwrap_or_else(|e| panic!("connect: {e}\n{}", self.log()));
+        c.batch_execute("SET statement_timeout = 20000").unwrap();
+        c
     }
 
     fn data(&self) -> PathBuf {

@@ -260,7 +260,6 @@ impl Flusher<'_> {
                 self.config.incidents.respect_manual,
                 looked,
             );
-            let text = |f: &Self, open: Option<&Incident>| f.incident_text(item, open);
             match (step, open.take()) {
                 (IncidentStep::FindLost, Some(i)) => {
                     self.find_lost_opening(&i, item, &id)?;
@@ -275,7 +274,7 @@ impl Flusher<'_> {
                             "not opening an incident for {}: #{} {:?} is already open on the page",
                             item.component, h.id, h.name
                         );
-                        let (_, msg) = text(self, None)?;
+                        let (_, msg) = self.incident_text(item, None)?;
                         return Ok(self.send_state(&comp, item.state, Some(&msg))?);
                     }
                     looked.human = true;
@@ -285,16 +284,16 @@ impl Flusher<'_> {
                     return Ok(self.send_state(&comp, State::Operational, None)?);
                 }
                 (IncidentStep::Update, Some(i)) => {
-                    let (_, msg) = text(self, Some(&i))?;
+                    let (_, msg) = self.incident_text(item, Some(&i))?;
                     self.update_open(&i, item, &id, &msg)?;
                     return Ok(self.send_state(&comp, item.state, Some(&msg))?);
                 }
                 (IncidentStep::Keep, i) => {
-                    let (_, msg) = text(self, i.as_ref())?;
+                    let (_, msg) = self.incident_text(item, i.as_ref())?;
                     return Ok(self.send_state(&comp, item.state, Some(&msg))?);
                 }
                 (IncidentStep::Open, existing) => {
-                    let (name, msg) = text(self, existing.as_ref())?;
+                    let (name, msg) = self.incident_text(item, existing.as_ref())?;
                     self.open_new(existing, item, &id, &name, &msg, notify)?;
                     // Cachet sets the component with the incident; set it explicitly all
                     // the same.
