@@ -12,10 +12,18 @@
 //!   the node no longer names (where it is newer than their marks).
 //! - A stale node that reports is back, whatever its report is worth: an outdated report of a
 //!   stale node is still an [`Verdict::Apply`], with nothing fresh and its `outdated` mark set.
+//! - [`desired_state`] is pure too: what a component shows, from what a store read of it
+//!   (every store reads the same facts its own way, and decides by this one function).
+//! - [`judge_reporter`] is pure too: who may speak for the node, and what the store holds of
+//!   its reporters afterwards. Every store writes that row back only when it changed (most
+//!   reports are the same reporter's again, and write nothing there).
 
 use std::collections::BTreeMap;
 
-use crate::{NodeReport, Snapshot};
+use statusrelay_core::State;
+use statusrelay_core::nodes::NodeRule;
+
+use crate::{Conflict, Identity, MAINTENANCE_SOURCE, NodeReport, Snapshot};
 
 /// What the spool holds of a node when one of its reports is judged.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -111,10 +119,158 @@ pub fn judge<'r>(marks: &Marks, report: &NodeReport<'r>) -> Verdict<'r> {
     }
 }
 
+/// What a store read of a component to decide the state it shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// The states of its failing tests on nodes that are not stale, and of local sources
+    /// (maintenance); a store may give only the worst of them.
+    pub failing: Vec<State>,
+    /// A stale node feeds it.
+    pub stale: bool,
+    /// A node that is not stale feeds it.
+    pub live: bool,
+    /// Read for a counting rule only: each of its rows, a test (passing or failing) or a
+    /// feed, as (host, failing state, whether the host is stale).
+    pub rows: Vec<(String, Option<State>, bool)>,
+}
+
+/// The state a component shows by `rule`: by default the worst of its failing tests, else
+/// operational, with what a stale node counts as; by a counting rule, from each node's own
+/// state. Local maintenance is a source of its own, never a node. When nodes feed it and every
+/// one of them is silent, nobody can say it is fine: at least unknown (a lost rack is never
+/// `operational`).
+pub fn desired_state(rule: NodeRule, seen: &Seen) -> State {
+    let worst = if rule.counts() {
+        let mut own: BTreeMap<&str, (State, bool)> = BTreeMap::new();
+        let mut maintenance = State::Operational;
+        for (host, state, stale) in &seen.rows {
+            let state = state.unwrap_or(State::Operational);
+            if host == MAINTENANCE_SOURCE {
+                maintenance = maintenance.worst(state);
+                continue;
+            }
+            let node = own.entry(host).or_insert((State::Operational, *stale));
+            node.0 = node.0.worst(state);
+        }
+        let nodes: BTreeMap<String, State> = own
+            .into_iter()
+            .filter_map(|(host, (state, stale))| {
+                Some((host.to_string(), rule.node_state(state, stale)?))
+            })
+            .collect();
+        rule.combine(&nodes).worst(maintenance)
+    } else {
+        // The same as combining every node's state, without visiting each node.
+        let worst = seen
+            .failing
+            .iter()
+            .copied()
+            .fold(State::Operational, State::worst);
+        match rule.stale.state() {
+            Some(s) if seen.stale => worst.worst(s),
+            _ => worst,
+        }
+    };
+    if seen.stale && !seen.live {
+        worst.worst(State::Unknown)
+    } else {
+        worst
+    }
+}
+
+/// What a store holds of who speaks for a node (the reporter columns of its row).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reporters {
+    /// The reporter the node's marks are in.
+    pub reporter: Option<String>,
+    pub reporter_peer: Option<String>,
+    /// The reporter it last contended with (or replaced).
+    pub rival: Option<String>,
+    pub rival_peer: Option<String>,
+    pub rival_seen_at: Option<i64>,
+    /// Since when two live reporters alternate on the node's credential.
+    pub conflict_since: Option<i64>,
+    /// When the node (its reporter) was last heard.
+    pub last_seen_at: Option<i64>,
+}
+
+/// Who may speak for a node now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judged {
+    /// The reporter its marks are in.
+    Same,
+    /// A new reporter takes over (the node reinstalled, its Monit restarted, its way in
+    /// changed): its marks start anew.
+    New,
+    /// Two live reporters alternate: refused.
+    Refuse(Conflict),
+}
+
+/// Judge a report's reporter against the node's (see `Spool::record_reports`), and say what
+/// the store holds of its reporters afterwards:
+/// - the node's reporter speaks, unless the rival it contends with was heard within the
+///   window (then both are refused until one of them falls silent);
+/// - another reporter takes over, unless it is the rival the node's live reporter replaced,
+///   or the node is in conflict: two live reporters alternate on one credential, and no
+///   order between their sequences exists, so neither is taken.
+///
+/// Every report of the node's reporter moves its last-seen time, taken or not, so a conflict
+/// ends only once one side has been silent for the whole window.
+pub fn judge_reporter(held: &Reporters, now: i64, id: Identity<'_>) -> (Judged, Reporters) {
+    let live = |t: Option<i64>| t.is_some_and(|t| now - t < id.window_ms);
+    let conflict_of = |since: i64, rival: &str, rival_peer: &str| Conflict {
+        reporter: held.reporter.clone().unwrap_or_default(),
+        peer: held.reporter_peer.clone().unwrap_or_default(),
+        rival: rival.to_string(),
+        rival_peer: rival_peer.to_string(),
+        since,
+    };
+    let mut next = held.clone();
+    match held.reporter.as_deref() {
+        Some(cur) if cur == id.reporter => {
+            next.reporter_peer = Some(id.peer.to_string());
+            if held.conflict_since.is_some() && live(held.rival_seen_at) {
+                next.last_seen_at = Some(now);
+                let mut c = conflict_of(
+                    held.conflict_since.unwrap_or(now),
+                    held.rival.as_deref().unwrap_or_default(),
+                    held.rival_peer.as_deref().unwrap_or_default(),
+                );
+                c.peer = id.peer.to_string();
+                return (Judged::Refuse(c), next);
+            }
+            next.conflict_since = None;
+            (Judged::Same, next)
+        }
+        Some(_)
+            if (held.rival.as_deref() == Some(id.reporter) || held.conflict_since.is_some())
+                && live(held.last_seen_at) =>
+        {
+            let since = held.conflict_since.unwrap_or(now);
+            next.conflict_since = Some(since);
+            next.rival = Some(id.reporter.to_string());
+            next.rival_peer = Some(id.peer.to_string());
+            next.rival_seen_at = Some(now);
+            (
+                Judged::Refuse(conflict_of(since, id.reporter, id.peer)),
+                next,
+            )
+        }
+        _ => {
+            next.rival = held.reporter.clone();
+            next.rival_peer = held.reporter_peer.clone();
+            next.rival_seen_at = held.last_seen_at;
+            next.reporter = Some(id.reporter.to_string());
+            next.reporter_peer = Some(id.peer.to_string());
+            next.conflict_since = None;
+            (Judged::New, next)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Identity;
     use statusrelay_core::nodes::{NodeRule, Via};
 
     fn rule(_: &str) -> NodeRule {
@@ -266,5 +422,51 @@ mod tests {
             }
         }
         assert!(failed.is_empty(), "{}", failed.join("\n"));
+    }
+
+    #[test]
+    fn who_speaks_for_a_node_and_what_is_written_back() {
+        let a = Identity {
+            reporter: "relay:a",
+            peer: "192.0.2.1",
+            window_ms: 60_000,
+        };
+        let b = Identity {
+            reporter: "relay:b",
+            peer: "192.0.2.2",
+            ..a
+        };
+        let held = Reporters {
+            reporter: Some("relay:a".into()),
+            reporter_peer: Some("192.0.2.1".into()),
+            last_seen_at: Some(1_000),
+            ..Reporters::default()
+        };
+        // The same reporter again, from the same address: nothing to write.
+        assert_eq!(
+            judge_reporter(&held, 2_000, a),
+            (Judged::Same, held.clone())
+        );
+        // Another reporter while the first was heard within the window: it takes over (the
+        // node reinstalled), the first becomes the rival.
+        let (j, after_b) = judge_reporter(&held, 2_000, b);
+        assert_eq!(j, Judged::New);
+        assert_eq!(after_b.reporter.as_deref(), Some("relay:b"));
+        assert_eq!(after_b.rival.as_deref(), Some("relay:a"));
+        assert_eq!(after_b.rival_seen_at, Some(1_000));
+        // The replaced reporter back while its successor is live: both refused from now on.
+        let heard_b = Reporters {
+            last_seen_at: Some(2_500),
+            ..after_b
+        };
+        let (j, in_conflict) = judge_reporter(&heard_b, 3_000, a);
+        assert!(matches!(j, Judged::Refuse(ref c) if c.since == 3_000 && c.rival == "relay:a"));
+        assert_eq!(in_conflict.conflict_since, Some(3_000));
+        let (j, _) = judge_reporter(&in_conflict, 3_100, b);
+        assert!(matches!(j, Judged::Refuse(ref c) if c.since == 3_000 && c.peer == "192.0.2.2"));
+        // Once the rival has been silent for the whole window, the reporter speaks again.
+        let (j, after) = judge_reporter(&in_conflict, 3_000 + 60_000, b);
+        assert_eq!(j, Judged::Same);
+        assert_eq!(after.conflict_since, None);
     }
 }

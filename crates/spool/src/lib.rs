@@ -319,7 +319,7 @@ pub enum Reported {
 
 impl Reported {
     /// Outdated against `mark`: a repeat when the mark is the report's own order.
-    pub(crate) fn outdated(mark: (i64, i64), order: (i64, i64)) -> Reported {
+    pub fn outdated(mark: (i64, i64), order: (i64, i64)) -> Reported {
         Reported::Outdated {
             mark,
             repeat: mark == order,
@@ -481,7 +481,7 @@ mod report;
 mod upkeep;
 
 use deliver::row_item;
-pub(crate) use judge::{Marks, Verdict, judge};
+pub use judge::{Judged, Marks, Reporters, Verdict, judge, judge_reporter};
 use open::sqlite_error;
 pub use open::{file_id, move_aside};
 use page::forget_page_state;

@@ -8,12 +8,11 @@
 //!   of it queues exactly one delivery ([`crate::Spool::enqueue`]).
 //! - A node's report on the aggregator is recorded by `report`, through `record_tx` here.
 
-use std::collections::BTreeMap;
-
 use statusrelay_core::mapping::TestKey;
 use statusrelay_core::nodes::NodeRule;
 
 use super::*;
+use crate::judge::{Seen, desired_state};
 
 impl Spool {
     /// Record an event that could not be mapped or routed; it waits for `replay --rejected`.
@@ -261,27 +260,21 @@ pub(crate) fn refresh_desired(
             })
         })
         .map_err(e)?;
-    let worst = if rule.counts() {
-        nodes_state(tx, path, file, component, rule)?
-    } else {
-        // Worst of: the failing tests of the nodes that are not stale, and what a stale node
-        // counts as (the same as combining every node's state, without visiting each node).
-        let mut worst = State::Operational;
-        for s in failing.iter().flat_map(|f| f.split(',')) {
-            worst = worst.worst(parse_state(path, s)?);
-        }
-        match rule.stale.state() {
-            Some(s) if stale => worst.worst(s),
-            _ => worst,
-        }
+    let seen = Seen {
+        failing: failing
+            .iter()
+            .flat_map(|f| f.split(','))
+            .map(|s| parse_state(path, s))
+            .collect::<Result<_>>()?,
+        stale,
+        live,
+        rows: if rule.counts() {
+            nodes_rows(tx, path, file, component)?
+        } else {
+            Vec::new()
+        },
     };
-    // Nodes feed it and every one of them is silent: nobody can say it is fine, whatever the
-    // stale policy leaves out (a lost rack is never `operational`).
-    let worst = if stale && !live {
-        worst.worst(State::Unknown)
-    } else {
-        worst
-    };
+    let worst = desired_state(rule, &seen);
     let prev = prev.map(|p| parse_state(path, &p)).transpose()?;
     if prev == Some(worst) {
         return Ok(None);
@@ -323,17 +316,14 @@ pub(crate) fn enqueue(
     Ok(tx.last_insert_rowid())
 }
 
-/// Each node's own state, for a counting rule or where a stale node feeds the component:
-/// every node the component has (a test row, passing ones too, or a report on it) and the
-/// worst of its failing tests, or what the stale policy says for a stale node. Local
-/// maintenance is a source of its own, not a node.
-fn nodes_state(
+/// Every row of a component, for a counting rule: each test (passing ones too) and each
+/// report on it (a feed), as (host, failing state, whether the host is stale).
+fn nodes_rows(
     tx: &rusqlite::Transaction<'_>,
     path: &Path,
     file: Option<(u64, u64)>,
     component: &str,
-    rule: NodeRule,
-) -> Result<State> {
+) -> Result<Vec<(String, Option<State>, bool)>> {
     let e = |source| sqlite_error(path, file, source);
     let mut st = tx.prepare_cached(NODES_STATE_SQL).map_err(e)?;
     let rows = st
@@ -347,25 +337,15 @@ fn nodes_state(
         .map_err(e)?
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(e)?;
-    let mut own: BTreeMap<String, (State, bool)> = BTreeMap::new();
-    let mut maintenance = State::Operational;
-    for (host, state, stale) in rows {
-        let state = state
-            .map(|s| parse_state(path, &s))
-            .transpose()?
-            .unwrap_or(State::Operational);
-        if host == MAINTENANCE_SOURCE {
-            maintenance = maintenance.worst(state);
-            continue;
-        }
-        let node = own.entry(host).or_insert((State::Operational, stale));
-        node.0 = node.0.worst(state);
-    }
-    let nodes: BTreeMap<String, State> = own
-        .into_iter()
-        .filter_map(|(host, (state, stale))| Some((host, rule.node_state(state, stale)?)))
-        .collect();
-    Ok(rule.combine(&nodes).worst(maintenance))
+    rows.into_iter()
+        .map(|(host, state, stale)| {
+            Ok((
+                host,
+                state.map(|s| parse_state(path, &s)).transpose()?,
+                stale,
+            ))
+        })
+        .collect()
 }
 
 /// A component's previous desired state, failing states, whether a stale node feeds it, and

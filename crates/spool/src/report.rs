@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::judge::{Judged, Reporters};
 use crate::record::{At, Clear, How, exec, record_tx, refresh_desired};
 
 impl Spool {
@@ -315,108 +316,47 @@ fn recompute(
     Ok(())
 }
 
-/// Who may speak for a node now.
-enum Judged {
-    /// The reporter its marks are in.
-    Same,
-    /// A new reporter takes over (the node reinstalled, its Monit restarted, its way in
-    /// changed): its marks start anew.
-    New,
-    /// Two live reporters alternate: refused.
-    Refuse(Conflict),
-}
-
-/// Judge a report's reporter against the node's (see `Spool::record_reports`):
-/// - the node's reporter speaks, unless the rival it contends with was heard within the
-///   window (then both are refused until one of them falls silent);
-/// - another reporter takes over, unless it is the rival the node's live reporter replaced,
-///   or the node is in conflict: two live reporters alternate on one credential, and no
-///   order between their sequences exists, so neither is taken.
-///
-/// Every report of the node's reporter moves its last-seen time, taken or not, so a conflict
-/// ends only once one side has been silent for the whole window.
+/// Who may speak for the node (`judge::judge_reporter`), its reporters' row written back only
+/// when the decision changed it.
 fn judge_reporter(
     tx: &rusqlite::Transaction<'_>,
     now: i64,
     node: &str,
     id: crate::Identity<'_>,
 ) -> rusqlite::Result<Judged> {
-    type Row = (
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<i64>,
-        Option<i64>,
-        Option<i64>,
-    );
-    let (reporter, reporter_peer, rival, rival_peer, rival_seen, conflict, seen): Row = tx
+    let held = tx
         .prepare_cached(
             "SELECT reporter, reporter_peer, rival, rival_peer, rival_seen_at, conflict_since,
                     last_seen_at FROM nodes WHERE name = ?1",
         )?
         .query_row([node], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-            ))
+            Ok(Reporters {
+                reporter: r.get(0)?,
+                reporter_peer: r.get(1)?,
+                rival: r.get(2)?,
+                rival_peer: r.get(3)?,
+                rival_seen_at: r.get(4)?,
+                conflict_since: r.get(5)?,
+                last_seen_at: r.get(6)?,
+            })
         })?;
-    let live = |t: Option<i64>| t.is_some_and(|t| now - t < id.window_ms);
-    let conflict_of = |since: i64, rival: &str, rival_peer: &str| Conflict {
-        reporter: reporter.clone().unwrap_or_default(),
-        peer: reporter_peer.clone().unwrap_or_default(),
-        rival: rival.to_string(),
-        rival_peer: rival_peer.to_string(),
-        since,
-    };
-    match reporter.as_deref() {
-        Some(cur) if cur == id.reporter => {
-            if conflict.is_some() && live(rival_seen) {
-                exec(
-                    tx,
-                    "UPDATE nodes SET last_seen_at = ?2, reporter_peer = ?3 WHERE name = ?1",
-                    params![node, now, id.peer],
-                )?;
-                let mut c = conflict_of(
-                    conflict.unwrap_or(now),
-                    rival.as_deref().unwrap_or_default(),
-                    rival_peer.as_deref().unwrap_or_default(),
-                );
-                c.peer = id.peer.to_string();
-                return Ok(Judged::Refuse(c));
-            }
-            exec(
-                tx,
-                // Written only when it changes: most reports are the same reporter's again.
-                "UPDATE nodes SET conflict_since = NULL, reporter_peer = ?2
-                 WHERE name = ?1 AND (conflict_since IS NOT NULL OR reporter_peer IS NOT ?2)",
-                params![node, id.peer],
-            )?;
-            Ok(Judged::Same)
-        }
-        Some(_) if (rival.as_deref() == Some(id.reporter) || conflict.is_some()) && live(seen) => {
-            let since = conflict.unwrap_or(now);
-            exec(
-                tx,
-                "UPDATE nodes SET conflict_since = ?2, rival = ?3, rival_peer = ?4, rival_seen_at = ?5
-                 WHERE name = ?1",
-                params![node, since, id.reporter, id.peer, now],
-            )?;
-            Ok(Judged::Refuse(conflict_of(since, id.reporter, id.peer)))
-        }
-        _ => {
-            exec(
-                tx,
-                "UPDATE nodes SET rival = reporter, rival_peer = reporter_peer, rival_seen_at = last_seen_at,
-                   reporter = ?2, reporter_peer = ?3, conflict_since = NULL WHERE name = ?1",
-                params![node, id.reporter, id.peer],
-            )?;
-            Ok(Judged::New)
-        }
+    let (judged, next) = crate::judge::judge_reporter(&held, now, id);
+    if next != held {
+        exec(
+            tx,
+            "UPDATE nodes SET reporter = ?2, reporter_peer = ?3, rival = ?4, rival_peer = ?5,
+               rival_seen_at = ?6, conflict_since = ?7, last_seen_at = ?8 WHERE name = ?1",
+            params![
+                node,
+                next.reporter,
+                next.reporter_peer,
+                next.rival,
+                next.rival_peer,
+                next.rival_seen_at,
+                next.conflict_since,
+                next.last_seen_at
+            ],
+        )?;
     }
+    Ok(judged)
 }
