@@ -7,8 +7,9 @@
 //! - A behaviour that differs between the two implementations is a bug: every part's
 //!   behaviour is pinned by the conformance suite, run against both.
 //! - Parts move here one at a time. So far: the nodes' credentials, which `serve`'s gate
-//!   reads through [`CredentialReads`]. The rest of the aggregator still calls the SQLite
-//!   spool directly.
+//!   reads through [`CredentialReads`], and the nodes' reports, whose trait is
+//!   `statusrelay_spool::store::Reports` (its values, a node's report and a test change, are
+//!   the spool crate's). The rest of the aggregator still calls the SQLite spool directly.
 
 use std::collections::HashMap;
 

@@ -11,6 +11,7 @@
 //!   every instance; an instance's own check of its lease is on its monotonic clock.
 
 pub mod lease;
+pub mod reports;
 pub mod store;
 
 pub use lease::{Held, Lease, Term, WriterRow};
@@ -20,6 +21,7 @@ pub use store::PgStore;
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../migrations/0001_writer.sql")),
     (2, include_str!("../migrations/0002_nodes.sql")),
+    (3, include_str!("../migrations/0003_reports.sql")),
 ];
 
 /// The schema version this statusrelay migrates to: the last migration's.
@@ -39,6 +41,11 @@ pub enum PgError {
         "the PostgreSQL store is at schema {found}, newer than this statusrelay's {known}: upgrade statusrelay on every instance"
     )]
     TooNew { found: i32, known: i32 },
+    /// The store holds a word this statusrelay does not know (a state, a status).
+    #[error(
+        "the PostgreSQL store holds {value:?} in {column}, which this statusrelay does not know: was it written by a newer one?"
+    )]
+    Corrupt { column: &'static str, value: String },
     /// This instance no longer holds the writer's lease under the term it acted on.
     #[error("no longer the writer (term {term}): another instance took over; nothing was written")]
     Deposed { term: i64 },
@@ -50,7 +57,7 @@ impl PgError {
     pub fn is_retryable(&self) -> bool {
         match self {
             PgError::Db(e) => e.is_closed() || e.code().is_none(),
-            PgError::TooNew { .. } | PgError::Deposed { .. } => false,
+            PgError::TooNew { .. } | PgError::Deposed { .. } | PgError::Corrupt { .. } => false,
         }
     }
 

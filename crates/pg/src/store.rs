@@ -8,6 +8,9 @@
 //!   statement triggers: an upsert that touches no row fires none).
 
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use statusrelay_core::time::Clock;
 
 use statusrelay_core::store::{Credential, CredentialReads, NodeCredentials};
 
@@ -15,13 +18,33 @@ use crate::PgError;
 
 /// The aggregator's store on PostgreSQL.
 pub struct PgStore {
-    client: postgres::Client,
+    pub(crate) client: postgres::Client,
+    /// The instance's clock: the times a report writes (last seen, since) are the recording
+    /// instance's, in milliseconds, as the SQLite spool's are.
+    clock: Arc<dyn Clock>,
+    /// Transactions run again after PostgreSQL aborted them for waiting on another
+    /// (see `reports`): counted, so contention is visible.
+    pub(crate) contention_retries: u64,
 }
 
 impl PgStore {
     /// A store on a connection already made (and migrated: [`crate::migrate`]).
-    pub fn new(client: postgres::Client) -> PgStore {
-        PgStore { client }
+    pub fn new(client: postgres::Client, clock: Arc<dyn Clock>) -> PgStore {
+        PgStore {
+            client,
+            clock,
+            contention_retries: 0,
+        }
+    }
+
+    /// Now, on the instance's clock.
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// How many transactions were run again after a deadlock with another.
+    pub fn contention_retries(&self) -> u64 {
+        self.contention_retries
     }
 
     /// The connection, for what the seam does not cover yet (the lease).

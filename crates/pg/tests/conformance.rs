@@ -7,9 +7,24 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use statusrelay_core::State;
+use statusrelay_core::nodes::{MajorAt, NodeRule, RuleKind, Via};
 use statusrelay_core::store::{Credential, CredentialReads, NodeCredentials, any_reads};
+use statusrelay_core::time::Clock;
 use statusrelay_pg::{PgStore, migrate};
+use statusrelay_spool::store::Reports;
+use statusrelay_spool::{Apply, Identity, NewEvent, NodeReport, Snapshot, TestChange};
 use statusrelay_testkit::postgres::Postgres;
+
+/// A clock the test moves, shared by both stores so their times can be compared.
+struct TestClock(AtomicI64);
+impl Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
 
 /// What a store did, step by step, so the two can be compared whole.
 type Trace = Vec<String>;
@@ -89,6 +104,203 @@ where
     trace
 }
 
+fn event(service: &str, description: &str) -> NewEvent {
+    NewEvent {
+        service: Some(service.into()),
+        description: Some(description.into()),
+        ..NewEvent::new(statusrelay_core::EventSource::Monit {
+            monit: statusrelay_core::RawEvent::default(),
+            component: None,
+        })
+    }
+}
+
+fn change(component: &str, host: &str, test: &str, change: TestChange, rule: NodeRule) -> Apply {
+    Apply {
+        component: component.into(),
+        host: host.into(),
+        service: "nginx".into(),
+        test: test.into(),
+        change,
+        rule,
+        description: Some(format!("{test} failed on {host}")),
+    }
+}
+
+/// The nodes' reports, step by step: a relay's whole report, the same again, one that drops a
+/// component, a collector's report on one component, a sub-test's recovery, a new reporter, two
+/// reporters alternating, a node nobody added, and a component whose rule counts nodes. After
+/// each step: what was answered, what every component should show, the failing tests and the
+/// nodes' marks.
+fn reports<S: NodeCredentials + Reports>(s: &mut S, clock: &TestClock) -> Trace {
+    let count = NodeRule {
+        rule: RuleKind::Count,
+        partial_at: 1,
+        major_at: MajorAt::Nodes(2),
+        ..NodeRule::default()
+    };
+    let rule_of = move |c: &str| {
+        if c == "api" {
+            count
+        } else {
+            NodeRule::default()
+        }
+    };
+    let fail =
+        |c: &str, h: &str, t: &str, st: State| change(c, h, t, TestChange::Fail(st), rule_of(c));
+    let recover = |c: &str, h: &str, t: &str| {
+        change(
+            c,
+            h,
+            t,
+            TestChange::Recover {
+                one_shot_families: vec![],
+            },
+            rule_of(c),
+        )
+    };
+    let (web_db, web, api) = (
+        vec!["web".to_string(), "db".to_string()],
+        vec!["web".to_string()],
+        vec!["api".to_string()],
+    );
+    let relay = |reporter: &'static str, peer: &'static str| Identity {
+        reporter,
+        peer,
+        window_ms: 60_000,
+    };
+    let report = |node: &'static str,
+                  order: (i64, i64),
+                  snapshot: Snapshot<'static>,
+                  via: Via,
+                  identity: Option<Identity<'static>>| NodeReport {
+        node,
+        order,
+        snapshot,
+        via,
+        period_ms: Some(30_000),
+        rule_of: &rule_of,
+        keep: &[],
+        identity,
+    };
+    // 'static scopes for the reports above.
+    let web_db: &'static [String] = Box::leak(web_db.into_boxed_slice());
+    let web: &'static [String] = Box::leak(web.into_boxed_slice());
+    let api: &'static [String] = Box::leak(api.into_boxed_slice());
+    let a = relay("relay:a", "192.0.2.1");
+    let b = relay("relay:b", "192.0.2.2");
+    let ev = event("nginx", "connection failed");
+
+    let mut trace = Trace::new();
+    for n in ["db1", "web1", "api1", "api2"] {
+        s.add_node(n, "h", None).unwrap();
+    }
+    let steps: Vec<(&str, NodeReport<'_>, Vec<Apply>)> = vec![
+        (
+            "db1 whole, web and db failing",
+            report("db1", (1, 1), Snapshot::Node(web_db), Via::Relay, Some(a)),
+            vec![
+                fail("web", "db1", "connection", State::MajorOutage),
+                fail("db", "db1", "resource:cpu", State::PerformanceIssues),
+            ],
+        ),
+        (
+            "the same again",
+            report("db1", (1, 1), Snapshot::Node(web_db), Via::Relay, Some(a)),
+            vec![fail("web", "db1", "connection", State::MajorOutage)],
+        ),
+        (
+            "db1's cpu recovers by its family",
+            report(
+                "db1",
+                (1, 2),
+                Snapshot::Components(web_db),
+                Via::Relay,
+                Some(a),
+            ),
+            vec![
+                fail("web", "db1", "connection", State::MajorOutage),
+                recover("db", "db1", "resource"),
+            ],
+        ),
+        (
+            "web1 by the collector, one component",
+            report(
+                "web1",
+                (7, 1),
+                Snapshot::Components(web),
+                Via::Collector,
+                None,
+            ),
+            vec![fail("web", "web1", "http", State::PartialOutage)],
+        ),
+        (
+            "db1 whole, no longer naming db, web passing",
+            report("db1", (1, 3), Snapshot::Node(web), Via::Relay, Some(a)),
+            vec![],
+        ),
+        (
+            "an older report of db1",
+            report("db1", (1, 2), Snapshot::Node(web_db), Via::Relay, Some(a)),
+            vec![fail("db", "db1", "connection", State::MajorOutage)],
+        ),
+        (
+            "db1 reinstalled: a new reporter, its sequence anew",
+            report("db1", (1, 1), Snapshot::Node(web_db), Via::Relay, Some(b)),
+            vec![fail("db", "db1", "connection", State::MajorOutage)],
+        ),
+        (
+            "the old reporter again, while the new one is live",
+            report("db1", (1, 4), Snapshot::Node(web_db), Via::Relay, Some(a)),
+            vec![],
+        ),
+        (
+            "the new reporter, refused while they alternate",
+            report("db1", (1, 2), Snapshot::Node(web_db), Via::Relay, Some(b)),
+            vec![],
+        ),
+        (
+            "a node nobody added",
+            report("ghost", (1, 1), Snapshot::Node(web), Via::Relay, None),
+            vec![fail("web", "ghost", "http", State::MajorOutage)],
+        ),
+        (
+            "api1 down: one node of two counted",
+            report("api1", (1, 1), Snapshot::Node(api), Via::Relay, None),
+            vec![fail("api", "api1", "http", State::MajorOutage)],
+        ),
+        (
+            "api2 down too",
+            report("api2", (1, 1), Snapshot::Node(api), Via::Relay, None),
+            vec![fail("api", "api2", "http", State::MajorOutage)],
+        ),
+        (
+            "api1 and api2 in one transaction, both passing",
+            report("api1", (1, 2), Snapshot::Node(api), Via::Relay, None),
+            vec![],
+        ),
+    ];
+    for (what, r, applies) in &steps {
+        clock.0.fetch_add(1_000, Ordering::SeqCst);
+        let got = if what.starts_with("api1 and api2") {
+            let r2 = report("api2", (1, 2), Snapshot::Node(api), Via::Relay, None);
+            s.record_reports(&[(r, &ev, applies), (&r2, &ev, &[])])
+                .unwrap()
+        } else {
+            s.record_reports(&[(r, &ev, applies)]).unwrap()
+        };
+        trace.push(format!("{what}: {got:?}"));
+        trace.push(format!("  desired: {:?}", s.desired().unwrap()));
+        for c in ["api", "db", "web"] {
+            trace.push(format!("  {c} failing: {:?}", s.failing_tests(c).unwrap()));
+        }
+        for n in ["api1", "api2", "db1", "web1"] {
+            trace.push(format!("  {n}: {:?}", s.marks(n).unwrap()));
+        }
+    }
+    trace
+}
+
 /// A fresh SQLite spool in a directory of its own.
 fn sqlite(name: &str) -> (statusrelay_spool::Spool, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("sr-conformance-{}-{name}", std::process::id()));
@@ -101,11 +313,47 @@ fn sqlite(name: &str) -> (statusrelay_spool::Spool, std::path::PathBuf) {
 }
 
 /// A fresh PostgreSQL store, or None (a skip) where this machine has no server.
-fn postgres(name: &str) -> Option<(PgStore, Postgres)> {
+fn postgres(name: &str, clock: Arc<dyn Clock>) -> Option<(PgStore, Postgres)> {
     let pg = Postgres::for_test(name)?;
     let mut c = pg.connect();
     migrate(&mut c).unwrap();
-    Some((PgStore::new(c), pg))
+    Some((PgStore::new(c, clock), pg))
+}
+
+#[test]
+fn node_reports_behave_the_same_on_both_stores() {
+    let clock = Arc::new(TestClock(AtomicI64::new(1_000_000)));
+    let dir = std::env::temp_dir().join(format!("sr-conformance-{}-reports", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut spool = statusrelay_spool::Spool::open(&dir.join("spool.db"), clock.clone()).unwrap();
+    let on_sqlite = reports(&mut spool, &clock);
+    let _ = std::fs::remove_dir_all(&dir);
+    let pinned = include_str!("conformance/reports.trace");
+    if std::env::var_os("STATUSRELAY_PIN").is_some() {
+        std::fs::write(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/conformance/reports.trace"
+            ),
+            on_sqlite.join("\n") + "\n",
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        on_sqlite.join("\n") + "\n",
+        pinned,
+        "the SQLite spool's behaviour moved: read the difference, then pin it again with STATUSRELAY_PIN=1"
+    );
+    clock.0.store(1_000_000, Ordering::SeqCst);
+    let Some((mut store, _pg)) = postgres("reports", clock.clone()) else {
+        return;
+    };
+    let on_postgres = reports(&mut store, &clock);
+    for (i, (p, q)) in on_sqlite.iter().zip(&on_postgres).enumerate() {
+        assert_eq!(p, q, "step line {i} differs: SQLite, then PostgreSQL");
+    }
+    assert_eq!(on_sqlite.len(), on_postgres.len());
 }
 
 #[test]
@@ -140,7 +388,8 @@ fn node_credentials_behave_the_same_on_both_stores() {
             "credentials as put: true",
         ]
     );
-    let Some((mut store, _pg)) = postgres("credentials") else {
+    let clock: Arc<dyn Clock> = Arc::new(statusrelay_core::time::SystemClock);
+    let Some((mut store, _pg)) = postgres("credentials", clock) else {
         return;
     };
     assert_eq!(credentials(&mut store), on_sqlite);

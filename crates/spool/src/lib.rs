@@ -30,6 +30,7 @@ pub mod doorbell;
 pub mod heap;
 pub mod incidents;
 pub mod retry;
+pub mod store;
 
 pub use corrupt::{SpoolCause, retry_corrupt};
 pub use credentials::{Credential, CredentialReader};
@@ -481,7 +482,7 @@ mod report;
 mod upkeep;
 
 use deliver::row_item;
-pub use judge::{Judged, Marks, Reporters, Verdict, judge, judge_reporter};
+pub use judge::{Judged, Marks, Reporters, Seen, Verdict, desired_state, judge, judge_reporter};
 use open::sqlite_error;
 pub use open::{file_id, move_aside};
 use page::forget_page_state;

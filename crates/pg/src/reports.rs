@@ -1,0 +1,569 @@
+//! The nodes' reports on PostgreSQL (`statusrelay_spool::store::Reports`): the SQLite spool's
+//! `report` and `record` with the same decisions (`judge`, `judge_reporter`,
+//! `desired_state`), for several instances recording at once.
+//!
+//! Invariants:
+//! - One transaction per call. It first locks the rows of every node it records, in name
+//!   order (`FOR UPDATE`): two reports of one node, on any instances, are recorded one after
+//!   the other, each judged against the marks the other left.
+//! - A component's state is computed under a transaction lock of the component
+//!   (`pg_advisory_xact_lock`), taken before its tests are read and held until commit. Every
+//!   transaction that changes a component's tests computes it afterwards, so the last
+//!   computation committed saw every committed test, whichever instance wrote it.
+//! - Every lock is taken up front in one order (`record_once`), so transactions never wait on
+//!   each other in a cycle. Should PostgreSQL still abort one as a deadlock, it is run again
+//!   whole, at most [`ATTEMPTS`] times, and counted; nothing of an aborted attempt stays.
+//! - Ordering is the database's event sequence, as the spool's is its own: a test is changed
+//!   only by an event newer than the one that last changed it.
+
+use std::collections::BTreeMap;
+
+use postgres::Transaction;
+use postgres::error::SqlState;
+use statusrelay_core::State;
+use statusrelay_core::mapping::TestKey;
+use statusrelay_core::nodes::NodeRule;
+use statusrelay_spool::store::{ReportIn, Reports};
+use statusrelay_spool::{
+    Apply, Change, EventStatus, FailingTest, Judged, Marks, NewEvent, NodeReport, Recorded,
+    Reported, Reporters, Seen, Snapshot, TestChange, Verdict, desired_state, judge, judge_reporter,
+};
+
+use crate::{PgError, PgStore};
+
+/// How many times a transaction another one deadlocked with is run again.
+pub const ATTEMPTS: u32 = 5;
+
+/// The class of the components' transaction locks (`pg_advisory_xact_lock(class, key)`).
+pub const COMPONENT_LOCK: i32 = 0x5352_0001;
+
+impl Reports for PgStore {
+    type Error = PgError;
+
+    fn record_reports(&mut self, reports: &[ReportIn<'_, '_>]) -> Result<Vec<Reported>, PgError> {
+        let now = self.now();
+        let mut names: Vec<&str> = reports.iter().map(|(r, _, _)| r.node).collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut attempt = 1;
+        loop {
+            match record_once(&mut self.client, now, &names, reports) {
+                Err(PgError::Db(e)) if attempt < ATTEMPTS && is_contention(&e) => {
+                    self.contention_retries += 1;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn marks(&mut self, node: &str) -> Result<Option<Marks>, PgError> {
+        let mut tx = self.client.transaction()?;
+        let Some((marks, _)) = read_marks(&mut tx, node, "")? else {
+            return Ok(None);
+        };
+        let feeds = read_feeds(&mut tx, node)?;
+        tx.commit()?;
+        Ok(Some(Marks { feeds, ..marks }))
+    }
+
+    fn desired(&mut self) -> Result<Vec<(String, State, i64)>, PgError> {
+        self.client
+            .query(
+                "SELECT component, state, changed_at FROM desired ORDER BY component",
+                &[],
+            )?
+            .into_iter()
+            .map(|r| Ok((r.get(0), word("desired.state", r.get(1))?, r.get(2))))
+            .collect()
+    }
+
+    fn failing_tests(&mut self, component: &str) -> Result<Vec<FailingTest>, PgError> {
+        self.client
+            .query(
+                "SELECT host, service, test, state, since, description FROM tests
+                 WHERE component = $1 AND state IS NOT NULL ORDER BY host, service, test",
+                &[&component],
+            )?
+            .into_iter()
+            .map(|r| {
+                Ok(FailingTest {
+                    host: r.get(0),
+                    service: r.get(1),
+                    test: TestKey::new(r.get::<_, String>(2)),
+                    state: word("tests.state", r.get(3))?,
+                    since: r.get(4),
+                    description: r.get(5),
+                })
+            })
+            .collect()
+    }
+}
+
+/// One attempt at recording `reports` (see `record_reports`). Every lock it needs is taken
+/// first, in one order for every transaction: the nodes' rows by name, then the components
+/// its reports may compute (their scopes, their changes, what the nodes fed) by the lock's
+/// key. Transactions that take them so never wait on each other in a cycle.
+fn record_once(
+    client: &mut postgres::Client,
+    now: i64,
+    names: &[&str],
+    reports: &[ReportIn<'_, '_>],
+) -> Result<Vec<Reported>, PgError> {
+    let mut tx = client.transaction()?;
+    tx.execute(
+        "SELECT 1 FROM nodes WHERE name = ANY($1) ORDER BY name FOR UPDATE",
+        &[&names],
+    )?;
+    let mut components: Vec<&str> = Vec::new();
+    for (report, _, applies) in reports {
+        let (Snapshot::Components(scope) | Snapshot::Node(scope)) = report.snapshot;
+        components.extend(scope.iter().map(String::as_str));
+        components.extend(applies.iter().map(|a| a.component.as_str()));
+    }
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, k) FROM (
+           SELECT DISTINCT hashtext(c) AS k FROM (
+             SELECT unnest($2::text[]) AS c
+             UNION SELECT component FROM feeds WHERE node = ANY($3)) cs
+           ORDER BY k) ks",
+        &[&COMPONENT_LOCK, &components, &names],
+    )?;
+    let out = reports
+        .iter()
+        .map(|(report, ev, applies)| report_tx(&mut tx, now, report, ev, applies))
+        .collect::<Result<Vec<_>, _>>()?;
+    tx.commit()?;
+    Ok(out)
+}
+
+/// Deadlocked with another transaction, or not serializable: worth running again at once.
+fn is_contention(e: &postgres::Error) -> bool {
+    e.code().is_some_and(|c| {
+        *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
+    })
+}
+
+/// A stored word read back as what it names; a word this statusrelay does not know is an
+/// error naming it.
+fn word<T: std::str::FromStr>(column: &'static str, value: String) -> Result<T, PgError> {
+    value
+        .parse()
+        .map_err(|_| PgError::Corrupt { column, value })
+}
+
+/// The node's marks and reporters (`FOR UPDATE` when `lock` says so); None for a node the
+/// store does not know.
+fn read_marks(
+    tx: &mut Transaction<'_>,
+    node: &str,
+    lock: &str,
+) -> Result<Option<(Marks, Reporters)>, PgError> {
+    let Some(r) = tx.query_opt(
+        &format!(
+            "SELECT epoch, last_seq, stale_since, reporter, reporter_peer, rival, rival_peer,
+                    rival_seen_at, conflict_since, last_seen_at FROM nodes WHERE name = $1 {lock}"
+        ),
+        &[&node],
+    )?
+    else {
+        return Ok(None);
+    };
+    let reporters = Reporters {
+        reporter: r.get(3),
+        reporter_peer: r.get(4),
+        rival: r.get(5),
+        rival_peer: r.get(6),
+        rival_seen_at: r.get(7),
+        conflict_since: r.get(8),
+        last_seen_at: r.get(9),
+    };
+    let marks = Marks {
+        whole: r.get::<_, Option<i64>>(1).map(|s| (r.get(0), s)),
+        stale: r.get::<_, Option<i64>>(2).is_some(),
+        reporter: reporters.reporter.clone(),
+        conflict: reporters.conflict_since.is_some(),
+        feeds: BTreeMap::new(),
+    };
+    Ok(Some((marks, reporters)))
+}
+
+fn read_feeds(
+    tx: &mut Transaction<'_>,
+    node: &str,
+) -> Result<BTreeMap<String, (i64, i64)>, PgError> {
+    Ok(tx
+        .query(
+            "SELECT component, epoch, seq FROM feeds WHERE node = $1",
+            &[&node],
+        )?
+        .into_iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect())
+}
+
+/// One node report inside the caller's transaction: the spool's `report_tx`, step for step.
+fn report_tx(
+    tx: &mut Transaction<'_>,
+    now: i64,
+    report: &NodeReport<'_>,
+    ev: &NewEvent,
+    applies: &[Apply],
+) -> Result<Reported, PgError> {
+    let Some((mut marks, held)) = read_marks(tx, report.node, "FOR UPDATE")? else {
+        return Ok(Reported::UnknownNode);
+    };
+    if let Some(id) = report.identity {
+        let (judged, next) = judge_reporter(&held, now, id);
+        if next != held {
+            tx.execute(
+                "UPDATE nodes SET reporter = $2, reporter_peer = $3, rival = $4, rival_peer = $5,
+                   rival_seen_at = $6, conflict_since = $7, last_seen_at = $8 WHERE name = $1",
+                &[
+                    &report.node,
+                    &next.reporter,
+                    &next.reporter_peer,
+                    &next.rival,
+                    &next.rival_peer,
+                    &next.rival_seen_at,
+                    &next.conflict_since,
+                    &next.last_seen_at,
+                ],
+            )?;
+        }
+        match judged {
+            Judged::Refuse(c) => return Ok(Reported::Conflict(c)),
+            Judged::Same => {}
+            Judged::New => {
+                // A new reporter's sequence has nothing to do with the old one's.
+                tx.execute(
+                    "UPDATE nodes SET epoch = 0, last_seq = NULL WHERE name = $1",
+                    &[&report.node],
+                )?;
+                tx.execute(
+                    "UPDATE feeds SET epoch = $2, seq = $2 WHERE node = $1",
+                    &[&report.node, &i64::MIN],
+                )?;
+                marks.whole = None;
+            }
+        }
+        marks.reporter = Some(id.reporter.to_string());
+        marks.conflict = false;
+    }
+    marks.feeds = read_feeds(tx, report.node)?;
+    let (fresh, dropped, whole, outdated) = match judge(&marks, report) {
+        Verdict::Outdated { mark } => {
+            tx.execute(
+                "UPDATE nodes SET last_seen_at = $2, via = $3, period_ms = coalesce($4, period_ms)
+                 WHERE name = $1",
+                &[&report.node, &now, &report.via.as_str(), &report.period_ms],
+            )?;
+            return Ok(Reported::outdated(mark, report.order));
+        }
+        Verdict::Apply {
+            fresh,
+            dropped,
+            whole,
+            outdated,
+            ..
+        } => (fresh, dropped, whole, outdated),
+    };
+    let back = marks.stale;
+    let feeds = marks.feeds;
+    let all: Vec<&Apply> = applies
+        .iter()
+        .filter(|a| fresh.contains(&a.component.as_str()))
+        .collect();
+    let clear: Vec<(&str, NodeRule)> = fresh
+        .iter()
+        .copied()
+        .chain(dropped.iter().map(String::as_str))
+        .map(|c| (c, (report.rule_of)(c)))
+        .collect();
+    move_marks(
+        tx,
+        now,
+        report,
+        &fresh,
+        &dropped,
+        back,
+        whole && outdated.is_none(),
+    )?;
+    let status = if all.is_empty() && clear.is_empty() {
+        EventStatus::Info
+    } else {
+        EventStatus::Applied
+    };
+    let event_id = insert_event(tx, ev, now, status)?;
+    let mut touched: Vec<(&str, NodeRule)> = Vec::new();
+    for a in &all {
+        apply_test(tx, a, event_id, now)?;
+        if !touched.iter().any(|(c, _)| *c == a.component) {
+            touched.push((&a.component, a.rule));
+        }
+    }
+    // Where the report replaces the node's word, its failing tests the report does not name
+    // pass (a service the node has no word on keeps its rows).
+    for (component, rule) in &clear {
+        let n = tx.execute(
+            "UPDATE tests SET state = NULL, event_id = $3, since = $4, description = NULL
+             WHERE component = $1 AND host = $2 AND state IS NOT NULL AND event_id < $3
+               AND NOT (service = ANY($5))",
+            &[component, &report.node, &event_id, &now, &report.keep],
+        )?;
+        if n > 0 && !touched.iter().any(|(t, _)| t == component) {
+            touched.push((component, *rule));
+        }
+    }
+    // Components whose nodes changed without a test changing (a first report on one, one no
+    // longer fed, a stale node back) are computed too, after the touched ones.
+    let mut again: Vec<&str> = fresh
+        .iter()
+        .copied()
+        .filter(|c| !feeds.contains_key(*c))
+        .chain(dropped.iter().map(String::as_str))
+        .chain(feeds.keys().map(String::as_str).filter(|_| back))
+        .collect();
+    again.sort_unstable();
+    again.dedup();
+    let mut computed: Vec<(&str, NodeRule)> = touched;
+    for c in again {
+        if !computed.iter().any(|(t, _)| *t == c) {
+            computed.push((c, (report.rule_of)(c)));
+        }
+    }
+    // Taken already (`record_once`): taking one again in the same transaction waits for
+    // nothing. Kept so that no component is ever computed without its lock.
+    for (c, _) in &computed {
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            &[&COMPONENT_LOCK, c],
+        )?;
+    }
+    let message = ev.description.as_deref();
+    let mut changes = Vec::new();
+    for (c, rule) in computed {
+        if let Some(change) = refresh_desired(tx, c, rule, event_id, message, now)? {
+            changes.push(change);
+        }
+    }
+    let recorded = Recorded { event_id, changes };
+    Ok(match outdated {
+        Some(mark) => Reported::outdated(mark, report.order),
+        None => Reported::Applied(recorded),
+    })
+}
+
+/// The node's marks moved by an applied report (the spool's `move_marks`).
+fn move_marks(
+    tx: &mut Transaction<'_>,
+    now: i64,
+    report: &NodeReport<'_>,
+    fresh: &[&str],
+    dropped: &[String],
+    back: bool,
+    whole_mark: bool,
+) -> Result<(), PgError> {
+    for c in fresh {
+        tx.execute(
+            "INSERT INTO feeds (node, component, epoch, seq, since) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (node, component) DO UPDATE SET epoch = excluded.epoch, seq = excluded.seq",
+            &[&report.node, c, &report.order.0, &report.order.1, &now],
+        )?;
+    }
+    if !dropped.is_empty() {
+        tx.execute(
+            "DELETE FROM feeds WHERE node = $1 AND component = ANY($2)",
+            &[&report.node, &dropped],
+        )?;
+    }
+    if back {
+        tx.execute(
+            "UPDATE feeds SET stale = false WHERE node = $1",
+            &[&report.node],
+        )?;
+    }
+    tx.execute(
+        "UPDATE nodes SET last_seen_at = $5, via = $6, period_ms = coalesce($7, period_ms),
+           stale_since = NULL,
+           epoch = CASE WHEN $2 THEN $3 ELSE epoch END,
+           last_seq = CASE WHEN $2 THEN $4 ELSE last_seq END
+         WHERE name = $1",
+        &[
+            &report.node,
+            &whole_mark,
+            &report.order.0,
+            &report.order.1,
+            &now,
+            &report.via.as_str(),
+            &report.period_ms,
+        ],
+    )?;
+    Ok(())
+}
+
+fn insert_event(
+    tx: &mut Transaction<'_>,
+    ev: &NewEvent,
+    now: i64,
+    status: EventStatus,
+) -> Result<i64, PgError> {
+    Ok(tx
+        .query_one(
+            "INSERT INTO events (received_at, origin, host, service, event, description,
+               monit_date, raw, test, effect, status)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+            &[
+                &now,
+                &ev.raw.origin(),
+                &ev.host,
+                &ev.service,
+                &ev.event,
+                &ev.description,
+                &ev.monit_date,
+                &ev.raw.to_json(),
+                &ev.test.as_ref().map(TestKey::as_str),
+                &ev.effect.map(|x| x.as_str()),
+                &status.as_str(),
+            ],
+        )?
+        .get(0))
+}
+
+/// One test change under `event_id` (the spool's `apply_test`); rows changed by a newer event
+/// are left alone.
+fn apply_test(tx: &mut Transaction<'_>, a: &Apply, event_id: i64, now: i64) -> Result<(), PgError> {
+    let (state, one_shot_families, description) = match &a.change {
+        TestChange::Fail(state) => (Some(state.as_str()), None, a.description.as_deref()),
+        TestChange::Recover { one_shot_families } => (None, Some(one_shot_families), None),
+    };
+    tx.execute(
+        "INSERT INTO tests (component, host, service, test, state, event_id, since, description)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (component, host, service, test) DO UPDATE SET
+           state = excluded.state, event_id = excluded.event_id,
+           since = CASE WHEN tests.state IS NOT DISTINCT FROM excluded.state
+                        THEN tests.since ELSE excluded.since END,
+           description = CASE WHEN excluded.state IS NULL THEN NULL
+             ELSE coalesce(excluded.description,
+                           CASE WHEN tests.state IS NOT NULL THEN tests.description END) END
+         WHERE excluded.event_id > tests.event_id",
+        &[
+            &a.component,
+            &a.host,
+            &a.service,
+            &a.test.as_str(),
+            &state,
+            &event_id,
+            &now,
+            &description,
+        ],
+    )?;
+    if let Some(one_shot_families) = one_shot_families {
+        // A sub-test recovery (`resource:cpu`) clears the bare family key (`resource`); a
+        // bare recovery clears the whole family; a one-shot family is cleared whole by any.
+        let family = a.test.family();
+        let bare_key = a.test.as_str().contains(':').then_some(family);
+        let mut families: Vec<&str> = one_shot_families.iter().map(String::as_str).collect();
+        if bare_key.is_none() {
+            families.push(family);
+        }
+        tx.execute(
+            "UPDATE tests SET state = NULL, event_id = $4, since = $5, description = NULL
+             WHERE component = $1 AND host = $2 AND service = $3 AND state IS NOT NULL
+               AND event_id < $4
+               AND (test = $6 OR split_part(test, ':', 1) = ANY($7))",
+            &[
+                &a.component,
+                &a.host,
+                &a.service,
+                &event_id,
+                &now,
+                &bare_key,
+                &families,
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Compute a component's state (`desired_state`) from what this transaction sees, under the
+/// component's lock (taken by the caller), and queue a delivery when it changed.
+fn refresh_desired(
+    tx: &mut Transaction<'_>,
+    component: &str,
+    rule: NodeRule,
+    event_id: i64,
+    message: Option<&str>,
+    now: i64,
+) -> Result<Option<Change>, PgError> {
+    let r = tx.query_one(
+        "SELECT (SELECT state FROM desired WHERE component = $1),
+           ARRAY(SELECT DISTINCT t.state FROM tests t
+                 WHERE t.component = $1 AND t.state IS NOT NULL
+                   AND NOT EXISTS (SELECT 1 FROM nodes n
+                                   WHERE n.name = t.host AND n.stale_since IS NOT NULL)),
+           EXISTS (SELECT 1 FROM feeds WHERE component = $1 AND stale),
+           EXISTS (SELECT 1 FROM feeds WHERE component = $1 AND NOT stale)",
+        &[&component],
+    )?;
+    let prev: Option<String> = r.get(0);
+    let failing: Vec<String> = r.get(1);
+    let mut seen = Seen {
+        failing: failing
+            .into_iter()
+            .map(|s| word("tests.state", s))
+            .collect::<Result<_, _>>()?,
+        stale: r.get(2),
+        live: r.get(3),
+        rows: Vec::new(),
+    };
+    if rule.counts() {
+        seen.rows = tx
+            .query(
+                "SELECT host, state, EXISTS (SELECT 1 FROM nodes n
+                                            WHERE n.name = host AND n.stale_since IS NOT NULL)
+                 FROM tests WHERE component = $1
+                 UNION ALL
+                 SELECT node, NULL, EXISTS (SELECT 1 FROM nodes n
+                                            WHERE n.name = node AND n.stale_since IS NOT NULL)
+                 FROM feeds WHERE component = $1",
+                &[&component],
+            )?
+            .into_iter()
+            .map(|r| {
+                let state: Option<String> = r.get(1);
+                Ok((
+                    r.get(0),
+                    state.map(|s| word("tests.state", s)).transpose()?,
+                    r.get(2),
+                ))
+            })
+            .collect::<Result<_, PgError>>()?;
+    }
+    let worst = desired_state(rule, &seen);
+    let prev: Option<State> = prev.map(|p| word("desired.state", p)).transpose()?;
+    if prev == Some(worst) {
+        return Ok(None);
+    }
+    tx.execute(
+        "INSERT INTO desired (component, state, event_id, changed_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (component) DO UPDATE SET state = excluded.state,
+           event_id = excluded.event_id, changed_at = excluded.changed_at",
+        &[&component, &worst.as_str(), &event_id, &now],
+    )?;
+    let outbox_id: i64 = tx
+        .query_one(
+            "INSERT INTO outbox (component, state, event_id, message, created_at, queued_at,
+               status, force, next_attempt_at)
+             VALUES ($1, $2, $3, $4, $5, $5, 'pending', false, $5) RETURNING id",
+            &[&component, &worst.as_str(), &event_id, &message, &now],
+        )?
+        .get(0);
+    Ok(Some(Change {
+        component: component.to_string(),
+        from: prev,
+        to: worst,
+        outbox_id,
+    }))
+}

@@ -1,0 +1,67 @@
+//! The store's seam, the parts whose values are the spool's (a node's report, an event, a
+//! test change): the traits beside `statusrelay_core::store`'s, implemented by the SQLite
+//! spool here and by the PostgreSQL store (`statusrelay_pg::PgStore`), both held to one
+//! behaviour by `crates/pg/tests/conformance.rs`.
+//!
+//! Invariants:
+//! - The decisions are this crate's pure functions (`judge`, `judge_reporter`,
+//!   `desired_state`), shared by both stores: a store only reads the facts and writes back
+//!   what was decided, in one transaction per call.
+//! - A node's marks are a row that a report's transaction locks: two reports of one node,
+//!   on one connection or two, are recorded one after the other, never interleaved.
+
+use statusrelay_core::State;
+
+use crate::{Apply, FailingTest, Marks, NewEvent, NodeReport, Reported, Spool, SpoolError};
+
+/// One report as it is recorded: the node's report, its event, its test changes.
+pub type ReportIn<'a, 'r> = (&'a NodeReport<'r>, &'a NewEvent, &'a [Apply]);
+
+/// Recording the nodes' reports, and reading what they made the components show.
+pub trait Reports {
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Several reports (one request, or a group commit of several) in one transaction, in
+    /// order, each judged against its node's marks and recorded where it is newer.
+    fn record_reports(
+        &mut self,
+        reports: &[ReportIn<'_, '_>],
+    ) -> Result<Vec<Reported>, Self::Error>;
+
+    /// The marks held of a node, its feeds included; None for a node the store does not know.
+    fn marks(&mut self, node: &str) -> Result<Option<Marks>, Self::Error>;
+
+    /// The state every component should show: (component, state, changed_at).
+    fn desired(&mut self) -> Result<Vec<(String, State, i64)>, Self::Error>;
+
+    /// A component's failing tests, by host, service and test.
+    fn failing_tests(&mut self, component: &str) -> Result<Vec<FailingTest>, Self::Error>;
+}
+
+impl Reports for Spool {
+    type Error = SpoolError;
+
+    fn record_reports(
+        &mut self,
+        reports: &[ReportIn<'_, '_>],
+    ) -> Result<Vec<Reported>, SpoolError> {
+        Spool::record_reports(self, reports)
+    }
+
+    fn marks(&mut self, node: &str) -> Result<Option<Marks>, SpoolError> {
+        let e = self.err();
+        let Some(mut marks) = crate::report::read_marks(&self.conn, node).map_err(&e)? else {
+            return Ok(None);
+        };
+        marks.feeds = crate::report::read_feeds(&self.conn, node).map_err(&e)?;
+        Ok(Some(marks))
+    }
+
+    fn desired(&mut self) -> Result<Vec<(String, State, i64)>, SpoolError> {
+        Spool::desired(self)
+    }
+
+    fn failing_tests(&mut self, component: &str) -> Result<Vec<FailingTest>, SpoolError> {
+        Spool::failing_tests(self, component)
+    }
+}
