@@ -26,7 +26,8 @@ use statusrelay_core::nodes::NodeRule;
 use statusrelay_spool::store::{ReportIn, Reports};
 use statusrelay_spool::{
     Apply, Change, EventStatus, FailingTest, Judged, Marks, NewEvent, NodeReport, Recorded,
-    Reported, Reporters, Seen, Snapshot, TestChange, Verdict, desired_state, judge, judge_reporter,
+    Reported, Reporters, Seen, Snapshot, TestChange, Touch, Verdict, desired_state, judge,
+    judge_reporter,
 };
 
 use crate::{PgError, PgStore};
@@ -55,6 +56,89 @@ impl Reports for PgStore {
                 other => return other,
             }
         }
+    }
+
+    fn report_is_noop(
+        &mut self,
+        report: &NodeReport<'_>,
+        applies: &[Apply],
+    ) -> Result<bool, PgError> {
+        // One snapshot for every read (REPEATABLE READ): the marks and the tests agree.
+        let mut tx = self
+            .client
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()?;
+        let Some((mut marks, _)) = read_marks(&mut tx, report.node, "")? else {
+            return Ok(false);
+        };
+        marks.feeds = read_feeds(&mut tx, report.node)?;
+        if !matches!(judge(&marks, report), Verdict::Apply { routine: true, .. }) {
+            return Ok(false);
+        }
+        let (Snapshot::Components(scope) | Snapshot::Node(scope)) = report.snapshot;
+        // Kept rows are not the report's to match (see `NodeReport::keep`).
+        let mut have: Vec<(String, String, String, String)> = tx
+            .query(
+                "SELECT component, service, test, state FROM tests
+                 WHERE component = ANY($1) AND host = $2 AND state IS NOT NULL
+                   AND NOT (service = ANY($3))",
+                &[&scope, &report.node, &report.keep],
+            )?
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect();
+        tx.commit()?;
+        let mut want = Vec::new();
+        for a in applies {
+            let TestChange::Fail(state) = &a.change else {
+                return Ok(false);
+            };
+            want.push((
+                a.component.clone(),
+                a.service.clone(),
+                a.test.to_string(),
+                state.as_str().to_string(),
+            ));
+        }
+        have.sort();
+        want.sort();
+        want.dedup();
+        Ok(have == want)
+    }
+
+    fn touch_nodes(&mut self, touches: &[Touch]) -> Result<(), PgError> {
+        if touches.is_empty() {
+            return Ok(());
+        }
+        // In name order, as every transaction takes the nodes' rows (see `record_once`).
+        let mut touches: Vec<&Touch> = touches.iter().collect();
+        touches.sort_by(|a, b| a.node.cmp(&b.node));
+        let mut tx = self.client.transaction()?;
+        for t in touches {
+            tx.execute(
+                "UPDATE nodes SET last_seen_at = $2, via = $3, period_ms = coalesce($4, period_ms)
+                 WHERE name = $1",
+                &[&t.node, &t.at, &t.via.as_str(), &t.period_ms],
+            )?;
+            if let Some((epoch, seq)) = t.whole {
+                tx.execute(
+                    "UPDATE nodes SET epoch = $2, last_seq = $3 WHERE name = $1
+                       AND (last_seq IS NULL OR epoch < $2 OR (epoch = $2 AND last_seq < $3))",
+                    &[&t.node, &epoch, &seq],
+                )?;
+            }
+            for (c, (epoch, seq)) in &t.components {
+                tx.execute(
+                    "UPDATE feeds SET epoch = $3, seq = $4 WHERE node = $1 AND component = $2
+                       AND (epoch < $3 OR (epoch = $3 AND seq < $4))",
+                    &[&t.node, c, epoch, seq],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     fn marks(&mut self, node: &str) -> Result<Option<Marks>, PgError> {

@@ -15,7 +15,7 @@ use statusrelay_core::store::{Credential, CredentialReads, NodeCredentials, any_
 use statusrelay_core::time::Clock;
 use statusrelay_pg::{PgStore, migrate};
 use statusrelay_spool::store::Reports;
-use statusrelay_spool::{Apply, Identity, NewEvent, NodeReport, Snapshot, TestChange};
+use statusrelay_spool::{Apply, Identity, NewEvent, NodeReport, Snapshot, TestChange, Touch};
 use statusrelay_testkit::postgres::Postgres;
 
 /// A clock the test moves, shared by both stores so their times can be compared.
@@ -298,6 +298,104 @@ fn reports<S: NodeCredentials + Reports>(s: &mut S, clock: &TestClock) -> Trace 
             trace.push(format!("  {n}: {:?}", s.marks(n).unwrap()));
         }
     }
+    // The steady state: which reports change nothing, and what their touches move.
+    let web_http = [fail("web", "web1", "http", State::PartialOutage)];
+    let web_worse = [fail("web", "web1", "http", State::MajorOutage)];
+    let noops: Vec<(&str, NodeReport<'_>, &[Apply])> = vec![
+        (
+            "web1 says the same, newer",
+            report(
+                "web1",
+                (7, 2),
+                Snapshot::Components(web),
+                Via::Collector,
+                None,
+            ),
+            &web_http,
+        ),
+        (
+            "web1 says worse",
+            report(
+                "web1",
+                (7, 2),
+                Snapshot::Components(web),
+                Via::Collector,
+                None,
+            ),
+            &web_worse,
+        ),
+        (
+            "web1 says the same, not newer",
+            report(
+                "web1",
+                (7, 1),
+                Snapshot::Components(web),
+                Via::Collector,
+                None,
+            ),
+            &web_http,
+        ),
+        (
+            "api1 whole, all passing, newer",
+            report("api1", (1, 3), Snapshot::Node(api), Via::Relay, None),
+            &[],
+        ),
+        (
+            "db1 while its reporters alternate",
+            report("db1", (1, 9), Snapshot::Node(web_db), Via::Relay, Some(b)),
+            &[],
+        ),
+        (
+            "a node nobody added",
+            report("ghost", (1, 1), Snapshot::Node(web), Via::Relay, None),
+            &[],
+        ),
+    ];
+    for (what, r, applies) in &noops {
+        trace.push(format!(
+            "no-op? {what}: {:?}",
+            s.report_is_noop(r, applies).unwrap()
+        ));
+    }
+    let touch = |node: &str, whole, components: &[(&str, (i64, i64))]| Touch {
+        node: node.into(),
+        at: clock.now_ms() + 500,
+        via: Via::Collector,
+        period_ms: Some(60_000),
+        whole,
+        components: components
+            .iter()
+            .map(|(c, m)| (c.to_string(), *m))
+            .collect(),
+    };
+    s.touch_nodes(&[
+        touch("web1", None, &[("web", (7, 2))]),
+        touch("api1", Some((1, 3)), &[("api", (1, 3))]),
+    ])
+    .unwrap();
+    trace.push(format!("touched: web1 {:?}", s.marks("web1").unwrap()));
+    trace.push(format!("touched: api1 {:?}", s.marks("api1").unwrap()));
+    s.touch_nodes(&[
+        touch("api1", Some((1, 2)), &[("api", (1, 1))]),
+        touch("web1", None, &[("web", (6, 9))]),
+    ])
+    .unwrap();
+    trace.push(format!(
+        "older touches: web1 {:?}",
+        s.marks("web1").unwrap()
+    ));
+    trace.push(format!(
+        "older touches: api1 {:?}",
+        s.marks("api1").unwrap()
+    ));
+    trace.push(format!(
+        "no-op? api1 again at its touched mark: {:?}",
+        s.report_is_noop(
+            &report("api1", (1, 3), Snapshot::Node(api), Via::Relay, None),
+            &[]
+        )
+        .unwrap()
+    ));
     trace
 }
 

@@ -12,7 +12,7 @@
 
 use statusrelay_core::State;
 
-use crate::{Apply, FailingTest, Marks, NewEvent, NodeReport, Reported, Spool, SpoolError};
+use crate::{Apply, FailingTest, Marks, NewEvent, NodeReport, Reported, Spool, SpoolError, Touch};
 
 /// One report as it is recorded: the node's report, its event, its test changes.
 pub type ReportIn<'a, 'r> = (&'a NodeReport<'r>, &'a NewEvent, &'a [Apply]);
@@ -27,6 +27,18 @@ pub trait Reports {
         &mut self,
         reports: &[ReportIn<'_, '_>],
     ) -> Result<Vec<Reported>, Self::Error>;
+
+    /// Would recording this report change nothing but the node's liveness and marks? Only
+    /// when `judge` calls it routine and it names exactly the failing tests the node has where
+    /// it speaks (see `liveness`). A read.
+    fn report_is_noop(
+        &mut self,
+        report: &NodeReport<'_>,
+        applies: &[Apply],
+    ) -> Result<bool, Self::Error>;
+
+    /// Write what unchanged reports left, in one transaction; marks only move forward.
+    fn touch_nodes(&mut self, touches: &[Touch]) -> Result<(), Self::Error>;
 
     /// The marks held of a node, its feeds included; None for a node the store does not know.
     fn marks(&mut self, node: &str) -> Result<Option<Marks>, Self::Error>;
@@ -46,6 +58,18 @@ impl Reports for Spool {
         reports: &[ReportIn<'_, '_>],
     ) -> Result<Vec<Reported>, SpoolError> {
         Spool::record_reports(self, reports)
+    }
+
+    fn report_is_noop(
+        &mut self,
+        report: &NodeReport<'_>,
+        applies: &[Apply],
+    ) -> Result<bool, SpoolError> {
+        Spool::report_is_noop(self, report, applies)
+    }
+
+    fn touch_nodes(&mut self, touches: &[Touch]) -> Result<(), SpoolError> {
+        Spool::touch_nodes(self, touches)
     }
 
     fn marks(&mut self, node: &str) -> Result<Option<Marks>, SpoolError> {
