@@ -12,6 +12,7 @@
 
 pub mod lease;
 pub mod reports;
+pub mod stale;
 pub mod store;
 
 pub use lease::{Held, Lease, Term, WriterRow};
@@ -22,6 +23,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../migrations/0001_writer.sql")),
     (2, include_str!("../migrations/0002_nodes.sql")),
     (3, include_str!("../migrations/0003_reports.sql")),
+    (4, include_str!("../migrations/0004_heard.sql")),
 ];
 
 /// The schema version this statusrelay migrates to: the last migration's.

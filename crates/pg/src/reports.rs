@@ -46,16 +46,7 @@ impl Reports for PgStore {
         let mut names: Vec<&str> = reports.iter().map(|(r, _, _)| r.node).collect();
         names.sort_unstable();
         names.dedup();
-        let mut attempt = 1;
-        loop {
-            match record_once(&mut self.client, now, &names, reports) {
-                Err(PgError::Db(e)) if attempt < ATTEMPTS && is_contention(&e) => {
-                    self.contention_retries += 1;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        self.retrying(|client| record_once(client, now, &names, reports))
     }
 
     fn report_is_noop(
@@ -118,8 +109,8 @@ impl Reports for PgStore {
         let mut tx = self.client.transaction()?;
         for t in touches {
             tx.execute(
-                "UPDATE nodes SET last_seen_at = $2, via = $3, period_ms = coalesce($4, period_ms)
-                 WHERE name = $1",
+                "UPDATE nodes SET last_seen_at = $2, via = $3, period_ms = coalesce($4, period_ms),
+                   heard_at = now() WHERE name = $1",
                 &[&t.node, &t.at, &t.via.as_str(), &t.period_ms],
             )?;
             if let Some((epoch, seq)) = t.whole {
@@ -195,30 +186,68 @@ fn record_once(
     reports: &[ReportIn<'_, '_>],
 ) -> Result<Vec<Reported>, PgError> {
     let mut tx = client.transaction()?;
-    tx.execute(
-        "SELECT 1 FROM nodes WHERE name = ANY($1) ORDER BY name FOR UPDATE",
-        &[&names],
-    )?;
+    lock_nodes(&mut tx, names)?;
     let mut components: Vec<&str> = Vec::new();
     for (report, _, applies) in reports {
         let (Snapshot::Components(scope) | Snapshot::Node(scope)) = report.snapshot;
         components.extend(scope.iter().map(String::as_str));
         components.extend(applies.iter().map(|a| a.component.as_str()));
     }
-    tx.execute(
-        "SELECT pg_advisory_xact_lock($1, k) FROM (
-           SELECT DISTINCT hashtext(c) AS k FROM (
-             SELECT unnest($2::text[]) AS c
-             UNION SELECT component FROM feeds WHERE node = ANY($3)) cs
-           ORDER BY k) ks",
-        &[&COMPONENT_LOCK, &components, &names],
-    )?;
+    lock_components(&mut tx, &components, names)?;
     let out = reports
         .iter()
         .map(|(report, ev, applies)| report_tx(&mut tx, now, report, ev, applies))
         .collect::<Result<Vec<_>, _>>()?;
     tx.commit()?;
     Ok(out)
+}
+
+impl PgStore {
+    /// Run `f` (one transaction) again while PostgreSQL aborts it for waiting on another, at
+    /// most [`ATTEMPTS`] times, counting each run again.
+    pub(crate) fn retrying<T>(
+        &mut self,
+        mut f: impl FnMut(&mut postgres::Client) -> Result<T, PgError>,
+    ) -> Result<T, PgError> {
+        let mut attempt = 1;
+        loop {
+            match f(&mut self.client) {
+                Err(PgError::Db(e)) if attempt < ATTEMPTS && is_contention(&e) => {
+                    self.contention_retries += 1;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Lock the nodes' rows, in name order (`names` sorted): the first locks every transaction
+/// of reports and staleness takes.
+pub(crate) fn lock_nodes(tx: &mut Transaction<'_>, names: &[&str]) -> Result<(), PgError> {
+    tx.execute(
+        "SELECT 1 FROM nodes WHERE name = ANY($1) ORDER BY name FOR UPDATE",
+        &[&names],
+    )?;
+    Ok(())
+}
+
+/// Lock the components named and those the nodes `fed_by` feed, in the lock key's order:
+/// the second locks, after the nodes'.
+pub(crate) fn lock_components(
+    tx: &mut Transaction<'_>,
+    components: &[&str],
+    fed_by: &[&str],
+) -> Result<(), PgError> {
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, k) FROM (
+           SELECT DISTINCT hashtext(c) AS k FROM (
+             SELECT unnest($2::text[]) AS c
+             UNION SELECT component FROM feeds WHERE node = ANY($3)) cs
+           ORDER BY k) ks",
+        &[&COMPONENT_LOCK, &components, &fed_by],
+    )?;
+    Ok(())
 }
 
 /// Deadlocked with another transaction, or not serializable: worth running again at once.
@@ -230,7 +259,10 @@ fn is_contention(e: &postgres::Error) -> bool {
 
 /// A stored word read back as what it names; a word this statusrelay does not know is an
 /// error naming it.
-fn word<T: std::str::FromStr>(column: &'static str, value: String) -> Result<T, PgError> {
+pub(crate) fn word<T: std::str::FromStr>(
+    column: &'static str,
+    value: String,
+) -> Result<T, PgError> {
     value
         .parse()
         .map_err(|_| PgError::Corrupt { column, value })
@@ -302,7 +334,10 @@ fn report_tx(
         if next != held {
             tx.execute(
                 "UPDATE nodes SET reporter = $2, reporter_peer = $3, rival = $4, rival_peer = $5,
-                   rival_seen_at = $6, conflict_since = $7, last_seen_at = $8 WHERE name = $1",
+                   rival_seen_at = $6, conflict_since = $7, last_seen_at = $8,
+                   heard_at = CASE WHEN last_seen_at IS DISTINCT FROM $8 THEN now()
+                                   ELSE heard_at END
+                 WHERE name = $1",
                 &[
                     &report.node,
                     &next.reporter,
@@ -338,8 +373,8 @@ fn report_tx(
     let (fresh, dropped, whole, outdated) = match judge(&marks, report) {
         Verdict::Outdated { mark } => {
             tx.execute(
-                "UPDATE nodes SET last_seen_at = $2, via = $3, period_ms = coalesce($4, period_ms)
-                 WHERE name = $1",
+                "UPDATE nodes SET last_seen_at = $2, via = $3, period_ms = coalesce($4, period_ms),
+                   heard_at = now() WHERE name = $1",
                 &[&report.node, &now, &report.via.as_str(), &report.period_ms],
             )?;
             return Ok(Reported::outdated(mark, report.order));
@@ -469,7 +504,7 @@ fn move_marks(
     }
     tx.execute(
         "UPDATE nodes SET last_seen_at = $5, via = $6, period_ms = coalesce($7, period_ms),
-           stale_since = NULL,
+           heard_at = now(), stale_since = NULL,
            epoch = CASE WHEN $2 THEN $3 ELSE epoch END,
            last_seq = CASE WHEN $2 THEN $4 ELSE last_seq END
          WHERE name = $1",
@@ -486,7 +521,7 @@ fn move_marks(
     Ok(())
 }
 
-fn insert_event(
+pub(crate) fn insert_event(
     tx: &mut Transaction<'_>,
     ev: &NewEvent,
     now: i64,
@@ -573,7 +608,7 @@ fn apply_test(tx: &mut Transaction<'_>, a: &Apply, event_id: i64, now: i64) -> R
 
 /// Compute a component's state (`desired_state`) from what this transaction sees, under the
 /// component's lock (taken by the caller), and queue a delivery when it changed.
-fn refresh_desired(
+pub(crate) fn refresh_desired(
     tx: &mut Transaction<'_>,
     component: &str,
     rule: NodeRule,

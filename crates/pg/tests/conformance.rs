@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use statusrelay_core::State;
-use statusrelay_core::nodes::{MajorAt, NodeRule, RuleKind, Via};
+use statusrelay_core::nodes::{MajorAt, NodeRule, RuleKind, StalePolicy, Via};
 use statusrelay_core::store::{Credential, CredentialReads, NodeCredentials, any_reads};
 use statusrelay_core::time::Clock;
 use statusrelay_pg::{PgStore, migrate};
-use statusrelay_spool::store::Reports;
+use statusrelay_spool::store::{Reports, Staleness};
 use statusrelay_spool::{Apply, Identity, NewEvent, NodeReport, Snapshot, TestChange, Touch};
 use statusrelay_testkit::postgres::Postgres;
 
@@ -399,6 +399,85 @@ fn reports<S: NodeCredentials + Reports>(s: &mut S, clock: &TestClock) -> Trace 
     trace
 }
 
+/// Staleness: a failing node goes stale (its word no longer counts, what a stale node counts
+/// as does), a verdict again or on a node nobody added is passed over, every node silent makes
+/// a component unknown, and a report brings a node back.
+fn staleness<S: NodeCredentials + Staleness>(s: &mut S, clock: &TestClock) -> Trace {
+    let count = NodeRule {
+        rule: RuleKind::Count,
+        partial_at: 1,
+        major_at: MajorAt::Nodes(2),
+        stale: StalePolicy::Failing,
+    };
+    let rule_of = move |c: &str| {
+        if c == "counted" {
+            count
+        } else {
+            NodeRule::default()
+        }
+    };
+    let both: &'static [String] =
+        Box::leak(vec!["db".to_string(), "counted".to_string()].into_boxed_slice());
+    let ev = event("mysql", "connection failed");
+    let report = |node: &'static str, seq: i64| NodeReport {
+        node,
+        order: (1, seq),
+        snapshot: Snapshot::Node(both),
+        via: Via::Collector,
+        period_ms: Some(30_000),
+        rule_of: &rule_of,
+        keep: &[],
+        identity: None,
+    };
+    let silent = |node: &str| statusrelay_spool::Silence {
+        node: node.into(),
+        silent_ms: 100_000,
+        period_ms: 30_000,
+    };
+    let mut trace = Trace::new();
+    for n in ["s1", "s2"] {
+        s.add_node(n, "h", None).unwrap();
+    }
+    let down = [change(
+        "db",
+        "s1",
+        "connection",
+        TestChange::Fail(State::MajorOutage),
+        NodeRule::default(),
+    )];
+    trace.push(format!(
+        "{:?}",
+        s.record_reports(&[(&report("s1", 1), &ev, &down)]).unwrap()
+    ));
+    trace.push(format!(
+        "{:?}",
+        s.record_reports(&[(&report("s2", 1), &ev, &[])]).unwrap()
+    ));
+    let steps: Vec<(&str, Vec<statusrelay_spool::Silence>)> = vec![
+        ("s1 stale", vec![silent("s1")]),
+        (
+            "s1 again, and a node nobody added",
+            vec![silent("s1"), silent("ghost")],
+        ),
+        ("s2 stale: every node silent", vec![silent("s2")]),
+    ];
+    for (what, silences) in steps {
+        clock.0.fetch_add(1_000, Ordering::SeqCst);
+        let got = s.apply_silence(&silences, &rule_of).unwrap();
+        trace.push(format!("{what}: {got:?}"));
+        trace.push(format!("  desired: {:?}", s.desired().unwrap()));
+        for n in ["s1", "s2"] {
+            trace.push(format!("  {n}: {:?}", s.marks(n).unwrap()));
+        }
+    }
+    clock.0.fetch_add(1_000, Ordering::SeqCst);
+    let back = s.record_reports(&[(&report("s2", 2), &ev, &[])]).unwrap();
+    trace.push(format!("s2 reports again: {back:?}"));
+    trace.push(format!("  desired: {:?}", s.desired().unwrap()));
+    trace.push(format!("  s2: {:?}", s.marks("s2").unwrap()));
+    trace
+}
+
 /// A fresh SQLite spool in a directory of its own.
 fn sqlite(name: &str) -> (statusrelay_spool::Spool, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("sr-conformance-{}-{name}", std::process::id()));
@@ -418,21 +497,22 @@ fn postgres(name: &str, clock: Arc<dyn Clock>) -> Option<(PgStore, Postgres)> {
     Some((PgStore::new(c, clock), pg))
 }
 
-#[test]
-fn node_reports_behave_the_same_on_both_stores() {
+/// Run `trace` on a fresh SQLite spool and a fresh PostgreSQL store with one clock, the
+/// SQLite trace pinned in `tests/conformance/<name>.trace` (`STATUSRELAY_PIN=1` writes it), and
+/// compare them line by line.
+fn on_both<C: Check>(name: &str, pinned: &str) {
     let clock = Arc::new(TestClock(AtomicI64::new(1_000_000)));
-    let dir = std::env::temp_dir().join(format!("sr-conformance-{}-reports", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("sr-conformance-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let mut spool = statusrelay_spool::Spool::open(&dir.join("spool.db"), clock.clone()).unwrap();
-    let on_sqlite = reports(&mut spool, &clock);
+    let on_sqlite = C::run(&mut spool, &clock);
     let _ = std::fs::remove_dir_all(&dir);
-    let pinned = include_str!("conformance/reports.trace");
     if std::env::var_os("STATUSRELAY_PIN").is_some() {
         std::fs::write(
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/conformance/reports.trace"
+            format!(
+                "{}/tests/conformance/{name}.trace",
+                env!("CARGO_MANIFEST_DIR")
             ),
             on_sqlite.join("\n") + "\n",
         )
@@ -444,14 +524,47 @@ fn node_reports_behave_the_same_on_both_stores() {
         "the SQLite spool's behaviour moved: read the difference, then pin it again with STATUSRELAY_PIN=1"
     );
     clock.0.store(1_000_000, Ordering::SeqCst);
-    let Some((mut store, _pg)) = postgres("reports", clock.clone()) else {
+    let Some((mut store, _pg)) = postgres(name, clock.clone()) else {
         return;
     };
-    let on_postgres = reports(&mut store, &clock);
+    let on_postgres = C::run(&mut store, &clock);
     for (i, (p, q)) in on_sqlite.iter().zip(&on_postgres).enumerate() {
-        assert_eq!(p, q, "step line {i} differs: SQLite, then PostgreSQL");
+        assert_eq!(p, q, "line {i} differs: SQLite, then PostgreSQL");
     }
     assert_eq!(on_sqlite.len(), on_postgres.len());
+}
+
+/// Every part of the seam a store implements.
+trait Store: NodeCredentials + Staleness {}
+impl<S: NodeCredentials + Staleness> Store for S {}
+
+/// A sequence run on both stores.
+trait Check {
+    fn run<S: Store>(s: &mut S, clock: &TestClock) -> Trace;
+}
+
+struct ReportsCheck;
+impl Check for ReportsCheck {
+    fn run<S: Store>(s: &mut S, clock: &TestClock) -> Trace {
+        reports(s, clock)
+    }
+}
+
+struct StalenessCheck;
+impl Check for StalenessCheck {
+    fn run<S: Store>(s: &mut S, clock: &TestClock) -> Trace {
+        staleness(s, clock)
+    }
+}
+
+#[test]
+fn staleness_behaves_the_same_on_both_stores() {
+    on_both::<StalenessCheck>("staleness", include_str!("conformance/staleness.trace"));
+}
+
+#[test]
+fn node_reports_behave_the_same_on_both_stores() {
+    on_both::<ReportsCheck>("reports", include_str!("conformance/reports.trace"));
 }
 
 #[test]

@@ -13,7 +13,7 @@ use statusrelay_core::nodes::{NodeRule, Via};
 use statusrelay_core::store::NodeCredentials;
 use statusrelay_core::time::SystemClock;
 use statusrelay_pg::{PgStore, migrate};
-use statusrelay_spool::store::Reports;
+use statusrelay_spool::store::{Reports, Staleness};
 use statusrelay_spool::{Apply, NewEvent, NodeReport, Reported, Snapshot, TestChange};
 use statusrelay_testkit::postgres::Postgres;
 
@@ -313,4 +313,79 @@ fn a_report_waits_for_its_nodes_marks_and_its_components_and_decides_on_what_was
         Some(State::MajorOutage),
         "c0 computed after the other transaction committed n1's failure"
     );
+}
+
+/// Who is silent is judged from the database (every instance's reports count, one clock):
+/// a node silent past `stale_after` of its periods is due, one heard within them is not, a
+/// node already stale or with no period never is, and no silence counts from before the
+/// writer took its lease.
+#[test]
+fn the_writer_finds_silent_nodes_on_the_databases_clock_from_every_instances_reports() {
+    let Some(pg) = Postgres::for_test("silent-nodes") else {
+        return;
+    };
+    let mut s = store(&pg);
+    for n in ["quiet", "chatty", "stale", "unknown-period"] {
+        s.add_node(n, "h", None).unwrap();
+    }
+    // Reports through another instance's connection: what it heard counts here too.
+    let mut other = store(&pg);
+    let rule = |_: &str| NodeRule::default();
+    let ev = NewEvent::new(statusrelay_core::EventSource::Monit {
+        monit: statusrelay_core::RawEvent::default(),
+        component: None,
+    });
+    let scope = vec!["web".to_string()];
+    for n in ["quiet", "chatty", "stale", "unknown-period"] {
+        let r = NodeReport {
+            node: n,
+            order: (1, 1),
+            snapshot: Snapshot::Node(&scope),
+            via: Via::Relay,
+            period_ms: (n != "unknown-period").then_some(100),
+            rule_of: &rule,
+            keep: &[],
+            identity: None,
+        };
+        other.record_reports(&[(&r, &ev, &[])]).unwrap();
+    }
+    let set = |s: &mut PgStore, sql: &str| {
+        s.client().batch_execute(sql).unwrap();
+    };
+    // The writer took its lease long ago; times are moved on the database's own clock.
+    set(
+        &mut s,
+        "INSERT INTO writer (id, holder, term, since, renewed_at, expires_at)
+         VALUES (1, 'a', 1, now() - interval '1 hour', now(), now() + interval '15 s');
+         UPDATE nodes SET heard_at = now() - interval '1 s' WHERE name IN ('quiet', 'unknown-period');
+         UPDATE nodes SET heard_at = now() - interval '100 ms' WHERE name = 'chatty';
+         UPDATE nodes SET heard_at = now() - interval '1 s', stale_since = 0 WHERE name = 'stale';",
+    );
+    let due = s.silent_nodes(3).unwrap();
+    assert_eq!(
+        due.iter().map(|d| d.node.as_str()).collect::<Vec<_>>(),
+        ["quiet"],
+        "{due:?}"
+    );
+    assert_eq!(due[0].period_ms, 100);
+    assert!(
+        (1_000..2_000).contains(&due[0].silent_ms),
+        "silent for about a second: {due:?}"
+    );
+    // A writer that took over 200 ms ago gives every node its stale_after periods from then.
+    set(
+        &mut s,
+        "UPDATE writer SET since = now() - interval '200 ms' WHERE id = 1",
+    );
+    assert_eq!(s.silent_nodes(3).unwrap(), []);
+    // Recorded stale: the writer finds it no more.
+    set(
+        &mut s,
+        "UPDATE writer SET since = now() - interval '1 hour' WHERE id = 1",
+    );
+    let rule_of = |_: &str| NodeRule::default();
+    let due = s.silent_nodes(3).unwrap();
+    let swept = s.apply_silence(&due, &rule_of).unwrap();
+    assert_eq!(swept.len(), 1);
+    assert_eq!(s.silent_nodes(3).unwrap(), []);
 }

@@ -37,7 +37,7 @@ pub use credentials::{Credential, CredentialReader};
 pub use doorbell::Doorbell;
 pub use incidents::{EventContext, Incident, Window};
 pub use liveness::Touch;
-pub use nodes::{Forgotten, Node, Silence, StaleChange};
+pub use nodes::{Forgotten, Node, Silence, StaleChange, stale_description};
 pub use relay::{RelayStart, RelayView};
 
 use std::path::{Path, PathBuf};

@@ -375,17 +375,11 @@ impl Spool {
                 .map_err(e)?;
                 tx.execute("UPDATE feeds SET stale = 1 WHERE node = ?1", [&node])
                     .map_err(e)?;
-                let ms = |v: i64| {
-                    statusrelay_core::duration::format(std::time::Duration::from_millis(
-                        v.max(0) as u64
-                    ))
-                };
-                let description = format!(
-                    "node {node} is stale: not heard from for {} ({} periods of {})",
-                    ms(silent_ms),
-                    silent_ms / period_ms.max(1),
-                    ms(period_ms)
-                );
+                let description = stale_description(&Silence {
+                    node: node.clone(),
+                    silent_ms,
+                    period_ms,
+                });
                 let ev = NewEvent {
                     host: Some(node.clone()),
                     description: Some(description.clone()),
@@ -414,11 +408,25 @@ impl Spool {
     }
 }
 
+/// What a stale node's event says, in the operator's words.
+pub fn stale_description(s: &Silence) -> String {
+    let ms = |v: i64| {
+        statusrelay_core::duration::format(std::time::Duration::from_millis(v.max(0) as u64))
+    };
+    format!(
+        "node {} is stale: not heard from for {} ({} periods of {})",
+        s.node,
+        ms(s.silent_ms),
+        s.silent_ms / s.period_ms.max(1),
+        ms(s.period_ms)
+    )
+}
+
 /// The components a node touches: those it feeds and those it has test rows in.
 fn node_components(tx: &rusqlite::Transaction<'_>, node: &str) -> rusqlite::Result<Vec<String>> {
     let mut st = tx.prepare_cached(
         "SELECT component FROM feeds WHERE node = ?1
-         UNION SELECT component FROM tests WHERE host = ?1",
+         UNION SELECT component FROM tests WHERE host = ?1 ORDER BY component",
     )?;
     st.query_map([node], |r| r.get::<_, String>(0))?.collect()
 }

@@ -11,8 +11,12 @@
 //!   on one connection or two, are recorded one after the other, never interleaved.
 
 use statusrelay_core::State;
+use statusrelay_core::nodes::NodeRule;
 
-use crate::{Apply, FailingTest, Marks, NewEvent, NodeReport, Reported, Spool, SpoolError, Touch};
+use crate::{
+    Apply, FailingTest, Marks, NewEvent, NodeReport, Reported, Silence, Spool, SpoolError,
+    StaleChange, Touch,
+};
 
 /// One report as it is recorded: the node's report, its event, its test changes.
 pub type ReportIn<'a, 'r> = (&'a NodeReport<'r>, &'a NewEvent, &'a [Apply]);
@@ -48,6 +52,29 @@ pub trait Reports {
 
     /// A component's failing tests, by host, service and test.
     fn failing_tests(&mut self, component: &str) -> Result<Vec<FailingTest>, Self::Error>;
+}
+
+/// Nodes found silent too long, recorded: each is an event that recomputes every component
+/// the node touches, so the page follows without any report arriving. Who finds them silent
+/// is the caller's (a single aggregator's memory, on a monotonic clock; on PostgreSQL, the
+/// writer, from the database: `PgStore::silent_nodes`).
+pub trait Staleness: Reports {
+    /// Mark the nodes stale; one already stale, or gone, is passed over. The changes made.
+    fn apply_silence(
+        &mut self,
+        silences: &[Silence],
+        rule_of: &dyn Fn(&str) -> NodeRule,
+    ) -> Result<Vec<StaleChange>, Self::Error>;
+}
+
+impl Staleness for Spool {
+    fn apply_silence(
+        &mut self,
+        silences: &[Silence],
+        rule_of: &dyn Fn(&str) -> NodeRule,
+    ) -> Result<Vec<StaleChange>, SpoolError> {
+        Spool::apply_silence(self, silences, rule_of)
+    }
 }
 
 impl Reports for Spool {
