@@ -10,6 +10,7 @@
 //! - Every time that decides who writes is the database server's (`now()`), one clock for
 //!   every instance; an instance's own check of its lease is on its monotonic clock.
 
+pub mod deliver;
 pub mod lease;
 pub mod reports;
 pub mod stale;
@@ -24,6 +25,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("../migrations/0002_nodes.sql")),
     (3, include_str!("../migrations/0003_reports.sql")),
     (4, include_str!("../migrations/0004_heard.sql")),
+    (5, include_str!("../migrations/0005_deliveries.sql")),
 ];
 
 /// The schema version this statusrelay migrates to: the last migration's.
@@ -36,7 +38,7 @@ const MIGRATE_LOCK: i64 = 0x5354_5245_4c41_5901;
 #[derive(Debug, thiserror::Error)]
 pub enum PgError {
     /// The database could not be reached, or refused a statement.
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", describe(.0))]
     Db(#[from] postgres::Error),
     /// The database was migrated by a newer statusrelay.
     #[error(
@@ -48,9 +50,41 @@ pub enum PgError {
         "the PostgreSQL store holds {value:?} in {column}, which this statusrelay does not know: was it written by a newer one?"
     )]
     Corrupt { column: &'static str, value: String },
+    /// A delivery's claim no longer owns its row (another worker or a replay took it): its
+    /// result is not recorded.
+    #[error(
+        "delivery {id}: claim {claim} is stale (another worker or a replay took the row); result not recorded"
+    )]
+    StaleClaim { id: i64, claim: String },
+    /// This instance was never made the writer (`PgStore::writing_as`): it writes no delivery
+    /// and no page state.
+    #[error(
+        "this instance does not write the page (it holds no writer's lease); nothing was written"
+    )]
+    NotWriter,
     /// This instance no longer holds the writer's lease under the term it acted on.
     #[error("no longer the writer (term {term}): another instance took over; nothing was written")]
     Deposed { term: i64 },
+}
+
+/// A database error in full: the server's own message and code (the client's `Display` says
+/// only "db error"), or the client's words for a connection that failed.
+fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!(
+            "{} ({}){}",
+            db.message(),
+            db.code().code(),
+            db.detail().map(|d| format!(": {d}")).unwrap_or_default()
+        ),
+        None => {
+            use std::error::Error;
+            match e.source() {
+                Some(cause) => format!("{e}: {cause}"),
+                None => e.to_string(),
+            }
+        }
+    }
 }
 
 impl PgError {
@@ -59,13 +93,17 @@ impl PgError {
     pub fn is_retryable(&self) -> bool {
         match self {
             PgError::Db(e) => e.is_closed() || e.code().is_none(),
-            PgError::TooNew { .. } | PgError::Deposed { .. } | PgError::Corrupt { .. } => false,
+            PgError::TooNew { .. }
+            | PgError::Deposed { .. }
+            | PgError::NotWriter
+            | PgError::Corrupt { .. }
+            | PgError::StaleClaim { .. } => false,
         }
     }
 
     /// Another instance writes now: stop writing, follow.
     pub fn is_deposed(&self) -> bool {
-        matches!(self, PgError::Deposed { .. })
+        matches!(self, PgError::Deposed { .. } | PgError::NotWriter)
     }
 }
 

@@ -25,6 +25,9 @@ pub struct PgStore {
     /// Transactions run again after PostgreSQL aborted them for waiting on another
     /// (see `reports`): counted, so contention is visible.
     pub(crate) contention_retries: u64,
+    /// The instance and term this store writes deliveries and page state as (`writing_as`);
+    /// None: it writes none.
+    pub(crate) writer: Option<(String, crate::Term)>,
 }
 
 impl PgStore {
@@ -34,6 +37,7 @@ impl PgStore {
             client,
             clock,
             contention_retries: 0,
+            writer: None,
         }
     }
 

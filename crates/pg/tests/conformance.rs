@@ -14,8 +14,10 @@ use statusrelay_core::nodes::{MajorAt, NodeRule, RuleKind, StalePolicy, Via};
 use statusrelay_core::store::{Credential, CredentialReads, NodeCredentials, any_reads};
 use statusrelay_core::time::Clock;
 use statusrelay_pg::{PgStore, migrate};
-use statusrelay_spool::store::{Reports, Staleness};
-use statusrelay_spool::{Apply, Identity, NewEvent, NodeReport, Snapshot, TestChange, Touch};
+use statusrelay_spool::store::{Deliveries, PageState, Reports, Staleness};
+use statusrelay_spool::{
+    Apply, Identity, NewEvent, NodeReport, Outcome, Snapshot, TestChange, Touch,
+};
 use statusrelay_testkit::postgres::Postgres;
 
 /// A clock the test moves, shared by both stores so their times can be compared.
@@ -478,6 +480,168 @@ fn staleness<S: NodeCredentials + Staleness>(s: &mut S, clock: &TestClock) -> Tr
     trace
 }
 
+/// Deliveries and the page's state: supersede, claim, every way a delivery ends, a stale
+/// claim, claims recovered after a writer stopped, read-backs, remote ids, a repair.
+fn deliveries<S: Store>(s: &mut S, clock: &TestClock) -> Trace {
+    let mut trace = Trace::new();
+    let mut note = |what: &str, v: String| trace.push(format!("{what}: {v}"));
+    let tick = |ms: i64| clock.0.fetch_add(ms, Ordering::SeqCst);
+    let rule_of = |_: &str| NodeRule::default();
+    let scope: &'static [String] =
+        Box::leak(vec!["web".to_string(), "db".to_string()].into_boxed_slice());
+    let report = |seq: i64| NodeReport {
+        node: "d1",
+        order: (1, seq),
+        snapshot: Snapshot::Node(scope),
+        via: Via::Relay,
+        period_ms: None,
+        rule_of: &rule_of,
+        keep: &[],
+        identity: None,
+    };
+    let ev = event("nginx", "down");
+    let web_down = [change(
+        "web",
+        "d1",
+        "connection",
+        TestChange::Fail(State::MajorOutage),
+        NodeRule::default(),
+    )];
+    s.add_node("d1", "h", None).unwrap();
+    s.record_reports(&[(&report(1), &ev, &web_down)]).unwrap();
+    tick(100);
+    s.record_reports(&[(&report(2), &ev, &[])]).unwrap();
+    let ended = |r: Result<(), <S as Reports>::Error>| match r {
+        Ok(()) => "ok".to_string(),
+        Err(e) if S::is_stale_claim(&e) => "stale claim".to_string(),
+        Err(e) => format!("error: {e}"),
+    };
+    let backend = "cachet";
+
+    let (c1, gone) = s.claim_next("c1").unwrap();
+    note("claim c1", format!("{c1:?}, superseded {gone:?}"));
+    let c1 = c1.unwrap();
+    let delivered = Outcome::Delivered {
+        backend: backend.into(),
+        state: c1.item.state,
+    };
+    note("finish c1", ended(s.finish(&c1, &delivered)));
+    note("finish c1 again", ended(s.finish(&c1, &delivered)));
+    let component = c1.item.component.clone();
+    note(
+        "page",
+        format!("{:?}", s.page_state(backend, &component).unwrap()),
+    );
+
+    let (c2, _) = s.claim_next("c2").unwrap();
+    note("claim c2", format!("{c2:?}"));
+    let c2 = c2.unwrap();
+    let retry_at = clock.now_ms() + 5_000;
+    let retry = Outcome::Retry {
+        at: retry_at,
+        error: "HTTP 503".into(),
+    };
+    note("finish c2: retry", ended(s.finish(&c2, &retry)));
+    note("next due", format!("{:?}", s.next_due_at().unwrap()));
+    note(
+        "claim before due",
+        format!("{:?}", s.claim_next("c3").unwrap()),
+    );
+    tick(5_000);
+    let (c3, _) = s.claim_next("c3").unwrap();
+    let c3 = c3.unwrap();
+    note("claim c3", format!("{c3:?}"));
+    let held = Outcome::Held {
+        until: clock.now_ms() + 1_000,
+        reason: "maintenance".into(),
+    };
+    note("finish c3: held", ended(s.finish(&c3, &held)));
+    tick(1_000);
+    let (c4, _) = s.claim_next("c4").unwrap();
+    let c4 = c4.unwrap();
+    note("claim c4", format!("{c4:?}"));
+    let dead = Outcome::Dead {
+        error: "HTTP 404".into(),
+    };
+    note("finish c4: dead", ended(s.finish(&c4, &dead)));
+
+    // A repair, claimed, and the writer stopping with it in flight.
+    note(
+        "remote id set",
+        ended(s.set_remote_id(backend, &component, Some("7"))),
+    );
+    note(
+        "remote id",
+        format!("{:?}", s.remote_id(backend, &component).unwrap()),
+    );
+    note(
+        "repair",
+        format!(
+            "{:?}",
+            s.enqueue_repair(&component, "read back wrong").unwrap()
+        ),
+    );
+    note(
+        "repair of a component never computed",
+        format!("{:?}", s.enqueue_repair("nothing", "x").unwrap()),
+    );
+    let (c5, _) = s.claim_next("c5").unwrap();
+    note("claim c5", format!("{c5:?}"));
+    let verify_at = clock.now_ms() + 2_000;
+    note(
+        "claims recovered",
+        format!("{:?}", s.recover_claims(verify_at).unwrap()),
+    );
+    note(
+        "page after",
+        format!("{:?}", s.page_state(backend, &component).unwrap()),
+    );
+    note(
+        "next verify",
+        format!("{:?}", s.next_verify_at(backend).unwrap()),
+    );
+    note(
+        "finish c5 after recovery",
+        ended(s.finish(&c5.unwrap(), &delivered)),
+    );
+    // The recovered delivery is sent again; then the read-back is due.
+    let (c6, _) = s.claim_next("c6").unwrap();
+    let c6 = c6.unwrap();
+    note("claim c6", format!("{c6:?}"));
+    note("finish c6", ended(s.finish(&c6, &delivered)));
+    tick(2_000);
+    note(
+        "verifications due",
+        format!("{:?}", s.verifications_due(backend).unwrap()),
+    );
+    note(
+        "verified",
+        ended(s.verified(backend, &component, Some(State::Operational))),
+    );
+    note(
+        "page verified",
+        format!("{:?}", s.page_state(backend, &component).unwrap()),
+    );
+    note(
+        "verify later",
+        ended(s.verify_later(backend, "db", clock.now_ms() + 10)),
+    );
+    note(
+        "next verify",
+        format!("{:?}", s.next_verify_at(backend).unwrap()),
+    );
+    note(
+        "remote id forgotten",
+        ended(s.set_remote_id(backend, &component, None)),
+    );
+    note(
+        "page forgotten",
+        format!("{:?}", s.page_state(backend, &component).unwrap()),
+    );
+    note("nothing due", format!("{:?}", s.next_due_at().unwrap()));
+    trace
+}
+
 /// A fresh SQLite spool in a directory of its own.
 fn sqlite(name: &str) -> (statusrelay_spool::Spool, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("sr-conformance-{}-{name}", std::process::id()));
@@ -494,7 +658,17 @@ fn postgres(name: &str, clock: Arc<dyn Clock>) -> Option<(PgStore, Postgres)> {
     let pg = Postgres::for_test(name)?;
     let mut c = pg.connect();
     migrate(&mut c).unwrap();
-    Some((PgStore::new(c, clock), pg))
+    // The writer: deliveries and page state are fenced by its term.
+    let lease = statusrelay_pg::Lease {
+        instance: "conformance".into(),
+        duration: std::time::Duration::from_secs(600),
+    };
+    let statusrelay_pg::Held::Writer { term, .. } = lease.acquire(&mut c).unwrap() else {
+        panic!("the only instance did not get the lease");
+    };
+    let mut store = PgStore::new(c, clock);
+    store.writing_as("conformance", term);
+    Some((store, pg))
 }
 
 /// Run `trace` on a fresh SQLite spool and a fresh PostgreSQL store with one clock, the
@@ -535,8 +709,8 @@ fn on_both<C: Check>(name: &str, pinned: &str) {
 }
 
 /// Every part of the seam a store implements.
-trait Store: NodeCredentials + Staleness {}
-impl<S: NodeCredentials + Staleness> Store for S {}
+trait Store: NodeCredentials + Staleness + Deliveries + PageState {}
+impl<S: NodeCredentials + Staleness + Deliveries + PageState> Store for S {}
 
 /// A sequence run on both stores.
 trait Check {
@@ -555,6 +729,18 @@ impl Check for StalenessCheck {
     fn run<S: Store>(s: &mut S, clock: &TestClock) -> Trace {
         staleness(s, clock)
     }
+}
+
+struct DeliveriesCheck;
+impl Check for DeliveriesCheck {
+    fn run<S: Store>(s: &mut S, clock: &TestClock) -> Trace {
+        deliveries(s, clock)
+    }
+}
+
+#[test]
+fn deliveries_and_the_page_state_behave_the_same_on_both_stores() {
+    on_both::<DeliveriesCheck>("deliveries", include_str!("conformance/deliveries.trace"));
 }
 
 #[test]

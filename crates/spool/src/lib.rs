@@ -122,6 +122,16 @@ macro_rules! word_enum {
             }
         }
 
+        impl std::str::FromStr for $name {
+            type Err = ();
+            fn from_str(s: &str) -> std::result::Result<Self, ()> {
+                match s {
+                    $($s => Ok($name::$v),)+
+                    _ => Err(()),
+                }
+            }
+        }
+
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())

@@ -14,8 +14,8 @@ use statusrelay_core::State;
 use statusrelay_core::nodes::NodeRule;
 
 use crate::{
-    Apply, FailingTest, Marks, NewEvent, NodeReport, Reported, Silence, Spool, SpoolError,
-    StaleChange, Touch,
+    Apply, Claimed, FailingTest, Item, Marks, NewEvent, NodeReport, Outcome, Reported, Silence,
+    Spool, SpoolError, StaleChange, Touch,
 };
 
 /// One report as it is recorded: the node's report, its event, its test changes.
@@ -74,6 +74,114 @@ impl Staleness for Spool {
         rule_of: &dyn Fn(&str) -> NodeRule,
     ) -> Result<Vec<StaleChange>, SpoolError> {
         Spool::apply_silence(self, silences, rule_of)
+    }
+}
+
+/// The queue of deliveries, worked by the one writer. On PostgreSQL every write here is fenced
+/// by the writer's term (`PgStore::writing_as`): a deposed writer's claim or finish is refused
+/// and changes nothing.
+pub trait Deliveries: Reports {
+    /// Deliveries left in flight by a writer that stopped go back to pending, and the page is
+    /// read back at `verify_at` (a request in flight may still land). How many.
+    fn recover_claims(&mut self, verify_at: i64) -> Result<usize, Self::Error>;
+
+    /// Supersede every pending delivery a newer one of its component replaces, then claim the
+    /// next due one under `claim`. The claimed delivery and the superseded ones (by id).
+    fn claim_next(&mut self, claim: &str) -> Result<(Option<Claimed>, Vec<Item>), Self::Error>;
+
+    /// Record how a claimed delivery ended; a claim no longer valid is an error
+    /// ([`Deliveries::is_stale_claim`]) and records nothing.
+    fn finish(&mut self, claimed: &Claimed, outcome: &Outcome) -> Result<(), Self::Error>;
+
+    /// When the next pending delivery is due (None: nothing pending).
+    fn next_due_at(&mut self) -> Result<Option<i64>, Self::Error>;
+
+    /// Is this error a claim that was no longer valid?
+    fn is_stale_claim(e: &Self::Error) -> bool;
+}
+
+/// What the page was confirmed to show, its ids, and its read-backs.
+pub trait PageState: Reports {
+    fn page_state(&mut self, backend: &str, component: &str) -> Result<Option<State>, Self::Error>;
+    fn verify_later(&mut self, backend: &str, component: &str, at: i64) -> Result<(), Self::Error>;
+    fn verifications_due(&mut self, backend: &str) -> Result<Vec<(String, State)>, Self::Error>;
+    fn next_verify_at(&mut self, backend: &str) -> Result<Option<i64>, Self::Error>;
+    fn verified(
+        &mut self,
+        backend: &str,
+        component: &str,
+        shows: Option<State>,
+    ) -> Result<(), Self::Error>;
+    fn enqueue_repair(
+        &mut self,
+        component: &str,
+        message: &str,
+    ) -> Result<Option<i64>, Self::Error>;
+    fn remote_id(&mut self, backend: &str, component: &str) -> Result<Option<String>, Self::Error>;
+    fn set_remote_id(
+        &mut self,
+        backend: &str,
+        component: &str,
+        id: Option<&str>,
+    ) -> Result<(), Self::Error>;
+}
+
+impl Deliveries for Spool {
+    fn recover_claims(&mut self, verify_at: i64) -> Result<usize, SpoolError> {
+        Spool::recover_claims(self, verify_at)
+    }
+    fn claim_next(&mut self, claim: &str) -> Result<(Option<Claimed>, Vec<Item>), SpoolError> {
+        Spool::claim_next(self, claim)
+    }
+    fn finish(&mut self, claimed: &Claimed, outcome: &Outcome) -> Result<(), SpoolError> {
+        Spool::finish(self, claimed, outcome)
+    }
+    fn next_due_at(&mut self) -> Result<Option<i64>, SpoolError> {
+        Spool::next_due_at(self)
+    }
+    fn is_stale_claim(e: &SpoolError) -> bool {
+        e.is_stale_claim()
+    }
+}
+
+impl PageState for Spool {
+    fn page_state(&mut self, backend: &str, component: &str) -> Result<Option<State>, SpoolError> {
+        Spool::page_state(self, backend, component)
+    }
+    fn verify_later(&mut self, backend: &str, component: &str, at: i64) -> Result<(), SpoolError> {
+        Spool::verify_later(self, backend, component, at)
+    }
+    fn verifications_due(&mut self, backend: &str) -> Result<Vec<(String, State)>, SpoolError> {
+        Spool::verifications_due(self, backend)
+    }
+    fn next_verify_at(&mut self, backend: &str) -> Result<Option<i64>, SpoolError> {
+        Spool::next_verify_at(self, backend)
+    }
+    fn verified(
+        &mut self,
+        backend: &str,
+        component: &str,
+        shows: Option<State>,
+    ) -> Result<(), SpoolError> {
+        Spool::verified(self, backend, component, shows)
+    }
+    fn enqueue_repair(
+        &mut self,
+        component: &str,
+        message: &str,
+    ) -> Result<Option<i64>, SpoolError> {
+        Spool::enqueue_repair(self, component, message)
+    }
+    fn remote_id(&mut self, backend: &str, component: &str) -> Result<Option<String>, SpoolError> {
+        Spool::remote_id(self, backend, component)
+    }
+    fn set_remote_id(
+        &mut self,
+        backend: &str,
+        component: &str,
+        id: Option<&str>,
+    ) -> Result<(), SpoolError> {
+        Spool::set_remote_id(self, backend, component, id)
     }
 }
 

@@ -1,0 +1,136 @@
+//! Deliveries fenced by the writer's term, on a real PostgreSQL (a cluster of the test's own):
+//! a writer deposed while a delivery was in flight records nothing of it, claims nothing more
+//! and writes no page state; the new writer recovers the delivery and sends it. Without a
+//! PostgreSQL server the test is skipped with a message, except under `CI=true`, where that
+//! is a failure.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use statusrelay_core::State;
+use statusrelay_core::nodes::{NodeRule, Via};
+use statusrelay_core::store::NodeCredentials;
+use statusrelay_core::time::SystemClock;
+use statusrelay_pg::{Held, Lease, PgError, PgStore, migrate};
+use statusrelay_spool::store::{Deliveries, PageState, Reports};
+use statusrelay_spool::{Apply, NewEvent, NodeReport, Outcome, Snapshot, TestChange};
+use statusrelay_testkit::postgres::Postgres;
+
+fn instance(pg: &Postgres, name: &str, lease_ms: u64) -> (PgStore, Lease) {
+    let mut c = pg.connect();
+    migrate(&mut c).unwrap();
+    let lease = Lease {
+        instance: name.into(),
+        duration: Duration::from_millis(lease_ms),
+    };
+    (PgStore::new(c, Arc::new(SystemClock)), lease)
+}
+
+/// Ask for the lease until this instance holds it (deadline 10 s); its term.
+fn until_writer(s: &mut PgStore, lease: &Lease) -> i64 {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Held::Writer { term, .. } = lease.acquire(s.client()).unwrap() {
+            s.writing_as(&lease.instance, term);
+            return term;
+        }
+        assert!(
+            Instant::now() < end,
+            "{} never took the lease",
+            lease.instance
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_deposed_writer_records_nothing_of_its_delivery_and_the_new_one_sends_it() {
+    let Some(pg) = Postgres::for_test("deliveries-fenced") else {
+        return;
+    };
+    let (mut a, lease_a) = instance(&pg, "a", 500);
+    let (mut b, lease_b) = instance(&pg, "b", 500);
+    a.add_node("n1", "h", None).unwrap();
+    // Not made the writer: it writes no delivery and no page state.
+    assert!(matches!(b.claim_next("early"), Err(PgError::NotWriter)));
+
+    let rule = |_: &str| NodeRule::default();
+    let scope = vec!["web".to_string()];
+    let r = NodeReport {
+        node: "n1",
+        order: (1, 1),
+        snapshot: Snapshot::Node(&scope),
+        via: Via::Relay,
+        period_ms: None,
+        rule_of: &rule,
+        keep: &[],
+        identity: None,
+    };
+    let down = [Apply {
+        component: "web".into(),
+        host: "n1".into(),
+        service: "nginx".into(),
+        test: "connection".into(),
+        change: TestChange::Fail(State::MajorOutage),
+        rule: NodeRule::default(),
+        description: None,
+    }];
+    let ev = NewEvent::new(statusrelay_core::EventSource::Monit {
+        monit: statusrelay_core::RawEvent::default(),
+        component: None,
+    });
+    // Any instance records reports, writer or not.
+    b.record_reports(&[(&r, &ev, &down)]).unwrap();
+
+    let term_a = until_writer(&mut a, &lease_a);
+    let (claimed, _) = a.claim_next("a-1").unwrap();
+    let claimed = claimed.expect("the delivery is due");
+    // a freezes with its request in flight; its lease runs out and b takes over.
+    let term_b = until_writer(&mut b, &lease_b);
+    assert!(term_b > term_a, "a new holder, a new term");
+
+    let delivered = Outcome::Delivered {
+        backend: "cachet".into(),
+        state: State::MajorOutage,
+    };
+    let refused =
+        |r: Result<(), PgError>| matches!(r, Err(PgError::Deposed { term }) if term == term_a);
+    assert!(
+        refused(a.finish(&claimed, &delivered)),
+        "a's finish is fenced"
+    );
+    assert!(refused(a.verified(
+        "cachet",
+        "web",
+        Some(State::MajorOutage)
+    )));
+    assert!(refused(a.set_remote_id("cachet", "web", Some("9"))));
+    assert!(matches!(a.claim_next("a-2"), Err(PgError::Deposed { .. })));
+    assert_eq!(
+        b.page_state("cachet", "web").unwrap(),
+        None,
+        "nothing of a's delivery was recorded"
+    );
+    assert_eq!(b.remote_id("cachet", "web").unwrap(), None);
+
+    // b finds the delivery a left in flight, sends it again, and records it.
+    assert_eq!(b.recover_claims(0).unwrap(), 1);
+    let (again, _) = b.claim_next("b-1").unwrap();
+    let again = again.expect("the recovered delivery");
+    assert_eq!(again.item.id, claimed.item.id);
+    b.finish(&again, &delivered).unwrap();
+    assert_eq!(
+        b.page_state("cachet", "web").unwrap(),
+        Some(State::MajorOutage)
+    );
+    let term_of: Option<i64> = b
+        .client()
+        .query_one("SELECT term FROM outbox WHERE id = $1", &[&claimed.item.id])
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        term_of,
+        Some(term_b),
+        "the row says under which term it was claimed"
+    );
+}
