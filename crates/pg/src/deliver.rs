@@ -54,7 +54,7 @@ impl PgStore {
     }
 
     /// Run `f` in a transaction fenced by this instance's term.
-    fn fenced<T>(
+    pub(crate) fn fenced<T>(
         &mut self,
         f: impl FnOnce(&mut Transaction<'_>, i64) -> Result<T, PgError>,
     ) -> Result<T, PgError> {

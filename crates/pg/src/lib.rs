@@ -11,6 +11,7 @@
 //!   every instance; an instance's own check of its lease is on its monotonic clock.
 
 pub mod deliver;
+pub mod incidents;
 pub mod lease;
 pub mod reports;
 pub mod stale;
@@ -26,6 +27,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (3, include_str!("../migrations/0003_reports.sql")),
     (4, include_str!("../migrations/0004_heard.sql")),
     (5, include_str!("../migrations/0005_deliveries.sql")),
+    (6, include_str!("../migrations/0006_incidents_holds.sql")),
 ];
 
 /// The schema version this statusrelay migrates to: the last migration's.

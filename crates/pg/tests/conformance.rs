@@ -14,9 +14,9 @@ use statusrelay_core::nodes::{MajorAt, NodeRule, RuleKind, StalePolicy, Via};
 use statusrelay_core::store::{Credential, CredentialReads, NodeCredentials, any_reads};
 use statusrelay_core::time::Clock;
 use statusrelay_pg::{PgStore, migrate};
-use statusrelay_spool::store::{Deliveries, PageState, Reports, Staleness};
+use statusrelay_spool::store::{Deliveries, Holds, Incidents, PageState, Reports, Staleness};
 use statusrelay_spool::{
-    Apply, Identity, NewEvent, NodeReport, Outcome, Snapshot, TestChange, Touch,
+    Apply, Identity, IncidentStatus, NewEvent, NodeReport, Outcome, Snapshot, TestChange, Touch,
 };
 use statusrelay_testkit::postgres::Postgres;
 
@@ -642,6 +642,118 @@ fn deliveries<S: Store>(s: &mut S, clock: &TestClock) -> Trace {
     trace
 }
 
+/// Incidents and maintenance windows: an intent, a second one refused while it is open, the
+/// page's id, a change of state, resolving and resolved, a change an incident is not ready
+/// for; windows started, listed, held deliveries released, expired and stopped.
+fn incidents<S: Store>(s: &mut S, clock: &TestClock) -> Trace {
+    let mut trace = Trace::new();
+    let mut note = |what: &str, v: String| trace.push(format!("{what}: {v}"));
+    let tick = |ms: i64| clock.0.fetch_add(ms, Ordering::SeqCst);
+    let ok = |r: Result<(), <S as Reports>::Error>| match r {
+        Ok(()) => "ok".to_string(),
+        Err(_) => "refused".to_string(),
+    };
+    let b = "cachet";
+    let i = s
+        .incident_intent(b, "web", "Web is down", State::MajorOutage)
+        .unwrap();
+    note("intent", format!("{i:?}"));
+    note(
+        "a second intent while it is open",
+        format!(
+            "{}",
+            s.incident_intent(b, "web", "again", State::MajorOutage)
+                .is_err()
+        ),
+    );
+    note("open", format!("{:?}", s.open_incident(b, "web").unwrap()));
+    tick(10);
+    note(
+        "opened",
+        ok(s.incident_opened(i.id, "42", State::MajorOutage)),
+    );
+    note("state", ok(s.incident_state(i.id, State::PartialOutage)));
+    note(
+        "resolving",
+        ok(s.incident_status(i.id, IncidentStatus::Resolving, None)),
+    );
+    note(
+        "opened while resolving",
+        ok(s.incident_opened(i.id, "42", State::MajorOutage)),
+    );
+    tick(10);
+    note(
+        "resolved",
+        ok(s.incident_status(i.id, IncidentStatus::Resolved, Some("recovered"))),
+    );
+    note(
+        "open after",
+        format!("{:?}", s.open_incident(b, "web").unwrap()),
+    );
+    note(
+        "state of none",
+        ok(s.incident_state(999, State::Operational)),
+    );
+    let j = s
+        .incident_intent(b, "web", "Web again", State::PartialOutage)
+        .unwrap();
+    note(
+        "lost",
+        ok(s.incident_status(j.id, IncidentStatus::Lost, Some("deleted by a person"))),
+    );
+    // Ids are each store's own: a PostgreSQL sequence never gives back the number a refused
+    // insert took (the second intent above), SQLite's AUTOINCREMENT does. Only their order
+    // is the behaviour.
+    let all = s.incidents(b).unwrap();
+    note(
+        "all, oldest first",
+        format!(
+            "{} {:?}",
+            all.windows(2).all(|w| w[0].id < w[1].id),
+            all.iter()
+                .map(|x| statusrelay_spool::Incident { id: 0, ..x.clone() })
+                .collect::<Vec<_>>()
+        ),
+    );
+    note(
+        "other page",
+        format!("{:?}", s.incidents("statuspage").unwrap()),
+    );
+    note("no event", format!("{:?}", s.event_context(12345).unwrap()));
+
+    let now = clock.now_ms();
+    let w1 = s
+        .maintenance_start("web", now + 1_000, Some("kernel"), true)
+        .unwrap();
+    let w2 = s.maintenance_start("db", now + 5_000, None, false).unwrap();
+    note("windows", format!("{w1:?} {w2:?}"));
+    note(
+        "active web",
+        format!("{:?}", s.maintenance_active("web").unwrap()),
+    );
+    note(
+        "active api",
+        format!("{:?}", s.maintenance_active("api").unwrap()),
+    );
+    note("list", format!("{:?}", s.maintenance_list(false).unwrap()));
+    note("released", format!("{:?}", s.release_held(None).unwrap()));
+    tick(1_000);
+    note("expired", format!("{:?}", s.expire_maintenance().unwrap()));
+    note(
+        "active web after",
+        format!("{:?}", s.maintenance_active("web").unwrap()),
+    );
+    note(
+        "stopped",
+        format!("{:?}", s.maintenance_stop(None).unwrap()),
+    );
+    note(
+        "list all",
+        format!("{:?}", s.maintenance_list(true).unwrap()),
+    );
+    trace
+}
+
 /// A fresh SQLite spool in a directory of its own.
 fn sqlite(name: &str) -> (statusrelay_spool::Spool, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("sr-conformance-{}-{name}", std::process::id()));
@@ -709,8 +821,8 @@ fn on_both<C: Check>(name: &str, pinned: &str) {
 }
 
 /// Every part of the seam a store implements.
-trait Store: NodeCredentials + Staleness + Deliveries + PageState {}
-impl<S: NodeCredentials + Staleness + Deliveries + PageState> Store for S {}
+trait Store: NodeCredentials + Staleness + Deliveries + PageState + Incidents + Holds {}
+impl<S: NodeCredentials + Staleness + Deliveries + PageState + Incidents + Holds> Store for S {}
 
 /// A sequence run on both stores.
 trait Check {
@@ -741,6 +853,18 @@ impl Check for DeliveriesCheck {
 #[test]
 fn deliveries_and_the_page_state_behave_the_same_on_both_stores() {
     on_both::<DeliveriesCheck>("deliveries", include_str!("conformance/deliveries.trace"));
+}
+
+struct IncidentsCheck;
+impl Check for IncidentsCheck {
+    fn run<S: Store>(s: &mut S, clock: &TestClock) -> Trace {
+        incidents(s, clock)
+    }
+}
+
+#[test]
+fn incidents_and_maintenance_windows_behave_the_same_on_both_stores() {
+    on_both::<IncidentsCheck>("incidents", include_str!("conformance/incidents.trace"));
 }
 
 #[test]

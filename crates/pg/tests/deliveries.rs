@@ -12,8 +12,10 @@ use statusrelay_core::nodes::{NodeRule, Via};
 use statusrelay_core::store::NodeCredentials;
 use statusrelay_core::time::SystemClock;
 use statusrelay_pg::{Held, Lease, PgError, PgStore, migrate};
-use statusrelay_spool::store::{Deliveries, PageState, Reports};
-use statusrelay_spool::{Apply, NewEvent, NodeReport, Outcome, Snapshot, TestChange};
+use statusrelay_spool::store::{Deliveries, Incidents, PageState, Reports};
+use statusrelay_spool::{
+    Apply, IncidentStatus, NewEvent, NodeReport, Outcome, Snapshot, TestChange,
+};
 use statusrelay_testkit::postgres::Postgres;
 
 fn instance(pg: &Postgres, name: &str, lease_ms: u64) -> (PgStore, Lease) {
@@ -133,4 +135,41 @@ fn a_deposed_writer_records_nothing_of_its_delivery_and_the_new_one_sends_it() {
         Some(term_b),
         "the row says under which term it was claimed"
     );
+}
+
+/// One incident per outage across a takeover: the intent the old writer committed before its
+/// request is what the new writer finds (and looks up on the page before creating another);
+/// the old writer, woken, can neither confirm it nor open another.
+#[test]
+fn an_incident_opening_when_its_writer_died_is_found_by_the_next_and_the_old_one_is_fenced() {
+    let Some(pg) = Postgres::for_test("incidents-fenced") else {
+        return;
+    };
+    let (mut a, lease_a) = instance(&pg, "a", 500);
+    let (mut b, lease_b) = instance(&pg, "b", 500);
+    until_writer(&mut a, &lease_a);
+    let intent = a
+        .incident_intent("cachet", "web", "Web is down", State::MajorOutage)
+        .unwrap();
+    // a's POST reaches the page, the answer never reaches a: it freezes, b takes over.
+    until_writer(&mut b, &lease_b);
+    let found = b
+        .open_incident("cachet", "web")
+        .unwrap()
+        .expect("the intent");
+    assert_eq!(found.id, intent.id);
+    assert_eq!(found.status, IncidentStatus::Opening);
+    b.incident_opened(found.id, "42", State::MajorOutage)
+        .unwrap();
+    assert!(matches!(
+        a.incident_opened(intent.id, "43", State::MajorOutage),
+        Err(PgError::Deposed { .. })
+    ));
+    assert!(matches!(
+        a.incident_intent("cachet", "web", "again", State::MajorOutage),
+        Err(PgError::Deposed { .. })
+    ));
+    let all = b.incidents("cachet").unwrap();
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].remote_id.as_deref(), Some("42"));
 }

@@ -14,8 +14,8 @@ use statusrelay_core::State;
 use statusrelay_core::nodes::NodeRule;
 
 use crate::{
-    Apply, Claimed, FailingTest, Item, Marks, NewEvent, NodeReport, Outcome, Reported, Silence,
-    Spool, SpoolError, StaleChange, Touch,
+    Apply, Claimed, EventContext, FailingTest, Incident, IncidentStatus, Item, Marks, NewEvent,
+    NodeReport, Outcome, Reported, Silence, Spool, SpoolError, StaleChange, Touch, Window,
 };
 
 /// One report as it is recorded: the node's report, its event, its test changes.
@@ -124,6 +124,134 @@ pub trait PageState: Reports {
         component: &str,
         id: Option<&str>,
     ) -> Result<(), Self::Error>;
+}
+
+/// The incidents statusrelay opens: the intent committed before the request, the page's id
+/// after it, resolving and resolved. On PostgreSQL every write is fenced by the writer's term.
+pub trait Incidents: Reports {
+    /// The unresolved incident of a component on `backend`, if any.
+    fn open_incident(
+        &mut self,
+        backend: &str,
+        component: &str,
+    ) -> Result<Option<Incident>, Self::Error>;
+    /// Every incident on `backend`, oldest first.
+    fn incidents(&mut self, backend: &str) -> Result<Vec<Incident>, Self::Error>;
+    /// Record the intent to open an incident, before the request.
+    fn incident_intent(
+        &mut self,
+        backend: &str,
+        component: &str,
+        name: &str,
+        state: State,
+    ) -> Result<Incident, Self::Error>;
+    /// The page confirmed (or a lookup found) the incident.
+    fn incident_opened(
+        &mut self,
+        id: i64,
+        remote_id: &str,
+        state: State,
+    ) -> Result<(), Self::Error>;
+    /// The incident now describes `state`.
+    fn incident_state(&mut self, id: i64, state: State) -> Result<(), Self::Error>;
+    /// Resolving (before the request), resolved (after), or lost.
+    fn incident_status(
+        &mut self,
+        id: i64,
+        status: IncidentStatus,
+        note: Option<&str>,
+    ) -> Result<(), Self::Error>;
+    /// The event behind a delivery, for incident texts.
+    fn event_context(&mut self, event_id: i64) -> Result<EventContext, Self::Error>;
+}
+
+/// Local maintenance windows, and the deliveries they hold. Starting and stopping a window is
+/// the operator's (any instance); expiring windows and releasing what they held is the
+/// writer's (fenced on PostgreSQL).
+pub trait Holds: Reports {
+    fn maintenance_start(
+        &mut self,
+        component: &str,
+        ends_at: i64,
+        reason: Option<&str>,
+        show: bool,
+    ) -> Result<Window, Self::Error>;
+    fn maintenance_stop(&mut self, component: Option<&str>) -> Result<Vec<Window>, Self::Error>;
+    fn expire_maintenance(&mut self) -> Result<Vec<Window>, Self::Error>;
+    fn maintenance_active(&mut self, component: &str) -> Result<Option<Window>, Self::Error>;
+    fn release_held(&mut self, component: Option<&str>) -> Result<usize, Self::Error>;
+    fn maintenance_list(&mut self, all: bool) -> Result<Vec<Window>, Self::Error>;
+}
+
+impl Incidents for Spool {
+    fn open_incident(
+        &mut self,
+        backend: &str,
+        component: &str,
+    ) -> Result<Option<Incident>, SpoolError> {
+        Spool::open_incident(self, backend, component)
+    }
+    fn incidents(&mut self, backend: &str) -> Result<Vec<Incident>, SpoolError> {
+        Spool::incidents(self, backend)
+    }
+    fn incident_intent(
+        &mut self,
+        backend: &str,
+        component: &str,
+        name: &str,
+        state: State,
+    ) -> Result<Incident, SpoolError> {
+        Spool::incident_intent(self, backend, component, name, state)
+    }
+    fn incident_opened(
+        &mut self,
+        id: i64,
+        remote_id: &str,
+        state: State,
+    ) -> Result<(), SpoolError> {
+        Spool::incident_opened(self, id, remote_id, state)
+    }
+    fn incident_state(&mut self, id: i64, state: State) -> Result<(), SpoolError> {
+        Spool::incident_state(self, id, state)
+    }
+    fn incident_status(
+        &mut self,
+        id: i64,
+        status: IncidentStatus,
+        note: Option<&str>,
+    ) -> Result<(), SpoolError> {
+        Spool::incident_status(self, id, status, note)
+    }
+    fn event_context(&mut self, event_id: i64) -> Result<EventContext, SpoolError> {
+        Spool::event_context(self, event_id)
+    }
+}
+
+impl Holds for Spool {
+    fn maintenance_start(
+        &mut self,
+        component: &str,
+        ends_at: i64,
+        reason: Option<&str>,
+        show: bool,
+    ) -> Result<Window, SpoolError> {
+        Spool::maintenance_start(self, component, ends_at, reason, show)
+    }
+    fn maintenance_stop(&mut self, component: Option<&str>) -> Result<Vec<Window>, SpoolError> {
+        Spool::maintenance_stop(self, component)
+    }
+    fn expire_maintenance(&mut self) -> Result<Vec<Window>, SpoolError> {
+        Spool::expire_maintenance(self)
+    }
+    fn maintenance_active(&mut self, component: &str) -> Result<Option<Window>, SpoolError> {
+        Spool::maintenance_active(self, component)
+    }
+    fn release_held(&mut self, component: Option<&str>) -> Result<usize, SpoolError> {
+        Spool::release_held(self, component)
+    }
+    fn maintenance_list(&mut self, all: bool) -> Result<Vec<Window>, SpoolError> {
+        Spool::maintenance_list(self, all)
+    }
 }
 
 impl Deliveries for Spool {
