@@ -13,6 +13,7 @@
 pub mod deliver;
 pub mod incidents;
 pub mod lease;
+pub mod nodes;
 pub mod reports;
 pub mod stale;
 pub mod store;
@@ -28,6 +29,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (4, include_str!("../migrations/0004_heard.sql")),
     (5, include_str!("../migrations/0005_deliveries.sql")),
     (6, include_str!("../migrations/0006_incidents_holds.sql")),
+    (7, include_str!("../migrations/0007_nodes_words.sql")),
 ];
 
 /// The schema version this statusrelay migrates to: the last migration's.

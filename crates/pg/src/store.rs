@@ -64,12 +64,15 @@ impl PgStore {
         on_conflict: &str,
     ) -> Result<bool, PgError> {
         let components: Option<Vec<String>> = components.map(<[String]>::to_vec);
+        // Added at the instance's clock, as every time a node's row holds.
+        let now = self.now();
         let n = self.client.execute(
             &format!(
-                "INSERT INTO nodes (name, secret_sha256, components) VALUES ($1, $2, $3)
+                "INSERT INTO nodes (name, secret_sha256, components, added_at)
+                 VALUES ($1, $2, $3, to_timestamp($4::bigint / 1000.0))
                  ON CONFLICT (name) {on_conflict}"
             ),
-            &[&name, &secret_sha256, &components],
+            &[&name, &secret_sha256, &components, &now],
         )?;
         Ok(n == 1)
     }

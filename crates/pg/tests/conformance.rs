@@ -14,7 +14,9 @@ use statusrelay_core::nodes::{MajorAt, NodeRule, RuleKind, StalePolicy, Via};
 use statusrelay_core::store::{Credential, CredentialReads, NodeCredentials, any_reads};
 use statusrelay_core::time::Clock;
 use statusrelay_pg::{PgStore, migrate};
-use statusrelay_spool::store::{Deliveries, Holds, Incidents, PageState, Reports, Staleness};
+use statusrelay_spool::store::{
+    Deliveries, Holds, Incidents, Nodes, PageState, Reports, Staleness,
+};
 use statusrelay_spool::{
     Apply, Identity, IncidentStatus, NewEvent, NodeReport, Outcome, Snapshot, TestChange, Touch,
 };
@@ -754,6 +756,116 @@ fn incidents<S: Store>(s: &mut S, clock: &TestClock) -> Trace {
     trace
 }
 
+/// The nodes as `nodes` and `status` show them: listed, one by one, their failing tests, the
+/// nodes of a component, refusals counted, unrouted services replaced, and a node forgotten
+/// (its components recomputed, a report of it afterwards finds no node).
+fn nodes<S: Store>(s: &mut S, clock: &TestClock) -> Trace {
+    let mut trace = Trace::new();
+    let tick = |ms: i64| clock.0.fetch_add(ms, Ordering::SeqCst);
+    let rule_of = |_: &str| NodeRule::default();
+    let web: &'static [String] = Box::leak(vec!["web".to_string()].into_boxed_slice());
+    let report = |node: &'static str, seq: i64| NodeReport {
+        node,
+        order: (1, seq),
+        snapshot: Snapshot::Node(web),
+        via: Via::Collector,
+        period_ms: Some(60_000),
+        rule_of: &rule_of,
+        keep: &[],
+        identity: None,
+    };
+    let ev = event("nginx", "down");
+    let down = |n: &str| {
+        [change(
+            "web",
+            n,
+            "http",
+            TestChange::Fail(State::MajorOutage),
+            NodeRule::default(),
+        )]
+    };
+    s.add_node("n1", "h1", Some(&["web".to_string()])).unwrap();
+    tick(5);
+    s.add_node("n2", "h2", None).unwrap();
+    s.record_reports(&[(&report("n1", 1), &ev, &down("n1"))])
+        .unwrap();
+    tick(5);
+    s.record_reports(&[(&report("n2", 1), &ev, &down("n2"))])
+        .unwrap();
+    s.note_refusals(&[
+        ("n2".into(), "outdated".into(), 3),
+        ("n1".into(), "conflict".into(), 1),
+    ])
+    .unwrap();
+    tick(5);
+    s.note_refusals(&[("n2".into(), "too far ahead".into(), 2)])
+        .unwrap();
+    s.set_unrouted(
+        "n1",
+        &[
+            ("cron".into(), "exist".into()),
+            ("ntp".into(), "time".into()),
+        ],
+    )
+    .unwrap();
+    tick(5);
+    s.set_unrouted("n1", &[("ntp".into(), "time,exist".into())])
+        .unwrap();
+    trace.push(format!("unrouted n1: {:?}", s.unrouted("n1").unwrap()));
+    trace.push(format!("nodes: {:?}", s.nodes().unwrap()));
+    trace.push(format!("n2: {:?}", s.node("n2").unwrap()));
+    trace.push(format!("ghost: {:?}", s.node("ghost").unwrap()));
+    trace.push(format!("n1 failing: {:?}", s.node_failing("n1").unwrap()));
+    trace.push(format!(
+        "web's nodes: {:?}",
+        s.component_nodes("web").unwrap()
+    ));
+    let forget = NewEvent {
+        host: Some("n1".into()),
+        description: Some("node n1 forgotten".into()),
+        ..NewEvent::new(statusrelay_core::EventSource::Forget {
+            forget: statusrelay_core::source::ForgetNode { node: "n1".into() },
+        })
+    };
+    tick(5);
+    trace.push(format!(
+        "forget n1: {:?}",
+        s.forget_node("n1", &forget, &rule_of).unwrap()
+    ));
+    trace.push(format!("desired: {:?}", s.desired().unwrap()));
+    trace.push(format!(
+        "forget n1 again: {:?}",
+        s.forget_node("n1", &forget, &rule_of).unwrap()
+    ));
+    trace.push(format!(
+        "web's nodes: {:?}",
+        s.component_nodes("web").unwrap()
+    ));
+    trace.push(format!("unrouted n1: {:?}", s.unrouted("n1").unwrap()));
+    trace.push(format!(
+        "a report of n1 after: {:?}",
+        s.record_reports(&[(&report("n1", 2), &ev, &[])]).unwrap()
+    ));
+    let clear = |n: &str| {
+        [change(
+            "web",
+            n,
+            "http",
+            TestChange::Recover {
+                one_shot_families: vec![],
+            },
+            NodeRule::default(),
+        )]
+    };
+    trace.push(format!(
+        "n2 recovers: {:?}",
+        s.record_reports(&[(&report("n2", 2), &ev, &clear("n2"))])
+            .unwrap()
+    ));
+    trace.push(format!("nodes: {:?}", s.nodes().unwrap()));
+    trace
+}
+
 /// A fresh SQLite spool in a directory of its own.
 fn sqlite(name: &str) -> (statusrelay_spool::Spool, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("sr-conformance-{}-{name}", std::process::id()));
@@ -821,8 +933,11 @@ fn on_both<C: Check>(name: &str, pinned: &str) {
 }
 
 /// Every part of the seam a store implements.
-trait Store: NodeCredentials + Staleness + Deliveries + PageState + Incidents + Holds {}
-impl<S: NodeCredentials + Staleness + Deliveries + PageState + Incidents + Holds> Store for S {}
+trait Store: NodeCredentials + Staleness + Deliveries + PageState + Incidents + Holds + Nodes {}
+impl<S> Store for S where
+    S: NodeCredentials + Staleness + Deliveries + PageState + Incidents + Holds + Nodes
+{
+}
 
 /// A sequence run on both stores.
 trait Check {
@@ -865,6 +980,18 @@ impl Check for IncidentsCheck {
 #[test]
 fn incidents_and_maintenance_windows_behave_the_same_on_both_stores() {
     on_both::<IncidentsCheck>("incidents", include_str!("conformance/incidents.trace"));
+}
+
+struct NodesCheck;
+impl Check for NodesCheck {
+    fn run<S: Store>(s: &mut S, clock: &TestClock) -> Trace {
+        nodes(s, clock)
+    }
+}
+
+#[test]
+fn the_nodes_as_shown_and_forgotten_behave_the_same_on_both_stores() {
+    on_both::<NodesCheck>("nodes", include_str!("conformance/nodes.trace"));
 }
 
 #[test]

@@ -14,8 +14,9 @@ use statusrelay_core::State;
 use statusrelay_core::nodes::NodeRule;
 
 use crate::{
-    Apply, Claimed, EventContext, FailingTest, Incident, IncidentStatus, Item, Marks, NewEvent,
-    NodeReport, Outcome, Reported, Silence, Spool, SpoolError, StaleChange, Touch, Window,
+    Apply, Claimed, EventContext, FailingTest, Forgotten, Incident, IncidentStatus, Item, Marks,
+    NewEvent, Node, NodeReport, Outcome, Reported, Silence, Spool, SpoolError, StaleChange, Touch,
+    Window,
 };
 
 /// One report as it is recorded: the node's report, its event, its test changes.
@@ -181,6 +182,72 @@ pub trait Holds: Reports {
     fn maintenance_active(&mut self, component: &str) -> Result<Option<Window>, Self::Error>;
     fn release_held(&mut self, component: Option<&str>) -> Result<usize, Self::Error>;
     fn maintenance_list(&mut self, all: bool) -> Result<Vec<Window>, Self::Error>;
+}
+
+/// The nodes as `nodes` and `status` show them, and a node forgotten.
+pub trait Nodes: Reports {
+    /// Every node, by name.
+    fn nodes(&mut self) -> Result<Vec<Node>, Self::Error>;
+    /// One node by name.
+    fn node(&mut self, name: &str) -> Result<Option<Node>, Self::Error>;
+    /// The tests a node reported that are failing now: (component, service, test).
+    fn node_failing(&mut self, name: &str) -> Result<Vec<(String, String, String)>, Self::Error>;
+    /// The nodes that report on a component: (name, stale), by name.
+    fn component_nodes(&mut self, component: &str) -> Result<Vec<(String, bool)>, Self::Error>;
+    /// Forget a node in one transaction (its row, tests, feeds), recomputing every component
+    /// it fed under `ev`. None when there was no such node.
+    fn forget_node(
+        &mut self,
+        name: &str,
+        ev: &NewEvent,
+        rule_of: &dyn Fn(&str) -> NodeRule,
+    ) -> Result<Option<Forgotten>, Self::Error>;
+    /// For each node, the last thing it was refused and how many more refusals.
+    fn note_refusals(&mut self, counted: &[(String, String, u64)]) -> Result<(), Self::Error>;
+    /// Replace a node's failing services that no component takes: (service, test families).
+    fn set_unrouted(
+        &mut self,
+        name: &str,
+        services: &[(String, String)],
+    ) -> Result<(), Self::Error>;
+    /// A node's failing services that no component takes: (service, tests, since).
+    fn unrouted(&mut self, name: &str) -> Result<Vec<(String, String, i64)>, Self::Error>;
+}
+
+impl Nodes for Spool {
+    fn nodes(&mut self) -> Result<Vec<Node>, SpoolError> {
+        Spool::nodes(self)
+    }
+    fn node(&mut self, name: &str) -> Result<Option<Node>, SpoolError> {
+        Spool::node(self, name)
+    }
+    fn node_failing(&mut self, name: &str) -> Result<Vec<(String, String, String)>, SpoolError> {
+        Spool::node_failing(self, name)
+    }
+    fn component_nodes(&mut self, component: &str) -> Result<Vec<(String, bool)>, SpoolError> {
+        Spool::component_nodes(self, component)
+    }
+    fn forget_node(
+        &mut self,
+        name: &str,
+        ev: &NewEvent,
+        rule_of: &dyn Fn(&str) -> NodeRule,
+    ) -> Result<Option<Forgotten>, SpoolError> {
+        Spool::forget_node(self, name, ev, rule_of)
+    }
+    fn note_refusals(&mut self, counted: &[(String, String, u64)]) -> Result<(), SpoolError> {
+        Spool::note_refusals(self, counted)
+    }
+    fn set_unrouted(
+        &mut self,
+        name: &str,
+        services: &[(String, String)],
+    ) -> Result<(), SpoolError> {
+        Spool::set_unrouted(self, name, services)
+    }
+    fn unrouted(&mut self, name: &str) -> Result<Vec<(String, String, i64)>, SpoolError> {
+        Spool::unrouted(self, name)
+    }
 }
 
 impl Incidents for Spool {
