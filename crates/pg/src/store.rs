@@ -46,6 +46,11 @@ impl PgStore {
         self.clock.now_ms()
     }
 
+    /// Now, on the instance's clock, as the store writes it.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
     /// How many transactions were run again after a deadlock with another.
     pub fn contention_retries(&self) -> u64 {
         self.contention_retries

@@ -8,7 +8,10 @@
 //!   always checked against the newest word. A report not newer than a noted mark goes the
 //!   recorded way (and is found outdated there).
 
-use statusrelay_spool::{Apply, NewEvent, NodeReport, Snapshot, Spool, SpoolError, Touch};
+use statusrelay_spool::store::Reports;
+use statusrelay_spool::{Apply, NewEvent, NodeReport, Snapshot, Touch};
+
+use crate::store::{Store, StoreFailure};
 
 use crate::ingest::Memory;
 
@@ -16,7 +19,7 @@ use crate::ingest::Memory;
 pub(crate) type Pending = std::collections::BTreeMap<String, Touch>;
 
 /// Write what unchanged reports left.
-pub(crate) fn write_touches(spool: &mut Spool, memory: &mut Memory) -> Result<(), SpoolError> {
+pub(crate) fn write_touches(spool: &mut Store, memory: &mut Memory) -> Result<(), StoreFailure> {
     let touches: Vec<Touch> = memory.pending.values().cloned().collect();
     spool.touch_nodes(&touches)?;
     memory.pending.clear();
@@ -27,10 +30,10 @@ pub(crate) fn write_touches(spool: &mut Spool, memory: &mut Memory) -> Result<()
 /// the spool (see `Spool::report_is_noop`), unless memory holds a mark at least as new, which
 /// the spool has not seen yet: then the recorded way judges it.
 pub(crate) fn unchanged(
-    spool: &Spool,
+    spool: &mut Store,
     memory: &Memory,
     reports: &[(&NodeReport<'_>, &NewEvent, &[Apply])],
-) -> Result<bool, SpoolError> {
+) -> Result<bool, StoreFailure> {
     let Some(node) = reports.first().map(|r| r.0.node) else {
         return Ok(true);
     };

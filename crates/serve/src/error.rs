@@ -7,6 +7,9 @@ pub enum ServeError {
     /// The spool could not be opened, read or written.
     #[error(transparent)]
     Spool(#[from] statusrelay_spool::SpoolError),
+    /// The PostgreSQL store could not be reached, read or written.
+    #[error(transparent)]
+    Pg(#[from] statusrelay_pg::PgError),
     /// The async runtime could not be started (threads, file descriptors).
     #[error("cannot start the aggregator's runtime: {0}")]
     Runtime(#[source] std::io::Error),
@@ -25,6 +28,19 @@ pub enum ServeError {
 impl ServeError {
     /// Would the same call succeed later on its own (a spool another process holds)?
     pub fn is_temporary(&self) -> bool {
-        matches!(self, ServeError::Spool(e) if e.is_temporary())
+        match self {
+            ServeError::Spool(e) => e.is_temporary(),
+            ServeError::Pg(e) => e.is_retryable(),
+            _ => false,
+        }
+    }
+}
+
+impl From<crate::store::StoreFailure> for ServeError {
+    fn from(e: crate::store::StoreFailure) -> ServeError {
+        match e {
+            crate::store::StoreFailure::Spool(e) => ServeError::Spool(e),
+            crate::store::StoreFailure::Pg(e) => ServeError::Pg(e),
+        }
     }
 }

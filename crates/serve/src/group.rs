@@ -22,7 +22,10 @@ use std::time::Instant;
 
 use statusrelay_core::nodes::Via;
 use statusrelay_core::relay::MAX_FAILING_PER_REQUEST;
-use statusrelay_spool::{Identity, NodeReport, Reported, Spool};
+use statusrelay_spool::store::Reports;
+use statusrelay_spool::{Identity, NodeReport, Reported};
+
+use crate::store::Store;
 
 use crate::http::Refusal;
 use crate::ingest::{Memory, Plan, node_reports};
@@ -255,7 +258,7 @@ impl Ingest {
     /// job with the refusal (and drops the spool's connection).
     fn commit_batch(
         &self,
-        spool: &mut Spool,
+        spool: &mut Store,
         memory: &mut Memory,
         batch: &[Arc<Job>],
     ) -> Result<(), Refusal> {
@@ -335,7 +338,7 @@ mod tests {
         .unwrap();
         let clock: Arc<dyn statusrelay_core::time::Clock> =
             Arc::new(statusrelay_core::time::SystemClock);
-        let mut spool = Spool::open(&config.spool, clock.clone()).unwrap();
+        let mut spool = statusrelay_spool::Spool::open(&config.spool, clock.clone()).unwrap();
         for n in 0..5 {
             spool.add_node(&format!("n{n}"), "digest", None).unwrap();
         }

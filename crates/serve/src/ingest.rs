@@ -31,13 +31,15 @@ use statusrelay_core::config::ServeConfig;
 use statusrelay_core::liveness::Liveness;
 use statusrelay_core::nodes::{NodeRule, Via};
 use statusrelay_core::time::Clock;
+use statusrelay_spool::store::Nodes;
 use statusrelay_spool::{
-    Apply, Doorbell, Identity, NewEvent, NodeReport, Reported, Snapshot, Spool, SpoolError,
+    Apply, Doorbell, Identity, NewEvent, NodeReport, Reported, Snapshot, Spool,
 };
 
 use crate::coalesce::{self, Pending};
 use crate::group::{Group, Job};
 use crate::http::Refusal;
+use crate::store::{Store, StoreFailure};
 use crate::{ServeError, auth, error, timed, warn};
 
 /// The page cache of the aggregator's connection, in KiB (SQLite's default is 2 MiB).
@@ -65,7 +67,7 @@ pub struct Ingest {
 /// The one connection, and what the aggregator keeps in memory about its nodes.
 #[derive(Default)]
 pub(crate) struct Shared {
-    spool: Option<Spool>,
+    spool: Option<Store>,
     memory: Memory,
 }
 
@@ -172,7 +174,7 @@ impl Ingest {
     /// as it takes; a spool error drops the connection.
     pub(crate) fn with_spool<T>(
         &self,
-        f: impl FnOnce(&mut Spool, &mut Memory) -> Result<T, SpoolError>,
+        f: impl FnOnce(&mut Store, &mut Memory) -> Result<T, StoreFailure>,
     ) -> Result<T, ServeError> {
         let mut guard = self.shared.lock();
         let shared = &mut *guard;
@@ -191,7 +193,7 @@ impl Ingest {
     /// hung request.
     pub(crate) fn with_spool_within<T>(
         &self,
-        f: impl FnOnce(&mut Spool, &mut Memory) -> Result<T, Refusal>,
+        f: impl FnOnce(&mut Store, &mut Memory) -> Result<T, Refusal>,
     ) -> Result<T, Refusal> {
         let wait = self.serve.request_timeout / 2;
         // Waited for where it is used, on a thread marked blocking (the runtime moves its
@@ -230,12 +232,19 @@ impl Ingest {
         spool
     }
 
+    /// Open the configured store: the SQLite spool, its busy wait bounded by the request's
+    /// deadline.
+    fn open_store(&self) -> Result<Store, StoreFailure> {
+        let spool = Spool::open(&self.config.spool, self.clock.clone())?;
+        Ok(Store::Sqlite(self.bounded(spool)))
+    }
+
     /// Run `f` on the shared connection, (re)opened as needed; a refusal that
     /// [drops the spool](Refusal::drops_spool) drops it, so the next request opens it afresh.
     pub(crate) fn on_shared<T>(
         &self,
         shared: &mut Shared,
-        f: impl FnOnce(&mut Spool, &mut Memory) -> Result<T, Refusal>,
+        f: impl FnOnce(&mut Store, &mut Memory) -> Result<T, Refusal>,
     ) -> Result<T, Refusal> {
         let (spool, memory) = match self.ready(shared) {
             Ok(s) => s,
@@ -259,15 +268,15 @@ impl Ingest {
     fn ready<'s>(
         &self,
         shared: &'s mut Shared,
-    ) -> Result<(&'s mut Spool, &'s mut Memory), SpoolError> {
+    ) -> Result<(&'s mut Store, &'s mut Memory), StoreFailure> {
         let replaced = shared
             .spool
-            .as_ref()
+            .as_mut()
+            .and_then(Store::sqlite)
             .is_some_and(|s| statusrelay_spool::file_id(&self.config.spool) != s.file_id());
         if shared.spool.is_none() || replaced {
             shared.spool = None;
-            let spool = Spool::open(&self.config.spool, self.clock.clone())?;
-            shared.spool = Some(self.bounded(spool));
+            shared.spool = Some(self.open_store()?);
         }
         let spool = shared.spool.as_mut().expect("opened above");
         if shared.memory.liveness.is_none() {
@@ -293,7 +302,7 @@ impl Ingest {
     /// report it makes (the report clears the mark): said here, once for both ways in.
     pub(crate) fn authenticate(
         &self,
-        spool: &Spool,
+        spool: &mut Store,
         name: &str,
         peer: SocketAddr,
     ) -> Result<statusrelay_spool::Node, Refusal> {
@@ -343,7 +352,7 @@ impl Ingest {
     /// in memory (it changes nothing) or queued for the group's commit.
     pub(crate) fn prepare(
         &self,
-        spool: &mut Spool,
+        spool: &mut Store,
         memory: &mut Memory,
         node: &str,
         plan: Plan,

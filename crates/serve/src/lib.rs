@@ -32,7 +32,8 @@
 //! `credentials`, `limit`, `listen` (connections, TLS from `tls`), `ingest` (the shared spool
 //! and the step that prepares a plan), `relay` and `collector` (the two plans), `coalesce`
 //! (reports that change nothing), `group` (the others, committed together), `verdict` (what
-//! is said of a report), `sweep` (staleness), `timed` (the spool's mutex).
+//! is said of a report), `sweep` (staleness), `timed` (the spool's mutex), `store` (the
+//! SQLite spool or PostgreSQL behind one enum).
 
 pub mod auth;
 mod coalesce;
@@ -45,6 +46,7 @@ pub mod ingest;
 pub mod limit;
 pub mod listen;
 pub mod relay;
+pub mod store;
 pub mod sweep;
 mod timed;
 pub mod tls;

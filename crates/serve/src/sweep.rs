@@ -6,6 +6,8 @@
 //! - A node is stale after `[serve] stale_after` of its periods without a report, on the
 //!   monotonic clock and never before that many periods since the aggregator started; each
 //!   is logged once and recomputes the components it feeds (see `Spool::apply_silence`).
+//!   On PostgreSQL, where each instance hears only its own reports, who is silent is judged
+//!   by the database instead, from every instance's reports (`PgStore::silent_nodes`).
 //! - The spool's work runs on the blocking pool, never on a worker: a sweep waiting for the
 //!   spool holds up no request.
 //! - A failing sweep is said once until it succeeds again; at shutdown, what unchanged reports
@@ -16,6 +18,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use statusrelay_spool::store::{Nodes, Staleness};
+
+use crate::store::Store;
 use crate::{Ingest, ServeError, coalesce, warn};
 
 /// How often the sweep runs (periods are a second at least).
@@ -78,7 +83,12 @@ impl Ingest {
             let Some(live) = memory.liveness.as_mut() else {
                 return Ok(Vec::new());
             };
-            let due = live.due(now);
+            // Several instances each hear only their own reports: on PostgreSQL, who is silent
+            // is the database's word (every instance's reports, one clock).
+            let due = match spool {
+                Store::Postgres(p) => p.silent_nodes(stale_after)?,
+                Store::Sqlite(_) => live.due(now),
+            };
             let swept = spool.apply_silence(&due, &rule_of)?;
             // Settled whether or not the spool had the node (one forgotten meanwhile is
             // passed over there), so a verdict is never made twice.

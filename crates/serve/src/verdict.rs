@@ -19,7 +19,9 @@ use statusrelay_spool::Reported;
 
 use crate::http::Refusal;
 use crate::ingest::Memory;
+use crate::store::Store;
 use crate::{Ingest, warn};
+use statusrelay_spool::store::Nodes;
 
 impl Ingest {
     /// What became of an authenticated node's report(s): the node is alive when its report was
@@ -27,7 +29,7 @@ impl Ingest {
     /// refused (409) and logged once with both peers.
     pub(crate) fn settle(
         &self,
-        spool: &mut statusrelay_spool::Spool,
+        spool: &mut Store,
         memory: &mut Memory,
         node: &str,
         period_ms: Option<i64>,
@@ -48,7 +50,7 @@ impl Ingest {
                     if memory.refused_logged.insert(node.to_string()) {
                         warn!("{told} (409)");
                     }
-                    let _ = spool.note_refusal(node, &told);
+                    let _ = spool.note_refusals(&[(node.to_string(), told.clone(), 1)]);
                     return Err(Refusal::Conflict(told));
                 }
                 Reported::UnknownNode => {
@@ -91,7 +93,7 @@ impl Ingest {
     /// make every later report of the node look outdated. Logged once, counted for `nodes`.
     pub(crate) fn refuse_ahead(
         &self,
-        spool: &mut statusrelay_spool::Spool,
+        spool: &mut Store,
         memory: &mut Memory,
         node: &str,
         mark_ms: i64,
@@ -112,7 +114,7 @@ impl Ingest {
         if memory.refused_logged.insert(node.to_string()) {
             warn!("{told} (422)");
         }
-        let _ = spool.note_refusal(node, &told);
+        let _ = spool.note_refusals(&[(node.to_string(), told.clone(), 1)]);
         Err(Refusal::Unprocessable(told))
     }
 
@@ -144,7 +146,7 @@ impl Ingest {
     /// logged once, and shown by `nodes` ("no component takes it"); never dropped unsaid.
     pub(crate) fn note_unrouted(
         &self,
-        spool: &mut statusrelay_spool::Spool,
+        spool: &mut Store,
         memory: &mut Memory,
         node: &str,
         now: Vec<(String, String)>,
