@@ -184,6 +184,19 @@ pub fn maintenance_apply(
     on: bool,
     why: &str,
 ) -> Result<(), HandlerError> {
+    let (ev, apply) = maintenance_event(config, component, on, why);
+    spool.record(&ev, &[apply], None)?;
+    Ok(())
+}
+
+/// The event and the test change of a shown maintenance window starting (`on`) or ending,
+/// for whichever store records it.
+pub fn maintenance_event(
+    config: &Config,
+    component: &str,
+    on: bool,
+    why: &str,
+) -> (NewEvent, Apply) {
     let change = if on {
         TestChange::Fail(State::UnderMaintenance)
     } else {
@@ -223,8 +236,7 @@ pub fn maintenance_apply(
         change,
         description: words::said(why),
     };
-    spool.record(&ev, &[apply], None)?;
-    Ok(())
+    (ev, apply)
 }
 
 /// Record a plan (or its rejection) and report the outcome.

@@ -10,6 +10,7 @@
 //! - Every time that decides who writes is the database server's (`now()`), one clock for
 //!   every instance; an instance's own check of its lease is on its monotonic clock.
 
+pub mod connect;
 pub mod deliver;
 pub mod incidents;
 pub mod lease;
@@ -18,6 +19,7 @@ pub mod reports;
 pub mod stale;
 pub mod store;
 
+pub use connect::Target;
 pub use lease::{Held, Lease, Term, WriterRow};
 pub use store::PgStore;
 
@@ -49,6 +51,9 @@ pub enum PgError {
         "the PostgreSQL store is at schema {found}, newer than this statusrelay's {known}: upgrade statusrelay on every instance"
     )]
     TooNew { found: i32, known: i32 },
+    /// `[store]` cannot be used as written (the connection string, the password file).
+    #[error("[store] {0}")]
+    Config(String),
     /// The store holds a word this statusrelay does not know (a state, a status).
     #[error(
         "the PostgreSQL store holds {value:?} in {column}, which this statusrelay does not know: was it written by a newer one?"
@@ -100,6 +105,7 @@ impl PgError {
             PgError::TooNew { .. }
             | PgError::Deposed { .. }
             | PgError::NotWriter
+            | PgError::Config(_)
             | PgError::Corrupt { .. }
             | PgError::StaleClaim { .. } => false,
         }

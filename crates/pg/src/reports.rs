@@ -23,7 +23,7 @@ use postgres::error::SqlState;
 use statusrelay_core::State;
 use statusrelay_core::mapping::TestKey;
 use statusrelay_core::nodes::NodeRule;
-use statusrelay_spool::store::{ReportIn, Reports};
+use statusrelay_spool::store::{Record, ReportIn, Reports};
 use statusrelay_spool::{
     Apply, Change, EventStatus, FailingTest, Judged, Marks, NewEvent, NodeReport, Recorded,
     Reported, Reporters, Seen, Snapshot, TestChange, Touch, Verdict, desired_state, judge,
@@ -685,4 +685,38 @@ pub(crate) fn refresh_desired(
         to: worst,
         outbox_id,
     }))
+}
+
+impl Record for PgStore {
+    fn record(&mut self, ev: &NewEvent, applies: &[Apply]) -> Result<Recorded, PgError> {
+        let now = self.now();
+        let components: Vec<&str> = applies.iter().map(|a| a.component.as_str()).collect();
+        self.retrying(|client| {
+            let mut tx = client.transaction()?;
+            lock_components(&mut tx, &components, &[])?;
+            let status = if applies.is_empty() {
+                EventStatus::Info
+            } else {
+                EventStatus::Applied
+            };
+            let event_id = insert_event(&mut tx, ev, now, status)?;
+            let mut touched: Vec<(&str, NodeRule)> = Vec::new();
+            for a in applies {
+                apply_test(&mut tx, a, event_id, now)?;
+                if !touched.iter().any(|(c, _)| *c == a.component) {
+                    touched.push((&a.component, a.rule));
+                }
+            }
+            let mut changes = Vec::new();
+            for (c, rule) in touched {
+                if let Some(change) =
+                    refresh_desired(&mut tx, c, rule, event_id, ev.description.as_deref(), now)?
+                {
+                    changes.push(change);
+                }
+            }
+            tx.commit()?;
+            Ok(Recorded { event_id, changes })
+        })
+    }
 }

@@ -15,7 +15,7 @@ use statusrelay_core::store::{Credential, CredentialReads, NodeCredentials, any_
 use statusrelay_core::time::Clock;
 use statusrelay_pg::{PgStore, migrate};
 use statusrelay_spool::store::{
-    Deliveries, Holds, Incidents, Nodes, PageState, Reports, Staleness,
+    Deliveries, Holds, Incidents, Nodes, PageState, Record, Reports, Staleness,
 };
 use statusrelay_spool::{
     Apply, Identity, IncidentStatus, NewEvent, NodeReport, Outcome, Snapshot, TestChange, Touch,
@@ -753,6 +753,36 @@ fn incidents<S: Store>(s: &mut S, clock: &TestClock) -> Trace {
         "list all",
         format!("{:?}", s.maintenance_list(true).unwrap()),
     );
+    // A shown window's event (a local source, no node): the component under maintenance,
+    // then back.
+    let window = |change: TestChange| Apply {
+        component: "web".into(),
+        host: statusrelay_spool::MAINTENANCE_SOURCE.into(),
+        service: "-".into(),
+        test: "maintenance".into(),
+        change,
+        rule: NodeRule::default(),
+        description: Some("kernel".into()),
+    };
+    let ev = event("-", "kernel");
+    let shown = s
+        .record(&ev, &[window(TestChange::Fail(State::UnderMaintenance))])
+        .unwrap();
+    note("window shown", format!("{shown:?}"));
+    note("failing", format!("{:?}", s.failing_tests("web").unwrap()));
+    tick(10);
+    let over = s
+        .record(
+            &ev,
+            &[window(TestChange::Recover {
+                one_shot_families: vec![],
+            })],
+        )
+        .unwrap();
+    note("window over", format!("{over:?}"));
+    let nothing = s.record(&ev, &[]).unwrap();
+    note("an event that changes nothing", format!("{nothing:?}"));
+    note("desired", format!("{:?}", s.desired().unwrap()));
     trace
 }
 
@@ -933,9 +963,12 @@ fn on_both<C: Check>(name: &str, pinned: &str) {
 }
 
 /// Every part of the seam a store implements.
-trait Store: NodeCredentials + Staleness + Deliveries + PageState + Incidents + Holds + Nodes {}
+trait Store:
+    NodeCredentials + Staleness + Deliveries + PageState + Incidents + Holds + Nodes + Record
+{
+}
 impl<S> Store for S where
-    S: NodeCredentials + Staleness + Deliveries + PageState + Incidents + Holds + Nodes
+    S: NodeCredentials + Staleness + Deliveries + PageState + Incidents + Holds + Nodes + Record
 {
 }
 

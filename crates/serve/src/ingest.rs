@@ -62,6 +62,8 @@ pub struct Ingest {
     pub(crate) group: Group,
     /// The monotonic origin silence is measured from (see `statusrelay_core::liveness`).
     started: Instant,
+    /// The PostgreSQL store (`[store]`), resolved; None: the SQLite spool.
+    pub(crate) target: Option<statusrelay_pg::Target>,
 }
 
 /// The one connection, and what the aggregator keeps in memory about its nodes.
@@ -158,7 +160,26 @@ impl Ingest {
             shared: timed::TimedMutex::new(Shared::default()),
             group: Group::default(),
             started: Instant::now(),
+            target: None,
         }
+    }
+
+    /// This aggregator on the PostgreSQL store `target` (one of several instances): its
+    /// reports recorded there, its gate reading the nodes' credentials there, each on a
+    /// connection of its own.
+    pub fn on_postgres(mut self, target: statusrelay_pg::Target) -> Ingest {
+        let (reads, clock) = (target.clone(), self.clock.clone());
+        self.gate = auth::Gate::with_reads(
+            Box::new(move || {
+                reads
+                    .open(clock.clone())
+                    .map(statusrelay_core::store::any_reads)
+                    .map_err(|e| e.to_string())
+            }),
+            &self.serve,
+        );
+        self.target = Some(target);
+        self
     }
 
     /// Milliseconds on the monotonic clock since this aggregator started.
@@ -235,6 +256,9 @@ impl Ingest {
     /// Open the configured store: the SQLite spool, its busy wait bounded by the request's
     /// deadline.
     fn open_store(&self) -> Result<Store, StoreFailure> {
+        if let Some(target) = &self.target {
+            return Ok(Store::Postgres(target.open(self.clock.clone())?));
+        }
         let spool = Spool::open(&self.config.spool, self.clock.clone())?;
         Ok(Store::Sqlite(self.bounded(spool)))
     }

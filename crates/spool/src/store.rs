@@ -15,12 +15,25 @@ use statusrelay_core::nodes::NodeRule;
 
 use crate::{
     Apply, Claimed, EventContext, FailingTest, Forgotten, Incident, IncidentStatus, Item, Marks,
-    NewEvent, Node, NodeReport, Outcome, Reported, Silence, Spool, SpoolError, StaleChange, Touch,
-    Window,
+    NewEvent, Node, NodeReport, Outcome, Recorded, Reported, Silence, Spool, SpoolError,
+    StaleChange, Touch, Window,
 };
 
 /// One report as it is recorded: the node's report, its event, its test changes.
 pub type ReportIn<'a, 'r> = (&'a NodeReport<'r>, &'a NewEvent, &'a [Apply]);
+
+/// Recording an event of a local source (a maintenance window shown, an operator's manual
+/// event): its test changes applied and the components they touch computed, in one
+/// transaction.
+pub trait Record: Reports {
+    fn record(&mut self, ev: &NewEvent, applies: &[Apply]) -> Result<Recorded, Self::Error>;
+}
+
+impl Record for Spool {
+    fn record(&mut self, ev: &NewEvent, applies: &[Apply]) -> Result<Recorded, SpoolError> {
+        Spool::record(self, ev, applies, None)
+    }
+}
 
 /// Recording the nodes' reports, and reading what they made the components show.
 pub trait Reports {

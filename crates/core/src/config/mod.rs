@@ -22,7 +22,7 @@ pub use backend::{
 pub use sections::{
     CHECK_TYPES, CheckConfig, CollectorConfig, ComponentConfig, DEFAULT_FLEET_INCIDENT_MESSAGE,
     DEFAULT_INCIDENT_MESSAGE, DEFAULT_INCIDENT_NAME, DeliveryConfig, IncidentsConfig, MappingTable,
-    MonitConfig, RetentionConfig, ServeConfig, slug,
+    MonitConfig, RetentionConfig, ServeConfig, StoreConfig, slug,
 };
 
 use std::path::{Path, PathBuf};
@@ -91,6 +91,9 @@ pub struct Config {
     /// How `statusrelay serve` listens for its nodes.
     #[serde(default)]
     pub serve: Option<ServeConfig>,
+    /// The aggregator's store on PostgreSQL (several instances); None: the SQLite spool.
+    #[serde(default)]
+    pub store: Option<StoreConfig>,
     /// This node's Monit pushes to an aggregator's collector (`set mmonit`).
     #[serde(default)]
     pub collector: Option<CollectorConfig>,
@@ -118,6 +121,7 @@ impl Default for Config {
             incidents: IncidentsConfig::default(),
             monit: None,
             serve: None,
+            store: None,
             collector: None,
             source: Some(ConfigSource::Defaults),
         }

@@ -324,6 +324,34 @@ pub struct CollectorConfig {
     pub ca_file: Option<PathBuf>,
 }
 
+/// `[store]`: the aggregator's store on PostgreSQL, shared by several `serve` instances of
+/// which one, elected, writes the page. Without it, the aggregator's store is its SQLite
+/// spool (`spool`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The database, as libpq takes it: a URL (`postgresql://statusrelay@db1,db2/statusrelay?target_session_attrs=read-write`)
+    /// or `key=value` words. Never a password: that comes from `password_file` or the
+    /// environment (`PGPASSWORD`), so it is in no config file shown and no process list.
+    pub url: String,
+    /// A file whose first line is the database password (readable by statusrelay only).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// This instance's name among the aggregator's instances; by default `node`, else the
+    /// hostname.
+    #[serde(default)]
+    pub instance: Option<String>,
+    /// How long the writer's lease lasts: another instance takes over within this (plus one
+    /// renewal, a fifth of it) after the writer dies or freezes. It must outlast a page
+    /// request (`[backend] timeout`), a renewal and a margin.
+    #[serde(default = "d_lease", with = "serde_human")]
+    pub lease: Duration,
+}
+
+fn d_lease() -> Duration {
+    Duration::from_secs(15)
+}
+
 /// `[serve]`: how the aggregator (`statusrelay serve`) listens for its nodes.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -301,3 +301,39 @@ fn a_relay_url_is_the_aggregators_base_not_an_endpoint() {
         .is_ok()
     );
 }
+
+#[test]
+fn the_postgresql_store_takes_no_password_in_its_url_and_a_lease_that_outlasts_a_request() {
+    let with = |store: &str| parse(&format!("{GOOD}[store]\n{store}\n"));
+    let c = with("url = \"postgresql://statusrelay@db1,db2/statusrelay?target_session_attrs=read-write\"\npassword_file = \"/etc/statusrelay/pg-password\"").unwrap();
+    let st = c.store.unwrap();
+    assert_eq!(st.lease, Duration::from_secs(15), "the default lease");
+    assert_eq!(st.instance, None);
+    with("url = \"host=db1,db2 dbname=statusrelay user=statusrelay\"\nlease = \"20s\"\ninstance = \"agg1\"")
+        .unwrap();
+    let said = |r: Result<Config, CoreError>| r.unwrap_err().to_string();
+    let e = said(with(
+        "url = \"postgresql://statusrelay:hunter2@db1/statusrelay\"",
+    ));
+    assert!(
+        e.contains("line 15: store.url") && e.contains("password_file"),
+        "{e}"
+    );
+    assert!(
+        !e.contains("hunter2"),
+        "the password is never said back: {e}"
+    );
+    let e = said(with("url = \"host=db1 password=hunter2\""));
+    assert!(e.contains("store.url") && !e.contains("hunter2"), "{e}");
+    let e = said(with("url = \"db1\""));
+    assert!(e.contains("not a PostgreSQL connection string"), "{e}");
+    // The page's requests take up to 10 s (the default timeout): a 12 s lease cannot cover
+    // one with a renewal and the margin.
+    let e = said(with("url = \"host=db1\"\nlease = \"12s\""));
+    assert!(
+        e.contains("store.lease") && e.contains("make it longer than"),
+        "{e}"
+    );
+    let e = said(with("url = \"host=db1\"\nleas = \"20s\""));
+    assert!(e.contains("leas"), "{e}");
+}

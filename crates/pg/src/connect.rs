@@ -1,0 +1,90 @@
+//! Reaching the PostgreSQL store as `[store]` says: the connection string parsed by the
+//! client (URL or key=value, several hosts, `target_session_attrs`), the password from a file
+//! or the environment, the schema migrated, the session prepared for the lease.
+//!
+//! Invariants:
+//! - The password is read from `password_file` (its first line) or `PGPASSWORD`, never from
+//!   the connection string (`check` refuses one there) and never said in an error or a log.
+//! - Every connection names itself (`application_name`: statusrelay and the instance), has a
+//!   connect timeout, and ends any transaction left idle past a quarter of the lease
+//!   (`Lease::prepare_session`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use statusrelay_core::config::StoreConfig;
+use statusrelay_core::time::Clock;
+
+use crate::{Lease, PgError, PgStore};
+
+/// How long a connection attempt to one host may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The aggregator's database as `[store]` says, for `instance`.
+#[derive(Clone)]
+pub struct Target {
+    pub config: postgres::Config,
+    pub lease: Lease,
+}
+
+impl std::fmt::Debug for Target {
+    /// Never the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("hosts", &self.config.get_hosts())
+            .field("dbname", &self.config.get_dbname())
+            .field("user", &self.config.get_user())
+            .field("instance", &self.lease.instance)
+            .finish()
+    }
+}
+
+impl Target {
+    /// Resolve `[store]` for `instance`: the string parsed, the password read.
+    pub fn new(st: &StoreConfig, instance: &str) -> Result<Target, PgError> {
+        let mut config: postgres::Config = st.url.trim().parse().map_err(|e| {
+            PgError::Config(format!(
+                "url: {e}: write a URL (postgresql://USER@HOST[,HOST2]/DBNAME) or key=value words (host=HOST dbname=DBNAME user=USER)"
+            ))
+        })?;
+        let password = match &st.password_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    PgError::Config(format!(
+                        "password_file {}: {e}: create it with the database password on its first line, readable by statusrelay only",
+                        path.display()
+                    ))
+                })?;
+                Some(text.lines().next().unwrap_or_default().to_string())
+            }
+            None => std::env::var("PGPASSWORD").ok(),
+        };
+        if let Some(p) = password.filter(|p| !p.is_empty()) {
+            config.password(p);
+        }
+        config
+            .connect_timeout(CONNECT_TIMEOUT)
+            .application_name(&format!("statusrelay {instance}"));
+        Ok(Target {
+            config,
+            lease: Lease {
+                instance: instance.to_string(),
+                duration: st.lease,
+            },
+        })
+    }
+
+    /// A new connection, its session prepared for the lease.
+    pub fn connect(&self) -> Result<postgres::Client, PgError> {
+        let mut client = self.config.connect(postgres::NoTls)?;
+        self.lease.prepare_session(&mut client)?;
+        Ok(client)
+    }
+
+    /// The store on a new connection, its schema brought up to date first.
+    pub fn open(&self, clock: Arc<dyn Clock>) -> Result<PgStore, PgError> {
+        let mut client = self.connect()?;
+        crate::migrate(&mut client)?;
+        Ok(PgStore::new(client, clock))
+    }
+}
