@@ -8,6 +8,7 @@ mod fleet;
 mod fleet_faults;
 mod fleet_hosts;
 mod fleet_truth;
+mod ha;
 mod handler;
 mod hardening;
 mod hostile;

@@ -64,6 +64,9 @@ pub enum AppError {
     /// A command-line value is malformed.
     #[error("{0}")]
     Usage(String),
+    /// The PostgreSQL store could not be reached, read or written (`[store]`).
+    #[error(transparent)]
+    Pg(#[from] statusrelay_pg::PgError),
     /// Local I/O outside the spool (lock file).
     #[error("{path}: {source}")]
     Io {
@@ -84,6 +87,7 @@ impl AppError {
             AppError::Spool(e)
             | AppError::Serve(ServeError::Spool(e))
             | AppError::Handler(HandlerError::Spool(e)) => spool_code(e),
+            AppError::Pg(e) | AppError::Serve(ServeError::Pg(e)) => pg_code(e),
             AppError::Serve(_) => EX_UNAVAILABLE,
             AppError::Backend(BackendError::Token(_))
             | AppError::Backend(BackendError::Config(_)) => EX_CONFIG,
@@ -96,6 +100,17 @@ impl AppError {
             AppError::NoSuchItem(_) | AppError::Usage(_) => EX_USAGE,
             AppError::Io { .. } => EX_IOERR,
         }
+    }
+
+    /// Another instance writes the page now (this one was deposed or never elected).
+    pub fn is_deposed(&self) -> bool {
+        matches!(self, AppError::Pg(e) | AppError::Serve(ServeError::Pg(e)) if e.is_deposed())
+    }
+
+    /// The PostgreSQL store could not be reached (restarting, failing over): worth trying
+    /// again on a new connection.
+    pub fn is_pg_retryable(&self) -> bool {
+        matches!(self, AppError::Pg(e) | AppError::Serve(ServeError::Pg(e)) if e.is_retryable())
     }
 
     /// Should this be printed as a quiet note rather than an error (work still pending)?
@@ -111,6 +126,24 @@ impl SpoolCause for AppError {
             | AppError::Serve(ServeError::Spool(e))
             | AppError::Handler(HandlerError::Spool(e)) => Some(e),
             _ => None,
+        }
+    }
+}
+
+fn pg_code(e: &statusrelay_pg::PgError) -> i32 {
+    use statusrelay_pg::PgError;
+    match e {
+        e if e.is_retryable() => EX_TEMPFAIL,
+        PgError::TooNew { .. } | PgError::Config(_) => EX_CONFIG,
+        _ => EX_UNAVAILABLE,
+    }
+}
+
+impl From<statusrelay_serve::store::StoreFailure> for AppError {
+    fn from(e: statusrelay_serve::store::StoreFailure) -> AppError {
+        match e {
+            statusrelay_serve::store::StoreFailure::Spool(e) => AppError::Spool(e),
+            statusrelay_serve::store::StoreFailure::Pg(e) => AppError::Pg(e),
         }
     }
 }

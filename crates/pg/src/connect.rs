@@ -85,6 +85,6 @@ impl Target {
     pub fn open(&self, clock: Arc<dyn Clock>) -> Result<PgStore, PgError> {
         let mut client = self.connect()?;
         crate::migrate(&mut client)?;
-        Ok(PgStore::new(client, clock))
+        Ok(PgStore::new(client, clock).for_instance(&self.lease.instance))
     }
 }

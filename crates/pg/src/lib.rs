@@ -12,14 +12,17 @@
 
 pub mod connect;
 pub mod deliver;
+pub mod election;
 pub mod incidents;
 pub mod lease;
 pub mod nodes;
 pub mod reports;
 pub mod stale;
 pub mod store;
+pub mod upkeep;
 
 pub use connect::Target;
+pub use election::{Election, Turn};
 pub use lease::{Held, Lease, Term, WriterRow};
 pub use store::PgStore;
 

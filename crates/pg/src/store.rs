@@ -28,6 +28,8 @@ pub struct PgStore {
     /// The instance and term this store writes deliveries and page state as (`writing_as`);
     /// None: it writes none.
     pub(crate) writer: Option<(String, crate::Term)>,
+    /// This instance's name (its heartbeat's row), when it is one of `serve`'s.
+    pub(crate) instance: Option<String>,
 }
 
 impl PgStore {
@@ -38,7 +40,14 @@ impl PgStore {
             clock,
             contention_retries: 0,
             writer: None,
+            instance: None,
         }
+    }
+
+    /// The store as instance `name` uses it (its heartbeat names it).
+    pub fn for_instance(mut self, name: &str) -> PgStore {
+        self.instance = Some(name.to_string());
+        self
     }
 
     /// Now, on the instance's clock.

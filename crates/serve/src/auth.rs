@@ -279,7 +279,7 @@ impl Gate {
             return Ok(true);
         }
         c.checked = Some(now);
-        if let Err(e) = reload(&mut c, &self.open) {
+        if let Err(e) = blocking(|| reload(&mut c, &self.open)) {
             if c.version.is_none() {
                 return Err(e);
             }
@@ -455,6 +455,18 @@ impl Gate {
         for l in lines {
             warn!("{l}");
         }
+    }
+}
+
+/// Run `f`, which may block (a store's read, a PostgreSQL client's own runtime), marked as
+/// blocking when on a worker of the multi-threaded runtime: the runtime moves its other
+/// tasks, and a client that runs a runtime of its own may do so. Anywhere else, as it is.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 

@@ -7,16 +7,19 @@
 //!   `crates/pg/tests/conformance.rs`). What only one store has (SQLite's busy timeout and
 //!   page cache, the file replaced under it) is asked of that store only.
 
+use std::collections::HashMap;
+
 use statusrelay_core::State;
 use statusrelay_core::nodes::NodeRule;
+use statusrelay_core::store::{Credential, CredentialReads, NodeCredentials};
 use statusrelay_pg::{PgError, PgStore};
 use statusrelay_spool::store::{
-    Deliveries, Holds, Incidents, Nodes, PageState, ReportIn, Reports, Staleness,
+    Deliveries, Holds, Incidents, Nodes, PageState, Record, ReportIn, Reports, Staleness,
 };
 use statusrelay_spool::{
     Apply, Claimed, EventContext, FailingTest, Forgotten, Incident, IncidentStatus, Item, Marks,
-    NewEvent, Node, NodeReport, Outcome, Reported, Silence, Spool, SpoolError, StaleChange, Touch,
-    Window,
+    NewEvent, Node, NodeReport, Outcome, Recorded, Reported, Silence, Spool, SpoolError,
+    StaleChange, Stats, Touch, Window,
 };
 
 /// The aggregator's store.
@@ -81,12 +84,103 @@ impl Store {
         }
     }
 
+    /// Write deliveries and page state as `instance` under `term` (PostgreSQL; the SQLite
+    /// spool has one writer by its lock file).
+    pub fn write_as(&mut self, instance: &str, term: statusrelay_pg::Term) {
+        if let Store::Postgres(p) = self {
+            p.writing_as(instance, term);
+        }
+    }
+
+    /// Write no delivery and no page state (PostgreSQL: another instance writes).
+    pub fn follow(&mut self) {
+        if let Store::Postgres(p) = self {
+            p.following();
+        }
+    }
+
+    /// The SQLite spool, when this is one, to read.
+    pub fn as_sqlite(&self) -> Option<&Spool> {
+        match self {
+            Store::Sqlite(s) => Some(s),
+            Store::Postgres(_) => None,
+        }
+    }
+
     /// Now, on the store's clock (the instance's).
     pub fn now(&self) -> i64 {
         match self {
             Store::Sqlite(s) => s.now(),
             Store::Postgres(p) => p.now_ms(),
         }
+    }
+
+    /// The flusher (the writer) is alive: the spool's flusher row, or this instance's row.
+    pub fn heartbeat(&mut self, pid: u32, started_at: i64) -> Result<(), StoreFailure> {
+        match self {
+            Store::Sqlite(s) => Ok(s.heartbeat(pid, started_at)?),
+            Store::Postgres(p) => Ok(p.heartbeat(started_at)?),
+        }
+    }
+
+    /// The flusher stopped cleanly (an instance's row stays: `status` shows when it was seen).
+    pub fn flusher_stopped(&mut self) -> Result<(), StoreFailure> {
+        match self {
+            Store::Sqlite(s) => Ok(s.flusher_stopped()?),
+            Store::Postgres(_) => Ok(()),
+        }
+    }
+
+    /// The queue's figures and the flusher's last results.
+    pub fn stats(&mut self) -> Result<Stats, StoreFailure> {
+        match self {
+            Store::Sqlite(s) => Ok(s.stats()?),
+            Store::Postgres(p) => Ok(p.stats()?),
+        }
+    }
+
+    /// Moves when something was committed that the flusher may have to act on.
+    pub fn data_version(&mut self) -> Result<i64, StoreFailure> {
+        match self {
+            Store::Sqlite(s) => Ok(s.data_version()?),
+            Store::Postgres(p) => Ok(p.data_version()?),
+        }
+    }
+}
+
+impl CredentialReads for Store {
+    type Error = StoreFailure;
+
+    fn credentials_version(&mut self) -> Result<i64, StoreFailure> {
+        both!(self, s => CredentialReads::credentials_version(s))
+    }
+    fn credentials(&mut self) -> Result<(i64, HashMap<String, Credential>), StoreFailure> {
+        both!(self, s => CredentialReads::credentials(s))
+    }
+}
+
+impl NodeCredentials for Store {
+    fn add_node(
+        &mut self,
+        name: &str,
+        secret_sha256: &str,
+        components: Option<&[String]>,
+    ) -> Result<bool, StoreFailure> {
+        both!(self, s => NodeCredentials::add_node(s, name, secret_sha256, components))
+    }
+    fn put_node(
+        &mut self,
+        name: &str,
+        secret_sha256: &str,
+        components: Option<&[String]>,
+    ) -> Result<bool, StoreFailure> {
+        both!(self, s => NodeCredentials::put_node(s, name, secret_sha256, components))
+    }
+}
+
+impl Record for Store {
+    fn record(&mut self, ev: &NewEvent, applies: &[Apply]) -> Result<Recorded, StoreFailure> {
+        both!(self, s => Record::record(s, ev, applies))
     }
 }
 

@@ -31,6 +31,7 @@ pub fn run(
         clock: clock.clone(),
         // Events come from other processes (the handler): their commits are polled for.
         doorbell: None,
+        postgres: None,
     };
     let r = retry_corrupt(&*clock, || {
         let backend = flusher::build_backend(&config, clock.clone(), Some(opts.shutdown.clone()))?;

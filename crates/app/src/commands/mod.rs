@@ -29,3 +29,19 @@ pub(crate) fn stop_on_signals()
     }
     Ok(shutdown)
 }
+
+/// The aggregator's store as the config says: PostgreSQL with `[store]`, else the SQLite
+/// spool at `spool`.
+pub(crate) fn open_store(
+    config: &statusrelay_core::Config,
+    clock: std::sync::Arc<dyn statusrelay_core::time::Clock>,
+) -> Result<statusrelay_serve::store::Store, crate::AppError> {
+    use statusrelay_serve::store::Store;
+    Ok(match &config.store {
+        Some(st) => {
+            let instance = st.instance.clone().unwrap_or_else(|| config.node_name());
+            Store::Postgres(statusrelay_pg::Target::new(st, &instance)?.open(clock)?)
+        }
+        None => Store::Sqlite(statusrelay_spool::Spool::open(&config.spool, clock)?),
+    })
+}

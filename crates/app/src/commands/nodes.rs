@@ -12,9 +12,12 @@ use std::sync::Arc;
 
 use serde_json::json;
 use statusrelay_core::source::{EventSource, ForgetNode};
+use statusrelay_core::store::NodeCredentials;
 use statusrelay_core::time::{Clock, rfc3339};
 use statusrelay_core::{Config, Effect};
-use statusrelay_spool::{NewEvent, Node, Spool};
+use statusrelay_serve::store::Store;
+use statusrelay_spool::store::Nodes;
+use statusrelay_spool::{NewEvent, Node};
 
 use crate::cli::{NodesAction, NodesArgs};
 use statusrelay_serve::credentials;
@@ -29,9 +32,9 @@ pub fn run(
 ) -> Result<String, AppError> {
     let config = Config::load(config)?;
     retry_corrupt(&*clock, || {
-        let mut spool = statusrelay_spool::Spool::open(&config.spool, clock.clone())?;
+        let mut spool = super::open_store(&config, clock.clone())?;
         match &a.action {
-            None => list(&spool, a.json),
+            None => list(&mut spool, a.json),
             Some(NodesAction::Add(x)) => match &x.secret_file {
                 Some(f) => put(&config, &mut spool, &x.name, &x.components, f),
                 None => add(&config, &mut spool, &x.name, &x.components),
@@ -59,7 +62,7 @@ fn check_name(name: &str) -> Result<(), AppError> {
 
 fn add(
     config: &Config,
-    spool: &mut Spool,
+    spool: &mut Store,
     name: &str,
     components: &[String],
 ) -> Result<String, AppError> {
@@ -106,7 +109,7 @@ fn add(
 /// `nodes add NAME --secret-file F`: the node as a config manager declares it, idempotent.
 fn put(
     config: &Config,
-    spool: &mut Spool,
+    spool: &mut Store,
     name: &str,
     components: &[String],
     file: &Path,
@@ -158,7 +161,7 @@ fn put(
 
 /// Forget a node: one transaction removes it with every test it reported and recomputes each
 /// component it fed, so no report of it can land in between (one that comes after is 401).
-fn forget(config: &Config, spool: &mut Spool, name: &str) -> Result<String, AppError> {
+fn forget(config: &Config, spool: &mut Store, name: &str) -> Result<String, AppError> {
     let ev = NewEvent {
         host: Some(name.to_string()),
         description: Some(format!("node {name} forgotten (decommissioned)")),
@@ -192,7 +195,7 @@ fn forget(config: &Config, spool: &mut Spool, name: &str) -> Result<String, AppE
     Ok(out)
 }
 
-fn list(spool: &Spool, json_out: bool) -> Result<String, AppError> {
+fn list(spool: &mut Store, json_out: bool) -> Result<String, AppError> {
     let nodes = spool.nodes()?;
     let now = spool.now();
     if json_out {
@@ -249,7 +252,7 @@ fn list(spool: &Spool, json_out: bool) -> Result<String, AppError> {
 }
 
 /// A node as `nodes --json` (and `status --json`, for nodes with troubles) shows it.
-pub(crate) fn node_json(spool: &Spool, n: &Node) -> serde_json::Value {
+pub(crate) fn node_json<S: Nodes>(spool: &mut S, n: &Node) -> serde_json::Value {
     json!({
         "name": n.name, "components": n.components, "added_at": rfc3339(n.added_at),
         "via": n.via, "period_ms": n.period_ms,
@@ -273,7 +276,10 @@ pub(crate) fn node_json(spool: &Spool, n: &Node) -> serde_json::Value {
 
 /// What the aggregator does not take from a node, indented under it: a conflict, the last
 /// refusal, failing services no component takes. Empty when there is nothing to say.
-pub(crate) fn node_troubles(spool: &Spool, n: &Node, now: i64) -> Result<String, AppError> {
+pub(crate) fn node_troubles<S: Nodes>(spool: &mut S, n: &Node, now: i64) -> Result<String, AppError>
+where
+    AppError: From<S::Error>,
+{
     let mut out = String::new();
     if let Some(since) = n.conflict_since {
         let _ = writeln!(

@@ -81,15 +81,34 @@ pub fn run(
         );
     }
     config.serve = Some(serve.clone());
+    // On PostgreSQL: one of several instances, the writer elected through the database.
+    let target = match &config.store {
+        Some(st) => {
+            let instance = st.instance.clone().unwrap_or_else(|| config.node_name());
+            Some(statusrelay_pg::Target::new(st, &instance)?)
+        }
+        None => None,
+    };
     // Before anything starts: the address (a port in use is said as such, not as a spool
     // error after the flusher started), then the spool's delivery lock (a second `serve`).
     let listener = bind(serve.listen)?;
-    drop(flusher::take_lock(&config)?);
+    if target.is_none() {
+        drop(flusher::take_lock(&config)?);
+    }
     let shutdown = super::stop_on_signals()?;
+    let election = target
+        .clone()
+        .map(|t| Arc::new(statusrelay_pg::Election::new(t)));
+    let elector = election
+        .as_ref()
+        .map(|e| start_election(e.clone(), &shutdown));
     // Ingest rings it after a commit that changed a component: delivery starts at once.
     let doorbell = Arc::new(statusrelay_spool::Doorbell::default());
-    let delivery = start_delivery(&config, a, &clock, &shutdown, &doorbell);
+    let delivery = start_delivery(&config, a, &clock, &shutdown, &doorbell, election);
     let mut ingest = Ingest::new(config.clone(), clock);
+    if let Some(t) = target {
+        ingest = ingest.on_postgres(t);
+    }
     ingest.doorbell = doorbell;
     let ingest = Arc::new(ingest);
     if let Err(e) = open_waiting(&ingest, &shutdown) {
@@ -109,6 +128,9 @@ pub fn run(
     let delivered = delivery
         .join()
         .map_err(|_| AppError::Usage("the aggregator's flusher thread panicked".into()))?;
+    if let Some(e) = elector {
+        let _ = e.join();
+    }
     served?;
     let r = delivered?;
     info!(
@@ -118,14 +140,42 @@ pub fn run(
     Ok(String::new())
 }
 
+/// This instance's part in the election (PostgreSQL), on a thread of its own until SIGTERM,
+/// which gives the lease up; each change of who writes said once.
+fn start_election(
+    election: Arc<statusrelay_pg::Election>,
+    shutdown: &Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    let shutdown = shutdown.clone();
+    std::thread::spawn(move || {
+        let instance = election.target.lease.instance.clone();
+        election.run(&shutdown, &mut |turn| match turn {
+            statusrelay_pg::Turn::Writes(term) => {
+                info!("instance {instance} writes the page now (term {term})")
+            }
+            statusrelay_pg::Turn::Follows(Some(w)) => {
+                info!("instance {w} writes the page; {instance} takes reports and follows")
+            }
+            statusrelay_pg::Turn::Follows(None) => {
+                info!("no instance writes the page yet; {instance} asks again")
+            }
+            statusrelay_pg::Turn::Unreachable(e) => warn!(
+                "cannot ask the database who writes the page: {e}; {instance} writes only while the lease it holds lasts"
+            ),
+        });
+    })
+}
+
 /// The aggregator's own flusher, on a thread of its own; its end (another one holds the
-/// spool) stops the aggregator.
+/// spool) stops the aggregator. On PostgreSQL it delivers only while `election` says this
+/// instance writes.
 fn start_delivery(
     config: &Config,
     a: &ServeArgs,
     clock: &Arc<dyn Clock>,
     shutdown: &Arc<std::sync::atomic::AtomicBool>,
     doorbell: &Arc<statusrelay_spool::Doorbell>,
+    election: Option<Arc<statusrelay_pg::Election>>,
 ) -> std::thread::JoinHandle<Result<flusher::FlushReport, AppError>> {
     let (config, clock, shutdown) = (config.clone(), clock.clone(), shutdown.clone());
     let opts = FlushOptions {
@@ -135,6 +185,7 @@ fn start_delivery(
         shutdown: shutdown.clone(),
         clock: clock.clone(),
         doorbell: Some(doorbell.clone()),
+        postgres: election,
     };
     std::thread::spawn(move || {
         let r = retry_corrupt(&*clock, || {
@@ -164,6 +215,16 @@ fn open_waiting(
                     warn!("{e}; waiting for it");
                     said = true;
                 }
+            }
+            // The database restarting or failing over: waited out, as a held spool is.
+            Err(statusrelay_serve::ServeError::Pg(e))
+                if e.is_retryable() && !shutdown.load(Ordering::SeqCst) =>
+            {
+                if !said {
+                    warn!("{e}; waiting for the database");
+                    said = true;
+                }
+                std::thread::sleep(Duration::from_millis(500));
             }
             Err(e) => return Err(e),
         }

@@ -27,7 +27,7 @@ pub fn run(
 /// `statusrelay status`.
 pub fn status(config: &Config, json_out: bool, clock: Arc<dyn Clock>) -> Result<String, AppError> {
     let now = clock.now_ms();
-    let Some(spool) = open_existing(config, clock)? else {
+    let Some(mut spool) = open_existing(config, clock)? else {
         return Ok(if json_out {
             json!({"spool": config.spool, "exists": false}).to_string() + "\n"
         } else {
@@ -55,7 +55,7 @@ pub fn status(config: &Config, json_out: bool, clock: Arc<dyn Clock>) -> Result<
         })
         .collect();
     if json_out {
-        return Ok(as_json(config, &spool, &s, alive, &comps, now));
+        return Ok(as_json(config, &mut spool, &s, alive, &comps, now));
     }
     let mut out = summary(config, &s, alive, now);
     if !comps.is_empty() {
@@ -66,7 +66,7 @@ pub fn status(config: &Config, json_out: bool, clock: Arc<dyn Clock>) -> Result<
     }
     // What the aggregator does not take from its nodes (see `nodes`): never silent.
     for n in spool.nodes()? {
-        let troubles = super::nodes::node_troubles(&spool, &n, now)?;
+        let troubles = super::nodes::node_troubles(&mut spool, &n, now)?;
         if !troubles.is_empty() {
             let _ = write!(out, "node {}:\n{troubles}", n.name);
         }
@@ -81,12 +81,19 @@ type Shown = (String, State, Option<State>, i64);
 /// `status --json`.
 fn as_json(
     config: &Config,
-    spool: &statusrelay_spool::Spool,
+    spool: &mut statusrelay_spool::Spool,
     s: &statusrelay_spool::Stats,
     alive: bool,
     comps: &[Shown],
     now: i64,
 ) -> String {
+    // What the aggregator does not take from its nodes: never silent.
+    let mut troubled = Vec::new();
+    for n in spool.nodes().unwrap_or_default() {
+        if super::nodes::node_troubles(spool, &n, now).is_ok_and(|t| !t.is_empty()) {
+            troubled.push(super::nodes::node_json(spool, &n));
+        }
+    }
     json!({
         "spool": config.spool, "events": s.events, "rejected_events": s.rejected_events,
         "pending": s.pending, "held": s.held, "in_flight": s.sending, "dead": s.dead,
@@ -104,11 +111,7 @@ fn as_json(
             json!({"name": c, "desired": st, "page": page, "changed_at": rfc3339(*t),
                    "failing": failing, "nodes": nodes})
         }).collect::<Vec<_>>(),
-        // What the aggregator does not take from its nodes: never silent.
-        "node_troubles": spool.nodes().unwrap_or_default().iter()
-            .filter(|n| super::nodes::node_troubles(spool, n, now).is_ok_and(|t| !t.is_empty()))
-            .map(|n| super::nodes::node_json(spool, n))
-            .collect::<Vec<_>>(),
+        "node_troubles": troubled,
     })
     .to_string()
         + "\n"

@@ -1,6 +1,7 @@
 //! Delivery of one claimed item: held, skipped as already shown, sent (with its incident), or
 //! failed; whether to retry is the error's decision, when is the pure retry policy's.
 
+use statusrelay_spool::store::{Deliveries, PageState};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 

@@ -12,9 +12,10 @@ use statusrelay_core::State;
 use statusrelay_core::config::Schedules;
 use statusrelay_core::time::rfc3339;
 use statusrelay_spool::Item;
+use statusrelay_spool::store::{Holds, Incidents, Record};
 
 use super::Flusher;
-use crate::handler::maintenance_apply;
+use crate::handler::maintenance_event;
 use crate::{AppError, info, warn};
 
 /// How long a hold lasts before it is looked at again (page maintenance, manual incidents).
@@ -146,13 +147,9 @@ impl Flusher<'_> {
                 rfc3339(w.ends_at)
             );
             if w.show {
-                maintenance_apply(
-                    self.config,
-                    &mut self.spool,
-                    &w.component,
-                    false,
-                    "maintenance window ended",
-                )?;
+                let (ev, apply) =
+                    maintenance_event(self.config, &w.component, false, "maintenance window ended");
+                self.spool.record(&ev, &[apply])?;
             }
             self.spool.release_held(Some(&w.component))?;
         }

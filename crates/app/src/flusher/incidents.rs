@@ -12,6 +12,7 @@
 //!   marker is never taken for a human's. Duplicates a late request created are resolved with it.
 //! - An incident deleted on the page (404) is recorded as lost and never blocks delivery.
 
+use statusrelay_spool::store::Incidents;
 use std::collections::BTreeMap;
 
 use statusrelay_backend::BackendError;
@@ -47,6 +48,12 @@ impl From<AppError> for Failure {
 
 impl From<statusrelay_spool::SpoolError> for Failure {
     fn from(e: statusrelay_spool::SpoolError) -> Self {
+        Failure::Spool(e.into())
+    }
+}
+
+impl From<statusrelay_serve::store::StoreFailure> for Failure {
+    fn from(e: statusrelay_serve::store::StoreFailure) -> Self {
         Failure::Spool(e.into())
     }
 }
@@ -170,7 +177,7 @@ impl Flusher<'_> {
     }
 
     /// Does the incident bookkeeping still have work although the page shows the state?
-    pub(crate) fn incident_work_pending(&self, item: &Item) -> Result<bool, AppError> {
+    pub(crate) fn incident_work_pending(&mut self, item: &Item) -> Result<bool, AppError> {
         let open = self.spool.open_incident(&self.identity, &item.component)?;
         Ok(match (item.state, open) {
             (State::UnderMaintenance, _) => false,
@@ -181,7 +188,7 @@ impl Flusher<'_> {
     }
 
     pub(super) fn template_vars(
-        &self,
+        &mut self,
         item: &Item,
         incident: Option<&Incident>,
     ) -> Result<BTreeMap<&'static str, String>, AppError> {
@@ -316,7 +323,7 @@ impl Flusher<'_> {
 
     /// The incident's name and message for `item`, from the component's templates.
     fn incident_text(
-        &self,
+        &mut self,
         item: &Item,
         open: Option<&Incident>,
     ) -> Result<(String, String), AppError> {

@@ -40,8 +40,10 @@ use std::time::Duration;
 use statusrelay_backend::{Backend, BackendError, Sink};
 use statusrelay_core::Config;
 use statusrelay_core::time::{Clock, rfc3339};
+use statusrelay_serve::store::Store;
+use statusrelay_spool::SpoolCause;
 use statusrelay_spool::retry::RetryPolicy;
-use statusrelay_spool::{Spool, SpoolCause};
+use statusrelay_spool::store::Deliveries;
 
 use crate::{AppError, info, warn};
 
@@ -59,6 +61,9 @@ pub struct FlushOptions {
     /// Rung by a producer in this process (the aggregator's ingest) after a commit: the pause
     /// between steps ends at once instead of at the next poll.
     pub doorbell: Option<Arc<statusrelay_spool::Doorbell>>,
+    /// Deliver from the PostgreSQL store (`serve` on `[store]`) instead of the SQLite spool,
+    /// and only while `election` says this instance writes.
+    pub postgres: Option<Arc<statusrelay_pg::Election>>,
 }
 
 pub use crate::metrics::FlushReport;
@@ -126,7 +131,10 @@ impl Jitter {
 
 pub(crate) struct Flusher<'a> {
     pub(crate) config: &'a Config,
-    pub(crate) spool: Spool,
+    pub(crate) spool: Store,
+    /// The election this instance writes by (on PostgreSQL); None: the only flusher of a
+    /// SQLite spool, which its lock file makes so.
+    pub(crate) election: Option<Arc<statusrelay_pg::Election>>,
     /// The page, or the aggregator (see `statusrelay_backend::Sink`).
     pub(crate) sink: Sink,
     pub(crate) identity: String,
@@ -138,12 +146,28 @@ pub(crate) struct Flusher<'a> {
     pub(crate) schedule: holds::PageSchedule,
     /// Relaying to an aggregator: this run's epoch and snapshot timer.
     pub(crate) relay: Option<relay::RelayRun>,
+    /// The term this flusher last wrote under (on PostgreSQL).
+    pub(crate) term: Option<statusrelay_pg::Term>,
 }
 
 impl Flusher<'_> {
     /// The status page. Only the page's delivery path asks: a relaying node's run relays
     /// instead (`Run::step`), so an aggregator here is a bug, said as an error, never a panic.
     pub(crate) fn page(&mut self) -> Result<&mut (dyn Backend + 'static), BackendError> {
+        // Immediately before each page request: the lease must outlast it, so no request of
+        // a deposed writer is in flight when another instance takes over.
+        if let Some(e) = &self.election {
+            let takes = self
+                .config
+                .backend
+                .remote()
+                .map_or(Duration::ZERO, |r| r.timeout);
+            if e.may_send(takes).is_none() {
+                return Err(BackendError::Transport(
+                    "not sent: this instance's lease to write the page is ending (another instance takes over, or the database is unreachable)".into(),
+                ));
+            }
+        }
         self.sink.page().ok_or_else(|| {
             BackendError::Protocol(
                 "an aggregator takes a node's failing tests, not a state: this delivery belongs to a status page".into(),
@@ -152,15 +176,37 @@ impl Flusher<'_> {
     }
 }
 
+/// The store the flusher delivers: the SQLite spool, or the PostgreSQL store of `serve`'s
+/// election.
+pub(crate) fn open_store(config: &Config, opts: &FlushOptions) -> Result<Store, AppError> {
+    Ok(match &opts.postgres {
+        Some(e) => Store::Postgres(e.target.open(opts.clock.clone())?),
+        None => Store::Sqlite(statusrelay_spool::Spool::open(
+            &config.spool,
+            opts.clock.clone(),
+        )?),
+    })
+}
+
 /// Run the flusher until shutdown (or, with `once`, until nothing is due).
 pub fn flush(config: &Config, sink: Sink, opts: FlushOptions) -> Result<FlushReport, AppError> {
-    let lock = take_lock(config)?;
-    let spool = statusrelay_spool::Spool::open(&config.spool, opts.clock.clone())?;
+    // On PostgreSQL the election makes one writer; on SQLite the lock file does.
+    let lock = match &opts.postgres {
+        Some(_) => None,
+        None => Some(take_lock(config)?),
+    };
+    let spool = open_store(config, &opts)?;
     let started = opts.clock.now_ms();
     let pid = std::process::id();
     let d = &config.delivery;
     let identity = sink.identity();
-    info!("flushing {} to {identity}", config.spool.display());
+    match &opts.postgres {
+        Some(e) => info!(
+            "delivering the PostgreSQL store to {identity} while instance {} writes",
+            e.target.lease.instance
+        ),
+        None => info!("flushing {} to {identity}", config.spool.display()),
+    }
     let mut f = Flusher {
         config,
         spool,
@@ -177,6 +223,8 @@ pub fn flush(config: &Config, sink: Sink, opts: FlushOptions) -> Result<FlushRep
         report: FlushReport::default(),
         schedule: holds::PageSchedule::default(),
         relay: None,
+        election: opts.postgres.clone(),
+        term: None,
     };
     let mut run = Run {
         lock,
@@ -213,7 +261,24 @@ pub fn flush(config: &Config, sink: Sink, opts: FlushOptions) -> Result<FlushRep
                 // A delivery may have been left 'sending' by the failed write: take it back.
                 run.reclaim = true;
                 run.pause(
-                    &f,
+                    &mut f,
+                    &opts,
+                    opts.clock.now_ms() + opts.poll.as_millis() as i64,
+                );
+            }
+            // Deposed (another instance took the lease over) or the database unreachable:
+            // this instance follows until the election says it writes again; nothing it
+            // began is recorded (fenced), and its claims are the next writer's to take back.
+            Err(e) if f.election.is_some() && (e.is_deposed() || e.is_pg_retryable()) => {
+                warn!("{e}; delivering stops until this instance writes again");
+                f.term = None;
+                if e.is_pg_retryable()
+                    && let Ok(s) = open_store(config, &opts)
+                {
+                    f.spool = s;
+                }
+                run.pause(
+                    &mut f,
                     &opts,
                     opts.clock.now_ms() + opts.poll.as_millis() as i64,
                 );

@@ -96,7 +96,19 @@ fn report(component: &str, seq: i64, mut tests: Vec<FailingTest>) -> RelayReport
 }
 
 /// A spool read that failed mid-delivery: retried as the page's failure would be.
-pub(super) fn spool_failure(f: &Flusher<'_>, e: statusrelay_spool::SpoolError) -> BackendError {
+/// A node relays its own SQLite spool; the PostgreSQL store is an aggregator's.
+const RELAY_NEEDS_SPOOL: &str = "relaying to an aggregator reads this node's SQLite spool: [store] is for an aggregator's instances (`serve`), not a relaying node";
+
+impl Flusher<'_> {
+    /// The node's SQLite spool, which relaying reads and marks.
+    pub(crate) fn relay_spool(&mut self) -> Result<&mut statusrelay_spool::Spool, AppError> {
+        self.spool
+            .sqlite()
+            .ok_or_else(|| AppError::Usage(RELAY_NEEDS_SPOOL.into()))
+    }
+}
+
+pub(super) fn spool_failure(f: &Flusher<'_>, e: impl std::fmt::Display) -> BackendError {
     BackendError::Io {
         path: f.config.spool.clone(),
         source: std::io::Error::other(e.to_string()),
@@ -112,6 +124,8 @@ impl Flusher<'_> {
             .ok_or_else(|| BackendError::Protocol("relaying without a relay run (a bug)".into()))?;
         let view = self
             .spool
+            .as_sqlite()
+            .ok_or_else(|| BackendError::Protocol(RELAY_NEEDS_SPOOL.into()))?
             .relay_view(components)
             .map_err(|e| spool_failure(self, e))?;
         Ok(RelayBatch {
@@ -149,16 +163,16 @@ impl Flusher<'_> {
 
     /// Send the whole snapshot if one is owed or the heartbeat is due.
     pub(crate) fn relay_snapshot_if_due(&mut self, now: i64, poll_ms: i64) -> Result<(), AppError> {
-        let Some(run) = &self.relay else {
+        let Some((epoch, next_snapshot)) = self.relay.as_ref().map(|r| (r.epoch, r.next_snapshot))
+        else {
             return Ok(());
         };
-        if run.epoch > now.saturating_add(statusrelay_core::relay::MAX_AHEAD_MS) {
+        if epoch > now.saturating_add(statusrelay_core::relay::MAX_AHEAD_MS) {
             // The clock was set right while this run's epoch was taken far ahead: the
             // aggregator refuses it, so a new sequence starts now, under a new reporter id.
-            let start = self.spool.relay_start()?;
+            let start = self.relay_spool()?.relay_start()?;
             warn!(
-                "this run's relay epoch {} is far ahead of the clock (it was set right since): reports start a new sequence under a new reporter id",
-                run.epoch
+                "this run's relay epoch {epoch} is far ahead of the clock (it was set right since): reports start a new sequence under a new reporter id"
             );
             let run = self.relay.as_mut().expect("checked above");
             run.epoch = start.epoch;
@@ -166,8 +180,8 @@ impl Flusher<'_> {
             run.next_snapshot = now;
             return Ok(());
         }
-        let due = self.spool.snapshot_due()?;
-        if due == 0 && now < run.next_snapshot {
+        let due = self.relay_spool()?.snapshot_due()?;
+        if due == 0 && now < next_snapshot {
             return Ok(());
         }
         let names: Vec<&str> = self
@@ -195,7 +209,7 @@ impl Flusher<'_> {
                 run.failing = false;
                 run.acknowledged(&ack);
                 run.next_snapshot = now + run.heartbeat_ms;
-                self.spool.snapshot_sent(due)?;
+                self.relay_spool()?.snapshot_sent(due)?;
             }
             Err(e) => {
                 if run.failing {

@@ -3,6 +3,7 @@
 //! Invariants: the loop waits out a locked spool (a daemon never exits for it), notices a spool
 //! replaced under it within a poll interval, and sleeps in poll steps so SIGTERM is seen soon.
 
+use statusrelay_spool::store::{Deliveries, PageState};
 use std::fs::File;
 use std::sync::atomic::Ordering;
 
@@ -12,7 +13,8 @@ use crate::{AppError, error, warn};
 /// The flusher loop's timers and the lock it holds.
 pub(super) struct Run {
     /// The one-flusher lock; taken again when the spool (and its directory) is replaced.
-    pub(super) lock: File,
+    /// None on PostgreSQL, where the election makes one writer.
+    pub(super) lock: Option<File>,
     pub(super) pid: u32,
     pub(super) started: i64,
     pub(super) heartbeat_every: i64,
@@ -30,11 +32,14 @@ pub(super) struct Run {
 impl Run {
     /// What a flusher does once per spool it opens.
     pub(super) fn start(&mut self, f: &mut Flusher<'_>) -> Result<(), AppError> {
-        self.reclaim_claims(f)?;
+        // On PostgreSQL claims are taken back when this instance is elected (`step`).
+        if f.election.is_none() {
+            self.reclaim_claims(f)?;
+        }
         f.spool.heartbeat(self.pid, self.started)?;
         if matches!(f.sink, statusrelay_backend::Sink::Aggregator(_)) {
             // A new run (or a new spool): a new epoch, and a snapshot is owed.
-            let start = f.spool.relay_start()?;
+            let start = f.relay_spool()?.relay_start()?;
             if let Some(old) = start.restarted {
                 crate::warn!(
                     "the spool's relay epoch {old} is far ahead of this clock (it was set ahead once): reports start a new sequence under a new reporter id, so the aggregator hears this node again"
@@ -75,7 +80,9 @@ impl Run {
 
     /// Has the spool file been removed or replaced under us (another file at the path now)?
     pub(super) fn spool_replaced(&self, f: &Flusher<'_>) -> bool {
-        statusrelay_spool::file_id(&f.config.spool) != f.spool.file_id()
+        f.spool
+            .as_sqlite()
+            .is_some_and(|s| statusrelay_spool::file_id(&f.config.spool) != s.file_id())
     }
 
     /// Reopen a spool that was removed or replaced: deliveries recorded in the new file would
@@ -89,8 +96,8 @@ impl Run {
             "the spool {} was removed or replaced while the flusher ran (the file it had open is no longer at that path); reopening it",
             f.config.spool.display()
         );
-        self.lock = take_lock(f.config)?;
-        f.spool = statusrelay_spool::Spool::open(&f.config.spool, opts.clock.clone())?;
+        self.lock = Some(take_lock(f.config)?);
+        f.spool = super::open_store(f.config, opts)?;
         self.reclaim = true;
         self.start(f)
     }
@@ -104,6 +111,24 @@ impl Run {
     ) -> Result<bool, AppError> {
         if self.spool_replaced(f) {
             self.reopen(f, opts)?;
+        }
+        // On PostgreSQL only the elected instance delivers, under its term; a new term means
+        // another writer may have left deliveries in flight: they are taken back first.
+        if let Some(e) = f.election.clone() {
+            match e.writes() {
+                None => {
+                    f.spool.follow();
+                    f.term = None;
+                    self.pause(f, opts, opts.clock.now_ms() + opts.poll.as_millis() as i64);
+                    return Ok(!opts.once);
+                }
+                Some(term) if f.term != Some(term) => {
+                    f.spool.write_as(&e.target.lease.instance, term);
+                    f.term = Some(term);
+                    self.reclaim = true;
+                }
+                Some(_) => {}
+            }
         }
         // What the spool held before this step looked at it: a commit from here on (a
         // handler's, while this step delivers) ends the pause below at once.
@@ -157,13 +182,20 @@ impl Run {
     /// through the WAL's inotify watch, else at the next poll), the doorbell (a commit in this
     /// process), or the spool file being replaced. A failed probe
     /// ends the pause; the next step says why.
-    pub(super) fn pause(&self, f: &Flusher<'_>, opts: &FlushOptions, until: i64) {
-        self.pause_since(f, opts, until, f.spool.data_version().ok());
+    pub(super) fn pause(&self, f: &mut Flusher<'_>, opts: &FlushOptions, until: i64) {
+        let version = f.spool.data_version().ok();
+        self.pause_since(f, opts, until, version);
     }
 
     /// The same, from the spool's `version` as the caller last saw it: a commit since then
     /// (even one made before the pause began) ends it at once.
-    fn pause_since(&self, f: &Flusher<'_>, opts: &FlushOptions, until: i64, version: Option<i64>) {
+    fn pause_since(
+        &self,
+        f: &mut Flusher<'_>,
+        opts: &FlushOptions,
+        until: i64,
+        version: Option<i64>,
+    ) {
         if version.is_some() && f.spool.data_version().ok() != version {
             return;
         }

@@ -88,6 +88,7 @@ impl Fixture {
                 clock: self.clock(),
                 metrics_file: None,
                 doorbell: None,
+                postgres: None,
             },
         )
     }

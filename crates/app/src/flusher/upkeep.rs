@@ -3,13 +3,14 @@
 //! a failure is logged and tried again later.
 
 use statusrelay_backend::ReadBack;
+use statusrelay_spool::store::PageState;
 
 use super::Flusher;
 use crate::{AppError, debug, info, warn};
 
 impl Flusher<'_> {
     /// Write the metrics file atomically; a failure is a warning, never a reason to stop.
-    pub(super) fn write_metrics(&self, path: Option<&std::path::Path>, up: bool) {
+    pub(super) fn write_metrics(&mut self, path: Option<&std::path::Path>, up: bool) {
         let Some(path) = path else { return };
         let text = match self.spool.stats() {
             Ok(s) => crate::metrics::render(&s, &self.report, up, self.spool.now()),
@@ -30,7 +31,11 @@ impl Flusher<'_> {
 
     /// Repair from Monit's own view; a failure is logged, never fatal (Monit may be restarting).
     pub(super) fn resync(&mut self) {
-        match crate::resync::run(self.config, &mut self.spool, false) {
+        // Resync reads this node's own Monit into its own spool: never an aggregator's store.
+        let Some(spool) = self.spool.sqlite() else {
+            return;
+        };
+        match crate::resync::run(self.config, spool, false) {
             Ok(d) if d.is_empty() => debug!("resync: in step with Monit"),
             Ok(d) => {
                 for x in &d {
@@ -52,10 +57,11 @@ impl Flusher<'_> {
     /// iterations (a poll interval apart), so handlers always find the write lock free soon.
     pub(super) fn prune(&mut self) -> bool {
         let r = &self.config.retention;
-        match self
-            .spool
-            .prune_batch(r.events, r.max_events, statusrelay_spool::PRUNE_BATCH)
-        {
+        // Retention on PostgreSQL is not built yet: nothing is pruned there.
+        let Some(spool) = self.spool.sqlite() else {
+            return false;
+        };
+        match spool.prune_batch(r.events, r.max_events, statusrelay_spool::PRUNE_BATCH) {
             Ok(p) => {
                 if p.deliveries + p.events > 0 {
                     debug!(

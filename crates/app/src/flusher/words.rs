@@ -9,7 +9,8 @@
 //! - On a single node the event's own description speaks, as it always did.
 
 use statusrelay_core::words::{self, Failing};
-use statusrelay_spool::{Item, LOCAL_MARK, SpoolError};
+use statusrelay_spool::store::{Nodes, Reports};
+use statusrelay_spool::{Item, LOCAL_MARK};
 
 use super::Flusher;
 
@@ -31,7 +32,10 @@ impl Flusher<'_> {
     }
 
     /// The public words of `item` on an aggregator; None on a single node.
-    pub(crate) fn page_words(&self, item: &Item) -> Result<Option<PageWords>, SpoolError> {
+    pub(crate) fn page_words(
+        &mut self,
+        item: &Item,
+    ) -> Result<Option<PageWords>, statusrelay_serve::store::StoreFailure> {
         if !self.is_fleet() {
             return Ok(None);
         }
