@@ -1,135 +1,259 @@
 //! Issue 23: several `serve` instances on one PostgreSQL (a cluster of the test's own, in a
-//! temp dir, on loopback), one elected writer, the strict fake Cachet as the page, nodes
-//! reporting to different instances. Every process is the real binary. Without a PostgreSQL
-//! server the tests are skipped with a message, except under `CI=true`, where that fails.
+//! temp dir, on loopback), one elected writer, the strict fake Cachet as the page, a node
+//! reporting to one instance or the other. Every process is the real binary. Without a
+//! PostgreSQL server the tests are skipped with a message, except under `CI=true`, where that
+//! fails.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use statusrelay_testkit::postgres::Postgres;
 
-use crate::fleet::{Aggregator, node, relay};
+use crate::fleet::{Aggregator, node};
 use crate::support::*;
 
-/// An instance of the aggregator on `pg`, named `name`, delivering to `fake`.
-/// The component, with incidents: one is opened by one writer and resolved by the next.
+/// The component, with incidents: one outage is one incident, whichever writer opens or
+/// resolves it.
 const DBI: &str =
     "[[component]]\nname = \"db cluster\"\nid = 2\nservices = [\"mysql\"]\nincidents = true\n";
 
-fn instance(name: &str, fake: &FakeCachet, pg: &Postgres, lease: &str) -> Aggregator {
+/// The lease of these tests: the page's timeout is 2 s, so it must be over 2.67 s.
+const LEASE_MS: u64 = 3_000;
+
+fn instance(name: &str, fake: &FakeCachet, pg: &Postgres) -> Aggregator {
     let agg = Aggregator::on(cachet_sandbox(&format!("ha-{name}"), fake, DBI));
     agg.append_config(&format!(
-        "[store]\nurl = \"{}\"\ninstance = \"{name}\"\nlease = \"{lease}\"\n",
+        "[store]\nurl = \"{}\"\ninstance = \"{name}\"\nlease = \"{LEASE_MS}ms\"\n",
         pg.url()
     ));
     agg
 }
 
-/// Which of the running instances said it writes the page (the later one, if both did).
-fn writer_of<'a>(running: &'a [(&'a str, &'a LiveFlusher)]) -> Option<&'a str> {
-    running
-        .iter()
-        .rev()
-        .find(|(name, s)| {
-            s.log()
-                .contains(&format!("instance {name} writes the page now"))
-        })
-        .map(|(name, _)| *name)
+/// Two instances, a and b, on one database, and a node db1 added through a.
+struct Pair {
+    fake: FakeCachet,
+    pg: Postgres,
+    aggs: [Aggregator; 2],
+    running: [Option<LiveFlusher>; 2],
+    db1: Sandbox,
+}
+
+const NAMES: [&str; 2] = ["a", "b"];
+
+impl Pair {
+    fn start(name: &str) -> Option<Pair> {
+        let pg = Postgres::for_test(name)?;
+        let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
+        let aggs = [instance("a", &fake, &pg), instance("b", &fake, &pg)];
+        // A node's credential, added through one instance, is in the database every one reads.
+        let secret = aggs[0].add_node("db1");
+        assert_contains(&aggs[1].sb.run(&["nodes"]).stdout, "db1: never seen");
+        let db1 = node("db1", &aggs[0], &secret);
+        let mut p = Pair {
+            fake,
+            pg,
+            running: [None, None],
+            aggs,
+            db1,
+        };
+        p.run(0);
+        p.run(1);
+        p.until_writer(None);
+        Some(p)
+    }
+
+    fn run(&mut self, i: usize) {
+        self.running[i] = Some(self.aggs[i].start());
+    }
+
+    fn log(&self, i: usize) -> String {
+        self.running[i]
+            .as_ref()
+            .map(|s| s.log())
+            .unwrap_or_default()
+    }
+
+    fn logs(&self) -> String {
+        format!("a:\n{}\n---\nb:\n{}", self.log(0), self.log(1))
+    }
+
+    /// The instance that said last that it writes, among those running.
+    fn writer(&self) -> Option<usize> {
+        (0..2)
+            .filter(|i| self.running[*i].is_some())
+            .filter_map(|i| {
+                let log = self.log(i);
+                let at = log.rfind(&format!("instance {} writes the page now", NAMES[i]))?;
+                let followed = log.rfind(&format!("{} takes reports and follows", NAMES[i]));
+                (followed.is_none_or(|f| f < at)).then_some((at, i))
+            })
+            .max()
+            .map(|(_, i)| i)
+    }
+
+    /// Wait until an instance other than `not` writes; which.
+    fn until_writer(&self, not: Option<usize>) -> usize {
+        let mut found = None;
+        assert!(
+            wait_until(Duration::from_secs(20), || {
+                found = self.writer().filter(|w| Some(*w) != not);
+                found.is_some()
+            }),
+            "no instance took the lease:\n{}",
+            self.logs()
+        );
+        found.unwrap()
+    }
+
+    /// The node reports what its Monit said to instance `i`, and it is acknowledged.
+    fn report_to(&self, i: usize, vars: &[(&str, String)]) {
+        let cfg = std::fs::read_to_string(self.db1.path("config.toml")).unwrap();
+        let cfg: Vec<String> = cfg
+            .lines()
+            .map(|l| match l.starts_with("url = ") {
+                true => format!("url = \"http://127.0.0.1:{}\"", self.aggs[i].port),
+                false => l.to_string(),
+            })
+            .collect();
+        self.db1
+            .write("config.toml", &format!("{}\n", cfg.join("\n")));
+        assert_code(&monit(&self.db1, vars), 0);
+        let r = self.db1.run(&["flush", "--once"]);
+        assert_eq!(r.code, 0, "{}\n{}", r.stderr, self.logs());
+    }
+
+    /// Wait until the page shows `status` for the component and its incidents are `incident`
+    /// (1 open, 4 resolved) and one.
+    fn until_page(&self, status: i64, incident: i64) {
+        assert!(
+            wait_until(Duration::from_secs(20), || {
+                let inc = self.fake.incidents();
+                self.fake.status_of(2) == Some(status)
+                    && inc.len() == 1
+                    && inc[0].status == incident
+            }),
+            "{:?} {:?}\n{}",
+            self.fake.puts(),
+            self.fake.incidents(),
+            self.logs()
+        );
+    }
+}
+
+/// How many page writes an instance's log says it made.
+fn sent(log: &str) -> usize {
+    log.matches("sent db cluster:").count()
 }
 
 #[test]
 fn two_instances_take_reports_one_writes_and_a_killed_writer_is_replaced_within_its_lease() {
-    let Some(pg) = Postgres::for_test("ha-serve") else {
+    let Some(mut p) = Pair::start("ha-kill") else {
         return;
     };
-    let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
-    let a = instance("a", &fake, &pg, "3s");
-    let b = instance("b", &fake, &pg, "3s");
-    // A node's credential, added through one instance, is in the database every one reads.
-    let secret = a.add_node("db1");
-    let nodes = b.sb.run(&["nodes"]);
-    assert_contains(&nodes.stdout, "db1: never seen");
-    let (mut sa, mut sb) = (a.start(), b.start());
-    assert!(
-        wait_until(Duration::from_secs(20), || writer_of(&[
-            ("a", &sa),
-            ("b", &sb)
-        ])
-        .is_some()),
-        "no instance took the lease:\n{}\n{}",
-        sa.log(),
-        sb.log()
-    );
-    let first = writer_of(&[("a", &sa), ("b", &sb)]).unwrap().to_string();
-    // The node reports to the instance that does not write: its report reaches the page
-    // through the database.
-    let (follower_port, writer_port) = if first == "a" {
-        (b.port, a.port)
-    } else {
-        (a.port, b.port)
-    };
-    let db1 = node("db1", &a, &secret);
-    let point = |port: u16| {
-        let cfg = std::fs::read_to_string(db1.path("config.toml")).unwrap();
-        let cfg = cfg
-            .lines()
-            .map(|l| {
-                if l.starts_with("url = ") {
-                    format!("url = \"http://127.0.0.1:{port}\"")
-                } else {
-                    l.to_string()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        db1.write("config.toml", &format!("{cfg}\n"));
-    };
-    point(follower_port);
-    let both = || format!("{}\n---\n{}", sa.log(), sb.log());
-    assert_code(&monit(&db1, &fail("mysql")), 0);
-    let r = db1.run(&["flush", "--once"]);
-    assert_eq!(r.code, 0, "{}\n{}", r.stderr, both());
-    assert!(
-        wait_until(Duration::from_secs(20), || fake.status_of(2) == Some(4)),
-        "{:?}\n{}",
-        fake.puts(),
-        both()
-    );
-    // kill -9 the writer; the other takes over within the lease and a renewal.
-    let (dead, alive) = if first == "a" {
-        (&mut sa, &sb)
-    } else {
-        (&mut sb, &sa)
-    };
-    let killed = std::time::Instant::now();
+    let first = p.until_writer(None);
+    // The node reports to the instance that does not write: the page follows through the
+    // database.
+    p.report_to(1 - first, &fail("mysql"));
+    p.until_page(4, 1);
+    // kill -9 the writer; the other writes within the lease and a renewal.
+    let killed = Instant::now();
+    let mut dead = p.running[first].take().unwrap();
     let _ = dead.child.kill();
     let _ = dead.child.wait();
-    let other = if first == "a" { "b" } else { "a" };
-    alive.wait_log(
-        &format!("instance {other} writes the page now"),
-        Duration::from_secs(10),
-    );
+    let second = p.until_writer(Some(first));
     let took = killed.elapsed();
     assert!(
-        took < Duration::from_millis(3_000 + 600 + 1_000),
+        took < Duration::from_millis(LEASE_MS + LEASE_MS / 5 + 1_000),
         "taken over after {took:?}"
     );
-    // The node's recovery, to the survivor (its other URL): on the page.
-    point(if first == "a" { b.port } else { a.port });
-    let _ = writer_port;
-    assert_code(&monit(&db1, &ok("mysql")), 0);
-    relay(&db1);
+    // The recovery, to the survivor: on the page, and the incident the first writer opened
+    // is resolved by the second. One incident for the outage.
+    p.report_to(second, &ok("mysql"));
+    p.until_page(1, 4);
+}
+
+#[test]
+fn a_frozen_writer_is_replaced_and_writes_nothing_when_it_wakes() {
+    let Some(p) = Pair::start("ha-freeze") else {
+        return;
+    };
+    let first = p.until_writer(None);
+    p.report_to(first, &fail("mysql"));
+    p.until_page(4, 1);
+    // SIGSTOP past the lease: the other takes over.
+    let frozen = p.running[first].as_ref().unwrap();
+    signal(&frozen.child, "STOP");
+    let second = p.until_writer(Some(first));
+    p.report_to(second, &ok("mysql"));
+    p.until_page(1, 4);
+    let writes = p.fake.puts().len();
+    let sent_before = sent(&p.log(first));
+    // Woken, it sees the lease gone and follows; it writes nothing to the page.
+    signal(&p.running[first].as_ref().unwrap().child, "CONT");
+    let follows = format!(
+        "instance {} writes the page; {} takes reports and follows",
+        NAMES[second], NAMES[first]
+    );
+    p.running[first]
+        .as_ref()
+        .unwrap()
+        .wait_log(&follows, Duration::from_secs(10));
+    assert_eq!(sent(&p.log(first)), sent_before, "{}", p.logs());
+    // A report to the woken one reaches the page through the writer, and only through it.
+    p.report_to(first, &fail("mysql"));
     assert!(
-        wait_until(Duration::from_secs(20), || fake.status_of(2) == Some(1)
-            && fake.incidents().iter().all(|i| i.status == 4)),
-        "{:?}\n{}",
-        fake.puts(),
-        alive.log()
+        wait_until(Duration::from_secs(20), || p.fake.status_of(2) == Some(4)),
+        "{}",
+        p.logs()
     );
-    // One incident for the outage, opened by one writer and resolved by the other.
-    let incidents = fake.incidents();
-    assert_eq!(incidents.len(), 1, "{incidents:?}\n{}", alive.log());
+    assert_eq!(sent(&p.log(first)), sent_before, "{}", p.logs());
+    assert!(p.fake.puts().len() > writes);
+}
+
+#[test]
+fn the_database_stopped_and_started_again_loses_nothing_acknowledged() {
+    let Some(p) = Pair::start("ha-dbdown") else {
+        return;
+    };
+    let w = p.until_writer(None);
+    p.report_to(w, &fail("mysql"));
+    p.until_page(4, 1);
+    p.pg.stop().unwrap();
+    // The node's report is not acknowledged while the database is down: it keeps it.
+    assert_code(&monit(&p.db1, &ok("mysql")), 0);
+    let r = p.db1.run(&["flush", "--once"]);
     assert_eq!(
-        incidents[0].status, 4,
-        "resolved (Cachet status 4): {incidents:?}"
+        r.code,
+        75,
+        "still pending on the node: {}\n{}",
+        r.stderr,
+        p.logs()
     );
+    p.pg.start_again().unwrap();
+    // Sent again once the database is back: on the page, the incident resolved.
+    let r = p.db1.run(&["flush", "--once"]);
+    let acknowledged = wait_until(Duration::from_secs(20), || {
+        p.db1.run(&["flush", "--once"]).code == 0
+    });
+    assert!(acknowledged, "{}\n{}", r.stderr, p.logs());
+    p.until_page(1, 4);
+}
+
+#[test]
+fn every_instance_restarted_at_once_carries_on_where_it_was() {
+    let Some(mut p) = Pair::start("ha-restart") else {
+        return;
+    };
+    let w = p.until_writer(None);
+    p.report_to(1 - w, &fail("mysql"));
+    p.until_page(4, 1);
+    for i in 0..2 {
+        let (code, _, log) = p.running[i].take().unwrap().stop();
+        assert_eq!(code, 0, "{log}");
+    }
+    for i in 0..2 {
+        p.run(i);
+    }
+    let w = p.until_writer(None);
+    p.report_to(1 - w, &ok("mysql"));
+    p.until_page(1, 4);
 }

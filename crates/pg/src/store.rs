@@ -8,6 +8,7 @@
 //!   statement triggers: an upsert that touches no row fires none).
 
 use std::collections::HashMap;
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 
 use statusrelay_core::time::Clock;
@@ -18,7 +19,8 @@ use crate::PgError;
 
 /// The aggregator's store on PostgreSQL.
 pub struct PgStore {
-    pub(crate) client: postgres::Client,
+    /// Dropped on a thread of its own (see `Drop`).
+    pub(crate) client: ManuallyDrop<postgres::Client>,
     /// The instance's clock: the times a report writes (last seen, since) are the recording
     /// instance's, in milliseconds, as the SQLite spool's are.
     clock: Arc<dyn Clock>,
@@ -36,7 +38,7 @@ impl PgStore {
     /// A store on a connection already made (and migrated: [`crate::migrate`]).
     pub fn new(client: postgres::Client, clock: Arc<dyn Clock>) -> PgStore {
         PgStore {
-            client,
+            client: ManuallyDrop::new(client),
             clock,
             contention_retries: 0,
             writer: None,
@@ -89,6 +91,17 @@ impl PgStore {
             &[&name, &secret_sha256, &components, &now],
         )?;
         Ok(n == 1)
+    }
+}
+
+impl Drop for PgStore {
+    /// The synchronous client closes its connection on a runtime of its own, which cannot be
+    /// started on a thread that drives an async runtime (`serve`'s workers, where a store may
+    /// be let go): so the client is closed on a short-lived thread of its own.
+    fn drop(&mut self) {
+        // SAFETY: the client is taken once, here, and never used again.
+        let client = unsafe { ManuallyDrop::take(&mut self.client) };
+        let _ = std::thread::spawn(move || drop(client)).join();
     }
 }
 
