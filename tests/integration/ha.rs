@@ -62,7 +62,28 @@ impl Pair {
     }
 
     fn run(&mut self, i: usize) {
-        self.running[i] = Some(self.aggs[i].start());
+        let serve = LiveFlusher::spawn(self.aggs[i].sb.cmd(&[
+            "serve",
+            "--log-level",
+            "debug",
+            "--metrics-file",
+            "metrics.prom",
+        ]));
+        serve.wait_log("serving nodes on", Duration::from_secs(20));
+        self.running[i] = Some(serve);
+    }
+
+    /// Instance `i`'s metrics file says it writes (1) or follows (0).
+    fn until_metric_writer(&self, i: usize, writes: u8) {
+        let want = format!("statusrelay_writer{{instance=\"{}\"}} {writes}", NAMES[i]);
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                std::fs::read_to_string(self.aggs[i].sb.path("metrics.prom"))
+                    .is_ok_and(|m| m.contains(&want))
+            }),
+            "{want}\n{}",
+            self.logs()
+        );
     }
 
     fn log(&self, i: usize) -> String {
@@ -150,6 +171,8 @@ fn two_instances_take_reports_one_writes_and_a_killed_writer_is_replaced_within_
         return;
     };
     let first = p.until_writer(None);
+    p.until_metric_writer(first, 1);
+    p.until_metric_writer(1 - first, 0);
     // The node reports to the instance that does not write: the page follows through the
     // database.
     p.report_to(1 - first, &fail("mysql"));
@@ -165,6 +188,20 @@ fn two_instances_take_reports_one_writes_and_a_killed_writer_is_replaced_within_
         took < Duration::from_millis(LEASE_MS + LEASE_MS / 5 + 1_000),
         "taken over after {took:?}"
     );
+    p.until_metric_writer(second, 1);
+    // `status`, on either instance's config, lists both and says which writes.
+    let st = p.aggs[1 - second].sb.run(&["status"]);
+    assert_code(&st, 0);
+    assert_contains(
+        &st.stdout,
+        &format!("instance:  {} WRITES the page (term", NAMES[second]),
+    );
+    assert_contains(&st.stdout, &format!("instance:  {} seen", NAMES[first]));
+    assert_contains(&st.stdout, "store:     PostgreSQL");
+    let json = p.aggs[second].sb.run(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["writer"]["holder"], NAMES[second], "{v}");
+    assert_eq!(v["instances"].as_array().map(Vec::len), Some(2), "{v}");
     // The recovery, to the survivor: on the page, and the incident the first writer opened
     // is resolved by the second. One incident for the outage.
     p.report_to(second, &ok("mysql"));

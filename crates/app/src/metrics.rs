@@ -29,6 +29,30 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str
     }
 }
 
+/// On PostgreSQL: whether this instance writes the page, and under which term (0: none).
+pub fn writer(instance: &str, term: Option<i64>) -> String {
+    let mut out = String::new();
+    let label = format!(
+        "{{instance=\"{}\"}}",
+        instance.replace(['"', '\\', '\n'], "_")
+    );
+    metric(
+        &mut out,
+        "writer",
+        "gauge",
+        "1 while this instance writes the page (it holds the lease), else 0.",
+        &[(&label, if term.is_some() { 1.0 } else { 0.0 })],
+    );
+    metric(
+        &mut out,
+        "writer_term",
+        "gauge",
+        "The term this instance writes under; 0 while it follows.",
+        &[(&label, term.unwrap_or(0) as f64)],
+    );
+    out
+}
+
 /// The metrics text for the spool's stats and this run's report.
 pub fn render(s: &Stats, r: &FlushReport, up: bool, now_ms: i64) -> String {
     let mut out = String::new();

@@ -43,7 +43,7 @@ WHERE writer.holder = excluded.holder OR writer.expires_at <= now()
 RETURNING term";
 
 /// The lease's row as the database has it now (`status` shows it).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct WriterRow {
     pub holder: String,
     pub term: Term,

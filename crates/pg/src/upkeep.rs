@@ -13,7 +13,41 @@ use statusrelay_spool::Stats;
 
 use crate::{PgError, PgStore};
 
+/// An instance of the aggregator as the database last heard of it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Instance {
+    pub name: String,
+    /// Seconds since it started, and since it was last seen (its heartbeat), on the
+    /// database's clock.
+    pub up_s: f64,
+    pub seen_s: f64,
+}
+
 impl PgStore {
+    /// Every instance that ever ran on this database, by name.
+    pub fn instances(&mut self) -> Result<Vec<Instance>, PgError> {
+        Ok(self
+            .client
+            .query(
+                "SELECT name, extract(epoch FROM now() - started_at)::float8,
+                        extract(epoch FROM now() - seen_at)::float8
+                 FROM instances ORDER BY name",
+                &[],
+            )?
+            .into_iter()
+            .map(|r| Instance {
+                name: r.get(0),
+                up_s: r.get(1),
+                seen_s: r.get(2),
+            })
+            .collect())
+    }
+
+    /// Who holds the writer's lease, under which term, for how long yet.
+    pub fn writer(&mut self) -> Result<Option<crate::WriterRow>, PgError> {
+        crate::lease::writer(&mut *self.client)
+    }
+
     /// This instance is alive: its row in `instances`, on the database's clock.
     pub fn heartbeat(&mut self, started_at_ms: i64) -> Result<(), PgError> {
         let Some(instance) = self.instance.clone() else {

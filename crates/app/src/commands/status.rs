@@ -13,6 +13,9 @@ use statusrelay_core::{Config, State};
 use super::view::{LIVE_WITHIN_MS, open_existing, rel};
 use crate::AppError;
 use crate::flusher::build_backend;
+use statusrelay_serve::store::Store;
+use statusrelay_spool::store::{Holds, Incidents, Nodes, PageState, Reports};
+use std::time::Duration;
 
 /// `statusrelay status [--json]`.
 pub fn run(
@@ -27,7 +30,11 @@ pub fn run(
 /// `statusrelay status`.
 pub fn status(config: &Config, json_out: bool, clock: Arc<dyn Clock>) -> Result<String, AppError> {
     let now = clock.now_ms();
-    let Some(mut spool) = open_existing(config, clock)? else {
+    let opened = match &config.store {
+        Some(_) => Some(super::open_store(config, clock)?),
+        None => open_existing(config, clock)?.map(Store::Sqlite),
+    };
+    let Some(mut spool) = opened else {
         return Ok(if json_out {
             json!({"spool": config.spool, "exists": false}).to_string() + "\n"
         } else {
@@ -38,9 +45,15 @@ pub fn status(config: &Config, json_out: bool, clock: Arc<dyn Clock>) -> Result<
         });
     };
     let s = spool.stats()?;
-    let alive = s.flusher_pid.is_some()
-        && s.flusher_heartbeat_at
-            .is_some_and(|t| now - t < LIVE_WITHIN_MS);
+    let fleet = Fleet::of(&mut spool)?;
+    let alive = match &fleet {
+        Some(f) => f.writer.as_ref().is_some_and(|w| w.expires_in_s > 0.0),
+        None => {
+            s.flusher_pid.is_some()
+                && s.flusher_heartbeat_at
+                    .is_some_and(|t| now - t < LIVE_WITHIN_MS)
+        }
+    };
     let backend = build_backend(config, Arc::new(statusrelay_core::time::SystemClock), None)
         .map(|b| b.identity())
         .ok();
@@ -55,13 +68,21 @@ pub fn status(config: &Config, json_out: bool, clock: Arc<dyn Clock>) -> Result<
         })
         .collect();
     if json_out {
-        return Ok(as_json(config, &mut spool, &s, alive, &comps, now));
+        return Ok(as_json(
+            config,
+            &mut spool,
+            &s,
+            alive,
+            fleet.as_ref(),
+            &comps,
+            now,
+        ));
     }
-    let mut out = summary(config, &s, alive, now);
+    let mut out = summary(config, &s, alive, fleet.as_ref(), now);
     if !comps.is_empty() {
         let _ = writeln!(out, "components:");
         for c in &comps {
-            component(&mut out, config, &spool, backend.as_deref(), c, now)?;
+            component(&mut out, config, &mut spool, backend.as_deref(), c, now)?;
         }
     }
     // What the aggregator does not take from its nodes (see `nodes`): never silent.
@@ -74,6 +95,54 @@ pub fn status(config: &Config, json_out: bool, clock: Arc<dyn Clock>) -> Result<
     Ok(out)
 }
 
+/// The aggregator's instances on PostgreSQL, and which one writes.
+struct Fleet {
+    instances: Vec<statusrelay_pg::upkeep::Instance>,
+    writer: Option<statusrelay_pg::WriterRow>,
+}
+
+impl Fleet {
+    /// The instances and the writer, when the store is PostgreSQL.
+    fn of(store: &mut Store) -> Result<Option<Fleet>, AppError> {
+        let Store::Postgres(p) = store else {
+            return Ok(None);
+        };
+        Ok(Some(Fleet {
+            instances: p.instances()?,
+            writer: p.writer()?,
+        }))
+    }
+}
+
+/// Every instance in one line each: which writes (its term, since when, its lease), when each
+/// was last seen.
+fn fleet_lines(out: &mut String, f: &Fleet) {
+    let secs = |s: f64| statusrelay_core::duration::format(Duration::from_secs_f64(s.max(0.0)));
+    for i in &f.instances {
+        let writes = f
+            .writer
+            .as_ref()
+            .filter(|w| w.holder == i.name && w.expires_in_s > 0.0)
+            .map(|w| {
+                format!(
+                    "WRITES the page (term {}, for {}, lease {} left); ",
+                    w.term,
+                    secs(w.held_for_s),
+                    secs(w.expires_in_s)
+                )
+            })
+            .unwrap_or_default();
+        let alive = if i.seen_s < 30.0 { "" } else { "NOT SEEN " };
+        let _ = writeln!(
+            out,
+            "instance:  {} {writes}{alive}seen {} ago, up {}",
+            i.name,
+            secs(i.seen_s),
+            secs(i.up_s)
+        );
+    }
+}
+
 /// A component as `status` lists it: its desired state, what the page was confirmed to show,
 /// when it changed.
 type Shown = (String, State, Option<State>, i64);
@@ -81,9 +150,10 @@ type Shown = (String, State, Option<State>, i64);
 /// `status --json`.
 fn as_json(
     config: &Config,
-    spool: &mut statusrelay_spool::Spool,
+    spool: &mut Store,
     s: &statusrelay_spool::Stats,
     alive: bool,
+    fleet: Option<&Fleet>,
     comps: &[Shown],
     now: i64,
 ) -> String {
@@ -95,7 +165,11 @@ fn as_json(
         }
     }
     json!({
-        "spool": config.spool, "events": s.events, "rejected_events": s.rejected_events,
+        "spool": if fleet.is_some() { None } else { Some(&config.spool) },
+        "store": if fleet.is_some() { "postgresql" } else { "sqlite" },
+        "instances": fleet.map(|f| &f.instances),
+        "writer": fleet.and_then(|f| f.writer.as_ref()),
+        "events": s.events, "rejected_events": s.rejected_events,
         "pending": s.pending, "held": s.held, "in_flight": s.sending, "dead": s.dead,
         "oldest_pending_age_seconds": s.oldest_pending_at.map(|t| (now - t) / 1000),
         "flusher": {"alive": alive, "pid": s.flusher_pid, "heartbeat_at": s.flusher_heartbeat_at.map(rfc3339)},
@@ -118,19 +192,36 @@ fn as_json(
 }
 
 /// The spool, the flusher, the queue, the last delivery and error, in lines.
-fn summary(config: &Config, s: &statusrelay_spool::Stats, alive: bool, now: i64) -> String {
+fn summary(
+    config: &Config,
+    s: &statusrelay_spool::Stats,
+    alive: bool,
+    fleet: Option<&Fleet>,
+    now: i64,
+) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "spool:     {} ({} events, {} rejected)",
-        config.spool.display(),
-        s.events,
-        s.rejected_events
-    );
+    if let Some(f) = fleet {
+        let _ = writeln!(
+            out,
+            "store:     PostgreSQL ({} events, {} rejected)",
+            s.events, s.rejected_events
+        );
+        fleet_lines(&mut out, f);
+    } else {
+        let _ = writeln!(
+            out,
+            "spool:     {} ({} events, {} rejected)",
+            config.spool.display(),
+            s.events,
+            s.rejected_events
+        );
+    }
     let _ = writeln!(
         out,
         "flusher:   {}",
         match (alive, s.flusher_heartbeat_at) {
+            (true, _) if fleet.is_some() => "the writing instance delivers".to_string(),
+            (false, _) if fleet.is_some() => "NO INSTANCE WRITES the page now".to_string(),
             (true, _) => format!(
                 "running (pid {}, heartbeat {})",
                 s.flusher_pid.unwrap_or(0),
@@ -167,7 +258,7 @@ fn summary(config: &Config, s: &statusrelay_spool::Stats, alive: bool, now: i64)
 fn component(
     out: &mut String,
     config: &Config,
-    spool: &statusrelay_spool::Spool,
+    spool: &mut Store,
     backend: Option<&str>,
     (c, st, page, t): &Shown,
     now: i64,

@@ -117,8 +117,15 @@ impl Run {
         if let Some(e) = f.election.clone() {
             match e.writes() {
                 None => {
+                    // A follower is alive too: `status` lists every instance.
+                    let now = opts.clock.now_ms();
+                    if now - self.last_beat >= self.heartbeat_every {
+                        f.spool.heartbeat(self.pid, self.started)?;
+                        self.last_beat = now;
+                    }
                     f.spool.follow();
                     f.term = None;
+                    f.write_metrics(opts.metrics_file.as_deref(), true);
                     self.pause(f, opts, opts.clock.now_ms() + opts.poll.as_millis() as i64);
                     return Ok(!opts.once);
                 }

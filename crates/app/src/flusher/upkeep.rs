@@ -13,7 +13,14 @@ impl Flusher<'_> {
     pub(super) fn write_metrics(&mut self, path: Option<&std::path::Path>, up: bool) {
         let Some(path) = path else { return };
         let text = match self.spool.stats() {
-            Ok(s) => crate::metrics::render(&s, &self.report, up, self.spool.now()),
+            Ok(s) => {
+                let mut text = crate::metrics::render(&s, &self.report, up, self.spool.now());
+                if let Some(e) = &self.election {
+                    let term = e.writes().filter(|_| up);
+                    text.push_str(&crate::metrics::writer(&e.target.lease.instance, term));
+                }
+                text
+            }
             Err(e) => {
                 warn!("metrics not written: {e}");
                 return;
