@@ -634,64 +634,6 @@ fn a_node_over_its_rate_is_told_to_wait_and_others_are_not() {
     );
 }
 
-/// A private CA (NAME-ca.crt) and a server certificate it signed for localhost and 127.0.0.1
-/// (NAME.crt, NAME.key) in `dir`, made with openssl as an operator would.
-fn self_signed(dir: &std::path::Path, name: &str) {
-    let openssl = |args: &[&str]| {
-        let r = std::process::Command::new("openssl")
-            .current_dir(dir)
-            .args(args)
-            .output()
-            .expect("openssl (Debian's openssl package; .ci/run installs it)");
-        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    };
-    let (ca, key, csr, crt) = (
-        format!("{name}-ca"),
-        format!("{name}.key"),
-        format!("{name}.csr"),
-        format!("{name}.crt"),
-    );
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    let mut a = vec!["req", "-x509", "-days", "2", "-subj", "/CN=test CA"];
-    a.extend(ec);
-    let (cak, cac) = (format!("{ca}.key"), format!("{ca}.crt"));
-    a.extend(["-keyout", &cak, "-out", &cac]);
-    openssl(&a);
-    let mut a = vec!["req", "-subj", "/CN=localhost"];
-    a.extend(ec);
-    a.extend(["-keyout", &key, "-out", &csr]);
-    openssl(&a);
-    std::fs::write(
-        dir.join(format!("{name}.ext")),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .unwrap();
-    let ext = format!("{name}.ext");
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &csr,
-        "-CA",
-        &cac,
-        "-CAkey",
-        &cak,
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        &ext,
-        "-out",
-        &crt,
-    ]);
-}
-
 /// Issue 15: TLS with rustls. A node relays over https trusting the aggregator's CA; a
 /// renewed certificate is served without a restart; a broken renewal keeps the working one;
 /// a key that does not fit is refused by `check` and `serve` before anything listens.
@@ -700,8 +642,8 @@ fn serve_speaks_tls_and_reloads_a_renewed_certificate() {
     let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
     let agg = Aggregator::new("fleet-tls", &fake);
     let dir = agg.sb.path("");
-    self_signed(&dir, "one");
-    self_signed(&dir, "two");
+    statusrelay_testkit::certs::self_signed(&dir, "one");
+    statusrelay_testkit::certs::self_signed(&dir, "two");
     std::fs::copy(dir.join("one.crt"), dir.join("serve.crt")).unwrap();
     std::fs::copy(dir.join("one.key"), dir.join("serve.key")).unwrap();
     agg.append_config("tls_cert = \"serve.crt\"\ntls_key = \"serve.key\"\n");

@@ -17,6 +17,47 @@ use statusrelay_core::time::Clock;
 
 use crate::{Lease, PgError, PgStore};
 
+/// The TLS connector: the CA(s) in `ca_file`, else the public ones; the server's certificate
+/// and name always verified (rustls has no mode that skips it).
+fn tls(
+    ca_file: Option<&std::path::Path>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, PgError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<Result<_, _>>())
+                .map_err(|e| {
+                    PgError::Config(format!(
+                        "ca_file {}: {e}: a PEM file of the CA certificate(s) that sign the database's certificate",
+                        path.display()
+                    ))
+                })?;
+            if certs.is_empty() {
+                return Err(PgError::Config(format!(
+                    "ca_file {}: holds no certificate (expected -----BEGIN CERTIFICATE-----)",
+                    path.display()
+                )));
+            }
+            for c in certs {
+                roots
+                    .add(c)
+                    .map_err(|e| PgError::Config(format!("ca_file {}: {e}", path.display())))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| PgError::Config(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
 /// How long a connection attempt to one host may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -25,6 +66,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Target {
     pub config: postgres::Config,
     pub lease: Lease,
+    /// TLS, unless the connection string says `sslmode=disable`.
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
 }
 
 impl std::fmt::Debug for Target {
@@ -65,18 +108,26 @@ impl Target {
         config
             .connect_timeout(CONNECT_TIMEOUT)
             .application_name(&format!("statusrelay {instance}"));
+        let tls = match config.get_ssl_mode() {
+            postgres::config::SslMode::Disable => None,
+            _ => Some(tls(st.ca_file.as_deref())?),
+        };
         Ok(Target {
             config,
             lease: Lease {
                 instance: instance.to_string(),
                 duration: st.lease,
             },
+            tls,
         })
     }
 
     /// A new connection, its session prepared for the lease.
     pub fn connect(&self) -> Result<postgres::Client, PgError> {
-        let mut client = self.config.connect(postgres::NoTls)?;
+        let mut client = match &self.tls {
+            Some(tls) => self.config.connect(tls.clone())?,
+            None => self.config.connect(postgres::NoTls)?,
+        };
         self.lease.prepare_session(&mut client)?;
         Ok(client)
     }

@@ -8,6 +8,7 @@
 
 pub mod cachet;
 pub mod cachet3;
+pub mod certs;
 pub mod election;
 pub mod http;
 pub mod monit;

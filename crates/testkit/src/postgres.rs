@@ -194,6 +194,40 @@ impl Postgres {
         )
     }
 
+    /// Serve TLS from now on: a private CA and a certificate for 127.0.0.1 and localhost
+    /// (made with openssl), the server restarted with `ssl = on`. The CA's PEM file, for the
+    /// client to trust.
+    pub fn with_tls(&self) -> Result<PathBuf, String> {
+        let dir = self.dir.join("tls");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        crate::certs::self_signed(&dir, "pg");
+        let key = dir.join("pg.key");
+        // The server reads its key only when it is its own and no one else's.
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(|e| format!("{}: {e}", key.display()))?;
+        if let Some(user) = &self.run_as {
+            let ok = Command::new("chown")
+                .args(["-R", user])
+                .arg(&dir)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                return Err(format!("could not give {} to {user}", dir.display()));
+            }
+        }
+        let conf = self.data().join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).map_err(|e| e.to_string())?;
+        text.push_str(&format!(
+            "\nssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+            dir.join("pg.crt").display(),
+            key.display()
+        ));
+        std::fs::write(&conf, text).map_err(|e| e.to_string())?;
+        self.stop()?;
+        self.start_again()?;
+        Ok(dir.join("pg-ca.crt"))
+    }
+
     /// Stop the server at once (`-m immediate`: as a crash would, no checkpoint).
     pub fn stop(&self) -> Result<(), String> {
         self.run(

@@ -341,6 +341,11 @@ pub struct StoreConfig {
     /// hostname.
     #[serde(default)]
     pub instance: Option<String>,
+    /// A PEM file of the CA(s) that sign the database's certificate (a private CA); without
+    /// it, the public CAs. Used whenever the connection is TLS (`sslmode=prefer`, the
+    /// default, or `require`): the certificate and the host name are always verified.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// How long the writer's lease lasts: another instance takes over within this (plus one
     /// renewal, a fifth of it) after the writer dies or freezes. It must outlast a page
     /// request (`[backend] timeout`), a renewal and a margin.
