@@ -62,7 +62,6 @@ fn the_database_is_reached_over_tls_verified_against_the_configured_ca() {
     // A ca_file that holds no certificate is said as such, before any connection.
     std::fs::write(other.join("empty.pem"), "nothing here\n").unwrap();
     let e = Target::new(&store(url("require"), Some(other.join("empty.pem"))), "a")
-        .err()
-        .expect("refused: no certificate in it");
+        .expect_err("refused: no certificate in it");
     assert!(e.to_string().contains("holds no certificate"), "{e}");
 }
