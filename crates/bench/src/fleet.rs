@@ -114,6 +114,12 @@ pub(crate) struct Serve {
     child: Child,
 }
 
+impl Serve {
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Serve {
     fn drop(&mut self) {
         let _ = Command::new("kill")
@@ -205,7 +211,7 @@ pub(crate) fn add_node(bin: &Path, dir: &Path, cfg: &Path, name: &str, secret: &
 }
 
 /// Add `n` nodes; their basic-auth values.
-fn add_nodes(bin: &Path, dir: &Path, cfg: &Path, n: usize) -> Vec<String> {
+pub(crate) fn add_nodes(bin: &Path, dir: &Path, cfg: &Path, n: usize) -> Vec<String> {
     (0..n)
         .map(|i| {
             let name = format!("n{i}");
@@ -250,22 +256,28 @@ pub(crate) fn batch(
     .into_bytes()
 }
 
-/// One node's requests, sent in order (as a node's flusher sends them), not before `at`.
-type Job = (String, &'static str, Vec<Vec<u8>>, Option<Instant>);
+/// One node's requests (the node's index first), sent in order (as a node's flusher sends
+/// them), not before `at`.
+pub(crate) type Job = (usize, String, &'static str, Vec<Vec<u8>>, Option<Instant>);
 
-/// Run `jobs` with `threads` clients; the latencies of the acknowledged requests, and failures.
-fn drive(port: u16, threads: usize, jobs: Vec<Job>) -> (Vec<Duration>, usize) {
+/// Run `jobs` with `threads` clients, node i's to `ports[i % ports.len()]` (several
+/// instances: each node reports to one); the latencies of the acknowledged requests, and
+/// failures.
+pub(crate) fn drive(ports: &[u16], threads: usize, jobs: Vec<Job>) -> (Vec<Duration>, usize) {
+    let ports: Arc<[u16]> = ports.into();
     let jobs = Arc::new(Mutex::new(jobs.into_iter().rev().collect::<Vec<_>>()));
     let lat = Arc::new(Mutex::new(Vec::new()));
     let failed = Arc::new(AtomicUsize::new(0));
     let hs: Vec<_> = (0..threads)
         .map(|_| {
             let (jobs, lat, failed) = (jobs.clone(), lat.clone(), failed.clone());
+            let ports = ports.clone();
             std::thread::spawn(move || {
                 loop {
-                    let Some((auth, path, bodies, at)) = jobs.lock().unwrap().pop() else {
+                    let Some((node, auth, path, bodies, at)) = jobs.lock().unwrap().pop() else {
                         return;
                     };
+                    let port = ports[node % ports.len()];
                     if let Some(at) = at {
                         let now = Instant::now();
                         if at > now {
@@ -292,14 +304,14 @@ fn drive(port: u16, threads: usize, jobs: Vec<Job>) -> (Vec<Duration>, usize) {
     (v, failed.load(Ordering::SeqCst))
 }
 
-fn count(db: &Path, sql: &str) -> i64 {
+pub(crate) fn count(db: &Path, sql: &str) -> i64 {
     rusqlite::Connection::open(db)
         .unwrap()
         .query_row(sql, [], |r| r.get(0))
         .unwrap()
 }
 
-const COMPONENTS: &str = "[[component]]\nname = \"backend\"\nservices = [\"backend\"]\n[[component]]\nname = \"payments\"\nservices = [\"payments-api\"]\n";
+pub(crate) const COMPONENTS: &str = "[[component]]\nname = \"backend\"\nservices = [\"backend\"]\n[[component]]\nname = \"payments\"\nservices = [\"payments-api\"]\n";
 
 /// The ingest load: `--ingest NODES [--docs-per-minute N] [--window S] [--burst N]
 /// [--partition S] [--announce-poll S]`.
@@ -318,6 +330,65 @@ pub struct Load {
     pub partition: Option<u64>,
     /// Unauthenticated 1 MiB requests sent at the end, while a genuine node reports.
     pub flood: Option<usize>,
+}
+
+/// The steady load: `total` submissions over `window` seconds, node by node in turn, half
+/// Monit documents, half relayed snapshots. As in a fleet, a node mostly repeats itself: its
+/// state changes one submission in 50.
+pub(crate) fn steady_jobs(auths: &[String], total: usize, window: u64, poll: u64) -> Vec<Job> {
+    let nodes = auths.len();
+    let gap = Duration::from_secs(window).as_secs_f64() / total as f64;
+    let start = Instant::now() + Duration::from_millis(200);
+    // Collection times from the present, one second a round: a document dated ahead of the
+    // aggregator's clock by more than its bound is refused, as a real node's would be.
+    let now_sec = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    (0..total)
+        .map(|i| {
+            let node = i % nodes;
+            let round = (i / nodes) as i64;
+            let at = start + Duration::from_secs_f64(gap * i as f64);
+            let down = ((round + node as i64) / 50) % 2 == 1;
+            if node.is_multiple_of(2) {
+                let cap = if down { FAILING_DOC } else { OK_DOC };
+                (
+                    node,
+                    auths[node].clone(),
+                    "/collector",
+                    vec![document(cap, now_sec + round, poll)],
+                    Some(at),
+                )
+            } else {
+                (
+                    node,
+                    auths[node].clone(),
+                    "/v1/reports",
+                    vec![batch(1, round + 1, 2, true, poll * 1000, |_| down)],
+                    Some(at),
+                )
+            }
+        })
+        .collect()
+}
+
+/// The burst: every node at once, `per_node` events each in requests of 10 (a partition
+/// heals).
+pub(crate) fn burst_jobs(auths: &[String], per_node: usize, poll: u64) -> Vec<Job> {
+    auths
+        .iter()
+        .enumerate()
+        .map(|(node, a)| {
+            let bodies = (0..per_node / 10)
+                .map(|r| {
+                    batch(2, (r * 10 + 1) as i64, 10, false, poll * 1000, |seq| {
+                        seq % 3 == 0
+                    })
+                })
+                .collect();
+            (node, a.clone(), "/v1/reports", bodies, None)
+        })
+        .collect()
 }
 
 pub fn ingest(bin: &Path, dir: &Path, load: &Load) {
@@ -352,40 +423,10 @@ pub fn ingest(bin: &Path, dir: &Path, load: &Load) {
     let every = (nodes as u64 * 60 / per_minute as u64).max(1);
     let poll = announce_poll.unwrap_or(every);
     println!("  each node every {every} s, announcing a period of {poll} s");
-    let gap = Duration::from_secs(window).as_secs_f64() / total as f64;
-    let start = Instant::now() + Duration::from_millis(200);
-    // Collection times from the present, one second a round: a document dated ahead of the
-    // aggregator's clock by more than its bound is refused, as a real node's would be.
-    let now_sec = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let jobs: Vec<_> = (0..total)
-        .map(|i| {
-            let node = i % nodes;
-            let round = (i / nodes) as i64;
-            let at = start + Duration::from_secs_f64(gap * i as f64);
-            let down = ((round + node as i64) / 50) % 2 == 1;
-            if node.is_multiple_of(2) {
-                let cap = if down { FAILING_DOC } else { OK_DOC };
-                (
-                    auths[node].clone(),
-                    "/collector",
-                    vec![document(cap, now_sec + round, poll)],
-                    Some(at),
-                )
-            } else {
-                (
-                    auths[node].clone(),
-                    "/v1/reports",
-                    vec![batch(1, round + 1, 2, true, poll * 1000, |_| down)],
-                    Some(at),
-                )
-            }
-        })
-        .collect();
+    let jobs = steady_jobs(&auths, total, window, poll);
     let (cpu0, _) = cpu_and_peak(pid);
     let t = Instant::now();
-    let (lat, failed) = drive(port, 32, jobs);
+    let (lat, failed) = drive(&[port], 32, jobs);
     let took = t.elapsed();
     let (cpu1, _) = cpu_and_peak(pid);
     let (user, system) = (
@@ -421,23 +462,11 @@ pub fn ingest(bin: &Path, dir: &Path, load: &Load) {
     // Burst: every node at once, 50 events each (a partition heals), 10 reports a request.
     let per_node = burst / nodes;
     let before = count(&db, "SELECT count(*) FROM events WHERE origin = 'relay'");
-    let jobs: Vec<Job> = auths
-        .iter()
-        .map(|a| {
-            let bodies = (0..per_node / 10)
-                .map(|r| {
-                    batch(2, (r * 10 + 1) as i64, 10, false, poll * 1000, |seq| {
-                        seq % 3 == 0
-                    })
-                })
-                .collect();
-            (a.clone(), "/v1/reports", bodies, None)
-        })
-        .collect();
+    let jobs = burst_jobs(&auths, per_node, poll);
     let requests = nodes * (per_node / 10);
     let (cpu0, _) = cpu_and_peak(pid);
     let t = Instant::now();
-    let (lat, failed) = drive(port, 64, jobs);
+    let (lat, failed) = drive(&[port], 64, jobs);
     let took = t.elapsed();
     let (cpu1, peak) = cpu_and_peak(pid);
     let recorded = count(&db, "SELECT count(*) FROM events WHERE origin = 'relay'") - before;

@@ -111,6 +111,7 @@ fn prefill(db: &Path, n: usize) {
 mod e2e;
 mod fleet;
 mod flood;
+mod ha;
 mod limit;
 mod load;
 mod prune;
@@ -208,7 +209,7 @@ fn main() {
     )
     .unwrap();
     let spool = dir.join("spool.db");
-    if get("--ingest").is_some() || get("--e2e").is_some() {
+    if get("--ingest").is_some() || get("--e2e").is_some() || get("--ingest-ha").is_some() {
         // The fleet's processes run in the bench's directory.
         let bin = bin.canonicalize().unwrap();
         println!("binary: {}", bin.display());
@@ -228,6 +229,24 @@ fn main() {
                         .map(|v| v.parse().expect("--announce-poll S")),
                     partition: get("--partition").map(|v| v.parse().expect("--partition S")),
                     flood: get("--flood").map(|v| v.parse().expect("--flood N")),
+                },
+            );
+        }
+        if let Some(n) = get("--ingest-ha") {
+            let num = |flag: &str, default: usize| {
+                get(flag).map_or(default, |v| v.parse().expect("a number"))
+            };
+            ha::ingest(
+                &bin,
+                &dir,
+                &fleet::Load {
+                    nodes: n.parse().expect("--ingest-ha NODES"),
+                    per_minute: num("--docs-per-minute", 10_000),
+                    window: num("--window", 60) as u64,
+                    burst: num("--burst", 50_000),
+                    announce_poll: None,
+                    partition: None,
+                    flood: None,
                 },
             );
         }
