@@ -14,6 +14,7 @@ use statusrelay_spool::store::Nodes;
 use statusrelay_spool::{EventStatus, Forgotten, NewEvent, Node, Recorded};
 
 use crate::reports::{insert_event, lock_components, lock_nodes, refresh_desired};
+use crate::store::Tx;
 use crate::{PgError, PgStore};
 
 const NODE_COLS: &str = "name, secret_sha256, components,
@@ -98,8 +99,8 @@ impl Nodes for PgStore {
         rule_of: &dyn Fn(&str) -> NodeRule,
     ) -> Result<Option<Forgotten>, PgError> {
         let now = self.now();
-        self.retrying(|client| {
-            let mut tx = client.transaction()?;
+        self.retrying(|client, stmts| {
+            let mut tx = Tx::new(client.transaction()?, stmts);
             lock_nodes(&mut tx, &[name])?;
             // What it touched, read before its row goes (its feeds go with it).
             let comps: Vec<String> = tx

@@ -18,7 +18,6 @@
 
 use std::collections::BTreeMap;
 
-use postgres::Transaction;
 use postgres::error::SqlState;
 use statusrelay_core::State;
 use statusrelay_core::mapping::TestKey;
@@ -30,6 +29,7 @@ use statusrelay_spool::{
     judge_reporter,
 };
 
+use crate::store::{Stmts, Tx};
 use crate::{PgError, PgStore};
 
 /// How many times a transaction another one deadlocked with is run again.
@@ -46,7 +46,7 @@ impl Reports for PgStore {
         let mut names: Vec<&str> = reports.iter().map(|(r, _, _)| r.node).collect();
         names.sort_unstable();
         names.dedup();
-        self.retrying(|client| record_once(client, now, &names, reports))
+        self.retrying(|client, stmts| record_once(client, stmts, now, &names, reports))
     }
 
     fn report_is_noop(
@@ -55,13 +55,14 @@ impl Reports for PgStore {
         applies: &[Apply],
     ) -> Result<bool, PgError> {
         // One snapshot for every read (REPEATABLE READ): the marks and the tests agree.
-        let mut tx = self
+        let tx = self
             .client
             .build_transaction()
             .isolation_level(postgres::IsolationLevel::RepeatableRead)
             .read_only(true)
             .start()?;
-        let Some((mut marks, _)) = read_marks(&mut tx, report.node, "")? else {
+        let mut tx = Tx::new(tx, &mut self.stmts);
+        let Some((mut marks, _)) = read_marks(&mut tx, report.node, false)? else {
             return Ok(false);
         };
         marks.feeds = read_feeds(&mut tx, report.node)?;
@@ -106,7 +107,7 @@ impl Reports for PgStore {
         // In name order, as every transaction takes the nodes' rows (see `record_once`).
         let mut touches: Vec<&Touch> = touches.iter().collect();
         touches.sort_by(|a, b| a.node.cmp(&b.node));
-        let mut tx = self.client.transaction()?;
+        let mut tx = Tx::new(self.client.transaction()?, &mut self.stmts);
         for t in touches {
             tx.execute(
                 "UPDATE nodes SET last_seen_at = $2, via = $3, period_ms = coalesce($4, period_ms),
@@ -133,8 +134,8 @@ impl Reports for PgStore {
     }
 
     fn marks(&mut self, node: &str) -> Result<Option<Marks>, PgError> {
-        let mut tx = self.client.transaction()?;
-        let Some((marks, _)) = read_marks(&mut tx, node, "")? else {
+        let mut tx = Tx::new(self.client.transaction()?, &mut self.stmts);
+        let Some((marks, _)) = read_marks(&mut tx, node, false)? else {
             return Ok(None);
         };
         let feeds = read_feeds(&mut tx, node)?;
@@ -181,11 +182,12 @@ impl Reports for PgStore {
 /// key. Transactions that take them so never wait on each other in a cycle.
 fn record_once(
     client: &mut postgres::Client,
+    stmts: &mut Stmts,
     now: i64,
     names: &[&str],
     reports: &[ReportIn<'_, '_>],
 ) -> Result<Vec<Reported>, PgError> {
-    let mut tx = client.transaction()?;
+    let mut tx = Tx::new(client.transaction()?, stmts);
     lock_nodes(&mut tx, names)?;
     let mut components: Vec<&str> = Vec::new();
     for (report, _, applies) in reports {
@@ -207,11 +209,11 @@ impl PgStore {
     /// most [`ATTEMPTS`] times, counting each run again.
     pub(crate) fn retrying<T>(
         &mut self,
-        mut f: impl FnMut(&mut postgres::Client) -> Result<T, PgError>,
+        mut f: impl FnMut(&mut postgres::Client, &mut Stmts) -> Result<T, PgError>,
     ) -> Result<T, PgError> {
         let mut attempt = 1;
         loop {
-            match f(&mut self.client) {
+            match f(&mut self.client, &mut self.stmts) {
                 Err(PgError::Db(e)) if attempt < ATTEMPTS && is_contention(&e) => {
                     self.contention_retries += 1;
                     attempt += 1;
@@ -224,7 +226,7 @@ impl PgStore {
 
 /// Lock the nodes' rows, in name order (`names` sorted): the first locks every transaction
 /// of reports and staleness takes.
-pub(crate) fn lock_nodes(tx: &mut Transaction<'_>, names: &[&str]) -> Result<(), PgError> {
+pub(crate) fn lock_nodes(tx: &mut Tx<'_, '_>, names: &[&str]) -> Result<(), PgError> {
     tx.execute(
         "SELECT 1 FROM nodes WHERE name = ANY($1) ORDER BY name FOR UPDATE",
         &[&names],
@@ -235,7 +237,7 @@ pub(crate) fn lock_nodes(tx: &mut Transaction<'_>, names: &[&str]) -> Result<(),
 /// Lock the components named and those the nodes `fed_by` feed, in the lock key's order:
 /// the second locks, after the nodes'.
 pub(crate) fn lock_components(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     components: &[&str],
     fed_by: &[&str],
 ) -> Result<(), PgError> {
@@ -271,18 +273,21 @@ pub(crate) fn word<T: std::str::FromStr>(
 /// The node's marks and reporters (`FOR UPDATE` when `lock` says so); None for a node the
 /// store does not know.
 fn read_marks(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     node: &str,
-    lock: &str,
+    lock: bool,
 ) -> Result<Option<(Marks, Reporters)>, PgError> {
-    let Some(r) = tx.query_opt(
-        &format!(
+    let sql = if lock {
+        concat!(
             "SELECT epoch, last_seq, stale_since, reporter, reporter_peer, rival, rival_peer,
-                    rival_seen_at, conflict_since, last_seen_at FROM nodes WHERE name = $1 {lock}"
-        ),
-        &[&node],
-    )?
-    else {
+                    rival_seen_at, conflict_since, last_seen_at FROM nodes WHERE name = $1",
+            " FOR UPDATE"
+        )
+    } else {
+        "SELECT epoch, last_seq, stale_since, reporter, reporter_peer, rival, rival_peer,
+                    rival_seen_at, conflict_since, last_seen_at FROM nodes WHERE name = $1"
+    };
+    let Some(r) = tx.query_opt(sql, &[&node])? else {
         return Ok(None);
     };
     let reporters = Reporters {
@@ -304,10 +309,7 @@ fn read_marks(
     Ok(Some((marks, reporters)))
 }
 
-fn read_feeds(
-    tx: &mut Transaction<'_>,
-    node: &str,
-) -> Result<BTreeMap<String, (i64, i64)>, PgError> {
+fn read_feeds(tx: &mut Tx<'_, '_>, node: &str) -> Result<BTreeMap<String, (i64, i64)>, PgError> {
     Ok(tx
         .query(
             "SELECT component, epoch, seq FROM feeds WHERE node = $1",
@@ -320,13 +322,13 @@ fn read_feeds(
 
 /// One node report inside the caller's transaction: the spool's `report_tx`, step for step.
 fn report_tx(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     now: i64,
     report: &NodeReport<'_>,
     ev: &NewEvent,
     applies: &[Apply],
 ) -> Result<Reported, PgError> {
-    let Some((mut marks, held)) = read_marks(tx, report.node, "FOR UPDATE")? else {
+    let Some((mut marks, held)) = read_marks(tx, report.node, true)? else {
         return Ok(Reported::UnknownNode);
     };
     if let Some(id) = report.identity {
@@ -451,14 +453,9 @@ fn report_tx(
             computed.push((c, (report.rule_of)(c)));
         }
     }
-    // Taken already (`record_once`): taking one again in the same transaction waits for
-    // nothing. Kept so that no component is ever computed without its lock.
-    for (c, _) in &computed {
-        tx.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-            &[&COMPONENT_LOCK, c],
-        )?;
-    }
+    // Every component computed here was locked by `record_once`: it is in the report's scope
+    // or changes, or the node fed it (the node's row is locked, so what it feeds moves only
+    // with this transaction's own reports, whose scopes are locked too).
     let message = ev.description.as_deref();
     let mut changes = Vec::new();
     for (c, rule) in computed {
@@ -475,7 +472,7 @@ fn report_tx(
 
 /// The node's marks moved by an applied report (the spool's `move_marks`).
 fn move_marks(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     now: i64,
     report: &NodeReport<'_>,
     fresh: &[&str],
@@ -522,7 +519,7 @@ fn move_marks(
 }
 
 pub(crate) fn insert_event(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     ev: &NewEvent,
     now: i64,
     status: EventStatus,
@@ -551,7 +548,7 @@ pub(crate) fn insert_event(
 
 /// One test change under `event_id` (the spool's `apply_test`); rows changed by a newer event
 /// are left alone.
-fn apply_test(tx: &mut Transaction<'_>, a: &Apply, event_id: i64, now: i64) -> Result<(), PgError> {
+fn apply_test(tx: &mut Tx<'_, '_>, a: &Apply, event_id: i64, now: i64) -> Result<(), PgError> {
     let (state, one_shot_families, description) = match &a.change {
         TestChange::Fail(state) => (Some(state.as_str()), None, a.description.as_deref()),
         TestChange::Recover { one_shot_families } => (None, Some(one_shot_families), None),
@@ -609,7 +606,7 @@ fn apply_test(tx: &mut Transaction<'_>, a: &Apply, event_id: i64, now: i64) -> R
 /// Compute a component's state (`desired_state`) from what this transaction sees, under the
 /// component's lock (taken by the caller), and queue a delivery when it changed.
 pub(crate) fn refresh_desired(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_, '_>,
     component: &str,
     rule: NodeRule,
     event_id: i64,
@@ -691,8 +688,8 @@ impl Record for PgStore {
     fn record(&mut self, ev: &NewEvent, applies: &[Apply]) -> Result<Recorded, PgError> {
         let now = self.now();
         let components: Vec<&str> = applies.iter().map(|a| a.component.as_str()).collect();
-        self.retrying(|client| {
-            let mut tx = client.transaction()?;
+        self.retrying(|client, stmts| {
+            let mut tx = Tx::new(client.transaction()?, stmts);
             lock_components(&mut tx, &components, &[])?;
             let status = if applies.is_empty() {
                 EventStatus::Info

@@ -16,6 +16,7 @@ use statusrelay_spool::store::Staleness;
 use statusrelay_spool::{NewEvent, Recorded, Silence, StaleChange};
 
 use crate::reports::{insert_event, lock_components, lock_nodes, refresh_desired};
+use crate::store::Tx;
 use crate::{PgError, PgStore};
 
 impl Staleness for PgStore {
@@ -31,8 +32,8 @@ impl Staleness for PgStore {
         let mut names: Vec<&str> = silences.iter().map(|s| s.node.as_str()).collect();
         names.sort_unstable();
         names.dedup();
-        self.retrying(|client| {
-            let mut tx = client.transaction()?;
+        self.retrying(|client, stmts| {
+            let mut tx = Tx::new(client.transaction()?, stmts);
             lock_nodes(&mut tx, &names)?;
             let mut crossed: Vec<&Silence> = Vec::new();
             for s in silences {

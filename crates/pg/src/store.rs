@@ -32,6 +32,8 @@ pub struct PgStore {
     pub(crate) writer: Option<(String, crate::Term)>,
     /// This instance's name (its heartbeat's row), when it is one of `serve`'s.
     pub(crate) instance: Option<String>,
+    /// The statements this connection prepared (see [`Stmts`]).
+    pub(crate) stmts: Stmts,
 }
 
 impl PgStore {
@@ -43,6 +45,7 @@ impl PgStore {
             contention_retries: 0,
             writer: None,
             instance: None,
+            stmts: Stmts::default(),
         }
     }
 
@@ -167,5 +170,69 @@ impl CredentialReads for PgStore {
             .collect();
         tx.commit()?;
         Ok((version, rows))
+    }
+}
+
+/// The statements a connection has prepared, by their text: each is parsed and planned once
+/// per connection, then only bound and run (one round trip instead of two, no planning).
+#[derive(Default)]
+pub(crate) struct Stmts(HashMap<&'static str, postgres::Statement>);
+
+/// A transaction that runs each statement from the connection's prepared ones.
+pub(crate) struct Tx<'t, 's> {
+    pub(crate) tx: postgres::Transaction<'t>,
+    stmts: &'s mut Stmts,
+}
+
+type Params<'p> = &'p [&'p (dyn postgres::types::ToSql + Sync)];
+
+impl<'t, 's> Tx<'t, 's> {
+    pub(crate) fn new(tx: postgres::Transaction<'t>, stmts: &'s mut Stmts) -> Tx<'t, 's> {
+        Tx { tx, stmts }
+    }
+
+    fn st(&mut self, sql: &'static str) -> Result<postgres::Statement, PgError> {
+        if let Some(s) = self.stmts.0.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.tx.prepare(sql)?;
+        self.stmts.0.insert(sql, s.clone());
+        Ok(s)
+    }
+
+    pub(crate) fn execute(&mut self, sql: &'static str, p: Params<'_>) -> Result<u64, PgError> {
+        let st = self.st(sql)?;
+        Ok(self.tx.execute(&st, p)?)
+    }
+
+    pub(crate) fn query(
+        &mut self,
+        sql: &'static str,
+        p: Params<'_>,
+    ) -> Result<Vec<postgres::Row>, PgError> {
+        let st = self.st(sql)?;
+        Ok(self.tx.query(&st, p)?)
+    }
+
+    pub(crate) fn query_one(
+        &mut self,
+        sql: &'static str,
+        p: Params<'_>,
+    ) -> Result<postgres::Row, PgError> {
+        let st = self.st(sql)?;
+        Ok(self.tx.query_one(&st, p)?)
+    }
+
+    pub(crate) fn query_opt(
+        &mut self,
+        sql: &'static str,
+        p: Params<'_>,
+    ) -> Result<Option<postgres::Row>, PgError> {
+        let st = self.st(sql)?;
+        Ok(self.tx.query_opt(&st, p)?)
+    }
+
+    pub(crate) fn commit(self) -> Result<(), PgError> {
+        Ok(self.tx.commit()?)
     }
 }
