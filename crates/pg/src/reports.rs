@@ -603,6 +603,45 @@ fn apply_test(tx: &mut Tx<'_, '_>, a: &Apply, event_id: i64, now: i64) -> Result
     Ok(())
 }
 
+/// "A test of the component failing with `$state` on a node that is not stale", an index
+/// seek (`tests_failing`), and that state when there is one: one arm of `REFRESH_SQL`.
+macro_rules! live_failing {
+    ($state:literal) => {
+        concat!(
+            "WHEN EXISTS (SELECT 1 FROM tests t WHERE t.component = $1 AND t.state = '",
+            $state,
+            "' AND NOT EXISTS (SELECT 1 FROM nodes n
+                               WHERE n.name = t.host AND n.stale_since IS NOT NULL))
+             THEN '",
+            $state,
+            "' "
+        )
+    };
+}
+
+/// A component's shown state; the worst state of its failing tests on nodes that are not
+/// stale, looked for worst first, each an index seek (a burst of a thousand nodes' reports
+/// visits no more rows than one node's); whether a stale node feeds it; whether a live one
+/// does. A word no state has is read last, so it is an error, never passed over.
+const REFRESH_SQL: &str = concat!(
+    "SELECT (SELECT state FROM desired WHERE component = $1), CASE ",
+    live_failing!("under_maintenance"),
+    live_failing!("major_outage"),
+    live_failing!("partial_outage"),
+    live_failing!("performance_issues"),
+    live_failing!("unknown"),
+    "ELSE (SELECT t.state FROM tests t
+           WHERE t.component = $1 AND t.state IS NOT NULL
+             AND t.state NOT IN ('under_maintenance', 'major_outage', 'partial_outage',
+                                 'performance_issues', 'unknown', 'operational')
+             AND NOT EXISTS (SELECT 1 FROM nodes n
+                             WHERE n.name = t.host AND n.stale_since IS NOT NULL)
+           LIMIT 1)
+     END,
+     EXISTS (SELECT 1 FROM feeds WHERE component = $1 AND stale),
+     EXISTS (SELECT 1 FROM feeds WHERE component = $1 AND NOT stale)"
+);
+
 /// Compute a component's state (`desired_state`) from what this transaction sees, under the
 /// component's lock (taken by the caller), and queue a delivery when it changed.
 pub(crate) fn refresh_desired(
@@ -613,23 +652,15 @@ pub(crate) fn refresh_desired(
     message: Option<&str>,
     now: i64,
 ) -> Result<Option<Change>, PgError> {
-    let r = tx.query_one(
-        "SELECT (SELECT state FROM desired WHERE component = $1),
-           ARRAY(SELECT DISTINCT t.state FROM tests t
-                 WHERE t.component = $1 AND t.state IS NOT NULL
-                   AND NOT EXISTS (SELECT 1 FROM nodes n
-                                   WHERE n.name = t.host AND n.stale_since IS NOT NULL)),
-           EXISTS (SELECT 1 FROM feeds WHERE component = $1 AND stale),
-           EXISTS (SELECT 1 FROM feeds WHERE component = $1 AND NOT stale)",
-        &[&component],
-    )?;
+    let r = tx.query_one(REFRESH_SQL, &[&component])?;
     let prev: Option<String> = r.get(0);
-    let failing: Vec<String> = r.get(1);
+    let failing: Option<String> = r.get(1);
     let mut seen = Seen {
         failing: failing
-            .into_iter()
             .map(|s| word("tests.state", s))
-            .collect::<Result<_, _>>()?,
+            .transpose()?
+            .into_iter()
+            .collect(),
         stale: r.get(2),
         live: r.get(3),
         rows: Vec::new(),
@@ -715,5 +746,29 @@ impl Record for PgStore {
             tx.commit()?;
             Ok(Recorded { event_id, changes })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refresh_looks_for_the_worst_state_first() {
+        let looked: Vec<&str> = REFRESH_SQL
+            .split("THEN '")
+            .skip(1)
+            .map(|s| s.split('\'').next().unwrap())
+            .collect();
+        let mut want: Vec<State> = State::ALL
+            .into_iter()
+            .filter(|s| *s != State::Operational)
+            .collect();
+        want.sort_by_key(|s| std::cmp::Reverse(s.severity()));
+        assert_eq!(
+            looked,
+            want.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            "REFRESH_SQL must try every failing state, worst first"
+        );
     }
 }
