@@ -294,3 +294,86 @@ fn every_instance_restarted_at_once_carries_on_where_it_was() {
     p.report_to(1 - w, &ok("mysql"));
     p.until_page(1, 4);
 }
+
+/// `store migrate`: a single aggregator's SQLite spool copied into PostgreSQL; `serve` on it
+/// carries on where the spool was (its nodes and their marks, the page's state, the open
+/// incident), and a second copy into the same database is refused.
+#[test]
+fn a_single_aggregators_spool_migrates_into_postgresql_and_serve_carries_on() {
+    let Some(pg) = Postgres::for_test("ha-migrate") else {
+        return;
+    };
+    let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
+    let agg = Aggregator::on(cachet_sandbox("ha-migrate", &fake, DBI));
+    let secret = agg.add_node("db1");
+    // A node limited to one component: its list survives the copy (and "any" stays any).
+    assert_code(
+        &agg.sb
+            .run(&["nodes", "add", "db2", "--component", "db cluster"]),
+        0,
+    );
+    let db1 = node("db1", &agg, &secret);
+    let serve = agg.start();
+    assert_code(&monit(&db1, &fail("mysql")), 0);
+    assert_code(&db1.run(&["flush", "--once"]), 0);
+    assert!(
+        wait_until(Duration::from_secs(20), || fake.status_of(2) == Some(4)
+            && fake.incidents().len() == 1),
+        "{}",
+        serve.log()
+    );
+    let (code, _, log) = serve.stop();
+    assert_eq!(code, 0, "{log}");
+    // Without [store], there is nowhere to copy to: said so.
+    let r = agg.sb.run(&["store", "migrate"]);
+    assert_code(&r, 64);
+    assert_contains(&r.stderr, "add a [store] table");
+    agg.append_config(&format!(
+        "[store]\nurl = \"{}\"\ninstance = \"a\"\nlease = \"{LEASE_MS}ms\"\n",
+        pg.url()
+    ));
+    let r = agg.sb.run(&["store", "migrate"]);
+    assert_code(&r, 0);
+    for table in [
+        "nodes: 2",
+        "events: ",
+        "outbox: ",
+        "incidents: 1",
+        "page: 1",
+    ] {
+        assert_contains(&r.stdout, table);
+    }
+    let again = agg.sb.run(&["store", "migrate"]);
+    assert_code(&again, 78);
+    assert_contains(&again.stderr, "empty database only");
+    // serve on PostgreSQL: the node, its marks and the page's state are there.
+    let nodes = agg.sb.run(&["nodes"]);
+    assert_contains(&nodes.stdout, "db1: last seen");
+    assert_contains(&nodes.stdout, "feeds only db cluster");
+    let db1_line = nodes
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("db1:"))
+        .unwrap();
+    assert!(
+        !db1_line.contains("feeds only"),
+        "db1 feeds any: {db1_line}"
+    );
+    let serve = agg.start();
+    serve.wait_log("instance a writes the page now", Duration::from_secs(20));
+    let st = agg.sb.run(&["status"]);
+    assert_contains(&st.stdout, "db cluster: major_outage");
+    assert_contains(&st.stdout, "(shown on the page)");
+    // The node's next report is newer than its copied marks: taken, and the incident the
+    // spool's flusher opened is resolved. One incident for the outage.
+    assert_code(&monit(&db1, &ok("mysql")), 0);
+    assert_code(&db1.run(&["flush", "--once"]), 0);
+    assert!(
+        wait_until(Duration::from_secs(20), || fake.status_of(2) == Some(1)
+            && fake.incidents().iter().all(|i| i.status == 4)),
+        "{:?}\n{}",
+        fake.incidents(),
+        serve.log()
+    );
+    assert_eq!(fake.incidents().len(), 1);
+}

@@ -117,6 +117,27 @@ pub enum Command {
     Nodes(Lazy<NodesArgs>),
     /// The fleet's aggregator: take every node's reports and deliver the page, alone (until SIGTERM)
     Serve(Lazy<ServeArgs>),
+    /// The aggregator's PostgreSQL store ([store]): copy an aggregator's SQLite spool into it
+    Store(Lazy<StoreArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    #[command(subcommand)]
+    pub action: StoreAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreAction {
+    /// Copy this aggregator's SQLite spool into the empty PostgreSQL store of [store] (stop serve first)
+    Migrate(Lazy<StoreMigrateArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct StoreMigrateArgs {
+    /// The spool to copy (default: the config's spool)
+    #[arg(long, value_name = "SPOOL")]
+    pub from: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -368,6 +389,11 @@ impl Command {
             Command::Resync(a) => &a.given,
             Command::Check(a) => &a.given,
             Command::Serve(a) => &a.given,
+            Command::Store(a) => {
+                return match &a.action {
+                    StoreAction::Migrate(x) => x.given.over(&a.given),
+                };
+            }
             Command::Nodes(a) => {
                 return match &a.action {
                     Some(NodesAction::Add(x)) => x.given.over(&a.given),

@@ -134,7 +134,7 @@ fn pg_code(e: &statusrelay_pg::PgError) -> i32 {
     use statusrelay_pg::PgError;
     match e {
         e if e.is_retryable() => EX_TEMPFAIL,
-        PgError::TooNew { .. } | PgError::Config(_) => EX_CONFIG,
+        PgError::TooNew { .. } | PgError::Config(_) | PgError::Import(_) => EX_CONFIG,
         _ => EX_UNAVAILABLE,
     }
 }

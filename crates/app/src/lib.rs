@@ -49,6 +49,7 @@ pub fn run(cli: Cli) -> Result<i32, AppError> {
         Command::Maintenance(a) => (c::maintenance::run(a, path, clock)?, error::EX_OK),
         Command::Resync(a) => (c::resync::run(a, path, clock)?, error::EX_OK),
         Command::Nodes(a) => (c::nodes::run(a, path, clock)?, error::EX_OK),
+        Command::Store(a) => (c::store::run(a, path, clock)?, error::EX_OK),
         Command::Serve(a) => (c::serve::run(a, path, clock)?, error::EX_OK),
     };
     print!("{out}");

@@ -13,6 +13,7 @@
 pub mod connect;
 pub mod deliver;
 pub mod election;
+pub mod import;
 pub mod incidents;
 pub mod lease;
 pub mod nodes;
@@ -54,6 +55,9 @@ pub enum PgError {
         "the PostgreSQL store is at schema {found}, newer than this statusrelay's {known}: upgrade statusrelay on every instance"
     )]
     TooNew { found: i32, known: i32 },
+    /// An aggregator's spool could not be copied into the store (`store migrate`).
+    #[error("store migrate: {0}")]
+    Import(String),
     /// `[store]` cannot be used as written (the connection string, the password file).
     #[error("[store] {0}")]
     Config(String),
@@ -109,6 +113,7 @@ impl PgError {
             | PgError::Deposed { .. }
             | PgError::NotWriter
             | PgError::Config(_)
+            | PgError::Import(_)
             | PgError::Corrupt { .. }
             | PgError::StaleClaim { .. } => false,
         }

@@ -257,7 +257,7 @@ impl Ingest {
     /// deadline.
     fn open_store(&self) -> Result<Store, StoreFailure> {
         if let Some(target) = &self.target {
-            return Ok(Store::Postgres(target.open(self.clock.clone())?));
+            return Ok(Store::Postgres(Box::new(target.open(self.clock.clone())?)));
         }
         let spool = Spool::open(&self.config.spool, self.clock.clone())?;
         Ok(Store::Sqlite(self.bounded(spool)))

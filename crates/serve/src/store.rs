@@ -27,7 +27,7 @@ pub enum Store {
     /// One aggregator's SQLite spool.
     Sqlite(Spool),
     /// A PostgreSQL database shared by several instances.
-    Postgres(PgStore),
+    Postgres(Box<PgStore>),
 }
 
 /// What a store failed with.
@@ -70,7 +70,10 @@ macro_rules! both {
     ($self:ident, $s:ident => $call:expr) => {
         match $self {
             Store::Sqlite($s) => $call.map_err(StoreFailure::from),
-            Store::Postgres($s) => $call.map_err(StoreFailure::from),
+            Store::Postgres($s) => {
+                let $s: &mut PgStore = $s;
+                $call.map_err(StoreFailure::from)
+            }
         }
     };
 }

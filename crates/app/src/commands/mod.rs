@@ -13,6 +13,7 @@ pub mod replay;
 pub mod resync;
 pub mod serve;
 pub mod status;
+pub mod store;
 mod view;
 
 /// A flag SIGTERM and SIGINT set: the long-running commands (`flush`, `serve`) stop on it.
@@ -40,7 +41,9 @@ pub(crate) fn open_store(
     Ok(match &config.store {
         Some(st) => {
             let instance = st.instance.clone().unwrap_or_else(|| config.node_name());
-            Store::Postgres(statusrelay_pg::Target::new(st, &instance)?.open(clock)?)
+            Store::Postgres(Box::new(
+                statusrelay_pg::Target::new(st, &instance)?.open(clock)?,
+            ))
         }
         None => Store::Sqlite(statusrelay_spool::Spool::open(&config.spool, clock)?),
     })

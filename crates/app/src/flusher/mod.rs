@@ -180,7 +180,7 @@ impl Flusher<'_> {
 /// election.
 pub(crate) fn open_store(config: &Config, opts: &FlushOptions) -> Result<Store, AppError> {
     Ok(match &opts.postgres {
-        Some(e) => Store::Postgres(e.target.open(opts.clock.clone())?),
+        Some(e) => Store::Postgres(Box::new(e.target.open(opts.clock.clone())?)),
         None => Store::Sqlite(statusrelay_spool::Spool::open(
             &config.spool,
             opts.clock.clone(),
