@@ -133,6 +133,16 @@ fn say(what: &str, f: &Figures) {
 pub fn ingest(bin: &Path, dir: &Path, load: &super::fleet::Load) {
     let pg = Postgres::start("bench-ha")
         .unwrap_or_else(|why| panic!("--ingest-ha needs a PostgreSQL server: {why}"));
+    // With --pg-statements, the database's time per statement is printed at the end
+    // (pg_stat_statements, from Debian's postgresql package).
+    let statements = std::env::args().any(|a| a == "--pg-statements");
+    if statements {
+        pg.configure("shared_preload_libraries = 'pg_stat_statements'")
+            .unwrap();
+        pg.connect()
+            .batch_execute("CREATE EXTENSION pg_stat_statements")
+            .unwrap();
+    }
     println!(
         "\ningest into two instances on one PostgreSQL, against one on SQLite, same run: {} nodes, {}/min for {} s, a burst of {} events",
         load.nodes, load.per_minute, load.window, load.burst
@@ -187,6 +197,21 @@ pub fn ingest(bin: &Path, dir: &Path, load: &super::fleet::Load) {
     });
     drop(instances);
     say("PostgreSQL, two instances", &postgres);
+    if statements {
+        println!("  the database's time by statement (pg_stat_statements), the ten largest:");
+        let mut c = pg.connect();
+        for r in c
+            .query(
+                "SELECT calls, total_exec_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 100)
+                 FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 10",
+                &[],
+            )
+            .unwrap()
+        {
+            let (calls, ms, q): (i64, f64, String) = (r.get(0), r.get(1), r.get(2));
+            println!("    {ms:>9.0} ms {calls:>8} calls  {q}");
+        }
+    }
     println!(
         "  ratios (PostgreSQL / SQLite): steady ack p99 {:.2}x, burst time {:.2}x, burst CPU with the database {:.2}x",
         postgres.steady_p99.as_secs_f64() / sqlite.steady_p99.as_secs_f64().max(1e-6),

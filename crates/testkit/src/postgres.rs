@@ -194,6 +194,18 @@ impl Postgres {
         )
     }
 
+    /// Add these lines to the server's configuration and restart it.
+    pub fn configure(&self, lines: &str) -> Result<(), String> {
+        let conf = self.data().join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).map_err(|e| e.to_string())?;
+        text.push('\n');
+        text.push_str(lines);
+        text.push('\n');
+        std::fs::write(&conf, text).map_err(|e| e.to_string())?;
+        self.stop()?;
+        self.start_again()
+    }
+
     /// Serve TLS from now on: a private CA and a certificate for 127.0.0.1 and localhost
     /// (made with openssl), the server restarted with `ssl = on`. The CA's PEM file, for the
     /// client to trust.
@@ -215,16 +227,11 @@ impl Postgres {
                 return Err(format!("could not give {} to {user}", dir.display()));
             }
         }
-        let conf = self.data().join("postgresql.conf");
-        let mut text = std::fs::read_to_string(&conf).map_err(|e| e.to_string())?;
-        text.push_str(&format!(
-            "\nssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+        self.configure(&format!(
+            "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'",
             dir.join("pg.crt").display(),
             key.display()
-        ));
-        std::fs::write(&conf, text).map_err(|e| e.to_string())?;
-        self.stop()?;
-        self.start_again()?;
+        ))?;
         Ok(dir.join("pg-ca.crt"))
     }
 
