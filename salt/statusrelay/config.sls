@@ -29,6 +29,19 @@ statusrelay-token:
       - pkg: statusrelay-package
 {%- endif %}
 
+{%- if statusrelay.store_password %}
+statusrelay-store-password:
+  file.managed:
+    - name: /etc/statusrelay/pg-password
+    - contents: {{ statusrelay.store_password | json }}
+    - user: statusrelay
+    - group: statusrelay
+    - mode: '0600'
+    - show_changes: false
+    - require:
+      - pkg: statusrelay-package
+{%- endif %}
+
 # The flusher is never (re)started on a config that does not pass its own check.
 statusrelay-check:
   cmd.run:
@@ -37,5 +50,8 @@ statusrelay-check:
       - file: statusrelay-config
       {%- if statusrelay.token %}
       - file: statusrelay-token
+      {%- endif %}
+      {%- if statusrelay.store_password %}
+      - file: statusrelay-store-password
       {%- endif %}
       - pkg: statusrelay-package

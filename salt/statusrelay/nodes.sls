@@ -33,8 +33,10 @@ statusrelay-node-{{ name }}:
         /usr/bin/statusrelay nodes add {{ name | quote }}
         --secret-file /etc/statusrelay/nodes/{{ name }}.secret
         {%- for c in node.get('components', []) %} --component {{ c | quote }}{%- endfor %}
+    # Also when the config changed: a new store ([store], docs/ha.md) gets every node.
     - onchanges:
       - file: statusrelay-node-{{ name }}-secret
+      - file: statusrelay-config
       - pkg: statusrelay-package
     - require:
       - cmd: statusrelay-check

@@ -35,6 +35,9 @@ statusrelay-service:
       {%- if statusrelay.token %}
       - file: statusrelay-token
       {%- endif %}
+      {%- if statusrelay.store_password %}
+      - file: statusrelay-store-password
+      {%- endif %}
 {%- endif %}
 {%- else %}
 statusrelay-service:

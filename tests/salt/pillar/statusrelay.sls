@@ -11,8 +11,11 @@ statusrelay:
   {%- else %}
   token: token-from-pillar-0123
   {%- endif %}
-  {%- if role == 'aggregator' %}
+  {%- if role in ('aggregator', 'aggregator-pg') %}
   role: aggregator
+  {%- if role == 'aggregator-pg' %}
+  store_password: not-needed-the-test-cluster-trusts-loopback
+  {%- endif %}
   nodes:
     db1:
       secret: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
@@ -21,10 +24,16 @@ statusrelay:
       secret: fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210
   {%- endif %}
   config:
-    {%- if role == 'aggregator' %}
+    {%- if role in ('aggregator', 'aggregator-pg') %}
     serve:
       listen: 127.0.0.1:8731
       stale_after: 3
+    {%- if role == 'aggregator-pg' %}
+    store:
+      url: {{ salt['environ.get']('STATUSRELAY_PG_URL') | json }}
+      password_file: /etc/statusrelay/pg-password
+      instance: agg1
+    {%- endif %}
     {%- elif role == 'collector' %}
     node: db2
     collector:
