@@ -20,10 +20,13 @@ const DBI: &str =
 const LEASE_MS: u64 = 3_000;
 
 fn instance(name: &str, fake: &FakeCachet, pg: &Postgres) -> Aggregator {
+    instance_on(name, fake, &pg.url())
+}
+
+fn instance_on(name: &str, fake: &FakeCachet, url: &str) -> Aggregator {
     let agg = Aggregator::on(cachet_sandbox(&format!("ha-{name}"), fake, DBI));
     agg.append_config(&format!(
-        "[store]\nurl = \"{}\"\ninstance = \"{name}\"\nlease = \"{LEASE_MS}ms\"\n",
-        pg.url()
+        "[store]\nurl = \"{url}\"\ninstance = \"{name}\"\nlease = \"{LEASE_MS}ms\"\n"
     ));
     agg
 }
@@ -376,4 +379,67 @@ fn a_single_aggregators_spool_migrates_into_postgresql_and_serve_carries_on() {
         serve.log()
     );
     assert_eq!(fake.incidents().len(), 1);
+}
+
+/// The database failing over: a streaming standby with synchronous replication, promoted
+/// after the primary stops; the instance, given both hosts (`target_session_attrs =
+/// read-write`), reconnects to the new primary, and what was acknowledged before is there:
+/// the incident opened before the failover is resolved after it, one incident.
+#[test]
+fn the_database_failing_over_to_its_standby_loses_nothing_acknowledged() {
+    let Some(primary) = Postgres::for_test("ha-failover") else {
+        return;
+    };
+    let standby = primary.standby("ha-failover").unwrap();
+    // Every commit waits for the standby to have it: acknowledged is on both.
+    primary
+        .configure("synchronous_standby_names = '*'")
+        .unwrap();
+    let url = format!(
+        "host=127.0.0.1,127.0.0.1 port={},{} user={} dbname={} target_session_attrs=read-write sslmode=disable connect_timeout=2",
+        primary.port,
+        standby.port,
+        statusrelay_testkit::postgres::DB,
+        statusrelay_testkit::postgres::DB
+    );
+    let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
+    let agg = instance_on("a", &fake, &url);
+    let secret = agg.add_node("db1");
+    let db1 = node("db1", &agg, &secret);
+    let serve = agg.start();
+    serve.wait_log("instance a writes the page now", Duration::from_secs(20));
+    assert_code(&monit(&db1, &fail("mysql")), 0);
+    assert_code(&db1.run(&["flush", "--once"]), 0);
+    assert!(
+        wait_until(Duration::from_secs(20), || fake.status_of(2) == Some(4)
+            && fake.incidents().len() == 1),
+        "{}",
+        serve.log()
+    );
+    // The primary is gone; the standby is promoted.
+    primary.stop().unwrap();
+    standby.promote().unwrap();
+    // The node's recovery: refused (503) while the instance has no primary, kept by the
+    // node and sent again until it is taken.
+    assert_code(&monit(&db1, &ok("mysql")), 0);
+    assert!(
+        wait_until(Duration::from_secs(30), || db1
+            .run(&["flush", "--once"])
+            .code
+            == 0),
+        "{}",
+        serve.log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || fake.status_of(2) == Some(1)
+            && fake.incidents().iter().all(|i| i.status == 4)),
+        "{:?}\n{}",
+        fake.incidents(),
+        serve.log()
+    );
+    assert_eq!(
+        fake.incidents().len(),
+        1,
+        "one incident across the failover"
+    );
 }

@@ -194,6 +194,66 @@ impl Postgres {
         )
     }
 
+    /// A streaming standby of this server (`pg_basebackup -R`), started on a port of its own:
+    /// it follows this one until it is promoted ([`Postgres::promote`]).
+    pub fn standby(&self, name: &str) -> Result<Postgres, String> {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!(
+            "statusrelay-pg-{}-{n}-{name}-standby",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let standby = Postgres {
+            dir,
+            port: free_port(),
+            bin: self.bin.clone(),
+            run_as: self.run_as.clone(),
+        };
+        if let Some(user) = &standby.run_as {
+            let ok = Command::new("chown")
+                .args(["-R", user])
+                .arg(&standby.dir)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                return Err(format!(
+                    "could not give {} to {user}",
+                    standby.dir.display()
+                ));
+            }
+        }
+        standby.run(
+            "pg_basebackup",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                DB,
+                "-D",
+                &standby.data().to_string_lossy(),
+                "-R",
+                "-X",
+                "stream",
+                // A fast checkpoint: the default spreads it over minutes.
+                "-c",
+                "fast",
+            ],
+        )?;
+        standby.start_again()?;
+        Ok(standby)
+    }
+
+    /// Make this standby the primary (`pg_ctl promote`); returns once it is.
+    pub fn promote(&self) -> Result<(), String> {
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data().to_string_lossy(), "-w", "promote"],
+        )
+    }
+
     /// Add these lines to the server's configuration and restart it.
     pub fn configure(&self, lines: &str) -> Result<(), String> {
         let conf = self.data().join("postgresql.conf");
