@@ -31,22 +31,27 @@ fn instance_on(name: &str, fake: &FakeCachet, url: &str) -> Aggregator {
     agg
 }
 
-/// Two instances, a and b, on one database, and a node db1 added through a.
+/// Instances (two: a and b; or three with c) on one database, and a node db1 added
+/// through a.
 struct Pair {
     fake: FakeCachet,
     pg: Postgres,
-    aggs: [Aggregator; 2],
-    running: [Option<LiveFlusher>; 2],
+    aggs: Vec<Aggregator>,
+    running: Vec<Option<LiveFlusher>>,
     db1: Sandbox,
 }
 
-const NAMES: [&str; 2] = ["a", "b"];
+const NAMES: [&str; 3] = ["a", "b", "c"];
 
 impl Pair {
     fn start(name: &str) -> Option<Pair> {
+        Pair::of(name, 2)
+    }
+
+    fn of(name: &str, n: usize) -> Option<Pair> {
         let pg = Postgres::for_test(name)?;
         let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
-        let aggs = [instance("a", &fake, &pg), instance("b", &fake, &pg)];
+        let aggs: Vec<Aggregator> = NAMES[..n].iter().map(|i| instance(i, &fake, &pg)).collect();
         // A node's credential, added through one instance, is in the database every one reads.
         let secret = aggs[0].add_node("db1");
         assert_contains(&aggs[1].sb.run(&["nodes"]).stdout, "db1: never seen");
@@ -54,12 +59,13 @@ impl Pair {
         let mut p = Pair {
             fake,
             pg,
-            running: [None, None],
+            running: (0..n).map(|_| None).collect(),
             aggs,
             db1,
         };
-        p.run(0);
-        p.run(1);
+        for i in 0..n {
+            p.run(i);
+        }
         p.until_writer(None);
         Some(p)
     }
@@ -97,12 +103,15 @@ impl Pair {
     }
 
     fn logs(&self) -> String {
-        format!("a:\n{}\n---\nb:\n{}", self.log(0), self.log(1))
+        (0..self.aggs.len())
+            .map(|i| format!("{}:\n{}", NAMES[i], self.log(i)))
+            .collect::<Vec<_>>()
+            .join("\n---\n")
     }
 
     /// The instance that said last that it writes, among those running.
     fn writer(&self) -> Option<usize> {
-        (0..2)
+        (0..self.aggs.len())
             .filter(|i| self.running[*i].is_some())
             .filter_map(|i| {
                 let log = self.log(i);
@@ -219,6 +228,12 @@ fn a_frozen_writer_is_replaced_and_writes_nothing_when_it_wakes() {
     let first = p.until_writer(None);
     p.report_to(first, &fail("mysql"));
     p.until_page(4, 1);
+    // Its delivery finished and said so before it is frozen: a line written after the
+    // page's answer and before the freeze would otherwise come out after the wake.
+    p.running[first]
+        .as_ref()
+        .unwrap()
+        .wait_log("sent db cluster: major_outage", Duration::from_secs(10));
     // SIGSTOP past the lease: the other takes over.
     let frozen = p.running[first].as_ref().unwrap();
     signal(&frozen.child, "STOP");
@@ -442,4 +457,73 @@ fn the_database_failing_over_to_its_standby_loses_nothing_acknowledged() {
         1,
         "one incident across the failover"
     );
+}
+
+/// The writer killed while its incident POST is in flight, the page completing it after:
+/// the next writer finds the intent the first committed, looks the incident up on the page
+/// before creating one, and resolves that one. One incident for the outage.
+#[test]
+fn a_writer_killed_during_its_incident_post_leaves_one_incident() {
+    let Some(mut p) = Pair::start("ha-post") else {
+        return;
+    };
+    let first = p.until_writer(None);
+    // The page holds the POST a second, then carries it out: its answer never reaches the
+    // writer, killed meanwhile.
+    p.fake.push_fault_on(
+        "POST",
+        "/api/v1/incidents",
+        Fault::Slow(Duration::from_secs(1)),
+    );
+    p.report_to(first, &fail("mysql"));
+    assert!(
+        wait_until(Duration::from_secs(20), || p
+            .fake
+            .arrived("POST", "/api/v1/incidents")
+            == 1),
+        "{}",
+        p.logs()
+    );
+    let mut dead = p.running[first].take().unwrap();
+    let _ = dead.child.kill();
+    let _ = dead.child.wait();
+    let second = p.until_writer(Some(first));
+    // The outage still shows, with its one incident; the recovery resolves that incident.
+    assert!(
+        wait_until(Duration::from_secs(20), || p.fake.status_of(2) == Some(4)),
+        "{:?}\n{}",
+        p.fake.puts(),
+        p.logs()
+    );
+    p.report_to(second, &ok("mysql"));
+    p.until_page(1, 4);
+    assert_eq!(
+        p.fake.arrived("POST", "/api/v1/incidents"),
+        1,
+        "the second writer looked the incident up instead of creating another\n{}",
+        p.logs()
+    );
+}
+
+/// Three instances: the writer killed, then the next: the third writes, and the page follows
+/// every report, whichever instance took it.
+#[test]
+fn three_instances_survive_two_writers_killed_one_after_the_other() {
+    let Some(mut p) = Pair::of("ha-three", 3) else {
+        return;
+    };
+    let first = p.until_writer(None);
+    p.report_to((first + 1) % 3, &fail("mysql"));
+    p.until_page(4, 1);
+    let mut dead = p.running[first].take().unwrap();
+    let _ = dead.child.kill();
+    let _ = dead.child.wait();
+    let second = p.until_writer(Some(first));
+    let mut dead = p.running[second].take().unwrap();
+    let _ = dead.child.kill();
+    let _ = dead.child.wait();
+    let third = p.until_writer(Some(second));
+    assert!(third != first && third != second);
+    p.report_to(third, &ok("mysql"));
+    p.until_page(1, 4);
 }
