@@ -24,9 +24,9 @@ use statusrelay_core::mapping::TestKey;
 use statusrelay_core::nodes::NodeRule;
 use statusrelay_spool::store::{Record, ReportIn, Reports};
 use statusrelay_spool::{
-    Apply, Change, EventStatus, FailingTest, Judged, Marks, NewEvent, NodeReport, Recorded,
-    Reported, Reporters, Seen, Snapshot, TestChange, Touch, Verdict, desired_state, judge,
-    judge_reporter,
+    Apply, Change, EventStatus, FailingRow, FailingTest, Judged, Marks, NewEvent, NodeReport,
+    Recorded, Reported, Reporters, Seen, Snapshot, TestChange, Touch, Verdict, desired_state,
+    judge, judge_reporter, names_what_is_recorded,
 };
 
 use crate::store::{Stmts, Tx};
@@ -71,7 +71,7 @@ impl Reports for PgStore {
         }
         let (Snapshot::Components(scope) | Snapshot::Node(scope)) = report.snapshot;
         // Kept rows are not the report's to match (see `NodeReport::keep`).
-        let mut have: Vec<(String, String, String, String)> = tx
+        let have: Vec<FailingRow> = tx
             .query(
                 "SELECT component, service, test, state FROM tests
                  WHERE component = ANY($1) AND host = $2 AND state IS NOT NULL
@@ -82,22 +82,7 @@ impl Reports for PgStore {
             .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
             .collect();
         tx.commit()?;
-        let mut want = Vec::new();
-        for a in applies {
-            let TestChange::Fail(state) = &a.change else {
-                return Ok(false);
-            };
-            want.push((
-                a.component.clone(),
-                a.service.clone(),
-                a.test.to_string(),
-                state.as_str().to_string(),
-            ));
-        }
-        have.sort();
-        want.sort();
-        want.dedup();
-        Ok(have == want)
+        Ok(names_what_is_recorded(have, applies))
     }
 
     fn touch_nodes(&mut self, touches: &[Touch]) -> Result<(), PgError> {

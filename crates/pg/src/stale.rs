@@ -13,7 +13,7 @@
 
 use statusrelay_core::nodes::NodeRule;
 use statusrelay_spool::store::Staleness;
-use statusrelay_spool::{NewEvent, Recorded, Silence, StaleChange};
+use statusrelay_spool::{Recorded, Silence, StaleChange};
 
 use crate::reports::{insert_event, lock_components, lock_nodes, refresh_desired};
 use crate::store::Tx;
@@ -66,19 +66,8 @@ impl Staleness for PgStore {
                     &[node, &now],
                 )?;
                 tx.execute("UPDATE feeds SET stale = true WHERE node = $1", &[node])?;
-                let description = statusrelay_spool::stale_description(s);
-                let ev = NewEvent {
-                    host: Some(node.clone()),
-                    description: Some(description.clone()),
-                    ..NewEvent::new(statusrelay_core::EventSource::Stale {
-                        stale: statusrelay_core::source::StaleNode {
-                            node: node.clone(),
-                            stale: true,
-                            silent_ms: s.silent_ms,
-                            period_ms: s.period_ms,
-                        },
-                    })
-                };
+                let ev = statusrelay_spool::stale_event(s);
+                let description = ev.description.clone().unwrap_or_default();
                 let event_id =
                     insert_event(&mut tx, &ev, now, statusrelay_spool::EventStatus::Info)?;
                 let mut recorded = Recorded {

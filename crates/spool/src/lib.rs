@@ -36,8 +36,8 @@ pub use corrupt::{SpoolCause, retry_corrupt};
 pub use credentials::{Credential, CredentialReader};
 pub use doorbell::Doorbell;
 pub use incidents::{EventContext, Incident, Window};
-pub use liveness::Touch;
-pub use nodes::{Forgotten, Node, Silence, StaleChange, stale_description};
+pub use liveness::{FailingRow, Touch, names_what_is_recorded};
+pub use nodes::{Forgotten, Node, Silence, StaleChange, stale_event};
 pub use relay::{RelayStart, RelayView};
 
 use std::path::{Path, PathBuf};

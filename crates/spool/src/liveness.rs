@@ -20,6 +20,31 @@ use rusqlite::params;
 
 use super::*;
 
+/// A failing test as a store holds it: (component, service, test, state).
+pub type FailingRow = (String, String, String, String);
+
+/// Does a report's list of test changes name exactly the failing tests the store holds for
+/// the node where it speaks (`have`, kept services left out)? A recovery in it is a change,
+/// never a no-op.
+pub fn names_what_is_recorded(mut have: Vec<FailingRow>, applies: &[Apply]) -> bool {
+    let mut want: Vec<FailingRow> = Vec::with_capacity(applies.len());
+    for a in applies {
+        let TestChange::Fail(state) = &a.change else {
+            return false;
+        };
+        want.push((
+            a.component.clone(),
+            a.service.clone(),
+            a.test.to_string(),
+            state.as_str().to_string(),
+        ));
+    }
+    have.sort();
+    want.sort();
+    want.dedup();
+    have == want
+}
+
 /// What an unchanged report leaves: when the node was seen, and how new its word is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Touch {
@@ -53,7 +78,7 @@ impl Spool {
         let scope = match report.snapshot {
             Snapshot::Components(c) | Snapshot::Node(c) => c,
         };
-        let mut have: Vec<(String, String, String, String)> = Vec::new();
+        let mut have: Vec<FailingRow> = Vec::new();
         {
             let mut st = self
                 .conn
@@ -77,22 +102,7 @@ impl Spool {
                 }
             }
         }
-        let mut want: Vec<(String, String, String, String)> = Vec::new();
-        for a in applies {
-            let TestChange::Fail(state) = &a.change else {
-                return Ok(false);
-            };
-            want.push((
-                a.component.clone(),
-                a.service.clone(),
-                a.test.to_string(),
-                state.as_str().to_string(),
-            ));
-        }
-        have.sort();
-        want.sort();
-        want.dedup();
-        Ok(have == want)
+        Ok(names_what_is_recorded(have, applies))
     }
 
     /// Write what unchanged reports left, in one transaction; marks and times only move forward.

@@ -375,23 +375,12 @@ impl Spool {
                 .map_err(e)?;
                 tx.execute("UPDATE feeds SET stale = 1 WHERE node = ?1", [&node])
                     .map_err(e)?;
-                let description = stale_description(&Silence {
+                let ev = stale_event(&Silence {
                     node: node.clone(),
                     silent_ms,
                     period_ms,
                 });
-                let ev = NewEvent {
-                    host: Some(node.clone()),
-                    description: Some(description.clone()),
-                    ..NewEvent::new(statusrelay_core::EventSource::Stale {
-                        stale: statusrelay_core::source::StaleNode {
-                            node: node.clone(),
-                            stale: true,
-                            silent_ms,
-                            period_ms,
-                        },
-                    })
-                };
+                let description = ev.description.clone().unwrap_or_default();
                 let mut recorded =
                     crate::record::record_tx(tx, e, &at, &ev, &[], Default::default())?;
                 let comps = node_components(tx, &node).map_err(e)?;
@@ -408,18 +397,31 @@ impl Spool {
     }
 }
 
-/// What a stale node's event says, in the operator's words.
-pub fn stale_description(s: &Silence) -> String {
+/// A node gone stale, as the event every store records: its description is the operator's
+/// words, used again for the delivery it causes.
+pub fn stale_event(s: &Silence) -> NewEvent {
     let ms = |v: i64| {
         statusrelay_core::duration::format(std::time::Duration::from_millis(v.max(0) as u64))
     };
-    format!(
+    let description = format!(
         "node {} is stale: not heard from for {} ({} periods of {})",
         s.node,
         ms(s.silent_ms),
         s.silent_ms / s.period_ms.max(1),
         ms(s.period_ms)
-    )
+    );
+    NewEvent {
+        host: Some(s.node.clone()),
+        description: Some(description),
+        ..NewEvent::new(statusrelay_core::EventSource::Stale {
+            stale: statusrelay_core::source::StaleNode {
+                node: s.node.clone(),
+                stale: true,
+                silent_ms: s.silent_ms,
+                period_ms: s.period_ms,
+            },
+        })
+    }
 }
 
 /// The components a node touches: those it feeds and those it has test rows in.
