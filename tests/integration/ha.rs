@@ -95,6 +95,13 @@ impl Pair {
         );
     }
 
+    /// kill -9 instance `i`.
+    fn kill(&mut self, i: usize) {
+        let mut dead = self.running[i].take().expect("running");
+        let _ = dead.child.kill();
+        let _ = dead.child.wait();
+    }
+
     fn log(&self, i: usize) -> String {
         self.running[i]
             .as_ref()
@@ -191,9 +198,7 @@ fn two_instances_take_reports_one_writes_and_a_killed_writer_is_replaced_within_
     p.until_page(4, 1);
     // kill -9 the writer; the other writes within the lease and a renewal.
     let killed = Instant::now();
-    let mut dead = p.running[first].take().unwrap();
-    let _ = dead.child.kill();
-    let _ = dead.child.wait();
+    p.kill(first);
     let second = p.until_writer(Some(first));
     let took = killed.elapsed();
     assert!(
@@ -484,9 +489,7 @@ fn a_writer_killed_during_its_incident_post_leaves_one_incident() {
         "{}",
         p.logs()
     );
-    let mut dead = p.running[first].take().unwrap();
-    let _ = dead.child.kill();
-    let _ = dead.child.wait();
+    p.kill(first);
     let second = p.until_writer(Some(first));
     // The outage still shows, with its one incident; the recovery resolves that incident.
     assert!(
@@ -515,13 +518,9 @@ fn three_instances_survive_two_writers_killed_one_after_the_other() {
     let first = p.until_writer(None);
     p.report_to((first + 1) % 3, &fail("mysql"));
     p.until_page(4, 1);
-    let mut dead = p.running[first].take().unwrap();
-    let _ = dead.child.kill();
-    let _ = dead.child.wait();
+    p.kill(first);
     let second = p.until_writer(Some(first));
-    let mut dead = p.running[second].take().unwrap();
-    let _ = dead.child.kill();
-    let _ = dead.child.wait();
+    p.kill(second);
     let third = p.until_writer(Some(second));
     assert!(third != first && third != second);
     p.report_to(third, &ok("mysql"));

@@ -740,20 +740,6 @@ mod tests {
 
     #[test]
     fn the_refresh_looks_for_the_worst_state_first() {
-        let looked: Vec<&str> = REFRESH_SQL
-            .split("THEN '")
-            .skip(1)
-            .map(|s| s.split('\'').next().unwrap())
-            .collect();
-        let mut want: Vec<State> = State::ALL
-            .into_iter()
-            .filter(|s| *s != State::Operational)
-            .collect();
-        want.sort_by_key(|s| std::cmp::Reverse(s.severity()));
-        assert_eq!(
-            looked,
-            want.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
-            "REFRESH_SQL must try every failing state, worst first"
-        );
+        statusrelay_spool::assert_worst_first(REFRESH_SQL);
     }
 }

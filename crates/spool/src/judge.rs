@@ -178,6 +178,27 @@ pub fn desired_state(rule: NodeRule, seen: &Seen) -> State {
     }
 }
 
+/// A store's query that looks for a component's worst failing state tries every failing
+/// state, worst first: the states it names after `THEN '`, in order (for both stores'
+/// tests).
+pub fn assert_worst_first(sql: &str) {
+    let looked: Vec<&str> = sql
+        .split("THEN '")
+        .skip(1)
+        .map(|s| s.split('\'').next().unwrap_or_default())
+        .collect();
+    let mut want: Vec<State> = State::ALL
+        .into_iter()
+        .filter(|s| *s != State::Operational)
+        .collect();
+    want.sort_by_key(|s| std::cmp::Reverse(s.severity()));
+    assert_eq!(
+        looked,
+        want.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        "the refresh must try every failing state, worst first"
+    );
+}
+
 /// What a store holds of who speaks for a node (the reporter columns of its row).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reporters {

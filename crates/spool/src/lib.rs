@@ -492,7 +492,10 @@ mod report;
 mod upkeep;
 
 use deliver::row_item;
-pub use judge::{Judged, Marks, Reporters, Seen, Verdict, desired_state, judge, judge_reporter};
+pub use judge::{
+    Judged, Marks, Reporters, Seen, Verdict, assert_worst_first, desired_state, judge,
+    judge_reporter,
+};
 use open::sqlite_error;
 pub use open::{file_id, move_aside};
 use page::forget_page_state;
