@@ -526,3 +526,45 @@ fn three_instances_survive_two_writers_killed_one_after_the_other() {
     p.report_to(third, &ok("mysql"));
     p.until_page(1, 4);
 }
+
+/// A maintenance window started and stopped by the operator on an instance that does not
+/// write: the page shows it through the writer, and the window's end releases what it held.
+#[test]
+fn a_maintenance_window_on_any_instance_reaches_the_page_through_the_writer() {
+    let Some(p) = Pair::start("ha-maint") else {
+        return;
+    };
+    let w = p.until_writer(None);
+    let follower = &p.aggs[1 - w].sb;
+    let r = follower.run(&[
+        "maintenance",
+        "start",
+        "--component",
+        "db cluster",
+        "--for",
+        "1h",
+        "--reason",
+        "kernel",
+        "--show",
+    ]);
+    assert_code(&r, 0);
+    // Cachet has no maintenance status for a component: the writer sends what the backend
+    // maps it to (performance issues, status 2).
+    assert!(
+        wait_until(Duration::from_secs(20), || p.fake.status_of(2) == Some(2)),
+        "{:?}\n{}",
+        p.fake.puts(),
+        p.logs()
+    );
+    assert_contains(
+        &p.aggs[w].sb.run(&["status"]).stdout,
+        "db cluster: under_maintenance",
+    );
+    assert_contains(&follower.run(&["maintenance", "list"]).stdout, "kernel");
+    // A failure meanwhile is held, not sent; the window's end releases it.
+    p.report_to(w, &fail("mysql"));
+    let r = follower.run(&["maintenance", "stop", "--component", "db cluster"]);
+    assert_code(&r, 0);
+    assert_contains(&r.stdout, "ended maintenance");
+    p.until_page(4, 1);
+}

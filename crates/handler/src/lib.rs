@@ -175,22 +175,9 @@ pub fn plan_manual(
     Ok(Plan { event, applies })
 }
 
-/// Show (`on`) or clear a maintenance window's `under_maintenance` state for a component: a
-/// source of its own ("maintenance"), so it never clears Monit's failures and vice versa.
-pub fn maintenance_apply(
-    config: &Config,
-    spool: &mut Spool,
-    component: &str,
-    on: bool,
-    why: &str,
-) -> Result<(), HandlerError> {
-    let (ev, apply) = maintenance_event(config, component, on, why);
-    spool.record(&ev, &[apply], None)?;
-    Ok(())
-}
-
 /// The event and the test change of a shown maintenance window starting (`on`) or ending,
-/// for whichever store records it.
+/// for whichever store records it: `under_maintenance` from a source of its own
+/// ("maintenance"), so it never clears Monit's failures and vice versa.
 pub fn maintenance_event(
     config: &Config,
     component: &str,

@@ -5,9 +5,9 @@
 //! - An incident row is committed as 'opening' before the request that creates it, and
 //!   becomes 'open' only with the page's id. One unresolved incident per (backend,
 //!   component), by a unique index: two instances can never both open one.
-//! - Every incident write, and expiring windows and releasing what they held, is the
-//!   writer's: fenced by its term (`PgStore::fenced`). Starting and stopping a window is the
-//!   operator's, on any instance.
+//! - Every incident write, and expiring windows, is the writer's: fenced by its term
+//!   (`PgStore::fenced`). Starting and stopping a window, and releasing what it held (making
+//!   held deliveries due now), is the operator's, on any instance.
 //! - A change to an incident that is not in the state it expects is an error naming it,
 //!   never a silent no-op.
 
@@ -246,14 +246,15 @@ impl Holds for PgStore {
     }
 
     fn release_held(&mut self, component: Option<&str>) -> Result<usize, PgError> {
-        self.fenced(|tx, now| {
-            Ok(tx.execute(
-                "UPDATE outbox SET next_attempt_at = $1
-                 WHERE status = 'pending' AND held IS NOT NULL
-                   AND ($2::text IS NULL OR component = $2)",
-                &[&now, &component],
-            )? as usize)
-        })
+        // Not fenced: the operator's `maintenance stop` does it on any instance, and all it
+        // does is make held deliveries due now (the writer claims them, fenced).
+        let now = self.now();
+        Ok(self.client.execute(
+            "UPDATE outbox SET next_attempt_at = $1
+             WHERE status = 'pending' AND held IS NOT NULL
+               AND ($2::text IS NULL OR component = $2)",
+            &[&now, &component],
+        )? as usize)
     }
 
     fn maintenance_list(&mut self, all: bool) -> Result<Vec<Window>, PgError> {

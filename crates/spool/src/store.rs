@@ -179,8 +179,8 @@ pub trait Incidents: Reports {
     fn event_context(&mut self, event_id: i64) -> Result<EventContext, Self::Error>;
 }
 
-/// Local maintenance windows, and the deliveries they hold. Starting and stopping a window is
-/// the operator's (any instance); expiring windows and releasing what they held is the
+/// Local maintenance windows, and the deliveries they hold. Starting and stopping a window,
+/// and releasing what it held, is the operator's (any instance); expiring windows is the
 /// writer's (fenced on PostgreSQL).
 pub trait Holds: Reports {
     fn maintenance_start(

@@ -12,7 +12,8 @@ use statusrelay_core::{Config, duration};
 
 use crate::AppError;
 use crate::cli::MaintenanceAction;
-use crate::handler::maintenance_apply;
+use crate::handler::maintenance_event;
+use statusrelay_spool::store::{Holds, Record};
 
 /// `statusrelay maintenance start|stop|list`.
 pub fn run(
@@ -33,7 +34,8 @@ pub fn command(
     clock: Arc<dyn Clock>,
 ) -> Result<String, AppError> {
     let now = clock.now_ms();
-    let mut spool = statusrelay_spool::Spool::open(&config.spool, clock)?;
+    // The aggregator's store: its spool, or PostgreSQL on any of its instances.
+    let mut spool = super::open_store(config, clock)?;
     match action {
         MaintenanceAction::Start(a) => {
             let (component, d, reason, show) = (&a.component, &a.duration, &a.reason, &a.show);
@@ -57,13 +59,13 @@ pub fn command(
                 *show,
             )?;
             if *show {
-                maintenance_apply(
+                let (ev, apply) = maintenance_event(
                     config,
-                    &mut spool,
                     &comp.name,
                     true,
                     reason.as_deref().unwrap_or("maintenance"),
-                )?;
+                );
+                spool.record(&ev, &[apply])?;
             }
             Ok(format!(
                 "maintenance {} of {} until {}{}: updates are held{}\n",
@@ -93,13 +95,9 @@ pub fn command(
             let mut out = String::new();
             for w in &ended {
                 if w.show {
-                    maintenance_apply(
-                        config,
-                        &mut spool,
-                        &w.component,
-                        false,
-                        "maintenance stopped",
-                    )?;
+                    let (ev, apply) =
+                        maintenance_event(config, &w.component, false, "maintenance stopped");
+                    spool.record(&ev, &[apply])?;
                 }
                 let n = spool.release_held(Some(&w.component))?;
                 out.push_str(&format!(
