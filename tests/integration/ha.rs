@@ -568,3 +568,43 @@ fn a_maintenance_window_on_any_instance_reaches_the_page_through_the_writer() {
     assert_contains(&r.stdout, "ended maintenance");
     p.until_page(4, 1);
 }
+
+/// An operator's `event` on an instance that does not write: recorded in the database, on
+/// the page through the writer; one naming no component is refused (64) and kept there as
+/// rejected, nothing lost.
+#[test]
+fn an_operators_event_on_any_instance_reaches_the_page_and_a_bad_one_is_kept() {
+    let Some(p) = Pair::start("ha-event") else {
+        return;
+    };
+    let w = p.until_writer(None);
+    let follower = &p.aggs[1 - w].sb;
+    let r = follower.run(&[
+        "event",
+        "--component",
+        "db cluster",
+        "--status",
+        "partial_outage",
+        "--message",
+        "replica lag",
+    ]);
+    assert_code(&r, 0);
+    assert_contains(&r.stdout, "db cluster: none -> partial_outage");
+    assert!(
+        wait_until(Duration::from_secs(20), || p.fake.status_of(2) == Some(3)),
+        "{:?}\n{}",
+        p.fake.puts(),
+        p.logs()
+    );
+    let r = follower.run(&["event", "--component", "nope", "--status", "major_outage"]);
+    assert_code(&r, 64);
+    let kept: i64 =
+        p.pg.connect()
+            .query_one(
+                "SELECT count(*) FROM events WHERE status = 'rejected' AND error IS NOT NULL",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+    assert_eq!(kept, 1, "the refused event is kept for replay --rejected");
+}

@@ -226,24 +226,30 @@ pub fn maintenance_event(
     (ev, apply)
 }
 
+/// What a recording did, in one line: the event's id and each state change it queued.
+pub fn said(r: &statusrelay_spool::Recorded) -> String {
+    let mut out = format!("recorded event e{}", r.event_id);
+    for c in &r.changes {
+        out.push_str(&format!(
+            "; {}: {} -> {} (delivery {})",
+            c.component,
+            c.from.map(|s| s.as_str()).unwrap_or("none"),
+            c.to,
+            c.outbox_id
+        ));
+    }
+    if r.changes.is_empty() {
+        out.push_str("; no state change");
+    }
+    out
+}
+
 /// Record a plan (or its rejection) and report the outcome.
 fn record(spool: &mut Spool, planned: Planned) -> Result<String, HandlerError> {
     match planned {
         Ok(p) => {
             let r = spool.record(&p.event, &p.applies, None)?;
-            let mut out = format!("recorded event e{}", r.event_id);
-            for c in &r.changes {
-                out.push_str(&format!(
-                    "; {}: {} -> {} (delivery {})",
-                    c.component,
-                    c.from.map(|s| s.as_str()).unwrap_or("none"),
-                    c.to,
-                    c.outbox_id
-                ));
-            }
-            if r.changes.is_empty() {
-                out.push_str("; no state change");
-            }
+            let out = said(&r);
             debug!("{out}");
             Ok(out)
         }

@@ -732,6 +732,15 @@ impl Record for PgStore {
             Ok(Recorded { event_id, changes })
         })
     }
+
+    fn record_rejected(&mut self, ev: &NewEvent, error: &str) -> Result<i64, PgError> {
+        let now = self.now();
+        let mut tx = Tx::new(self.client.transaction()?, &mut self.stmts);
+        let id = insert_event(&mut tx, ev, now, EventStatus::Rejected)?;
+        tx.execute("UPDATE events SET error = $2 WHERE id = $1", &[&id, &error])?;
+        tx.commit()?;
+        Ok(id)
+    }
 }
 
 #[cfg(test)]

@@ -782,6 +782,16 @@ fn incidents<S: Store>(s: &mut S, clock: &TestClock) -> Trace {
     note("window over", format!("{over:?}"));
     let nothing = s.record(&ev, &[]).unwrap();
     note("an event that changes nothing", format!("{nothing:?}"));
+    let rejected = s
+        .record_rejected(
+            &event("ghost", "no component takes it"),
+            "unknown component",
+        )
+        .unwrap();
+    note(
+        "a rejected event, kept with why",
+        format!("{rejected} {:?}", s.event_context(rejected).unwrap()),
+    );
     note("desired", format!("{:?}", s.desired().unwrap()));
     trace
 }

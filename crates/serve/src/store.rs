@@ -185,6 +185,9 @@ impl Record for Store {
     fn record(&mut self, ev: &NewEvent, applies: &[Apply]) -> Result<Recorded, StoreFailure> {
         both!(self, s => Record::record(s, ev, applies))
     }
+    fn record_rejected(&mut self, ev: &NewEvent, error: &str) -> Result<i64, StoreFailure> {
+        both!(self, s => Record::record_rejected(s, ev, error))
+    }
 }
 
 impl Reports for Store {

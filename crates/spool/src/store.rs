@@ -27,11 +27,18 @@ pub type ReportIn<'a, 'r> = (&'a NodeReport<'r>, &'a NewEvent, &'a [Apply]);
 /// transaction.
 pub trait Record: Reports {
     fn record(&mut self, ev: &NewEvent, applies: &[Apply]) -> Result<Recorded, Self::Error>;
+
+    /// Keep an event that could not be mapped, with why: it waits for `replay --rejected`.
+    fn record_rejected(&mut self, ev: &NewEvent, error: &str) -> Result<i64, Self::Error>;
 }
 
 impl Record for Spool {
     fn record(&mut self, ev: &NewEvent, applies: &[Apply]) -> Result<Recorded, SpoolError> {
         Spool::record(self, ev, applies, None)
+    }
+
+    fn record_rejected(&mut self, ev: &NewEvent, error: &str) -> Result<i64, SpoolError> {
+        Spool::record_rejected(self, ev, error)
     }
 }
 

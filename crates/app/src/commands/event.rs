@@ -17,6 +17,9 @@ pub fn run(
     clock: Arc<dyn Clock>,
 ) -> Result<String, AppError> {
     let config = Config::load(config)?;
+    if config.store.is_some() {
+        return on_store(a, &config, clock);
+    }
     let bytes = [Some(&a.component), a.message.as_ref(), Some(&a.source)]
         .into_iter()
         .flatten()
@@ -32,4 +35,28 @@ pub fn run(
             clock,
         )?)
     })? + "\n")
+}
+
+/// The event on an aggregator's PostgreSQL store (any instance): planned as the handler plans
+/// it, recorded there, or kept there as rejected for `replay --rejected`.
+fn on_store(a: &EventArgs, config: &Config, clock: Arc<dyn Clock>) -> Result<String, AppError> {
+    use statusrelay_spool::store::Record;
+    let mut store = super::open_store(config, clock)?;
+    let planned = handler::plan_manual(
+        config,
+        &a.component,
+        a.status,
+        a.message.as_deref(),
+        &a.source,
+    );
+    match planned {
+        Ok(p) => Ok(handler::said(&store.record(&p.event, &p.applies)?) + "\n"),
+        Err(r) => {
+            let event_id = store.record_rejected(&r.event, &r.reason.to_string())?;
+            Err(AppError::Handler(handler::HandlerError::Rejected {
+                event_id,
+                reason: r.reason,
+            }))
+        }
+    }
 }
