@@ -607,4 +607,8 @@ fn an_operators_event_on_any_instance_reaches_the_page_and_a_bad_one_is_kept() {
             .unwrap()
             .get(0);
     assert_eq!(kept, 1, "the refused event is kept for replay --rejected");
+    // `queue`, on any instance, lists it.
+    let q = follower.run(&["queue", "--json"]);
+    assert_code(&q, 0);
+    assert_contains(&q.stdout, "\"rejected_events\":[{");
 }

@@ -14,8 +14,8 @@
 
 use postgres::Transaction;
 use statusrelay_core::State;
-use statusrelay_spool::store::{Deliveries, PageState};
-use statusrelay_spool::{Claimed, DeliveryStatus, Item, Outcome};
+use statusrelay_spool::store::{Deliveries, PageState, Queue};
+use statusrelay_spool::{Claimed, DeliveryStatus, Item, Outcome, RejectedEvent};
 
 use crate::reports::word;
 use crate::{PgError, PgStore, Term, lease};
@@ -93,6 +93,43 @@ fn note_error(tx: &mut Transaction<'_>, error: &str, now: i64) -> Result<(), PgE
         &[&error, &now],
     )?;
     Ok(())
+}
+
+impl Queue for PgStore {
+    fn open_items(&mut self) -> Result<Vec<Item>, PgError> {
+        self.client
+            .query(
+                &format!(
+                    "SELECT {ITEM_COLS} FROM outbox
+                     WHERE status = 'pending' OR status = 'sending' OR status = 'dead' ORDER BY id"
+                ),
+                &[],
+            )?
+            .iter()
+            .map(row_item)
+            .collect()
+    }
+
+    fn rejected_events(&mut self) -> Result<Vec<RejectedEvent>, PgError> {
+        Ok(self
+            .client
+            .query(
+                "SELECT id, received_at, origin, service, event, raw, error FROM events
+                 WHERE status = 'rejected' ORDER BY id",
+                &[],
+            )?
+            .into_iter()
+            .map(|r| RejectedEvent {
+                id: r.get(0),
+                received_at: r.get(1),
+                origin: r.get(2),
+                service: r.get(3),
+                event: r.get(4),
+                raw: r.get(5),
+                error: r.get(6),
+            })
+            .collect())
+    }
 }
 
 impl Deliveries for PgStore {

@@ -15,7 +15,7 @@ use statusrelay_core::store::{Credential, CredentialReads, NodeCredentials, any_
 use statusrelay_core::time::Clock;
 use statusrelay_pg::{PgStore, migrate};
 use statusrelay_spool::store::{
-    Deliveries, Holds, Incidents, Nodes, PageState, Record, Reports, Staleness,
+    Deliveries, Holds, Incidents, Nodes, PageState, Queue, Record, Reports, Staleness,
 };
 use statusrelay_spool::{
     Apply, Identity, IncidentStatus, NewEvent, NodeReport, Outcome, Snapshot, TestChange, Touch,
@@ -641,6 +641,11 @@ fn deliveries<S: Store>(s: &mut S, clock: &TestClock) -> Trace {
         format!("{:?}", s.page_state(backend, &component).unwrap()),
     );
     note("nothing due", format!("{:?}", s.next_due_at().unwrap()));
+    note("queue: open", format!("{:?}", s.open_items().unwrap()));
+    note(
+        "queue: rejected",
+        format!("{:?}", s.rejected_events().unwrap()),
+    );
     trace
 }
 
@@ -974,11 +979,19 @@ fn on_both<C: Check>(name: &str, pinned: &str) {
 
 /// Every part of the seam a store implements.
 trait Store:
-    NodeCredentials + Staleness + Deliveries + PageState + Incidents + Holds + Nodes + Record
+    NodeCredentials + Staleness + Deliveries + PageState + Incidents + Holds + Nodes + Record + Queue
 {
 }
 impl<S> Store for S where
-    S: NodeCredentials + Staleness + Deliveries + PageState + Incidents + Holds + Nodes + Record
+    S: NodeCredentials
+        + Staleness
+        + Deliveries
+        + PageState
+        + Incidents
+        + Holds
+        + Nodes
+        + Record
+        + Queue
 {
 }
 

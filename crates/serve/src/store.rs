@@ -14,12 +14,12 @@ use statusrelay_core::nodes::NodeRule;
 use statusrelay_core::store::{Credential, CredentialReads, NodeCredentials};
 use statusrelay_pg::{PgError, PgStore};
 use statusrelay_spool::store::{
-    Deliveries, Holds, Incidents, Nodes, PageState, Record, ReportIn, Reports, Staleness,
+    Deliveries, Holds, Incidents, Nodes, PageState, Queue, Record, ReportIn, Reports, Staleness,
 };
 use statusrelay_spool::{
     Apply, Claimed, EventContext, FailingTest, Forgotten, Incident, IncidentStatus, Item, Marks,
-    NewEvent, Node, NodeReport, Outcome, Recorded, Reported, Silence, Spool, SpoolError,
-    StaleChange, Stats, Touch, Window,
+    NewEvent, Node, NodeReport, Outcome, Recorded, RejectedEvent, Reported, Silence, Spool,
+    SpoolError, StaleChange, Stats, Touch, Window,
 };
 
 /// The aggregator's store.
@@ -263,6 +263,15 @@ impl Nodes for Store {
     }
     fn unrouted(&mut self, name: &str) -> Result<Vec<(String, String, i64)>, StoreFailure> {
         both!(self, s => Nodes::unrouted(s, name))
+    }
+}
+
+impl Queue for Store {
+    fn open_items(&mut self) -> Result<Vec<Item>, StoreFailure> {
+        both!(self, s => Queue::open_items(s))
+    }
+    fn rejected_events(&mut self) -> Result<Vec<RejectedEvent>, StoreFailure> {
+        both!(self, s => Queue::rejected_events(s))
     }
 }
 

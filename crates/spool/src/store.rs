@@ -15,8 +15,8 @@ use statusrelay_core::nodes::NodeRule;
 
 use crate::{
     Apply, Claimed, EventContext, FailingTest, Forgotten, Incident, IncidentStatus, Item, Marks,
-    NewEvent, Node, NodeReport, Outcome, Recorded, Reported, Silence, Spool, SpoolError,
-    StaleChange, Touch, Window,
+    NewEvent, Node, NodeReport, Outcome, Recorded, RejectedEvent, Reported, Silence, Spool,
+    SpoolError, StaleChange, Touch, Window,
 };
 
 /// One report as it is recorded: the node's report, its event, its test changes.
@@ -95,6 +95,22 @@ impl Staleness for Spool {
         rule_of: &dyn Fn(&str) -> NodeRule,
     ) -> Result<Vec<StaleChange>, SpoolError> {
         Spool::apply_silence(self, silences, rule_of)
+    }
+}
+
+/// What `queue` lists: deliveries pending, in flight or dead, and events waiting for
+/// `replay --rejected`, oldest first.
+pub trait Queue: Reports {
+    fn open_items(&mut self) -> Result<Vec<Item>, Self::Error>;
+    fn rejected_events(&mut self) -> Result<Vec<RejectedEvent>, Self::Error>;
+}
+
+impl Queue for Spool {
+    fn open_items(&mut self) -> Result<Vec<Item>, SpoolError> {
+        Spool::open_items(self)
+    }
+    fn rejected_events(&mut self) -> Result<Vec<RejectedEvent>, SpoolError> {
+        Spool::rejected_events(self)
     }
 }
 

@@ -11,6 +11,8 @@ use statusrelay_spool::DeliveryStatus;
 
 use super::view::{item_json, open_existing, rel};
 use crate::AppError;
+use statusrelay_serve::store::Store;
+use statusrelay_spool::store::Queue;
 
 /// `statusrelay queue [--json]`.
 pub fn run(
@@ -25,7 +27,11 @@ pub fn run(
 /// `statusrelay queue`.
 pub fn queue(config: &Config, json_out: bool, clock: Arc<dyn Clock>) -> Result<String, AppError> {
     let now = clock.now_ms();
-    let Some(spool) = open_existing(config, clock)? else {
+    let opened = match &config.store {
+        Some(_) => Some(super::open_store(config, clock)?),
+        None => open_existing(config, clock)?.map(Store::Sqlite),
+    };
+    let Some(mut spool) = opened else {
         return Ok(if json_out {
             json!({"deliveries": [], "rejected_events": []}).to_string()
         } else {
