@@ -612,3 +612,22 @@ fn an_operators_event_on_any_instance_reaches_the_page_and_a_bad_one_is_kept() {
     assert_code(&q, 0);
     assert_contains(&q.stdout, "\"rejected_events\":[{");
 }
+
+/// The single aggregator's hostile-input test, on the PostgreSQL store.
+#[test]
+fn hostile_requests_on_the_postgresql_store_get_a_clear_4xx_and_change_nothing() {
+    let Some(pg) = Postgres::for_test("ha-hostile") else {
+        return;
+    };
+    crate::fleet::hostile_on("ha-hostile", Some(&pg.url()));
+}
+
+/// The single aggregator's staleness test, on the PostgreSQL store, where silence is judged
+/// by the database.
+#[test]
+fn a_silent_node_on_the_postgresql_store_goes_stale_and_resumes() {
+    let Some(pg) = Postgres::for_test("ha-stale") else {
+        return;
+    };
+    crate::fleet::stale_on("ha-stale", Some(&pg.url()));
+}
