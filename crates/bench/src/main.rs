@@ -116,6 +116,7 @@ mod limit;
 mod load;
 mod prune;
 mod takeover;
+mod takeover_serve;
 
 /// One handler run, which creates the spool and its schema.
 fn warm(bin: &Path, config: &Path) {
@@ -209,6 +210,18 @@ fn main() {
     )
     .unwrap();
     let spool = dir.join("spool.db");
+    if let Some(n) = get("--takeover-serve") {
+        let bin = bin.canonicalize().unwrap();
+        let ms: u64 = get("--lease-ms").map_or(3_000, |v| v.parse().expect("--lease-ms MS"));
+        takeover_serve::run(
+            &bin,
+            &dir,
+            n.parse().expect("--takeover-serve N"),
+            Duration::from_millis(ms),
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     if get("--ingest").is_some() || get("--e2e").is_some() || get("--ingest-ha").is_some() {
         // The fleet's processes run in the bench's directory.
         let bin = bin.canonicalize().unwrap();
