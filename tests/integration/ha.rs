@@ -631,3 +631,19 @@ fn a_silent_node_on_the_postgresql_store_goes_stale_and_resumes() {
     };
     crate::fleet::stale_on("ha-stale", Some(&pg.url()));
 }
+
+/// `serve` as the very first user of an empty database: the election's connection brings
+/// the schema up itself, so the instance never says the database cannot be asked.
+#[test]
+fn the_first_instance_on_an_empty_database_is_elected_without_a_false_alarm() {
+    let Some(pg) = Postgres::for_test("ha-fresh") else {
+        return;
+    };
+    let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
+    let agg = instance("a", &fake, &pg);
+    let serve = agg.start();
+    serve.wait_log("instance a writes the page now", Duration::from_secs(20));
+    let (code, _, log) = serve.stop();
+    assert_eq!(code, 0, "{log}");
+    assert!(!log.contains("cannot ask the database"), "{log}");
+}

@@ -48,6 +48,16 @@ impl Instance {
             .count()
     }
 
+    /// Does it write now: its last word on the election is that it writes?
+    fn is_writer(&self) -> bool {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        match (log.rfind(&self.writes()), log.rfind(&self.follows())) {
+            (Some(w), Some(f)) => w > f,
+            (Some(_), None) => true,
+            _ => false,
+        }
+    }
+
     fn writes(&self) -> String {
         format!("instance {} writes the page now", self.name)
     }
@@ -139,13 +149,11 @@ pub fn run(bin: &Path, dir: &Path, runs: usize, lease: Duration) {
     for (sig, what) in [("KILL", "kill -9"), ("STOP", "SIGSTOP past the lease")] {
         let mut took = Vec::with_capacity(runs);
         for _ in 0..runs {
-            // The writer: the instance whose log says so more recently than it says it follows.
+            // The writer: the instance whose last word on the election is that it writes.
+            // (Counting its lines was wrong: a restarted instance's log holds an old run's.)
             let w = (0..2)
-                .max_by_key(|&k| {
-                    let i = &instances[k];
-                    (i.said(&i.writes()) as isize) - (i.said(&i.follows()) as isize)
-                })
-                .unwrap();
+                .find(|&k| instances[k].is_writer())
+                .expect("an instance writes");
             let o = 1 - w;
             let before = instances[o].said(&instances[o].writes());
             instances[w].signal(sig);

@@ -87,7 +87,10 @@ impl Election {
             let asked = Instant::now();
             let r = match client.as_mut() {
                 Some(c) => self.ask(c, &last),
+                // The schema first, as every connection of an instance has it: the election
+                // may start before the store is opened.
                 None => self.target.connect().and_then(|mut c| {
+                    crate::migrate(&mut c)?;
                     let r = self.ask(&mut c, &last);
                     client = Some(c);
                     r
