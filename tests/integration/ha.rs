@@ -641,9 +641,21 @@ fn the_first_instance_on_an_empty_database_is_elected_without_a_false_alarm() {
     };
     let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
     let agg = instance("a", &fake, &pg);
+    // `check` says where the store is; `check --online` asks it, changing nothing.
+    let c = agg.sb.run(&["check", "--online"]);
+    assert_code(&c, 0);
+    assert_contains(&c.stdout, "store:   PostgreSQL 127.0.0.1 db statusrelay");
+    assert_contains(&c.stdout, "[ok] the store is reachable and empty");
     let serve = agg.start();
     serve.wait_log("instance a writes the page now", Duration::from_secs(20));
+    let c = agg.sb.run(&["check", "--online"]);
+    assert_contains(&c.stdout, "instance a writes the page (term 1)");
     let (code, _, log) = serve.stop();
     assert_eq!(code, 0, "{log}");
     assert!(!log.contains("cannot ask the database"), "{log}");
+    // A store that cannot be reached fails the online check (69), saying why.
+    pg.stop().unwrap();
+    let c = agg.sb.run(&["check", "--online"]);
+    assert_code(&c, 69);
+    assert_contains(&c.stdout, "[FAIL] the store: PostgreSQL:");
 }

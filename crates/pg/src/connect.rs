@@ -132,6 +132,53 @@ impl Target {
         Ok(client)
     }
 
+    /// Where it points, in words (never the password): hosts, database, user, instance.
+    pub fn describe(&self) -> String {
+        let hosts: Vec<String> = self
+            .config
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                postgres::config::Host::Tcp(name) => name.clone(),
+                postgres::config::Host::Unix(path) => path.display().to_string(),
+            })
+            .collect();
+        format!(
+            "PostgreSQL {} db {} as {}, instance {}, lease {}, {}",
+            hosts.join(","),
+            self.config.get_dbname().unwrap_or("(default)"),
+            self.config.get_user().unwrap_or("(default)"),
+            self.lease.instance,
+            statusrelay_core::duration::format(self.lease.duration),
+            if self.tls.is_some() {
+                "TLS verified"
+            } else {
+                "no TLS"
+            }
+        )
+    }
+
+    /// Ask the database, changing nothing: its schema version (None: never migrated) and
+    /// who writes (`check --online`).
+    pub fn probe(&self) -> Result<(Option<i32>, Option<crate::WriterRow>), PgError> {
+        let mut c = self.connect()?;
+        let has_schema: bool = c
+            .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])?
+            .get(0);
+        if !has_schema {
+            return Ok((None, None));
+        }
+        let schema: i32 = c
+            .query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])?
+            .get(0);
+        let writer = if schema >= 1 {
+            crate::lease::writer(&mut c)?
+        } else {
+            None
+        };
+        Ok((Some(schema), writer))
+    }
+
     /// The store on a new connection, its schema brought up to date first.
     pub fn open(&self, clock: Arc<dyn Clock>) -> Result<PgStore, PgError> {
         let mut client = self.connect()?;

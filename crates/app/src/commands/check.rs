@@ -57,6 +57,17 @@ pub fn check(config: &Config, online: bool, clock: Arc<dyn Clock>) -> Result<Str
             sv.listen, sv.stale_after, sv.node_rate, sv.node_burst
         );
     }
+    // The store is resolved as `serve` will (password file, CA file, connection string);
+    // nothing goes on the network here.
+    let store = match &config.store {
+        Some(st) => {
+            let instance = st.instance.clone().unwrap_or_else(|| config.node_name());
+            let t = statusrelay_pg::Target::new(st, &instance)?;
+            let _ = writeln!(out, "  store:   {}", t.describe());
+            Some(t)
+        }
+        None => None,
+    };
     if config.components.is_empty() {
         let _ = writeln!(
             out,
@@ -90,7 +101,10 @@ pub fn check(config: &Config, online: bool, clock: Arc<dyn Clock>) -> Result<Str
                 container: c.container.clone(),
             })
             .collect();
-        let lines = backend.check(&comps);
+        let mut lines = backend.check(&comps);
+        if let Some(t) = &store {
+            lines.push(probe_store(t));
+        }
         let failed = lines.iter().filter(|l| !l.ok).count();
         for l in &lines {
             let _ = writeln!(out, "  [{}] {}", if l.ok { "ok" } else { "FAIL" }, l.what);
@@ -101,6 +115,38 @@ pub fn check(config: &Config, online: bool, clock: Arc<dyn Clock>) -> Result<Str
         }
     }
     Ok(out)
+}
+
+/// The PostgreSQL store asked, changing nothing: reachable, its schema against this
+/// statusrelay's, and who writes.
+fn probe_store(t: &statusrelay_pg::Target) -> statusrelay_backend::CheckLine {
+    let known = statusrelay_pg::SCHEMA;
+    let (ok, what) = match t.probe() {
+        Err(e) => (false, format!("the store: {e}")),
+        Ok((None, _)) => (
+            true,
+            format!(
+                "the store is reachable and empty: the first instance to start makes its schema ({known})"
+            ),
+        ),
+        Ok((Some(found), _)) if found > known => (
+            false,
+            format!(
+                "the store is at schema {found}, newer than this statusrelay's {known}: upgrade statusrelay"
+            ),
+        ),
+        Ok((Some(found), writer)) => (
+            true,
+            format!(
+                "the store is reachable, schema {found} (this statusrelay's: {known}); {}",
+                match writer.filter(|w| w.expires_in_s > 0.0) {
+                    Some(w) => format!("instance {} writes the page (term {})", w.holder, w.term),
+                    None => "no instance writes the page now".into(),
+                }
+            ),
+        ),
+    };
+    statusrelay_backend::CheckLine { ok, what }
 }
 
 /// Where the flusher delivers, as the config says: the page's kind, URL, token source,
