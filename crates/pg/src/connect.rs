@@ -83,6 +83,16 @@ impl std::fmt::Debug for Target {
 }
 
 impl Target {
+    /// The config's PostgreSQL store, resolved for this instance (named by `[store] instance`,
+    /// else `node`, else the hostname); None without `[store]`: the SQLite spool.
+    pub fn of(config: &statusrelay_core::Config) -> Result<Option<Target>, PgError> {
+        let Some(st) = &config.store else {
+            return Ok(None);
+        };
+        let instance = st.instance.clone().unwrap_or_else(|| config.node_name());
+        Target::new(st, &instance).map(Some)
+    }
+
     /// Resolve `[store]` for `instance`: the string parsed, the password read.
     pub fn new(st: &StoreConfig, instance: &str) -> Result<Target, PgError> {
         let mut config: postgres::Config = st.url.trim().parse().map_err(|e| {

@@ -55,13 +55,8 @@ impl PgStore {
         self
     }
 
-    /// Now, on the instance's clock.
-    pub(crate) fn now(&self) -> i64 {
-        self.clock.now_ms()
-    }
-
     /// Now, on the instance's clock, as the store writes it.
-    pub fn now_ms(&self) -> i64 {
+    pub fn now(&self) -> i64 {
         self.clock.now_ms()
     }
 

@@ -114,7 +114,7 @@ impl Store {
     pub fn now(&self) -> i64 {
         match self {
             Store::Sqlite(s) => s.now(),
-            Store::Postgres(p) => p.now_ms(),
+            Store::Postgres(p) => p.now(),
         }
     }
 

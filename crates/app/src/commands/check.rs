@@ -59,15 +59,10 @@ pub fn check(config: &Config, online: bool, clock: Arc<dyn Clock>) -> Result<Str
     }
     // The store is resolved as `serve` will (password file, CA file, connection string);
     // nothing goes on the network here.
-    let store = match &config.store {
-        Some(st) => {
-            let instance = st.instance.clone().unwrap_or_else(|| config.node_name());
-            let t = statusrelay_pg::Target::new(st, &instance)?;
-            let _ = writeln!(out, "  store:   {}", t.describe());
-            Some(t)
-        }
-        None => None,
-    };
+    let store = statusrelay_pg::Target::of(config)?;
+    if let Some(t) = &store {
+        let _ = writeln!(out, "  store:   {}", t.describe());
+    }
     if config.components.is_empty() {
         let _ = writeln!(
             out,

@@ -38,13 +38,8 @@ pub(crate) fn open_store(
     clock: std::sync::Arc<dyn statusrelay_core::time::Clock>,
 ) -> Result<statusrelay_serve::store::Store, crate::AppError> {
     use statusrelay_serve::store::Store;
-    Ok(match &config.store {
-        Some(st) => {
-            let instance = st.instance.clone().unwrap_or_else(|| config.node_name());
-            Store::Postgres(Box::new(
-                statusrelay_pg::Target::new(st, &instance)?.open(clock)?,
-            ))
-        }
+    Ok(match statusrelay_pg::Target::of(config)? {
+        Some(t) => Store::Postgres(Box::new(t.open(clock)?)),
         None => Store::Sqlite(statusrelay_spool::Spool::open(&config.spool, clock)?),
     })
 }

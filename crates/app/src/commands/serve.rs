@@ -82,13 +82,7 @@ pub fn run(
     }
     config.serve = Some(serve.clone());
     // On PostgreSQL: one of several instances, the writer elected through the database.
-    let target = match &config.store {
-        Some(st) => {
-            let instance = st.instance.clone().unwrap_or_else(|| config.node_name());
-            Some(statusrelay_pg::Target::new(st, &instance)?)
-        }
-        None => None,
-    };
+    let target = statusrelay_pg::Target::of(&config)?;
     // Before anything starts: the address (a port in use is said as such, not as a spool
     // error after the flusher started), then the spool's delivery lock (a second `serve`).
     let listener = bind(serve.listen)?;

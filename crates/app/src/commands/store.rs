@@ -32,11 +32,14 @@ fn migrate(
     from: Option<&Path>,
     clock: Arc<dyn Clock>,
 ) -> Result<String, AppError> {
-    let Some(st) = &config.store else {
-        return Err(AppError::Usage(
+    let no_store = || {
+        AppError::Usage(
             "store migrate copies into the PostgreSQL store: add a [store] table (url = \"postgresql://USER@HOST/DB\", see docs/ha.md) first".into(),
-        ));
+        )
     };
+    if config.store.is_none() {
+        return Err(no_store());
+    }
     let spool = from.unwrap_or(&config.spool);
     if !spool.is_file() {
         return Err(AppError::Usage(format!(
@@ -51,8 +54,7 @@ fn migrate(
     })?;
     // The spool at this statusrelay's schema first, as every command opens it.
     drop(statusrelay_spool::Spool::open(spool, clock.clone())?);
-    let instance = st.instance.clone().unwrap_or_else(|| config.node_name());
-    let target = statusrelay_pg::Target::new(st, &instance)?;
+    let target = statusrelay_pg::Target::of(config)?.ok_or_else(no_store)?;
     let mut client = target.connect()?;
     statusrelay_pg::migrate(&mut client)?;
     let copied = statusrelay_pg::import::import_spool(&mut client, spool)?;
