@@ -17,7 +17,7 @@ use statusrelay_core::State;
 use statusrelay_spool::store::{Deliveries, PageState, Queue};
 use statusrelay_spool::{Claimed, DeliveryStatus, Item, Outcome, RejectedEvent};
 
-use crate::reports::word;
+use crate::store::word;
 use crate::{PgError, PgStore, Term, lease};
 
 const ITEM_COLS: &str = "id, component, state, status, attempts, created_at, queued_at,

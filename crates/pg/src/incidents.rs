@@ -16,7 +16,7 @@ use statusrelay_core::State;
 use statusrelay_spool::store::{Holds, Incidents};
 use statusrelay_spool::{EventContext, Incident, IncidentStatus, Window};
 
-use crate::reports::word;
+use crate::store::word;
 use crate::{PgError, PgStore};
 
 const INC_COLS: &str =

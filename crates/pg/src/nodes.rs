@@ -13,7 +13,8 @@ use statusrelay_core::nodes::{NodeRule, Via};
 use statusrelay_spool::store::Nodes;
 use statusrelay_spool::{EventStatus, Forgotten, NewEvent, Node, Recorded};
 
-use crate::reports::{insert_event, lock_components, lock_nodes, refresh_desired};
+use crate::locks::{lock_components, lock_nodes};
+use crate::record::{insert_event, refresh_desired};
 use crate::store::Tx;
 use crate::{PgError, PgStore};
 

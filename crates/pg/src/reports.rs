@@ -10,33 +10,27 @@
 //!   (`pg_advisory_xact_lock`), taken before its tests are read and held until commit. Every
 //!   transaction that changes a component's tests computes it afterwards, so the last
 //!   computation committed saw every committed test, whichever instance wrote it.
-//! - Every lock is taken up front in one order (`record_once`), so transactions never wait on
-//!   each other in a cycle. Should PostgreSQL still abort one as a deadlock, it is run again
-//!   whole, at most [`ATTEMPTS`] times, and counted; nothing of an aborted attempt stays.
+//! - Every lock is taken up front in one order (`record_once`, with `locks`), so transactions
+//!   never wait on each other in a cycle; one PostgreSQL still aborts is run again whole
+//!   (`PgStore::retrying`), and nothing of the aborted attempt stays.
 //! - Ordering is the database's event sequence, as the spool's is its own: a test is changed
 //!   only by an event newer than the one that last changed it.
 
 use std::collections::BTreeMap;
 
-use postgres::error::SqlState;
 use statusrelay_core::State;
 use statusrelay_core::mapping::TestKey;
 use statusrelay_core::nodes::NodeRule;
-use statusrelay_spool::store::{Record, ReportIn, Reports};
+use statusrelay_spool::store::{ReportIn, Reports};
 use statusrelay_spool::{
-    Apply, Change, EventStatus, FailingRow, FailingTest, Judged, Marks, NewEvent, NodeReport,
-    Recorded, Reported, Reporters, Seen, Snapshot, TestChange, Touch, Verdict, desired_state,
-    judge, judge_reporter, names_what_is_recorded,
+    Apply, EventStatus, FailingRow, FailingTest, Judged, Marks, NewEvent, NodeReport, Recorded,
+    Reported, Reporters, Snapshot, Touch, Verdict, judge, judge_reporter, names_what_is_recorded,
 };
 
-use crate::store::{Stmts, Tx};
+use crate::locks::{lock_components, lock_nodes};
+use crate::record::{apply_test, insert_event, refresh_desired};
+use crate::store::{Stmts, Tx, word};
 use crate::{PgError, PgStore};
-
-/// How many times a transaction another one deadlocked with is run again.
-pub const ATTEMPTS: u32 = 5;
-
-/// The class of the components' transaction locks (`pg_advisory_xact_lock(class, key)`).
-pub const COMPONENT_LOCK: i32 = 0x5352_0001;
 
 impl Reports for PgStore {
     type Error = PgError;
@@ -187,72 +181,6 @@ fn record_once(
         .collect::<Result<Vec<_>, _>>()?;
     tx.commit()?;
     Ok(out)
-}
-
-impl PgStore {
-    /// Run `f` (one transaction) again while PostgreSQL aborts it for waiting on another, at
-    /// most [`ATTEMPTS`] times, counting each run again.
-    pub(crate) fn retrying<T>(
-        &mut self,
-        mut f: impl FnMut(&mut postgres::Client, &mut Stmts) -> Result<T, PgError>,
-    ) -> Result<T, PgError> {
-        let mut attempt = 1;
-        loop {
-            match f(&mut self.client, &mut self.stmts) {
-                Err(PgError::Db(e)) if attempt < ATTEMPTS && is_contention(&e) => {
-                    self.contention_retries += 1;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
-    }
-}
-
-/// Lock the nodes' rows, in name order (`names` sorted): the first locks every transaction
-/// of reports and staleness takes.
-pub(crate) fn lock_nodes(tx: &mut Tx<'_, '_>, names: &[&str]) -> Result<(), PgError> {
-    tx.execute(
-        "SELECT 1 FROM nodes WHERE name = ANY($1) ORDER BY name FOR UPDATE",
-        &[&names],
-    )?;
-    Ok(())
-}
-
-/// Lock the components named and those the nodes `fed_by` feed, in the lock key's order:
-/// the second locks, after the nodes'.
-pub(crate) fn lock_components(
-    tx: &mut Tx<'_, '_>,
-    components: &[&str],
-    fed_by: &[&str],
-) -> Result<(), PgError> {
-    tx.execute(
-        "SELECT pg_advisory_xact_lock($1, k) FROM (
-           SELECT DISTINCT hashtext(c) AS k FROM (
-             SELECT unnest($2::text[]) AS c
-             UNION SELECT component FROM feeds WHERE node = ANY($3)) cs
-           ORDER BY k) ks",
-        &[&COMPONENT_LOCK, &components, &fed_by],
-    )?;
-    Ok(())
-}
-
-/// Deadlocked with another transaction, or not serializable: worth running again at once.
-fn is_contention(e: &postgres::Error) -> bool {
-    e.code().is_some_and(|c| {
-        *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
-    })
-}
-
-/// A stored word read back as what it names; a word this statusrelay does not know is an
-/// error naming it.
-pub(crate) fn word<T: std::str::FromStr>(
-    column: &'static str,
-    value: String,
-) -> Result<T, PgError> {
-    value
-        .parse()
-        .map_err(|_| PgError::Corrupt { column, value })
 }
 
 /// The node's marks and reporters (`FOR UPDATE` when `lock` says so); None for a node the
@@ -501,254 +429,4 @@ fn move_marks(
         ],
     )?;
     Ok(())
-}
-
-pub(crate) fn insert_event(
-    tx: &mut Tx<'_, '_>,
-    ev: &NewEvent,
-    now: i64,
-    status: EventStatus,
-) -> Result<i64, PgError> {
-    Ok(tx
-        .query_one(
-            "INSERT INTO events (received_at, origin, host, service, event, description,
-               monit_date, raw, test, effect, status)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-            &[
-                &now,
-                &ev.raw.origin(),
-                &ev.host,
-                &ev.service,
-                &ev.event,
-                &ev.description,
-                &ev.monit_date,
-                &ev.raw.to_json(),
-                &ev.test.as_ref().map(TestKey::as_str),
-                &ev.effect.map(|x| x.as_str()),
-                &status.as_str(),
-            ],
-        )?
-        .get(0))
-}
-
-/// One test change under `event_id` (the spool's `apply_test`); rows changed by a newer event
-/// are left alone.
-fn apply_test(tx: &mut Tx<'_, '_>, a: &Apply, event_id: i64, now: i64) -> Result<(), PgError> {
-    let (state, one_shot_families, description) = match &a.change {
-        TestChange::Fail(state) => (Some(state.as_str()), None, a.description.as_deref()),
-        TestChange::Recover { one_shot_families } => (None, Some(one_shot_families), None),
-    };
-    tx.execute(
-        "INSERT INTO tests (component, host, service, test, state, event_id, since, description)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (component, host, service, test) DO UPDATE SET
-           state = excluded.state, event_id = excluded.event_id,
-           since = CASE WHEN tests.state IS NOT DISTINCT FROM excluded.state
-                        THEN tests.since ELSE excluded.since END,
-           description = CASE WHEN excluded.state IS NULL THEN NULL
-             ELSE coalesce(excluded.description,
-                           CASE WHEN tests.state IS NOT NULL THEN tests.description END) END
-         WHERE excluded.event_id > tests.event_id",
-        &[
-            &a.component,
-            &a.host,
-            &a.service,
-            &a.test.as_str(),
-            &state,
-            &event_id,
-            &now,
-            &description,
-        ],
-    )?;
-    if let Some(one_shot_families) = one_shot_families {
-        // A sub-test recovery (`resource:cpu`) clears the bare family key (`resource`); a
-        // bare recovery clears the whole family; a one-shot family is cleared whole by any.
-        let family = a.test.family();
-        let bare_key = a.test.as_str().contains(':').then_some(family);
-        let mut families: Vec<&str> = one_shot_families.iter().map(String::as_str).collect();
-        if bare_key.is_none() {
-            families.push(family);
-        }
-        tx.execute(
-            "UPDATE tests SET state = NULL, event_id = $4, since = $5, description = NULL
-             WHERE component = $1 AND host = $2 AND service = $3 AND state IS NOT NULL
-               AND event_id < $4
-               AND (test = $6 OR split_part(test, ':', 1) = ANY($7))",
-            &[
-                &a.component,
-                &a.host,
-                &a.service,
-                &event_id,
-                &now,
-                &bare_key,
-                &families,
-            ],
-        )?;
-    }
-    Ok(())
-}
-
-/// "A test of the component failing with `$state` on a node that is not stale", an index
-/// seek (`tests_failing`), and that state when there is one: one arm of `REFRESH_SQL`.
-macro_rules! live_failing {
-    ($state:literal) => {
-        concat!(
-            "WHEN EXISTS (SELECT 1 FROM tests t WHERE t.component = $1 AND t.state = '",
-            $state,
-            "' AND NOT EXISTS (SELECT 1 FROM nodes n
-                               WHERE n.name = t.host AND n.stale_since IS NOT NULL))
-             THEN '",
-            $state,
-            "' "
-        )
-    };
-}
-
-/// A component's shown state; the worst state of its failing tests on nodes that are not
-/// stale, looked for worst first, each an index seek (a burst of a thousand nodes' reports
-/// visits no more rows than one node's); whether a stale node feeds it; whether a live one
-/// does. A word no state has is read last, so it is an error, never passed over.
-const REFRESH_SQL: &str = concat!(
-    "SELECT (SELECT state FROM desired WHERE component = $1), CASE ",
-    live_failing!("under_maintenance"),
-    live_failing!("major_outage"),
-    live_failing!("partial_outage"),
-    live_failing!("performance_issues"),
-    live_failing!("unknown"),
-    "ELSE (SELECT t.state FROM tests t
-           WHERE t.component = $1 AND t.state IS NOT NULL
-             AND t.state NOT IN ('under_maintenance', 'major_outage', 'partial_outage',
-                                 'performance_issues', 'unknown', 'operational')
-             AND NOT EXISTS (SELECT 1 FROM nodes n
-                             WHERE n.name = t.host AND n.stale_since IS NOT NULL)
-           LIMIT 1)
-     END,
-     EXISTS (SELECT 1 FROM feeds WHERE component = $1 AND stale),
-     EXISTS (SELECT 1 FROM feeds WHERE component = $1 AND NOT stale)"
-);
-
-/// Compute a component's state (`desired_state`) from what this transaction sees, under the
-/// component's lock (taken by the caller), and queue a delivery when it changed.
-pub(crate) fn refresh_desired(
-    tx: &mut Tx<'_, '_>,
-    component: &str,
-    rule: NodeRule,
-    event_id: i64,
-    message: Option<&str>,
-    now: i64,
-) -> Result<Option<Change>, PgError> {
-    let r = tx.query_one(REFRESH_SQL, &[&component])?;
-    let prev: Option<String> = r.get(0);
-    let failing: Option<String> = r.get(1);
-    let mut seen = Seen {
-        failing: failing
-            .map(|s| word("tests.state", s))
-            .transpose()?
-            .into_iter()
-            .collect(),
-        stale: r.get(2),
-        live: r.get(3),
-        rows: Vec::new(),
-    };
-    if rule.counts() {
-        seen.rows = tx
-            .query(
-                "SELECT host, state, EXISTS (SELECT 1 FROM nodes n
-                                            WHERE n.name = host AND n.stale_since IS NOT NULL)
-                 FROM tests WHERE component = $1
-                 UNION ALL
-                 SELECT node, NULL, EXISTS (SELECT 1 FROM nodes n
-                                            WHERE n.name = node AND n.stale_since IS NOT NULL)
-                 FROM feeds WHERE component = $1",
-                &[&component],
-            )?
-            .into_iter()
-            .map(|r| {
-                let state: Option<String> = r.get(1);
-                Ok((
-                    r.get(0),
-                    state.map(|s| word("tests.state", s)).transpose()?,
-                    r.get(2),
-                ))
-            })
-            .collect::<Result<_, PgError>>()?;
-    }
-    let worst = desired_state(rule, &seen);
-    let prev: Option<State> = prev.map(|p| word("desired.state", p)).transpose()?;
-    if prev == Some(worst) {
-        return Ok(None);
-    }
-    tx.execute(
-        "INSERT INTO desired (component, state, event_id, changed_at) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (component) DO UPDATE SET state = excluded.state,
-           event_id = excluded.event_id, changed_at = excluded.changed_at",
-        &[&component, &worst.as_str(), &event_id, &now],
-    )?;
-    let outbox_id: i64 = tx
-        .query_one(
-            "INSERT INTO outbox (component, state, event_id, message, created_at, queued_at,
-               status, force, next_attempt_at)
-             VALUES ($1, $2, $3, $4, $5, $5, 'pending', false, $5) RETURNING id",
-            &[&component, &worst.as_str(), &event_id, &message, &now],
-        )?
-        .get(0);
-    Ok(Some(Change {
-        component: component.to_string(),
-        from: prev,
-        to: worst,
-        outbox_id,
-    }))
-}
-
-impl Record for PgStore {
-    fn record(&mut self, ev: &NewEvent, applies: &[Apply]) -> Result<Recorded, PgError> {
-        let now = self.now();
-        let components: Vec<&str> = applies.iter().map(|a| a.component.as_str()).collect();
-        self.retrying(|client, stmts| {
-            let mut tx = Tx::new(client.transaction()?, stmts);
-            lock_components(&mut tx, &components, &[])?;
-            let status = if applies.is_empty() {
-                EventStatus::Info
-            } else {
-                EventStatus::Applied
-            };
-            let event_id = insert_event(&mut tx, ev, now, status)?;
-            let mut touched: Vec<(&str, NodeRule)> = Vec::new();
-            for a in applies {
-                apply_test(&mut tx, a, event_id, now)?;
-                if !touched.iter().any(|(c, _)| *c == a.component) {
-                    touched.push((&a.component, a.rule));
-                }
-            }
-            let mut changes = Vec::new();
-            for (c, rule) in touched {
-                if let Some(change) =
-                    refresh_desired(&mut tx, c, rule, event_id, ev.description.as_deref(), now)?
-                {
-                    changes.push(change);
-                }
-            }
-            tx.commit()?;
-            Ok(Recorded { event_id, changes })
-        })
-    }
-
-    fn record_rejected(&mut self, ev: &NewEvent, error: &str) -> Result<i64, PgError> {
-        let now = self.now();
-        let mut tx = Tx::new(self.client.transaction()?, &mut self.stmts);
-        let id = insert_event(&mut tx, ev, now, EventStatus::Rejected)?;
-        tx.execute("UPDATE events SET error = $2 WHERE id = $1", &[&id, &error])?;
-        tx.commit()?;
-        Ok(id)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_refresh_looks_for_the_worst_state_first() {
-        statusrelay_spool::assert_worst_first(REFRESH_SQL);
-    }
 }

@@ -15,7 +15,8 @@ use statusrelay_core::nodes::NodeRule;
 use statusrelay_spool::store::Staleness;
 use statusrelay_spool::{Recorded, Silence, StaleChange};
 
-use crate::reports::{insert_event, lock_components, lock_nodes, refresh_desired};
+use crate::locks::{lock_components, lock_nodes};
+use crate::record::{insert_event, refresh_desired};
 use crate::store::Tx;
 use crate::{PgError, PgStore};
 

@@ -231,3 +231,14 @@ impl<'t, 's> Tx<'t, 's> {
         Ok(self.tx.commit()?)
     }
 }
+
+/// A stored word read back as what it names; a word this statusrelay does not know is an
+/// error naming it.
+pub(crate) fn word<T: std::str::FromStr>(
+    column: &'static str,
+    value: String,
+) -> Result<T, PgError> {
+    value
+        .parse()
+        .map_err(|_| PgError::Corrupt { column, value })
+}

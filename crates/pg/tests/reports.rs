@@ -289,7 +289,7 @@ fn a_report_waits_for_its_nodes_marks_and_its_components_and_decides_on_what_was
     let mut tx = other.client().transaction().unwrap();
     tx.execute(
         "SELECT pg_advisory_xact_lock($1, hashtext('c0'))",
-        &[&statusrelay_pg::reports::COMPONENT_LOCK],
+        &[&statusrelay_pg::locks::COMPONENT_LOCK],
     )
     .unwrap();
     let newer = record(&pg, "n0", 10, [false; 4]);
