@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::fleet::{base64, batch, cpu_and_peak, post};
+use super::fleet::{base64, cpu_and_peak, post};
+use super::jobs::batch;
 use super::{ms, pct};
 
 /// A genuine node's acknowledgement times for `n` reports, 20 a second (its rate limit),

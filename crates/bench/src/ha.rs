@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 use statusrelay_testkit::monit::free_port;
 use statusrelay_testkit::postgres::Postgres;
 
-use super::fleet::{
-    COMPONENTS, Serve, add_nodes, burst_jobs, count, cpu_and_peak, drive, serve, steady_jobs,
-};
+use super::fleet::{COMPONENTS, Serve, add_nodes, count, cpu_and_peak, serve};
+use super::jobs::{burst_jobs, drive, steady_jobs};
 use super::{ms, pct};
 
 /// What one setup measured.

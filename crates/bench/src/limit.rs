@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::fleet::batch;
+use super::jobs::batch;
 
 /// The physical limit: `batches` transactions, each committing `per` event rows and their
 /// test rows into the spool file, one connection, the spool's durability, no HTTP.

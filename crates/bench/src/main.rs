@@ -112,6 +112,7 @@ mod e2e;
 mod fleet;
 mod flood;
 mod ha;
+mod jobs;
 mod limit;
 mod load;
 mod prune;
