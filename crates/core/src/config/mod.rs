@@ -14,6 +14,7 @@ mod backend;
 mod locate;
 mod sections;
 mod validate;
+mod validate_store;
 
 pub use backend::{
     BackendConfig, BackendKind, BackendTable, CachetVersion, DEFAULT_HEARTBEAT, HtmlGroup,
