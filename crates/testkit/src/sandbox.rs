@@ -162,3 +162,52 @@ pub fn can_run(missing: Option<&str>) -> bool {
     eprintln!("SKIPPED: {what}");
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROBE: &str = "STATUSRELAY_CAN_RUN_PROBE";
+
+    /// Every test that needs a tool or a privilege (PostgreSQL through `Postgres::for_test`,
+    /// namespaces, Monit) asks `can_run`: without it the test is skipped with a message, and
+    /// under `CI=true` it fails. Run in a child (this test binary again), with and without CI.
+    #[test]
+    fn a_test_that_cannot_run_is_skipped_with_a_message_and_fails_under_ci() {
+        if std::env::var_os(PROBE).is_some() {
+            assert!(!can_run(Some("no such tool (probe)")));
+            return;
+        }
+        assert!(can_run(None), "nothing missing: it runs");
+        let child = |ci: bool| {
+            let mut c = Command::new(std::env::current_exe().unwrap());
+            c.args([
+                "--exact",
+                "sandbox::tests::a_test_that_cannot_run_is_skipped_with_a_message_and_fails_under_ci",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(PROBE, "1")
+            .env_remove("CI");
+            if ci {
+                c.env("CI", "true");
+            }
+            c.output().unwrap()
+        };
+        let skipped = child(false);
+        assert!(skipped.status.success(), "{skipped:?}");
+        assert!(
+            String::from_utf8_lossy(&skipped.stderr).contains("SKIPPED: no such tool (probe)"),
+            "{skipped:?}"
+        );
+        let under_ci = child(true);
+        assert!(!under_ci.status.success(), "under CI=true a skip fails");
+        let said = String::from_utf8_lossy(&under_ci.stdout).to_string()
+            + &String::from_utf8_lossy(&under_ci.stderr);
+        assert!(
+            said.contains("CI=true and this test cannot run: no such tool (probe)"),
+            "{said}"
+        );
+    }
+}
