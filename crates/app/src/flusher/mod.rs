@@ -242,6 +242,7 @@ pub fn flush(config: &Config, sink: Sink, opts: FlushOptions) -> Result<FlushRep
         last_resync: started,
         prune_more: false,
         reclaim: true,
+        following: false,
     };
     run.start(&mut f)?;
     loop {

@@ -27,6 +27,8 @@ pub(super) struct Run {
     pub(super) prune_more: bool,
     /// Deliveries left 'sending' (by a killed flusher, or a write that failed) go back to pending.
     pub(super) reclaim: bool,
+    /// On PostgreSQL: this instance follows (another writes), as of the last step.
+    pub(super) following: bool,
 }
 
 impl Run {
@@ -117,19 +119,25 @@ impl Run {
         if let Some(e) = f.election.clone() {
             match e.writes() {
                 None => {
-                    // A follower is alive too: `status` lists every instance.
+                    // A follower is alive too (`status` lists every instance), and its
+                    // metrics say it follows: written when it begins to follow and with its
+                    // heartbeat, not at every poll. It has nothing to deliver, so it asks the
+                    // store nothing more until the election says it writes.
                     let now = opts.clock.now_ms();
-                    if now - self.last_beat >= self.heartbeat_every {
+                    let began = !self.following;
+                    if began || now - self.last_beat >= self.heartbeat_every {
                         f.spool.heartbeat(self.pid, self.started)?;
                         self.last_beat = now;
+                        f.write_metrics(opts.metrics_file.as_deref(), true);
                     }
+                    self.following = true;
                     f.spool.follow();
                     f.term = None;
-                    f.write_metrics(opts.metrics_file.as_deref(), true);
-                    self.pause(f, opts, opts.clock.now_ms() + opts.poll.as_millis() as i64);
+                    std::thread::sleep(opts.poll);
                     return Ok(!opts.once);
                 }
                 Some(term) if f.term != Some(term) => {
+                    self.following = false;
                     f.spool.write_as(&e.target.lease.instance, term);
                     f.term = Some(term);
                     self.reclaim = true;
