@@ -4,8 +4,9 @@
 //!
 //! Invariants:
 //! - A test is changed only by an event newer than the one that last changed it.
-//! - A component is computed only under its lock (`locks`), so the last computation
-//!   committed saw every committed test, whichever instance wrote it.
+//! - A component is computed only under its lock (`locks`), taken once the transaction's
+//!   own tests are written, so the last computation committed saw every committed test,
+//!   whichever instance wrote it.
 
 use statusrelay_core::State;
 use statusrelay_core::mapping::TestKey;
@@ -224,10 +225,8 @@ pub(crate) fn refresh_desired(
 impl Record for PgStore {
     fn record(&mut self, ev: &NewEvent, applies: &[Apply]) -> Result<Recorded, PgError> {
         let now = self.now();
-        let components: Vec<&str> = applies.iter().map(|a| a.component.as_str()).collect();
         self.retrying(|client, stmts| {
             let mut tx = Tx::new(client.transaction()?, stmts);
-            lock_components(&mut tx, &components, &[])?;
             let status = if applies.is_empty() {
                 EventStatus::Info
             } else {
@@ -241,6 +240,10 @@ impl Record for PgStore {
                     touched.push((&a.component, a.rule));
                 }
             }
+            // Locked once its tests are written, as a group of reports does (`reports`): a
+            // report writing the same host's tests never waits on a lock this one holds.
+            let components: Vec<&str> = touched.iter().map(|(c, _)| *c).collect();
+            lock_components(&mut tx, &components, &[])?;
             let mut changes = Vec::new();
             for (c, rule) in touched {
                 if let Some(change) =

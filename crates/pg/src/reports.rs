@@ -7,12 +7,18 @@
 //!   order (`FOR UPDATE`): two reports of one node, on any instances, are recorded one after
 //!   the other, each judged against the marks the other left.
 //! - A component's state is computed under a transaction lock of the component
-//!   (`pg_advisory_xact_lock`), taken before its tests are read and held until commit. Every
-//!   transaction that changes a component's tests computes it afterwards, so the last
-//!   computation committed saw every committed test, whichever instance wrote it.
-//! - Every lock is taken up front in one order (`record_once`, with `locks`), so transactions
-//!   never wait on each other in a cycle; one PostgreSQL still aborts is run again whole
-//!   (`PgStore::retrying`), and nothing of the aborted attempt stays.
+//!   (`pg_advisory_xact_lock`), taken after the transaction wrote its tests and before it
+//!   reads them, and held until commit. Every transaction that changes a component's tests
+//!   computes it afterwards, so the last computation committed saw every committed test,
+//!   whichever instance wrote it: an earlier one committed before the last took the lock.
+//! - A group computes each component once, at its end (`group_computes`, as the spool does),
+//!   so the components' locks are held for those few statements, not while the reports are
+//!   written: two instances write their groups side by side and take turns only to compute.
+//! - The locks are taken in one order (`record_once`, with `locks`): the nodes' rows first,
+//!   then the components all in one statement. A report's writes touch only its own node's
+//!   rows (tests, feeds), which its node's lock guards, so no transaction holding a
+//!   component's lock waits on them; should PostgreSQL still abort one, it is run again
+//!   whole (`PgStore::retrying`), and nothing of the aborted attempt stays.
 //! - Ordering is the database's event sequence, as the spool's is its own: a test is changed
 //!   only by an event newer than the one that last changed it.
 
@@ -24,7 +30,8 @@ use statusrelay_core::nodes::NodeRule;
 use statusrelay_spool::store::{ReportIn, Reports};
 use statusrelay_spool::{
     Apply, EventStatus, FailingRow, FailingTest, Judged, Marks, NewEvent, NodeReport, Recorded,
-    Reported, Reporters, Snapshot, Touch, Verdict, judge, judge_reporter, names_what_is_recorded,
+    Reported, Reporters, Snapshot, Touch, Verdict, group_computes, judge, judge_reporter,
+    names_what_is_recorded,
 };
 
 use crate::locks::{lock_components, lock_nodes};
@@ -155,10 +162,11 @@ impl Reports for PgStore {
     }
 }
 
-/// One attempt at recording `reports` (see `record_reports`). Every lock it needs is taken
-/// first, in one order for every transaction: the nodes' rows by name, then the components
-/// its reports may compute (their scopes, their changes, what the nodes fed) by the lock's
-/// key. Transactions that take them so never wait on each other in a cycle.
+/// One attempt at recording `reports` (see `record_reports`): the nodes' rows locked (by
+/// name) and every report written; then the components the reports changed locked (by the
+/// lock's key) and each computed once (`group_computes`). A transaction waits on a
+/// component's lock only for the few statements that compute it, never for another's
+/// reports being written.
 fn record_once(
     client: &mut postgres::Client,
     stmts: &mut Stmts,
@@ -168,19 +176,53 @@ fn record_once(
 ) -> Result<Vec<Reported>, PgError> {
     let mut tx = Tx::new(client.transaction()?, stmts);
     lock_nodes(&mut tx, names)?;
-    let mut components: Vec<&str> = Vec::new();
-    for (report, _, applies) in reports {
-        let (Snapshot::Components(scope) | Snapshot::Node(scope)) = report.snapshot;
-        components.extend(scope.iter().map(String::as_str));
-        components.extend(applies.iter().map(|a| a.component.as_str()));
+    let mut out = Vec::with_capacity(reports.len());
+    let mut asked = Vec::with_capacity(reports.len());
+    let mut events = Vec::with_capacity(reports.len());
+    for (report, ev, applies) in reports {
+        let w = report_tx(&mut tx, now, report, ev, applies)?;
+        out.push(w.reported);
+        events.push(w.event_id);
+        asked.push(w.compute);
     }
-    lock_components(&mut tx, &components, names)?;
-    let out = reports
+    let asked: Vec<Vec<(&str, NodeRule)>> = asked
         .iter()
-        .map(|(report, ev, applies)| report_tx(&mut tx, now, report, ev, applies))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|l| l.iter().map(|(c, r)| (c.as_str(), *r)).collect())
+        .collect();
+    let computes = group_computes(&asked);
+    let components: Vec<&str> = computes.iter().map(|g| g.component).collect();
+    lock_components(&mut tx, &components, &[])?;
+    for g in computes {
+        let (Some(event_id), (_, ev, _)) = (events[g.report], reports[g.report]) else {
+            continue;
+        };
+        let message = ev.description.as_deref();
+        let change = refresh_desired(&mut tx, g.component, g.rule, event_id, message, now)?;
+        if let (Some(c), Reported::Applied(r)) = (change, &mut out[g.report]) {
+            r.changes.push(c);
+        }
+    }
     tx.commit()?;
     Ok(out)
+}
+
+/// A report written, its components not yet computed (see `record_once`).
+struct Written {
+    reported: Reported,
+    /// The report's event, when it recorded one.
+    event_id: Option<i64>,
+    /// The components it changed: computed once for the whole group.
+    compute: Vec<(String, NodeRule)>,
+}
+
+impl Written {
+    fn only(reported: Reported) -> Written {
+        Written {
+            reported,
+            event_id: None,
+            compute: Vec::new(),
+        }
+    }
 }
 
 /// The node's marks and reporters (`FOR UPDATE` when `lock` says so); None for a node the
@@ -240,9 +282,9 @@ fn report_tx(
     report: &NodeReport<'_>,
     ev: &NewEvent,
     applies: &[Apply],
-) -> Result<Reported, PgError> {
+) -> Result<Written, PgError> {
     let Some((mut marks, held)) = read_marks(tx, report.node, true)? else {
-        return Ok(Reported::UnknownNode);
+        return Ok(Written::only(Reported::UnknownNode));
     };
     if let Some(id) = report.identity {
         let (judged, next) = judge_reporter(&held, now, id);
@@ -266,7 +308,7 @@ fn report_tx(
             )?;
         }
         match judged {
-            Judged::Refuse(c) => return Ok(Reported::Conflict(c)),
+            Judged::Refuse(c) => return Ok(Written::only(Reported::Conflict(c))),
             Judged::Same => {}
             Judged::New => {
                 // A new reporter's sequence has nothing to do with the old one's.
@@ -292,7 +334,7 @@ fn report_tx(
                    heard_at = now() WHERE name = $1",
                 &[&report.node, &now, &report.via.as_str(), &report.period_ms],
             )?;
-            return Ok(Reported::outdated(mark, report.order));
+            return Ok(Written::only(Reported::outdated(mark, report.order)));
         }
         Verdict::Apply {
             fresh,
@@ -329,11 +371,11 @@ fn report_tx(
         EventStatus::Applied
     };
     let event_id = insert_event(tx, ev, now, status)?;
-    let mut touched: Vec<(&str, NodeRule)> = Vec::new();
+    let mut compute: Vec<(String, NodeRule)> = Vec::new();
     for a in &all {
         apply_test(tx, a, event_id, now)?;
-        if !touched.iter().any(|(c, _)| *c == a.component) {
-            touched.push((&a.component, a.rule));
+        if !compute.iter().any(|(c, _)| *c == a.component) {
+            compute.push((a.component.clone(), a.rule));
         }
     }
     // Where the report replaces the node's word, its failing tests the report does not name
@@ -345,41 +387,34 @@ fn report_tx(
                AND NOT (service = ANY($5))",
             &[component, &report.node, &event_id, &now, &report.keep],
         )?;
-        if n > 0 && !touched.iter().any(|(t, _)| t == component) {
-            touched.push((component, *rule));
+        if n > 0 && !compute.iter().any(|(t, _)| t == component) {
+            compute.push((component.to_string(), *rule));
         }
     }
     // Components whose nodes changed without a test changing (a first report on one, one no
-    // longer fed, a stale node back) are computed too, after the touched ones.
-    let mut again: Vec<&str> = fresh
+    // longer fed, a stale node back) are computed too.
+    let again = fresh
         .iter()
         .copied()
         .filter(|c| !feeds.contains_key(*c))
         .chain(dropped.iter().map(String::as_str))
-        .chain(feeds.keys().map(String::as_str).filter(|_| back))
-        .collect();
-    again.sort_unstable();
-    again.dedup();
-    let mut computed: Vec<(&str, NodeRule)> = touched;
+        .chain(feeds.keys().map(String::as_str).filter(|_| back));
     for c in again {
-        if !computed.iter().any(|(t, _)| *t == c) {
-            computed.push((c, (report.rule_of)(c)));
+        if !compute.iter().any(|(t, _)| t == c) {
+            compute.push((c.to_string(), (report.rule_of)(c)));
         }
     }
-    // Every component computed here was locked by `record_once`: it is in the report's scope
-    // or changes, or the node fed it (the node's row is locked, so what it feeds moves only
-    // with this transaction's own reports, whose scopes are locked too).
-    let message = ev.description.as_deref();
-    let mut changes = Vec::new();
-    for (c, rule) in computed {
-        if let Some(change) = refresh_desired(tx, c, rule, event_id, message, now)? {
-            changes.push(change);
-        }
-    }
-    let recorded = Recorded { event_id, changes };
-    Ok(match outdated {
+    let reported = match outdated {
         Some(mark) => Reported::outdated(mark, report.order),
-        None => Reported::Applied(recorded),
+        None => Reported::Applied(Recorded {
+            event_id,
+            changes: Vec::new(),
+        }),
+    };
+    Ok(Written {
+        reported,
+        event_id: Some(event_id),
+        compute,
     })
 }
 

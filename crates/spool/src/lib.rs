@@ -379,6 +379,7 @@ const ITEM_COLS: &str = "id, component, state, status, attempts, created_at, que
 
 mod credentials;
 mod deliver;
+mod group;
 mod judge;
 mod liveness;
 mod nodes;
@@ -391,6 +392,7 @@ mod report;
 mod upkeep;
 
 use deliver::row_item;
+pub use group::{GroupCompute, group_computes};
 pub use judge::{
     Judged, Marks, Reporters, Seen, Verdict, assert_worst_first, desired_state, judge,
     judge_reporter,

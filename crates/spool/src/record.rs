@@ -455,7 +455,8 @@ pub(crate) struct At<'a> {
     pub(crate) aggregator: bool,
 }
 
-/// The recording itself, inside the caller's transaction (see `Spool::record_inner`).
+/// The recording itself, inside the caller's transaction (see `Spool::record_inner`): the
+/// event and its test changes written, then each component they touched computed.
 pub(crate) fn record_tx(
     tx: &rusqlite::Transaction<'_>,
     e: &dyn Fn(rusqlite::Error) -> SpoolError,
@@ -464,6 +465,37 @@ pub(crate) fn record_tx(
     applies: &[Apply],
     how: How<'_>,
 ) -> Result<Recorded> {
+    let (event_id, touched) = write_tx(tx, e, at, ev, applies, how)?;
+    let mut changes = Vec::new();
+    for (comp, rule) in touched {
+        let message = ev.description.as_deref();
+        if let Some(c) = refresh_desired(
+            tx,
+            at.path,
+            at.file,
+            &comp,
+            rule,
+            event_id,
+            message,
+            at.now,
+            at.aggregator,
+        )? {
+            changes.push(c);
+        }
+    }
+    Ok(Recorded { event_id, changes })
+}
+
+/// The event and its test changes written, nothing computed: the event's id, and the
+/// components whose tests changed (each once), which the caller computes.
+pub(crate) fn write_tx(
+    tx: &rusqlite::Transaction<'_>,
+    e: &dyn Fn(rusqlite::Error) -> SpoolError,
+    at: &At<'_>,
+    ev: &NewEvent,
+    applies: &[Apply],
+    how: How<'_>,
+) -> Result<(i64, Vec<(String, NodeRule)>)> {
     let How {
         replay_of,
         snapshot,
@@ -492,11 +524,11 @@ pub(crate) fn record_tx(
         }
         None => insert_event(tx, ev, now, status, None).map_err(e)?,
     };
-    let mut touched: Vec<(&str, NodeRule)> = Vec::new();
+    let mut touched: Vec<(String, NodeRule)> = Vec::new();
     for a in applies {
         apply_test(tx, a, event_id, now, snapshot).map_err(e)?;
         if !touched.iter().any(|(c, _)| *c == a.component) {
-            touched.push((&a.component, a.rule));
+            touched.push((a.component.clone(), a.rule));
         }
     }
     // Set-based: one statement per component, whatever the number of tests it clears (a
@@ -516,28 +548,11 @@ pub(crate) fn record_tx(
             )
             .map_err(e)?;
             if n > 0 && !touched.iter().any(|(t, _)| t == component) {
-                touched.push((component, *rule));
+                touched.push((component.to_string(), *rule));
             }
         }
     }
-    let mut changes = Vec::new();
-    for (comp, rule) in touched {
-        let message = ev.description.as_deref();
-        if let Some(c) = refresh_desired(
-            tx,
-            at.path,
-            at.file,
-            comp,
-            rule,
-            event_id,
-            message,
-            now,
-            at.aggregator,
-        )? {
-            changes.push(c);
-        }
-    }
-    Ok(Recorded { event_id, changes })
+    Ok((event_id, touched))
 }
 
 #[cfg(test)]

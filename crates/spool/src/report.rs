@@ -1,6 +1,7 @@
 //! Recording a node's report on the aggregator: who may speak for the node, the one decision
-//! on the report (`judge`), the node's marks moved, and its test changes recorded through
-//! `record::record_tx`, in the caller's transaction.
+//! on the report (`judge`), the node's marks moved, and its test changes written through
+//! `record::write_tx`, in the caller's transaction; a group's components computed once at
+//! its end (`group_computes`).
 //!
 //! Invariants:
 //! - A report applies to a component only where it is newer than the last report applied
@@ -15,7 +16,9 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::judge::{Judged, Reporters};
-use crate::record::{At, Clear, How, exec, record_tx, refresh_desired};
+use statusrelay_core::nodes::NodeRule;
+
+use crate::record::{At, Clear, How, exec, refresh_desired, write_tx};
 
 impl Spool {
     /// Record a node's report (`statusrelay serve`): its test changes, and for a snapshot the
@@ -36,7 +39,8 @@ impl Spool {
     }
 
     /// Several reports (one request of a node, or of several) in one transaction, each with
-    /// its node's sequence guard, in order.
+    /// its node's sequence guard, in order; then each component they changed computed once
+    /// (`group_computes`), its change with the last report that asked for it.
     pub fn record_reports(
         &mut self,
         reports: &[(&NodeReport<'_>, &NewEvent, &[Apply])],
@@ -50,11 +54,59 @@ impl Spool {
                 now,
                 aggregator: true,
             };
-            reports
+            let mut out = Vec::with_capacity(reports.len());
+            let mut asked = Vec::with_capacity(reports.len());
+            let mut events = Vec::with_capacity(reports.len());
+            for (report, ev, applies) in reports {
+                let w = report_tx(tx, e, &at, report, ev, applies)?;
+                out.push(w.reported);
+                events.push(w.event_id);
+                asked.push(w.compute);
+            }
+            let asked: Vec<Vec<(&str, NodeRule)>> = asked
                 .iter()
-                .map(|(report, ev, applies)| report_tx(tx, e, &at, report, ev, applies))
-                .collect()
+                .map(|l| l.iter().map(|(c, r)| (c.as_str(), *r)).collect())
+                .collect();
+            for g in crate::group_computes(&asked) {
+                let (Some(event_id), (_, ev, _)) = (events[g.report], reports[g.report]) else {
+                    continue;
+                };
+                let change = refresh_desired(
+                    tx,
+                    at.path,
+                    at.file,
+                    g.component,
+                    g.rule,
+                    event_id,
+                    ev.description.as_deref(),
+                    now,
+                    true,
+                )?;
+                if let (Some(c), Reported::Applied(r)) = (change, &mut out[g.report]) {
+                    r.changes.push(c);
+                }
+            }
+            Ok(out)
         })
+    }
+}
+
+/// A report written, its components not yet computed (see `Spool::record_reports`).
+struct Written {
+    reported: Reported,
+    /// The report's event, when it recorded one.
+    event_id: Option<i64>,
+    /// The components it changed: computed once for the whole group.
+    compute: Vec<(String, NodeRule)>,
+}
+
+impl Written {
+    fn only(reported: Reported) -> Written {
+        Written {
+            reported,
+            event_id: None,
+            compute: Vec::new(),
+        }
     }
 }
 
@@ -107,13 +159,13 @@ fn report_tx(
     report: &NodeReport<'_>,
     ev: &NewEvent,
     applies: &[Apply],
-) -> Result<Reported> {
+) -> Result<Written> {
     let Some(mut marks) = read_marks(tx, report.node).map_err(e)? else {
-        return Ok(Reported::UnknownNode);
+        return Ok(Written::only(Reported::UnknownNode));
     };
     if let Some(id) = report.identity {
         match judge_reporter(tx, at.now, report.node, id).map_err(e)? {
-            Judged::Refuse(c) => return Ok(Reported::Conflict(c)),
+            Judged::Refuse(c) => return Ok(Written::only(Reported::Conflict(c))),
             Judged::Same => {}
             Judged::New => {
                 // A new reporter's sequence has nothing to do with the old one's: its marks
@@ -142,7 +194,7 @@ fn report_tx(
     let (fresh, dropped, whole, outdated) = match judge(&marks, report) {
         Verdict::Outdated { mark } => {
             heard(tx, at, report).map_err(e)?;
-            return Ok(Reported::outdated(mark, report.order));
+            return Ok(Written::only(Reported::outdated(mark, report.order)));
         }
         Verdict::Apply {
             fresh,
@@ -160,7 +212,7 @@ fn report_tx(
         .cloned()
         .collect();
     // Where the report replaces the node's word, its failing tests the report does not name
-    // pass: cleared set-based in `record_tx` (a service the node has no word on keeps its
+    // pass: cleared set-based in `write_tx` (a service the node has no word on keeps its
     // rows: Monit initialising or not monitoring it, its status 0 means "not checked").
     let clear = Clear {
         node: report.node,
@@ -183,7 +235,7 @@ fn report_tx(
         whole && outdated.is_none(),
     )
     .map_err(e)?;
-    let mut recorded = record_tx(
+    let (event_id, mut compute) = write_tx(
         tx,
         e,
         at,
@@ -195,8 +247,7 @@ fn report_tx(
         },
     )?;
     // Components whose nodes changed without a test changing (a node's first report on a
-    // component, one it no longer feeds, a stale node back) are recomputed too.
-    // (A component the node already fed, its test changes were recomputed just above.)
+    // component, one it no longer feeds, a stale node back) are computed too.
     let mut again: Vec<String> = fresh
         .iter()
         .filter(|c| !feeds.contains_key(**c))
@@ -206,10 +257,23 @@ fn report_tx(
     if back {
         again.extend(feeds.into_keys());
     }
-    recompute(tx, at, report, ev, again, &mut recorded)?;
-    Ok(match outdated {
+    for c in again {
+        if !compute.iter().any(|(t, _)| *t == c) {
+            let rule = (report.rule_of)(&c);
+            compute.push((c, rule));
+        }
+    }
+    let reported = match outdated {
         Some(mark) => Reported::outdated(mark, report.order),
-        None => Reported::Applied(recorded),
+        None => Reported::Applied(Recorded {
+            event_id,
+            changes: Vec::new(),
+        }),
+    };
+    Ok(Written {
+        reported,
+        event_id: Some(event_id),
+        compute,
     })
 }
 
@@ -280,39 +344,6 @@ fn move_marks(
             report.period_ms
         ],
     )?;
-    Ok(())
-}
-
-/// Recompute the components in `again` that the recorded tests did not already, adding their
-/// changes to `recorded`.
-fn recompute(
-    tx: &rusqlite::Transaction<'_>,
-    at: &At<'_>,
-    report: &NodeReport<'_>,
-    ev: &NewEvent,
-    mut again: Vec<String>,
-    recorded: &mut Recorded,
-) -> Result<()> {
-    again.sort();
-    again.dedup();
-    for c in again {
-        if recorded.changes.iter().any(|x| x.component == c) {
-            continue;
-        }
-        if let Some(change) = refresh_desired(
-            tx,
-            at.path,
-            at.file,
-            &c,
-            (report.rule_of)(&c),
-            recorded.event_id,
-            ev.description.as_deref(),
-            at.now,
-            true,
-        )? {
-            recorded.changes.push(change);
-        }
-    }
     Ok(())
 }
 
