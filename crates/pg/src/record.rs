@@ -16,9 +16,66 @@ use statusrelay_spool::{
     Apply, Change, EventStatus, NewEvent, Recorded, Seen, TestChange, desired_state,
 };
 
+use postgres::types::ToSql;
+
 use crate::locks::lock_components;
 use crate::store::{Tx, word};
 use crate::{PgError, PgStore};
+
+/// An event's row: `$1` to `$11` of every statement that inserts one.
+macro_rules! insert_event_sql {
+    () => {
+        "INSERT INTO events (received_at, origin, host, service, event, description,
+           monit_date, raw, test, effect, status)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id"
+    };
+}
+pub(crate) use insert_event_sql;
+
+/// An event's values, in the order of `insert_event_sql!`.
+pub(crate) struct EventRow<'a> {
+    now: i64,
+    ev: &'a NewEvent,
+    origin: &'static str,
+    raw: String,
+    status: &'static str,
+}
+
+impl<'a> EventRow<'a> {
+    pub(crate) fn new(ev: &'a NewEvent, now: i64, status: EventStatus) -> EventRow<'a> {
+        EventRow {
+            now,
+            ev,
+            origin: ev.raw.origin(),
+            raw: ev.raw.to_json(),
+            status: status.as_str(),
+        }
+    }
+
+    /// `$1` to `$11`, then `more`.
+    pub(crate) fn with<'p>(
+        &'p self,
+        more: &[&'p (dyn ToSql + Sync)],
+        test: &'p Option<&'p str>,
+        effect: &'p Option<&'static str>,
+    ) -> Vec<&'p (dyn ToSql + Sync)> {
+        let mut p: Vec<&'p (dyn ToSql + Sync)> = vec![
+            &self.now,
+            &self.origin,
+            &self.ev.host,
+            &self.ev.service,
+            &self.ev.event,
+            &self.ev.description,
+            &self.ev.monit_date,
+            &self.raw,
+            test,
+            effect,
+            &self.status,
+        ];
+        p.extend_from_slice(more);
+        p
+    }
+}
 
 pub(crate) fn insert_event(
     tx: &mut Tx<'_, '_>,
@@ -26,25 +83,13 @@ pub(crate) fn insert_event(
     now: i64,
     status: EventStatus,
 ) -> Result<i64, PgError> {
+    let row = EventRow::new(ev, now, status);
+    let (test, effect) = (
+        ev.test.as_ref().map(TestKey::as_str),
+        ev.effect.map(|x| x.as_str()),
+    );
     Ok(tx
-        .query_one(
-            "INSERT INTO events (received_at, origin, host, service, event, description,
-               monit_date, raw, test, effect, status)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-            &[
-                &now,
-                &ev.raw.origin(),
-                &ev.host,
-                &ev.service,
-                &ev.event,
-                &ev.description,
-                &ev.monit_date,
-                &ev.raw.to_json(),
-                &ev.test.as_ref().map(TestKey::as_str),
-                &ev.effect.map(|x| x.as_str()),
-                &status.as_str(),
-            ],
-        )?
+        .query_one(insert_event_sql!(), &row.with(&[], &test, &effect))?
         .get(0))
 }
 

@@ -22,8 +22,7 @@
 //! - Ordering is the database's event sequence, as the spool's is its own: a test is changed
 //!   only by an event newer than the one that last changed it.
 
-use std::collections::BTreeMap;
-
+use postgres::types::ToSql;
 use statusrelay_core::State;
 use statusrelay_core::mapping::TestKey;
 use statusrelay_core::nodes::NodeRule;
@@ -35,7 +34,7 @@ use statusrelay_spool::{
 };
 
 use crate::locks::{lock_components, lock_nodes};
-use crate::record::{apply_test, insert_event, refresh_desired};
+use crate::record::{EventRow, apply_test, insert_event_sql, refresh_desired};
 use crate::store::{Stmts, Tx, word};
 use crate::{PgError, PgStore};
 
@@ -63,10 +62,9 @@ impl Reports for PgStore {
             .read_only(true)
             .start()?;
         let mut tx = Tx::new(tx, &mut self.stmts);
-        let Some((mut marks, _)) = read_marks(&mut tx, report.node, false)? else {
+        let Some((marks, _)) = read_marks(&mut tx, report.node)? else {
             return Ok(false);
         };
-        marks.feeds = read_feeds(&mut tx, report.node)?;
         if !matches!(judge(&marks, report), Verdict::Apply { routine: true, .. }) {
             return Ok(false);
         }
@@ -121,12 +119,11 @@ impl Reports for PgStore {
 
     fn marks(&mut self, node: &str) -> Result<Option<Marks>, PgError> {
         let mut tx = Tx::new(self.client.transaction()?, &mut self.stmts);
-        let Some((marks, _)) = read_marks(&mut tx, node, false)? else {
+        let Some((marks, _)) = read_marks(&mut tx, node)? else {
             return Ok(None);
         };
-        let feeds = read_feeds(&mut tx, node)?;
         tx.commit()?;
-        Ok(Some(Marks { feeds, ..marks }))
+        Ok(Some(marks))
     }
 
     fn desired(&mut self) -> Result<Vec<(String, State, i64)>, PgError> {
@@ -225,24 +222,19 @@ impl Written {
     }
 }
 
-/// The node's marks and reporters (`FOR UPDATE` when `lock` says so); None for a node the
-/// store does not know.
-fn read_marks(
-    tx: &mut Tx<'_, '_>,
-    node: &str,
-    lock: bool,
-) -> Result<Option<(Marks, Reporters)>, PgError> {
-    let sql = if lock {
-        concat!(
-            "SELECT epoch, last_seq, stale_since, reporter, reporter_peer, rival, rival_peer,
-                    rival_seen_at, conflict_since, last_seen_at FROM nodes WHERE name = $1",
-            " FOR UPDATE"
-        )
-    } else {
+/// The node's marks, with what it feeds, and its reporters, in one statement; None for a
+/// node the store does not know. (A report's transaction has locked the node's row already.)
+fn read_marks(tx: &mut Tx<'_, '_>, node: &str) -> Result<Option<(Marks, Reporters)>, PgError> {
+    let Some(r) = tx.query_opt(
         "SELECT epoch, last_seq, stale_since, reporter, reporter_peer, rival, rival_peer,
-                    rival_seen_at, conflict_since, last_seen_at FROM nodes WHERE name = $1"
-    };
-    let Some(r) = tx.query_opt(sql, &[&node])? else {
+                rival_seen_at, conflict_since, last_seen_at,
+                ARRAY(SELECT component FROM feeds WHERE node = $1 ORDER BY component),
+                ARRAY(SELECT epoch FROM feeds WHERE node = $1 ORDER BY component),
+                ARRAY(SELECT seq FROM feeds WHERE node = $1 ORDER BY component)
+         FROM nodes WHERE name = $1",
+        &[&node],
+    )?
+    else {
         return Ok(None);
     };
     let reporters = Reporters {
@@ -254,25 +246,19 @@ fn read_marks(
         conflict_since: r.get(8),
         last_seen_at: r.get(9),
     };
+    let (components, epochs, seqs): (Vec<String>, Vec<i64>, Vec<i64>) =
+        (r.get(10), r.get(11), r.get(12));
     let marks = Marks {
         whole: r.get::<_, Option<i64>>(1).map(|s| (r.get(0), s)),
         stale: r.get::<_, Option<i64>>(2).is_some(),
         reporter: reporters.reporter.clone(),
         conflict: reporters.conflict_since.is_some(),
-        feeds: BTreeMap::new(),
+        feeds: components
+            .into_iter()
+            .zip(epochs.into_iter().zip(seqs))
+            .collect(),
     };
     Ok(Some((marks, reporters)))
-}
-
-fn read_feeds(tx: &mut Tx<'_, '_>, node: &str) -> Result<BTreeMap<String, (i64, i64)>, PgError> {
-    Ok(tx
-        .query(
-            "SELECT component, epoch, seq FROM feeds WHERE node = $1",
-            &[&node],
-        )?
-        .into_iter()
-        .map(|r| (r.get(0), (r.get(1), r.get(2))))
-        .collect())
 }
 
 /// One node report inside the caller's transaction: the spool's `report_tx`, step for step.
@@ -283,7 +269,7 @@ fn report_tx(
     ev: &NewEvent,
     applies: &[Apply],
 ) -> Result<Written, PgError> {
-    let Some((mut marks, held)) = read_marks(tx, report.node, true)? else {
+    let Some((mut marks, held)) = read_marks(tx, report.node)? else {
         return Ok(Written::only(Reported::UnknownNode));
     };
     if let Some(id) = report.identity {
@@ -320,13 +306,15 @@ fn report_tx(
                     "UPDATE feeds SET epoch = $2, seq = $2 WHERE node = $1",
                     &[&report.node, &i64::MIN],
                 )?;
+                for mark in marks.feeds.values_mut() {
+                    *mark = (i64::MIN, i64::MIN);
+                }
                 marks.whole = None;
             }
         }
         marks.reporter = Some(id.reporter.to_string());
         marks.conflict = false;
     }
-    marks.feeds = read_feeds(tx, report.node)?;
     let (fresh, dropped, whole, outdated) = match judge(&marks, report) {
         Verdict::Outdated { mark } => {
             tx.execute(
@@ -356,21 +344,20 @@ fn report_tx(
         .chain(dropped.iter().map(String::as_str))
         .map(|c| (c, (report.rule_of)(c)))
         .collect();
-    move_marks(
-        tx,
-        now,
-        report,
-        &fresh,
-        &dropped,
-        back,
-        whole && outdated.is_none(),
-    )?;
     let status = if all.is_empty() && clear.is_empty() {
         EventStatus::Info
     } else {
         EventStatus::Applied
     };
-    let event_id = insert_event(tx, ev, now, status)?;
+    let event_id = move_marks(
+        tx,
+        now,
+        report,
+        (ev, status),
+        (&fresh, &dropped),
+        back,
+        whole && outdated.is_none(),
+    )?;
     let mut compute: Vec<(String, NodeRule)> = Vec::new();
     for a in &all {
         apply_test(tx, a, event_id, now)?;
@@ -379,16 +366,27 @@ fn report_tx(
         }
     }
     // Where the report replaces the node's word, its failing tests the report does not name
-    // pass (a service the node has no word on keeps its rows).
-    for (component, rule) in &clear {
-        let n = tx.execute(
-            "UPDATE tests SET state = NULL, event_id = $3, since = $4, description = NULL
-             WHERE component = $1 AND host = $2 AND state IS NOT NULL AND event_id < $3
-               AND NOT (service = ANY($5))",
-            &[component, &report.node, &event_id, &now, &report.keep],
-        )?;
-        if n > 0 && !compute.iter().any(|(t, _)| t == component) {
-            compute.push((component.to_string(), *rule));
+    // pass (a service the node has no word on keeps its rows): one statement for every
+    // component, saying which it changed.
+    if !clear.is_empty() {
+        let names: Vec<&str> = clear.iter().map(|(c, _)| *c).collect();
+        let cleared: Vec<String> = tx
+            .query(
+                "UPDATE tests SET state = NULL, event_id = $3, since = $4, description = NULL
+                 WHERE component = ANY($1) AND host = $2 AND state IS NOT NULL AND event_id < $3
+                   AND NOT (service = ANY($5))
+                 RETURNING component",
+                &[&names, &report.node, &event_id, &now, &report.keep],
+            )?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect();
+        for (component, rule) in &clear {
+            if cleared.iter().any(|c| c == component)
+                && !compute.iter().any(|(t, _)| t == component)
+            {
+                compute.push((component.to_string(), *rule));
+            }
         }
     }
     // Components whose nodes changed without a test changing (a first report on one, one no
@@ -418,23 +416,18 @@ fn report_tx(
     })
 }
 
-/// The node's marks moved by an applied report (the spool's `move_marks`).
+/// The node's marks moved by an applied report (the spool's `move_marks`), and its event
+/// recorded: the event, what the node feeds and its row in one statement (one round trip of
+/// the few a report costs).
 fn move_marks(
     tx: &mut Tx<'_, '_>,
     now: i64,
     report: &NodeReport<'_>,
-    fresh: &[&str],
-    dropped: &[String],
+    (ev, status): (&NewEvent, EventStatus),
+    (fresh, dropped): (&[&str], &[String]),
     back: bool,
     whole_mark: bool,
-) -> Result<(), PgError> {
-    for c in fresh {
-        tx.execute(
-            "INSERT INTO feeds (node, component, epoch, seq, since) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (node, component) DO UPDATE SET epoch = excluded.epoch, seq = excluded.seq",
-            &[&report.node, c, &report.order.0, &report.order.1, &now],
-        )?;
-    }
+) -> Result<i64, PgError> {
     if !dropped.is_empty() {
         tx.execute(
             "DELETE FROM feeds WHERE node = $1 AND component = ANY($2)",
@@ -447,21 +440,39 @@ fn move_marks(
             &[&report.node],
         )?;
     }
-    tx.execute(
-        "UPDATE nodes SET last_seen_at = $5, via = $6, period_ms = coalesce($7, period_ms),
-           heard_at = now(), stale_since = NULL,
-           epoch = CASE WHEN $2 THEN $3 ELSE epoch END,
-           last_seq = CASE WHEN $2 THEN $4 ELSE last_seq END
-         WHERE name = $1",
-        &[
-            &report.node,
-            &whole_mark,
-            &report.order.0,
-            &report.order.1,
-            &now,
-            &report.via.as_str(),
-            &report.period_ms,
-        ],
-    )?;
-    Ok(())
+    let row = EventRow::new(ev, now, status);
+    let (test, effect) = (
+        ev.test.as_ref().map(TestKey::as_str),
+        ev.effect.map(|x| x.as_str()),
+    );
+    let via = report.via.as_str();
+    let more: [&(dyn ToSql + Sync); 7] = [
+        &report.node,
+        &fresh,
+        &report.order.0,
+        &report.order.1,
+        &via,
+        &report.period_ms,
+        &whole_mark,
+    ];
+    Ok(tx
+        .query_one(
+            concat!(
+                "WITH f AS (
+                   INSERT INTO feeds (node, component, epoch, seq, since)
+                   SELECT $12, c, $14, $15, $1 FROM (SELECT DISTINCT unnest($13::text[]) AS c) cs
+                   ON CONFLICT (node, component) DO UPDATE
+                     SET epoch = excluded.epoch, seq = excluded.seq),
+                 n AS (
+                   UPDATE nodes SET last_seen_at = $1, via = $16,
+                     period_ms = coalesce($17, period_ms), heard_at = now(), stale_since = NULL,
+                     epoch = CASE WHEN $18 THEN $14 ELSE epoch END,
+                     last_seq = CASE WHEN $18 THEN $15 ELSE last_seq END
+                   WHERE name = $12)
+                 ",
+                insert_event_sql!()
+            ),
+            &row.with(&more, &test, &effect),
+        )?
+        .get(0))
 }
