@@ -55,6 +55,7 @@ unshare --pid --fork --mount --uts --ipc sh -c "
 outer=$!
 pid=""
 cleanup() {
+    [ -n "${pgdir:-}" ] && runuser -u postgres -- "$pgbin/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1 && rm -rf "$pgdir"
     [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
     kill -9 "$outer" 2>/dev/null; wait "$outer" 2>/dev/null
     rm -rf "$work"
@@ -189,8 +190,69 @@ inside /usr/bin/statusrelay nodes | grep -q "alpha: .*via collector" && ok "the 
 t0=$(date +%s%N); inside systemctl stop statusrelay-serve; took=$(( ($(date +%s%N) - t0) / 1000000 ))
 [ "$took" -lt 5000 ] && ok "the aggregator stops in ${took} ms" || bad "serve stop took ${took} ms"
 
+# Several aggregator instances on one machine (statusrelay-serve@agg1, @agg2) on one
+# PostgreSQL: a cluster of the test's own on the host's loopback (the network namespace is
+# shared), run by the host's postgres user. Exactly one instance writes the page; stopped, it
+# hands the lease over and the other delivers.
+pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+state_of() { # component: its state on the built-in page, - when it has none
+    inside cat /var/lib/statusrelay/www/status.json 2>/dev/null | python3 -c \
+        "import json,sys; print(next((c['state'] for c in json.load(sys.stdin)['components'] if c['name'] == '$1'), '-'))"
+}
+page_is() { [ "$(state_of "$1")" = "$2" ]; }
+as_instance() { local i=$1; shift; inside env STATUSRELAY_CONFIG="/etc/statusrelay/serve-$i.toml" /usr/bin/statusrelay "$@"; }
+writer_is() { as_instance agg1 status 2>/dev/null | grep -q "instance:  $1 WRITES the page"; }
+some_writer() { as_instance agg1 status 2>/dev/null | grep -q "WRITES the page"; }
+if [ -z "$pgbin" ] || ! id postgres >/dev/null 2>&1; then
+    bad "no PostgreSQL server on the host (apt-get install postgresql): the template unit is untested"
+else
+    pgdir=$(mktemp -d /tmp/statusrelay-systemd-pg.XXXXXX); chown postgres "$pgdir"; chmod 0755 "$pgdir"
+    pgport=$(( 30000 + RANDOM % 10000 ))
+    runuser -u postgres -- "$pgbin/initdb" -D "$pgdir/data" -U statusrelay --auth=trust -E UTF8 --no-instructions >"$pgdir/initdb.log" 2>&1 \
+        && runuser -u postgres -- "$pgbin/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w -t 60 \
+            -o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1" start >/dev/null 2>&1 \
+        && runuser -u postgres -- "$pgbin/createdb" -h 127.0.0.1 -p "$pgport" -U statusrelay statusrelay \
+        && ok "a PostgreSQL of the test's own on 127.0.0.1:$pgport" || bad "PostgreSQL: $(tail -3 "$pgdir/initdb.log" "$pgdir/server.log" 2>&1)"
+    inside systemctl list-unit-files 'statusrelay-serve@.service' --no-legend | grep -q 'statusrelay-serve@' \
+        && ok "the package installs statusrelay-serve@.service" || bad "no statusrelay-serve@.service in the package"
+    for i in 1 2; do
+        inside sh -c "cp /root/config.good /etc/statusrelay/serve-agg$i.toml
+            printf '[[component]]\nname = \"checkout\"\nservices = [\"checkout-api\"]\n[serve]\nlisten = \"127.0.0.1:$((port + i))\"\n[store]\nurl = \"host=127.0.0.1 port=$pgport user=statusrelay dbname=statusrelay sslmode=disable\"\ninstance = \"agg$i\"\n' >> /etc/statusrelay/serve-agg$i.toml
+            chown root:statusrelay /etc/statusrelay/serve-agg$i.toml; chmod 0640 /etc/statusrelay/serve-agg$i.toml"
+    done
+    as_instance agg1 nodes add db1 --secret-file /root/db1.secret >/dev/null && ok "node db1 added to the database" || bad "nodes add on PostgreSQL failed"
+    inside systemctl start statusrelay-serve@agg1 statusrelay-serve@agg2 && ok "systemctl start statusrelay-serve@agg1 @agg2" \
+        || bad "serve@: $(inside journalctl -u 'statusrelay-serve@*' --no-pager | tail -5)"
+    for i in 1 2; do
+        until_true 20 curl -sf "http://127.0.0.1:$((port + i))/ready" && ok "instance agg$i is ready on 127.0.0.1:$((port + i))" \
+            || bad "agg$i not ready: $(inside journalctl -u "statusrelay-serve@agg$i" --no-pager | tail -5)"
+    done
+    until_true 30 some_writer
+    first=$(as_instance agg1 status 2>/dev/null | sed -n 's/^instance:  \(agg[12]\) WRITES the page.*/\1/p')
+    [ -n "$first" ] && ok "one instance writes the page: $first" || bad "no writer: $(as_instance agg1 status 2>&1 | tail -5)"
+    [ "$(as_instance agg2 status 2>/dev/null | grep -c 'WRITES the page')" = 1 ] && ok "status lists exactly one writer" || bad "status: $(as_instance agg2 status 2>&1)"
+    # A report to the instance that does not write reaches the page through the one that does.
+    other=agg2; [ "$first" = agg2 ] && other=agg1
+    send() { # instance seq state
+        local body="{\"epoch\":2,\"reports\":[{\"seq\":$2,\"component\":\"checkout\",\"failing\":[$3]}]}"
+        curl -s -o /dev/null -w '%{http_code}' -u "db1:$secret" -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:$((port + ${1#agg}))/v1/reports"
+    }
+    code=$(send "$other" 1 '{"service":"checkout-api","test":"connection","state":"major_outage"}')
+    [ "$code" = 200 ] && ok "$other (not the writer) takes a report" || bad "$other answered $code"
+    until_true 20 page_is checkout major_outage && ok "the writer put it on the page" || bad "checkout: $(state_of checkout)"
+    # Stopped, the writer gives its lease up; the other takes over and delivers.
+    inside systemctl stop "statusrelay-serve@$first" && ok "systemctl stop statusrelay-serve@$first" || bad "stop $first"
+    until_true 20 writer_is "$other" && ok "$other writes the page after $first stopped" || bad "no takeover: $(as_instance "$other" status 2>&1 | tail -4)"
+    code=$(send "$other" 2 '')
+    [ "$code" = 200 ] && ok "the recovery is taken by $other" || bad "$other answered $code"
+    until_true 20 page_is checkout operational && ok "and $other put it on the page" || bad "checkout: $(state_of checkout)"
+    inside systemctl stop "statusrelay-serve@$other"
+    inside journalctl -u "statusrelay-serve@$first" --no-pager | grep -q "serve-$first.toml\|instance $first" \
+        && ok "statusrelay-serve@$first ran as instance $first, the name in its own config" || bad "journal of $first: $(inside journalctl -u "statusrelay-serve@$first" --no-pager | tail -3)"
+fi
+
 # Hardening stays as shipped; the exposure systemd computes for both units, for the docs.
-for u in statusrelay statusrelay-serve; do
+for u in statusrelay statusrelay-serve statusrelay-serve@agg1; do
     score=$(inside systemd-analyze security "$u" --no-pager 2>/dev/null | tail -1)
     echo "info: systemd-analyze security $u: $score"
 done
