@@ -11,6 +11,8 @@ use crate::support::*;
 pub struct Aggregator {
     pub sb: Sandbox,
     pub port: u16,
+    /// The PostgreSQL store's connection string, when it is on one (`on_store`).
+    pub store: Option<String>,
 }
 
 impl Aggregator {
@@ -26,7 +28,49 @@ impl Aggregator {
             "config.toml",
             &format!("{cfg}[serve]\nlisten = \"127.0.0.1:{port}\"\n"),
         );
-        Aggregator { sb, port }
+        Aggregator {
+            sb,
+            port,
+            store: None,
+        }
+    }
+
+    /// On the PostgreSQL store at `url` (instance "a"), when given; else on its spool. Its
+    /// last table then is `[store]`: append serve's own keys before.
+    pub fn on_store(mut self, url: Option<&str>) -> Aggregator {
+        if let Some(url) = url {
+            self.append_config(&format!("[store]\nurl = \"{url}\"\ninstance = \"a\"\n"));
+            self.store = Some(url.to_string());
+        }
+        self
+    }
+
+    /// A count from the aggregator's store, whichever it is (`sql` in words both take).
+    pub fn count(&self, sql: &str) -> i64 {
+        match &self.store {
+            Some(url) => statusrelay_testkit::postgres::client(url)
+                .unwrap()
+                .query_one(sql, &[])
+                .unwrap()
+                .get(0),
+            None => count(&self.sb, sql),
+        }
+    }
+
+    /// The state the aggregator's store wants `component` to show ("" before any).
+    pub fn desired(&self, component: &str) -> String {
+        match &self.store {
+            Some(url) => statusrelay_testkit::postgres::client(url)
+                .unwrap()
+                .query_opt(
+                    "SELECT state FROM desired WHERE component = $1",
+                    &[&component],
+                )
+                .unwrap()
+                .map(|r| r.get(0))
+                .unwrap_or_default(),
+            None => desired_state(&self.sb, component),
+        }
     }
 
     /// Append to its config; bare keys land in `[serve]`, its last table.
@@ -54,10 +98,9 @@ impl Aggregator {
 
     /// Has the aggregator recorded `node`'s tests of the component as `failing` of them?
     pub fn node_failing(&self, node: &str) -> i64 {
-        count(
-            &self.sb,
-            &format!("SELECT count(*) FROM tests WHERE host = '{node}' AND state IS NOT NULL"),
-        )
+        self.count(&format!(
+            "SELECT count(*) FROM tests WHERE host = '{node}' AND state IS NOT NULL"
+        ))
     }
 }
 
@@ -98,8 +141,14 @@ pub fn relay(sb: &Sandbox) -> Run {
 
 #[test]
 fn one_nodes_recovery_never_hides_another_nodes_outage() {
+    recovery_on("fleet-agg", None);
+}
+
+/// The recovery test on the aggregator's spool, or on the PostgreSQL store at `store`
+/// (`tests/integration/ha.rs` runs it so).
+pub fn recovery_on(name: &str, store: Option<&str>) {
     let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
-    let agg = Aggregator::new("fleet-agg", &fake);
+    let agg = Aggregator::new(name, &fake).on_store(store);
     let (s1, s2) = (agg.add_node("db1"), agg.add_node("db2"));
     let serve = agg.start();
     let (db1, db2) = (node("db1", &agg, &s1), node("db2", &agg, &s2));
@@ -118,7 +167,7 @@ fn one_nodes_recovery_never_hides_another_nodes_outage() {
     );
     assert_eq!(agg.node_failing("db2"), 1);
     assert_eq!(
-        count(&agg.sb, "SELECT count(*) FROM outbox"),
+        agg.count("SELECT count(*) FROM outbox"),
         1,
         "nothing new to deliver: db2 still holds the outage"
     );
@@ -137,8 +186,14 @@ fn one_nodes_recovery_never_hides_another_nodes_outage() {
 
 #[test]
 fn a_node_cannot_report_without_its_own_credential() {
+    credentials_on("fleet-auth", None);
+}
+
+/// The credentials test on the aggregator's spool, or on the PostgreSQL store at `store`,
+/// where every instance's gate reads the credentials from the database.
+pub fn credentials_on(name: &str, store: Option<&str>) {
     let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
-    let agg = Aggregator::new("fleet-auth", &fake);
+    let agg = Aggregator::new(name, &fake).on_store(store);
     let s1 = agg.add_node("db1");
     agg.add_node("db2");
     let serve = agg.start();
@@ -210,17 +265,19 @@ pub fn page_message(sb: &Sandbox, component: &str) -> Option<String> {
 /// collected them, never by arrival; the node's Monit credentials in them are never kept.
 #[test]
 fn monits_collector_documents_are_ordered_by_collection_time() {
-    let agg = Aggregator::on(html_sandbox("fleet-collector", ""));
+    collector_on("fleet-collector", None);
+}
+
+/// The collector test on the aggregator's spool, or on the PostgreSQL store at `store`.
+pub fn collector_on(name: &str, store: Option<&str>) {
+    let agg = Aggregator::on(html_sandbox(name, "")).on_store(store);
     let port = agg.port;
     let secret = agg.add_node("nodeA");
     let serve = agg.start();
     let failing = |svc: &str| {
-        count(
-            &agg.sb,
-            &format!(
-                "SELECT count(*) FROM tests WHERE host = 'nodeA' AND service = '{svc}' AND state IS NOT NULL"
-            ),
-        )
+        agg.count(&format!(
+            "SELECT count(*) FROM tests WHERE host = 'nodeA' AND service = '{svc}' AND state IS NOT NULL"
+        ))
     };
     for capture in [
         "01-start-event.http",
@@ -264,14 +321,7 @@ fn monits_collector_documents_are_ordered_by_collection_time() {
         1,
         "an older document never overrides a newer one"
     );
-    let shown: String = db(&agg.sb)
-        .query_row(
-            "SELECT state FROM desired WHERE component = 'backend'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(shown, "major_outage");
+    assert_eq!(agg.desired("backend"), "major_outage");
     // Wrong credentials and damaged documents are refused with a clear status.
     assert_eq!(
         post_capture(port, "02-status-all-ok.http", "nodeA", "nope"),
@@ -281,13 +331,27 @@ fn monits_collector_documents_are_ordered_by_collection_time() {
         post_capture(port, "02-status-all-ok.http", "nodeB", &secret),
         401
     );
-    // The node's Monit httpd password is in every document; it is kept nowhere.
-    let mut kept = std::fs::read(agg.sb.spool_path()).unwrap();
-    kept.extend(std::fs::read(agg.sb.path("spool.db-wal")).unwrap_or_default());
-    assert!(
-        !kept.windows(7).any(|w| w == b"pw4bars"),
-        "Monit's credentials were stored"
-    );
+    // The node's Monit httpd password is in every document; it is kept nowhere: no byte of
+    // the spool, no row of the database (every column of the tables a report writes).
+    if agg.store.is_some() {
+        let rows = ["events", "tests", "nodes", "feeds", "outbox"].map(|t| {
+            agg.count(&format!(
+                "SELECT count(*) FROM {t} r WHERE r::text LIKE '%pw4bars%'"
+            ))
+        });
+        assert_eq!(rows, [0; 5], "Monit's credentials were stored");
+        assert!(
+            agg.count("SELECT count(*) FROM events WHERE origin = 'collector'") > 0,
+            "the documents were recorded, so the search above searched them"
+        );
+    } else {
+        let mut kept = std::fs::read(agg.sb.spool_path()).unwrap();
+        kept.extend(std::fs::read(agg.sb.path("spool.db-wal")).unwrap_or_default());
+        assert!(
+            !kept.windows(7).any(|w| w == b"pw4bars"),
+            "Monit's credentials were stored"
+        );
+    }
     let (code, _, log) = serve.stop();
     assert_eq!(code, 0, "{log}");
     assert!(!log.contains("pw4bars"), "Monit's credentials were logged");
@@ -384,9 +448,7 @@ fn hostile_requests_get_a_clear_4xx_and_change_nothing() {
 pub fn hostile_on(name: &str, store: Option<&str>) {
     let agg = Aggregator::on(html_sandbox(name, DB));
     agg.append_config("max_body = 4096\nrequest_timeout = \"1s\"\n");
-    if let Some(url) = store {
-        agg.append_config(&format!("[store]\nurl = \"{url}\"\ninstance = \"a\"\n"));
-    }
+    let agg = agg.on_store(store);
     let secret = agg.add_node("db1");
     let serve = agg.start();
     let port = agg.port;
@@ -509,9 +571,7 @@ pub fn stale_on(name: &str, store: Option<&str>) {
     let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
     let agg = Aggregator::new(name, &fake);
     agg.append_config("stale_after = 2\n");
-    if let Some(url) = store {
-        agg.append_config(&format!("[store]\nurl = \"{url}\"\ninstance = \"a\"\n"));
-    }
+    let agg = agg.on_store(store);
     let (s1, s2) = (agg.add_node("db1"), agg.add_node("db2"));
     let serve = agg.start();
     let (db1, db2) = (
@@ -603,8 +663,14 @@ pub fn stale_on(name: &str, store: Option<&str>) {
 /// once per streak, and other nodes are not affected.
 #[test]
 fn a_node_over_its_rate_is_told_to_wait_and_others_are_not() {
-    let agg = Aggregator::on(html_sandbox("fleet-rate", DB));
+    rate_on("fleet-rate", None);
+}
+
+/// The rate test on the aggregator's spool, or on the PostgreSQL store at `store`.
+pub fn rate_on(name: &str, store: Option<&str>) {
+    let agg = Aggregator::on(html_sandbox(name, DB));
     agg.append_config("node_rate = 1\nnode_burst = 3\n");
+    let agg = agg.on_store(store);
     let (s1, s2) = (agg.add_node("db1"), agg.add_node("db2"));
     let serve = agg.start();
     let port = agg.port;

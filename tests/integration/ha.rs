@@ -613,6 +613,30 @@ fn an_operators_event_on_any_instance_reaches_the_page_and_a_bad_one_is_kept() {
     assert_contains(&q.stdout, "\"rejected_events\":[{");
 }
 
+/// The single aggregator's ingest tests, on the PostgreSQL store: one node's recovery never
+/// hides another's outage; a node reports only with its own credential, only to its
+/// components; Monit's documents are ordered by collection time and its credentials kept
+/// nowhere; a node over its rate is told to wait.
+#[test]
+fn the_single_aggregators_ingest_tests_pass_on_the_postgresql_store() {
+    let Some(pg) = Postgres::for_test("ha-ingest") else {
+        return;
+    };
+    crate::fleet::recovery_on("ha-recovery", Some(&pg.url()));
+    // Each on a database of its own: the same node names, another story.
+    for (name, test) in [
+        (
+            "auth",
+            crate::fleet::credentials_on as fn(&str, Option<&str>),
+        ),
+        ("collector", crate::fleet::collector_on),
+        ("rate", crate::fleet::rate_on),
+    ] {
+        let db = pg.database(name);
+        test(&format!("ha-{name}"), Some(&db));
+    }
+}
+
 /// The single aggregator's hostile-input test, on the PostgreSQL store.
 #[test]
 fn hostile_requests_on_the_postgresql_store_get_a_clear_4xx_and_change_nothing() {

@@ -127,13 +127,24 @@ impl Postgres {
         }
     }
 
+    /// Another database on this cluster (`name` in letters, digits and `_`), empty: the
+    /// connection string of it, for a test that needs a store of its own.
+    pub fn database(&self, name: &str) -> String {
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "a database name of letters, digits and _: {name}"
+        );
+        self.connect()
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}\n{}", self.log()));
+        self.url()
+            .replace(&format!("dbname={DB}"), &format!("dbname={name}"))
+    }
+
     /// A connection to the test database whose statements fail after 20 s instead of
     /// waiting on a lock forever.
     pub fn connect(&self) -> postgres::Client {
-        let mut c = postgres::Client::connect(&self.url(), postgres::NoTls)
-            .unwrap_or_else(|e| panic!("connect: {e}\n{}", self.log()));
-        c.batch_execute("SET statement_timeout = 20000").unwrap();
-        c
+        client(&self.url()).unwrap_or_else(|e| panic!("connect: {e}\n{}", self.log()))
     }
 
     fn data(&self) -> PathBuf {
@@ -333,4 +344,12 @@ impl Drop for Postgres {
         let _ = self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A connection to a test's database at `url` (a libpq connection string) whose statements
+/// fail after 20 s instead of waiting on a lock forever.
+pub fn client(url: &str) -> Result<postgres::Client, postgres::Error> {
+    let mut c = postgres::Client::connect(url, postgres::NoTls)?;
+    c.batch_execute("SET statement_timeout = 20000")?;
+    Ok(c)
 }
