@@ -23,11 +23,12 @@ fn instance(name: &str, fake: &FakeCachet, pg: &Postgres) -> Aggregator {
     instance_on(name, fake, &pg.url())
 }
 
-fn instance_on(name: &str, fake: &FakeCachet, url: &str) -> Aggregator {
-    let agg = Aggregator::on(cachet_sandbox(&format!("ha-{name}"), fake, DBI));
+pub(crate) fn instance_on(name: &str, fake: &FakeCachet, url: &str) -> Aggregator {
+    let mut agg = Aggregator::on(cachet_sandbox(&format!("ha-{name}"), fake, DBI));
     agg.append_config(&format!(
         "[store]\nurl = \"{url}\"\ninstance = \"{name}\"\nlease = \"{LEASE_MS}ms\"\n"
     ));
+    agg.store = Some(url.to_string());
     agg
 }
 

@@ -20,6 +20,7 @@ pub mod locks;
 pub mod nodes;
 pub mod record;
 pub mod reports;
+pub mod retention;
 pub mod stale;
 pub mod store;
 pub mod upkeep;

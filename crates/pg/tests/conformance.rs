@@ -20,7 +20,7 @@ use statusrelay_core::store::{Credential, CredentialReads, NodeCredentials, any_
 use statusrelay_core::time::Clock;
 use statusrelay_pg::{PgStore, migrate};
 use statusrelay_spool::store::{
-    Deliveries, Holds, Incidents, Nodes, PageState, Queue, Record, Reports, Staleness,
+    Deliveries, Holds, Incidents, Nodes, PageState, Queue, Record, Reports, Retention, Staleness,
 };
 use statusrelay_spool::{
     Apply, Identity, IncidentStatus, NewEvent, NodeReport, Outcome, Snapshot, TestChange, Touch,
@@ -142,7 +142,16 @@ fn on_both(
 
 /// Every part of the seam a store implements.
 trait Store:
-    NodeCredentials + Staleness + Deliveries + PageState + Incidents + Holds + Nodes + Record + Queue
+    NodeCredentials
+    + Staleness
+    + Deliveries
+    + PageState
+    + Incidents
+    + Holds
+    + Nodes
+    + Record
+    + Queue
+    + Retention
 {
 }
 impl<S> Store for S where
@@ -155,6 +164,7 @@ impl<S> Store for S where
         + Nodes
         + Record
         + Queue
+        + Retention
 {
 }
 

@@ -12,7 +12,7 @@ use statusrelay_core::nodes::{NodeRule, Via};
 use statusrelay_core::store::NodeCredentials;
 use statusrelay_core::time::SystemClock;
 use statusrelay_pg::{Held, Lease, PgError, PgStore, migrate};
-use statusrelay_spool::store::{Deliveries, Incidents, PageState, Reports};
+use statusrelay_spool::store::{Deliveries, Incidents, PageState, Reports, Retention};
 use statusrelay_spool::{
     Apply, IncidentStatus, NewEvent, NodeReport, Outcome, Snapshot, TestChange,
 };
@@ -53,8 +53,12 @@ fn a_deposed_writer_records_nothing_of_its_delivery_and_the_new_one_sends_it() {
     let (mut a, lease_a) = instance(&pg, "a", 500);
     let (mut b, lease_b) = instance(&pg, "b", 500);
     a.add_node("n1", "h", None).unwrap();
-    // Not made the writer: it writes no delivery and no page state.
+    // Not made the writer: it writes no delivery and no page state, and prunes nothing.
     assert!(matches!(b.claim_next("early"), Err(PgError::NotWriter)));
+    assert!(matches!(
+        b.prune_batch(Duration::ZERO, 0, 100),
+        Err(PgError::NotWriter)
+    ));
 
     let rule = |_: &str| NodeRule::default();
     let scope = vec!["web".to_string()];
@@ -108,6 +112,9 @@ fn a_deposed_writer_records_nothing_of_its_delivery_and_the_new_one_sends_it() {
     )));
     assert!(refused(a.set_remote_id("cachet", "web", Some("9"))));
     assert!(matches!(a.claim_next("a-2"), Err(PgError::Deposed { .. })));
+    // Nor does it prune: only the writer does.
+    let prune = |s: &mut PgStore| s.prune_batch(Duration::ZERO, 0, 100);
+    assert!(matches!(prune(&mut a), Err(PgError::Deposed { .. })));
     assert_eq!(
         b.page_state("cachet", "web").unwrap(),
         None,

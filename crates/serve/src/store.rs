@@ -14,7 +14,8 @@ use statusrelay_core::nodes::NodeRule;
 use statusrelay_core::store::{Credential, CredentialReads, NodeCredentials};
 use statusrelay_pg::{PgError, PgStore};
 use statusrelay_spool::store::{
-    Deliveries, Holds, Incidents, Nodes, PageState, Queue, Record, ReportIn, Reports, Staleness,
+    Deliveries, Holds, Incidents, Nodes, PageState, Queue, Record, ReportIn, Reports, Retention,
+    Staleness,
 };
 use statusrelay_spool::{
     Apply, Claimed, EventContext, FailingTest, Forgotten, Incident, IncidentStatus, Item, Marks,
@@ -263,6 +264,17 @@ impl Nodes for Store {
     }
     fn unrouted(&mut self, name: &str) -> Result<Vec<(String, String, i64)>, StoreFailure> {
         both!(self, s => Nodes::unrouted(s, name))
+    }
+}
+
+impl Retention for Store {
+    fn prune_batch(
+        &mut self,
+        max_age: std::time::Duration,
+        max_events: u64,
+        batch: u32,
+    ) -> Result<statusrelay_spool::Pruned, StoreFailure> {
+        both!(self, s => Retention::prune_batch(s, max_age, max_events, batch))
     }
 }
 

@@ -15,7 +15,7 @@ use statusrelay_core::nodes::NodeRule;
 
 use crate::{
     Apply, Claimed, EventContext, FailingTest, Forgotten, Incident, IncidentStatus, Item, Marks,
-    NewEvent, Node, NodeReport, Outcome, Recorded, RejectedEvent, Reported, Silence, Spool,
+    NewEvent, Node, NodeReport, Outcome, Pruned, Recorded, RejectedEvent, Reported, Silence, Spool,
     SpoolError, StaleChange, Touch, Window,
 };
 
@@ -111,6 +111,31 @@ impl Queue for Spool {
     }
     fn rejected_events(&mut self) -> Result<Vec<RejectedEvent>, SpoolError> {
         Spool::rejected_events(self)
+    }
+}
+
+/// Retention: what is finished and past the limits, pruned in bounded batches.
+pub trait Retention: Reports {
+    /// At most `batch` finished deliveries finished before `max_age` ago, and at most `batch`
+    /// events older than that or beyond the newest `max_events`, in one short transaction.
+    /// An event a delivery or a test row still points at, or a rejected one waiting for
+    /// `replay --rejected`, is kept whatever its age.
+    fn prune_batch(
+        &mut self,
+        max_age: std::time::Duration,
+        max_events: u64,
+        batch: u32,
+    ) -> Result<Pruned, Self::Error>;
+}
+
+impl Retention for Spool {
+    fn prune_batch(
+        &mut self,
+        max_age: std::time::Duration,
+        max_events: u64,
+        batch: u32,
+    ) -> Result<Pruned, SpoolError> {
+        Spool::prune_batch(self, max_age, max_events, batch)
     }
 }
 

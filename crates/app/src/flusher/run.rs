@@ -141,6 +141,8 @@ impl Run {
                     f.spool.write_as(&e.target.lease.instance, term);
                     f.term = Some(term);
                     self.reclaim = true;
+                    // The writer prunes; one newly elected begins with a batch.
+                    self.prune_more = true;
                 }
                 Some(_) => {}
             }

@@ -3,7 +3,7 @@
 //! a failure is logged and tried again later.
 
 use statusrelay_backend::ReadBack;
-use statusrelay_spool::store::PageState;
+use statusrelay_spool::store::{PageState, Retention};
 
 use super::Flusher;
 use crate::{AppError, debug, info, warn};
@@ -63,12 +63,18 @@ impl Flusher<'_> {
     /// Prune one batch; true while there is more. Batches are spread out over the loop's
     /// iterations (a poll interval apart), so handlers always find the write lock free soon.
     pub(super) fn prune(&mut self) -> bool {
-        let r = &self.config.retention;
-        // Retention on PostgreSQL is not built yet: nothing is pruned there.
-        let Some(spool) = self.spool.sqlite() else {
+        // On PostgreSQL only the writer prunes, fenced by its term: a follower leaves it to
+        // the writer (the first step of a new term prunes, see `Run::step`).
+        if self.election.is_some() && self.term.is_none() {
             return false;
-        };
-        match spool.prune_batch(r.events, r.max_events, statusrelay_spool::PRUNE_BATCH) {
+        }
+        let r = &self.config.retention;
+        match Retention::prune_batch(
+            &mut self.spool,
+            r.events,
+            r.max_events,
+            statusrelay_spool::PRUNE_BATCH,
+        ) {
             Ok(p) => {
                 if p.deliveries + p.events > 0 {
                     debug!(

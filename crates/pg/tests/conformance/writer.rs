@@ -167,6 +167,46 @@ pub(super) fn deliveries<S: Store>(s: &mut S, clock: &TestClock) -> Trace {
         "queue: rejected",
         format!("{:?}", s.rejected_events().unwrap()),
     );
+    // Retention: finished deliveries and the events nothing needs, by age in batches, then
+    // by count; a rejected event and those the tests point at are kept.
+    s.record_rejected(&event("x", "unmapped"), "no component")
+        .unwrap();
+    tick(10_000);
+    let pruned = |p: statusrelay_spool::Pruned| {
+        format!(
+            "{} deliveries, {} events, more: {}",
+            p.deliveries, p.events, p.more
+        )
+    };
+    let age = std::time::Duration::from_millis(5_000);
+    note(
+        "prune by age, a batch of one",
+        pruned(s.prune_batch(age, 1_000, 1).unwrap()),
+    );
+    note(
+        "prune by age",
+        pruned(s.prune_batch(age, 1_000, 100).unwrap()),
+    );
+    s.record_reports(&[(&report(3), &ev, &web_down)]).unwrap();
+    s.record_reports(&[(&report(4), &ev, &[])]).unwrap();
+    // Two events nothing points at: the count's to prune.
+    for n in ["first", "second"] {
+        s.record(&event("y", n), &[]).unwrap();
+    }
+    let year = std::time::Duration::from_secs(365 * 86_400);
+    note(
+        "prune to one event",
+        pruned(s.prune_batch(year, 1, 100).unwrap()),
+    );
+    note("prune again", pruned(s.prune_batch(year, 1, 100).unwrap()));
+    note(
+        "queue after pruning: open",
+        format!("{:?}", s.open_items().unwrap()),
+    );
+    note(
+        "queue after pruning: rejected",
+        format!("{:?}", s.rejected_events().unwrap()),
+    );
     trace
 }
 
