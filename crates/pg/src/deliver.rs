@@ -20,10 +20,10 @@ use statusrelay_spool::{Claimed, DeliveryStatus, Item, Outcome, RejectedEvent};
 use crate::store::word;
 use crate::{PgError, PgStore, Term, lease};
 
-const ITEM_COLS: &str = "id, component, state, status, attempts, created_at, queued_at,
+pub(crate) const ITEM_COLS: &str = "id, component, state, status, attempts, created_at, queued_at,
     next_attempt_at, last_error, message, force, event_id, held";
 
-fn row_item(r: &postgres::Row) -> Result<Item, PgError> {
+pub(crate) fn row_item(r: &postgres::Row) -> Result<Item, PgError> {
     Ok(Item {
         id: r.get(0),
         component: r.get(1),

@@ -19,6 +19,7 @@ pub mod lease;
 pub mod locks;
 pub mod nodes;
 pub mod record;
+pub mod replay;
 pub mod reports;
 pub mod retention;
 pub mod stale;

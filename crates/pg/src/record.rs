@@ -267,6 +267,34 @@ pub(crate) fn refresh_desired(
     }))
 }
 
+/// An event's test changes applied under `event_id`, then each component they touch locked
+/// (once its tests are written, as a group of reports does in `reports`: a report writing the
+/// same host's tests never waits on a lock this transaction holds) and computed.
+pub(crate) fn apply_all(
+    tx: &mut Tx<'_, '_>,
+    applies: &[Apply],
+    event_id: i64,
+    message: Option<&str>,
+    now: i64,
+) -> Result<Vec<Change>, PgError> {
+    let mut touched: Vec<(&str, NodeRule)> = Vec::new();
+    for a in applies {
+        apply_test(tx, a, event_id, now)?;
+        if !touched.iter().any(|(c, _)| *c == a.component) {
+            touched.push((&a.component, a.rule));
+        }
+    }
+    let components: Vec<&str> = touched.iter().map(|(c, _)| *c).collect();
+    lock_components(tx, &components, &[])?;
+    let mut changes = Vec::new();
+    for (c, rule) in touched {
+        if let Some(change) = refresh_desired(tx, c, rule, event_id, message, now)? {
+            changes.push(change);
+        }
+    }
+    Ok(changes)
+}
+
 impl Record for PgStore {
     fn record(&mut self, ev: &NewEvent, applies: &[Apply]) -> Result<Recorded, PgError> {
         let now = self.now();
@@ -278,25 +306,7 @@ impl Record for PgStore {
                 EventStatus::Applied
             };
             let event_id = insert_event(&mut tx, ev, now, status)?;
-            let mut touched: Vec<(&str, NodeRule)> = Vec::new();
-            for a in applies {
-                apply_test(&mut tx, a, event_id, now)?;
-                if !touched.iter().any(|(c, _)| *c == a.component) {
-                    touched.push((&a.component, a.rule));
-                }
-            }
-            // Locked once its tests are written, as a group of reports does (`reports`): a
-            // report writing the same host's tests never waits on a lock this one holds.
-            let components: Vec<&str> = touched.iter().map(|(c, _)| *c).collect();
-            lock_components(&mut tx, &components, &[])?;
-            let mut changes = Vec::new();
-            for (c, rule) in touched {
-                if let Some(change) =
-                    refresh_desired(&mut tx, c, rule, event_id, ev.description.as_deref(), now)?
-                {
-                    changes.push(change);
-                }
-            }
+            let changes = apply_all(&mut tx, applies, event_id, ev.description.as_deref(), now)?;
             tx.commit()?;
             Ok(Recorded { event_id, changes })
         })

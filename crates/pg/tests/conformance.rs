@@ -20,7 +20,8 @@ use statusrelay_core::store::{Credential, CredentialReads, NodeCredentials, any_
 use statusrelay_core::time::Clock;
 use statusrelay_pg::{PgStore, migrate};
 use statusrelay_spool::store::{
-    Deliveries, Holds, Incidents, Nodes, PageState, Queue, Record, Reports, Retention, Staleness,
+    Deliveries, Holds, Incidents, Nodes, PageState, Queue, Record, Replay, Reports, Retention,
+    Staleness,
 };
 use statusrelay_spool::{
     Apply, Identity, IncidentStatus, NewEvent, NodeReport, Outcome, Snapshot, TestChange, Touch,
@@ -152,6 +153,7 @@ trait Store:
     + Record
     + Queue
     + Retention
+    + Replay
 {
 }
 impl<S> Store for S where
@@ -165,6 +167,7 @@ impl<S> Store for S where
         + Record
         + Queue
         + Retention
+        + Replay
 {
 }
 

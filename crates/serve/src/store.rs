@@ -14,8 +14,8 @@ use statusrelay_core::nodes::NodeRule;
 use statusrelay_core::store::{Credential, CredentialReads, NodeCredentials};
 use statusrelay_pg::{PgError, PgStore};
 use statusrelay_spool::store::{
-    Deliveries, Holds, Incidents, Nodes, PageState, Queue, Record, ReportIn, Reports, Retention,
-    Staleness,
+    Deliveries, Holds, Incidents, Nodes, PageState, Queue, Record, Replay, ReportIn, Reports,
+    Retention, Staleness,
 };
 use statusrelay_spool::{
     Apply, Claimed, EventContext, FailingTest, Forgotten, Incident, IncidentStatus, Item, Marks,
@@ -264,6 +264,37 @@ impl Nodes for Store {
     }
     fn unrouted(&mut self, name: &str) -> Result<Vec<(String, String, i64)>, StoreFailure> {
         both!(self, s => Nodes::unrouted(s, name))
+    }
+}
+
+impl Replay for Store {
+    fn replay_items(
+        &mut self,
+        ids: &[i64],
+        dead: bool,
+        component: Option<&str>,
+        dry_run: bool,
+    ) -> Result<statusrelay_spool::Replayed, StoreFailure> {
+        both!(self, s => Replay::replay_items(s, ids, dead, component, dry_run))
+    }
+    fn replay_since(
+        &mut self,
+        since_ms: i64,
+        component: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Vec<(String, State)>, StoreFailure> {
+        both!(self, s => Replay::replay_since(s, since_ms, component, dry_run))
+    }
+    fn replay_rejected(
+        &mut self,
+        id: i64,
+        ev: &NewEvent,
+        applies: &[Apply],
+    ) -> Result<Recorded, StoreFailure> {
+        both!(self, s => Replay::replay_rejected(s, id, ev, applies))
+    }
+    fn set_rejected_error(&mut self, id: i64, error: &str) -> Result<(), StoreFailure> {
+        both!(self, s => Replay::set_rejected_error(s, id, error))
     }
 }
 

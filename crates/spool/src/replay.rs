@@ -1,9 +1,75 @@
-//! The operator's side: listing what is open, and replaying deliveries and rejected events.
+//! The operator's side: listing what is open, and replaying deliveries and rejected events;
+//! [`Replay`], the part of the store's seam `statusrelay replay` works through.
 //!
 //! Invariants: `dry_run` changes nothing; a dead letter superseded by a newer delivery of its
-//! component is never made due.
+//! component is never made due; a rejected event replayed applies under its own (older)
+//! sequence, so it never overrides what a newer event changed.
 
 use super::*;
+use crate::store::{Queue, Record};
+
+/// `statusrelay replay` on any store: the spool, or an aggregator's PostgreSQL store (from
+/// any instance; the writer sends what it queues).
+pub trait Replay: Record + Queue {
+    /// Make deliveries due now (see [`Spool::replay_items`]).
+    fn replay_items(
+        &mut self,
+        ids: &[i64],
+        dead: bool,
+        component: Option<&str>,
+        dry_run: bool,
+    ) -> std::result::Result<Replayed, Self::Error>;
+
+    /// Queue again, forced, the states that changed since `since_ms` (see
+    /// [`Spool::replay_since`]).
+    fn replay_since(
+        &mut self,
+        since_ms: i64,
+        component: Option<&str>,
+        dry_run: bool,
+    ) -> std::result::Result<Vec<(String, State)>, Self::Error>;
+
+    /// Apply the rejected event `id` with the test changes the config now plans for it,
+    /// under its own sequence; it is rejected no more.
+    fn replay_rejected(
+        &mut self,
+        id: i64,
+        ev: &NewEvent,
+        applies: &[Apply],
+    ) -> std::result::Result<Recorded, Self::Error>;
+
+    /// A rejected event that still cannot be applied: its reason now.
+    fn set_rejected_error(&mut self, id: i64, error: &str) -> std::result::Result<(), Self::Error>;
+}
+
+impl Replay for Spool {
+    fn replay_items(
+        &mut self,
+        ids: &[i64],
+        dead: bool,
+        component: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Replayed> {
+        Spool::replay_items(self, ids, dead, component, dry_run)
+    }
+
+    fn replay_since(
+        &mut self,
+        since_ms: i64,
+        component: Option<&str>,
+        dry_run: bool,
+    ) -> Result<Vec<(String, State)>> {
+        Spool::replay_since(self, since_ms, component, dry_run)
+    }
+
+    fn replay_rejected(&mut self, id: i64, ev: &NewEvent, applies: &[Apply]) -> Result<Recorded> {
+        Spool::record(self, ev, applies, Some(id))
+    }
+
+    fn set_rejected_error(&mut self, id: i64, error: &str) -> Result<()> {
+        Spool::set_rejected_error(self, id, error)
+    }
+}
 
 impl Spool {
     /// Deliveries that are pending, in flight or dead, oldest first.

@@ -19,6 +19,8 @@ use crate::{
     SpoolError, StaleChange, Touch, Window,
 };
 
+pub use crate::replay::Replay;
+
 /// One report as it is recorded: the node's report, its event, its test changes.
 pub type ReportIn<'a, 'r> = (&'a NodeReport<'r>, &'a NewEvent, &'a [Apply]);
 

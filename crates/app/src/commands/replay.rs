@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use statusrelay_core::time::Clock;
 use statusrelay_core::{Config, EventSource, duration};
+use statusrelay_serve::store::Store;
 use statusrelay_spool::Spool;
+use statusrelay_spool::store::{Queue, Replay};
 
 use crate::AppError;
 use crate::handler::{plan, plan_manual};
@@ -178,13 +180,20 @@ pub fn replay(
     }
     let since = a.since.map(duration::parse).transpose()?;
     let now = clock.now_ms();
-    let mut spool = statusrelay_spool::Spool::open(&config.spool, clock)?;
+    let elsewhere = a.from.filter(|f| !same_file(f, &config.spool));
+    if elsewhere.is_some() && config.store.is_some() {
+        return Err(AppError::Usage(
+            "--from moves rejected events from a spool into the spool the config names; with [store] (PostgreSQL) that is not built yet: replay them on the host whose spool holds them, or leave out --from to replay the ones the database holds".into(),
+        ));
+    }
+    // The spool, or an aggregator's PostgreSQL store (any instance: the writer sends what is
+    // queued here).
+    let mut spool = super::open_store(config, clock)?;
     let verb = if a.dry_run { "would" } else { "will" };
     let mut out = String::new();
 
-    let elsewhere = a.from.filter(|f| !same_file(f, &config.spool));
-    if let Some(from) = elsewhere {
-        move_rejected(config, &mut spool, from, a, &mut out)?;
+    if let (Some(from), Some(local)) = (elsewhere, spool.sqlite()) {
+        move_rejected(config, local, from, a, &mut out)?;
     } else if a.rejected || !events.is_empty() {
         replay_rejected(config, &mut spool, &events, a, &mut out)?;
     }
@@ -235,7 +244,7 @@ pub fn replay(
 /// now plans it; one still rejected keeps its new reason.
 fn replay_rejected(
     config: &Config,
-    spool: &mut statusrelay_spool::Spool,
+    spool: &mut Store,
     events: &[i64],
     a: &ReplayArgs<'_>,
     out: &mut String,
@@ -267,7 +276,7 @@ fn replay_rejected(
                         p.applies.len()
                     );
                 } else {
-                    let rec = spool.record(&p.event, &p.applies, Some(r.id))?;
+                    let rec = spool.replay_rejected(r.id, &p.event, &p.applies)?;
                     let changes: Vec<String> = rec
                         .changes
                         .iter()

@@ -207,6 +207,88 @@ pub(super) fn deliveries<S: Store>(s: &mut S, clock: &TestClock) -> Trace {
         "queue after pruning: rejected",
         format!("{:?}", s.rejected_events().unwrap()),
     );
+    // Replay: the dead letter is superseded by newer deliveries of its component; pending
+    // ones made due (a dry run first); the states of the last minute queued again, forced;
+    // a rejected event applied under its own id, another still rejected with a new reason.
+    let replayed = |r: statusrelay_spool::Replayed| {
+        let due: Vec<i64> = r.due.iter().map(|i| i.id).collect();
+        let gone: Vec<(i64, i64)> = r.superseded.iter().map(|(i, n)| (i.id, n.id)).collect();
+        format!("due {due:?}, superseded {gone:?}")
+    };
+    note(
+        "replay dead, dry run",
+        replayed(s.replay_items(&[], true, None, true).unwrap()),
+    );
+    note(
+        "replay web",
+        replayed(s.replay_items(&[], false, Some("web"), false).unwrap()),
+    );
+    note(
+        "replay since, dry run",
+        format!(
+            "{:?}",
+            s.replay_since(clock.now_ms() - 60_000, None, true).unwrap()
+        ),
+    );
+    note(
+        "replay since",
+        format!(
+            "{:?}",
+            s.replay_since(clock.now_ms() - 60_000, Some("web"), false)
+                .unwrap()
+        ),
+    );
+    let db_down = [change(
+        "db",
+        "d1",
+        "connection",
+        TestChange::Fail(State::PartialOutage),
+        NodeRule::default(),
+    )];
+    let rejected = s.rejected_events().unwrap();
+    let first = rejected.first().map(|r| r.id).unwrap();
+    note(
+        "replay rejected",
+        format!(
+            "{:?}",
+            s.replay_rejected(first, &event("x", "unmapped"), &db_down)
+                .unwrap()
+        ),
+    );
+    let again = s
+        .record_rejected(&event("z", "unmapped"), "no component")
+        .unwrap();
+    note(
+        "still rejected",
+        ended(s.set_rejected_error(again, "still no component")),
+    );
+    note(
+        "queue after replay: open",
+        format!("{:?}", s.open_items().unwrap()),
+    );
+    note(
+        "queue after replay: rejected",
+        format!("{:?}", s.rejected_events().unwrap()),
+    );
+    note(
+        "desired after replay",
+        format!("{:?}", s.desired().unwrap()),
+    );
+    // Every due delivery dead-lettered, then the dead ones replayed: the newest of each
+    // component is due again with a fresh budget; the older ones stay history.
+    let mut n = 0;
+    while let (Some(c), _) = s.claim_next(&format!("d{n}")).unwrap() {
+        note("dead-lettered", ended(s.finish(&c, &dead)));
+        n += 1;
+    }
+    note(
+        "replay dead",
+        replayed(s.replay_items(&[], true, None, false).unwrap()),
+    );
+    note(
+        "queue after the dead replayed",
+        format!("{:?}", s.open_items().unwrap()),
+    );
     trace
 }
 
