@@ -15,6 +15,12 @@ use crate::support::*;
 /// incident, on the collector path as `resync` does. A service named in UTF-8 is matched.
 #[test]
 fn monit_reload_restart_and_unmonitor_never_show_a_false_recovery() {
+    reload_on(None);
+}
+
+/// The test above, on the aggregator's spool, or on the PostgreSQL store at `store`
+/// (`ha_truth.rs` runs it so).
+pub fn reload_on(store: Option<&str>) {
     let fake = FakeCachet::start(TOKEN, &[(2, "api")]);
     let agg = Aggregator::on(cachet_sandbox(
         "truth-reload",
@@ -22,6 +28,7 @@ fn monit_reload_restart_and_unmonitor_never_show_a_false_recovery() {
         "[[component]]\nname = \"api\"\nservices = [\"bäckend\"]\n",
     ));
     let port = agg.port;
+    let agg = agg.on_store(store);
     let secret = agg.add_node("alpha");
     let serve = agg.start();
     let down_port = free_port();
@@ -123,8 +130,15 @@ fn monit_reload_restart_and_unmonitor_never_show_a_false_recovery() {
 /// copied credential is a conflict, refused and shown with both reporters, never ordered.
 #[test]
 fn a_reinstalled_node_is_heard_at_once_and_a_copied_one_is_a_conflict() {
+    reinstall_on(None);
+}
+
+/// The test above, on the aggregator's spool, or on the PostgreSQL store at `store`
+/// (`ha_truth.rs` runs it so).
+pub fn reinstall_on(store: Option<&str>) {
     let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
     let agg = Aggregator::new("truth-reinstall", &fake);
+    let agg = agg.on_store(store);
     let secret = agg.add_node("n1");
     let serve = agg.start();
     // The old installation, its clock five minutes fast: its marks are ahead of the new one's.
@@ -191,10 +205,17 @@ fn faketime_lib() -> String {
 /// window after the aggregator is back.
 #[test]
 fn an_aggregator_restarted_after_a_long_stop_flashes_nothing() {
+    restart_on(None);
+}
+
+/// The test above, on the aggregator's spool, or on the PostgreSQL store at `store`
+/// (`ha_truth.rs` runs it so).
+pub fn restart_on(store: Option<&str>) {
     let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
     let agg = Aggregator::new("truth-restart", &fake);
     // Long enough that the node is never stale in the first run, whatever the machine's pace.
     agg.append_config("stale_after = 1000\n");
+    let agg = agg.on_store(store);
     let secret = agg.add_node("n1");
     let serve = agg.start();
     let n1 = node("n1", &agg, &secret);
@@ -212,7 +233,7 @@ fn an_aggregator_restarted_after_a_long_stop_flashes_nothing() {
     let (code, _, log) = serve.stop();
     assert_eq!(code, 0, "{log}");
     // Down for more than two periods of 1 s: the node's last-seen time says so.
-    let seen = count(&agg.sb, "SELECT last_seen_at FROM nodes WHERE name = 'n1'");
+    let seen = agg.count("SELECT last_seen_at FROM nodes WHERE name = 'n1'");
     let now = || {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -246,8 +267,15 @@ fn an_aggregator_restarted_after_a_long_stop_flashes_nothing() {
 /// a second, said once.
 #[test]
 fn a_node_named_like_a_local_source_clears_nothing_and_its_period_is_clamped() {
+    names_on(None);
+}
+
+/// The test above, on the aggregator's spool, or on the PostgreSQL store at `store`
+/// (`ha_truth.rs` runs it so).
+pub fn names_on(store: Option<&str>) {
     let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
     let agg = Aggregator::new("truth-names", &fake);
+    let agg = agg.on_store(store);
     let secret = agg.add_node("manual");
     let serve = agg.start();
     let r = agg.sb.run(&[
@@ -283,13 +311,10 @@ fn a_node_named_like_a_local_source_clears_nothing_and_its_period_is_clamped() {
     );
     // The node's word is in (it feeds the component) and the operator's outage stands.
     assert_eq!(
-        count(
-            &agg.sb,
-            "SELECT count(*) FROM feeds WHERE node = 'manual' AND component = 'db cluster'"
-        ),
+        agg.count("SELECT count(*) FROM feeds WHERE node = 'manual' AND component = 'db cluster'"),
         1
     );
-    assert_eq!(desired_state(&agg.sb, "db cluster"), "major_outage");
+    assert_eq!(agg.desired("db cluster"), "major_outage");
     assert_contains(&agg.sb.run(&["status"]).stdout, "@manual");
     assert_eq!(fake.puts(), [(2, 4)]);
     let (code, _, log) = serve.stop();
@@ -301,12 +326,19 @@ fn a_node_named_like_a_local_source_clears_nothing_and_its_period_is_clamped() {
 /// with `[backend] show_nodes`) nor how the aggregator heard it ("reports 1 failing test(s)").
 #[test]
 fn an_aggregators_page_speaks_monits_words_never_its_own() {
+    words_on(None);
+}
+
+/// The test above, on the aggregator's spool, or on the PostgreSQL store at `store`
+/// (`ha_truth.rs` runs it so).
+pub fn words_on(store: Option<&str>) {
     let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
     let agg = Aggregator::on(cachet_sandbox(
         "truth-words",
         &fake,
         &format!("{DB}incidents = true\n"),
     ));
+    let agg = agg.on_store(store);
     let (s1, s2) = (agg.add_node("db1"), agg.add_node("db2"));
     let serve = agg.start();
     let (db1, db2) = (node("db1", &agg, &s1), node("db2", &agg, &s2));
@@ -372,12 +404,19 @@ fn an_aggregators_page_speaks_monits_words_never_its_own() {
 /// `[backend] show_nodes = true`: the page names the nodes each failure is on.
 #[test]
 fn show_nodes_names_the_nodes_on_the_page() {
+    show_nodes_on(None);
+}
+
+/// The test above, on the aggregator's spool, or on the PostgreSQL store at `store`
+/// (`ha_truth.rs` runs it so).
+pub fn show_nodes_on(store: Option<&str>) {
     // Counted: one node down is a partial outage, two a major one, so the page changes (and
     // speaks) once each node's failure has landed.
     let agg = Aggregator::on(html_sandbox(
         "truth-show-nodes",
         &format!("show_nodes = true\n{DB}[component.nodes]\nrule = \"count\"\nmajor_at = 2\n"),
     ));
+    let agg = agg.on_store(store);
     let (s1, s2) = (agg.add_node("db1"), agg.add_node("db2"));
     let serve = agg.start();
     let (db1, db2) = (node("db1", &agg, &s1), node("db2", &agg, &s2));
@@ -412,6 +451,12 @@ fn show_nodes_names_the_nodes_on_the_page() {
 /// fed, the component recomputed (operational, no node left), and its later reports are 401.
 #[test]
 fn forgetting_a_node_that_reports_leaves_nothing_behind() {
+    forget_on(None);
+}
+
+/// The test above, on the aggregator's spool, or on the PostgreSQL store at `store`
+/// (`ha_truth.rs` runs it so).
+pub fn forget_on(store: Option<&str>) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
     let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
@@ -419,6 +464,7 @@ fn forgetting_a_node_that_reports_leaves_nothing_behind() {
     agg.append_config("node_rate = 1000\nnode_burst = 1000\n");
     let secret = "7f3a9c1e5b2d8f4a6c0e9b3d7a1f5c2e8b4d6a0f9e3c7b1d5a2f8e4c6b0d9a3f".to_string();
     agg.sb.write("db1.secret", &format!("{secret}\n"));
+    let agg = agg.on_store(store);
     let serve = agg.start();
     let port = agg.port;
     for round in 0..10 {
@@ -465,12 +511,12 @@ fn forgetting_a_node_that_reports_leaves_nothing_behind() {
         sender.join().unwrap();
         assert_eq!(agg.node_failing("db1"), 0, "round {round}");
         assert_eq!(
-            count(&agg.sb, "SELECT count(*) FROM feeds WHERE node = 'db1'"),
+            agg.count("SELECT count(*) FROM feeds WHERE node = 'db1'"),
             0,
             "round {round}"
         );
         assert_eq!(
-            desired_state(&agg.sb, "db cluster"),
+            agg.desired("db cluster"),
             "operational",
             "round {round}: a component down with no node"
         );
@@ -492,9 +538,16 @@ fn forgetting_a_node_that_reports_leaves_nothing_behind() {
 /// node stale; a step back leaves no dead node alive: it is stale within its window.
 #[test]
 fn the_aggregators_clock_stepping_neither_flashes_nor_hides_a_node() {
+    clock_step_on(None);
+}
+
+/// The test above, on the aggregator's spool, or on the PostgreSQL store at `store`
+/// (`ha_truth.rs` runs it so).
+pub fn clock_step_on(store: Option<&str>) {
     let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
     let agg = Aggregator::new("truth-step", &fake);
     agg.append_config("stale_after = 3\n");
+    let agg = agg.on_store(store);
     let secret = agg.add_node("n1");
     let offset = agg.sb.path("faketime");
     agg.sb.write("faketime", "+0\n");
@@ -515,7 +568,7 @@ fn the_aggregators_clock_stepping_neither_flashes_nor_hides_a_node() {
             .unwrap()
             .as_millis() as i64
     };
-    let seen = || count(&agg.sb, "SELECT last_seen_at FROM nodes WHERE name = 'n1'");
+    let seen = || agg.count("SELECT last_seen_at FROM nodes WHERE name = 'n1'");
     // Forward two hours: the aggregator's last-seen times say it has stepped...
     agg.sb.write("faketime", "+2h\n");
     assert!(
@@ -549,6 +602,12 @@ fn the_aggregators_clock_stepping_neither_flashes_nor_hides_a_node() {
 /// every node is silent, nobody can say the component is fine: `unknown`, never operational.
 #[test]
 fn every_node_silent_is_unknown_whatever_the_stale_policy() {
+    all_silent_on(None);
+}
+
+/// The test above, on the aggregator's spool, or on the PostgreSQL store at `store`
+/// (`ha_truth.rs` runs it so).
+pub fn all_silent_on(store: Option<&str>) {
     let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
     let agg = Aggregator::on(cachet_sandbox(
         "truth-all-silent",
@@ -556,6 +615,7 @@ fn every_node_silent_is_unknown_whatever_the_stale_policy() {
         &format!("{DB}[component.nodes]\nstale = \"ignore\"\n"),
     ));
     agg.append_config("stale_after = 2\n");
+    let agg = agg.on_store(store);
     let (s1, s2) = (agg.add_node("db1"), agg.add_node("db2"));
     let serve = agg.start();
     let (db1, db2) = (
@@ -569,10 +629,9 @@ fn every_node_silent_is_unknown_whatever_the_stale_policy() {
     wait_puts(&fake, &serve, &[(2, 4)]);
     let f2 = crate::support::LiveFlusher::start(&db2);
     assert!(
-        wait_until(Duration::from_secs(20), || count(
-            &agg.sb,
-            "SELECT count(*) FROM feeds WHERE component = 'db cluster'"
-        ) == 2),
+        wait_until(Duration::from_secs(20), || agg
+            .count("SELECT count(*) FROM feeds WHERE component = 'db cluster'")
+            == 2),
         "{}",
         serve.log()
     );
@@ -599,12 +658,19 @@ fn every_node_silent_is_unknown_whatever_the_stale_policy() {
 /// real Monit 5.33) is a new reporter, heard at once, not outdated by the relay's marks.
 #[test]
 fn a_node_from_the_future_is_told_and_a_switch_to_monit_alone_is_heard() {
+    future_on(None);
+}
+
+/// The test above, on the aggregator's spool, or on the PostgreSQL store at `store`
+/// (`ha_truth.rs` runs it so).
+pub fn future_on(store: Option<&str>) {
     let fake = FakeCachet::start(TOKEN, &[(2, "db cluster"), (3, "backend")]);
     let agg = Aggregator::on(cachet_sandbox(
         "truth-future",
         &fake,
         &format!("{DB}[[component]]\nname = \"backend\"\n"),
     ));
+    let agg = agg.on_store(store);
     let secret = agg.add_node("n1");
     let serve = agg.start();
     let n1 = node("n1", &agg, &secret);
