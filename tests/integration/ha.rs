@@ -691,6 +691,8 @@ fn the_first_instance_on_an_empty_database_is_elected_without_a_false_alarm() {
     assert_code(&c, 0);
     assert_contains(&c.stdout, "store:   PostgreSQL 127.0.0.1 db statusrelay");
     assert_contains(&c.stdout, "[ok] the store is reachable and empty");
+    // This host's own Monit events: where they go is said, not left to be found out.
+    assert_contains(&c.stdout, "this host's Monit: report it with `set mmonit`");
     let serve = agg.start();
     serve.wait_log("instance a writes the page now", Duration::from_secs(20));
     let c = agg.sb.run(&["check", "--online"]);

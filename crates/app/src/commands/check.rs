@@ -62,6 +62,13 @@ pub fn check(config: &Config, online: bool, clock: Arc<dyn Clock>) -> Result<Str
     let store = statusrelay_pg::Target::of(config)?;
     if let Some(t) = &store {
         let _ = writeln!(out, "  store:   {}", t.describe());
+        // This host's own Monit is a node like any other here: `serve` delivers what the
+        // database holds, never the spool the exec handler writes.
+        let _ = writeln!(
+            out,
+            "  this host's Monit: report it with `set mmonit` to the instances (docs/ha.md); `statusrelay monit` with this config keeps its events in {}, which no instance delivers",
+            config.spool.display()
+        );
     }
     if config.components.is_empty() {
         let _ = writeln!(
