@@ -220,6 +220,20 @@ fn two_instances_take_reports_one_writes_and_a_killed_writer_is_replaced_within_
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(v["writer"]["holder"], NAMES[second], "{v}");
     assert_eq!(v["instances"].as_array().map(Vec::len), Some(2), "{v}");
+    // `nodes` too: the instances the nodes report to, which writes, then the nodes.
+    let nodes = p.aggs[1 - second].sb.run(&["nodes"]);
+    assert_code(&nodes, 0);
+    assert_contains(
+        &nodes.stdout,
+        &format!("instance:  {} WRITES the page (term", NAMES[second]),
+    );
+    assert_contains(&nodes.stdout, &format!("instance:  {} seen", NAMES[first]));
+    assert_contains(&nodes.stdout, "db1: last seen");
+    let json = p.aggs[first].sb.run(&["nodes", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["writer"]["holder"], NAMES[second], "{v}");
+    assert_eq!(v["instances"].as_array().map(Vec::len), Some(2), "{v}");
+    assert_eq!(v["nodes"][0]["name"], "db1", "{v}");
     // The recovery, to the survivor: on the page, and the incident the first writer opened
     // is resolved by the second. One incident for the outage.
     p.report_to(second, &ok("mysql"));

@@ -198,16 +198,26 @@ fn forget(config: &Config, spool: &mut Store, name: &str) -> Result<String, AppE
 fn list(spool: &mut Store, json_out: bool) -> Result<String, AppError> {
     let nodes = spool.nodes()?;
     let now = spool.now();
+    // On PostgreSQL the nodes report to any of the aggregator's instances: which there are,
+    // and which writes the page, come first.
+    let fleet = super::status::Fleet::of(spool)?;
     if json_out {
         let list: Vec<_> = nodes.iter().map(|n| node_json(spool, n)).collect();
-        return Ok(
-            serde_json::to_string_pretty(&json!({ "nodes": list })).unwrap_or_default() + "\n",
-        );
-    }
-    if nodes.is_empty() {
-        return Ok("no nodes: add one with `statusrelay nodes add NAME`\n".into());
+        let mut v = json!({ "nodes": list });
+        if let Some(f) = &fleet {
+            v["instances"] = json!(f.instances);
+            v["writer"] = json!(f.writer);
+        }
+        return Ok(serde_json::to_string_pretty(&v).unwrap_or_default() + "\n");
     }
     let mut out = String::new();
+    if let Some(f) = &fleet {
+        super::status::fleet_lines(&mut out, f);
+    }
+    if nodes.is_empty() {
+        out.push_str("no nodes: add one with `statusrelay nodes add NAME`\n");
+        return Ok(out);
+    }
     for n in &nodes {
         let seen = n
             .last_seen_at

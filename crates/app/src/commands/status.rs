@@ -95,15 +95,15 @@ pub fn status(config: &Config, json_out: bool, clock: Arc<dyn Clock>) -> Result<
     Ok(out)
 }
 
-/// The aggregator's instances on PostgreSQL, and which one writes.
-struct Fleet {
-    instances: Vec<statusrelay_pg::upkeep::Instance>,
-    writer: Option<statusrelay_pg::WriterRow>,
+/// The aggregator's instances on PostgreSQL, and which one writes (`status` and `nodes`).
+pub(super) struct Fleet {
+    pub(super) instances: Vec<statusrelay_pg::upkeep::Instance>,
+    pub(super) writer: Option<statusrelay_pg::WriterRow>,
 }
 
 impl Fleet {
     /// The instances and the writer, when the store is PostgreSQL.
-    fn of(store: &mut Store) -> Result<Option<Fleet>, AppError> {
+    pub(super) fn of(store: &mut Store) -> Result<Option<Fleet>, AppError> {
         let Store::Postgres(p) = store else {
             return Ok(None);
         };
@@ -116,7 +116,7 @@ impl Fleet {
 
 /// Every instance in one line each: which writes (its term, since when, its lease), when each
 /// was last seen.
-fn fleet_lines(out: &mut String, f: &Fleet) {
+pub(super) fn fleet_lines(out: &mut String, f: &Fleet) {
     let secs = |s: f64| statusrelay_core::duration::format(Duration::from_secs_f64(s.max(0.0)));
     for i in &f.instances {
         let writes = f
