@@ -93,7 +93,8 @@ pub struct Config {
     #[serde(default)]
     pub serve: Option<ServeConfig>,
     /// The aggregator's store on PostgreSQL (several instances); None: the SQLite spool.
-    #[serde(default)]
+    /// A `[store]` table, or `store = "..."`, the connection string alone.
+    #[serde(default, deserialize_with = "sections::store_form")]
     pub store: Option<StoreConfig>,
     /// This node's Monit pushes to an aggregator's collector (`set mmonit`).
     #[serde(default)]

@@ -357,6 +357,40 @@ fn d_lease() -> Duration {
     Duration::from_secs(15)
 }
 
+impl StoreConfig {
+    /// `store = "..."`: the connection string alone, everything else by default.
+    pub fn of_url(url: &str) -> StoreConfig {
+        StoreConfig {
+            url: url.to_string(),
+            password_file: None,
+            instance: None,
+            ca_file: None,
+            lease: d_lease(),
+        }
+    }
+}
+
+/// `store = "postgresql://..."` (the connection string alone) or a `[store]` table: the
+/// table read as itself, so a wrong key in it is named as in any table.
+pub(super) fn store_form<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<StoreConfig>, D::Error> {
+    struct Form;
+    impl<'de> serde::de::Visitor<'de> for Form {
+        type Value = StoreConfig;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a connection string (store = \"postgresql://...\") or a [store] table")
+        }
+        fn visit_str<E: serde::de::Error>(self, url: &str) -> Result<StoreConfig, E> {
+            Ok(StoreConfig::of_url(url))
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<StoreConfig, A::Error> {
+            StoreConfig::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_any(Form).map(Some)
+}
+
 /// `[serve]`: how the aggregator (`statusrelay serve`) listens for its nodes.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -337,3 +337,33 @@ fn the_postgresql_store_takes_no_password_in_its_url_and_a_lease_that_outlasts_a
     let e = said(with("url = \"host=db1\"\nleas = \"20s\""));
     assert!(e.contains("leas"), "{e}");
 }
+
+#[test]
+fn the_store_may_be_its_connection_string_alone() {
+    // (Before GOOD's tables: a bare key after a table header would belong to that table.)
+    let c = parse(&format!(
+        "store = \"postgresql://statusrelay@db1,db2/statusrelay\"\n{GOOD}"
+    ))
+    .unwrap();
+    let st = c.store.unwrap();
+    assert_eq!(st.url, "postgresql://statusrelay@db1,db2/statusrelay");
+    assert_eq!(st.lease, Duration::from_secs(15));
+    assert_eq!(
+        (st.password_file, st.instance, st.ca_file),
+        (None, None, None)
+    );
+    // Checked as the table is: no password in it, and a clear word on anything else.
+    let e = parse(&format!(
+        "store = \"postgresql://statusrelay:hunter2@db1/statusrelay\"\n{GOOD}"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("store.url") && !e.contains("hunter2"), "{e}");
+    let e = parse(&format!("store = 5\n{GOOD}"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("store") && e.contains("a connection string") && e.contains("[store] table"),
+        "{e}"
+    );
+}
