@@ -523,6 +523,54 @@ fn a_writer_killed_during_its_incident_post_leaves_one_incident() {
     );
 }
 
+/// The writer killed while its component PUT is in flight, the page carrying it out after:
+/// the next writer takes the delivery back (its outcome unknown), sends it again, and
+/// resolves the outage's one incident; the page ends where the reports say.
+#[test]
+fn a_writer_killed_during_its_component_put_leaves_the_page_true() {
+    let Some(mut p) = Pair::start("ha-put") else {
+        return;
+    };
+    let first = p.until_writer(None);
+    p.report_to(1 - first, &fail("mysql"));
+    p.until_page(4, 1);
+    // The recovery's PUT is held a second by the page, then carried out: its answer never
+    // reaches the writer, killed meanwhile.
+    let puts = p.fake.arrived("PUT", "/api/v1/components/2");
+    p.fake.push_fault_on(
+        "PUT",
+        "/api/v1/components/2",
+        Fault::Slow(Duration::from_secs(1)),
+    );
+    p.report_to(1 - first, &ok("mysql"));
+    assert!(
+        wait_until(Duration::from_secs(20), || p
+            .fake
+            .arrived("PUT", "/api/v1/components/2")
+            > puts),
+        "{}",
+        p.logs()
+    );
+    p.kill(first);
+    let second = p.until_writer(Some(first));
+    assert!(
+        wait_until(Duration::from_secs(20), || p
+            .log(second)
+            .contains("1 deliveries were in flight")),
+        "the next writer takes the delivery back\n{}",
+        p.logs()
+    );
+    p.until_page(1, 4);
+    // And the page goes on following the reports through the new writer.
+    p.report_to(second, &fail("mysql"));
+    assert!(
+        wait_until(Duration::from_secs(20), || p.fake.status_of(2) == Some(4)),
+        "{:?}\n{}",
+        p.fake.puts(),
+        p.logs()
+    );
+}
+
 /// Three instances: the writer killed, then the next: the third writes, and the page follows
 /// every report, whichever instance took it.
 #[test]
