@@ -13,13 +13,13 @@ use crate::support::*;
 
 /// The component, with incidents: one outage is one incident, whichever writer opens or
 /// resolves it.
-const DBI: &str =
+pub(crate) const DBI: &str =
     "[[component]]\nname = \"db cluster\"\nid = 2\nservices = [\"mysql\"]\nincidents = true\n";
 
 /// The lease of these tests: the page's timeout is 2 s, so it must be over 2.67 s.
-const LEASE_MS: u64 = 3_000;
+pub(crate) const LEASE_MS: u64 = 3_000;
 
-fn instance(name: &str, fake: &FakeCachet, pg: &Postgres) -> Aggregator {
+pub(crate) fn instance(name: &str, fake: &FakeCachet, pg: &Postgres) -> Aggregator {
     instance_on(name, fake, &pg.url())
 }
 
@@ -34,22 +34,22 @@ pub(crate) fn instance_on(name: &str, fake: &FakeCachet, url: &str) -> Aggregato
 
 /// Instances (two: a and b; or three with c) on one database, and a node db1 added
 /// through a.
-struct Pair {
-    fake: FakeCachet,
-    pg: Postgres,
-    aggs: Vec<Aggregator>,
-    running: Vec<Option<LiveFlusher>>,
-    db1: Sandbox,
+pub(crate) struct Pair {
+    pub(crate) fake: FakeCachet,
+    pub(crate) pg: Postgres,
+    pub(crate) aggs: Vec<Aggregator>,
+    pub(crate) running: Vec<Option<LiveFlusher>>,
+    pub(crate) db1: Sandbox,
 }
 
-const NAMES: [&str; 3] = ["a", "b", "c"];
+pub(crate) const NAMES: [&str; 3] = ["a", "b", "c"];
 
 impl Pair {
-    fn start(name: &str) -> Option<Pair> {
+    pub(crate) fn start(name: &str) -> Option<Pair> {
         Pair::of(name, 2)
     }
 
-    fn of(name: &str, n: usize) -> Option<Pair> {
+    pub(crate) fn of(name: &str, n: usize) -> Option<Pair> {
         let pg = Postgres::for_test(name)?;
         let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
         let aggs: Vec<Aggregator> = NAMES[..n].iter().map(|i| instance(i, &fake, &pg)).collect();
@@ -71,7 +71,7 @@ impl Pair {
         Some(p)
     }
 
-    fn run(&mut self, i: usize) {
+    pub(crate) fn run(&mut self, i: usize) {
         let serve = LiveFlusher::spawn(self.aggs[i].sb.cmd(&[
             "serve",
             "--log-level",
@@ -84,7 +84,7 @@ impl Pair {
     }
 
     /// Instance `i`'s metrics file says it writes (1) or follows (0).
-    fn until_metric_writer(&self, i: usize, writes: u8) {
+    pub(crate) fn until_metric_writer(&self, i: usize, writes: u8) {
         let want = format!("statusrelay_writer{{instance=\"{}\"}} {writes}", NAMES[i]);
         assert!(
             wait_until(Duration::from_secs(10), || {
@@ -97,20 +97,20 @@ impl Pair {
     }
 
     /// kill -9 instance `i`.
-    fn kill(&mut self, i: usize) {
+    pub(crate) fn kill(&mut self, i: usize) {
         let mut dead = self.running[i].take().expect("running");
         let _ = dead.child.kill();
         let _ = dead.child.wait();
     }
 
-    fn log(&self, i: usize) -> String {
+    pub(crate) fn log(&self, i: usize) -> String {
         self.running[i]
             .as_ref()
             .map(|s| s.log())
             .unwrap_or_default()
     }
 
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         (0..self.aggs.len())
             .map(|i| format!("{}:\n{}", NAMES[i], self.log(i)))
             .collect::<Vec<_>>()
@@ -118,7 +118,7 @@ impl Pair {
     }
 
     /// The instance that said last that it writes, among those running.
-    fn writer(&self) -> Option<usize> {
+    pub(crate) fn writer(&self) -> Option<usize> {
         (0..self.aggs.len())
             .filter(|i| self.running[*i].is_some())
             .filter_map(|i| {
@@ -132,7 +132,7 @@ impl Pair {
     }
 
     /// Wait until an instance other than `not` writes; which.
-    fn until_writer(&self, not: Option<usize>) -> usize {
+    pub(crate) fn until_writer(&self, not: Option<usize>) -> usize {
         let mut found = None;
         assert!(
             wait_until(Duration::from_secs(20), || {
@@ -146,7 +146,7 @@ impl Pair {
     }
 
     /// The node reports what its Monit said to instance `i`, and it is acknowledged.
-    fn report_to(&self, i: usize, vars: &[(&str, String)]) {
+    pub(crate) fn report_to(&self, i: usize, vars: &[(&str, String)]) {
         let cfg = std::fs::read_to_string(self.db1.path("config.toml")).unwrap();
         let cfg: Vec<String> = cfg
             .lines()
@@ -164,7 +164,7 @@ impl Pair {
 
     /// Wait until the page shows `status` for the component and its incidents are `incident`
     /// (1 open, 4 resolved) and one.
-    fn until_page(&self, status: i64, incident: i64) {
+    pub(crate) fn until_page(&self, status: i64, incident: i64) {
         assert!(
             wait_until(Duration::from_secs(20), || {
                 let inc = self.fake.incidents();
@@ -331,89 +331,6 @@ fn every_instance_restarted_at_once_carries_on_where_it_was() {
     let w = p.until_writer(None);
     p.report_to(1 - w, &ok("mysql"));
     p.until_page(1, 4);
-}
-
-/// `store migrate`: a single aggregator's SQLite spool copied into PostgreSQL; `serve` on it
-/// carries on where the spool was (its nodes and their marks, the page's state, the open
-/// incident), and a second copy into the same database is refused.
-#[test]
-fn a_single_aggregators_spool_migrates_into_postgresql_and_serve_carries_on() {
-    let Some(pg) = Postgres::for_test("ha-migrate") else {
-        return;
-    };
-    let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
-    let agg = Aggregator::on(cachet_sandbox("ha-migrate", &fake, DBI));
-    let secret = agg.add_node("db1");
-    // A node limited to one component: its list survives the copy (and "any" stays any).
-    assert_code(
-        &agg.sb
-            .run(&["nodes", "add", "db2", "--component", "db cluster"]),
-        0,
-    );
-    let db1 = node("db1", &agg, &secret);
-    let serve = agg.start();
-    assert_code(&monit(&db1, &fail("mysql")), 0);
-    assert_code(&db1.run(&["flush", "--once"]), 0);
-    assert!(
-        wait_until(Duration::from_secs(20), || fake.status_of(2) == Some(4)
-            && fake.incidents().len() == 1),
-        "{}",
-        serve.log()
-    );
-    let (code, _, log) = serve.stop();
-    assert_eq!(code, 0, "{log}");
-    // Without [store], there is nowhere to copy to: said so.
-    let r = agg.sb.run(&["store", "migrate"]);
-    assert_code(&r, 64);
-    assert_contains(&r.stderr, "add a [store] table");
-    agg.append_config(&format!(
-        "[store]\nurl = \"{}\"\ninstance = \"a\"\nlease = \"{LEASE_MS}ms\"\n",
-        pg.url()
-    ));
-    let r = agg.sb.run(&["store", "migrate"]);
-    assert_code(&r, 0);
-    for table in [
-        "nodes: 2",
-        "events: ",
-        "outbox: ",
-        "incidents: 1",
-        "page: 1",
-    ] {
-        assert_contains(&r.stdout, table);
-    }
-    let again = agg.sb.run(&["store", "migrate"]);
-    assert_code(&again, 78);
-    assert_contains(&again.stderr, "empty database only");
-    // serve on PostgreSQL: the node, its marks and the page's state are there.
-    let nodes = agg.sb.run(&["nodes"]);
-    assert_contains(&nodes.stdout, "db1: last seen");
-    assert_contains(&nodes.stdout, "feeds only db cluster");
-    let db1_line = nodes
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("db1:"))
-        .unwrap();
-    assert!(
-        !db1_line.contains("feeds only"),
-        "db1 feeds any: {db1_line}"
-    );
-    let serve = agg.start();
-    serve.wait_log("instance a writes the page now", Duration::from_secs(20));
-    let st = agg.sb.run(&["status"]);
-    assert_contains(&st.stdout, "db cluster: major_outage");
-    assert_contains(&st.stdout, "(shown on the page)");
-    // The node's next report is newer than its copied marks: taken, and the incident the
-    // spool's flusher opened is resolved. One incident for the outage.
-    assert_code(&monit(&db1, &ok("mysql")), 0);
-    assert_code(&db1.run(&["flush", "--once"]), 0);
-    assert!(
-        wait_until(Duration::from_secs(20), || fake.status_of(2) == Some(1)
-            && fake.incidents().iter().all(|i| i.status == 4)),
-        "{:?}\n{}",
-        fake.incidents(),
-        serve.log()
-    );
-    assert_eq!(fake.incidents().len(), 1);
 }
 
 /// The database failing over: a streaming standby with synchronous replication, promoted
@@ -588,183 +505,4 @@ fn three_instances_survive_two_writers_killed_one_after_the_other() {
     assert!(third != first && third != second);
     p.report_to(third, &ok("mysql"));
     p.until_page(1, 4);
-}
-
-/// A maintenance window started and stopped by the operator on an instance that does not
-/// write: the page shows it through the writer, and the window's end releases what it held.
-#[test]
-fn a_maintenance_window_on_any_instance_reaches_the_page_through_the_writer() {
-    let Some(p) = Pair::start("ha-maint") else {
-        return;
-    };
-    let w = p.until_writer(None);
-    let follower = &p.aggs[1 - w].sb;
-    let r = follower.run(&[
-        "maintenance",
-        "start",
-        "--component",
-        "db cluster",
-        "--for",
-        "1h",
-        "--reason",
-        "kernel",
-        "--show",
-    ]);
-    assert_code(&r, 0);
-    // Cachet has no maintenance status for a component: the writer sends what the backend
-    // maps it to (performance issues, status 2).
-    assert!(
-        wait_until(Duration::from_secs(20), || p.fake.status_of(2) == Some(2)),
-        "{:?}\n{}",
-        p.fake.puts(),
-        p.logs()
-    );
-    assert_contains(
-        &p.aggs[w].sb.run(&["status"]).stdout,
-        "db cluster: under_maintenance",
-    );
-    assert_contains(&follower.run(&["maintenance", "list"]).stdout, "kernel");
-    // A failure meanwhile is held, not sent; the window's end releases it.
-    p.report_to(w, &fail("mysql"));
-    let r = follower.run(&["maintenance", "stop", "--component", "db cluster"]);
-    assert_code(&r, 0);
-    assert_contains(&r.stdout, "ended maintenance");
-    p.until_page(4, 1);
-}
-
-/// An operator's `event` on an instance that does not write: recorded in the database, on
-/// the page through the writer; one naming no component is refused (64) and kept there as
-/// rejected, nothing lost.
-#[test]
-fn an_operators_event_on_any_instance_reaches_the_page_and_a_bad_one_is_kept() {
-    let Some(p) = Pair::start("ha-event") else {
-        return;
-    };
-    let w = p.until_writer(None);
-    let follower = &p.aggs[1 - w].sb;
-    let r = follower.run(&[
-        "event",
-        "--component",
-        "db cluster",
-        "--status",
-        "partial_outage",
-        "--message",
-        "replica lag",
-    ]);
-    assert_code(&r, 0);
-    assert_contains(&r.stdout, "db cluster: none -> partial_outage");
-    assert!(
-        wait_until(Duration::from_secs(20), || p.fake.status_of(2) == Some(3)),
-        "{:?}\n{}",
-        p.fake.puts(),
-        p.logs()
-    );
-    let r = follower.run(&["event", "--component", "nope", "--status", "major_outage"]);
-    assert_code(&r, 64);
-    let kept: i64 =
-        p.pg.connect()
-            .query_one(
-                "SELECT count(*) FROM events WHERE status = 'rejected' AND error IS NOT NULL",
-                &[],
-            )
-            .unwrap()
-            .get(0);
-    assert_eq!(kept, 1, "the refused event is kept for replay --rejected");
-    // `queue`, on any instance, lists it.
-    let q = follower.run(&["queue", "--json"]);
-    assert_code(&q, 0);
-    assert_contains(&q.stdout, "\"rejected_events\":[{");
-    // `replay`, on any instance, works on the database: the refused event is refused still
-    // (the config has no such component); the last hour's states are queued again, forced,
-    // and the writer sends them.
-    let r = follower.run(&["replay", "--rejected"]);
-    assert_code(&r, 0);
-    assert_contains(&r.stdout, "still rejected");
-    let puts = p.fake.puts().len();
-    let r = follower.run(&["replay", "--since", "1h"]);
-    assert_code(&r, 0);
-    assert_contains(&r.stdout, "db cluster: will re-send partial_outage");
-    assert!(
-        wait_until(Duration::from_secs(20), || p.fake.puts().len() > puts),
-        "{:?}\n{}",
-        p.fake.puts(),
-        p.logs()
-    );
-    // Moving rejected events from a spool into the database is not built: said, not done.
-    let r = follower.run(&["replay", "--rejected", "--from", "/var/lib/none/spool.db"]);
-    assert_code(&r, 64);
-    assert_contains(&r.stderr, "not built yet");
-}
-
-/// The single aggregator's ingest tests, on the PostgreSQL store: one node's recovery never
-/// hides another's outage; a node reports only with its own credential, only to its
-/// components; Monit's documents are ordered by collection time and its credentials kept
-/// nowhere; a node over its rate is told to wait.
-#[test]
-fn the_single_aggregators_ingest_tests_pass_on_the_postgresql_store() {
-    let Some(pg) = Postgres::for_test("ha-ingest") else {
-        return;
-    };
-    crate::fleet::recovery_on("ha-recovery", Some(&pg.url()));
-    // Each on a database of its own: the same node names, another story.
-    for (name, test) in [
-        (
-            "auth",
-            crate::fleet::credentials_on as fn(&str, Option<&str>),
-        ),
-        ("collector", crate::fleet::collector_on),
-        ("rate", crate::fleet::rate_on),
-    ] {
-        let db = pg.database(name);
-        test(&format!("ha-{name}"), Some(&db));
-    }
-}
-
-/// The single aggregator's hostile-input test, on the PostgreSQL store.
-#[test]
-fn hostile_requests_on_the_postgresql_store_get_a_clear_4xx_and_change_nothing() {
-    let Some(pg) = Postgres::for_test("ha-hostile") else {
-        return;
-    };
-    crate::fleet::hostile_on("ha-hostile", Some(&pg.url()));
-}
-
-/// The single aggregator's staleness test, on the PostgreSQL store, where silence is judged
-/// by the database.
-#[test]
-fn a_silent_node_on_the_postgresql_store_goes_stale_and_resumes() {
-    let Some(pg) = Postgres::for_test("ha-stale") else {
-        return;
-    };
-    crate::fleet::stale_on("ha-stale", Some(&pg.url()));
-}
-
-/// `serve` as the very first user of an empty database: the election's connection brings
-/// the schema up itself, so the instance never says the database cannot be asked.
-#[test]
-fn the_first_instance_on_an_empty_database_is_elected_without_a_false_alarm() {
-    let Some(pg) = Postgres::for_test("ha-fresh") else {
-        return;
-    };
-    let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
-    let agg = instance("a", &fake, &pg);
-    // `check` says where the store is; `check --online` asks it, changing nothing.
-    let c = agg.sb.run(&["check", "--online"]);
-    assert_code(&c, 0);
-    assert_contains(&c.stdout, "store:   PostgreSQL 127.0.0.1 db statusrelay");
-    assert_contains(&c.stdout, "[ok] the store is reachable and empty");
-    // This host's own Monit events: where they go is said, not left to be found out.
-    assert_contains(&c.stdout, "this host's Monit: report it with `set mmonit`");
-    let serve = agg.start();
-    serve.wait_log("instance a writes the page now", Duration::from_secs(20));
-    let c = agg.sb.run(&["check", "--online"]);
-    assert_contains(&c.stdout, "instance a writes the page (term 1)");
-    let (code, _, log) = serve.stop();
-    assert_eq!(code, 0, "{log}");
-    assert!(!log.contains("cannot ask the database"), "{log}");
-    // A store that cannot be reached fails the online check (69), saying why.
-    pg.stop().unwrap();
-    let c = agg.sb.run(&["check", "--online"]);
-    assert_code(&c, 69);
-    assert_contains(&c.stdout, "[FAIL] the store: PostgreSQL:");
 }

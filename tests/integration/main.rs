@@ -9,6 +9,7 @@ mod fleet_faults;
 mod fleet_hosts;
 mod fleet_truth;
 mod ha;
+mod ha_operator;
 mod ha_truth;
 mod ha_upkeep;
 mod handler;
