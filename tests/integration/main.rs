@@ -10,6 +10,7 @@ mod fleet_hosts;
 mod fleet_truth;
 mod ha;
 mod ha_operator;
+mod ha_patroni;
 mod ha_truth;
 mod ha_upkeep;
 mod handler;

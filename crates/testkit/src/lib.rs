@@ -12,6 +12,7 @@ pub mod certs;
 pub mod election;
 pub mod http;
 pub mod monit;
+pub mod patroni;
 pub mod postgres;
 pub mod sandbox;
 pub mod statusio;

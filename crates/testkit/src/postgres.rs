@@ -31,7 +31,7 @@ pub struct Postgres {
 }
 
 /// The newest PostgreSQL server's binaries on this machine.
-fn server_bin() -> Option<PathBuf> {
+pub(crate) fn server_bin() -> Option<PathBuf> {
     let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .ok()?
         .flatten()
@@ -45,7 +45,7 @@ fn server_bin() -> Option<PathBuf> {
     found.pop().map(|(_, b)| b)
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
