@@ -194,10 +194,28 @@ fn an_operators_event_on_any_instance_reaches_the_page_and_a_bad_one_is_kept() {
         p.fake.puts(),
         p.logs()
     );
-    // Moving rejected events from a spool into the database is not built: said, not done.
-    let r = follower.run(&["replay", "--rejected", "--from", "/var/lib/none/spool.db"]);
-    assert_code(&r, 64);
-    assert_contains(&r.stderr, "not built yet");
+    // A node's spool kept Monit's event while its config took no mysql (rejected there):
+    // moved into the database with this config, which maps it; the writer shows it.
+    let other = html_sandbox(
+        "ha-event-node",
+        "[[component]]\nname = \"web\"\nservices = [\"nginx\"]\n",
+    );
+    assert_code(&monit(&other, &fail("mysql")), 65);
+    let from = other.spool_path();
+    let r = follower.run(&["replay", "--rejected", "--from", &from.to_string_lossy()]);
+    assert_code(&r, 0);
+    assert_contains(&r.stdout, "moved to the PostgreSQL store as e");
+    assert_contains(&r.stdout, "apply (1 test change(s))");
+    assert!(
+        wait_until(Duration::from_secs(20), || p.fake.status_of(2) == Some(4)),
+        "{:?}\n{}",
+        p.fake.puts(),
+        p.logs()
+    );
+    // Moved once: the source spool says so, and a second run moves nothing.
+    let again = follower.run(&["replay", "--rejected", "--from", &from.to_string_lossy()]);
+    assert_code(&again, 0);
+    assert!(!again.stdout.contains("moved to"), "{}", again.stdout);
 }
 
 /// The single aggregator's ingest tests, on the PostgreSQL store: one node's recovery never

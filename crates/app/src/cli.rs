@@ -256,7 +256,7 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub rejected: bool,
     /// With --rejected: take the rejected events from this other spool file (where the handler
-    /// kept them while the config was broken) into the configured spool
+    /// kept them while the config was broken) into the configured spool, or the PostgreSQL store
     #[arg(long, value_name = "SPOOL", requires = "rejected")]
     pub from: Option<std::path::PathBuf>,
     /// Only this component

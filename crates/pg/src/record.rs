@@ -94,12 +94,14 @@ pub(crate) fn insert_event(
 }
 
 /// One test change under `event_id` (the spool's `apply_test`); rows changed by a newer event
-/// are left alone.
+/// are left alone, and with `snapshot`, rows changed by an event newer than it (an event
+/// moved in from elsewhere, received when `snapshot` was the newest here).
 pub(crate) fn apply_test(
     tx: &mut Tx<'_, '_>,
     a: &Apply,
     event_id: i64,
     now: i64,
+    snapshot: Option<i64>,
 ) -> Result<(), PgError> {
     let (state, one_shot_families, description) = match &a.change {
         TestChange::Fail(state) => (Some(state.as_str()), None, a.description.as_deref()),
@@ -115,7 +117,8 @@ pub(crate) fn apply_test(
            description = CASE WHEN excluded.state IS NULL THEN NULL
              ELSE coalesce(excluded.description,
                            CASE WHEN tests.state IS NOT NULL THEN tests.description END) END
-         WHERE excluded.event_id > tests.event_id",
+         WHERE excluded.event_id > tests.event_id
+           AND ($9::bigint IS NULL OR tests.event_id <= $9)",
         &[
             &a.component,
             &a.host,
@@ -125,6 +128,7 @@ pub(crate) fn apply_test(
             &event_id,
             &now,
             &description,
+            &snapshot,
         ],
     )?;
     if let Some(one_shot_families) = one_shot_families {
@@ -139,7 +143,7 @@ pub(crate) fn apply_test(
         tx.execute(
             "UPDATE tests SET state = NULL, event_id = $4, since = $5, description = NULL
              WHERE component = $1 AND host = $2 AND service = $3 AND state IS NOT NULL
-               AND event_id < $4
+               AND event_id < $4 AND ($8::bigint IS NULL OR event_id <= $8)
                AND (test = $6 OR split_part(test, ':', 1) = ANY($7))",
             &[
                 &a.component,
@@ -149,6 +153,7 @@ pub(crate) fn apply_test(
                 &now,
                 &bare_key,
                 &families,
+                &snapshot,
             ],
         )?;
     }
@@ -273,13 +278,13 @@ pub(crate) fn refresh_desired(
 pub(crate) fn apply_all(
     tx: &mut Tx<'_, '_>,
     applies: &[Apply],
-    event_id: i64,
+    (event_id, snapshot): (i64, Option<i64>),
     message: Option<&str>,
     now: i64,
 ) -> Result<Vec<Change>, PgError> {
     let mut touched: Vec<(&str, NodeRule)> = Vec::new();
     for a in applies {
-        apply_test(tx, a, event_id, now)?;
+        apply_test(tx, a, event_id, now, snapshot)?;
         if !touched.iter().any(|(c, _)| *c == a.component) {
             touched.push((&a.component, a.rule));
         }
@@ -306,7 +311,13 @@ impl Record for PgStore {
                 EventStatus::Applied
             };
             let event_id = insert_event(&mut tx, ev, now, status)?;
-            let changes = apply_all(&mut tx, applies, event_id, ev.description.as_deref(), now)?;
+            let changes = apply_all(
+                &mut tx,
+                applies,
+                (event_id, None),
+                ev.description.as_deref(),
+                now,
+            )?;
             tx.commit()?;
             Ok(Recorded { event_id, changes })
         })

@@ -10,6 +10,8 @@
 //!   a component is always its newest state.
 //! - A rejected event replayed applies under its own (older) sequence, with the locks any
 //!   recording takes (`record::apply_all`): it never overrides what a newer event changed.
+//! - An event moved in from another spool (`record_moved`) never overrides a test that an
+//!   event received after it changed here (its snapshot, `last_event_at_or_before`).
 //! - None of it is fenced by the writer's term: like an operator's event, it is recorded
 //!   from any instance, and the writer delivers what it queued.
 
@@ -20,7 +22,7 @@ use statusrelay_spool::{Apply, DeliveryStatus, EventStatus, Item, NewEvent, Reco
 
 use crate::deliver::{ITEM_COLS, row_item};
 use crate::locks::lock_components;
-use crate::record::apply_all;
+use crate::record::{apply_all, insert_event};
 use crate::store::{Tx, word};
 use crate::{PgError, PgStore};
 
@@ -162,12 +164,44 @@ impl Replay for PgStore {
                  WHERE id = $1",
                 &[&id, &status.as_str(), &test, &effect],
             )?;
-            let changes = apply_all(&mut tx, applies, id, ev.description.as_deref(), now)?;
+            let changes = apply_all(&mut tx, applies, (id, None), ev.description.as_deref(), now)?;
             tx.commit()?;
             Ok(Recorded {
                 event_id: id,
                 changes,
             })
+        })
+    }
+
+    fn last_event_at_or_before(&mut self, ms: i64) -> Result<i64, PgError> {
+        Ok(self
+            .client
+            .query_one(
+                "SELECT coalesce(max(id), 0) FROM events WHERE received_at <= $1",
+                &[&ms],
+            )?
+            .get(0))
+    }
+
+    fn record_moved(
+        &mut self,
+        ev: &NewEvent,
+        applies: &[Apply],
+        snapshot: i64,
+    ) -> Result<Recorded, PgError> {
+        let now = self.now();
+        let status = if applies.is_empty() {
+            EventStatus::Info
+        } else {
+            EventStatus::Applied
+        };
+        self.retrying(|client, stmts| {
+            let mut tx = Tx::new(client.transaction()?, stmts);
+            let event_id = insert_event(&mut tx, ev, now, status)?;
+            let message = ev.description.as_deref();
+            let changes = apply_all(&mut tx, applies, (event_id, Some(snapshot)), message, now)?;
+            tx.commit()?;
+            Ok(Recorded { event_id, changes })
         })
     }
 

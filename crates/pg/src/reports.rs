@@ -360,7 +360,7 @@ fn report_tx(
     )?;
     let mut compute: Vec<(String, NodeRule)> = Vec::new();
     for a in &all {
-        apply_test(tx, a, event_id, now)?;
+        apply_test(tx, a, event_id, now, None)?;
         if !compute.iter().any(|(c, _)| *c == a.component) {
             compute.push((a.component.clone(), a.rule));
         }

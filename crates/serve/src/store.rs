@@ -296,6 +296,17 @@ impl Replay for Store {
     fn set_rejected_error(&mut self, id: i64, error: &str) -> Result<(), StoreFailure> {
         both!(self, s => Replay::set_rejected_error(s, id, error))
     }
+    fn last_event_at_or_before(&mut self, ms: i64) -> Result<i64, StoreFailure> {
+        both!(self, s => Replay::last_event_at_or_before(s, ms))
+    }
+    fn record_moved(
+        &mut self,
+        ev: &NewEvent,
+        applies: &[Apply],
+        snapshot: i64,
+    ) -> Result<Recorded, StoreFailure> {
+        both!(self, s => Replay::record_moved(s, ev, applies, snapshot))
+    }
 }
 
 impl Retention for Store {

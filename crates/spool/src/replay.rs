@@ -40,6 +40,19 @@ pub trait Replay: Record + Queue {
 
     /// A rejected event that still cannot be applied: its reason now.
     fn set_rejected_error(&mut self, id: i64, error: &str) -> std::result::Result<(), Self::Error>;
+
+    /// The newest event id received at or before `ms` (0 if none): what an event recorded
+    /// elsewhere at `ms` is newer than, when it is moved in (`replay --rejected --from`).
+    fn last_event_at_or_before(&mut self, ms: i64) -> std::result::Result<i64, Self::Error>;
+
+    /// Record an event moved in from elsewhere with the test changes the config plans for
+    /// it: a test changed by an event newer than `snapshot` is left alone.
+    fn record_moved(
+        &mut self,
+        ev: &NewEvent,
+        applies: &[Apply],
+        snapshot: i64,
+    ) -> std::result::Result<Recorded, Self::Error>;
 }
 
 impl Replay for Spool {
@@ -68,6 +81,19 @@ impl Replay for Spool {
 
     fn set_rejected_error(&mut self, id: i64, error: &str) -> Result<()> {
         Spool::set_rejected_error(self, id, error)
+    }
+
+    fn last_event_at_or_before(&mut self, ms: i64) -> Result<i64> {
+        Spool::last_event_at_or_before(self, ms)
+    }
+
+    fn record_moved(
+        &mut self,
+        ev: &NewEvent,
+        applies: &[Apply],
+        snapshot: i64,
+    ) -> Result<Recorded> {
+        Spool::record_resync(self, ev, applies, snapshot)
     }
 }
 

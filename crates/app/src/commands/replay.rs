@@ -8,8 +8,7 @@ use std::sync::Arc;
 use statusrelay_core::time::Clock;
 use statusrelay_core::{Config, EventSource, duration};
 use statusrelay_serve::store::Store;
-use statusrelay_spool::Spool;
-use statusrelay_spool::store::{Queue, Replay};
+use statusrelay_spool::store::{Queue, Record, Replay};
 
 use crate::AppError;
 use crate::handler::{plan, plan_manual};
@@ -101,7 +100,7 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
 /// received after it has changed here. The source keeps each event, marked as moved.
 fn move_rejected(
     config: &Config,
-    spool: &mut Spool,
+    spool: &mut Store,
     from: &std::path::Path,
     a: &ReplayArgs<'_>,
     out: &mut String,
@@ -114,7 +113,10 @@ fn move_rejected(
     }
     let mut src =
         statusrelay_spool::Spool::open(from, Arc::new(statusrelay_core::time::SystemClock))?;
-    let target = config.spool.display().to_string();
+    let target = match &config.store {
+        Some(_) => "the PostgreSQL store".to_string(),
+        None => config.spool.display().to_string(),
+    };
     for r in src.rejected_events()? {
         let Some(planned) = plan_rejected(config, &r) else {
             let _ = writeln!(
@@ -148,7 +150,7 @@ fn move_rejected(
             Ok(p) => {
                 let newer_than = spool.last_event_at_or_before(r.received_at)?;
                 spool
-                    .record_resync(&p.event, &p.applies, newer_than)?
+                    .record_moved(&p.event, &p.applies, newer_than)?
                     .event_id
             }
             Err(rej) => spool.record_rejected(&rej.event, &rej.reason.to_string())?,
@@ -180,20 +182,18 @@ pub fn replay(
     }
     let since = a.since.map(duration::parse).transpose()?;
     let now = clock.now_ms();
-    let elsewhere = a.from.filter(|f| !same_file(f, &config.spool));
-    if elsewhere.is_some() && config.store.is_some() {
-        return Err(AppError::Usage(
-            "--from moves rejected events from a spool into the spool the config names; with [store] (PostgreSQL) that is not built yet: replay them on the host whose spool holds them, or leave out --from to replay the ones the database holds".into(),
-        ));
-    }
+    // Another spool than the config's (with [store], any spool: the database is the store).
+    let elsewhere = a
+        .from
+        .filter(|f| config.store.is_some() || !same_file(f, &config.spool));
     // The spool, or an aggregator's PostgreSQL store (any instance: the writer sends what is
     // queued here).
     let mut spool = super::open_store(config, clock)?;
     let verb = if a.dry_run { "would" } else { "will" };
     let mut out = String::new();
 
-    if let (Some(from), Some(local)) = (elsewhere, spool.sqlite()) {
-        move_rejected(config, local, from, a, &mut out)?;
+    if let Some(from) = elsewhere {
+        move_rejected(config, &mut spool, from, a, &mut out)?;
     } else if a.rejected || !events.is_empty() {
         replay_rejected(config, &mut spool, &events, a, &mut out)?;
     }

@@ -289,6 +289,40 @@ pub(super) fn deliveries<S: Store>(s: &mut S, clock: &TestClock) -> Trace {
         "queue after the dead replayed",
         format!("{:?}", s.open_items().unwrap()),
     );
+    // An event moved in from another spool, received before the newest changes here: it
+    // changes a test nothing newer changed, and leaves those a newer event changed.
+    let snapshot = s.last_event_at_or_before(1_000_050).unwrap();
+    note("last event at or before", format!("{snapshot}"));
+    let moved = [
+        change(
+            "web",
+            "d1",
+            "connection",
+            TestChange::Fail(State::MajorOutage),
+            NodeRule::default(),
+        ),
+        change(
+            "db",
+            "d1",
+            "resource:cpu",
+            TestChange::Fail(State::PerformanceIssues),
+            NodeRule::default(),
+        ),
+    ];
+    note(
+        "record moved",
+        format!(
+            "{:?}",
+            s.record_moved(&event("m", "moved"), &moved, snapshot)
+                .unwrap()
+        ),
+    );
+    for c in ["web", "db"] {
+        note(
+            &format!("{c} failing after the move"),
+            format!("{:?}", s.failing_tests(c).unwrap()),
+        );
+    }
     trace
 }
 
