@@ -164,6 +164,19 @@ impl Pair {
 
     /// Wait until the page shows `status` for the component and its incidents are `incident`
     /// (1 open, 4 resolved) and one.
+    /// The page writes (anything but a GET) instance `i` made, as the page saw them: by the
+    /// User-Agent every instance's requests carry. `since`: only those at or after it.
+    pub(crate) fn page_writes_by(&self, i: usize, since: Option<Instant>) -> Vec<String> {
+        let me = format!("(instance {})", NAMES[i]);
+        self.fake
+            .seen()
+            .into_iter()
+            .filter(|r| r.method != "GET" && since.is_none_or(|t| r.at >= t))
+            .filter(|r| r.agent.as_deref().is_some_and(|a| a.ends_with(&me)))
+            .map(|r| format!("{} {}", r.method, r.url))
+            .collect()
+    }
+
     pub(crate) fn until_page(&self, status: i64, incident: i64) {
         assert!(
             wait_until(Duration::from_secs(20), || {
@@ -258,6 +271,7 @@ fn a_frozen_writer_is_replaced_and_writes_nothing_when_it_wakes() {
     let frozen = p.running[first].as_ref().unwrap();
     signal(&frozen.child, "STOP");
     let second = p.until_writer(Some(first));
+    let taken_over = Instant::now();
     p.report_to(second, &ok("mysql"));
     p.until_page(1, 4);
     let writes = p.fake.puts().len();
@@ -282,6 +296,19 @@ fn a_frozen_writer_is_replaced_and_writes_nothing_when_it_wakes() {
     );
     assert_eq!(sent(&p.log(first)), sent_before, "{}", p.logs());
     assert!(p.fake.puts().len() > writes);
+    // The page itself saw it: every write since the takeover is the second's, none the
+    // woken one's, and the first did write before it froze.
+    assert!(
+        !p.page_writes_by(first, None).is_empty(),
+        "{:?}",
+        p.fake.seen()
+    );
+    assert_eq!(
+        p.page_writes_by(first, Some(taken_over)),
+        Vec::<String>::new(),
+        "a deposed writer wrote to the page"
+    );
+    assert!(!p.page_writes_by(second, Some(taken_over)).is_empty());
 }
 
 #[test]

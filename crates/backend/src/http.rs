@@ -15,10 +15,13 @@
 //!   the credential redacted ([`redact`]).
 //! - With a shutdown flag ([`OverHttp::stopped_by`]), pacing and a request in flight end within
 //!   about 50 ms of the flag being set.
+//! - Every request says who sends it in its User-Agent: `statusrelay/VERSION`, and the
+//!   instance's name when the process is one of an aggregator's instances ([`set_instance`]),
+//!   so the page's access log shows which instance wrote what.
 
 use std::cell::Cell;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -387,6 +390,25 @@ fn tls_words(m: &str) -> String {
     }
 }
 
+/// This process's name among an aggregator's instances, set once when it starts.
+static INSTANCE: OnceLock<String> = OnceLock::new();
+
+/// Say `name` (this process's `[store] instance`) in the User-Agent of every request made
+/// from now on: `statusrelay/VERSION (instance NAME)`. Set once; a second call changes
+/// nothing.
+pub fn set_instance(name: &str) {
+    let _ = INSTANCE.set(name.to_string());
+}
+
+/// `statusrelay/VERSION`, with the instance's name when there is one.
+pub fn user_agent() -> String {
+    let base = concat!("statusrelay/", env!("CARGO_PKG_VERSION"));
+    match INSTANCE.get() {
+        Some(name) => format!("{base} (instance {name})"),
+        None => base.to_string(),
+    }
+}
+
 fn build_agent(timeout: Duration, roots: Option<Vec<ureq::tls::Certificate<'static>>>) -> Agent {
     let mut b = Agent::config_builder()
         .timeout_global(Some(timeout))
@@ -394,7 +416,7 @@ fn build_agent(timeout: Duration, roots: Option<Vec<ureq::tls::Certificate<'stat
         .max_redirects(0)
         // Statuspage and status.io take a body on PATCH/POST only; ureq would refuse a body
         // on DELETE anyway, and GETs carry none.
-        .user_agent(concat!("statusrelay/", env!("CARGO_PKG_VERSION")));
+        .user_agent(user_agent());
     if let Some(certs) = roots {
         let tls = ureq::tls::TlsConfig::builder()
             .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))

@@ -37,6 +37,8 @@ pub struct Seen {
     pub body: String,
     pub at: Instant,
     pub answered: u16,
+    /// Who sent it, as its User-Agent says (`statusrelay/VERSION (instance NAME)`).
+    pub agent: Option<String>,
 }
 
 /// A request handed to an [`Api`].
@@ -234,6 +236,7 @@ fn handle<A: Api>(shared: &(Mutex<Core<A>>, Condvar), mut req: Request) {
             _ => s.api.route(&r),
         };
         let token_ok = s.api.token_ok(&r);
+        let agent = r.header("User-Agent").map(str::to_string);
         s.seen.push(Seen {
             method: r.method,
             url: r.url,
@@ -241,6 +244,7 @@ fn handle<A: Api>(shared: &(Mutex<Core<A>>, Condvar), mut req: Request) {
             body: r.body,
             at: Instant::now(),
             answered: reply.status,
+            agent,
         });
         shared.1.notify_all();
         reply

@@ -90,6 +90,11 @@ pub fn run(
         drop(flusher::take_lock(&config)?);
     }
     let shutdown = super::stop_on_signals()?;
+    // One of several instances: its page requests say which (the page's access log, and the
+    // tests' strict fake, tell the writers apart by it).
+    if let Some(t) = &target {
+        statusrelay_backend::http::set_instance(&t.lease.instance);
+    }
     let election = target
         .clone()
         .map(|t| Arc::new(statusrelay_pg::Election::new(t)));
