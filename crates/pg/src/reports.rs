@@ -4,8 +4,11 @@
 //!
 //! Invariants:
 //! - One transaction per call. It first locks the rows of every node it records, in name
-//!   order (`FOR UPDATE`): two reports of one node, on any instances, are recorded one after
-//!   the other, each judged against the marks the other left.
+//!   order (`FOR UPDATE`), and reads them in the same statement: two reports of one node, on
+//!   any instances, are recorded one after the other, each judged against the marks the other
+//!   left. Within the group, what it read is moved in memory exactly as its reports move the
+//!   rows (`HeldNodes`), so a report is judged against what a read would return; the
+//!   conformance suite has groups of one node's reports to hold that.
 //! - A component's state is computed under a transaction lock of the component
 //!   (`pg_advisory_xact_lock`), taken after the transaction wrote its tests and before it
 //!   reads them, and held until commit. Every transaction that changes a component's tests
@@ -22,6 +25,8 @@
 //! - Ordering is the database's event sequence, as the spool's is its own: a test is changed
 //!   only by an event newer than the one that last changed it.
 
+use std::collections::HashMap;
+
 use postgres::types::ToSql;
 use statusrelay_core::State;
 use statusrelay_core::mapping::TestKey;
@@ -33,7 +38,7 @@ use statusrelay_spool::{
     names_what_is_recorded,
 };
 
-use crate::locks::{lock_components, lock_nodes};
+use crate::locks::lock_components;
 use crate::record::{EventRow, apply_test, insert_event_sql, refresh_desired};
 use crate::store::{Stmts, Tx, word};
 use crate::{PgError, PgStore};
@@ -172,12 +177,16 @@ fn record_once(
     reports: &[ReportIn<'_, '_>],
 ) -> Result<Vec<Reported>, PgError> {
     let mut tx = Tx::new(client.transaction()?, stmts);
-    lock_nodes(&mut tx, names)?;
+    let mut held: HeldNodes = tx
+        .query(LOCK_AND_READ_SQL, &[&names])?
+        .iter()
+        .map(marks_of)
+        .collect();
     let mut out = Vec::with_capacity(reports.len());
     let mut asked = Vec::with_capacity(reports.len());
     let mut events = Vec::with_capacity(reports.len());
     for (report, ev, applies) in reports {
-        let w = report_tx(&mut tx, now, report, ev, applies)?;
+        let w = report_tx(&mut tx, &mut held, now, report, ev, applies)?;
         out.push(w.reported);
         events.push(w.event_id);
         asked.push(w.compute);
@@ -222,35 +231,52 @@ impl Written {
     }
 }
 
-/// The node's marks, with what it feeds, and its reporters, in one statement; None for a
-/// node the store does not know. (A report's transaction has locked the node's row already.)
-fn read_marks(tx: &mut Tx<'_, '_>, node: &str) -> Result<Option<(Marks, Reporters)>, PgError> {
-    let Some(r) = tx.query_opt(
-        "SELECT epoch, last_seq, stale_since, reporter, reporter_peer, rival, rival_peer,
-                rival_seen_at, conflict_since, last_seen_at,
-                ARRAY(SELECT component FROM feeds WHERE node = $1 ORDER BY component),
-                ARRAY(SELECT epoch FROM feeds WHERE node = $1 ORDER BY component),
-                ARRAY(SELECT seq FROM feeds WHERE node = $1 ORDER BY component)
-         FROM nodes WHERE name = $1",
-        &[&node],
-    )?
-    else {
-        return Ok(None);
+/// A node's marks, what it feeds and its reporters: the columns after `name` of
+/// `READ_MARKS_SQL` and `LOCK_AND_READ_SQL`.
+macro_rules! marks_columns {
+    () => {
+        "epoch, last_seq, stale_since, reporter, reporter_peer, rival, rival_peer,
+         rival_seen_at, conflict_since, last_seen_at,
+         ARRAY(SELECT component FROM feeds WHERE node = name ORDER BY component),
+         ARRAY(SELECT epoch FROM feeds WHERE node = name ORDER BY component),
+         ARRAY(SELECT seq FROM feeds WHERE node = name ORDER BY component)"
     };
+}
+
+const READ_MARKS_SQL: &str = concat!(
+    "SELECT name, ",
+    marks_columns!(),
+    " FROM nodes WHERE name = $1"
+);
+
+/// The group's nodes locked (by name, as every transaction takes them: `locks`) and read in
+/// the same statement.
+const LOCK_AND_READ_SQL: &str = concat!(
+    "SELECT name, ",
+    marks_columns!(),
+    " FROM nodes WHERE name = ANY($1) ORDER BY name FOR UPDATE"
+);
+
+/// What a group's transaction holds of each node it locked: read once, as it locks them, then
+/// moved in memory exactly as its reports move the rows (`report_tx`), so each report is
+/// judged against what a read would return.
+type HeldNodes = HashMap<String, (Marks, Reporters)>;
+
+fn marks_of(r: &postgres::Row) -> (String, (Marks, Reporters)) {
     let reporters = Reporters {
-        reporter: r.get(3),
-        reporter_peer: r.get(4),
-        rival: r.get(5),
-        rival_peer: r.get(6),
-        rival_seen_at: r.get(7),
-        conflict_since: r.get(8),
-        last_seen_at: r.get(9),
+        reporter: r.get(4),
+        reporter_peer: r.get(5),
+        rival: r.get(6),
+        rival_peer: r.get(7),
+        rival_seen_at: r.get(8),
+        conflict_since: r.get(9),
+        last_seen_at: r.get(10),
     };
     let (components, epochs, seqs): (Vec<String>, Vec<i64>, Vec<i64>) =
-        (r.get(10), r.get(11), r.get(12));
+        (r.get(11), r.get(12), r.get(13));
     let marks = Marks {
-        whole: r.get::<_, Option<i64>>(1).map(|s| (r.get(0), s)),
-        stale: r.get::<_, Option<i64>>(2).is_some(),
+        whole: r.get::<_, Option<i64>>(2).map(|s| (r.get(1), s)),
+        stale: r.get::<_, Option<i64>>(3).is_some(),
         reporter: reporters.reporter.clone(),
         conflict: reporters.conflict_since.is_some(),
         feeds: components
@@ -258,22 +284,34 @@ fn read_marks(tx: &mut Tx<'_, '_>, node: &str) -> Result<Option<(Marks, Reporter
             .zip(epochs.into_iter().zip(seqs))
             .collect(),
     };
-    Ok(Some((marks, reporters)))
+    (r.get(0), (marks, reporters))
+}
+
+/// The node's marks, with what it feeds, and its reporters, in one statement; None for a
+/// node the store does not know.
+fn read_marks(tx: &mut Tx<'_, '_>, node: &str) -> Result<Option<(Marks, Reporters)>, PgError> {
+    Ok(tx
+        .query_opt(READ_MARKS_SQL, &[&node])?
+        .map(|r| marks_of(&r).1))
 }
 
 /// One node report inside the caller's transaction: the spool's `report_tx`, step for step.
 fn report_tx(
     tx: &mut Tx<'_, '_>,
+    nodes: &mut HeldNodes,
     now: i64,
     report: &NodeReport<'_>,
     ev: &NewEvent,
     applies: &[Apply],
 ) -> Result<Written, PgError> {
-    let Some((mut marks, held)) = read_marks(tx, report.node)? else {
+    let Some((mut marks, held)) = nodes.get(report.node).cloned() else {
         return Ok(Written::only(Reported::UnknownNode));
     };
+    // What the node's row holds after this report, kept for the group's next reports.
+    let mut row = held.clone();
     if let Some(id) = report.identity {
         let (judged, next) = judge_reporter(&held, now, id);
+        row = next.clone();
         if next != held {
             tx.execute(
                 "UPDATE nodes SET reporter = $2, reporter_peer = $3, rival = $4, rival_peer = $5,
@@ -294,7 +332,10 @@ fn report_tx(
             )?;
         }
         match judged {
-            Judged::Refuse(c) => return Ok(Written::only(Reported::Conflict(c))),
+            Judged::Refuse(c) => {
+                keep(nodes, report.node, marks, row);
+                return Ok(Written::only(Reported::Conflict(c)));
+            }
             Judged::Same => {}
             Judged::New => {
                 // A new reporter's sequence has nothing to do with the old one's.
@@ -322,6 +363,8 @@ fn report_tx(
                    heard_at = now() WHERE name = $1",
                 &[&report.node, &now, &report.via.as_str(), &report.period_ms],
             )?;
+            row.last_seen_at = Some(now);
+            keep(nodes, report.node, marks, row);
             return Ok(Written::only(Reported::outdated(mark, report.order)));
         }
         Verdict::Apply {
@@ -333,7 +376,7 @@ fn report_tx(
         } => (fresh, dropped, whole, outdated),
     };
     let back = marks.stale;
-    let feeds = marks.feeds;
+    let feeds = marks.feeds.clone();
     let all: Vec<&Apply> = applies
         .iter()
         .filter(|a| fresh.contains(&a.component.as_str()))
@@ -349,6 +392,7 @@ fn report_tx(
     } else {
         EventStatus::Applied
     };
+    let whole_mark = whole && outdated.is_none();
     let event_id = move_marks(
         tx,
         now,
@@ -356,8 +400,21 @@ fn report_tx(
         (ev, status),
         (&fresh, &dropped),
         back,
-        whole && outdated.is_none(),
+        whole_mark,
     )?;
+    // The same moves in memory: what the node now feeds, no longer stale, its whole mark.
+    for c in &fresh {
+        marks.feeds.insert(c.to_string(), report.order);
+    }
+    for c in &dropped {
+        marks.feeds.remove(c);
+    }
+    marks.stale = false;
+    if whole_mark {
+        marks.whole = Some(report.order);
+    }
+    row.last_seen_at = Some(now);
+    keep(nodes, report.node, marks, row);
     let mut compute: Vec<(String, NodeRule)> = Vec::new();
     for a in &all {
         apply_test(tx, a, event_id, now, None)?;
@@ -414,6 +471,14 @@ fn report_tx(
         event_id: Some(event_id),
         compute,
     })
+}
+
+/// Keep what the node's row now holds for the group's next reports: its marks, with the
+/// reporter and conflict its reporters' row says (as a read would derive them).
+fn keep(nodes: &mut HeldNodes, node: &str, mut marks: Marks, row: Reporters) {
+    marks.reporter = row.reporter.clone();
+    marks.conflict = row.conflict_since.is_some();
+    nodes.insert(node.to_string(), (marks, row));
 }
 
 /// The node's marks moved by an applied report (the spool's `move_marks`), and its event

@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// One transaction's reports, each with its test changes.
+type Group<'a> = Vec<(NodeReport<'a>, Vec<Apply>)>;
+
 /// The nodes' reports, step by step: a relay's whole report, the same again, one that drops a
 /// component, a collector's report on one component, a sub-test's recovery, a new reporter, two
 /// reporters alternating, a node nobody added, and a component whose rule counts nodes. After
@@ -271,6 +274,105 @@ pub(super) fn reports<S: NodeCredentials + Reports>(s: &mut S, clock: &TestClock
         )
         .unwrap()
     ));
+    // One node's reports in one transaction (a group commit): each judged against what the
+    // one before it left. In order; the newer first (the older is then outdated); a new
+    // reporter, then its next report; a whole report naming a component again, then an older
+    // one.
+    let (c, d) = (relay("relay:c", "192.0.2.3"), relay("relay:d", "192.0.2.4"));
+    let http = |st: State| vec![fail("web", "web1", "http", st)];
+    let db_down = |st: State| vec![fail("db", "web1", "connection", st)];
+    let groups: Vec<(&str, Group<'_>)> = vec![
+        (
+            "web1 twice in one transaction, in order",
+            vec![
+                (
+                    report("web1", (8, 1), Snapshot::Node(web), Via::Relay, None),
+                    http(State::MajorOutage),
+                ),
+                (
+                    report("web1", (8, 2), Snapshot::Node(web), Via::Relay, None),
+                    vec![],
+                ),
+            ],
+        ),
+        (
+            "web1 twice in one transaction, the newer first",
+            vec![
+                (
+                    report("web1", (8, 4), Snapshot::Node(web), Via::Relay, None),
+                    http(State::PartialOutage),
+                ),
+                (
+                    report("web1", (8, 3), Snapshot::Node(web), Via::Relay, None),
+                    vec![],
+                ),
+            ],
+        ),
+        (
+            "web1 by a new reporter, then again, in one transaction",
+            vec![
+                (
+                    report("web1", (1, 1), Snapshot::Node(web_db), Via::Relay, Some(c)),
+                    db_down(State::MajorOutage),
+                ),
+                (
+                    report("web1", (1, 2), Snapshot::Node(web), Via::Relay, Some(c)),
+                    vec![],
+                ),
+            ],
+        ),
+        (
+            "web1 naming db again, then an older report, in one transaction",
+            vec![
+                (
+                    report("web1", (1, 4), Snapshot::Node(web_db), Via::Relay, Some(c)),
+                    db_down(State::PartialOutage),
+                ),
+                (
+                    report("web1", (1, 3), Snapshot::Node(web), Via::Relay, Some(c)),
+                    vec![],
+                ),
+            ],
+        ),
+        (
+            "web1 by another reporter",
+            vec![(
+                report("web1", (1, 9), Snapshot::Node(web), Via::Relay, Some(d)),
+                vec![],
+            )],
+        ),
+        (
+            "web1's reporter after a long silence, outdated, then its rival, in one transaction",
+            vec![
+                (
+                    report("web1", (1, 5), Snapshot::Node(web), Via::Relay, Some(d)),
+                    vec![],
+                ),
+                (
+                    report("web1", (1, 10), Snapshot::Node(web), Via::Relay, Some(c)),
+                    vec![],
+                ),
+            ],
+        ),
+    ];
+    for (what, group) in &groups {
+        // Two minutes of silence before the last group: its reporter is heard again by an
+        // outdated report, which the second reporter of the group must see as live.
+        let silence = if what.contains("long silence") {
+            120_000
+        } else {
+            1_000
+        };
+        clock.0.fetch_add(silence, Ordering::SeqCst);
+        let batch: Vec<_> = group.iter().map(|(r, a)| (r, &ev, a.as_slice())).collect();
+        let got = s.record_reports(&batch).unwrap();
+        trace.push(format!("{what}: {got:?}"));
+        trace.push(format!("  desired: {:?}", s.desired().unwrap()));
+        for c in ["db", "web"] {
+            trace.push(format!("  {c} failing: {:?}", s.failing_tests(c).unwrap()));
+        }
+        trace.push(format!("  web1: {:?}", s.marks("web1").unwrap()));
+    }
     trace
 }
 
