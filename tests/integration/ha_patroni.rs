@@ -43,13 +43,17 @@ fn the_database_failing_over_by_patroni_loses_nothing_acknowledged() {
     // The node's recovery: refused (503) until the instance has the new primary, kept by the
     // node and sent again until it is taken.
     assert_code(&monit(&db1, &ok("mysql")), 0);
+    let mut said = String::new();
     assert!(
-        wait_until(Duration::from_secs(60), || db1
-            .run(&["flush", "--once"])
-            .code
-            == 0),
-        "{}",
-        serve.log()
+        wait_until(Duration::from_secs(60), || {
+            let r = db1.run(&["flush", "--once"]);
+            said = r.stderr;
+            r.code == 0
+        }),
+        "the node's last try: {said}\nroles: {:?}\n{}\n{}",
+        pt.roles(),
+        serve.log(),
+        pt.logs()
     );
     assert!(
         wait_until(Duration::from_secs(30), || fake.status_of(2) == Some(1)

@@ -112,7 +112,7 @@ impl PgError {
     /// restarting, failing over, unreachable).
     pub fn is_retryable(&self) -> bool {
         match self {
-            PgError::Db(e) => e.is_closed() || e.code().is_none(),
+            PgError::Db(e) => e.is_closed() || e.code().is_none_or(is_transient),
             PgError::TooNew { .. }
             | PgError::Deposed { .. }
             | PgError::NotWriter
@@ -127,6 +127,22 @@ impl PgError {
     pub fn is_deposed(&self) -> bool {
         matches!(self, PgError::Deposed { .. } | PgError::NotWriter)
     }
+}
+
+/// A server's error that says the session, not the statement, is the trouble, and that
+/// passes with a new connection: the connection lost (class 08); the server shutting down,
+/// crashed or its postmaster gone under a running statement (57P01 to 57P03: a primary dying
+/// in a failover says 57P01 to every backend); the session ended for idling, inside a
+/// transaction (25P03: an instance frozen mid-transaction past a quarter of its lease, see
+/// `Lease::prepare_session`) or not (57P05); a server no longer the primary (25006,
+/// read-only); no connection slot free (53300).
+pub fn is_transient(code: &postgres::error::SqlState) -> bool {
+    let c = code.code();
+    c.starts_with("08")
+        || matches!(
+            c,
+            "57P01" | "57P02" | "57P03" | "57P05" | "25P03" | "25006" | "53300"
+        )
 }
 
 /// Bring the database's schema up to date (see the module's invariants); the version it is at.
@@ -153,4 +169,40 @@ pub fn migrate(client: &mut postgres::Client) -> Result<i32, PgError> {
     }
     tx.commit()?;
     Ok(known)
+}
+
+#[cfg(test)]
+mod tests {
+    use postgres::error::SqlState;
+
+    use super::is_transient;
+
+    /// What a failover, a restart or a full server say passes; what a statement did wrong
+    /// never does (it would be sent again and again).
+    #[test]
+    fn a_server_going_away_is_transient_and_a_bad_statement_is_not() {
+        for code in [
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            SqlState::CONNECTION_FAILURE,
+            SqlState::CONNECTION_EXCEPTION,
+            SqlState::READ_ONLY_SQL_TRANSACTION,
+            SqlState::TOO_MANY_CONNECTIONS,
+            SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+            SqlState::IDLE_SESSION_TIMEOUT,
+        ] {
+            assert!(is_transient(&code), "{}", code.code());
+        }
+        for code in [
+            SqlState::SYNTAX_ERROR,
+            SqlState::UNIQUE_VIOLATION,
+            SqlState::UNDEFINED_TABLE,
+            SqlState::INSUFFICIENT_PRIVILEGE,
+            SqlState::INVALID_PASSWORD,
+            SqlState::T_R_DEADLOCK_DETECTED,
+        ] {
+            assert!(!is_transient(&code), "{}", code.code());
+        }
+    }
 }
