@@ -17,6 +17,7 @@ pub mod import;
 pub mod incidents;
 pub mod lease;
 pub mod locks;
+mod marks;
 pub mod nodes;
 pub mod record;
 pub mod replay;
