@@ -7,7 +7,9 @@
 //!   (a report, an outdated one, a touch). [`PgStore::silent_nodes`] is asked by the writer.
 //! - A node is never judged silent before `stale_after` of its periods since the writer took
 //!   its lease: a writer taking over after the whole cluster was down gives every node its
-//!   time to report, as a single aggregator does after it starts.
+//!   time to report, as a single aggregator does after it starts. With no live lease (every
+//!   instance stopped, or one starting before it is elected), no silence is judged at all:
+//!   the old lease's start would count the time nobody listened.
 //! - Recording silence takes the same locks as a report, in the same order (the nodes' rows,
 //!   then their components): a report and a verdict of one node are one after the other.
 
@@ -106,7 +108,8 @@ impl Staleness for PgStore {
 
 impl PgStore {
     /// The nodes silent for more than `stale_after` of their periods, on the database's clock
-    /// and never counted from before the writer took its lease (see the module's invariants);
+    /// and never counted from before the writer took its lease, nor while no lease is live
+    /// (see the module's invariants);
     /// a node already stale, or with no known period, is never among them. By name.
     pub fn silent_nodes(&mut self, stale_after: u32) -> Result<Vec<Silence>, PgError> {
         let stale_after = i64::from(stale_after);
@@ -117,7 +120,8 @@ impl PgStore {
                    (extract(epoch FROM now() - heard_at) * 1000)::bigint
                  FROM nodes
                  WHERE stale_since IS NULL AND period_ms IS NOT NULL AND heard_at IS NOT NULL
-                   AND now() - greatest(heard_at, (SELECT since FROM writer WHERE id = 1))
+                   AND now() - greatest(heard_at, coalesce(
+                         (SELECT since FROM writer WHERE id = 1 AND expires_at > now()), now()))
                        > make_interval(secs => $1 * period_ms / 1000.0)
                  ORDER BY name",
                 &[&stale_after],

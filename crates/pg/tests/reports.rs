@@ -378,6 +378,21 @@ fn the_writer_finds_silent_nodes_on_the_databases_clock_from_every_instances_rep
         "UPDATE writer SET since = now() - interval '200 ms' WHERE id = 1",
     );
     assert_eq!(s.silent_nodes(3).unwrap(), []);
+    // No live lease (every instance stopped, or one starting before it is elected again): no
+    // silence is judged, whatever the old lease's start; nor with no lease ever taken.
+    set(
+        &mut s,
+        "UPDATE writer SET since = now() - interval '1 hour', expires_at = now() - interval '1 s'
+         WHERE id = 1",
+    );
+    assert_eq!(s.silent_nodes(3).unwrap(), [], "an expired lease");
+    set(&mut s, "DELETE FROM writer");
+    assert_eq!(s.silent_nodes(3).unwrap(), [], "no lease ever");
+    set(
+        &mut s,
+        "INSERT INTO writer (id, holder, term, since, renewed_at, expires_at)
+         VALUES (1, 'a', 2, now() - interval '200 ms', now(), now() + interval '15 s')",
+    );
     // Recorded stale: the writer finds it no more.
     set(
         &mut s,
