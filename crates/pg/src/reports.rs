@@ -30,9 +30,8 @@ use statusrelay_core::mapping::TestKey;
 use statusrelay_core::nodes::NodeRule;
 use statusrelay_spool::store::{ReportIn, Reports};
 use statusrelay_spool::{
-    Apply, EventStatus, FailingRow, FailingTest, Judged, Marks, NewEvent, NodeReport, Recorded,
-    Reported, Snapshot, Touch, Verdict, group_computes, judge, judge_reporter,
-    names_what_is_recorded,
+    Apply, EventStatus, FailingRow, FailingTest, Group, Judged, Marks, NewEvent, NodeReport,
+    Reported, Snapshot, Touch, Verdict, Written, judge, judge_reporter, names_what_is_recorded,
 };
 
 use crate::locks::lock_components;
@@ -180,53 +179,20 @@ fn record_once(
         .iter()
         .map(marks_of)
         .collect();
-    let mut out = Vec::with_capacity(reports.len());
-    let mut asked = Vec::with_capacity(reports.len());
-    let mut events = Vec::with_capacity(reports.len());
-    for (report, ev, applies) in reports {
-        let w = report_tx(&mut tx, &mut held, now, report, ev, applies)?;
-        out.push(w.reported);
-        events.push(w.event_id);
-        asked.push(w.compute);
-    }
-    let asked: Vec<Vec<(&str, NodeRule)>> = asked
+    let written = reports
         .iter()
-        .map(|l| l.iter().map(|(c, r)| (c.as_str(), *r)).collect())
-        .collect();
-    let computes = group_computes(&asked);
-    let components: Vec<&str> = computes.iter().map(|g| g.component).collect();
+        .map(|(report, ev, applies)| report_tx(&mut tx, &mut held, now, report, ev, applies))
+        .collect::<Result<Vec<_>, _>>()?;
+    let group = Group::new(written);
+    let components = group.components();
+    let components: Vec<&str> = components.iter().map(String::as_str).collect();
     lock_components(&mut tx, &components, &[])?;
-    for g in computes {
-        let (Some(event_id), (_, ev, _)) = (events[g.report], reports[g.report]) else {
-            continue;
-        };
-        let message = ev.description.as_deref();
-        let change = refresh_desired(&mut tx, g.component, g.rule, event_id, message, now)?;
-        if let (Some(c), Reported::Applied(r)) = (change, &mut out[g.report]) {
-            r.changes.push(c);
-        }
-    }
+    let out = group.finish(|component, rule, event_id, i| {
+        let message = reports[i].1.description.as_deref();
+        refresh_desired(&mut tx, component, rule, event_id, message, now)
+    })?;
     tx.commit()?;
     Ok(out)
-}
-
-/// A report written, its components not yet computed (see `record_once`).
-struct Written {
-    reported: Reported,
-    /// The report's event, when it recorded one.
-    event_id: Option<i64>,
-    /// The components it changed: computed once for the whole group.
-    compute: Vec<(String, NodeRule)>,
-}
-
-impl Written {
-    fn only(reported: Reported) -> Written {
-        Written {
-            reported,
-            event_id: None,
-            compute: Vec::new(),
-        }
-    }
 }
 
 /// One node report inside the caller's transaction: the spool's `report_tx`, step for step.
@@ -393,16 +359,5 @@ fn report_tx(
             compute.push((c.to_string(), (report.rule_of)(c)));
         }
     }
-    let reported = match outdated {
-        Some(mark) => Reported::outdated(mark, report.order),
-        None => Reported::Applied(Recorded {
-            event_id,
-            changes: Vec::new(),
-        }),
-    };
-    Ok(Written {
-        reported,
-        event_id: Some(event_id),
-        compute,
-    })
+    Ok(Written::applied(event_id, compute, outdated, report.order))
 }

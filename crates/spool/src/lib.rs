@@ -392,7 +392,7 @@ mod report;
 mod upkeep;
 
 use deliver::row_item;
-pub use group::{GroupCompute, group_computes};
+pub use group::{Group, GroupCompute, Written, group_computes};
 pub use judge::{
     Judged, Marks, Reporters, Seen, Verdict, assert_worst_first, desired_state, judge,
     judge_reporter,

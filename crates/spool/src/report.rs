@@ -16,9 +16,8 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::judge::{Judged, Reporters};
-use statusrelay_core::nodes::NodeRule;
-
 use crate::record::{At, Clear, How, exec, refresh_desired, write_tx};
+use crate::{Group, Written};
 
 impl Spool {
     /// Record a node's report (`statusrelay serve`): its test changes, and for a snapshot the
@@ -54,59 +53,17 @@ impl Spool {
                 now,
                 aggregator: true,
             };
-            let mut out = Vec::with_capacity(reports.len());
-            let mut asked = Vec::with_capacity(reports.len());
-            let mut events = Vec::with_capacity(reports.len());
-            for (report, ev, applies) in reports {
-                let w = report_tx(tx, e, &at, report, ev, applies)?;
-                out.push(w.reported);
-                events.push(w.event_id);
-                asked.push(w.compute);
-            }
-            let asked: Vec<Vec<(&str, NodeRule)>> = asked
+            let written = reports
                 .iter()
-                .map(|l| l.iter().map(|(c, r)| (c.as_str(), *r)).collect())
-                .collect();
-            for g in crate::group_computes(&asked) {
-                let (Some(event_id), (_, ev, _)) = (events[g.report], reports[g.report]) else {
-                    continue;
-                };
-                let change = refresh_desired(
-                    tx,
-                    at.path,
-                    at.file,
-                    g.component,
-                    g.rule,
-                    event_id,
-                    ev.description.as_deref(),
-                    now,
-                    true,
-                )?;
-                if let (Some(c), Reported::Applied(r)) = (change, &mut out[g.report]) {
-                    r.changes.push(c);
-                }
-            }
-            Ok(out)
+                .map(|(report, ev, applies)| report_tx(tx, e, &at, report, ev, applies))
+                .collect::<Result<Vec<_>>>()?;
+            Group::new(written).finish(|component, rule, event_id, i| {
+                let message = reports[i].1.description.as_deref();
+                refresh_desired(
+                    tx, at.path, at.file, component, rule, event_id, message, now, true,
+                )
+            })
         })
-    }
-}
-
-/// A report written, its components not yet computed (see `Spool::record_reports`).
-struct Written {
-    reported: Reported,
-    /// The report's event, when it recorded one.
-    event_id: Option<i64>,
-    /// The components it changed: computed once for the whole group.
-    compute: Vec<(String, NodeRule)>,
-}
-
-impl Written {
-    fn only(reported: Reported) -> Written {
-        Written {
-            reported,
-            event_id: None,
-            compute: Vec::new(),
-        }
     }
 }
 
@@ -263,18 +220,7 @@ fn report_tx(
             compute.push((c, rule));
         }
     }
-    let reported = match outdated {
-        Some(mark) => Reported::outdated(mark, report.order),
-        None => Reported::Applied(Recorded {
-            event_id,
-            changes: Vec::new(),
-        }),
-    };
-    Ok(Written {
-        reported,
-        event_id: Some(event_id),
-        compute,
-    })
+    Ok(Written::applied(event_id, compute, outdated, report.order))
 }
 
 /// A node that reports is alive, whatever the report is worth.
