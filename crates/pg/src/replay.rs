@@ -18,7 +18,9 @@
 use statusrelay_core::State;
 use statusrelay_core::mapping::TestKey;
 use statusrelay_spool::store::Replay;
-use statusrelay_spool::{Apply, DeliveryStatus, EventStatus, Item, NewEvent, Recorded, Replayed};
+use statusrelay_spool::{
+    Apply, DeliveryStatus, EventStatus, Item, NewEvent, Recorded, Replayed, chosen_for_replay,
+};
 
 use crate::deliver::{ITEM_COLS, row_item};
 use crate::locks::lock_components;
@@ -36,7 +38,7 @@ impl Replay for PgStore {
     ) -> Result<Replayed, PgError> {
         let now = self.now();
         let mut tx = self.client.transaction()?;
-        let chosen: Vec<Item> = tx
+        let items: Vec<Item> = tx
             .query(
                 &format!(
                     "SELECT {ITEM_COLS} FROM outbox WHERE status IN ('pending', 'dead')
@@ -46,17 +48,8 @@ impl Replay for PgStore {
             )?
             .iter()
             .map(row_item)
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .filter(|i| {
-                if ids.is_empty() {
-                    i.status == DeliveryStatus::Pending || dead
-                } else {
-                    ids.contains(&i.id)
-                }
-            })
-            .filter(|i| component.is_none_or(|c| c == i.component))
-            .collect();
+            .collect::<Result<_, _>>()?;
+        let chosen = chosen_for_replay(items, ids, dead, component);
         // A dead letter whose component has a newer delivery is history: sending its state
         // again would show an outage that ended.
         let mut out = Replayed {

@@ -401,6 +401,7 @@ use open::sqlite_error;
 pub use open::{file_id, move_aside};
 use page::forget_page_state;
 use record::enqueue;
+pub use replay::chosen_for_replay;
 
 #[cfg(test)]
 mod tests;

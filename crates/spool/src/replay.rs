@@ -55,6 +55,27 @@ pub trait Replay: Record + Queue {
     ) -> std::result::Result<Recorded, Self::Error>;
 }
 
+/// Of the pending and dead deliveries, those `replay` asks for: the given ids, or every
+/// pending one (and, with `dead`, every dead one), of one component if asked.
+pub fn chosen_for_replay(
+    items: Vec<Item>,
+    ids: &[i64],
+    dead: bool,
+    component: Option<&str>,
+) -> Vec<Item> {
+    items
+        .into_iter()
+        .filter(|i| {
+            if ids.is_empty() {
+                i.status == DeliveryStatus::Pending || dead
+            } else {
+                ids.contains(&i.id)
+            }
+        })
+        .filter(|i| component.is_none_or(|c| c == i.component))
+        .collect()
+}
+
 impl Replay for Spool {
     fn replay_items(
         &mut self,
@@ -203,17 +224,7 @@ impl Spool {
             rows.collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(&e)?
         };
-        let chosen: Vec<Item> = items
-            .into_iter()
-            .filter(|i| {
-                if ids.is_empty() {
-                    i.status == DeliveryStatus::Pending || dead
-                } else {
-                    ids.contains(&i.id)
-                }
-            })
-            .filter(|i| component.is_none_or(|c| c == i.component))
-            .collect();
+        let chosen = chosen_for_replay(items, ids, dead, component);
         // A dead letter whose component has a newer delivery is history: the page has moved on
         // (or will), and sending the old state again would show an outage that ended.
         let mut chosen_now = Vec::new();
