@@ -381,8 +381,26 @@ fn the_database_failing_over_to_its_standby_loses_nothing_acknowledged() {
         statusrelay_testkit::postgres::DB,
         statusrelay_testkit::postgres::DB
     );
+    through_a_failover(&url, Duration::from_secs(30), &String::new, || {
+        // The primary is gone; the standby is promoted.
+        primary.stop().unwrap();
+        standby.promote().unwrap();
+    });
+}
+
+/// `serve` (instance a) on the database at `url` through a failover: an outage shown with its
+/// incident; `fail_over` (the primary gone, a standby promoted); then the recovery, refused
+/// (503) until the instance has the new primary, kept by the node and sent again until it is
+/// taken within `deadline`, shown, and the outage's one incident resolved. `more`: what else
+/// to say when it fails (the cluster's own logs). The instance, still running, and its page.
+pub(crate) fn through_a_failover(
+    url: &str,
+    deadline: Duration,
+    more: &dyn Fn() -> String,
+    fail_over: impl FnOnce(),
+) -> (Aggregator, LiveFlusher, FakeCachet) {
     let fake = FakeCachet::start(TOKEN, &[(2, "db cluster")]);
-    let agg = instance_on("a", &fake, &url);
+    let agg = instance_on("a", &fake, url);
     let secret = agg.add_node("db1");
     let db1 = node("db1", &agg, &secret);
     let serve = agg.start();
@@ -395,32 +413,34 @@ fn the_database_failing_over_to_its_standby_loses_nothing_acknowledged() {
         "{}",
         serve.log()
     );
-    // The primary is gone; the standby is promoted.
-    primary.stop().unwrap();
-    standby.promote().unwrap();
-    // The node's recovery: refused (503) while the instance has no primary, kept by the
-    // node and sent again until it is taken.
+    fail_over();
     assert_code(&monit(&db1, &ok("mysql")), 0);
+    let mut said = String::new();
     assert!(
-        wait_until(Duration::from_secs(30), || db1
-            .run(&["flush", "--once"])
-            .code
-            == 0),
-        "{}",
-        serve.log()
+        wait_until(deadline, || {
+            let r = db1.run(&["flush", "--once"]);
+            said = r.stderr;
+            r.code == 0
+        }),
+        "the node's last try: {said}\n{}\n{}",
+        serve.log(),
+        more()
     );
     assert!(
         wait_until(Duration::from_secs(30), || fake.status_of(2) == Some(1)
             && fake.incidents().iter().all(|i| i.status == 4)),
-        "{:?}\n{}",
+        "{:?} {:?}\n{}\n{}",
+        fake.puts(),
         fake.incidents(),
-        serve.log()
+        serve.log(),
+        more()
     );
     assert_eq!(
         fake.incidents().len(),
         1,
         "one incident across the failover"
     );
+    (agg, serve, fake)
 }
 
 /// The writer killed while its incident POST is in flight, the page completing it after:
